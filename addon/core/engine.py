@@ -1,0 +1,99 @@
+"""The engine contract: audio in, FaceTrack out. Every front end (operator, CLI, batch) calls ``animate``.
+
+Engines live in their own modules and are imported lazily, so a missing optional part (a model file,
+pocketsphinx) only fails the engine that needs it, with a clear message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from . import spec
+from .audio import Audio, load_audio
+from .errors import Cancelled, FacePolicyError
+from .facetrack import FaceTrack
+
+# progress(fraction 0..1, message). Called from whatever thread runs the engine.
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass
+class BakeOptions:
+    """What the user asked for. Engines ignore the options they do not support."""
+
+    engine: str = "neural"
+    transcript: str | None = None  # the text itself, not a path
+    seed: int = 0
+    style: str | None = None  # a preset name, or a path to a reference (.json FaceTrack or Live Link .csv)
+    strength: float = 1.0  # style strength (classifier-free guidance scale)
+    emotion: str = "neutral"
+    emotion_intensity: float = 0.0
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # 0: onnxruntime's default
+    extra: dict = field(default_factory=dict)
+
+
+class Engine(Protocol):
+    name: str
+
+    def animate(self, audio: Audio, options: BakeOptions, progress: ProgressFn,
+                cancel: threading.Event) -> FaceTrack:
+        """A FaceTrack at spec.MODEL_FPS with spec.CHANNEL_NAMES. Raises Cancelled when cancel is set."""
+
+
+# name → (module relative to this package, class name)
+ENGINES: dict[str, tuple[str, str]] = {}
+
+
+def register_engine(name: str, module: str, cls: str) -> None:
+    ENGINES[name] = (module, cls)
+
+
+_instances: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def get_engine(name: str) -> Engine:
+    """The (cached, warm) engine called ``name``."""
+    if name not in ENGINES:
+        known = ", ".join(sorted(ENGINES)) or "none"
+        raise FacePolicyError(f"unknown engine {name!r}; available: {known}")
+    with _lock:
+        if name not in _instances:
+            module, cls = ENGINES[name]
+            mod = importlib.import_module(module, __package__)
+            _instances[name] = getattr(mod, cls)()
+        return _instances[name]
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    pass
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("cancelled")
+
+
+def animate(audio: Audio | str | Path, options: BakeOptions | None = None,
+            progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> FaceTrack:
+    """Run one engine on one audio input and return a FaceTrack at the model rate."""
+    options = options or BakeOptions()
+    progress = progress or _no_progress
+    cancel = cancel or threading.Event()
+    if not isinstance(audio, Audio):
+        audio = load_audio(audio)
+    engine = get_engine(options.engine)
+    check_cancel(cancel)
+    track = engine.animate(audio, options, progress, cancel)
+    check_cancel(cancel)
+    track.meta.setdefault("engine", options.engine)
+    track.meta.setdefault("seed", options.seed)
+    if audio.source:
+        track.meta.setdefault("audio", Path(audio.source).name)
+    return track.select(spec.CHANNEL_NAMES) if track.names != spec.CHANNEL_NAMES else track
