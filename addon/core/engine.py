@@ -26,7 +26,7 @@ ProgressFn = Callable[[float, str], None]
 class BakeOptions:
     """What the user asked for. Engines ignore the options they do not support."""
 
-    engine: str = "neural"
+    engine: str = "phonetic"
     transcript: str | None = None  # the text itself, not a path
     seed: int = 0
     style: str | None = None  # a preset name, or a path to a reference (.json FaceTrack or Live Link .csv)
@@ -46,8 +46,10 @@ class Engine(Protocol):
         """A FaceTrack at spec.MODEL_FPS with spec.CHANNEL_NAMES. Raises Cancelled when cancel is set."""
 
 
-# name → (module relative to this package, class name)
-ENGINES: dict[str, tuple[str, str]] = {}
+# name → (module relative to this package, class name). The neural engine joins when its model ships.
+ENGINES: dict[str, tuple[str, str]] = {
+    "phonetic": (".phonetic", "PhoneticEngine"),
+}
 
 
 def register_engine(name: str, module: str, cls: str) -> None:
