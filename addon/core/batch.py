@@ -1,0 +1,884 @@
+"""Batch baking without Blender's UI: the row model, manifests, validation, resumability and executors.
+
+One dialogue line is one ``BakeRow``. ``bake_row(row, opts)`` turns it into files and is pure and idempotent:
+the same row and options always give the same files, every file is written atomically, and a small hidden
+sidecar (written last) records what produced them so that a re-run skips rows that are already up to date.
+Executors only decide *where* ``bake_row`` runs (in this process, or in warm worker processes); a cluster
+executor plugs in the same way. Formats that need Blender (fbx, glb, blend) are written by a ``SceneExporter``
+passed in by the caller, so this module never imports bpy.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+
+from . import spec
+from .errors import Cancelled, FacePolicyError
+from .facetrack import FaceTrack
+
+FORMATS: tuple[str, ...] = ("csv", "json", "fbx", "glb", "blend")
+CORE_FORMATS = frozenset({"csv", "json"})  # written from core/ alone, no Blender needed
+SCENE_FORMATS = frozenset({"fbx", "glb", "blend"})  # need bpy
+SIDECAR_VERSION = 1
+MANIFEST_COLUMNS = ("audio", "output", "style", "seed", "object", "engine", "transcript")
+# Other spellings accepted in a manifest header or JSON row.
+_COLUMN_ALIASES = {"output_name": "output", "name": "output", "out": "output", "file": "audio", "wav": "audio"}
+
+
+# --- the row model ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BakeRow:
+    """One line to bake. Paths are absolute; ``output`` is a relative POSIX stem inside the output folder."""
+
+    index: int  # 1-based, in the order the user gave the lines
+    audio: str
+    output: str
+    source: str = ""  # where the row came from, for messages: 'lines.csv line 4', 'argument 2'
+    style: str | None = None
+    seed: int = 0
+    object: str | None = None
+    engine: str = "phonetic"
+    transcript: str | None = None  # path of a text file
+
+    def label(self) -> str:
+        return self.source or f"row {self.index}"
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Settings shared by every row of one batch (plain data, so it crosses process boundaries as JSON)."""
+
+    out_dir: str
+    formats: tuple[str, ...] = ("csv", "json")
+    fps: float = float(spec.MODEL_FPS)
+    takes: int = 1
+    strength: float = 1.0
+    device: str = "auto"
+    blend: str | None = None  # a .blend holding the character; None: the bundled default head
+    fbx_armature: bool = True  # a single root bone so Unreal imports a skeletal mesh with morph targets
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BatchOptions:
+        data = dict(data)
+        data["formats"] = tuple(data.get("formats", ()))
+        return cls(**data)
+
+    @property
+    def needs_blender(self) -> bool:
+        return any(f in SCENE_FORMATS for f in self.formats)
+
+
+@dataclass
+class RowResult:
+    index: int
+    output: str
+    status: str  # "ok" | "skipped" (already up to date) | "failed" | "cancelled"
+    message: str = ""
+    files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    audio_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "skipped")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RowResult:
+        return cls(**data)
+
+
+# SceneExporter(tracks, row, opts, targets): write every target {format: final path} for these takes.
+# ``tracks[k]`` is take k+1; each target path is ``{format: {take: path}}``. Raises FacePolicyError on bad input.
+SceneExporter = Callable[[list[FaceTrack], BakeRow, BatchOptions, dict[str, dict[int, Path]]], None]
+
+
+# --- output names -------------------------------------------------------------------------------------
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """'csv, fbx' → ('csv', 'fbx'), in the canonical order; FacePolicyError naming the valid ones."""
+    items = [t.strip().lower().lstrip(".") for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise FacePolicyError(f"no output format given; choose from {', '.join(FORMATS)}")
+    bad = [t for t in items if t not in FORMATS]
+    if bad:
+        raise FacePolicyError(f"unknown output format {bad[0]!r}; choose from {', '.join(FORMATS)}")
+    return tuple(f for f in FORMATS if f in items)
+
+
+def check_output_name(name: str) -> str:
+    """The normalised relative POSIX stem for a user-given output name, or FacePolicyError.
+
+    Outputs must stay inside the output folder: absolute paths, drive letters, '..' and empty names are refused.
+    A trailing extension of a known format is dropped (the formats come from --format).
+    """
+    raw = str(name).strip()
+    if not raw:
+        raise FacePolicyError("the output name is empty")
+    if "\x00" in raw:
+        raise FacePolicyError(f"the output name {raw!r} contains a NUL character")
+    text = raw.replace("\\", "/")
+    if text.startswith("/") or (len(text) >= 2 and text[1] == ":") or text.startswith("~"):
+        raise FacePolicyError(f"output {raw!r} is an absolute path; output names must be relative to -o")
+    parts = [p for p in PurePosixPath(text).parts if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise FacePolicyError(f"output {raw!r} leaves the output folder ('..' is not allowed)")
+    if not parts:
+        raise FacePolicyError(f"output {raw!r} names no file")
+    stem = PurePosixPath(*parts)
+    if stem.suffix.lower().lstrip(".") in FORMATS:
+        stem = stem.with_suffix("")
+    if stem.name.startswith("."):
+        raise FacePolicyError(f"output {raw!r} is a hidden name; choose a name that does not start with '.'")
+    return stem.as_posix()
+
+
+def take_stem(output: str, take: int, takes: int) -> str:
+    return output if takes == 1 else f"{output}_take{take}"
+
+
+def output_paths(row: BakeRow, opts: BatchOptions) -> dict[str, dict[int, Path]]:
+    """{format: {take: final path}} for one row."""
+    out = Path(opts.out_dir)
+    return {
+        fmt: {k: out / f"{take_stem(row.output, k, opts.takes)}.{fmt}" for k in range(1, opts.takes + 1)}
+        for fmt in opts.formats
+    }
+
+
+def sidecar_path(row: BakeRow, opts: BatchOptions) -> Path:
+    p = Path(opts.out_dir) / row.output
+    return p.with_name(f".{p.name}.facepolicy-bake.json")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+# --- manifests ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ManifestEntry:
+    """A manifest row as read, before validation: a dict of raw values, or an error message."""
+
+    source: str
+    values: dict = field(default_factory=dict)
+    error: str = ""
+
+
+def _column(name: str) -> str:
+    key = str(name).strip().lower().replace(" ", "_").replace("-", "_")
+    return _COLUMN_ALIASES.get(key, key)
+
+
+def read_manifest(path) -> list[ManifestEntry]:
+    """The rows of a CSV or JSON manifest. Whole-file problems raise FacePolicyError; row problems are kept."""
+    path = Path(path)
+    if not path.is_file():
+        raise FacePolicyError(f'manifest "{path}": file not found')
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FacePolicyError(f'manifest "{path.name}": cannot read ({exc})') from None
+    if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
+        return _read_json_manifest(text, path.name)
+    return _read_csv_manifest(text, path.name)
+
+
+def _read_json_manifest(text: str, name: str) -> list[ManifestEntry]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FacePolicyError(f'manifest "{name}": not valid JSON ({exc})') from None
+    if isinstance(data, dict):
+        data = data.get("rows", data.get("lines"))
+    if not isinstance(data, list):
+        raise FacePolicyError(f'manifest "{name}": expected a list of rows, or {{"rows": [...]}}')
+    entries = []
+    for i, item in enumerate(data, start=1):
+        source = f"{name} row {i}"
+        if isinstance(item, str):
+            item = {"audio": item}
+        if not isinstance(item, dict):
+            entries.append(ManifestEntry(source, error=f"expected an object with an 'audio' key, got {item!r}"))
+            continue
+        values = {_column(k): v for k, v in item.items()}
+        unknown = sorted(set(values) - set(MANIFEST_COLUMNS))
+        if unknown:
+            entries.append(ManifestEntry(source, values, f"unknown key(s) {', '.join(unknown)}; "
+                                                         f"allowed: {', '.join(MANIFEST_COLUMNS)}"))
+            continue
+        entries.append(ManifestEntry(source, values))
+    return entries
+
+
+def _read_csv_manifest(text: str, name: str) -> list[ManifestEntry]:
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1)
+             if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        raise FacePolicyError(f'manifest "{name}": the file has no rows')
+    rows = list(csv.reader(io.StringIO("\n".join(line for _, line in lines))))
+    header = [_column(h) for h in rows[0]]
+    if "audio" not in header:
+        raise FacePolicyError(
+            f'manifest "{name}": the header (line {lines[0][0]}) needs an "audio" column; '
+            f"columns: {', '.join(MANIFEST_COLUMNS)}"
+        )
+    unknown = [h for h in header if h not in MANIFEST_COLUMNS]
+    if unknown:
+        raise FacePolicyError(f'manifest "{name}": unknown column(s) {", ".join(unknown)}; '
+                              f"allowed: {', '.join(MANIFEST_COLUMNS)}")
+    entries = []
+    for (line_no, _), cells in zip(lines[1:], rows[1:], strict=True):
+        source = f"{name} line {line_no}"
+        if len(cells) != len(header):
+            entries.append(ManifestEntry(source, error=f"{len(cells)} cells but the header has {len(header)}"))
+            continue
+        entries.append(ManifestEntry(source, {h: c.strip() for h, c in zip(header, cells, strict=True)}))
+    return entries
+
+
+# --- building and validating rows ----------------------------------------------------------------------
+
+
+@dataclass
+class RowDefaults:
+    """What the command line says for values a manifest row leaves empty."""
+
+    style: str | None = None
+    seed: int = 0
+    object: str | None = None
+    engine: str = "phonetic"
+    transcript: str | None = None
+
+
+def _opt_str(v) -> str | None:
+    if v is None:
+        return None
+    s = str(v).strip()
+    return s or None
+
+
+def _resolve(path: str, base: Path) -> str:
+    p = Path(path).expanduser()
+    return str((p if p.is_absolute() else base / p).absolute())
+
+
+def row_from_values(index: int, source: str, values: dict, defaults: RowDefaults, base: Path) -> BakeRow:
+    """A BakeRow from raw manifest/argument values; FacePolicyError for a malformed row."""
+    audio = _opt_str(values.get("audio"))
+    if not audio:
+        raise FacePolicyError("no audio file given")
+    seed_raw = values.get("seed")
+    seed = defaults.seed
+    if seed_raw is not None and str(seed_raw).strip() != "":
+        try:
+            seed = int(str(seed_raw).strip())
+        except ValueError:
+            raise FacePolicyError(f"seed must be a whole number, got {seed_raw!r}") from None
+        if not 0 <= seed < 2**32:
+            raise FacePolicyError(f"seed must be between 0 and {2**32 - 1}, got {seed}")
+    audio_path = _resolve(audio, base)
+    output = _opt_str(values.get("output")) or Path(audio).stem
+    transcript = _opt_str(values.get("transcript"))
+    style = _opt_str(values.get("style")) or defaults.style
+    if style and _looks_like_path(style):
+        style = _resolve(style, base)
+    return BakeRow(
+        index=index,
+        audio=audio_path,
+        output=check_output_name(output),
+        source=source,
+        style=style,
+        seed=seed,
+        object=_opt_str(values.get("object")) or defaults.object,
+        engine=_opt_str(values.get("engine")) or defaults.engine,
+        transcript=_resolve(transcript, base) if transcript else defaults.transcript,
+    )
+
+
+def _looks_like_path(style: str) -> bool:
+    return "/" in style or "\\" in style or Path(style).suffix.lower() in (".json", ".csv")
+
+
+def transcript_for(row: BakeRow) -> Path | None:
+    """The row's transcript file: the one given, else a .txt with the audio's stem beside it."""
+    if row.transcript:
+        return Path(row.transcript)
+    beside = Path(row.audio).with_suffix(".txt")
+    return beside if beside.is_file() else None
+
+
+def check_row(row: BakeRow, opts: BatchOptions, engines: Iterable[str], presets: Iterable[str]) -> None:
+    """FacePolicyError with a user-facing message if the row cannot be baked as given."""
+    audio = Path(row.audio)
+    if not audio.exists():
+        raise FacePolicyError(f'"{row.audio}": audio file not found')
+    if audio.is_dir():
+        raise FacePolicyError(f'"{row.audio}": is a folder, not an audio file')
+    _check_audio_header(audio)
+    if row.transcript and not Path(row.transcript).is_file():
+        raise FacePolicyError(f'"{row.transcript}": transcript file not found')
+    engines = sorted(engines)
+    if row.engine not in engines:
+        raise FacePolicyError(f"unknown engine {row.engine!r}; available: {', '.join(engines) or 'none'}")
+    check_style(row.style, presets)
+    out_root = Path(opts.out_dir)
+    final = out_root / row.output
+    if not _inside(final, out_root):
+        raise FacePolicyError(f"output {row.output!r} resolves outside the output folder {opts.out_dir!r}")
+    _check_writable(final.parent)
+
+
+def _check_audio_header(path: Path) -> None:
+    from .audio import _soundfile
+
+    sf = _soundfile()
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # libsndfile raises several types for undecodable input
+        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise FacePolicyError(
+            f'"{path.name}": could not decode audio ({msg}); try WAV, FLAC, OGG or MP3') from None
+    if info.frames == 0:
+        raise FacePolicyError(f'"{path.name}": the file holds no audio samples')
+
+
+def _check_writable(folder: Path) -> None:
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise FacePolicyError(f'cannot write to "{folder}": "{probe}" is a file, not a folder')
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise FacePolicyError(f'cannot write to "{folder}": the folder "{probe}" is not writable')
+
+
+def style_presets() -> list[str]:
+    """Names of the installed style presets (assets/styles/NAME.json). None ship until the neural model does."""
+    from .assets import asset_root
+
+    folder = asset_root() / "styles"
+    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+
+def check_style(style: str | None, presets: Iterable[str]) -> None:
+    """A preset name must exist; a reference file must exist. FacePolicyError lists the valid presets."""
+    if not style:
+        return
+    presets = sorted(presets)
+    if _looks_like_path(style) or Path(style).is_file():
+        if not Path(style).is_file():
+            raise FacePolicyError(f'style reference "{style}" not found')
+        return
+    if style not in presets:
+        valid = ", ".join(presets) if presets else "none are installed yet (presets ship with the neural model)"
+        raise FacePolicyError(f"unknown style preset {style!r}; valid presets: {valid}; "
+                              "or give a reference file (.json track or Live Link .csv)")
+
+
+def plan_rows(entries: Sequence[tuple[str, dict]], defaults: RowDefaults, base: Path, opts: BatchOptions,
+              engines: Iterable[str], presets: Iterable[str], start: int = 1,
+              claimed: dict[str, BakeRow] | None = None) -> tuple[list[BakeRow], list[RowResult]]:
+    """Build and validate rows. Returns (rows to bake, failures); a bad row never stops the others.
+
+    ``entries`` is (source, values) per row, or (source, {"__error__": message}) for a row that did not parse.
+    Rows are numbered from ``start``; ``claimed`` (output path → row) carries duplicate detection across calls.
+    """
+    engines, presets = list(engines), list(presets)
+    rows: list[BakeRow] = []
+    failures: list[RowResult] = []
+    claimed = {} if claimed is None else claimed
+    for i, (source, values) in enumerate(entries, start=start):
+        label = source or f"row {i}"
+        if "__error__" in values:
+            failures.append(RowResult(i, str(values.get("output") or ""), "failed",
+                                      f"{label}: {values['__error__']}"))
+            continue
+        try:
+            row = row_from_values(i, source, values, defaults, base)
+            check_row(row, opts, engines, presets)
+        except FacePolicyError as exc:
+            failures.append(RowResult(i, str(values.get("output") or values.get("audio") or ""), "failed",
+                                      f"{label}: {exc}"))
+            continue
+        dupe = _first_clash(row, opts, claimed)
+        if dupe is not None:
+            failures.append(RowResult(i, row.output, "failed",
+                                      f"{label}: output {row.output!r} is already written by {dupe.label()}"))
+            continue
+        for key in _claim_keys(row, opts):
+            claimed[key] = row
+        rows.append(row)
+    return rows, failures
+
+
+def _claim_keys(row: BakeRow, opts: BatchOptions) -> list[str]:
+    # Case-folded so that 'Line1' and 'line1' clash as they would on Windows and macOS.
+    keys = [str(p.resolve()).casefold() for takes in output_paths(row, opts).values() for p in takes.values()]
+    keys.append(str(sidecar_path(row, opts).resolve()).casefold())
+    return keys
+
+
+def _first_clash(row: BakeRow, opts: BatchOptions, claimed: dict[str, BakeRow]) -> BakeRow | None:
+    for key in _claim_keys(row, opts):
+        if key in claimed:
+            return claimed[key]
+    return None
+
+
+# --- resumability ---------------------------------------------------------------------------------------
+
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path) -> str:
+    """sha256 of a file, cached by (path, size, mtime) so each input is hashed once per process."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.absolute()), st.st_size, st.st_mtime_ns)
+    if key not in _hash_cache:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        _hash_cache[key] = h.hexdigest()
+    return _hash_cache[key]
+
+
+def row_inputs(row: BakeRow, opts: BatchOptions) -> list[Path]:
+    """Every file whose content the row's outputs depend on."""
+    paths = [Path(row.audio)]
+    t = transcript_for(row)
+    if t is not None:
+        paths.append(t)
+    if row.style and Path(row.style).is_file():
+        paths.append(Path(row.style))
+    if opts.blend and opts.needs_blender:
+        paths.append(Path(opts.blend))
+    return paths
+
+
+def row_fingerprint(row: BakeRow, opts: BatchOptions, version: str = "") -> str:
+    """A hash of everything that changes the row's outputs: input contents and every parameter."""
+    params = {
+        "sidecar": SIDECAR_VERSION,
+        "version": version,
+        "engine": row.engine,
+        "seed": row.seed,
+        "style": None if row.style and Path(row.style).is_file() else row.style,
+        "object": row.object,
+        "fps": opts.fps,
+        "takes": opts.takes,
+        "strength": opts.strength,
+        "fbx_armature": opts.fbx_armature if "fbx" in opts.formats else None,
+        "blend": bool(opts.blend) if opts.needs_blender else None,
+        "inputs": [file_digest(p) for p in row_inputs(row, opts)],
+    }
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+
+
+def is_up_to_date(row: BakeRow, opts: BatchOptions, version: str = "") -> bool:
+    """True when every requested output exists, is newer than every input, and was made with the same
+    parameters and input contents (the sidecar's fingerprint)."""
+    try:
+        side = json.loads(sidecar_path(row, opts).read_text(encoding="utf-8"))
+        if side.get("fingerprint") != row_fingerprint(row, opts, version):
+            return False
+        made = set(side.get("files", ()))
+        newest_input = max(p.stat().st_mtime_ns for p in row_inputs(row, opts))
+        for takes in output_paths(row, opts).values():
+            for path in takes.values():
+                if path.name not in made or path.stat().st_mtime_ns < newest_input:
+                    return False
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
+
+
+# --- baking one row -----------------------------------------------------------------------------------
+
+
+def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | None = None,
+             cancel: threading.Event | None = None, version: str = "") -> RowResult:
+    """Bake one line into its files. Never raises for a bad row: the failure is in the result.
+
+    Idempotent: it first removes the row's sidecar (so an interrupted re-bake is never taken as up to date),
+    writes every output through a temporary file and a rename, then writes the sidecar last.
+    """
+    from .engine import BakeOptions, animate
+    from .fileio import atomic_write_text
+
+    t0 = time.perf_counter()
+    result = RowResult(row.index, row.output, "failed")
+    try:
+        if opts.needs_blender and scene_exporter is None:
+            raise FacePolicyError("fbx, glb and blend need Blender (bpy); install the bpy module or run inside "
+                                  "Blender ('blender -b -c facepolicy bake ...')")
+        side = sidecar_path(row, opts)
+        side.unlink(missing_ok=True)
+        fingerprint = row_fingerprint(row, opts, version)
+        transcript = _read_transcript(transcript_for(row))
+        from .audio import load_audio
+
+        audio = load_audio(row.audio)
+        result.audio_seconds = audio.duration
+        tracks = []
+        for take in range(1, opts.takes + 1):
+            options = BakeOptions(engine=row.engine, transcript=transcript, seed=row.seed + take - 1,
+                                  style=row.style, strength=opts.strength, device=opts.device)
+            track = animate(audio, options, cancel=cancel)
+            track.meta["take"] = take
+            if abs(track.fps - opts.fps) > 1e-9:
+                track = track.resample(opts.fps)
+            tracks.append(track)
+        targets = output_paths(row, opts)
+        for k, track in enumerate(tracks, start=1):
+            if "csv" in targets:
+                from .livelink import write_livelink_csv
+
+                write_livelink_csv(track, targets["csv"][k])
+            if "json" in targets:
+                track.save_json(targets["json"][k])
+        scene_targets = {f: t for f, t in targets.items() if f in SCENE_FORMATS}
+        if scene_targets:
+            scene_exporter(tracks, row, opts, scene_targets)
+        files = [p.name for takes in targets.values() for p in takes.values()]
+        atomic_write_text(side, json.dumps({
+            "fingerprint": fingerprint, "files": files, "audio": row.audio, "engine": row.engine,
+            "seed": row.seed, "takes": opts.takes, "frames": tracks[0].n_frames, "fps": opts.fps,
+        }, indent=1))
+        result.status = "ok"
+        result.files = [str(p) for takes in targets.values() for p in takes.values()]
+    except Cancelled:
+        result.status, result.message = "cancelled", "cancelled"
+    except FacePolicyError as exc:
+        result.message = str(exc)
+    except Exception as exc:  # a bug or a bpy failure on one row must not end the batch
+        result.message = f"internal error: {type(exc).__name__}: {exc}"
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _read_transcript(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8-sig").strip() or None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FacePolicyError(f'"{path.name}": cannot read the transcript ({exc})') from None
+
+
+def remove_partial_files(row: BakeRow, opts: BatchOptions) -> None:
+    """Delete the temporary files an interrupted bake of ``row`` may have left (fileio.atomic_path names)."""
+    for takes in output_paths(row, opts).values():
+        for path in takes.values():
+            for tmp in path.parent.glob(f".{path.name}.*.part{path.suffix}"):
+                tmp.unlink(missing_ok=True)
+    side = sidecar_path(row, opts)
+    for tmp in side.parent.glob(f".{side.name}.*.part{side.suffix}"):
+        tmp.unlink(missing_ok=True)
+
+
+# --- executors -----------------------------------------------------------------------------------------
+
+ResultFn = Callable[[RowResult], None]
+
+
+class Executor:
+    """Runs ``bake_row`` for many rows and reports each result as it finishes (in any order)."""
+
+    def run(self, rows: Sequence[BakeRow], opts: BatchOptions, on_result: ResultFn) -> None:
+        raise NotImplementedError
+
+
+class InProcessExecutor(Executor):
+    """Bakes rows one after the other in this process (inside Blender, or for --jobs 1)."""
+
+    def __init__(self, scene_exporter_factory: Callable[[], SceneExporter] | None = None, version: str = ""):
+        self._factory = scene_exporter_factory
+        self._exporter: SceneExporter | None = None
+        self.version = version
+
+    def run(self, rows, opts, on_result):
+        for row in rows:
+            if opts.needs_blender and self._exporter is None and self._factory is not None:
+                self._exporter = self._factory()
+            try:
+                on_result(bake_row(row, opts, self._exporter, version=self.version))
+            except BaseException:
+                remove_partial_files(row, opts)
+                raise
+
+
+RESULT_PREFIX = "@@facepolicy-result "
+
+
+class ProcessExecutor(Executor):
+    """``jobs`` warm worker processes, each with its own engine and bpy, fed rows over a JSON-lines pipe.
+
+    ``worker_command`` starts one worker (see ``serve``). A worker that crashes costs only the row it was on:
+    it is restarted for the next row. On Ctrl-C the workers are stopped, their temporary files removed,
+    and KeyboardInterrupt propagates; finished outputs are already complete files.
+    """
+
+    def __init__(self, jobs: int, worker_command: Sequence[str], log_dir: str | None = None,
+                 env: dict | None = None):
+        self.jobs = max(1, int(jobs))
+        self.worker_command = list(worker_command)
+        self.log_dir = log_dir
+        self.env = env
+
+    def _start(self, slot: int) -> tuple[subprocess.Popen, Path]:
+        log_dir = Path(self.log_dir or tempfile.gettempdir())
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"facepolicy-worker-{os.getpid()}-{slot}.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - the worker owns it for its lifetime
+        proc = subprocess.Popen(
+            self.worker_command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+            env=self.env, start_new_session=True,  # Ctrl-C reaches only us; we stop the workers cleanly
+        )
+        log.close()
+        return proc, log_path
+
+    def run(self, rows, opts, on_result):
+        todo: queue.Queue = queue.Queue()
+        for row in rows:
+            todo.put(row)
+        done: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        procs: dict[int, subprocess.Popen] = {}
+        in_flight: dict[int, BakeRow] = {}
+        payload_opts = opts.to_dict()
+
+        def feed(slot: int) -> None:
+            proc, log_path = None, None
+            try:
+                while not stop.is_set():
+                    try:
+                        row = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    if proc is None or proc.poll() is not None:
+                        proc, log_path = self._start(slot)
+                        procs[slot] = proc
+                    in_flight[slot] = row
+                    line = json.dumps({"row": asdict(row), "opts": payload_opts}) + "\n"
+                    result = None
+                    try:
+                        proc.stdin.write(line.encode())
+                        proc.stdin.flush()
+                        while True:
+                            out = proc.stdout.readline()
+                            if not out:
+                                break
+                            text = out.decode("utf-8", "replace")
+                            at = text.find(RESULT_PREFIX)
+                            if at >= 0:
+                                result = RowResult.from_dict(json.loads(text[at + len(RESULT_PREFIX):]))
+                                break
+                    except (BrokenPipeError, OSError, ValueError):
+                        result = None
+                    in_flight.pop(slot, None)
+                    if result is None:
+                        if stop.is_set():
+                            return
+                        proc.wait(timeout=30)
+                        result = RowResult(row.index, row.output, "failed",
+                                           f"the worker process stopped (exit code {proc.returncode}) "
+                                           f"while baking this line; see {log_path}: {_tail(log_path)}")
+                        remove_partial_files(row, opts)
+                    done.put(result)
+            finally:
+                done.put(None)
+
+        threads = [threading.Thread(target=feed, args=(s,), daemon=True) for s in range(min(self.jobs, len(rows)))]
+        for t in threads:
+            t.start()
+        finished = 0
+        try:
+            while finished < len(threads):
+                item = done.get()
+                if item is None:
+                    finished += 1
+                else:
+                    on_result(item)
+        except BaseException:
+            stop.set()
+            self._stop_workers(procs)
+            for row in list(in_flight.values()):
+                remove_partial_files(row, opts)
+            raise
+        self._stop_workers(procs, graceful=True)
+
+    @staticmethod
+    def _stop_workers(procs: dict[int, subprocess.Popen], graceful: bool = False) -> None:
+        for proc in procs.values():
+            if proc.poll() is None:
+                try:
+                    if graceful:
+                        proc.stdin.close()
+                    else:
+                        proc.send_signal(signal.SIGTERM)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + 20
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _tail(path: Path | None, n: int = 3) -> str:
+    try:
+        lines = [line for line in Path(path).read_text(errors="replace").splitlines() if line.strip()]
+    except (OSError, TypeError):
+        return "no log"
+    return " | ".join(lines[-n:]) or "no output"
+
+
+def serve(scene_exporter_factory: Callable[[], SceneExporter] | None = None, version: str = "") -> int:
+    """The worker loop: read one JSON row per line on stdin, bake it, answer one result line.
+
+    stdout is kept for the protocol: anything else printed (Blender's exporters are chatty) goes to stderr.
+    SIGINT is ignored (the parent decides); SIGTERM stops the current row with its temporary files removed.
+    """
+    proto = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    exporter: SceneExporter | None = None
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            msg = json.loads(line)
+            row = BakeRow(**msg["row"])
+            opts = BatchOptions.from_dict(msg["opts"])
+            if opts.needs_blender and exporter is None and scene_exporter_factory is not None:
+                try:
+                    exporter = scene_exporter_factory()
+                except Exception as exc:
+                    result = RowResult(row.index, row.output, "failed", f"cannot load Blender: {exc}")
+                    proto.write(RESULT_PREFIX + json.dumps(result.to_dict()) + "\n")
+                    continue
+            result = bake_row(row, opts, exporter, version=version)
+            proto.write(RESULT_PREFIX + json.dumps(result.to_dict()) + "\n")
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+# --- progress and summary -----------------------------------------------------------------------------
+
+
+class Progress:
+    """A terminal progress bar with lines per minute: tqdm when it is installed, else a small built-in one."""
+
+    def __init__(self, total: int, stream=None, enabled: bool = True):
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.done = 0
+        self.failed = 0
+        self.t0 = time.monotonic()
+        self._bar = None
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        if enabled and self._tty:
+            try:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=total, file=self.stream, unit="line", dynamic_ncols=True)
+            except ImportError:
+                self._bar = None
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def rate(self) -> float:
+        """Lines finished per minute so far."""
+        minutes = self.elapsed() / 60
+        return self.done / minutes if minutes > 0 else 0.0
+
+    def update(self, result: RowResult) -> None:
+        self.done += 1
+        self.failed += result.status == "failed"
+        if not self.enabled:
+            return
+        status = f"{self.rate():.1f} lines/min, {self.failed} failed"
+        if self._bar is not None:
+            self._bar.set_postfix_str(status, refresh=False)
+            self._bar.update(1)
+        elif self._tty:
+            width = 30
+            filled = int(width * self.done / max(1, self.total))
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}  {status} ")
+            self.stream.flush()
+        else:
+            self.stream.write(f"[{self.done}/{self.total}] {result.status:<7} {result.output}  {status}\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self.enabled and self._tty:
+            self.stream.write("\n")
+
+
+def summary_table(results: Sequence[RowResult]) -> str:
+    """A plain-text table of every row (sorted as given) and a totals line."""
+    results = sorted(results, key=lambda r: r.index)
+    head = ("#", "output", "status", "seconds", "message")
+    body = [(str(r.index), r.output or "-", "up to date" if r.status == "skipped" else r.status,
+             f"{r.seconds:.2f}" if r.status == "ok" else "", r.message) for r in results]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+    widths[-1] = 0
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)).rstrip() for b in body]
+    counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed", "cancelled")}
+    lines.append(f"{counts['ok']} baked, {counts['skipped']} up to date, {counts['failed']} failed"
+                 + (f", {counts['cancelled']} cancelled" if counts["cancelled"] else ""))
+    return "\n".join(lines)
+
+
+def finite_positive(value: float, what: str) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise FacePolicyError(f"{what} must be a positive number, got {value}")
+    return value
