@@ -53,7 +53,7 @@ def read_audio_file(path) -> tuple[np.ndarray, int]:
     sf = _soundfile()
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError if hasattr(sf, "LibsndfileError") else RuntimeError) as exc:
+    except RuntimeError as exc:  # soundfile.LibsndfileError derives from it
         raise AudioError(
             f'"{path.name}": could not decode audio (libsndfile: {_short(exc)}); try WAV, FLAC, OGG or MP3'
         ) from None

@@ -98,11 +98,13 @@ def livelink_csv_to_track(text: str, source: str = "take.csv", fps: float | None
         raise TrackFormatError(f'"{source}": not a Live Link Face CSV (the first column must be Timecode)')
     data = rows[1:]
     col = {name: i for i, name in enumerate(header)}
-    by_column = {c: ch for c, ch in zip(spec.LIVELINK_ARKIT_COLUMNS, spec.ARKIT_NAMES)}
+    by_column = {c: ch for c, ch in zip(spec.LIVELINK_ARKIT_COLUMNS, spec.ARKIT_NAMES, strict=True)}
     by_column.update({c: ch for c, ch in spec.LIVELINK_EXTRA_TO_CHANNEL.items() if ch is not None})
     known = set(_HEADER_PREFIX) | set(spec.LIVELINK_COLUMNS)
     unknown = [h for h in header if h not in known]
-    missing = [c for c in spec.LIVELINK_COLUMNS if c not in col and spec.LIVELINK_EXTRA_TO_CHANNEL.get(c, "") is not None]
+    # Eye roll columns carry no channel, so their absence loses nothing and is not reported.
+    missing = [c for c in spec.LIVELINK_COLUMNS
+               if c not in col and spec.LIVELINK_EXTRA_TO_CHANNEL.get(c, "") is not None]
     warnings = []
     if missing:
         warnings.append(f"missing columns set to 0: {', '.join(missing)}")

@@ -35,11 +35,14 @@ class PhoneSegment:
         return self.end - self.start
 
 
+_PAUSE_LABELS = frozenset({"", "sil", "sp", "spn", "pau", "h#", "<sil>", "</s>", "<s>", "[noise]", "nsn"})
+
+
 def normalise_phone(label: str) -> str:
     """ARPAbet label with stress digits and case removed; pauses and noise become ``sil``."""
     p = label.strip().lower().rstrip("012")
     if p in PHONE_INDEX:
         return p
-    if p in {"", "sil", "sp", "spn", "pau", "h#", "<sil>", "+spn+", "+nsn+", "[noise]", "nsn", "+breath+"} or p.startswith("+"):
+    if p in _PAUSE_LABELS or p.startswith("+"):
         return SIL
     raise ValueError(f"unknown phone label {label!r}")

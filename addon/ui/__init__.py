@@ -1,0 +1,30 @@
+"""Registration of every Blender class, handler and property, from one explicit list of modules."""
+
+import bpy
+
+from . import doctor
+
+# Order matters: property groups before the classes that point to them, panels last.
+_MODULES = (doctor,)
+
+
+def _classes():
+    for module in _MODULES:
+        yield from module.CLASSES
+
+
+def register() -> None:
+    for cls in _classes():
+        bpy.utils.register_class(cls)
+    for module in _MODULES:
+        if hasattr(module, "register_extra"):
+            module.register_extra()
+
+
+def unregister() -> None:
+    for module in reversed(_MODULES):
+        if hasattr(module, "unregister_extra"):
+            module.unregister_extra()
+    for cls in reversed(list(_classes())):
+        if getattr(cls, "is_registered", False):
+            bpy.utils.unregister_class(cls)

@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import pytest
+
+from facepolicy.core import assets
+from facepolicy.core.doctor import build_report
+from facepolicy.core.errors import AssetError
+
+
+def test_shipped_assets_match_their_sums(repo_root):
+    root = repo_root / "assets"
+    listed = assets.read_sums(root)
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*")
+               if p.is_file() and p.name != assets.SUMS_FILE and not p.name.startswith(".")
+               and "__pycache__" not in p.parts}
+    assert set(listed) == on_disk, "run: .venv/bin/python tools/update_asset_sums.py"
+    bad = [s for s in assets.check_assets(root) if not s.ok]
+    assert not bad, bad
+
+
+def make_root(tmp_path: Path) -> Path:
+    root = tmp_path / "assets"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "a.onnx").write_bytes(b"model bytes")
+    (root / "LICENSE.txt").write_text("CC0")
+    assets.write_sums(root)
+    return root
+
+
+def test_corrupt_and_missing_assets_are_named(tmp_path, monkeypatch):
+    root = make_root(tmp_path)
+    monkeypatch.setenv(assets.ENV_ASSETS, str(root))
+    assert assets.verify_asset("models/a.onnx") == root / "models" / "a.onnx"
+    expected = assets.read_sums(root)["models/a.onnx"]
+    (root / "models" / "a.onnx").write_bytes(b"tampered")
+    with pytest.raises(AssetError, match=f"models/a.onnx.*corrupt.*{expected}"):
+        assets.verify_asset("models/a.onnx")
+    (root / "models" / "a.onnx").unlink()
+    with pytest.raises(AssetError, match=f"models/a.onnx.*missing.*{expected}"):
+        assets.verify_asset("models/a.onnx")
+    report = build_report("test", include_blender=False)
+    assert any("models/a.onnx: missing" in p for p in report.problems)
+
+
+def test_doctor_lists_each_asset_with_its_sha(tmp_path, monkeypatch):
+    root = make_root(tmp_path)
+    monkeypatch.setenv(assets.ENV_ASSETS, str(root))
+    text = build_report("test", include_blender=False).text()
+    for name, digest in assets.read_sums(root).items():
+        assert name in text and digest in text
