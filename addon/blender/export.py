@@ -1,0 +1,244 @@
+"""FBX, glTF binary and .blend files from FaceTracks, for game engines and for batch baking.
+
+``export_scene`` is the batch's SceneExporter: it starts each row from a fresh file (the --blend, or an empty
+scene with the bundled head), writes every take with ``keys.write_face_track_to_action`` and writes the
+files through core.fileio's temporary-file-and-rename, so an interruption never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import bpy
+
+from ..core.errors import FacePolicyError, RigError
+from ..core.fileio import atomic_path
+from . import keys
+
+ROOT_BONE = "root"
+
+
+# --- the character --------------------------------------------------------------------------------------
+
+
+def _animatable(ob) -> bool:
+    return ob.type == "MESH" and ob.data.shape_keys is not None and len(ob.data.shape_keys.key_blocks) > 1
+
+
+def find_target(name: str | None, source: str) -> bpy.types.Object:
+    """The object to animate: ``name``, else the active mesh with shape keys, else the only one."""
+    candidates = sorted(ob.name for ob in bpy.data.objects if _animatable(ob))
+    listed = ", ".join(candidates[:8]) + (" …" if len(candidates) > 8 else "") if candidates else "none"
+    if name:
+        ob = bpy.data.objects.get(name)
+        if ob is None:
+            raise RigError(f'{source} has no object "{name}"; meshes with shape keys: {listed}')
+        return ob
+    active = bpy.context.view_layer.objects.active
+    if active is not None and _animatable(active):
+        return active
+    if len(candidates) == 1:
+        return bpy.data.objects[candidates[0]]
+    if not candidates:
+        raise RigError(f"{source} has no mesh with shape keys to animate")
+    raise RigError(f"{source} has several meshes with shape keys ({listed}); choose one with --object NAME")
+
+
+def fresh_scene_with_character(blend: str | None, object_name: str | None) -> bpy.types.Object:
+    """Replace everything in this Blender session with the row's character, and return the object to animate."""
+    if blend:
+        try:
+            bpy.ops.wm.open_mainfile(filepath=blend, load_ui=False)
+        except RuntimeError as exc:
+            raise FacePolicyError(f'"{Path(blend).name}": could not open the .blend ({exc})') from None
+        return find_target(object_name, f'"{Path(blend).name}"')
+    if object_name:
+        raise RigError(f'--object "{object_name}" needs --blend FILE (without it the bundled head is used)')
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True, load_ui=False)
+    from .head import add_default_head
+
+    return add_default_head(bpy.context)
+
+
+def set_scene_fps(scene: bpy.types.Scene, fps: float) -> None:
+    """fps as Blender stores it: an integer rate and a base (23.976 = 24 / 1.001)."""
+    rate = max(1, round(fps))
+    scene.render.fps = rate
+    scene.render.fps_base = rate / fps
+
+
+# --- a single-bone armature (Unreal imports a skinned mesh with morph targets as a skeletal mesh) ----------
+
+
+@contextmanager
+def single_bone_armature(obj: bpy.types.Object):
+    """Skin ``obj`` to a new one-bone armature for the duration of the block (nothing when already skinned).
+
+    Yields the armature (or None). The bone sits at the object's origin (the bundled head's neck base).
+    """
+    if any(m.type == "ARMATURE" for m in obj.modifiers) or (obj.parent and obj.parent.type == "ARMATURE"):
+        yield None
+        return
+    scene = bpy.context.scene
+    arm_data = bpy.data.armatures.new(f"{obj.name}_skeleton")
+    arm = bpy.data.objects.new(f"{obj.name}_skeleton", arm_data)
+    scene.collection.objects.link(arm)
+    arm.matrix_world = obj.matrix_world.copy()
+    view_layer = bpy.context.view_layer
+    previous_active = view_layer.objects.active
+    group = modifier = None
+    try:
+        view_layer.objects.active = arm
+        bpy.ops.object.mode_set(mode="EDIT")
+        bone = arm_data.edit_bones.new(ROOT_BONE)
+        bone.head = (0.0, 0.0, 0.0)
+        bone.tail = (0.0, 0.0, max(obj.dimensions.z / max(obj.scale.z, 1e-6), 0.1) * 0.25)
+        bpy.ops.object.mode_set(mode="OBJECT")
+        group = obj.vertex_groups.new(name=ROOT_BONE)
+        group.add(range(len(obj.data.vertices)), 1.0, "REPLACE")
+        modifier = obj.modifiers.new("FacePolicy skeleton", "ARMATURE")
+        modifier.object = arm
+        world = obj.matrix_world.copy()
+        obj.parent = arm
+        obj.matrix_parent_inverse = arm.matrix_world.inverted()
+        obj.matrix_world = world
+        yield arm
+    finally:
+        if bpy.context.object is not None and bpy.context.object.mode != "OBJECT":
+            bpy.ops.object.mode_set(mode="OBJECT")
+        world = obj.matrix_world.copy()
+        obj.parent = None
+        obj.matrix_world = world
+        if modifier is not None:
+            obj.modifiers.remove(modifier)
+        if group is not None:
+            obj.vertex_groups.remove(group)
+        bpy.data.objects.remove(arm)
+        bpy.data.armatures.remove(arm_data)
+        view_layer.objects.active = previous_active
+
+
+# --- writers -----------------------------------------------------------------------------------------------
+
+
+def _select_only(objects) -> None:
+    for ob in bpy.context.view_layer.objects:
+        ob.select_set(False)
+    for ob in objects:
+        ob.select_set(True)
+    bpy.context.view_layer.objects.active = objects[0]
+
+
+def _with_children(obj: bpy.types.Object) -> list[bpy.types.Object]:
+    return [obj] + [c for c in obj.children_recursive if c.type == "MESH"]
+
+
+def _supported(operator, wanted: dict) -> dict:
+    """Only the keyword arguments this Blender's exporter has (its options grow between versions)."""
+    props = operator.get_rna_type().properties
+    return {k: v for k, v in wanted.items() if k in props}
+
+
+def _operator_failed(what: str, path: Path, exc: Exception) -> FacePolicyError:
+    return FacePolicyError(f'"{path.name}": the {what} export failed ({str(exc).strip().splitlines()[-1]})')
+
+
+def export_fbx(obj: bpy.types.Object, path, armature: bool = True) -> None:
+    """FBX with the active take as the one baked take: blend-shape channels with DeformPercent curves.
+
+    Modifiers are not applied (they would drop the shape keys). With ``armature`` the mesh is skinned to a
+    single root bone so that Unreal imports a skeletal mesh with morph targets.
+    """
+    path = Path(path)
+    with single_bone_armature(obj) if armature else _nothing() as arm:
+        objects = _with_children(obj) + ([arm] if arm is not None else [])
+        _select_only(objects)
+        options = _supported(bpy.ops.export_scene.fbx, {
+            "check_existing": False, "use_selection": True, "object_types": {"MESH", "ARMATURE"},
+            "use_mesh_modifiers": False, "mesh_smooth_type": "FACE", "add_leaf_bones": False,
+            "bake_anim": True, "bake_anim_use_all_bones": True, "bake_anim_use_nla_strips": False,
+            "bake_anim_use_all_actions": False, "bake_anim_force_startend_keying": True,
+            "bake_anim_step": 1.0, "bake_anim_simplify_factor": 0.0, "use_armature_deform_only": True,
+            "path_mode": "AUTO", "embed_textures": False,
+        })
+        with atomic_path(path) as tmp:
+            try:
+                result = bpy.ops.export_scene.fbx(filepath=str(tmp), **options)
+            except RuntimeError as exc:
+                raise _operator_failed("FBX", path, exc) from None
+            if "FINISHED" not in result:
+                raise FacePolicyError(f'"{path.name}": the FBX exporter did not finish ({result})')
+
+
+@contextmanager
+def _nothing():
+    yield None
+
+
+def export_glb(obj: bpy.types.Object, path) -> None:
+    """glTF binary: the mesh with its morph targets and the active take as a morph-weights animation."""
+    path = Path(path)
+    _select_only(_with_children(obj))
+    options = _supported(bpy.ops.export_scene.gltf, {
+        "check_existing": False, "export_format": "GLB", "use_selection": True, "export_apply": False,
+        "export_animations": True, "export_animation_mode": "ACTIVE_ACTIONS", "export_morph": True,
+        "export_morph_normal": False, "export_morph_animation": True, "export_force_sampling": True,
+        "export_optimize_animation_size": False, "export_optimize_animation_keep_anim_armature": True,
+        "export_anim_single_armature": True, "export_frame_range": True, "export_yup": True,
+        "export_current_frame": False, "export_skins": False, "export_lights": False, "export_cameras": False,
+        "export_extras": False, "will_save_settings": False,
+    })
+    with atomic_path(path) as tmp:
+        try:
+            result = bpy.ops.export_scene.gltf(filepath=str(tmp), **options)
+        except RuntimeError as exc:
+            raise _operator_failed("glTF", path, exc) from None
+        if "FINISHED" not in result:
+            raise FacePolicyError(f'"{path.name}": the glTF exporter did not finish ({result})')
+
+
+def save_blend(path, audio: str | None = None, obj: bpy.types.Object | None = None) -> list[str]:
+    """A copy of the session as a .blend (the open file stays as it is); the audio as a sound strip when it can.
+
+    Returns warnings (a Blender built without audio cannot add the strip).
+    """
+    warnings = []
+    if audio and obj is not None:
+        from . import sound
+
+        _strip, warning = sound.add_sound_strip(bpy.context.scene, obj.name, str(audio),
+                                                bpy.context.scene.frame_start)
+        if warning:
+            warnings.append(warning)
+    prefs = bpy.context.preferences.filepaths
+    keep_versions = prefs.save_version
+    prefs.save_version = 0  # no .blend1 backup of the temporary file
+    try:
+        with atomic_path(path) as tmp:
+            bpy.ops.wm.save_as_mainfile(filepath=str(tmp), copy=True, check_existing=False)
+    finally:
+        prefs.save_version = keep_versions
+    return warnings
+
+
+# --- the batch's SceneExporter -----------------------------------------------------------------------------
+
+
+def export_scene(tracks, row, opts, targets) -> None:
+    """Write ``targets`` ({format: {take: path}}) for one batch row; see core.batch.SceneExporter."""
+    obj = fresh_scene_with_character(opts.blend, row.object)
+    scene = bpy.context.scene
+    set_scene_fps(scene, opts.fps)
+    audio_name = Path(row.audio).stem
+    for take, track in enumerate(tracks, start=1):
+        keys.write_face_track_to_action(
+            obj, track, keys.WriteOptions(start_frame=1, audio_name=audio_name), scene=scene,
+            info={"engine": row.engine, "seed": int(track.meta.get("seed", row.seed))},
+        )
+        if "glb" in targets:
+            export_glb(obj, targets["glb"][take])
+        if "fbx" in targets:
+            export_fbx(obj, targets["fbx"][take], armature=opts.fbx_armature)
+        if "blend" in targets:
+            save_blend(targets["blend"][take], audio=row.audio, obj=obj)

@@ -1,0 +1,26 @@
+"""Entry point of one batch worker process: a warm engine and a warm bpy, baking rows fed on stdin.
+
+Started by core.batch.ProcessExecutor as ``python -m facepolicy.blender.worker`` (bpy module) or by Blender
+itself (``blender -b --python-expr ...``) when the batch runs inside Blender.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def _scene_exporter():
+    from .export import export_scene
+
+    return export_scene
+
+
+def main() -> int:
+    from .. import __version__
+    from ..core.batch import serve
+
+    return serve(_scene_exporter, version=__version__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""blender.export: the FBX, glTF binary and .blend a bake writes, checked by parsing and re-importing the files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from facepolicy.blender import compat, export  # noqa: E402
+from facepolicy.core import batch, spec  # noqa: E402
+from facepolicy.core.errors import FacePolicyError  # noqa: E402
+from facepolicy.core.facetrack import FaceTrack  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+KEYS = ("jawOpen", "mouthClose", "eyeBlinkLeft", "browInnerUp", "mouthSmileRight")
+FBX_SECOND = 46186158000  # FBX time units per second
+N_FRAMES = 45
+
+
+def make_track(n=N_FRAMES, fps=30.0) -> FaceTrack:
+    t = np.arange(n) / fps
+    track = FaceTrack.zeros(n, fps=fps)
+    track.values[:, spec.CHANNEL_INDEX["jawOpen"]] = 0.5 + 0.45 * np.sin(2 * np.pi * 2.0 * t)
+    track.values[:, spec.CHANNEL_INDEX["mouthClose"]] = np.linspace(0, 1, n)
+    track.values[:, spec.CHANNEL_INDEX["eyeBlinkLeft"]] = (np.arange(n) % 15 < 3).astype(np.float32)
+    track.values[:, spec.CHANNEL_INDEX["browInnerUp"]] = 0.3 * np.cos(2 * np.pi * 0.7 * t) ** 2
+    track.values[:, spec.CHANNEL_INDEX["mouthSmileRight"]] = 0.123
+    return track
+
+
+def build_rig_blend(path: Path) -> Path:
+    """A small character .blend: a face mesh with five ARKit shape keys, and a prop without keys."""
+    import bmesh
+
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True, load_ui=False)
+    me = bpy.data.meshes.new("FaceMesh")
+    bm = bmesh.new()
+    bmesh.ops.create_uvsphere(bm, u_segments=12, v_segments=8, radius=0.1)
+    bm.to_mesh(me)
+    bm.free()
+    face = bpy.data.objects.new("Face", me)
+    bpy.context.scene.collection.objects.link(face)
+    face.shape_key_add(name="Basis")
+    for i, name in enumerate(KEYS):
+        kb = face.shape_key_add(name=name)
+        co = np.empty(len(me.vertices) * 3, np.float32)
+        kb.data.foreach_get("co", co)
+        co[i % 3::3] += 0.01 * (i + 1)
+        kb.data.foreach_set("co", co)
+    prop = bpy.data.objects.new("Prop", bpy.data.meshes.new("PropMesh"))
+    bpy.context.scene.collection.objects.link(prop)
+    bpy.context.view_layer.objects.active = prop
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory) -> Path:
+    return build_rig_blend(tmp_path_factory.mktemp("rig") / "rig.blend")
+
+
+def bake(tmp_path, rig, formats, tracks=None, **opts_kw):
+    opts = batch.BatchOptions(out_dir=str(tmp_path / "out"), formats=formats, blend=str(rig), **opts_kw)
+    row = batch.BakeRow(1, str(tmp_path / "line.wav"), "line", object="Face")
+    tracks = tracks or [make_track()]
+    targets = batch.output_paths(row, opts)
+    export.export_scene(tracks, row, opts, targets)
+    return targets
+
+
+# --- FBX, parsed ---------------------------------------------------------------------------------------------
+
+
+def parse_fbx(path):
+    from io_scene_fbx import parse_fbx as fbx
+
+    root, _version = fbx.parse(str(path))
+    section = {e.id: e for e in root.elems}
+    objects = {o.props[0]: o for o in section[b"Objects"].elems}
+    links = [c.props for c in section[b"Connections"].elems]
+    return objects, links
+
+
+def fbx_name(elem) -> str:
+    return elem.props[1].split(b"\x00\x01")[0].decode()
+
+
+def child(elem, key: bytes):
+    return next(e for e in elem.elems if e.id == key)
+
+
+def blend_shape_curves(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{shape name: (key times in seconds, DeformPercent values)} from the FBX's blend-shape channels."""
+    objects, links = parse_fbx(path)
+    channels = {oid: fbx_name(o) for oid, o in objects.items()
+                if o.id == b"Deformer" and o.props[2] == b"BlendShapeChannel"}
+    out = {}
+    for link in links:
+        if link[0] == b"OP" and link[2] in channels and link[3] == b"DeformPercent":
+            node = link[1]
+            curve_id = next(c[1] for c in links if c[0] == b"OP" and c[2] == node and c[3] == b"d|DeformPercent")
+            curve = objects[curve_id]
+            times = np.asarray(child(curve, b"KeyTime").props[0], np.float64) / FBX_SECOND
+            values = np.asarray(child(curve, b"KeyValueFloat").props[0], np.float64)
+            out[channels[link[2]]] = (times, values)
+    return out, channels
+
+
+def test_fbx_has_a_blend_shape_channel_and_matching_curve_per_animated_key(tmp_path, rig):
+    track = make_track()
+    targets = bake(tmp_path, rig, ("fbx",))
+    curves, channels = blend_shape_curves(targets["fbx"][1])
+    assert set(channels.values()) == set(KEYS)
+    assert set(curves) == set(KEYS)  # every animated key has its DeformPercent curve
+    for name in KEYS:
+        times, percent = curves[name]
+        assert len(percent) == N_FRAMES
+        np.testing.assert_allclose(np.diff(times), 1 / 30, atol=1e-6)
+        np.testing.assert_allclose(percent / 100, track.channel(name), atol=1e-3)
+
+
+def test_fbx_at_another_frame_rate(tmp_path, rig):
+    track = make_track().resample(24.0)
+    targets = bake(tmp_path, rig, ("fbx",), tracks=[track], fps=24.0)
+    curves, _ = blend_shape_curves(targets["fbx"][1])
+    times, percent = curves["jawOpen"]
+    assert len(percent) == track.n_frames == 36
+    np.testing.assert_allclose(np.diff(times), 1 / 24, atol=1e-6)
+    np.testing.assert_allclose(percent / 100, track.channel("jawOpen"), atol=1e-3)
+
+
+def test_fbx_single_bone_armature_is_optional(tmp_path, rig):
+    with_bone = bake(tmp_path / "a", rig, ("fbx",))["fbx"][1]
+    objects, _ = parse_fbx(with_bone)
+    limbs = [fbx_name(o) for o in objects.values() if o.id == b"Model" and o.props[2] == b"LimbNode"]
+    skins = [o for o in objects.values() if o.id == b"Deformer" and o.props[2] == b"Skin"]
+    assert limbs == [export.ROOT_BONE] and len(skins) == 1
+    without = bake(tmp_path / "b", rig, ("fbx",), fbx_armature=False)["fbx"][1]
+    objects, _ = parse_fbx(without)
+    assert not [o for o in objects.values() if o.id == b"Model" and o.props[2] == b"LimbNode"]
+    # The scene is left without the temporary armature, and the face without its skin.
+    assert not bpy.data.armatures and not bpy.data.objects["Face"].vertex_groups
+    assert not [m for m in bpy.data.objects["Face"].modifiers if m.type == "ARMATURE"]
+
+
+# --- re-imports into a clean scene --------------------------------------------------------------------------
+
+
+def shape_key_curves() -> dict[str, np.ndarray]:
+    """{key name: values per frame} of the animated shape keys in this session (after an import)."""
+    out = {}
+    for ob in bpy.data.objects:
+        if ob.type != "MESH" or ob.data.shape_keys is None:
+            continue
+        action = compat.assigned_action(ob.data.shape_keys)
+        if action is None:
+            continue
+        for fc in compat.action_fcurves(action):  # the importers name slots their own way
+            name = fc.data_path.split('"')[1]
+            co = np.empty(2 * len(fc.keyframe_points), np.float32)
+            fc.keyframe_points.foreach_get("co", co)
+            out[name] = co[1::2]
+    return out
+
+
+def test_fbx_reimported_into_a_clean_scene_gives_the_same_shape_key_curves(tmp_path, rig):
+    track = make_track()
+    path = bake(tmp_path, rig, ("fbx",))["fbx"][1]
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True, load_ui=False)
+    bpy.ops.import_scene.fbx(filepath=str(path))
+    curves = shape_key_curves()
+    assert set(curves) == set(KEYS)
+    for name in KEYS:
+        assert len(curves[name]) == N_FRAMES
+        np.testing.assert_allclose(curves[name], track.channel(name), atol=1e-3)
+
+
+def test_glb_reimported_has_the_morph_weights_animation(tmp_path, rig):
+    track = make_track()
+    path = bake(tmp_path, rig, ("glb",))["glb"][1]
+    assert path.read_bytes()[:4] == b"glTF"
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True, load_ui=False)
+    bpy.ops.import_scene.gltf(filepath=str(path))
+    curves = shape_key_curves()
+    assert set(KEYS) <= set(curves)
+    for name in KEYS:
+        assert len(curves[name]) == N_FRAMES
+        np.testing.assert_allclose(curves[name], track.channel(name), atol=1e-3)
+
+
+def test_blend_output_holds_the_take(tmp_path, rig):
+    track = make_track()
+    path = bake(tmp_path, rig, ("blend",), takes=1)["blend"][1]
+    bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False)
+    scene = bpy.context.scene
+    assert (scene.frame_start, scene.frame_end) == (1, N_FRAMES)
+    curves = shape_key_curves()
+    np.testing.assert_allclose(curves["jawOpen"], track.channel("jawOpen"), atol=1e-6)
+    assert not list(path.parent.glob("*.blend1")) and not list(path.parent.glob(".*part*"))
+
+
+def test_two_takes_are_two_files_with_their_own_curves(tmp_path, rig):
+    t1, t2 = make_track(), make_track()
+    t2.values[:, spec.CHANNEL_INDEX["jawOpen"]] *= 0.5
+    targets = bake(tmp_path, rig, ("fbx",), tracks=[t1, t2], takes=2)
+    c1, _ = blend_shape_curves(targets["fbx"][1])
+    c2, _ = blend_shape_curves(targets["fbx"][2])
+    np.testing.assert_allclose(c1["jawOpen"][1] / 100, t1.channel("jawOpen"), atol=1e-3)
+    np.testing.assert_allclose(c2["jawOpen"][1] / 100, t2.channel("jawOpen"), atol=1e-3)
+
+
+# --- choosing the object -------------------------------------------------------------------------------------
+
+
+def test_object_choice_errors_name_the_candidates(tmp_path, rig):
+    with pytest.raises(FacePolicyError, match='has no object "Nope"; meshes with shape keys: Face'):
+        export.fresh_scene_with_character(str(rig), "Nope")
+    # The active object is the prop (no shape keys), so the only mesh with keys is picked.
+    assert export.fresh_scene_with_character(str(rig), None).name == "Face"
+    with pytest.raises(FacePolicyError, match="needs --blend"):
+        export.fresh_scene_with_character(None, "Face")
+    bad = tmp_path / "broken.blend"
+    bad.write_bytes(b"BLENDER-not really")
+    with pytest.raises(FacePolicyError, match="could not open the .blend"):
+        export.fresh_scene_with_character(str(bad), None)
