@@ -1,0 +1,232 @@
+"""One bake, in three steps: gather the request from Blender (main thread), run the engine (any thread, no bpy),
+apply the result to the scene (main thread). The operator and scripts share these steps.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..core import engine as core_engine
+from ..core.audio import SILENCE_RMS_DB, load_audio
+from ..core.engine import BakeOptions, ProgressFn
+from ..core.errors import AudioError, FacePolicyError, RigError
+from ..core.facetrack import FaceTrack
+from . import keys, sound
+
+CHANNEL_TOGGLES = (("use_lips", "lips"), ("use_brows", "brows"), ("use_blinks", "blinks"),
+                   ("use_gaze", "gaze"), ("use_head", "head"))
+
+
+@dataclass
+class BakeRequest:
+    """Everything a bake needs, as plain data: safe to hand to a worker thread."""
+
+    object_name: str
+    audio_path: str
+    audio_name: str
+    options: BakeOptions
+    start_frame: int = 1
+    add_strip: bool = True
+    channels: frozenset[str] = keys.ALL_GROUPS
+    intensity: dict[str, float] = field(default_factory=dict)
+    smoothing: float = 0.0
+    head_object: str = ""
+    head_bone: str = ""
+    temp_files: list[str] = field(default_factory=list)
+
+    def cleanup(self) -> None:
+        for path in self.temp_files:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self.temp_files.clear()
+
+
+@dataclass
+class BakeOutcome:
+    track: FaceTrack
+    audio_seconds: float
+    engine_seconds: float
+    silent: bool
+
+
+# --- gather (main thread) --------------------------------------------------------------------------------------
+
+
+def resolve_target(context, settings) -> bpy.types.Object:
+    obj = settings.target or context.active_object
+    keys.check_target(obj)
+    return obj
+
+
+def _read_transcript(settings) -> str | None:
+    if settings.transcript_source == "FILE":
+        path = Path(bpy.path.abspath(settings.transcript_path))
+        if not settings.transcript_path:
+            raise FacePolicyError("no transcript file was chosen (or set Transcript to None)")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise FacePolicyError(f'transcript "{path}": file not found') from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise FacePolicyError(f'transcript "{path.name}": cannot read it as UTF-8 text ({exc})') from None
+    elif settings.transcript_source == "TEXT":
+        if settings.transcript_text is None:
+            raise FacePolicyError("no transcript text block was chosen (or set Transcript to None)")
+        text = settings.transcript_text.as_string()
+    else:
+        return None
+    return text.strip() or None
+
+
+def _style(settings, prefs, request_temp: list[str]) -> str | None:
+    if settings.style_source == "ACTION":
+        if settings.style_action is None:
+            raise FacePolicyError("no reference action was chosen for the style")
+        track = keys.action_to_face_track(settings.style_action, keys.scene_fps(bpy.context.scene))
+        fd, path = tempfile.mkstemp(prefix="facepolicy-style-", suffix=".json")
+        os.close(fd)
+        request_temp.append(path)
+        track.save_json(path)
+        return path
+    if settings.style_source == "CSV":
+        path = bpy.path.abspath(settings.style_csv)
+        if not settings.style_csv or not os.path.isfile(path):
+            raise FacePolicyError(f'style reference "{settings.style_csv}": file not found')
+        return path
+    return settings.style_preset or (prefs.default_style if prefs else "") or None
+
+
+def _audio_from_settings(context, settings, request_temp: list[str]) -> tuple[str, str, int | None]:
+    """(path, display stem, start frame of a scene strip or None)."""
+    if settings.audio_source == "STRIP":
+        strip = next((s for s in sound.sound_strips(context.scene) if s.name == settings.sound_strip), None)
+        if strip is None:
+            raise AudioError("no sound strip chosen: add one in the Video Sequencer, or pick an audio file")
+        path, temporary = sound.strip_audio_path(strip)
+        if temporary:
+            request_temp.append(path)
+        return path, Path(strip.sound.filepath).stem or strip.name, int(strip.frame_start)
+    if not settings.audio_path.strip():
+        raise AudioError("no audio file: choose a voice line in the FacePolicy panel")
+    path = bpy.path.abspath(settings.audio_path)
+    if not os.path.exists(path):
+        raise AudioError(f'"{path}": file not found')
+    return path, Path(path).stem, None
+
+
+def request_from_settings(context, settings, prefs=None) -> BakeRequest:
+    """Check the inputs and freeze them into a request. Raises FacePolicyError before anything runs."""
+    obj = resolve_target(context, settings)
+    temp: list[str] = []
+    try:
+        path, stem, strip_start = _audio_from_settings(context, settings, temp)
+        channels = frozenset(group for attr, group in CHANNEL_TOGGLES if getattr(settings, attr))
+        head_object, head_bone = "", ""
+        if "head" in channels:
+            if settings.head_target == "BONE":
+                if settings.head_armature is None or not settings.head_bone:
+                    raise RigError("head rotation onto a bone: pick the armature and the bone (or turn Head off)")
+                head_object, head_bone = settings.head_armature.name, settings.head_bone
+            else:
+                head_object = obj.name
+            keys.check_head_target(keys.HeadTarget(bpy.data.objects[head_object], head_bone))
+        if not channels:
+            raise FacePolicyError("every channel is switched off: turn on lips, brows, blinks, gaze or head")
+        options = BakeOptions(
+            engine=settings.engine, transcript=_read_transcript(settings), seed=settings.seed,
+            style=_style(settings, prefs, temp), strength=settings.style_strength, emotion=settings.emotion,
+            emotion_intensity=settings.emotion_intensity,
+            device=prefs.device.lower() if prefs else "auto", threads=prefs.threads if prefs else 0,
+        )
+        if prefs and prefs.model_dir:
+            options.extra["model_dir"] = bpy.path.abspath(prefs.model_dir)
+        return BakeRequest(
+            object_name=obj.name, audio_path=path, audio_name=stem, options=options,
+            start_frame=strip_start if strip_start is not None else settings.start_frame,
+            add_strip=settings.add_sound_strip and strip_start is None, channels=channels,
+            intensity={"mouth": settings.intensity_mouth, "brows": settings.intensity_brows,
+                       "eyes": settings.intensity_eyes},
+            smoothing=settings.smoothing, head_object=head_object, head_bone=head_bone, temp_files=temp,
+        )
+    except BaseException:
+        for p in temp:
+            os.unlink(p)
+        raise
+
+
+# --- run (any thread; never touches bpy) -----------------------------------------------------------------------
+
+
+def is_silent(samples: np.ndarray, rate: int) -> bool:
+    """True when no 50 ms block rises above the silence floor."""
+    hop = max(1, rate // 20)
+    n = len(samples) // hop
+    if n == 0:
+        return True
+    blocks = samples[: n * hop].reshape(n, hop).astype(np.float64)
+    loudest = 10 * np.log10(float(np.max(np.mean(blocks**2, axis=1))) + 1e-20)
+    return loudest < SILENCE_RMS_DB
+
+
+def run_engine(request: BakeRequest, progress: ProgressFn | None = None,
+               cancel: threading.Event | None = None) -> BakeOutcome:
+    progress = progress or (lambda f, m: None)
+    cancel = cancel or threading.Event()
+    t0 = time.perf_counter()
+    progress(0.0, "reading audio")
+    audio = load_audio(request.audio_path)
+    core_engine.check_cancel(cancel)
+    track = core_engine.animate(audio, request.options, progress, cancel)
+    return BakeOutcome(track, audio.duration, time.perf_counter() - t0, is_silent(audio.samples, audio.sample_rate))
+
+
+# --- apply (main thread) ---------------------------------------------------------------------------------------
+
+
+def apply_outcome(scene: bpy.types.Scene, request: BakeRequest, outcome: BakeOutcome) -> tuple[keys.TakeResult,
+                                                                                                  list[tuple]]:
+    """Write the take and the sound strip. Returns the take and the (level, message) reports to show."""
+    obj = bpy.data.objects.get(request.object_name)
+    if obj is None:
+        raise RigError(f'"{request.object_name}" no longer exists')
+    head = None
+    if request.head_object:
+        head_ob = bpy.data.objects.get(request.head_object)
+        if head_ob is None:
+            raise RigError(f'head target "{request.head_object}" no longer exists')
+        head = keys.HeadTarget(head_ob, request.head_bone)
+    write = keys.WriteOptions(start_frame=request.start_frame, channels=request.channels,
+                              intensity=request.intensity, smoothing=request.smoothing, head_target=head,
+                              audio_name=request.audio_name)
+    info = {"engine": request.options.engine, "seed": request.options.seed,
+            "audio_path": request.audio_path if not request.temp_files else ""}
+    result = keys.write_face_track_to_action(obj, outcome.track, write, scene=scene, info=info)
+    reports = [("WARNING", w) for w in result.warnings]
+    if request.add_strip:
+        _, warning = sound.add_sound_strip(scene, obj.name, request.audio_path, request.start_frame)
+        if warning:
+            reports.append(("WARNING", warning))
+    if outcome.silent:
+        reports.append(("INFO", "the audio is silent: baked a calm face with blinks"))
+    speed = outcome.audio_seconds / outcome.engine_seconds if outcome.engine_seconds > 0 else float("inf")
+    reports.append(("INFO", f'"{result.action.name}": frames {result.frame_start}–{result.frame_end}, '
+                            f"{outcome.audio_seconds:.1f} s of audio in {outcome.engine_seconds:.1f} s "
+                            f"({speed:.0f}× real time)"))
+    return result, reports
+
+
+def bake(context, request: BakeRequest, progress: ProgressFn | None = None,
+         cancel: threading.Event | None = None) -> tuple[keys.TakeResult, list[tuple]]:
+    """The whole bake on the calling thread (background mode, scripts, tests)."""
+    outcome = run_engine(request, progress, cancel)
+    return apply_outcome(context.scene, request, outcome)

@@ -1,0 +1,106 @@
+"""Helpers for the keyframe-writer and operator tests: rigs built in the test, a controllable test engine,
+a scene fingerprint to prove that a failed or cancelled bake changed nothing."""
+
+from __future__ import annotations
+
+import threading
+
+import bpy
+import numpy as np
+
+from facepolicy.core import engine, spec
+from facepolicy.core.facetrack import FaceTrack
+
+TEST_ENGINE = "fp_writer_test"
+
+
+def make_rig(name: str = "Face", key_names=spec.ARKIT_NAMES) -> bpy.types.Object:
+    """A small grid mesh with one shape key per name (each key lifts a different vertex)."""
+    mesh = bpy.data.meshes.new(name)
+    n = 8
+    verts = [(x * 0.01, 0.0, z * 0.01) for z in range(n) for x in range(n)]
+    faces = [(z * n + x, z * n + x + 1, (z + 1) * n + x + 1, (z + 1) * n + x) for z in range(n - 1)
+             for x in range(n - 1)]
+    mesh.from_pydata(verts, [], faces)
+    obj = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.shape_key_add(name="Basis")
+    for i, key_name in enumerate(key_names):
+        kb = obj.shape_key_add(name=key_name, from_mix=False)
+        kb.data[i % len(verts)].co.y -= 0.01
+    bpy.context.view_layer.objects.active = obj
+    return obj
+
+
+def random_track(seconds: float = 2.0, seed: int = 0, fps: float = spec.MODEL_FPS) -> FaceTrack:
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * fps))
+    values = rng.random((n, spec.NUM_CHANNELS)).astype(np.float32)
+    values[:, spec.NUM_ARKIT:] = (values[:, spec.NUM_ARKIT:] - 0.5) * 0.4  # radians
+    return FaceTrack(fps, spec.CHANNEL_NAMES, values, {"engine": "test"})
+
+
+class WriterTestEngine:
+    """jawOpen follows the loudness envelope; the seed moves the smile. ``gate`` holds it until released or
+    cancelled, so tests can cancel a run at a known point."""
+
+    name = TEST_ENGINE
+    gate: threading.Event | None = None
+    started = threading.Event()
+
+    def animate(self, audio, options, progress, cancel):
+        type(self).started.set()
+        if self.gate is not None:
+            while not self.gate.wait(0.01):
+                engine.check_cancel(cancel)
+        hop = audio.sample_rate // spec.MODEL_FPS
+        n = max(1, len(audio.samples) // hop)
+        frames = np.zeros((n, hop), np.float32)
+        frames.flat[: min(n * hop, len(audio.samples))] = audio.samples[: n * hop]
+        env = np.sqrt(np.mean(frames**2, axis=1))
+        track = FaceTrack.zeros(n)
+        track.values[:, spec.CHANNEL_INDEX["jawOpen"]] = env / max(float(env.max()), 1e-9)
+        track.values[:, spec.CHANNEL_INDEX["mouthSmileLeft"]] = (options.seed % 7) / 10
+        track.values[:, spec.CHANNEL_INDEX["headYaw"]] = 0.1
+        for k in range(0, n, max(1, n // 4)):
+            progress(k / n, "animating")
+            engine.check_cancel(cancel)
+        return track
+
+
+def register_test_engine() -> None:
+    engine.register_engine(TEST_ENGINE, __name__, "WriterTestEngine")
+
+
+def write_tone(path, seconds: float = 1.0, rate: int = 16000, amplitude: float = 0.3) -> str:
+    import soundfile
+
+    t = np.arange(int(seconds * rate)) / rate
+    x = amplitude * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t))
+    soundfile.write(str(path), x.astype(np.float32), rate)
+    return str(path)
+
+
+def scene_fingerprint(scene=None) -> dict:
+    """What a bake may change: actions, their keys and users, strips, assignments, the frame range."""
+    from facepolicy.blender import compat
+
+    scene = scene or bpy.context.scene
+    actions = {}
+    for a in bpy.data.actions:
+        actions[a.name] = (a.use_fake_user, sum(len(fc.keyframe_points) for fc in compat.action_fcurves(a)))
+    assigned = {}
+    for ob in bpy.data.objects:
+        ids = [ob] + ([ob.data.shape_keys] if ob.type == "MESH" and ob.data.shape_keys else [])
+        for id_block in ids:
+            action = compat.assigned_action(id_block)
+            assigned[f"{id_block.id_type}:{id_block.name}"] = action.name if action else None
+    strips = sorted((s.name, s.channel, int(s.frame_start)) for s in compat.all_strips(scene))
+    return {"actions": actions, "assigned": assigned, "strips": strips,
+            "range": (scene.frame_start, scene.frame_end), "sounds": sorted(s.name for s in bpy.data.sounds),
+            "sync": scene.sync_mode}
+
+
+def can_add_sound() -> bool:
+    """The 4.2 bpy wheel is built without Audaspace and cannot create sound strips."""
+    return bpy.app.build_options.audaspace
