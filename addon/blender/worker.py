@@ -9,17 +9,11 @@ from __future__ import annotations
 import sys
 
 
-def _scene_exporter():
-    from .export import export_scene
-
-    return export_scene
-
-
 def main() -> int:
-    from .. import __version__
+    from ..bake import scene_exporter
     from ..core.batch import serve
 
-    return serve(_scene_exporter, version=__version__)
+    return serve(scene_exporter)
 
 
 if __name__ == "__main__":

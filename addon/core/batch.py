@@ -171,7 +171,7 @@ def output_paths(row: BakeRow, opts: BatchOptions) -> dict[str, dict[int, Path]]
 
 def sidecar_path(row: BakeRow, opts: BatchOptions) -> Path:
     p = Path(opts.out_dir) / row.output
-    return p.with_name(f".{p.name}.facepolicy-bake.json")
+    return p.with_name(f".{p.name}.facepolicy-bake")
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -489,11 +489,17 @@ def row_inputs(row: BakeRow, opts: BatchOptions) -> list[Path]:
     return paths
 
 
-def row_fingerprint(row: BakeRow, opts: BatchOptions, version: str = "") -> str:
+def _package_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def row_fingerprint(row: BakeRow, opts: BatchOptions) -> str:
     """A hash of everything that changes the row's outputs: input contents and every parameter."""
     params = {
         "sidecar": SIDECAR_VERSION,
-        "version": version,
+        "version": _package_version(),
         "engine": row.engine,
         "seed": row.seed,
         "style": None if row.style and Path(row.style).is_file() else row.style,
@@ -508,12 +514,12 @@ def row_fingerprint(row: BakeRow, opts: BatchOptions, version: str = "") -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 
 
-def is_up_to_date(row: BakeRow, opts: BatchOptions, version: str = "") -> bool:
+def is_up_to_date(row: BakeRow, opts: BatchOptions) -> bool:
     """True when every requested output exists, is newer than every input, and was made with the same
     parameters and input contents (the sidecar's fingerprint)."""
     try:
         side = json.loads(sidecar_path(row, opts).read_text(encoding="utf-8"))
-        if side.get("fingerprint") != row_fingerprint(row, opts, version):
+        if side.get("fingerprint") != row_fingerprint(row, opts):
             return False
         made = set(side.get("files", ()))
         newest_input = max(p.stat().st_mtime_ns for p in row_inputs(row, opts))
@@ -530,7 +536,7 @@ def is_up_to_date(row: BakeRow, opts: BatchOptions, version: str = "") -> bool:
 
 
 def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | None = None,
-             cancel: threading.Event | None = None, version: str = "") -> RowResult:
+             cancel: threading.Event | None = None) -> RowResult:
     """Bake one line into its files. Never raises for a bad row: the failure is in the result.
 
     Idempotent: it first removes the row's sidecar (so an interrupted re-bake is never taken as up to date),
@@ -547,7 +553,7 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
                                   "Blender ('blender -b -c facepolicy bake ...')")
         side = sidecar_path(row, opts)
         side.unlink(missing_ok=True)
-        fingerprint = row_fingerprint(row, opts, version)
+        fingerprint = row_fingerprint(row, opts)
         transcript = _read_transcript(transcript_for(row))
         from .audio import load_audio
 
@@ -606,13 +612,26 @@ def remove_partial_files(row: BakeRow, opts: BatchOptions) -> None:
             for tmp in path.parent.glob(f".{path.name}.*.part{path.suffix}"):
                 tmp.unlink(missing_ok=True)
     side = sidecar_path(row, opts)
-    for tmp in side.parent.glob(f".{side.name}.*.part{side.suffix}"):
+    for tmp in side.parent.glob(f".{side.name}.*.part"):
         tmp.unlink(missing_ok=True)
 
 
 # --- executors -----------------------------------------------------------------------------------------
 
 ResultFn = Callable[[RowResult], None]
+
+
+def load_scene_exporter(factory: Callable[[], SceneExporter]) -> SceneExporter:
+    """The factory's exporter; if Blender cannot be loaded, an exporter that fails each row with the reason."""
+    try:
+        return factory()
+    except Exception as exc:  # ImportError of bpy, or a FacePolicyError explaining it
+        reason = str(exc) if isinstance(exc, FacePolicyError) else f"{type(exc).__name__}: {exc}"
+
+        def unavailable(tracks, row, opts, targets):
+            raise FacePolicyError(reason)
+
+        return unavailable
 
 
 class Executor:
@@ -625,17 +644,16 @@ class Executor:
 class InProcessExecutor(Executor):
     """Bakes rows one after the other in this process (inside Blender, or for --jobs 1)."""
 
-    def __init__(self, scene_exporter_factory: Callable[[], SceneExporter] | None = None, version: str = ""):
+    def __init__(self, scene_exporter_factory: Callable[[], SceneExporter] | None = None):
         self._factory = scene_exporter_factory
         self._exporter: SceneExporter | None = None
-        self.version = version
 
     def run(self, rows, opts, on_result):
         for row in rows:
             if opts.needs_blender and self._exporter is None and self._factory is not None:
-                self._exporter = self._factory()
+                self._exporter = load_scene_exporter(self._factory)
             try:
-                on_result(bake_row(row, opts, self._exporter, version=self.version))
+                on_result(bake_row(row, opts, self._exporter))
             except BaseException:
                 remove_partial_files(row, opts)
                 raise
@@ -769,7 +787,7 @@ def _tail(path: Path | None, n: int = 3) -> str:
     return " | ".join(lines[-n:]) or "no output"
 
 
-def serve(scene_exporter_factory: Callable[[], SceneExporter] | None = None, version: str = "") -> int:
+def serve(scene_exporter_factory: Callable[[], SceneExporter] | None = None) -> int:
     """The worker loop: read one JSON row per line on stdin, bake it, answer one result line.
 
     stdout is kept for the protocol: anything else printed (Blender's exporters are chatty) goes to stderr.
@@ -793,13 +811,8 @@ def serve(scene_exporter_factory: Callable[[], SceneExporter] | None = None, ver
             row = BakeRow(**msg["row"])
             opts = BatchOptions.from_dict(msg["opts"])
             if opts.needs_blender and exporter is None and scene_exporter_factory is not None:
-                try:
-                    exporter = scene_exporter_factory()
-                except Exception as exc:
-                    result = RowResult(row.index, row.output, "failed", f"cannot load Blender: {exc}")
-                    proto.write(RESULT_PREFIX + json.dumps(result.to_dict()) + "\n")
-                    continue
-            result = bake_row(row, opts, exporter, version=version)
+                exporter = load_scene_exporter(scene_exporter_factory)
+            result = bake_row(row, opts, exporter)
             proto.write(RESULT_PREFIX + json.dumps(result.to_dict()) + "\n")
     except KeyboardInterrupt:
         return 130

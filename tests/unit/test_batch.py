@@ -182,7 +182,7 @@ def test_bake_row_writes_valid_files_and_a_sidecar(tmp_path):
     res = batch.bake_row(rows[0], opts)
     assert res.status == "ok", res.message
     out = tmp_path / "out" / "act1"
-    assert sorted(p.name for p in out.iterdir()) == [".hello.facepolicy-bake.json", "hello.csv", "hello.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".hello.facepolicy-bake", "hello.csv", "hello.json"]
     track = FaceTrack.load_json(out / "hello.json")
     assert track.fps == 30 and track.n_frames == 45 and track.meta["transcript"] == "hello there"
     assert track.meta["engine"] == "envelope" and track.meta["audio"] == "hello.wav"

@@ -1,0 +1,243 @@
+"""`facepolicy bake` and `facepolicy styles`: headless baking of one line or a whole manifest of lines."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+from .core import batch
+from .core.errors import FacePolicyError
+
+COMMANDS = ("bake", "styles")
+
+
+def add_parser(subparsers) -> None:
+    """Add the `bake` and `styles` subcommands to the CLI's subparsers."""
+    _add_bake(subparsers)
+    p = subparsers.add_parser(
+        "styles", help="list the style presets --style accepts",
+        description="List the installed style presets. --style also accepts a reference file: a FacePolicy "
+        ".json track or a Live Link Face .csv.")
+    p.set_defaults(func=run)
+
+
+def _add_bake(subparsers) -> None:
+    from .core.engine import BakeOptions
+
+    default_engine = BakeOptions().engine
+    p = subparsers.add_parser(
+        "bake",
+        help="bake audio lines to facial animation files (csv, json, fbx, glb, blend)",
+        description="Bake speech audio to ARKit-52 facial animation. csv (Live Link Face) and json need no Blender; "
+        "fbx, glb and blend are written with Blender's bpy (the bundled default head unless --blend is given). "
+        "A .txt with the same name beside an audio file is used as its transcript. Outputs that are already "
+        "up to date are skipped, so an interrupted batch can simply be run again.",
+        epilog="Manifest columns (CSV header or JSON keys): audio, output, style, seed, object, engine, transcript. "
+        "Relative paths in a manifest are relative to the manifest's folder; output names are relative to -o "
+        "and may not leave it. Exit code: 0 when every line is baked or up to date, 1 when any line failed, "
+        "130 when interrupted.",
+    )
+    p.add_argument("audio", nargs="*", metavar="AUDIO", help="audio files (wav, flac, ogg, mp3)")
+    p.add_argument("--blend", metavar="FILE", help="a .blend holding the character (default: the bundled head)")
+    p.add_argument("--object", metavar="NAME",
+                   help="the object to animate in --blend (default: the active mesh with shape keys)")
+    p.add_argument("-o", "--output", metavar="OUT", default=".",
+                   help="output folder (default: the current folder); for one AUDIO it may be a file name "
+                   "whose suffix picks the format, e.g. -o out/line1.fbx")
+    p.add_argument("--format", metavar="LIST", help=f"comma-separated formats: {','.join(batch.FORMATS)} "
+                   "(default: csv,json, or the suffix of -o)")
+    p.add_argument("--fps", type=float, metavar="N", help="frame rate of the outputs (default: 30)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
+    p.add_argument("--takes", type=int, default=1, metavar="N",
+                   help="takes per line, with seeds seed, seed+1, ...; files get a _takeK suffix when N > 1")
+    p.add_argument("--style", metavar="PRESET|FILE", help="a style preset (see 'facepolicy styles') or a "
+                   "reference file (.json track or Live Link .csv)")
+    p.add_argument("--strength", type=float, default=1.0, metavar="X", help="style strength (default: 1.0)")
+    p.add_argument("--transcript", metavar="FILE", help="transcript text file for a single AUDIO")
+    p.add_argument("--engine", default=default_engine, metavar="neural|phonetic",
+                   help=f"animation engine (default: {default_engine})")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: 1)")
+    p.add_argument("--manifest", metavar="FILE", help="a CSV or JSON manifest with one row per line")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.command == "styles":
+        return run_styles(args)
+    return run_bake(args)
+
+
+# --- styles ------------------------------------------------------------------------------------------------
+
+
+def run_styles(args) -> int:
+    presets = batch.style_presets()
+    if presets:
+        print("Style presets (use with --style NAME):")
+        for name in presets:
+            print(f"  {name}")
+    else:
+        print("No style presets are installed: presets ship with the neural model, which is not bundled yet.")
+    print("--style also accepts a reference file: a FacePolicy .json track or a Live Link Face .csv take.")
+    return 0
+
+
+# --- bake --------------------------------------------------------------------------------------------------
+
+
+def _check_numbers(args) -> None:
+    if args.fps is not None:
+        batch.finite_positive(args.fps, "--fps")
+    if args.takes < 1:
+        raise FacePolicyError(f"--takes must be at least 1, got {args.takes}")
+    if args.jobs < 1:
+        raise FacePolicyError(f"--jobs must be at least 1, got {args.jobs}")
+    if not (math.isfinite(args.strength) and args.strength >= 0):
+        raise FacePolicyError(f"--strength must be 0 or more, got {args.strength}")
+    if not 0 <= args.seed < 2**32:
+        raise FacePolicyError(f"--seed must be between 0 and {2**32 - 1}, got {args.seed}")
+
+
+def _output_and_formats(args) -> tuple[Path, str | None, tuple[str, ...]]:
+    """(output folder, output name for the single input or None, formats)."""
+    out = Path(args.output).expanduser()
+    formats = batch.parse_formats(args.format) if args.format else None
+    suffix = out.suffix.lower().lstrip(".")
+    if suffix in batch.FORMATS and not out.is_dir():
+        if args.manifest or len(args.audio) != 1:
+            raise FacePolicyError(f"-o {args.output} names a file, which works for exactly one AUDIO; "
+                                  "give a folder for several lines or a manifest")
+        if formats is not None and formats != (suffix,):
+            raise FacePolicyError(f"-o {args.output} asks for {suffix} but --format asks for {','.join(formats)}; "
+                                  "give a folder with -o to write several formats")
+        return out.parent.absolute(), out.stem, (suffix,)
+    if out.exists() and not out.is_dir():
+        raise FacePolicyError(f'-o "{args.output}" is a file; give a folder, or a file name ending in '
+                              f"{', '.join('.' + f for f in batch.FORMATS)}")
+    return out.absolute(), None, formats or ("csv", "json")
+
+
+def _entries(args, single_name: str | None) -> list[tuple[str, dict, Path]]:
+    """(source, raw values, folder relative paths resolve against) for every line, arguments first."""
+    entries = []
+    cwd = Path.cwd()
+    for audio in args.audio:
+        values = {"audio": audio}
+        if single_name:
+            values["output"] = single_name
+        entries.append((f'"{audio}"', values, cwd))
+    if args.manifest:
+        base = Path(args.manifest).expanduser().absolute().parent
+        for e in batch.read_manifest(args.manifest):
+            entries.append((e.source, e.values if not e.error else {**e.values, "__error__": e.error}, base))
+    return entries
+
+
+def build_plan(args) -> tuple[list[batch.BakeRow], list[batch.RowResult], batch.BatchOptions]:
+    """Rows to bake, rows that failed validation, and the batch options, from parsed arguments."""
+    from .core import engine, spec
+
+    _check_numbers(args)
+    if not args.audio and not args.manifest:
+        raise FacePolicyError("nothing to bake: give AUDIO files or --manifest FILE")
+    if args.transcript and (args.manifest or len(args.audio) != 1):
+        raise FacePolicyError("--transcript works with exactly one AUDIO; for several lines put NAME.txt beside "
+                              "each audio file, or use the manifest's transcript column")
+    if args.transcript and not Path(args.transcript).is_file():
+        raise FacePolicyError(f'--transcript "{args.transcript}": file not found')
+    out_dir, single_name, formats = _output_and_formats(args)
+    blend = None
+    if args.blend:
+        blend_path = Path(args.blend).expanduser()
+        if not blend_path.is_file():
+            raise FacePolicyError(f'--blend "{args.blend}": file not found')
+        if blend_path.suffix.lower() != ".blend":
+            raise FacePolicyError(f'--blend "{args.blend}": not a .blend file')
+        blend = str(blend_path.absolute())
+    opts = batch.BatchOptions(
+        out_dir=str(out_dir), formats=formats, fps=float(args.fps or spec.MODEL_FPS), takes=args.takes,
+        strength=args.strength, device=args.device, blend=blend,
+    )
+    defaults = batch.RowDefaults(
+        style=args.style, seed=args.seed, object=args.object, engine=args.engine,
+        transcript=str(Path(args.transcript).absolute()) if args.transcript else None,
+    )
+    batch.check_style(args.style, batch.style_presets())
+    entries = _entries(args, single_name)
+    rows, failures = [], []
+    engines, presets = list(engine.ENGINES), batch.style_presets()
+    # Rows are planned group by group (arguments, manifest) because relative paths resolve differently.
+    claimed: dict = {}
+    for idx, (source, values, base) in enumerate(entries, start=1):
+        r, f = batch.plan_rows([(source, values)], defaults, base, opts, engines, presets,
+                               start=idx, claimed=claimed)
+        rows += r
+        failures += f
+    return rows, failures, opts
+
+
+def scene_exporter():
+    """The Blender exporter; importing it loads bpy (the first fbx/glb/blend row pays for it once)."""
+    try:
+        from .blender.export import export_scene
+    except ImportError as exc:
+        raise FacePolicyError(f"fbx, glb and blend need Blender's bpy module ({exc}); install it with "
+                              "'pip install bpy' (the version matching your Blender) or run the bake inside "
+                              "Blender: blender -b -c facepolicy bake ...") from None
+    return export_scene
+
+
+def worker_command() -> list[str]:
+    """How to start one batch worker: this Python importing bpy, or Blender itself when we run inside it."""
+    package = __package__ or "facepolicy"
+    bpy = sys.modules.get("bpy")
+    binary = getattr(getattr(bpy, "app", None), "binary_path", "") if bpy else ""
+    if binary:
+        expr = f"import importlib, sys; sys.exit(importlib.import_module('{package}.blender.worker').main())"
+        return [binary, "-b", "--python-exit-code", "1", "--python-expr", expr]
+    return [sys.executable, "-m", f"{package}.blender.worker"]
+
+
+def make_executor(args, n_rows: int) -> batch.Executor:
+    if args.jobs <= 1 or n_rows <= 1:
+        return batch.InProcessExecutor(scene_exporter)
+    return batch.ProcessExecutor(min(args.jobs, n_rows), worker_command())
+
+
+def run_bake(args, executor: batch.Executor | None = None) -> int:
+    rows, failures, opts = build_plan(args)
+    results: list[batch.RowResult] = list(failures)
+    todo = []
+    for row in rows:
+        if batch.is_up_to_date(row, opts):
+            results.append(batch.RowResult(row.index, row.output, "skipped"))
+        else:
+            todo.append(row)
+    progress = batch.Progress(len(todo))
+    executor = executor or make_executor(args, len(todo))
+
+    def on_result(result: batch.RowResult) -> None:
+        results.append(result)
+        progress.update(result)
+
+    interrupted = False
+    try:
+        if todo:
+            executor.run(todo, opts, on_result)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        progress.close()
+    finished = {r.index for r in results}
+    results += [batch.RowResult(r.index, r.output, "cancelled", "not baked (interrupted)")
+                for r in todo if r.index not in finished]
+    print(batch.summary_table(results))
+    if progress.done and progress.rate() > 0:
+        print(f"{progress.done} lines in {progress.elapsed():.1f}s ({progress.rate():.1f} lines/min)")
+    if interrupted:
+        print("facepolicy: interrupted; finished files are complete, unfinished lines were not written",
+              file=sys.stderr)
+        return 130
+    return 1 if any(r.status in ("failed", "cancelled") for r in results) else 0
