@@ -227,3 +227,51 @@ def test_object_choice_errors_name_the_candidates(tmp_path, rig):
     bad.write_bytes(b"BLENDER-not really")
     with pytest.raises(FacePolicyError, match="could not open the .blend"):
         export.fresh_scene_with_character(str(bad), None)
+
+
+# --- the bundled head, and the whole command with worker processes ---------------------------------------------
+
+
+def test_default_head_fbx_has_all_52_arkit_channels(tmp_path):
+    track = make_track()
+    opts = batch.BatchOptions(out_dir=str(tmp_path / "out"), formats=("fbx",))
+    row = batch.BakeRow(1, str(tmp_path / "line.wav"), "line")
+    targets = batch.output_paths(row, opts)
+    export.export_scene([track], row, opts, targets)
+    curves, channels = blend_shape_curves(targets["fbx"][1])
+    assert set(channels.values()) == set(curves) == set(spec.ARKIT_NAMES)
+    for name in spec.ARKIT_NAMES:
+        np.testing.assert_allclose(curves[name][1] / 100, track.channel(name), atol=1e-3)
+
+
+def test_bake_command_with_two_blender_workers(tmp_path, rig):
+    import argparse
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
+    import envelope_engine
+    from test_batch import write_line
+
+    from facepolicy import bake as bake_cli
+
+    envelope_engine.register()
+    worker = [sys.executable, "-c",
+              f"import sys; sys.path.insert(0, {str(Path(envelope_engine.__file__).parent)!r}); "
+              "import envelope_engine; envelope_engine.register(); from facepolicy.core.batch import serve; "
+              "from facepolicy.bake import scene_exporter; sys.exit(serve(scene_exporter))"]
+    for n in ("a", "b", "c"):
+        write_line(tmp_path / f"{n}.wav", seconds=0.8)
+    parser = argparse.ArgumentParser()
+    bake_cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bake", *(str(tmp_path / f"{n}.wav") for n in "abc"), "--blend", str(rig),
+                              "--object", "Face", "-o", str(tmp_path / "out"), "--format", "json,fbx,glb",
+                              "--engine", "envelope", "--jobs", "2"])
+    assert bake_cli.run_bake(args, batch.ProcessExecutor(2, worker, log_dir=str(tmp_path))) == 0
+    for n in "abc":
+        track = FaceTrack.load_json(tmp_path / "out" / f"{n}.json")
+        curves, _ = blend_shape_curves(tmp_path / "out" / f"{n}.fbx")
+        for name in KEYS:
+            assert len(curves[name][1]) == track.n_frames == 24
+            np.testing.assert_allclose(curves[name][1] / 100, track.channel(name), atol=1e-3)
+        assert (tmp_path / "out" / f"{n}.glb").stat().st_size > 0
+    assert bake_cli.run_bake(args, batch.ProcessExecutor(2, worker)) == 0  # all up to date now
