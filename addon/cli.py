@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
@@ -32,7 +33,9 @@ def _run_doctor(args) -> int:
 
 
 # Each entry adds one subcommand: (module relative to this package, function taking the subparsers object).
-_SUBCOMMANDS: tuple[tuple[str, str], ...] = ()
+_SUBCOMMANDS: tuple[tuple[str, str], ...] = (
+    (".bake", "add_parser"),  # bake, styles
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,8 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_doctor(subparsers)
     for module, func in _SUBCOMMANDS:
-        import importlib
-
         getattr(importlib.import_module(module, __package__), func)(subparsers)
     return parser
 

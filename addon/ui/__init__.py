@@ -2,10 +2,10 @@
 
 import bpy
 
-from . import doctor
+from . import animate, characters, doctor, panel, prefs, props
 
 # Order matters: property groups before the classes that point to them, panels last.
-_MODULES = (doctor,)
+_MODULES = (props, prefs, doctor, characters, animate, panel)
 
 
 def _classes():
