@@ -148,6 +148,8 @@ def build_plan(args) -> tuple[list[batch.BakeRow], list[batch.RowResult], batch.
     if args.transcript and not Path(args.transcript).is_file():
         raise FacePolicyError(f'--transcript "{args.transcript}": file not found')
     out_dir, single_name, formats = _output_and_formats(args)
+    if args.object and not args.blend:
+        raise FacePolicyError(f'--object "{args.object}" needs --blend FILE; without it the bundled head is used')
     blend = None
     if args.blend:
         blend_path = Path(args.blend).expanduser()

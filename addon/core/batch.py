@@ -731,7 +731,11 @@ class ProcessExecutor(Executor):
                     if result is None:
                         if stop.is_set():
                             return
-                        proc.wait(timeout=30)
+                        try:
+                            proc.wait(timeout=30)
+                        except subprocess.TimeoutExpired:  # closed its output but hangs: it is of no more use
+                            proc.kill()
+                            proc.wait()
                         result = RowResult(row.index, row.output, "failed",
                                            f"the worker process stopped (exit code {proc.returncode}) "
                                            f"while baking this line; see {log_path}: {_tail(log_path)}")

@@ -67,6 +67,7 @@ def test_one_line_to_a_file_whose_suffix_picks_the_format(tmp_path, capsys):
     (["a.wav", "--jobs", "0"], "--jobs must be at least 1"),
     (["a.wav", "--strength", "-1"], "--strength must be 0 or more"),
     (["a.wav", "--blend", "missing.blend"], "missing.blend\": file not found"),
+    (["a.wav", "--object", "Face"], "needs --blend FILE"),
     (["a.wav", "--style", "grumpy"], "unknown style preset 'grumpy'; valid presets: none are installed"),
     ([], "nothing to bake"),
 ])
