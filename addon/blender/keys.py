@@ -17,6 +17,7 @@ import numpy as np
 from ..core import spec
 from ..core.errors import RigError
 from ..core.facetrack import FaceTrack
+from ..core.rig import RigMapping, build_mapping, match_name
 from . import compat
 
 # What the panel's channel toggles switch on and off: group → canonical channels.
@@ -42,6 +43,7 @@ _GROUP_TITLES = {"mouth": "Mouth", "brows": "Brows", "eyes": "Eyes", "blinks": "
 
 MAX_SMOOTHING_SECONDS = 0.06  # smoothing = 1 is a Gaussian with this standard deviation
 TAKE_PROP = "facepolicy"  # ID property on each take's action: {object, audio, take, engine, seed}
+KEY_MAP_PROP = "facepolicy_key_map"  # the user's shape-key mapping on the object, JSON (see core.rig.parse_overrides)
 
 
 @dataclass
@@ -60,7 +62,7 @@ class WriteOptions:
     smoothing: float = 0.0  # 0..1
     head_target: HeadTarget | None = None
     audio_name: str = ""  # the audio file's stem, for the action name
-    key_map: dict[str, str] | None = None  # canonical channel → shape key; None: matched by name
+    mapping: RigMapping | None = None  # None: matched by name, with the object's own overrides
     set_frame_range: bool = True
 
 
@@ -219,7 +221,7 @@ def use_take(obj: bpy.types.Object, action: bpy.types.Action) -> None:
 
 
 def action_to_face_track(action: bpy.types.Action, fps: float) -> FaceTrack:
-    """Read the shape-key curves of ``action`` back as a FaceTrack (channels matched by name) at ``fps``.
+    """Read the shape-key curves of ``action`` back as a FaceTrack (keys matched by name, as core.rig does).
 
     Used to turn an existing facial action into a style reference. Raises RigError when nothing matches.
     """
@@ -228,8 +230,9 @@ def action_to_face_track(action: bpy.types.Action, fps: float) -> FaceTrack:
         path = fcurve.data_path
         if path.startswith('key_blocks["') and path.endswith('"].value'):
             name = path[len('key_blocks["'):-len('"].value')].replace('\\"', '"').replace("\\\\", "\\")
-            if name in spec.CHANNEL_INDEX:
-                curves[name] = fcurve
+            hit = match_name(name)
+            if hit is not None and len(hit[0]) == 1:
+                curves.setdefault(hit[0][0], fcurve)
     if not curves:
         raise RigError(f'action "{action.name}" animates no ARKit-named shape keys, so it cannot be a style reference')
     first, last = (int(math.floor(v)) for v in action.frame_range)
@@ -243,9 +246,11 @@ def action_to_face_track(action: bpy.types.Action, fps: float) -> FaceTrack:
 # --- writing --------------------------------------------------------------------------------------------------
 
 
-def _key_map_by_name(key_blocks, names) -> dict[str, str]:
-    present = {kb.name for kb in key_blocks}
-    return {n: n for n in names if n in present}
+def rig_mapping(obj: bpy.types.Object) -> RigMapping:
+    """How ``obj``'s shape keys map to the canonical channels: by name, with the user's overrides on the object."""
+    key = obj.data.shape_keys
+    return build_mapping([kb.name for kb in key.key_blocks], reference=key.reference_key.name,
+                         overrides=obj.get(KEY_MAP_PROP, ""))
 
 
 def _write_curve(fcurve: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray) -> None:
@@ -332,17 +337,19 @@ def write_face_track_to_action(obj: bpy.types.Object, track: FaceTrack, options:
     head = options.head_target if "head" in options.channels else None
     check_head_target(head)
     key = obj.data.shape_keys
-    fps = scene_fps(scene)
-    shaped = shape_track(track, fps, options)
-    key_map = options.key_map if options.key_map is not None else _key_map_by_name(key.key_blocks, shaped.names)
-    rig_channels = [n for n in shaped.names if n in key_map and n not in spec.ROTATION_CHANNELS]
-    if not rig_channels and head is None:
+    mapping = options.mapping or rig_mapping(obj)
+    shaped = shape_track(track, scene_fps(scene), options)
+    enabled = set(shaped.names)
+    # A key is animated when one of the channels it mixes is switched on.
+    rig = mapping.to_rig_track(shaped).select(
+        [m.key for m in mapping.matches if enabled.intersection(m.channels)])
+    if not rig.names and head is None:
         raise RigError(f'"{obj.name}": none of its shape keys match a FacePolicy channel (ARKit names); '
                        "check the rig report or map the keys")
     if shaped.n_frames == 0:
         raise RigError("the track is empty: the audio is too short to animate")
 
-    warnings: list[str] = []
+    warnings: list[str] = mapping.warnings()
     take = _next_take_number(obj, options.audio_name)
     start = int(options.start_frame)
     frames = np.arange(shaped.n_frames, dtype=np.float32) + start
@@ -361,11 +368,12 @@ def write_face_track_to_action(obj: bpy.types.Object, track: FaceTrack, options:
         action = bpy.data.actions.new(take_name(obj.name, options.audio_name, take))
         created.append(action)
         n_curves = 0
-        for name in rig_channels:
-            kb = key.key_blocks[key_map[name]]
-            values = np.clip(shaped.channel(name), kb.slider_min, kb.slider_max)
+        groups = {m.key: _GROUP_TITLES.get(spec.region_of(m.channels[0]) or "", "Face") for m in mapping.matches}
+        for name in rig.names:
+            kb = key.key_blocks[name]
+            values = np.clip(rig.channel(name), kb.slider_min, kb.slider_max)
             fcurve = compat.new_fcurve(action, key, f'key_blocks["{bpy.utils.escape_identifier(kb.name)}"].value',
-                                       group=_GROUP_TITLES.get(spec.region_of(name) or "", "Face"))
+                                       group=groups[name])
             _write_curve(fcurve, frames, values)
             n_curves += 1
         head_action = None
@@ -409,7 +417,7 @@ def write_face_track_to_action(obj: bpy.types.Object, track: FaceTrack, options:
             protected.use_fake_user = False
         scene.frame_start, scene.frame_end = range_before
         raise
-    missing = [n for n in shaped.names if n not in key_map and n not in spec.ROTATION_CHANNELS]
+    missing = [n for n in mapping.unmatched_channels if n in enabled]
     if missing:
         warnings.append(f"{len(missing)} channel(s) have no matching shape key: {', '.join(missing[:6])}"
                         + (" …" if len(missing) > 6 else ""))

@@ -104,3 +104,31 @@ def scene_fingerprint(scene=None) -> dict:
 def can_add_sound() -> bool:
     """The 4.2 bpy wheel is built without Audaspace and cannot create sound strips."""
     return bpy.app.build_options.audaspace
+
+
+def _phonetic_status() -> tuple[bool, str]:
+    import importlib.util
+
+    if importlib.util.find_spec("facepolicy.core.phonetic") is None:
+        return False, "the Phonetic engine (facepolicy.core.phonetic, corpus issue) has not landed yet"
+    if importlib.util.find_spec("pocketsphinx") is None:
+        return False, "pocketsphinx is not installed in this environment"
+    return True, ""
+
+
+HAVE_PHONETIC, PHONETIC_REASON = _phonetic_status()
+SPEECH_CANDIDATES = ("assets/audio", "/usr/share/pocketsphinx/test/data/librivox")
+
+
+def sample_speech(repo_root):
+    """A real voice line: the bundled one, else Debian's pocketsphinx-testdata clip; skips when neither exists."""
+    from pathlib import Path
+
+    import pytest
+
+    for folder in SPEECH_CANDIDATES:
+        folder = Path(repo_root, folder)
+        found = sorted(folder.glob("*.wav")) + sorted(folder.glob("*.flac")) if folder.is_dir() else []
+        if found:
+            return found[0]
+    pytest.skip("no speech clip: neither assets/audio/ nor Debian's pocketsphinx-testdata is present")

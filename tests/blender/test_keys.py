@@ -119,12 +119,22 @@ def test_smoothing_reduces_frame_to_frame_change(clean_scene):
     assert smooth.mean() == pytest.approx(rough.mean(), abs=0.02)
 
 
-def test_renamed_keys_rig_through_a_key_map(clean_scene):
-    renamed = {"jawOpen": "Jaw_Open", "mouthClose": "mouth-close", "eyeBlinkLeft": "Blink.L"}
-    obj = make_rig("Custom", list(renamed.values()) + ["Unrelated"])
-    result = keys.write_face_track_to_action(obj, random_track(), keys.WriteOptions(key_map=renamed))
-    assert set(key_curves(obj)) == {f'key_blocks["{v}"].value' for v in renamed.values()}
+def test_renamed_keys_rig_by_name_and_by_the_users_mapping(clean_scene):
+    renamed = {"jawOpen": "Jaw_Open", "mouthClose": "mouth-close", "eyeBlinkLeft": "EyeBlink_L",
+               "mouthSmileLeft": "Mouth_Smile_L"}
+    obj = make_rig("Custom", list(renamed.values()) + ["MySculpt", "Unrelated"])
+    obj[keys.KEY_MAP_PROP] = '{"MySculpt": "browInnerUp"}'
+    track = random_track()
+    result = keys.write_face_track_to_action(obj, track)
+    written = set(renamed.values()) | {"MySculpt"}
+    curves = key_curves(obj)
+    assert set(curves) == {f'key_blocks["{v}"].value' for v in written}
+    fps = keys.scene_fps(bpy.context.scene)
+    for channel, key_name in list(renamed.items()) + [("browInnerUp", "MySculpt")]:
+        got = [k.co[1] for k in curves[f'key_blocks["{key_name}"].value'].keyframe_points]
+        np.testing.assert_allclose(got, track.resample(fps).channel(channel), atol=1e-6)
     assert any("no matching shape key" in w for w in result.warnings)
+    assert any("Unrelated" in w for w in result.warnings)
 
 
 def test_values_are_clamped_to_the_key_slider_range(clean_scene):
@@ -260,9 +270,11 @@ def test_failed_write_rolls_back(clean_scene):
     obj.data.shape_keys.key_blocks["jawOpen"].value = 0.1
     obj.data.shape_keys.key_blocks["jawOpen"].keyframe_insert("value", frame=3)
     before = scene_fingerprint()
-    bad_map = {"jawOpen": "jawOpen", "mouthClose": "no such key"}
-    with pytest.raises(KeyError):
-        keys.write_face_track_to_action(obj, random_track(), keys.WriteOptions(key_map=bad_map))
+    from facepolicy.core.rig import build_mapping
+
+    stale = build_mapping(["Basis", "jawOpen", "mouthClose", "ghostKey"], overrides={"ghostKey": "mouthFunnel"})
+    with pytest.raises(KeyError):  # a mapping that names a key the mesh lost: fails after curves were made
+        keys.write_face_track_to_action(obj, random_track(), keys.WriteOptions(mapping=stale))
     assert scene_fingerprint() == before
 
 
