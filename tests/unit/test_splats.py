@@ -1,0 +1,285 @@
+"""Splats bound to mesh triangles, alignment, and INRIA .ply import/export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facepolicy.preview import build, ply, raster
+from facepolicy.preview.cloud import GaussianCloud, quat_to_matrix
+from facepolicy.preview.splats import (
+    BindingError,
+    bind_cloud,
+    icosphere,
+    similarity_from_landmarks,
+    similarity_from_matrix,
+    splats_from_mesh,
+    triangle_frames,
+)
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    if build.find_cxx() is None:
+        pytest.skip("no C++ compiler to build the splat library")
+    build.ensure_cpu_library()
+    return raster.cpu_renderer()
+
+
+def random_rotation(rng):
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q *= np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+def random_cloud(rng, n=200, degree=3, spread=1.0):
+    return GaussianCloud(rng.normal(size=(n, 3)) * spread, rng.normal(-3, 0.5, (n, 3)), rng.normal(size=(n, 4)),
+                         rng.normal(size=n), rng.normal(size=(n, (degree + 1) ** 2, 3)) * 0.3)
+
+
+# -- binding ------------------------------------------------------------------------------------------------------
+
+
+def test_centres_equal_barycentric_interpolation_exactly():
+    verts, faces = icosphere(2)
+    splats = splats_from_mesh(verts, faces, per_triangle=5, seed=3)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        posed = verts * rng.uniform(0.8, 1.2, size=(len(verts), 1)) + rng.normal(scale=0.05, size=verts.shape)
+        f = faces[splats.face_index]
+        b = splats.bary
+        expected = b[:, 0:1] * posed[f[:, 0]] + b[:, 1:2] * posed[f[:, 1]] + b[:, 2:3] * posed[f[:, 2]]
+        np.testing.assert_array_equal(splats.centres(posed), expected)
+        np.testing.assert_array_equal(splats.cloud(posed).means, expected.astype(np.float32))
+    assert (splats.bary >= 0).all() and np.allclose(splats.bary.sum(1), 1)
+
+
+def test_gaussians_turn_and_grow_with_their_triangles():
+    verts, faces = icosphere(1)
+    splats = splats_from_mesh(verts, faces, per_triangle=2)
+    rest = splats.cloud(verts)
+    rng = np.random.default_rng(2)
+    R, s, t = random_rotation(rng), 1.7, np.array([0.3, -1.0, 2.0])
+    moved = splats.cloud(s * verts @ R.T + t)
+    np.testing.assert_allclose(moved.means, s * rest.means @ R.T + t, atol=1e-5)
+    np.testing.assert_allclose(quat_to_matrix(moved.rotations), R @ quat_to_matrix(rest.rotations), atol=1e-5)
+    np.testing.assert_allclose(moved.log_scales, rest.log_scales + np.log(s), atol=1e-5)
+
+
+def test_gaussians_lie_flat_on_their_triangle():
+    verts, faces = icosphere(1)
+    splats = splats_from_mesh(verts, faces, per_triangle=3)
+    cloud = splats.cloud(verts)
+    R, _ = triangle_frames(verts, faces)
+    normals = R[splats.face_index][:, :, 2]
+    axes = quat_to_matrix(cloud.rotations)
+    thinnest = axes[np.arange(cloud.n), :, np.argmin(cloud.log_scales, axis=1)]
+    np.testing.assert_allclose(np.abs((thinnest * normals).sum(1)), 1, atol=1e-6)
+
+
+def test_colours_come_from_the_texture_or_vertex_colours():
+    verts, faces = icosphere(1)
+    uvs = np.stack([(verts[:, 0] > 0) * 0.5 + 0.25, np.full(len(verts), 0.5)], axis=1)
+    texture = np.zeros((8, 8, 3), np.uint8)
+    texture[:, :4] = (255, 0, 0)
+    texture[:, 4:] = (0, 0, 255)
+    # Only triangles whose corners all sit on one side have a single colour.
+    one_side = np.all(verts[faces][:, :, 0] > 0, axis=1) | np.all(verts[faces][:, :, 0] <= 0, axis=1)
+    splats = splats_from_mesh(verts, faces, per_triangle=2, uvs=uvs, texture=texture)
+    rgb = splats.sh[:, 0, :] * 0.28209479177387814 + 0.5
+    sel = one_side[splats.face_index]
+    right = (verts[faces[splats.face_index]][:, 0, 0] > 0)[sel]
+    np.testing.assert_allclose(rgb[sel][right], [[0, 0, 1]] * int(right.sum()), atol=1e-5)
+    np.testing.assert_allclose(rgb[sel][~right], [[1, 0, 0]] * int((~right).sum()), atol=1e-5)
+
+    colors = np.tile([0.2, 0.6, 0.4], (len(verts), 1))
+    splats = splats_from_mesh(verts, faces, vertex_colors=colors)
+    np.testing.assert_allclose(splats.sh[:, 0, :] * 0.28209479177387814 + 0.5, 0 * splats.sh[:, 0, :] + colors[0],
+                               atol=1e-6)
+
+
+def test_mesh_errors_are_clear():
+    verts, faces = icosphere(0)
+    with pytest.raises(BindingError, match="face indices"):
+        splats_from_mesh(verts, faces + 100)
+    with pytest.raises(BindingError, match="per_triangle"):
+        splats_from_mesh(verts, faces, per_triangle=0)
+    with pytest.raises(BindingError, match="needs UVs"):
+        splats_from_mesh(verts, faces, texture=np.zeros((2, 2, 3)))
+    splats = splats_from_mesh(verts, faces)
+    with pytest.raises(BindingError, match="topology"):
+        splats.cloud(verts[:-1])
+
+
+def test_imported_cloud_binds_to_nearest_triangles_and_follows_the_mesh(cpu):
+    verts, faces = icosphere(2)
+    rng = np.random.default_rng(4)
+    d = rng.normal(size=(300, 3))
+    points = d / np.linalg.norm(d, axis=1, keepdims=True) * rng.uniform(0.9, 1.1, size=(300, 1))
+    cloud = GaussianCloud(points, rng.normal(-4, 0.3, (300, 3)), rng.normal(size=(300, 4)), rng.normal(size=300),
+                          rng.normal(size=(300, 4, 3)))
+    bound = bind_cloud(cloud, verts, faces, cpu)
+    again = bound.cloud(verts)
+    np.testing.assert_allclose(again.means, cloud.means, atol=1e-5)
+    np.testing.assert_allclose(quat_to_matrix(again.rotations), quat_to_matrix(cloud.rotations), atol=1e-5)
+    np.testing.assert_allclose(again.log_scales, cloud.log_scales, atol=1e-5)
+    # Every gaussian is bound to a triangle at least as near as any other.
+    centroids = verts[faces].mean(1)
+    nearest_centroid = np.argmin(((points[:, None] - centroids[None]) ** 2).sum(-1), axis=1)
+    on_surface = np.einsum("nk,nkc->nc", bound.bary, verts[faces[bound.face_index]])
+    d_bound = np.linalg.norm(points - on_surface, axis=1)
+    d_centroid = np.linalg.norm(points - centroids[nearest_centroid], axis=1)
+    assert (d_bound <= d_centroid + 1e-6).all()
+    # Translating the head moves the splats with it.
+    np.testing.assert_allclose(bound.cloud(verts + [0, 0.5, 0]).means, cloud.means + [0, 0.5, 0], atol=1e-5)
+    far = bind_cloud(cloud, verts, faces, cpu, max_distance=0.05)
+    assert 0 < far.n < cloud.n
+
+
+def test_similarity_from_landmarks_recovers_the_transform():
+    rng = np.random.default_rng(5)
+    src = rng.normal(size=(8, 3))
+    R, s, t = random_rotation(rng), 0.37, np.array([1.0, 2.0, -3.0])
+    dst = s * src @ R.T + t
+    s2, R2, t2 = similarity_from_landmarks(src, dst + rng.normal(scale=1e-9, size=dst.shape))
+    assert abs(s2 - s) < 1e-6 and np.allclose(R2, R, atol=1e-6) and np.allclose(t2, t, atol=1e-6)
+    with pytest.raises(BindingError, match="collinear"):
+        similarity_from_landmarks(np.outer(np.arange(4.0), [1, 2, 3]), dst[:4])
+    with pytest.raises(BindingError, match="at least 3"):
+        similarity_from_landmarks(src[:2], dst[:2])
+
+
+def test_manual_transform_is_checked():
+    M = np.eye(4)
+    M[:3, :3] = 2.0 * random_rotation(np.random.default_rng(6))
+    M[:3, 3] = [1, 2, 3]
+    s, R, t = similarity_from_matrix(M)
+    assert abs(s - 2.0) < 1e-9 and np.allclose(t, [1, 2, 3])
+    with pytest.raises(BindingError, match="shear or a non-uniform scale"):
+        similarity_from_matrix(np.diag([1.0, 2.0, 1.0, 1.0]))
+    with pytest.raises(BindingError, match="mirrors"):
+        similarity_from_matrix(np.diag([-1.0, 1.0, 1.0, 1.0]))
+
+
+def test_transformed_cloud_renders_like_the_moved_camera(cpu):
+    """Moving the splat by (s, R, t) and the camera with it gives the same picture: this checks the
+    rotation of positions, quaternions, scales and degree-3 SH colours together."""
+    rng = np.random.default_rng(7)
+    cloud = random_cloud(rng, n=300, degree=3, spread=0.4)
+    cam = raster.Camera.look_at([0.3, -0.2, -3], [0, 0, 0], [0, -1, 0], 35, 64, 48, near=0.1)
+    R, s, t = random_rotation(rng), 1.6, np.array([0.5, -0.2, 0.7])
+    moved = cloud.transformed(s, R, t)
+    view = np.eye(4)
+    view[:3, :3] = cam.view[:3, :3] @ R.T
+    view[:3, 3] = s * cam.view[:3, 3] - view[:3, :3] @ t
+    cam2 = raster.Camera(view, cam.fx, cam.fy, cam.cx, cam.cy, cam.width, cam.height, near=cam.near * s)
+    a = cpu.render_cloud(cloud, cam)
+    b = cpu.render_cloud(moved, cam2)
+    assert np.abs(a - b).max() < 2e-3
+    assert a.std() > 0.05
+
+
+# -- .ply ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("degree", [0, 1, 3])
+def test_ply_round_trip_is_exact(tmp_path, degree):
+    cloud = random_cloud(np.random.default_rng(degree), n=57, degree=degree)
+    path = tmp_path / "splat.ply"
+    ply.write_ply(path, cloud)
+    back = ply.read_ply(path)
+    for name in ("means", "log_scales", "rotations", "opacity_logits", "sh"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(cloud, name))
+    header = path.read_bytes()[:4000].decode("ascii", "replace")
+    assert "property float f_dc_0" in header and "property float rot_3" in header
+    assert header.count("property float f_rest_") == 3 * ((degree + 1) ** 2 - 1)
+
+
+def test_bound_splat_exports_its_posed_cloud(tmp_path):
+    verts, faces = icosphere(1)
+    splats = splats_from_mesh(verts, faces, per_triangle=2)
+    posed = verts * 1.1
+    ply.write_ply(tmp_path / "head.ply", splats.cloud(posed))
+    back = ply.read_ply(tmp_path / "head.ply")
+    np.testing.assert_array_equal(back.means, splats.cloud(posed).means)
+
+
+def test_ply_f_rest_is_channel_major(tmp_path):
+    """f_rest_{c*(K-1)+j} is coefficient j+1 of channel c, as the INRIA code writes it."""
+    cloud = random_cloud(np.random.default_rng(1), n=2, degree=1)
+    ply.write_ply(tmp_path / "a.ply", cloud)
+    raw = tmp_path.joinpath("a.ply").read_bytes()
+    body = np.frombuffer(raw[raw.index(b"end_header\n") + 11:], "<f4").reshape(2, -1)
+    f_rest_4 = body[0, 9 + 4]  # after x y z nx ny nz f_dc_0..2 -> channel 1 (g), coefficient 2
+    assert f_rest_4 == cloud.sh[0, 2, 1]
+
+
+def _write_raw(path, props, rows, count=None, fmt="binary_little_endian", extra=b""):
+    count = len(rows) if count is None else count
+    header = f"ply\nformat {fmt} 1.0\nelement vertex {count}\n"
+    header += "".join(f"property float {p}\n" for p in props) + "end_header\n"
+    if fmt == "ascii":
+        body = "".join(" ".join(repr(float(v)) for v in r) + "\n" for r in rows).encode()
+    else:
+        body = np.asarray(rows, "<f4").tobytes()
+    path.write_bytes(header.encode() + body + extra)
+    return path
+
+
+def _write_bytes(path, data):
+    path.write_bytes(data)
+    return path
+
+
+PROPS = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
+         "rot_0", "rot_1", "rot_2", "rot_3"]
+
+
+def _rows(n=4):
+    rows = np.random.default_rng(0).normal(size=(n, len(PROPS)))
+    rows[:, 10] = 1.0
+    return rows
+
+
+def test_ascii_ply_without_normals_or_f_rest_reads(tmp_path):
+    rows = _rows()
+    cloud = ply.read_ply(_write_raw(tmp_path / "a.ply", PROPS, rows, fmt="ascii"))
+    assert cloud.n == 4 and cloud.sh_degree == 0
+    np.testing.assert_allclose(cloud.means, rows[:, :3], rtol=1e-6)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: _write_raw(p, [x for x in PROPS if x != "rot_3"], _rows()[:, :-1]), "missing 3DGS attributes: rot_3"),
+    (lambda p: _write_raw(p, [x for x in PROPS if not x.startswith("scale")],
+                          np.delete(_rows(), [7, 8, 9], axis=1)), "scale_0, scale_1, scale_2"),
+    (lambda p: _write_raw(p, PROPS, np.where(np.arange(14) == 7, np.nan, _rows())), r"NaN or Inf values in log_scales"),
+    (lambda p: _write_raw(p, PROPS, np.where(np.arange(14) == 0, np.inf, _rows())), r"NaN or Inf values in means"),
+    (lambda p: _write_raw(p, PROPS, _rows(), count=5), "declares 5 gaussians but the file holds only 4"),
+    (lambda p: _write_raw(p, PROPS, _rows(), count=3), "declares 3 gaussians but the file has 56 bytes more"),
+    (lambda p: _write_raw(p, PROPS, _rows(), fmt="ascii", count=6), "declares 6 gaussians but the file holds only 4"),
+    (lambda p: _write_raw(p, PROPS + [f"f_rest_{i}" for i in range(5)], np.zeros((2, 19))), "do not match SH degree"),
+    (lambda p: _write_bytes(p, b"GIF89a..."), "not a PLY file"),
+    (lambda p: _write_bytes(p, b"ply\nformat binary_little_endian 1.0\nelement vertex 3\n"), "no 'end_header'"),
+    (lambda p: _write_raw(p, PROPS, np.where(np.arange(14) >= 10, 0.0, _rows())), "all-zero rotation"),
+])
+def test_malformed_ply_gets_a_clear_error(tmp_path, make, message):
+    path = make(tmp_path / "bad.ply")
+    with pytest.raises(ply.PlyError, match=message) as info:
+        ply.read_ply(path)
+    assert str(info.value).startswith('"bad.ply": ')
+
+
+def test_huge_ply_is_refused_with_a_memory_estimate(tmp_path, monkeypatch):
+    names = PROPS + [f"f_rest_{i}" for i in range(45)]
+    path = tmp_path / "huge.ply"
+    header = "ply\nformat binary_little_endian 1.0\nelement vertex 50000000\n"
+    header += "".join(f"property float {p}\n" for p in names) + "end_header\n"
+    path.write_bytes(header.encode())  # the header alone: the refusal must come before any data is read
+    with pytest.raises(ply.PlyError, match=r"50,000,000 gaussians need about [\d.]+ GB of memory.*limit of 4.0 GB"):
+        ply.read_ply(path)
+    monkeypatch.setenv(ply.MEMORY_LIMIT_ENV, "1")
+    rows = _rows(20000)
+    small = _write_raw(tmp_path / "small.ply", PROPS, rows)
+    with pytest.raises(ply.PlyError, match="limit of 1.0 MB"):
+        ply.read_ply(small)
+    assert ply.read_ply(small, max_bytes=10**9).n == 20000
