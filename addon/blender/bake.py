@@ -17,7 +17,7 @@ import numpy as np
 from ..core import engine as core_engine
 from ..core.audio import SILENCE_RMS_DB, load_audio
 from ..core.engine import BakeOptions, ProgressFn
-from ..core.errors import AudioError, FacePolicyError, RigError
+from ..core.errors import AudioError, Cancelled, FacePolicyError, RigError
 from ..core.facetrack import FaceTrack
 from . import keys, sound
 
@@ -223,6 +223,73 @@ def apply_outcome(scene: bpy.types.Scene, request: BakeRequest, outcome: BakeOut
                             f"{outcome.audio_seconds:.1f} s of audio in {outcome.engine_seconds:.1f} s "
                             f"({speed:.0f}× real time)"))
     return result, reports
+
+
+class JobProgress:
+    """Written by the worker thread, read by the main thread: plain attributes, no bpy."""
+
+    def __init__(self) -> None:
+        self.fraction = 0.0
+        self.message = "starting"
+
+    def __call__(self, fraction: float, message: str) -> None:
+        self.fraction = min(1.0, max(self.fraction, float(fraction)))
+        self.message = message
+
+
+class BakeJob:
+    """A bake whose engine runs on a worker thread while the main thread polls it (the operator's modal timer).
+
+    The worker only runs ``run_engine``; ``finish`` applies the result on the main thread, so a cancelled or
+    failed job never writes anything.
+    """
+
+    def __init__(self, request: BakeRequest) -> None:
+        self.request = request
+        self.progress = JobProgress()
+        self.cancel_event = threading.Event()
+        self.outcome: BakeOutcome | None = None
+        self.error: BaseException | None = None
+        self.started = time.perf_counter()
+        self._thread = threading.Thread(target=self._work, name="facepolicy-bake", daemon=True)
+
+    def start(self) -> BakeJob:
+        self._thread.start()
+        return self
+
+    def _work(self) -> None:
+        try:
+            self.outcome = run_engine(self.request, self.progress, self.cancel_event)
+        except BaseException as exc:  # handed to the main thread by finish()
+            self.error = exc
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self.running
+
+    def finish(self, scene: bpy.types.Scene) -> tuple[keys.TakeResult, list[tuple]]:
+        """Apply the finished job. Raises Cancelled or the engine's error, having written nothing."""
+        if self.running:
+            raise RuntimeError("the bake is still running")
+        try:
+            if self.cancel_event.is_set() or isinstance(self.error, Cancelled):
+                raise Cancelled("cancelled: nothing was changed")
+            if self.error is not None:
+                raise self.error
+            return apply_outcome(scene, self.request, self.outcome)
+        finally:
+            self.request.cleanup()
 
 
 def bake(context, request: BakeRequest, progress: ProgressFn | None = None,

@@ -5,8 +5,7 @@ and Blender records the whole bake as one undo step.
 
 from __future__ import annotations
 
-import threading
-import time
+import traceback
 
 import bpy
 from bpy.props import BoolProperty, StringProperty
@@ -14,18 +13,6 @@ from bpy.props import BoolProperty, StringProperty
 from ..blender import bake, keys
 from ..core.errors import Cancelled, FacePolicyError
 from .prefs import get_preferences
-
-
-class _Progress:
-    """Written by the worker thread, read by the modal timer: plain attributes, no bpy."""
-
-    def __init__(self) -> None:
-        self.fraction = 0.0
-        self.message = "starting"
-
-    def __call__(self, fraction: float, message: str) -> None:
-        self.fraction = min(1.0, max(self.fraction, float(fraction)))
-        self.message = message
 
 
 def _report_all(op, reports) -> None:
@@ -90,43 +77,30 @@ class FACEPOLICY_OT_animate_from_audio(bpy.types.Operator):
         if bpy.app.background or context.window is None:
             return self.execute(context)
         try:
-            self._req = self._request(context)
+            self._job = bake.BakeJob(self._request(context)).start()
         except FacePolicyError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self._progress = _Progress()
-        self._cancel = threading.Event()
-        self._outcome = None
-        self._error = None
-        self._t0 = time.perf_counter()
-        self._thread = threading.Thread(target=self._work, name="facepolicy-bake", daemon=True)
-        self._thread.start()
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.modal_handler_add(self)
-        job = wm.facepolicy_job
-        job.running, job.progress, job.status = True, 0.0, "Starting…"
+        state = wm.facepolicy_job
+        state.running, state.progress, state.status = True, 0.0, "Starting…"
         return {"RUNNING_MODAL"}
 
-    def _work(self) -> None:
-        try:
-            self._outcome = bake.run_engine(self._req, self._progress, self._cancel)
-        except BaseException as exc:  # reported on the main thread
-            self._error = exc
-
     def modal(self, context, event):
-        job = context.window_manager.facepolicy_job
+        state = context.window_manager.facepolicy_job
+        job = self._job
         if event.type == "ESC" and event.value == "PRESS":
-            self._cancel.set()
-            job.status = "Cancelling…"
+            job.cancel()
+            state.status = "Cancelling…"
             return {"RUNNING_MODAL"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        elapsed = time.perf_counter() - self._t0
-        if self._thread.is_alive():
-            if not self._cancel.is_set():
-                job.progress = self._progress.fraction
-                job.status = f"{self._progress.message} · {elapsed:.1f} s"
+        if job.running:
+            if not job.cancel_event.is_set():
+                state.progress = job.progress.fraction
+                state.status = f"{job.progress.message} · {job.elapsed:.1f} s"
             _redraw(context)
             return {"RUNNING_MODAL"}
         return self._finish(context)
@@ -134,39 +108,36 @@ class FACEPOLICY_OT_animate_from_audio(bpy.types.Operator):
     def _finish(self, context):
         wm = context.window_manager
         wm.event_timer_remove(self._timer)
-        job = wm.facepolicy_job
-        job.running, job.progress = False, 0.0
-        request, self._req = self._req, None
+        state = wm.facepolicy_job
+        state.running, state.progress = False, 0.0
+        job = self._job
         try:
-            if self._cancel.is_set() or isinstance(self._error, Cancelled):
-                job.status = "Cancelled: nothing was changed"
-                self.report({"WARNING"}, job.status)
-                return {"CANCELLED"}
-            if self._error is not None:
-                raise self._error
-            result, reports = bake.apply_outcome(context.scene, request, self._outcome)
-            self._keep_seed(context, request)
+            result, reports = job.finish(context.scene)
+            self._keep_seed(context, job.request)
+        except Cancelled as exc:
+            state.status = str(exc).capitalize()
+            self.report({"WARNING"}, state.status)
+            return {"CANCELLED"}
         except FacePolicyError as exc:
-            job.status = f"Failed: {exc}"
+            state.status = f"Failed: {exc}"
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         except Exception as exc:
-            job.status = "Failed: see the system console"
+            state.status = "Failed: see the system console"
+            traceback.print_exc()
             self.report({"ERROR"}, f"FacePolicy bake failed unexpectedly: {type(exc).__name__}: {exc}")
             return {"CANCELLED"}
         finally:
-            request.cleanup()
             _redraw(context)
-        outcome = self._outcome
-        job.status = (f"{result.action.name} · {outcome.audio_seconds:.1f} s audio in "
-                      f"{time.perf_counter() - self._t0:.1f} s "
-                      f"({outcome.audio_seconds / max(outcome.engine_seconds, 1e-6):.0f}× real time)")
+        outcome = job.outcome
+        state.status = (f"{result.action.name} · {outcome.audio_seconds:.1f} s audio in {job.elapsed:.1f} s "
+                        f"({outcome.audio_seconds / max(outcome.engine_seconds, 1e-6):.0f}× real time)")
         _report_all(self, reports)
         return {"FINISHED"}
 
     def cancel(self, context):
-        # Blender ends the modal without our _finish (the window closes, a new file loads): stop the worker.
-        self._cancel.set()
+        # Blender ends the modal itself (the window closes, another file loads): stop the worker, write nothing.
+        self._job.cancel()
         wm = context.window_manager
         wm.event_timer_remove(self._timer)
         wm.facepolicy_job.running = False

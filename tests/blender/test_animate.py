@@ -13,7 +13,7 @@ import fp_bake_helpers as helpers  # noqa: E402
 from fp_bake_helpers import make_rig, scene_fingerprint, write_tone  # noqa: E402
 
 from facepolicy.blender import bake, compat, keys  # noqa: E402
-from facepolicy.core.errors import Cancelled  # noqa: E402
+from facepolicy.core.errors import AudioError, Cancelled  # noqa: E402
 from facepolicy.ui import animate, panel, prefs, props  # noqa: E402
 
 MODULES = (props, prefs, animate, panel)
@@ -92,32 +92,55 @@ def test_one_undo_step_restores_the_scene_exactly(setup):
     assert bpy.data.objects["Face"].data.shape_keys.animation_data.action.name == "Face · line · take 1"
 
 
-def test_cancelled_run_leaves_no_action_strip_or_keys(setup):
-    scene, settings, obj = setup
-    request = bake.request_from_settings(bpy.context, settings)
-    before = scene_fingerprint()
-    gate, cancel = threading.Event(), threading.Event()
+@pytest.fixture
+def gated_engine():
+    """Holds the test engine inside animate() until the test releases it (or the job is cancelled)."""
+    gate = threading.Event()
     helpers.WriterTestEngine.gate = gate
     helpers.WriterTestEngine.started.clear()
-    errors = []
+    yield gate
+    gate.set()
+    helpers.WriterTestEngine.gate = None
 
-    def work():
-        try:
-            bake.run_engine(request, cancel=cancel)
-        except Cancelled as exc:
-            errors.append(exc)
 
-    try:
-        worker = threading.Thread(target=work)
-        worker.start()
-        assert helpers.WriterTestEngine.started.wait(10)
-        cancel.set()  # what Esc does
-        worker.join(10)
-    finally:
-        helpers.WriterTestEngine.gate = None
-    assert not worker.is_alive() and len(errors) == 1
+def test_cancelled_job_leaves_no_action_strip_or_keys(setup, gated_engine):
+    """The modal operator's path: the engine runs on a worker thread, Esc cancels, finish() writes nothing."""
+    scene, settings, obj = setup
+    before = scene_fingerprint()
+    job = bake.BakeJob(bake.request_from_settings(bpy.context, settings)).start()
+    assert helpers.WriterTestEngine.started.wait(10) and job.running
+    job.cancel()  # what Esc does
+    assert job.wait(10)
+    with pytest.raises(Cancelled, match="nothing was changed"):
+        job.finish(scene)
     assert scene_fingerprint() == before
     assert obj.data.shape_keys.animation_data is None
+    assert not job.request.temp_files
+
+
+def test_job_reports_progress_and_applies_on_the_main_thread(setup, gated_engine):
+    scene, settings, obj = setup
+    job = bake.BakeJob(bake.request_from_settings(bpy.context, settings)).start()
+    assert helpers.WriterTestEngine.started.wait(10)
+    assert obj.data.shape_keys.animation_data is None, "nothing is written while the engine runs"
+    gated_engine.set()
+    assert job.wait(10)
+    assert job.progress.fraction > 0 and job.progress.message == "animating"
+    result, reports = job.finish(scene)
+    assert obj.data.shape_keys.animation_data.action == result.action
+    assert reports[-1][0] == "INFO" and "real time" in reports[-1][1]
+
+
+def test_job_engine_error_writes_nothing(setup, tmp_path):
+    scene, settings, obj = setup
+    (tmp_path / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
+    settings.audio_path = str(tmp_path / "broken.wav")
+    before = scene_fingerprint()
+    job = bake.BakeJob(bake.request_from_settings(bpy.context, settings)).start()
+    assert job.wait(10)
+    with pytest.raises(AudioError, match="broken.wav"):
+        job.finish(scene)
+    assert scene_fingerprint() == before
 
 
 @pytest.mark.parametrize("case", ["no audio", "missing file", "unreadable file", "edit mode", "shared keys",
@@ -280,7 +303,12 @@ def test_panel_draws_every_control(setup, state):
 
 @pytest.mark.skipif(not helpers.HAVE_PHONETIC, reason=helpers.PHONETIC_REASON)
 def test_end_to_end_on_the_phonetic_engine(setup, repo_root):
-    scene, settings, obj = setup
+    """Real speech through the real Phonetic engine onto the default head, as the user would click it."""
+    from facepolicy.blender.head import add_default_head
+
+    scene, settings, _ = setup
+    obj = add_default_head(bpy.context)
+    settings.target = obj
     settings.engine = "phonetic"
     settings.audio_path = str(helpers.sample_speech(repo_root))
     assert bpy.ops.facepolicy.animate_from_audio() == {"FINISHED"}

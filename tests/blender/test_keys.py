@@ -54,6 +54,22 @@ def test_key_count_matches_duration_at_scene_fps(clean_scene, label):
     assert obj.data.shape_keys.key_blocks["jawOpen"].value == pytest.approx(expected[n // 2], abs=1e-5)
 
 
+def test_bake_on_the_default_head(clean_scene):
+    from facepolicy.blender.head import add_default_head
+
+    head = add_default_head(bpy.context)
+    track = random_track(seconds=2.0)
+    result = keys.write_face_track_to_action(head, track, keys.WriteOptions(audio_name="line"))
+    curves = key_curves(head)
+    assert {p.split('"')[1] for p in curves} == set(spec.ARKIT_NAMES)
+    assert not any("no matching shape key" in w for w in result.warnings), result.warnings
+    fps = keys.scene_fps(bpy.context.scene)
+    bpy.context.scene.frame_set(20)
+    kb = head.data.shape_keys.key_blocks
+    for name in ("jawOpen", "eyeBlinkLeft", "mouthSmileRight"):
+        assert kb[name].value == pytest.approx(track.resample(fps).channel(name)[19], abs=1e-5)
+
+
 def test_take_naming_slot_and_second_take_keeps_first(clean_scene):
     obj = make_rig("Face")
     first = keys.write_face_track_to_action(obj, random_track(seed=1), keys.WriteOptions(audio_name="hello"))
