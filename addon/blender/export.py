@@ -7,7 +7,6 @@ files through core.fileio's temporary-file-and-rename, so an interruption never 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 import bpy
@@ -68,55 +67,37 @@ def set_scene_fps(scene: bpy.types.Scene, fps: float) -> None:
     scene.render.fps_base = rate / fps
 
 
-# --- a single-bone armature (Unreal imports a skinned mesh with morph targets as a skeletal mesh) ----------
+# --- a single-bone skeleton (Unreal imports a skinned mesh with morph targets as a skeletal mesh) ----------
 
 
-@contextmanager
-def single_bone_armature(obj: bpy.types.Object):
-    """Skin ``obj`` to a new one-bone armature for the duration of the block (nothing when already skinned).
+def is_skinned(obj: bpy.types.Object) -> bool:
+    return any(m.type == "ARMATURE" for m in obj.modifiers) or (obj.parent is not None
+                                                                  and obj.parent.type == "ARMATURE")
 
-    Yields the armature (or None). The bone sits at the object's origin (the bundled head's neck base).
-    """
-    if any(m.type == "ARMATURE" for m in obj.modifiers) or (obj.parent and obj.parent.type == "ARMATURE"):
-        yield None
-        return
+
+def add_skeleton(obj: bpy.types.Object) -> bpy.types.Object:
+    """Skin ``obj`` (every vertex, weight 1) to a new armature with one bone, ROOT_BONE, at the object's origin
+    (the bundled head's neck base); the bone then carries the head rotation. Returns the armature."""
     scene = bpy.context.scene
-    arm_data = bpy.data.armatures.new(f"{obj.name}_skeleton")
-    arm = bpy.data.objects.new(f"{obj.name}_skeleton", arm_data)
+    view_layer = bpy.context.view_layer
+    arm_data = bpy.data.armatures.new(f"{obj.name} skeleton")
+    arm = bpy.data.objects.new(f"{obj.name} skeleton", arm_data)
     scene.collection.objects.link(arm)
     arm.matrix_world = obj.matrix_world.copy()
-    view_layer = bpy.context.view_layer
-    previous_active = view_layer.objects.active
-    group = modifier = None
+    view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
     try:
-        view_layer.objects.active = arm
-        bpy.ops.object.mode_set(mode="EDIT")
         bone = arm_data.edit_bones.new(ROOT_BONE)
         bone.head = (0.0, 0.0, 0.0)
-        bone.tail = (0.0, 0.0, max(obj.dimensions.z / max(obj.scale.z, 1e-6), 0.1) * 0.25)
-        bpy.ops.object.mode_set(mode="OBJECT")
-        group = obj.vertex_groups.new(name=ROOT_BONE)
-        group.add(range(len(obj.data.vertices)), 1.0, "REPLACE")
-        modifier = obj.modifiers.new("FacePolicy skeleton", "ARMATURE")
-        modifier.object = arm
-        world = obj.matrix_world.copy()
-        obj.parent = arm
-        obj.matrix_parent_inverse = arm.matrix_world.inverted()
-        obj.matrix_world = world
-        yield arm
+        bone.tail = (0.0, 0.0, 0.1)
     finally:
-        if bpy.context.object is not None and bpy.context.object.mode != "OBJECT":
-            bpy.ops.object.mode_set(mode="OBJECT")
-        world = obj.matrix_world.copy()
-        obj.parent = None
-        obj.matrix_world = world
-        if modifier is not None:
-            obj.modifiers.remove(modifier)
-        if group is not None:
-            obj.vertex_groups.remove(group)
-        bpy.data.objects.remove(arm)
-        bpy.data.armatures.remove(arm_data)
-        view_layer.objects.active = previous_active
+        bpy.ops.object.mode_set(mode="OBJECT")
+    obj.vertex_groups.new(name=ROOT_BONE).add(range(len(obj.data.vertices)), 1.0, "REPLACE")
+    obj.modifiers.new("FacePolicy skeleton", "ARMATURE").object = arm
+    obj.parent = arm
+    obj.matrix_parent_inverse = arm.matrix_world.inverted()
+    view_layer.objects.active = obj
+    return arm
 
 
 # --- writers -----------------------------------------------------------------------------------------------
@@ -144,49 +125,41 @@ def _operator_failed(what: str, path: Path, exc: Exception) -> FacePolicyError:
     return FacePolicyError(f'"{path.name}": the {what} export failed ({str(exc).strip().splitlines()[-1]})')
 
 
-def export_fbx(obj: bpy.types.Object, path, armature: bool = True) -> None:
-    """FBX with the active take as the one baked take: blend-shape channels with DeformPercent curves.
-
-    Modifiers are not applied (they would drop the shape keys). With ``armature`` the mesh is skinned to a
-    single root bone so that Unreal imports a skeletal mesh with morph targets.
-    """
+def export_fbx(objects: list[bpy.types.Object], path) -> None:
+    """FBX of ``objects`` with the active take as the one baked take: blend-shape channels with DeformPercent
+    curves, and the skeleton's bone curves when there is one. Modifiers are not applied (that would drop the
+    shape keys); an armature modifier is exported as the skin."""
     path = Path(path)
-    with single_bone_armature(obj) if armature else _nothing() as arm:
-        objects = _with_children(obj) + ([arm] if arm is not None else [])
-        _select_only(objects)
-        options = _supported(bpy.ops.export_scene.fbx, {
-            "check_existing": False, "use_selection": True, "object_types": {"MESH", "ARMATURE"},
-            "use_mesh_modifiers": False, "mesh_smooth_type": "FACE", "add_leaf_bones": False,
-            "bake_anim": True, "bake_anim_use_all_bones": True, "bake_anim_use_nla_strips": False,
-            "bake_anim_use_all_actions": False, "bake_anim_force_startend_keying": True,
-            "bake_anim_step": 1.0, "bake_anim_simplify_factor": 0.0, "use_armature_deform_only": True,
-            "path_mode": "AUTO", "embed_textures": False,
-        })
-        with atomic_path(path) as tmp:
-            try:
-                result = bpy.ops.export_scene.fbx(filepath=str(tmp), **options)
-            except RuntimeError as exc:
-                raise _operator_failed("FBX", path, exc) from None
-            if "FINISHED" not in result:
-                raise FacePolicyError(f'"{path.name}": the FBX exporter did not finish ({result})')
+    _select_only(objects)
+    options = _supported(bpy.ops.export_scene.fbx, {
+        "check_existing": False, "use_selection": True, "object_types": {"MESH", "ARMATURE"},
+        "use_mesh_modifiers": False, "mesh_smooth_type": "FACE", "add_leaf_bones": False,
+        "bake_anim": True, "bake_anim_use_all_bones": True, "bake_anim_use_nla_strips": False,
+        "bake_anim_use_all_actions": False, "bake_anim_force_startend_keying": True,
+        "bake_anim_step": 1.0, "bake_anim_simplify_factor": 0.0, "use_armature_deform_only": True,
+        "path_mode": "AUTO", "embed_textures": False,
+    })
+    with atomic_path(path) as tmp:
+        try:
+            result = bpy.ops.export_scene.fbx(filepath=str(tmp), **options)
+        except RuntimeError as exc:
+            raise _operator_failed("FBX", path, exc) from None
+        if "FINISHED" not in result:
+            raise FacePolicyError(f'"{path.name}": the FBX exporter did not finish ({result})')
 
 
-@contextmanager
-def _nothing():
-    yield None
-
-
-def export_glb(obj: bpy.types.Object, path) -> None:
-    """glTF binary: the mesh with its morph targets and the active take as a morph-weights animation."""
+def export_glb(objects: list[bpy.types.Object], path) -> None:
+    """glTF binary: the meshes with their morph targets, the active take as a morph-weights animation, and the
+    skeleton (a skin whose joint carries the head rotation) when there is one."""
     path = Path(path)
-    _select_only(_with_children(obj))
+    _select_only(objects)
     options = _supported(bpy.ops.export_scene.gltf, {
         "check_existing": False, "export_format": "GLB", "use_selection": True, "export_apply": False,
         "export_animations": True, "export_animation_mode": "ACTIVE_ACTIONS", "export_morph": True,
         "export_morph_normal": False, "export_morph_animation": True, "export_force_sampling": True,
         "export_optimize_animation_size": False, "export_optimize_animation_keep_anim_armature": True,
         "export_anim_single_armature": True, "export_frame_range": True, "export_yup": True,
-        "export_current_frame": False, "export_skins": False, "export_lights": False, "export_cameras": False,
+        "export_current_frame": False, "export_skins": True, "export_lights": False, "export_cameras": False,
         "export_extras": False, "will_save_settings": False,
     })
     with atomic_path(path) as tmp:
@@ -226,19 +199,26 @@ def save_blend(path, audio: str | None = None, obj: bpy.types.Object | None = No
 
 
 def export_scene(tracks, row, opts, targets) -> None:
-    """Write ``targets`` ({format: {take: path}}) for one batch row; see core.batch.SceneExporter."""
+    """Write ``targets`` ({format: {take: path}}) for one batch row; see core.batch.SceneExporter.
+
+    With ``opts.fbx_armature`` a character that has no armature gets a one-bone skeleton for this row, and the
+    bone carries the head rotation in every format (Unreal then imports the FBX as a skeletal mesh).
+    """
     obj = fresh_scene_with_character(opts.blend, row.object)
     scene = bpy.context.scene
     set_scene_fps(scene, opts.fps)
+    skeleton = add_skeleton(obj) if opts.fbx_armature and not is_skinned(obj) else None
+    head = keys.HeadTarget(skeleton, ROOT_BONE) if skeleton is not None else None
+    objects = _with_children(obj) + ([skeleton] if skeleton is not None else [])
     audio_name = Path(row.audio).stem
     for take, track in enumerate(tracks, start=1):
         keys.write_face_track_to_action(
-            obj, track, keys.WriteOptions(start_frame=1, audio_name=audio_name), scene=scene,
+            obj, track, keys.WriteOptions(start_frame=1, audio_name=audio_name, head_target=head), scene=scene,
             info={"engine": row.engine, "seed": int(track.meta.get("seed", row.seed))},
         )
         if "glb" in targets:
-            export_glb(obj, targets["glb"][take])
+            export_glb(objects, targets["glb"][take])
         if "fbx" in targets:
-            export_fbx(obj, targets["fbx"][take], armature=opts.fbx_armature)
+            export_fbx(objects, targets["fbx"][take])
         if "blend" in targets:
             save_blend(targets["blend"][take], audio=row.audio, obj=obj)

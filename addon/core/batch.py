@@ -72,7 +72,9 @@ class BatchOptions:
     strength: float = 1.0
     device: str = "auto"
     blend: str | None = None  # a .blend holding the character; None: the bundled default head
-    fbx_armature: bool = True  # a single root bone so Unreal imports a skeletal mesh with morph targets
+    # A one-bone skeleton for characters without an armature: it carries the head rotation, and Unreal imports
+    # the FBX as a skeletal mesh with morph targets.
+    fbx_armature: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -507,7 +509,7 @@ def row_fingerprint(row: BakeRow, opts: BatchOptions) -> str:
         "fps": opts.fps,
         "takes": opts.takes,
         "strength": opts.strength,
-        "fbx_armature": opts.fbx_armature if "fbx" in opts.formats else None,
+        "fbx_armature": opts.fbx_armature if opts.needs_blender else None,
         "blend": bool(opts.blend) if opts.needs_blender else None,
         "inputs": [file_digest(p) for p in row_inputs(row, opts)],
     }

@@ -29,6 +29,8 @@ def make_track(n=N_FRAMES, fps=30.0) -> FaceTrack:
     track.values[:, spec.CHANNEL_INDEX["eyeBlinkLeft"]] = (np.arange(n) % 15 < 3).astype(np.float32)
     track.values[:, spec.CHANNEL_INDEX["browInnerUp"]] = 0.3 * np.cos(2 * np.pi * 0.7 * t) ** 2
     track.values[:, spec.CHANNEL_INDEX["mouthSmileRight"]] = 0.123
+    track.values[:, spec.CHANNEL_INDEX["headYaw"]] = 0.2 * np.sin(2 * np.pi * 0.5 * t)
+    track.values[:, spec.CHANNEL_INDEX["headPitch"]] = 0.1 * np.sin(2 * np.pi * 0.9 * t)
     return track
 
 
@@ -133,18 +135,29 @@ def test_fbx_at_another_frame_rate(tmp_path, rig):
     np.testing.assert_allclose(percent / 100, track.channel("jawOpen"), atol=1e-3)
 
 
-def test_fbx_single_bone_armature_is_optional(tmp_path, rig):
+def test_fbx_single_bone_skeleton_carries_the_head_rotation_and_is_optional(tmp_path, rig):
+    track = make_track()
     with_bone = bake(tmp_path / "a", rig, ("fbx",))["fbx"][1]
-    objects, _ = parse_fbx(with_bone)
-    limbs = [fbx_name(o) for o in objects.values() if o.id == b"Model" and o.props[2] == b"LimbNode"]
+    objects, links = parse_fbx(with_bone)
+    limbs = {oid: fbx_name(o) for oid, o in objects.items() if o.id == b"Model" and o.props[2] == b"LimbNode"}
     skins = [o for o in objects.values() if o.id == b"Deformer" and o.props[2] == b"Skin"]
-    assert limbs == [export.ROOT_BONE] and len(skins) == 1
+    assert list(limbs.values()) == [export.ROOT_BONE] and len(skins) == 1
+    (bone_id,) = limbs
+    node = next(c[1] for c in links if c[0] == b"OP" and c[2] == bone_id and c[3] == b"Lcl Rotation")
+    axes = [np.asarray(child(objects[c[1]], b"KeyValueFloat").props[0]) for c in links
+            if c[0] == b"OP" and c[2] == node and c[3] in (b"d|X", b"d|Y", b"d|Z")]
+    assert len(axes) == 3 and all(len(a) == N_FRAMES for a in axes)
+    # The bone's turn away from frame 0 (where the head is straight) is the head's turn, whatever the axes.
+    from scipy.spatial.transform import Rotation
+
+    rot = Rotation.from_euler("XYZ", np.stack(axes, axis=1), degrees=True)
+    fbx_angle = np.degrees((rot[0].inv() * rot).magnitude())
+    head_angle = np.degrees(np.hypot(track.channel("headYaw"), track.channel("headPitch")))
+    np.testing.assert_allclose(fbx_angle, head_angle, atol=0.3)
     without = bake(tmp_path / "b", rig, ("fbx",), fbx_armature=False)["fbx"][1]
     objects, _ = parse_fbx(without)
     assert not [o for o in objects.values() if o.id == b"Model" and o.props[2] == b"LimbNode"]
-    # The scene is left without the temporary armature, and the face without its skin.
-    assert not bpy.data.armatures and not bpy.data.objects["Face"].vertex_groups
-    assert not [m for m in bpy.data.objects["Face"].modifiers if m.type == "ARMATURE"]
+    assert not [o for o in objects.values() if o.id == b"Deformer" and o.props[2] == b"Skin"]
 
 
 # --- re-imports into a clean scene --------------------------------------------------------------------------
