@@ -588,6 +588,9 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
         }, indent=1))
         result.status = "ok"
         result.files = [str(p) for takes in targets.values() for p in takes.values()]
+        # What the engine wanted the user to know (a transcript it could not align, ...) shows in the summary.
+        warnings = dict.fromkeys(str(w) for t in tracks for w in t.meta.get("warnings") or ())
+        result.message = "; ".join(warnings)
     except Cancelled:
         result.status, result.message = "cancelled", "cancelled"
     except FacePolicyError as exc:

@@ -37,6 +37,8 @@ class EnvelopeEngine:
         track.values[:, spec.CHANNEL_INDEX["mouthSmileLeft"]] = (options.seed % 7) / 10
         track.values[:, spec.CHANNEL_INDEX["browInnerUp"]] = 0.5 if options.transcript else 0.0
         track.meta["transcript"] = options.transcript
+        if not options.transcript:
+            track.meta["warnings"] = ["no transcript: the envelope engine guessed"]
         return track
 
 

@@ -93,6 +93,8 @@ def test_manifest_batch_with_bad_rows_resumes_and_reports(tmp_path, capsys):
     assert run(argv) == 1
     text = capsys.readouterr().out
     assert "2 baked, 0 up to date, 6 failed" in text
+    ok_rows = [line for line in text.splitlines() if " ok " in line]
+    assert "no transcript: the envelope engine guessed" in ok_rows[0] and "guessed" not in ok_rows[1]  # a.wav, b.wav
     for needle in ("missing.wav\": audio file not found", "broken.wav\": could not decode audio",
                    "leaves the output folder", "already written by m.csv line 2", "seed must be a whole number",
                    "1 cells but the header has 3"):
