@@ -38,11 +38,20 @@ class PhoneSegment:
 _PAUSE_LABELS = frozenset({"", "sil", "sp", "spn", "pau", "h#", "<sil>", "</s>", "<s>", "[noise]", "nsn"})
 
 
+# Phones of wider ARPAbet/TIMIT-style sets (festival, HTS labels) folded into the 39.
+ALIASES: dict[str, str] = {
+    "ax": "ah", "axr": "er", "ix": "ih", "ux": "uw", "dx": "d", "nx": "n", "en": "n", "em": "m", "el": "l",
+    "eng": "ng", "hv": "hh", "q": "t", "axh": "ah",
+}
+
+
 def normalise_phone(label: str) -> str:
     """ARPAbet label with stress digits and case removed; pauses and noise become ``sil``."""
     p = label.strip().lower().rstrip("012")
     if p in PHONE_INDEX:
         return p
+    if p in ALIASES:
+        return ALIASES[p]
     if p in _PAUSE_LABELS or p.startswith("+"):
         return SIL
     raise ValueError(f"unknown phone label {label!r}")

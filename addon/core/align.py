@@ -1,0 +1,401 @@
+"""Phone timings from real speech with pocketsphinx 5: forced alignment to a transcript, or phone recognition.
+
+Words missing from CMUdict get a letter-to-sound pronunciation. Long audio is cut at quiet points into chunks of
+at most ``MAX_CHUNK`` seconds, so the decoders' memory stays bounded whatever the input length.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import spec
+from .errors import FacePolicyError
+from .phones import PHONE_INDEX, SIL, PhoneSegment, normalise_phone
+
+FRAME_RATE = 100  # pocketsphinx frames per second
+MAX_CHUNK = 30.0  # seconds per decoder call
+# Recognised phones whose acoustic score per frame is worse than this are treated as uncertain
+# (music, noise, coughs); see ``_confidence``.
+_SCORE_GOOD = -1500.0
+_SCORE_BAD = -4500.0
+
+ChunkProgress = Callable[[float], None]
+
+
+class AlignerMissing(FacePolicyError):
+    """pocketsphinx is not installed."""
+
+
+def _pocketsphinx():
+    try:
+        import pocketsphinx
+    except ImportError as exc:
+        raise AlignerMissing(
+            f"the Phonetic engine needs pocketsphinx (pip install pocketsphinx); it could not be imported ({exc})"
+        ) from None
+    return pocketsphinx
+
+
+@dataclass
+class Alignment:
+    """Phones (ARPAbet + sil, seconds) with a confidence per phone and the words they came from."""
+
+    phones: list[PhoneSegment]
+    confidence: list[float]
+    words: list[tuple[str, float, float]] = field(default_factory=list)
+    mode: str = "aligned"  # aligned | recognised-phones | recognised-words
+    scores: list[float] = field(default_factory=list)  # forced alignment: acoustic score per phone (log units)
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- text → words --------------------------------------------------------------------------------------------
+
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+         "seventeen eighteen nineteen").split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def number_words(n: int) -> list[str]:
+    """English words for 0 ≤ n < 10^12."""
+    if n < 20:
+        return [_ONES[n]]
+    if n < 100:
+        return [_TENS[n // 10]] + ([_ONES[n % 10]] if n % 10 else [])
+    if n < 1000:
+        return [_ONES[n // 100], "hundred"] + (number_words(n % 100) if n % 100 else [])
+    for size, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand")):
+        if n >= size:
+            return number_words(n // size) + [name] + (number_words(n % size) if n % size else [])
+    raise ValueError(n)
+
+
+def transcript_words(text: str) -> list[str]:
+    """Lower-case words as spoken: digits spelled out, punctuation dropped (apostrophes kept inside words)."""
+    text = text.lower().replace("&", " and ").replace("%", " percent ")
+    words: list[str] = []
+    for token in re.findall(r"[a-z]+(?:'[a-z]+)*|\d+", text):
+        if token.isdigit():
+            n = int(token)
+            if len(token) == 4 and 1100 <= n <= 2099 and n % 100:  # years: "nineteen eighty four"
+                words += number_words(n // 100) + number_words(n % 100)
+            elif n < 10**12:
+                words += number_words(n)
+            else:
+                words += [_ONES[int(d)] for d in token]
+        else:
+            words.append(token)
+    return words
+
+
+# --- letter to sound ----------------------------------------------------------------------------------------------
+
+# Ordered grapheme rules (longest first): spelling → ARPAbet. A compact rule set, good enough for alignment.
+_LTS_RULES: tuple[tuple[str, str], ...] = (
+    ("tion", "sh ah n"), ("sion", "zh ah n"), ("ough", "ao"), ("augh", "ao"), ("eigh", "ey"), ("igh", "ay"),
+    ("tch", "ch"), ("dge", "jh"), ("sch", "s k"), ("chr", "k r"), ("que", "k"),
+    ("ph", "f"), ("th", "th"), ("sh", "sh"), ("ch", "ch"), ("ck", "k"), ("ng", "ng"), ("qu", "k w"), ("wh", "w"),
+    ("kn", "n"), ("wr", "r"), ("gh", "g"), ("ee", "iy"), ("ea", "iy"), ("oo", "uw"), ("ou", "aw"), ("ow", "ow"),
+    ("oi", "oy"), ("oy", "oy"), ("ai", "ey"), ("ay", "ey"), ("ey", "ey"), ("ie", "iy"), ("ei", "ey"), ("au", "ao"),
+    ("aw", "ao"), ("ew", "uw"), ("ue", "uw"), ("ar", "aa r"), ("er", "er"), ("ir", "er"), ("ur", "er"),
+    ("or", "ao r"), ("ll", "l"), ("ss", "s"), ("tt", "t"), ("dd", "d"), ("ff", "f"), ("pp", "p"), ("bb", "b"),
+    ("mm", "m"), ("nn", "n"), ("rr", "r"), ("cc", "k"), ("gg", "g"), ("zz", "z"),
+    ("a", "ae"), ("b", "b"), ("c", "k"), ("d", "d"), ("e", "eh"), ("f", "f"), ("g", "g"), ("h", "hh"),
+    ("i", "ih"), ("j", "jh"), ("k", "k"), ("l", "l"), ("m", "m"), ("n", "n"), ("o", "aa"), ("p", "p"),
+    ("q", "k"), ("r", "r"), ("s", "s"), ("t", "t"), ("u", "ah"), ("v", "v"), ("w", "w"), ("x", "k s"),
+    ("y", "iy"), ("z", "z"),
+)
+_SOFT_C = re.compile(r"c(?=[eiy])")
+_SOFT_G = re.compile(r"g(?=[ei])")
+
+
+def letter_to_sound(word: str) -> list[str]:
+    """An ARPAbet pronunciation for a word CMUdict lacks (rules; a final silent e lengthens the vowel before it)."""
+    w = re.sub(r"[^a-z]", "", word.lower())
+    if not w:
+        return []
+    magic_e = len(w) > 3 and w.endswith("e") and w[-2] not in "aeiouy" and w[-3] in "aeiou"
+    if w.endswith("e") and len(w) > 2 and not w.endswith(("ee", "ie", "ue", "ye")):
+        w = w[:-1]
+    w = _SOFT_C.sub("s", w)
+    w = _SOFT_G.sub("j", w)
+    out: list[str] = []
+    i = 0
+    while i < len(w):
+        for graph, phones in _LTS_RULES:
+            if w.startswith(graph, i):
+                out += phones.split()
+                i += len(graph)
+                break
+        else:
+            i += 1
+    if w.startswith("y") and out and out[0] == "iy":
+        out[0] = "y"
+    if magic_e:
+        long_vowel = {"ae": "ey", "eh": "iy", "ih": "ay", "aa": "ow", "ah": "uw"}
+        for k in range(len(out) - 1, -1, -1):
+            if out[k] in long_vowel:
+                out[k] = long_vowel[out[k]]
+                break
+    return out
+
+
+# --- audio chunks -------------------------------------------------------------------------------------------------
+
+
+def chunk_bounds(samples: np.ndarray, rate: int = spec.SAMPLE_RATE, max_len: float = MAX_CHUNK) -> list[tuple[int,
+                                                                                                                int]]:
+    """Sample ranges covering the audio, each at most ``max_len`` s, cut at the quietest 10 ms in the last third."""
+    n = len(samples)
+    limit = int(max_len * rate)
+    if n <= limit:
+        return [(0, n)]
+    hop = rate // FRAME_RATE
+    frames = n // hop
+    energy = np.square(samples[: frames * hop].astype(np.float64)).reshape(frames, hop).mean(axis=1)
+    smooth = np.convolve(energy, np.ones(5) / 5, mode="same")
+    bounds = []
+    start = 0
+    while n - start > limit:
+        lo = (start + int(limit * 2 / 3)) // hop
+        hi = (start + limit) // hop
+        cut = (lo + int(np.argmin(smooth[lo:hi]))) * hop
+        bounds.append((start, cut))
+        start = cut
+    bounds.append((start, n))
+    return bounds
+
+
+def _pcm16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+def _confidence(score_per_frame: float) -> float:
+    return float(np.clip((score_per_frame - _SCORE_BAD) / (_SCORE_GOOD - _SCORE_BAD), 0.0, 1.0))
+
+
+def _merge_silences(result: Alignment) -> None:
+    """Drop empty phones and join neighbouring silences (in place)."""
+    scores = result.scores or [0.0] * len(result.phones)
+    phones: list[PhoneSegment] = []
+    conf: list[float] = []
+    kept_scores: list[float] = []
+    for p, c, s in zip(result.phones, result.confidence, scores, strict=True):
+        if p.end <= p.start:
+            continue
+        if phones and p.phone == SIL and phones[-1].phone == SIL:
+            phones[-1] = PhoneSegment(SIL, phones[-1].start, p.end)
+            kept_scores[-1] += s
+            continue
+        phones.append(p)
+        conf.append(c)
+        kept_scores.append(s)
+    result.phones, result.confidence = phones, conf
+    result.scores = kept_scores if result.scores else []
+
+
+class Aligner:
+    """pocketsphinx decoders, created on first use and kept warm. Safe to share between threads (one at a time)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._align: object | None = None
+        self._phones: object | None = None
+        self._words: object | None = None
+
+    # decoders ------------------------------------------------------------------------------------------
+    def _decoder(self, kind: str):
+        ps = _pocketsphinx()
+        if kind == "align":
+            if self._align is None:
+                self._align = ps.Decoder(lm=None, loglevel="FATAL", bestpath=False)
+            return self._align
+        if kind == "phones":
+            if self._phones is None:
+                self._phones = ps.Decoder(allphone=ps.get_model_path("en-us/en-us-phone.lm.bin"), lm=None,
+                                          loglevel="FATAL", bestpath=False)
+            return self._phones
+        if self._words is None:
+            self._words = ps.Decoder(loglevel="FATAL")
+        return self._words
+
+    def pronunciation(self, word: str) -> str:
+        """The dictionary pronunciation, or a letter-to-sound one (added to the dictionary)."""
+        d = self._decoder("align")
+        found = d.lookup_word(word)
+        if found:
+            return found
+        phones = letter_to_sound(word)
+        if not phones:
+            return ""
+        d.add_word(word, " ".join(p.upper() for p in phones), True)
+        return " ".join(phones)
+
+    # forced alignment -----------------------------------------------------------------------------------
+    def align(self, samples: np.ndarray, transcript: str, rate: int = spec.SAMPLE_RATE,
+              progress: ChunkProgress | None = None) -> Alignment:
+        """Phones of ``transcript`` aligned to the audio. Raises FacePolicyError when they cannot be aligned."""
+        words = transcript_words(transcript)
+        if not words:
+            raise FacePolicyError("the transcript has no words to align")
+        with self._lock:
+            oov = [w for w in words if not self._decoder("align").lookup_word(w)]
+            for w in oov:
+                self.pronunciation(w)
+            words = [w for w in words if self._decoder("align").lookup_word(w)]
+            if len(samples) <= MAX_CHUNK * rate:
+                result = self._align_chunk(samples, words, 0.0)
+            else:
+                result = self._align_long(samples, words, rate, progress)
+        _merge_silences(result)
+        if oov:
+            result.warnings.append(f"pronounced by letter-to-sound rules: {', '.join(sorted(set(oov))[:10])}")
+        return result
+
+    def _run(self, d, pcm: bytes) -> None:
+        d.start_utt()
+        d.process_raw(pcm, no_search=False, full_utt=True)
+        d.end_utt()
+
+    def _align_chunk(self, samples: np.ndarray, words: list[str], offset: float) -> Alignment:
+        d = self._decoder("align")
+        pcm = _pcm16(samples)
+        d.set_align_text(" ".join(words))
+        self._run(d, pcm)
+        if d.hyp() is None:
+            raise FacePolicyError("the transcript could not be aligned to the audio")
+        d.set_alignment()
+        self._run(d, pcm)
+        alignment = d.get_alignment()
+        if alignment is None:
+            raise FacePolicyError("the transcript could not be aligned to the audio")
+        phones: list[PhoneSegment] = []
+        conf: list[float] = []
+        scores: list[float] = []
+        out_words = []
+        for w in alignment:
+            ws, we = offset + w.start / FRAME_RATE, offset + (w.start + w.duration) / FRAME_RATE
+            name = re.sub(r"\(\d+\)$", "", w.name)
+            if not name.startswith(("<", "[")):
+                out_words.append((name, ws, we))
+            for p in w:
+                label = p.name.lower()
+                phone = normalise_phone(label) if label.rstrip("012") in PHONE_INDEX or label == "sil" else SIL
+                s = offset + p.start / FRAME_RATE
+                phones.append(PhoneSegment(phone, s, s + p.duration / FRAME_RATE))
+                conf.append(1.0)
+                scores.append(float(p.score))
+        return Alignment(phones, conf, out_words, "aligned", scores=scores)
+
+    def _align_long(self, samples, words, rate, progress) -> Alignment:
+        """Word-level pass over the whole audio, then phone-level passes chunk by chunk between pauses."""
+        d = self._decoder("align")
+        d.set_align_text(" ".join(words))
+        self._run(d, _pcm16(samples))
+        if d.hyp() is None:
+            raise FacePolicyError("the transcript could not be aligned to the audio")
+        segs = [(re.sub(r"\(\d+\)$", "", s.word), s.start_frame / FRAME_RATE, (s.end_frame + 1) / FRAME_RATE)
+                for s in d.seg()]
+        spoken = [s for s in segs if not s[0].startswith(("<", "["))]
+        # Cut after the last word that ends before each chunk limit, preferring gaps between words.
+        cuts, start = [], 0.0
+        total = len(samples) / rate
+        while total - start > MAX_CHUNK:
+            limit = start + MAX_CHUNK
+            ends = [e for _, _, e in spoken if start < e <= limit]
+            cut = max(ends) if ends else limit
+            if cut <= start + 1.0:
+                cut = limit
+            cuts.append(cut)
+            start = cut
+        edges = [0.0, *cuts, total]
+        result = Alignment([], [], [], "aligned")
+        for k in range(len(edges) - 1):
+            a, b = edges[k], edges[k + 1]
+            chunk_words = [w for w, s, e in spoken if a <= 0.5 * (s + e) < b]
+            lo, hi = int(a * rate), int(b * rate)
+            if chunk_words:
+                part = self._align_chunk(samples[lo:hi], chunk_words, a)
+            else:
+                part = Alignment([PhoneSegment(SIL, a, b)], [1.0], scores=[0.0])
+            result.phones += part.phones
+            result.confidence += part.confidence
+            result.scores += part.scores
+            result.words += part.words
+            if progress:
+                progress((k + 1) / (len(edges) - 1))
+        return result
+
+    # recognition -----------------------------------------------------------------------------------------
+    def recognise_phones(self, samples: np.ndarray, rate: int = spec.SAMPLE_RATE,
+                         progress: ChunkProgress | None = None, cancel: threading.Event | None = None) -> Alignment:
+        """Phones from an all-phone decode with the phonetic language model (fast)."""
+        with self._lock:
+            d = self._decoder("phones")
+            result = Alignment([], [], [], "recognised-phones")
+            bounds = chunk_bounds(samples, rate)
+            for k, (lo, hi) in enumerate(bounds):
+                if cancel is not None and cancel.is_set():
+                    break
+                self._run(d, _pcm16(samples[lo:hi]))
+                off = lo / rate
+                for s in d.seg():
+                    frames = max(1, s.end_frame + 1 - s.start_frame)
+                    label = s.word.lower()
+                    phone = label if label in PHONE_INDEX else SIL
+                    result.phones.append(PhoneSegment(phone, off + s.start_frame / FRAME_RATE,
+                                                      off + (s.end_frame + 1) / FRAME_RATE))
+                    result.confidence.append(_confidence(s.ascore / frames) if phone != SIL else 1.0)
+                if progress:
+                    progress((k + 1) / len(bounds))
+        _merge_silences(result)
+        return result
+
+    def recognise_words(self, samples: np.ndarray, rate: int = spec.SAMPLE_RATE,
+                        progress: ChunkProgress | None = None, cancel: threading.Event | None = None) -> Alignment:
+        """Words from the large-vocabulary decoder, then their phones force-aligned (accurate, slower)."""
+        result = Alignment([], [], [], "recognised-words")
+        bounds = chunk_bounds(samples, rate)
+        for k, (lo, hi) in enumerate(bounds):
+            if cancel is not None and cancel.is_set():
+                break
+            chunk = samples[lo:hi]
+            with self._lock:
+                d = self._decoder("words")
+                self._run(d, _pcm16(chunk))
+                words = [re.sub(r"\(\d+\)$", "", s.word) for s in d.seg() if not s.word.startswith(("<", "["))]
+            off = lo / rate
+            part = None
+            if words:
+                try:
+                    with self._lock:
+                        part = self._align_chunk(chunk, words, off)
+                except FacePolicyError:
+                    part = None
+            if part is None:
+                part = self.recognise_phones(chunk, rate)
+                part.phones = [PhoneSegment(p.phone, p.start + off, p.end + off) for p in part.phones]
+            result.phones += part.phones
+            result.confidence += part.confidence
+            result.words += part.words
+            if progress:
+                progress((k + 1) / len(bounds))
+        _merge_silences(result)
+        return result
+
+
+_shared: Aligner | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_aligner() -> Aligner:
+    """One warm Aligner per process (decoders take about half a second each to load)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Aligner()
+        return _shared

@@ -1,0 +1,152 @@
+"""Score the Phonetic engine (and the teacher on reference timings) on real clips; print the lip-sync metric table.
+
+Clips: the CMU ARCTIC clips in tests/data/arctic (a0009 has reference phone labels; a0007 is referenced by forced
+alignment of its prompt), the LibriVox clips of Debian's pocketsphinx-testdata (referenced by forced
+alignment of their transcripts), and any folder of ``name.wav`` + ``name.lab`` (+ ``name.txt``) given with --clips.
+
+    .venv/bin/python model/evaluate_phonetic.py [--clips DIR ...] [--modes teacher,transcript,fast,accurate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from facepolicy.core import metrics
+from facepolicy.core.align import shared_aligner
+from facepolicy.core.audio import Audio, load_audio
+from facepolicy.core.engine import BakeOptions, animate
+from facepolicy.core.phones import PhoneSegment
+from facepolicy.core.teacher import animate_phones
+
+ROOT = Path(__file__).resolve().parent.parent
+ARCTIC_DIR = ROOT / "tests" / "data" / "arctic"
+LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
+MODES = ("teacher", "transcript", "fast", "accurate")
+
+
+@dataclass
+class Clip:
+    name: str
+    audio: Audio
+    transcript: str | None
+    reference: list[PhoneSegment]
+    reference_kind: str  # "labels" or "alignment"
+
+
+def _reference(audio: Audio, lab: Path | None, transcript: str | None) -> tuple[list[PhoneSegment], str]:
+    if lab is not None and lab.exists():
+        return metrics.read_lab(lab), "labels"
+    if transcript:
+        return shared_aligner().align(audio.samples, transcript).phones, "alignment"
+    raise SystemExit(f"{audio.source}: needs a .lab or a transcript to be scored")
+
+
+def arctic_clips() -> list[Clip]:
+    out = []
+    for wav in sorted(ARCTIC_DIR.glob("arctic_*.wav")):
+        name = wav.stem
+        text = wav.with_suffix(".txt").read_text(encoding="utf-8").strip()
+        audio = load_audio(wav)
+        ref, kind = _reference(audio, ARCTIC_DIR / f"{name}_phone.lab", text)
+        out.append(Clip(name, audio, text, ref, kind))
+    return out
+
+
+def librivox_clips(folder: Path = LIBRIVOX_DIR) -> list[Clip]:
+    listing = folder / "transcription"
+    if not listing.exists():
+        return []
+    out = []
+    for line in listing.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"<s>\s*(.*?)\s*</s>\s*\((.+)\)", line.strip())
+        if not m or not (folder / f"{m.group(2)}.wav").exists():
+            continue
+        audio = load_audio(folder / f"{m.group(2)}.wav")
+        ref, kind = _reference(audio, None, m.group(1))
+        out.append(Clip(m.group(2), audio, m.group(1), ref, kind))
+    return out
+
+
+def folder_clips(folder: Path) -> list[Clip]:
+    out = []
+    for wav in sorted(folder.glob("*.wav")):
+        txt = wav.with_suffix(".txt")
+        text = txt.read_text(encoding="utf-8").strip() if txt.exists() else None
+        audio = load_audio(wav)
+        ref, kind = _reference(audio, wav.with_suffix(".lab"), text)
+        out.append(Clip(wav.stem, audio, text, ref, kind))
+    return out
+
+
+def run_mode(mode: str, clip: Clip):
+    if mode == "teacher":
+        return animate_phones(clip.reference, clip.audio.samples, duration=clip.audio.duration)
+    options = BakeOptions(engine="phonetic", transcript=clip.transcript if mode == "transcript" else None,
+                          extra={"accuracy": "accurate" if mode == "accurate" else "fast"})
+    if mode != "transcript":
+        # No sidecar transcript either: recognition only.
+        clip = Clip(clip.name, Audio(clip.audio.samples, clip.audio.sample_rate, ""), None, clip.reference,
+                    clip.reference_kind)
+    return animate(clip.audio, options)
+
+
+def evaluate(clips: list[Clip], modes: list[str], verbose: bool = False) -> dict[str, dict]:
+    results = {}
+    for mode in modes:
+        scores = []
+        t0 = time.perf_counter()
+        for clip in clips:
+            track = run_mode(mode, clip)
+            s = metrics.score_clip(track, clip.reference, clip.audio.samples)
+            scores.append(s)
+            if verbose:
+                print(f"  {mode:10s} {clip.name:40s} {metrics.format_row('', s.summary())}  misses {s.missed}")
+        summary = metrics.aggregate(scores)
+        summary["seconds"] = time.perf_counter() - t0
+        summary["audio_seconds"] = sum(c.audio.duration for c in clips)
+        results[mode] = summary
+    return results
+
+
+LABELS = {"teacher": "teacher on reference timings", "transcript": "Phonetic, with transcript",
+          "fast": "Phonetic, no transcript (fast)", "accurate": "Phonetic, no transcript (accurate)"}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=Path, action="append", default=[], help="folder of wav + lab/txt clips")
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--no-builtin", action="store_true", help="only the --clips folders")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        ap.error(f"unknown modes {sorted(unknown)}")
+    clips = [] if args.no_builtin else arctic_clips() + librivox_clips()
+    for folder in args.clips:
+        clips += folder_clips(folder)
+    if not clips:
+        print("no clips found (install pocketsphinx-testdata or pass --clips)", file=sys.stderr)
+        return 1
+    kinds = {k: sum(1 for c in clips if c.reference_kind == k) for k in ("labels", "alignment")}
+    total = sum(c.audio.duration for c in clips)
+    print(f"{len(clips)} clips, {total:.1f} s; references: {kinds['labels']} hand labels, "
+          f"{kinds['alignment']} forced alignments")
+    results = evaluate(clips, modes, args.verbose)
+    print(metrics.TABLE_HEADER.replace("| |", "| engine |", 1))
+    for mode in modes:
+        print(metrics.format_row(LABELS[mode], results[mode]))
+    for mode in modes:
+        r = results[mode]
+        print(f"{mode}: {r['seconds']:.2f} s for {r['audio_seconds']:.1f} s of audio; counts {r['counts']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
