@@ -226,9 +226,9 @@ def splats_from_mesh(vertices, faces, per_triangle: int = 4, *, uvs=None, textur
         rgb = np.broadcast_to(np.asarray(DEFAULT_SKIN), (n, 3))
     rgb = np.clip(rgb, 0.0, 1.0)
 
-    # Each gaussian covers about area / per_triangle: sigma ~ 0.7 sqrt(area / m) in the plane, thin across it.
-    # In triangle units (k = sqrt(2 area)) that is 0.7 / sqrt(2 m).
-    sigma = 0.7 / np.sqrt(2.0 * per_triangle)
+    # Each gaussian covers about area / per_triangle: sigma ~ sqrt(area / m) in the plane (neighbours overlap, so
+    # random placement leaves no holes), thin across it. In triangle units (k = sqrt(2 area)): 1 / sqrt(2 m).
+    sigma = 1.0 / np.sqrt(2.0 * per_triangle)
     local_log_scales = np.log(np.tile([sigma, sigma, 0.1 * sigma], (n, 1)))
     local_rot = np.tile([1.0, 0.0, 0.0, 0.0], (n, 1))
     logit = np.log(opacity / (1 - opacity))
