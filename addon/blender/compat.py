@@ -52,7 +52,7 @@ def new_fcurve(action: bpy.types.Action, id_block: bpy.types.ID, data_path: str,
         bag = _channelbag(action, id_block)
         fcurves, groups = bag.fcurves, bag.groups
     else:
-        if action.id_root == "NONE" or not action.fcurves:
+        if not action.fcurves:
             action.id_root = id_block.id_type
         fcurves, groups = action.fcurves, action.groups
     fcurve = fcurves.new(data_path, index=index)
