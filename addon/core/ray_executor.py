@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -118,12 +119,8 @@ _warm: dict = {}  # per worker process: the scene exporter and the engine regist
 
 def _node_name() -> str:
     """'10.0.0.7 (render-03)': the node as a person finds it in 'ray status' and in their machine list."""
-    try:
-        import ray
-
-        ip = ray.util.get_node_ip_address()
-    except Exception:  # outside a Ray worker (tests call the row function directly)
-        ip = "this machine"
+    ray = sys.modules.get("ray")
+    ip = ray.util.get_node_ip_address() if ray is not None and ray.is_initialized() else "this machine"
     return f"{ip} ({socket.gethostname()})"
 
 
