@@ -158,8 +158,10 @@ def build_plan(args) -> tuple[list[batch.BakeRow], list[batch.RowResult], batch.
         if blend_path.suffix.lower() != ".blend":
             raise FacePolicyError(f'--blend "{args.blend}": not a .blend file')
         blend = str(blend_path.absolute())
+    fps = float(args.fps or spec.MODEL_FPS)
+    fps = next((c for c in spec.COMMON_FPS if abs(fps - c) / c < 5e-4), fps)  # 29.97 means 30000/1001
     opts = batch.BatchOptions(
-        out_dir=str(out_dir), formats=formats, fps=float(args.fps or spec.MODEL_FPS), takes=args.takes,
+        out_dir=str(out_dir), formats=formats, fps=fps, takes=args.takes,
         strength=args.strength, device=args.device, blend=blend,
     )
     defaults = batch.RowDefaults(

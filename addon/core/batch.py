@@ -17,6 +17,7 @@ import json
 import math
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -682,10 +683,9 @@ class ProcessExecutor(Executor):
         self.log_dir = log_dir
         self.env = env
 
-    def _start(self, slot: int) -> tuple[subprocess.Popen, Path]:
-        log_dir = Path(self.log_dir or tempfile.gettempdir())
+    def _start(self, slot: int, log_dir: Path) -> tuple[subprocess.Popen, Path]:
         log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = log_dir / f"facepolicy-worker-{os.getpid()}-{slot}.log"
+        log_path = log_dir / f"worker-{slot}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - the worker owns it for its lifetime
         proc = subprocess.Popen(
             self.worker_command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
@@ -695,6 +695,16 @@ class ProcessExecutor(Executor):
         return proc, log_path
 
     def run(self, rows, opts, on_result):
+        # Worker logs (Blender's and the engines' chatter) are kept only when a worker crashed.
+        log_dir = Path(self.log_dir) if self.log_dir else Path(tempfile.mkdtemp(prefix="facepolicy-workers-"))
+        crashed = threading.Event()
+        try:
+            self._run(rows, opts, on_result, log_dir, crashed)
+        finally:
+            if not self.log_dir and not crashed.is_set():
+                shutil.rmtree(log_dir, ignore_errors=True)
+
+    def _run(self, rows, opts, on_result, log_dir: Path, crashed: threading.Event) -> None:
         todo: queue.Queue = queue.Queue()
         for row in rows:
             todo.put(row)
@@ -713,7 +723,7 @@ class ProcessExecutor(Executor):
                     except queue.Empty:
                         return
                     if proc is None or proc.poll() is not None:
-                        proc, log_path = self._start(slot)
+                        proc, log_path = self._start(slot, log_dir)
                         procs[slot] = proc
                     in_flight[slot] = row
                     line = json.dumps({"row": asdict(row), "opts": payload_opts}) + "\n"
@@ -736,6 +746,7 @@ class ProcessExecutor(Executor):
                     if result is None:
                         if stop.is_set():
                             return
+                        crashed.set()
                         try:
                             proc.wait(timeout=30)
                         except subprocess.TimeoutExpired:  # closed its output but hangs: it is of no more use

@@ -187,3 +187,10 @@ def test_ctrl_c_leaves_finished_files_valid_and_no_partial_files(tmp_path, jobs)
     rerun = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert f"{8 - len(finished)} baked, {len(finished)} up to date, 0 failed" in rerun.stdout
+
+
+def test_ntsc_frame_rate_is_exact(tmp_path):
+    wav = write_line(tmp_path / "a.wav", seconds=2.0)
+    assert run(["bake", str(wav), "-o", str(tmp_path / "a.json"), "--engine", "envelope", "--fps", "29.97"]) == 0
+    track = FaceTrack.load_json(tmp_path / "a.json")
+    assert track.fps == 30000 / 1001 and track.n_frames == 60
