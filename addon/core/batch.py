@@ -11,6 +11,7 @@ passed in by the caller, so this module never imports bpy.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -395,6 +396,20 @@ def style_presets() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
 
+@functools.lru_cache(maxsize=64)
+def _check_style_file(path: str, size: int, mtime_ns: int) -> None:
+    """A reference clip must be a FacePolicy .json track or a Live Link Face .csv (read once per version)."""
+    p = Path(path)
+    if p.suffix.lower() == ".csv":
+        from .livelink import read_livelink_csv
+
+        read_livelink_csv(p)
+    elif p.suffix.lower() == ".json":
+        FaceTrack.load_json(p)
+    else:
+        raise FacePolicyError(f'style reference "{p.name}" must be a .json track or a Live Link Face .csv')
+
+
 def check_style(style: str | None, presets: Iterable[str]) -> None:
     """A preset name must exist; a reference file must exist. FacePolicyError lists the valid presets."""
     if not style:
@@ -403,6 +418,8 @@ def check_style(style: str | None, presets: Iterable[str]) -> None:
     if _looks_like_path(style) or Path(style).is_file():
         if not Path(style).is_file():
             raise FacePolicyError(f'style reference "{style}" not found')
+        st = Path(style).stat()
+        _check_style_file(str(Path(style).absolute()), st.st_size, st.st_mtime_ns)
         return
     if style not in presets:
         valid = ", ".join(presets) if presets else "none are installed yet (presets ship with the neural model)"

@@ -169,6 +169,12 @@ def test_style_without_presets_explains_why(tmp_path):
     batch.check_style(str(ref), [])
     with pytest.raises(FacePolicyError, match="not found"):
         batch.check_style(str(tmp_path / "nope.csv"), [])
+    (tmp_path / "bad.csv").write_text("not,a,take\n1,2,3\n", encoding="utf-8")
+    with pytest.raises(FacePolicyError, match="not a Live Link Face CSV"):
+        batch.check_style(str(tmp_path / "bad.csv"), [])
+    (tmp_path / "bad.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(FacePolicyError, match="not a FacePolicy track"):
+        batch.check_style(str(tmp_path / "bad.json"), [])
 
 
 # --- baking and resuming ----------------------------------------------------------------------------------
