@@ -133,13 +133,13 @@ def request_from_settings(context, settings, prefs=None) -> BakeRequest:
         channels = frozenset(group for attr, group in CHANNEL_TOGGLES if getattr(settings, attr))
         head_object, head_bone = "", ""
         if "head" in channels:
+            head = keys.HeadTarget(obj)
             if settings.head_target == "BONE":
                 if settings.head_armature is None or not settings.head_bone:
                     raise RigError("head rotation onto a bone: pick the armature and the bone (or turn Head off)")
-                head_object, head_bone = settings.head_armature.name, settings.head_bone
-            else:
-                head_object = obj.name
-            keys.check_head_target(keys.HeadTarget(bpy.data.objects[head_object], head_bone))
+                head = keys.HeadTarget(settings.head_armature, settings.head_bone)
+            keys.check_head_target(head)
+            head_object, head_bone = head.object.name, head.bone
         if not channels:
             raise FacePolicyError("every channel is switched off: turn on lips, brows, blinks, gaze or head")
         options = BakeOptions(

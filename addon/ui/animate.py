@@ -167,4 +167,28 @@ class FACEPOLICY_OT_use_take(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (FACEPOLICY_OT_animate_from_audio, FACEPOLICY_OT_use_take)
+class FACEPOLICY_OT_select_audio(bpy.types.Operator):
+    """Choose the voice line (the file browser shows audio files only)"""
+
+    bl_idname = "facepolicy.select_audio"
+    bl_label = "Choose Audio"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(subtype="FILE_PATH")
+    filter_glob: StringProperty(default="*.wav;*.flac;*.ogg;*.oga;*.mp3;*.aif;*.aiff;*.opus", options={"HIDDEN"})
+    filter_sound: BoolProperty(default=True, options={"HIDDEN"})
+    filter_folder: BoolProperty(default=True, options={"HIDDEN"})
+
+    def invoke(self, context, event):
+        self.filepath = context.scene.facepolicy.audio_path
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        settings = context.scene.facepolicy
+        settings.audio_source = "FILE"
+        settings.audio_path = self.filepath
+        return {"FINISHED"}
+
+
+CLASSES = (FACEPOLICY_OT_animate_from_audio, FACEPOLICY_OT_use_take, FACEPOLICY_OT_select_audio)

@@ -96,7 +96,9 @@ class VIEW3D_PT_facepolicy(bpy.types.Panel):
         col = layout.column(heading="Audio")
         col.row().prop(settings, "audio_source", expand=True)
         if settings.audio_source == "FILE":
-            col.prop(settings, "audio_path", text="File")
+            row = col.row(align=True)
+            row.prop(settings, "audio_path", text="File")
+            row.operator("facepolicy.select_audio", text="", icon="FILE_SOUND")
             col.prop(settings, "start_frame")
             col.prop(settings, "add_sound_strip")
         else:

@@ -209,6 +209,23 @@ def test_scene_sound_strip_as_the_audio_source(setup, tmp_path):
     assert [s.name for s in compat.all_strips(scene)] == ["dialogue"], "the user's strip is reused, not copied"
 
 
+def test_select_audio_sets_the_file(setup, tmp_path):
+    scene, settings, obj = setup
+    settings.audio_source = "STRIP"
+    assert bpy.ops.facepolicy.select_audio(filepath=str(tmp_path / "other.wav")) == {"FINISHED"}
+    assert settings.audio_source == "FILE" and settings.audio_path.endswith("other.wav")
+
+
+def test_preferences_name_the_extension_package_and_explain_the_device():
+    assert prefs.FacePolicyPreferences.bl_idname == "facepolicy"  # the top package, whatever it is imported as
+    assert prefs.get_preferences(bpy.context) is None  # not enabled as an add-on here: callers use defaults
+    has_cuda = "CUDAExecutionProvider" in prefs.onnx_providers()
+    assert (prefs.device_note("AUTO") is None) == has_cuda
+    assert prefs.device_note("CPU") is None
+    if not has_cuda:
+        assert "CPU" in prefs.device_note("AUTO") and "fall back" in prefs.device_note("CUDA")
+
+
 def test_transcript_from_a_text_block_reaches_the_engine(setup):
     scene, settings, obj = setup
     text = bpy.data.texts.new("line.txt")
@@ -249,6 +266,12 @@ class RecordingLayout:
 
     column = row = box = grid_flow = _child
 
+    def operator(self, idname, **kwargs):
+        module, name = idname.split(".")
+        assert hasattr(getattr(bpy.ops, module), name), idname
+        self.log.append(idname)
+        return type("OperatorProperties", (), {})()
+
     def prop(self, data, name, **kwargs):
         assert name in data.bl_rna.properties, name
         self.log.append(name)
@@ -256,12 +279,6 @@ class RecordingLayout:
     def prop_search(self, data, name, search_data, search_name, **kwargs):
         assert name in data.bl_rna.properties and search_name in search_data.bl_rna.properties
         self.log.append(name)
-
-    def operator(self, idname, **kwargs):
-        module, name = idname.split(".")
-        assert hasattr(getattr(bpy.ops, module), name), idname
-        self.log.append(idname)
-        return type("OperatorProperties", (), {})()
 
     def label(self, **kwargs):
         self.log.append(kwargs.get("text", ""))
@@ -292,6 +309,7 @@ def test_panel_draws_every_control(setup, state):
         setattr(fake, name, getattr(panel.VIEW3D_PT_facepolicy, name).__get__(fake))
     panel.VIEW3D_PT_facepolicy.draw(fake, bpy.context)
     assert "facepolicy.animate_from_audio" in log and "target" in log
+    assert ("facepolicy.select_audio" in log) == (settings.audio_source == "FILE")
     assert ("progress" in log) == (state == "running")
     if state == "head bone":
         assert "head_bone" in log

@@ -94,6 +94,16 @@ def test_take_naming_slot_and_second_take_keeps_first(clean_scene):
     assert other.action.name == "Face · bye · take 1"
 
 
+def test_a_long_take_writes_every_frame(clean_scene):
+    """Ten minutes at 60 fps: one array per curve, so memory stays proportional to the take."""
+    clean_scene.render.fps = 60
+    obj = make_rig(key_names=("jawOpen", "eyeBlinkLeft"))
+    track = random_track(seconds=600.0)
+    result = keys.write_face_track_to_action(obj, track, keys.WriteOptions(channels=frozenset({"lips", "blinks"})))
+    assert result.n_keys == 36000 and result.frame_end == 36000
+    assert all(len(fc.keyframe_points) == 36000 for fc in key_curves(obj).values())
+
+
 def test_long_names_are_shortened_to_fit(clean_scene):
     obj = make_rig("F" * 40)
     result = keys.write_face_track_to_action(obj, random_track(0.5), keys.WriteOptions(audio_name="ä" * 200))
