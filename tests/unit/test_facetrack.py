@@ -105,3 +105,13 @@ def test_save_and_load_json_file(tmp_path):
     back = FaceTrack.load_json(path)
     np.testing.assert_array_equal(back.values, track.values)
     assert not list(path.parent.glob(".*part*")), "no temporary file may remain"
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path):
+    import os
+
+    path = tmp_path / "take.json"
+    random_track(3).save_json(path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~mask)
