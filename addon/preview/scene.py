@@ -188,3 +188,23 @@ def front_camera(vertices: np.ndarray, width: int, height: int, fov_y_deg: float
     distance = margin * max(half_w / tan_x, half_h / tan_y) + depth
     return Camera.look_at(centre - forward * distance, centre, up, fov_y_deg, width, height,
                           near=max(1e-4, 0.01 * distance))
+
+
+def camera_from_blender_view(view_matrix, window_matrix, width: int, height: int) -> Camera:
+    """Our pinhole Camera for a Blender 3D view: ``view_matrix`` is world -> view (looking down -Z, +Y up) and
+    ``window_matrix`` the perspective projection, both 4x4 (RegionView3D.view_matrix / window_matrix).
+
+    Orthographic views have no pinhole equivalent and raise ValueError."""
+    V = np.asarray(view_matrix, np.float64)
+    P = np.asarray(window_matrix, np.float64)
+    if V.shape != (4, 4) or P.shape != (4, 4):
+        raise ValueError("view and window matrices must be 4x4")
+    if abs(P[3, 2] + 1.0) > 1e-6 or abs(P[3, 3]) > 1e-6:
+        raise ValueError("the 3D view is orthographic; the splat preview needs a perspective view")
+    flip = np.diag([1.0, -1.0, -1.0, 1.0])  # Blender view axes (x right, y up, -z forward) -> OpenCV's
+    view = flip @ V
+    # NDC x = P00 * x/z - P02 with z the OpenCV depth, and pixel u = (x_ndc + 1) * W / 2 (likewise v from the top).
+    fx, fy = P[0, 0] * width / 2, P[1, 1] * height / 2
+    cx, cy = width / 2 * (1 - P[0, 2]), height / 2 * (1 + P[1, 2])
+    near = P[2, 3] / (P[2, 2] - 1.0)  # the clip start of the projection
+    return Camera(view, fx, fy, cx, cy, int(width), int(height), near=float(max(near, 1e-6)))

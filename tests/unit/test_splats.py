@@ -283,3 +283,28 @@ def test_huge_ply_is_refused_with_a_memory_estimate(tmp_path, monkeypatch):
     with pytest.raises(ply.PlyError, match="limit of 1.0 MB"):
         ply.read_ply(small)
     assert ply.read_ply(small, max_bytes=10**9).n == 20000
+
+
+# -- viewport camera ------------------------------------------------------------------------------------------------
+
+
+def test_camera_from_blender_view_projects_like_blender():
+    from facepolicy.preview.scene import camera_from_blender_view
+
+    W, H, near, far = 320, 200, 0.1, 100.0
+    P = np.array([[1.7, 0, 0.1, 0], [0, 1.7 * W / H, -0.05, 0],
+                  [0, 0, -(far + near) / (far - near), -2 * far * near / (far - near)], [0, 0, -1, 0]])
+    rng = np.random.default_rng(0)
+    V = np.eye(4)
+    V[:3, :3], V[:3, 3] = random_rotation(rng), [0.1, 0.2, -5.0]
+    cam = camera_from_blender_view(V, P, W, H)
+    pts = np.c_[rng.normal(size=(6, 3)), np.ones(6)]
+    clip = pts @ (P @ V).T
+    ndc = clip[:, :3] / clip[:, 3:]
+    pc = pts @ cam.view.T
+    np.testing.assert_allclose(cam.fx * pc[:, 0] / pc[:, 2] + cam.cx, (ndc[:, 0] + 1) * W / 2, atol=1e-9)
+    np.testing.assert_allclose(cam.fy * pc[:, 1] / pc[:, 2] + cam.cy, (1 - ndc[:, 1]) * H / 2, atol=1e-9)
+    assert abs(cam.near - near) < 1e-9
+    ortho = np.diag([0.5, 0.8, -0.02, 1.0])
+    with pytest.raises(ValueError, match="orthographic"):
+        camera_from_blender_view(V, ortho, W, H)
