@@ -77,16 +77,20 @@ class FACEPOLICY_OT_animate_from_audio(bpy.types.Operator):
         if bpy.app.background or context.window is None:
             return self.execute(context)
         try:
-            self._job = bake.BakeJob(self._request(context)).start()
+            self._start(context)
         except FacePolicyError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def _start(self, context) -> None:
+        """Check the inputs, start the engine on a worker thread and the timer that polls it."""
+        self._job = bake.BakeJob(self._request(context)).start()
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
-        wm.modal_handler_add(self)
         state = wm.facepolicy_job
         state.running, state.progress, state.status = True, 0.0, "Starting…"
-        return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
         state = context.window_manager.facepolicy_job

@@ -118,6 +118,70 @@ def test_cancelled_job_leaves_no_action_strip_or_keys(setup, gated_engine):
     assert not job.request.temp_files
 
 
+class ModalDriver:
+    """Runs the operator's own invoke/modal/finish code with timer and Esc events, as Blender's event loop would.
+
+    The bpy module has no event loop and operator instances cannot be made from Python, so the methods are called
+    on a stand-in ``self``; everything else (the worker thread, the timer, the window manager state) is real.
+    """
+
+    Op = animate.FACEPOLICY_OT_animate_from_audio
+
+    def __init__(self, new_take=False):
+        self.new_take = new_take
+        self.reports = []
+
+    def report(self, level, message):
+        self.reports.append((next(iter(level)), message))
+
+    def __getattr__(self, name):  # _start, _finish, _request, _keep_seed, modal: the operator's own code
+        attr = self.Op.__dict__[name]
+        return attr.__func__ if isinstance(attr, staticmethod) else attr.__get__(self)
+
+    def event(self, kind, value="NOTHING"):
+        return self.Op.modal(self, bpy.context, type("Event", (), {"type": kind, "value": value})())
+
+    def run_until_done(self, timeout=20.0):
+        import time
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            result = self.event("TIMER")
+            if result != {"RUNNING_MODAL"}:
+                return result
+            time.sleep(0.01)
+        raise AssertionError("the modal bake did not finish")
+
+
+def test_modal_bake_shows_progress_and_writes_once_finished(setup, gated_engine):
+    scene, settings, obj = setup
+    driver = ModalDriver()
+    driver._start(bpy.context)
+    state = bpy.context.window_manager.facepolicy_job
+    assert helpers.WriterTestEngine.started.wait(10)
+    assert driver.event("TIMER") == {"RUNNING_MODAL"} and state.running
+    assert driver.event("MOUSEMOVE") == {"PASS_THROUGH"}, "Blender stays usable during the bake"
+    assert obj.data.shape_keys.animation_data is None
+    gated_engine.set()
+    assert driver.run_until_done() == {"FINISHED"}
+    assert not state.running and "real time" in state.status
+    assert obj.data.shape_keys.animation_data.action.name == "Face · line · take 1"
+    assert driver.reports[-1][0] == "INFO"
+
+
+def test_modal_bake_cancelled_with_esc_changes_nothing(setup, gated_engine):
+    scene, settings, obj = setup
+    before = scene_fingerprint()
+    driver = ModalDriver(new_take=True)
+    driver._start(bpy.context)
+    assert helpers.WriterTestEngine.started.wait(10)
+    assert driver.event("ESC", "PRESS") == {"RUNNING_MODAL"}
+    assert driver.run_until_done() == {"CANCELLED"}
+    assert driver.reports == [("WARNING", "Cancelled: nothing was changed")]
+    assert scene_fingerprint() == before and settings.seed == 0
+    assert not bpy.context.window_manager.facepolicy_job.running
+
+
 def test_job_reports_progress_and_applies_on_the_main_thread(setup, gated_engine):
     scene, settings, obj = setup
     job = bake.BakeJob(bake.request_from_settings(bpy.context, settings)).start()
