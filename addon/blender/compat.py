@@ -93,6 +93,14 @@ def assign_action(id_block: bpy.types.ID, action: bpy.types.Action | None) -> No
         ad.action_slot = _slot_for(action, id_block)
 
 
+def restore_action(id_block: bpy.types.ID, action: bpy.types.Action | None, had_animation_data: bool) -> None:
+    """Put back what ``assigned_action`` saw, removing animation data this code created."""
+    if had_animation_data:
+        assign_action(id_block, action)
+    elif id_block.animation_data is not None:
+        id_block.animation_data_clear()
+
+
 # --- the video sequence editor ---------------------------------------------------------------------------------
 
 

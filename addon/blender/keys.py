@@ -353,13 +353,14 @@ def write_face_track_to_action(obj: bpy.types.Object, track: FaceTrack, options:
     take = _next_take_number(obj, options.audio_name)
     start = int(options.start_frame)
     frames = np.arange(shaped.n_frames, dtype=np.float32) + start
-    previous = {"key": compat.assigned_action(key)}
+    previous = {"key": (compat.assigned_action(key), key.animation_data is not None)}
     head_id = head.object if head else None
     if head_id is not None:
-        previous["head"] = compat.assigned_action(head_id)
-        if previous["head"] is not None and take_info(previous["head"]) is None:
+        previous["head"] = (compat.assigned_action(head_id), head_id.animation_data is not None)
+        playing = previous["head"][0]
+        if playing is not None and take_info(playing) is None:
             warnings.append(f'head rotation skipped: "{head_id.name}" already plays your action '
-                            f'"{previous["head"].name}"; push it to the NLA or pick another head target')
+                            f'"{playing.name}"; push it to the NLA or pick another head target')
             head_id = None
     created: list[bpy.types.Action] = []
     protected = None
@@ -408,9 +409,9 @@ def write_face_track_to_action(obj: bpy.types.Object, track: FaceTrack, options:
         if options.set_frame_range:
             scene.frame_start, scene.frame_end = start, max(start, end)
     except BaseException:
-        compat.assign_action(key, previous["key"])
+        compat.restore_action(key, *previous["key"])
         if head_id is not None:
-            compat.assign_action(head_id, previous.get("head"))
+            compat.restore_action(head_id, *previous["head"])
         for a in created:
             bpy.data.actions.remove(a)
         if protected is not None:

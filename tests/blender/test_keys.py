@@ -302,6 +302,10 @@ def test_failed_write_rolls_back(clean_scene):
     with pytest.raises(KeyError):  # a mapping that names a key the mesh lost: fails after curves were made
         keys.write_face_track_to_action(obj, random_track(), keys.WriteOptions(mapping=stale))
     assert scene_fingerprint() == before
+    fresh = make_rig("Fresh")
+    with pytest.raises(KeyError):
+        keys.write_face_track_to_action(fresh, random_track(), keys.WriteOptions(mapping=stale))
+    assert fresh.data.shape_keys.animation_data is None
 
 
 def test_action_round_trips_to_a_face_track(clean_scene):
