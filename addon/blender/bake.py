@@ -148,6 +148,7 @@ def request_from_settings(context, settings, prefs=None) -> BakeRequest:
             emotion_intensity=settings.emotion_intensity,
             device=prefs.device.lower() if prefs else "auto", threads=prefs.threads if prefs else 0,
         )
+        options.extra["accuracy"] = settings.accuracy.lower()
         if prefs and prefs.model_dir:
             options.extra["model_dir"] = bpy.path.abspath(prefs.model_dir)
         return BakeRequest(
@@ -211,7 +212,8 @@ def apply_outcome(scene: bpy.types.Scene, request: BakeRequest, outcome: BakeOut
     info = {"engine": request.options.engine, "seed": request.options.seed,
             "audio_path": request.audio_path if not request.temp_files else ""}
     result = keys.write_face_track_to_action(obj, outcome.track, write, scene=scene, info=info)
-    reports = [("WARNING", w) for w in result.warnings]
+    reports = [("WARNING", str(w)) for w in outcome.track.meta.get("warnings", ())]
+    reports += [("WARNING", w) for w in result.warnings]
     if request.add_strip:
         _, warning = sound.add_sound_strip(scene, obj.name, request.audio_path, request.start_frame)
         if warning:

@@ -12,7 +12,7 @@ from ..core import engine as core_engine
 from ..core.errors import FacePolicyError
 
 # What each engine offers, for engines that do not declare a ``features`` class attribute themselves.
-_DEFAULT_FEATURES = {"phonetic": frozenset({"transcript", "seed"}),
+_DEFAULT_FEATURES = {"phonetic": frozenset({"transcript", "accuracy", "emotion", "seed"}),
                      "neural": frozenset({"seed", "style", "emotion"})}
 
 
@@ -115,6 +115,8 @@ class VIEW3D_PT_facepolicy(bpy.types.Panel):
                 col.prop(settings, "transcript_path", text="File")
             elif settings.transcript_source == "TEXT":
                 col.prop(settings, "transcript_text", text="Text")
+        if "accuracy" in features:
+            col.prop(settings, "accuracy")
         if "style" in features:
             col.prop(settings, "style_source")
             col.prop(settings, {"PRESET": "style_preset", "ACTION": "style_action",

@@ -76,6 +76,10 @@ class FacePolicySettings(bpy.types.PropertyGroup):
     style_strength: FloatProperty(name="Strength", default=1.0, min=0.0, soft_max=3.0)
     emotion: EnumProperty(name="Emotion", items=[(e, e.title(), "") for e in EMOTIONS], default="neutral")
     emotion_intensity: FloatProperty(name="Intensity", default=0.5, min=0.0, max=1.0, subtype="FACTOR")
+    accuracy: EnumProperty(name="Accuracy", items=(
+        ("FAST", "Fast", "Phone recognition: a few seconds per minute of speech"),
+        ("ACCURATE", "Accurate", "Word recognition, then alignment: better closures, several times slower"),
+    ), default="FAST")
     seed: IntProperty(name="Seed", default=0, min=0, description="Variation; New Take bakes with the next seed")
     use_lips: BoolProperty(name="Lips", default=True, description="Jaw, mouth, cheeks and tongue")
     use_brows: BoolProperty(name="Brows", default=True)

@@ -62,6 +62,9 @@ class WriterTestEngine:
         track.values[:, spec.CHANNEL_INDEX["jawOpen"]] = env / max(float(env.max()), 1e-9)
         track.values[:, spec.CHANNEL_INDEX["mouthSmileLeft"]] = (options.seed % 7) / 10
         track.values[:, spec.CHANNEL_INDEX["headYaw"]] = 0.1
+        track.meta["accuracy"] = options.extra.get("accuracy")
+        if options.transcript:
+            track.meta["warnings"] = [f"transcript seen: {options.transcript}"]
         for k in range(0, n, max(1, n // 4)):
             progress(k / n, "animating")
             engine.check_cancel(cancel)

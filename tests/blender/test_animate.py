@@ -296,8 +296,11 @@ def test_transcript_from_a_text_block_reaches_the_engine(setup):
     text.write("Hello there.")
     settings.transcript_source = "TEXT"
     settings.transcript_text = text
+    settings.accuracy = "ACCURATE"
     request = bake.request_from_settings(bpy.context, settings)
-    assert request.options.transcript == "Hello there."
+    assert request.options.transcript == "Hello there." and request.options.extra["accuracy"] == "accurate"
+    result, reports = bake.bake(bpy.context, request)
+    assert ("WARNING", "transcript seen: Hello there.") in reports, "the engine's warnings reach the report area"
 
 
 def test_head_rotation_onto_a_bone_through_the_operator(setup):
