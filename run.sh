@@ -49,10 +49,28 @@ make_venv() {
   echo "$want" > "$stamp"
 }
 
+build_preview() {
+  log "building the splat preview library (CPU; CUDA too where nvcc exists)"
+  .venv/bin/python -m facepolicy.preview.build
+}
+
+# The main job: bake the bundled voice line onto the bundled head, then picture it.
 main_job() {
+  local fp=.venv/bin/facepolicy
   mkdir -p out
   log "facepolicy doctor"
-  .venv/bin/facepolicy doctor --no-blender | tee out/doctor.txt
+  "$fp" doctor > out/doctor.txt || { cat out/doctor.txt; exit 1; }
+  tail -n 1 out/doctor.txt
+  log "bake assets/audio/demo/dashwood.wav onto the default head → out/demo.{blend,fbx,csv,json}"
+  printf 'audio,output\n%s,demo\n' "$PWD/assets/audio/demo/dashwood.wav" > out/demo_manifest.csv
+  "$fp" bake --manifest out/demo_manifest.csv --format blend,fbx,csv,json -o out
+  log "Cycles still of the animated face → out/demo.png"
+  .venv/bin/python tools/render_still.py out/demo.blend -o out/demo.png --size 480 --samples 24 > out/render.log 2>&1 \
+    || { tail -n 20 out/render.log; exit 1; }
+  tail -n 1 out/render.log
+  log "Gaussian-splat contact sheet → out/demo_sheet.png"
+  "$fp" preview out/demo.json -o out/demo_sheet.png --frames 30:150:10
+  log "done: $(cd out && ls demo*.* | tr '\n' ' ')"
 }
 
 run_tests() {
@@ -71,12 +89,14 @@ case "${1:-}" in
   demo)
     apt_install "${APT_RUNTIME[@]}"
     make_venv .venv "$BPY_MAIN" "test"
+    build_preview
     main_job
     ;;
   test)
     apt_install "${APT_RUNTIME[@]}" "${APT_TEST[@]}"
-    make_venv .venv "$BPY_MAIN" "test"
+    make_venv .venv "$BPY_MAIN" "test,ray,train"
     make_venv .venv-bpy42 "$BPY_LTS" "test"
+    build_preview
     run_tests
     ;;
   *)

@@ -35,6 +35,7 @@ def _run_doctor(args) -> int:
 # Each entry adds one subcommand: (module relative to this package, function taking the subparsers object).
 _SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     (".bake", "add_parser"),  # bake, styles
+    (".preview.command", "add_parser"),  # preview (contact sheet of the splat head)
 )
 
 

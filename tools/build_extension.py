@@ -1,7 +1,8 @@
 """Build the Blender extension zips: dist/facepolicy-<version>-<platform>.zip, one per platform.
 
-Stages addon/ (the package) + assets/ + the runtime wheels + the preview CPU library into build/extension/, then
-runs Blender's own builder (bl_pkg/cli/blender_ext.py from the bpy wheel) with --split-platforms, and validates
+Builds the splat preview's CPU library for this machine, stages addon/ (the package) + assets/ + the runtime wheels
++ that library into build/extension/<platform>/, then runs Blender's own builder (bl_pkg/cli/blender_ext.py from
+the bpy wheel) with --split-platforms, and validates
 every zip it made. Nothing from model/, tests/ or export_onnx/ goes in.
 
     python tools/build_extension.py                      # all platforms
@@ -83,20 +84,42 @@ def _wheel_platform(wheel: Path) -> str:
     return "other"
 
 
-def stage(platforms: list[str], wheels: list[Path], stage_dir: Path) -> None:
+def host_platform() -> str | None:
+    import platform
+
+    machine = platform.machine().lower()
+    if sys.platform.startswith("linux") and machine in ("x86_64", "amd64"):
+        return "linux-x64"
+    if sys.platform == "win32" and machine in ("x86_64", "amd64"):
+        return "windows-x64"
+    if sys.platform == "darwin" and machine == "arm64":
+        return "macos-arm64"
+    return None
+
+
+def build_preview_library() -> None:
+    """The splat preview's CPU library for this machine (the one build command of the preview)."""
+    subprocess.run([sys.executable, "-m", "facepolicy.preview.build", "--cpu-only"], check=True, cwd=ROOT)
+
+
+def stage(platform: str, wheels: list[Path], stage_dir: Path) -> None:
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.o", ".*")
+    # Compiled preview libraries are only for the machine that built them: ship them in that platform's zip.
+    libs = set().union(*PREVIEW_LIBS.values()) | {"libfpsplat_cuda.so", "fpsplat_cuda.dll"}
+    keep = set(PREVIEW_LIBS[platform]) if platform == host_platform() else set()
+    drop = sorted(libs - keep)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.o", ".*", *drop)
     shutil.copytree(ROOT / "addon", stage_dir, ignore=ignore)
     shutil.copytree(ROOT / "assets", stage_dir / "assets", ignore=ignore)
     (stage_dir / "wheels").mkdir()
+    wheels = [w for w in wheels if _wheel_platform(w) in (platform, "any")]
     for w in wheels:
         shutil.copy2(w, stage_dir / "wheels" / w.name)
     manifest = (ROOT / "blender_manifest.toml").read_text(encoding="utf-8")
     wheel_list = ",\n".join(f'  "./wheels/{w.name}"' for w in wheels)
     manifest = re.sub(r"(?m)^wheels = \[\]$", f"wheels = [\n{wheel_list}\n]", manifest)
-    manifest = re.sub(r"(?m)^platforms = .*$", "platforms = [" + ", ".join(f'"{p}"' for p in platforms) + "]",
-                      manifest)
+    manifest = re.sub(r"(?m)^platforms = .*$", f'platforms = ["{platform}"]', manifest)
     (stage_dir / "blender_manifest.toml").write_text(manifest, encoding="utf-8")
 
 
@@ -112,17 +135,20 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown platform(s) {unknown}; choose from {list(PLATFORM_TAGS)}")
 
+    if host_platform() in platforms:
+        build_preview_library()
     wheels = download_wheels(platforms, Path(args.wheel_dir))
-    stage_dir = ROOT / "build" / "extension"
-    stage(platforms, wheels, stage_dir)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     script = blender_ext_script()
-    before = set(out.glob("facepolicy-*.zip"))
-    for old in before:
+    for old in out.glob("facepolicy-*.zip"):
         old.unlink()
-    subprocess.run([sys.executable, str(script), "build", "--source-dir", str(stage_dir), "--output-dir", str(out),
-                    "--split-platforms"], check=True)
+    for platform in platforms:
+        # One staging per platform, so each zip carries only its own wheels and compiled libraries.
+        stage_dir = ROOT / "build" / "extension" / platform
+        stage(platform, wheels, stage_dir)
+        subprocess.run([sys.executable, str(script), "build", "--source-dir", str(stage_dir), "--output-dir",
+                        str(out), "--split-platforms"], check=True)
     zips = sorted(out.glob("facepolicy-*.zip"))
     if not zips:
         print("error: Blender's builder produced no zip", file=sys.stderr)

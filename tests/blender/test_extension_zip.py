@@ -46,6 +46,8 @@ def test_zip_contents(built_zip):
     assert "blender_manifest.toml" in names and "__init__.py" in names and "core/spec.py" in names
     assert "assets/SHA256SUMS" in names
     assert not [n for n in names if n.startswith(("model/", "tests/", "export_onnx/", "tools/"))]
+    assert "preview/lib/libfpsplat_cpu.so" in names, "the zip must carry the preview's CPU library for linux-x64"
+    assert not [n for n in names if n.endswith((".dll", ".dylib"))]
     wheels = [n for n in names if n.startswith("wheels/")]
     for name in ("onnxruntime", "soundfile"):
         for abi in ("cp311", "cp313"):
