@@ -103,7 +103,8 @@ def _style(settings, prefs, request_temp: list[str]) -> str | None:
         if not settings.style_csv or not os.path.isfile(path):
             raise FacePolicyError(f'style reference "{settings.style_csv}": file not found')
         return path
-    return settings.style_preset or (prefs.default_style if prefs else "") or None
+    preset = settings.style_preset if settings.style_preset != "DEFAULT" else ""
+    return preset or (prefs.default_style if prefs else "") or None
 
 
 def _audio_from_settings(context, settings, request_temp: list[str]) -> tuple[str, str, int | None]:

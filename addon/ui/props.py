@@ -19,6 +19,7 @@ ENGINE_LABELS = {"neural": ("Neural", "The diffusion-policy model: no transcript
                  "phonetic": ("Phonetic", "Phone recognition or alignment (pocketsphinx) plus the articulation "
                               "model; a transcript makes it more accurate")}
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
+DEFAULT_STYLE = "DEFAULT"  # the style preset item that means "the preferences' default style"
 
 # Blender keeps only pointers to the strings of dynamic enum items, so they must outlive the callback.
 _enum_cache: dict[str, list] = {}
@@ -35,8 +36,17 @@ def _strip_items(self, context):
     scene = context.scene if context else None
     strips = sound.sound_strips(scene) if scene else []
     items = [(s.name, s.name, f"Channel {s.channel}, from frame {s.frame_start:g}") for s in strips]
-    _enum_cache["strips"] = items or [("", "(no sound strips)", "The scene has no sound strips")]
+    _enum_cache["strips"] = items or [("NONE", "(no sound strips)", "The scene has no sound strips")]
     return _enum_cache["strips"]
+
+
+def _preset_items(self, context):
+    from ..core.batch import style_presets
+
+    items = [(DEFAULT_STYLE, "Default", "The default style (see the add-on preferences)")]
+    items += [(name, name.replace("_", " ").title(), f"The {name} style preset") for name in style_presets()]
+    _enum_cache["presets"] = items
+    return items
 
 
 def _poll_face(self, obj):
@@ -70,7 +80,7 @@ class FacePolicySettings(bpy.types.PropertyGroup):
         ("ACTION", "Action", "An existing take or facial action in this file"),
         ("CSV", "Live Link CSV", "A Live Link Face recording"),
     ), default="PRESET")
-    style_preset: StringProperty(name="Preset", description="Style preset name (empty: the default style)")
+    style_preset: EnumProperty(name="Preset", items=_preset_items, description="Style preset")
     style_action: PointerProperty(name="Reference Action", type=bpy.types.Action)
     style_csv: StringProperty(name="Reference CSV", subtype="FILE_PATH")
     style_strength: FloatProperty(name="Strength", default=1.0, min=0.0, soft_max=3.0)

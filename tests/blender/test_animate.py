@@ -208,7 +208,7 @@ def test_job_engine_error_writes_nothing(setup, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["no audio", "missing file", "unreadable file", "edit mode", "shared keys",
-                                  "linked", "no channels", "bad transcript"])
+                                  "linked", "no channels", "bad transcript", "no strip", "bone missing"])
 def test_bad_input_is_reported_and_changes_nothing(setup, tmp_path, case, capfd):
     scene, settings, obj = setup
     if case == "no audio":
@@ -233,6 +233,10 @@ def test_bad_input_is_reported_and_changes_nothing(setup, tmp_path, case, capfd)
     elif case == "no channels":
         for attr, _ in bake.CHANNEL_TOGGLES:
             setattr(settings, attr, False)
+    elif case == "no strip":
+        settings.audio_source = "STRIP"
+    elif case == "bone missing":
+        settings.use_head, settings.head_target = True, "BONE"
     elif case == "bad transcript":
         settings.transcript_source = "FILE"
         settings.transcript_path = str(tmp_path / "missing.txt")
@@ -242,7 +246,8 @@ def test_bad_input_is_reported_and_changes_nothing(setup, tmp_path, case, capfd)
     message = str(info.value)
     expected = {"no audio": "no audio file", "missing file": "file not found", "unreadable file": "could not decode",
                 "edit mode": "Edit Mode", "shared keys": "shares its mesh", "linked": "linked",
-                "no channels": "every channel is switched off", "bad transcript": "transcript"}[case]
+                "no channels": "every channel is switched off", "bad transcript": "transcript",
+                "no strip": "no sound strip", "bone missing": "pick the armature and the bone"}[case]
     assert expected in message
     assert scene_fingerprint() == before
 
