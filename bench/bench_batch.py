@@ -75,6 +75,31 @@ def run_bake(manifest: Path, out: Path, formats: str, jobs: int, engine: str | N
     return wall, cpu, proc.stdout
 
 
+def stage_costs(lines: list[tuple[Path, float]], out: Path, formats: str) -> str:
+    """CPU seconds per stage for lines baked one after the other in this process (the first one warms up)."""
+    from facepolicy.blender.export import export_scene
+    from facepolicy.core import batch, engine
+    from facepolicy.core.audio import load_audio
+    from facepolicy.core.engine import BakeOptions
+
+    opts = batch.BatchOptions(out_dir=str(out), formats=batch.parse_formats(formats))
+    costs: dict[str, list[float]] = {"audio load": [], "engine": [], "scene + export": []}
+    for i, (wav, _dur) in enumerate(lines):
+        row = batch.BakeRow(i + 1, str(wav), wav.stem)
+        t0 = time.process_time()
+        audio = load_audio(wav)
+        t1 = time.process_time()
+        track = engine.animate(audio, BakeOptions(transcript=wav.with_suffix(".txt").read_text(encoding="utf-8")))
+        t2 = time.process_time()
+        export_scene([track], row, opts, batch.output_paths(row, opts))
+        t3 = time.process_time()
+        if i:
+            for key, value in zip(costs, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+                costs[key].append(value)
+    parts = ", ".join(f"{k} {statistics.median(v):.3f}" for k, v in costs.items())
+    return f"per line in one warm process ({formats}): {parts} CPU-s (median of {len(lines) - 1})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=100)
@@ -84,9 +109,14 @@ def main() -> None:
     ap.add_argument("--engine", default=None, help="default: the bake command's default engine")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "facepolicy-bench-batch")
+    ap.add_argument("--stages", type=int, default=0, metavar="N",
+                    help="instead: the CPU cost of each stage, over N lines baked in this process")
     args = ap.parse_args()
 
-    lines = make_lines(args.work / "lines", args.lines, args.seconds)
+    lines = make_lines(args.work / "lines", args.stages or args.lines, args.seconds)
+    if args.stages:
+        print(stage_costs(lines[: args.stages], args.work / "stages", args.format))
+        return
     manifest = args.work / "manifest.csv"
     with open(manifest, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
