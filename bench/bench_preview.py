@@ -22,8 +22,9 @@ from facepolicy.preview.scene import SplatScene, front_camera
 
 
 def head_scene(head, count: int) -> SplatScene:
-    """Exactly ``count`` gaussians on the default head (ceil(count / F) per triangle, a seeded subset)."""
-    per_triangle = -(-count // len(head.faces))
+    """Exactly ``count`` gaussians on the default head: enough per triangle (plus one per vertex), then a seeded
+    subset."""
+    per_triangle = max(1, -(-(count - head.num_vertices) // len(head.faces)))
     scene = SplatScene.from_head(head, per_triangle)
     keep = np.sort(np.random.default_rng(0).permutation(scene.splats.n)[:count])
     return SplatScene(scene.splats.subset(keep), scene.albedo[keep])

@@ -35,8 +35,9 @@ def add_parser(subparsers) -> None:
                    help=f"track frames to show, as a Python slice (default: {DEFAULT_FRAMES} evenly spaced)")
     p.add_argument("--size", type=int, default=256, help="pixels per tile side (default: %(default)s)")
     p.add_argument("--columns", type=int, default=6, help="tiles per row (default: %(default)s)")
-    p.add_argument("--splats-per-triangle", type=int, default=2,
-                   help="gaussians made per head triangle when no --ply is given (default: %(default)s)")
+    p.add_argument("--splats-per-triangle", type=int, default=1,
+                   help="gaussians per head triangle, besides one per vertex, when no --ply is given "
+                   "(default: %(default)s)")
     p.add_argument("--ply", type=Path, default=None, help="a 3DGS .ply (INRIA layout) to bind to the head instead")
     p.add_argument("--ply-landmarks", type=Path, default=None, metavar="JSON",
                    help="align the .ply with landmarks: {\"nose_tip\": [x, y, z], ...} in the .ply's space "

@@ -144,12 +144,12 @@ class SplatScene:
     diffuse: float = 0.72
 
     @classmethod
-    def from_mesh(cls, vertices, faces, per_triangle: int = 2, vertex_colors=None, seed: int = 0) -> SplatScene:
+    def from_mesh(cls, vertices, faces, per_triangle: int = 1, vertex_colors=None, seed: int = 0) -> SplatScene:
         splats = splats_from_mesh(vertices, faces, per_triangle, vertex_colors=vertex_colors, seed=seed)
         return cls(splats, albedo=splats.sh[:, 0, :].astype(np.float64) * SH_C0 + 0.5)
 
     @classmethod
-    def from_head(cls, head, per_triangle: int = 2) -> SplatScene:
+    def from_head(cls, head, per_triangle: int = 1) -> SplatScene:
         return cls.from_mesh(head.vertices, head.faces, per_triangle, vertex_colors=head_vertex_colors(head))
 
     def cloud(self, vertices) -> GaussianCloud:

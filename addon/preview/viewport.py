@@ -157,7 +157,7 @@ def _build_scene(verts, tris):
             colors = head_vertex_colors(head)
     except FacePolicyError:
         colors = None
-    return SplatScene.from_mesh(verts, tris, per_triangle=2, vertex_colors=colors)
+    return SplatScene.from_mesh(verts, tris, per_triangle=1, vertex_colors=colors)
 
 
 def _view3d_area(context):

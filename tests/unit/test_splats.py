@@ -77,6 +77,20 @@ def test_gaussians_lie_flat_on_their_triangle():
     np.testing.assert_allclose(np.abs((thinnest * normals).sum(1)), 1, atol=1e-6)
 
 
+def test_vertex_splats_sit_on_every_vertex_and_follow_the_triangle_shape():
+    verts = np.array([[0.0, 0, 0], [10.0, 0, 0], [0, 1.0, 0], [10.0, 1.0, 0.0]])
+    faces = np.array([[0, 1, 2], [1, 3, 2]])
+    splats = splats_from_mesh(verts, faces, per_triangle=1)
+    assert splats.n == 2 + 4
+    cloud = splats.cloud(verts)
+    np.testing.assert_array_equal(np.sort(cloud.means[2:], axis=0), np.sort(verts.astype(np.float32), axis=0))
+    # Long thin triangles along x give gaussians whose largest axis lies along x.
+    axes = quat_to_matrix(cloud.rotations)
+    major = axes[np.arange(cloud.n), :, np.argmax(cloud.log_scales, axis=1)]
+    assert (np.abs(major[:, 0]) > 0.95).all()
+    assert (cloud.scales.max(1) / cloud.scales.min(1) > 10).all()
+
+
 def test_colours_come_from_the_texture_or_vertex_colours():
     verts, faces = icosphere(1)
     uvs = np.stack([(verts[:, 0] > 0) * 0.5 + 0.25, np.full(len(verts), 0.5)], axis=1)
