@@ -110,6 +110,9 @@ def _prepare_environment(address: str | None) -> None:
     """
     if address is None or is_loopback(parse_address(address)[0]):
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if address is None:
+        # Ray's default for a new local instance, said explicitly so that it does not print a warning about it.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
 # --- what runs on a worker ---------------------------------------------------------------------------------
@@ -345,8 +348,11 @@ class RayExecutor(Executor):
         try:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
-            where = self.address or "this machine"
-            raise FacePolicyError(f"cannot start Ray on {where}: {exc}") from None
+            if self.address is None:
+                raise FacePolicyError(f"cannot start Ray on this machine: {exc}") from None
+            raise FacePolicyError(f"cannot join the Ray cluster at {self.address}: {exc}; run this command on a "
+                                  f"machine of the cluster (one that ran 'ray start --address {self.address}')"
+                                  ) from None
         return ray, True
 
     def _check_nodes(self, ray) -> None:
@@ -430,6 +436,10 @@ class RayExecutor(Executor):
                         inputs = self._read_inputs(row, opts)
                     except FacePolicyError as exc:
                         on_result(RowResult(row.index, row.output, "failed", str(exc)))
+                        continue
+                    except OSError as exc:
+                        on_result(RowResult(row.index, row.output, "failed",
+                                            f'"{exc.filename or row.audio}": cannot read ({exc.strerror or exc})'))
                         continue
                     result_ref, files_ref = task.remote(asdict(row), ctx, inputs)
                     pending[result_ref] = (row, files_ref)
