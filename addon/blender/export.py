@@ -16,7 +16,7 @@ import bpy
 
 from ..core.errors import FacePolicyError, RigError
 from ..core.fileio import atomic_path
-from . import keys
+from . import compat, keys
 
 ROOT_BONE = "root"
 
@@ -237,6 +237,8 @@ def export_scene(tracks, row, opts, targets) -> None:
     objects = _with_children(obj) + ([skeleton] if skeleton is not None else [])
     audio_name = Path(row.audio).stem
     for take, track in enumerate(tracks, start=1):
+        # The FBX take (animation stack) is named after the scene: name it after the line, as Unreal shows it.
+        scene.name = compat.fit_id_name(Path(targets_stem(targets, take)).name)
         keys.write_face_track_to_action(
             obj, track, keys.WriteOptions(start_frame=1, audio_name=audio_name, head_target=head), scene=scene,
             info={"engine": row.engine, "seed": int(track.meta.get("seed", row.seed))},
@@ -247,3 +249,8 @@ def export_scene(tracks, row, opts, targets) -> None:
             export_fbx(objects, targets["fbx"][take])
         if "blend" in targets:
             save_blend(targets["blend"][take], audio=row.audio, obj=obj)
+
+
+def targets_stem(targets: dict, take: int) -> str:
+    """The output name (without extension) of one take, from any of its target paths."""
+    return Path(next(iter(targets.values()))[take]).stem

@@ -118,6 +118,9 @@ def test_fbx_has_a_blend_shape_channel_and_matching_curve_per_animated_key(tmp_p
     curves, channels = blend_shape_curves(targets["fbx"][1])
     assert set(channels.values()) == set(KEYS)
     assert set(curves) == set(KEYS)  # every animated key has its DeformPercent curve
+    objects, _ = parse_fbx(targets["fbx"][1])
+    stacks = [fbx_name(o) for o in objects.values() if o.id == b"AnimationStack"]
+    assert stacks == ["line"]  # one baked take, named after the line
     for name in KEYS:
         times, percent = curves[name]
         assert len(percent) == N_FRAMES
