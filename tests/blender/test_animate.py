@@ -359,12 +359,18 @@ class RecordingLayout:
         self.log.append("progress")
 
 
-@pytest.mark.parametrize("state", ["file", "strip", "running", "head bone", "no target"])
-def test_panel_draws_every_control(setup, state):
+@pytest.mark.parametrize("state", ["file", "strip", "running", "head bone", "no target", "phonetic",
+                                   "style action", "style csv"])
+def test_panel_draws_every_control(setup, state, monkeypatch):
     scene, settings, obj = setup
-    job = bpy.context.window_manager.facepolicy_job
     if state != "no target":
         assert bpy.ops.facepolicy.animate_from_audio() == {"FINISHED"}
+    if state.startswith("style"):  # every control, as an engine that supports them all would show them
+        every = frozenset({"transcript", "accuracy", "style", "emotion", "seed"})
+        monkeypatch.setattr(panel, "engine_features", lambda name: (every, None))
+        settings.style_source = "ACTION" if state == "style action" else "CSV"
+        settings.transcript_source = "TEXT"
+    job = bpy.context.window_manager.facepolicy_job
     if state == "strip":
         settings.audio_source = "STRIP"
     elif state == "running":
@@ -372,6 +378,11 @@ def test_panel_draws_every_control(setup, state):
     elif state == "head bone":
         arm = bpy.data.objects.new("Rig", bpy.data.armatures.new("Rig"))
         settings.use_head, settings.head_target, settings.head_armature = True, "BONE", arm
+    elif state == "phonetic":
+        if not helpers.HAVE_PHONETIC:
+            pytest.skip(helpers.PHONETIC_REASON)
+        settings.engine = "phonetic"
+        settings.transcript_source = "FILE"
     elif state == "no target":
         settings.target = None
         bpy.context.view_layer.objects.active = None
@@ -385,6 +396,11 @@ def test_panel_draws_every_control(setup, state):
     assert ("progress" in log) == (state == "running")
     if state == "head bone":
         assert "head_bone" in log
+    if state == "phonetic":
+        assert {"transcript_path", "accuracy", "emotion", "seed"} <= set(log) and "style_preset" not in log
+    if state.startswith("style"):
+        assert {"style_action" if state == "style action" else "style_csv", "style_strength", "transcript_text",
+                "emotion_intensity"} <= set(log)
     if state == "no target":
         assert any("no target" in str(entry) for entry in log)
     else:
