@@ -211,7 +211,7 @@ def apply_outcome(scene: bpy.types.Scene, request: BakeRequest, outcome: BakeOut
                               intensity=request.intensity, smoothing=request.smoothing, head_target=head,
                               audio_name=request.audio_name)
     info = {"engine": request.options.engine, "seed": request.options.seed,
-            "audio_path": request.audio_path if not request.temp_files else ""}
+            "audio_path": request.audio_path if request.audio_path not in request.temp_files else ""}
     result = keys.write_face_track_to_action(obj, outcome.track, write, scene=scene, info=info)
     reports = [("WARNING", str(w)) for w in outcome.track.meta.get("warnings", ())]
     reports += [("WARNING", w) for w in result.warnings]
