@@ -50,10 +50,7 @@ def find_target(name: str | None, source: str) -> bpy.types.Object:
 def fresh_scene_with_character(blend: str | None, object_name: str | None) -> bpy.types.Object:
     """Replace everything in this Blender session with the row's character, and return the object to animate."""
     if blend:
-        try:
-            bpy.ops.wm.open_mainfile(filepath=blend, load_ui=False)
-        except RuntimeError as exc:
-            raise FacePolicyError(f'"{Path(blend).name}": could not open the .blend ({exc})') from None
+        run_operator(bpy.ops.wm.open_mainfile, "opening the .blend", Path(blend), filepath=blend, load_ui=False)
         return find_target(object_name, f'"{Path(blend).name}"')
     if object_name:
         raise RigError(f'--object "{object_name}" needs --blend FILE (without it the bundled head is used)')
@@ -146,8 +143,23 @@ def _supported(operator, wanted: dict) -> dict:
     return {k: v for k, v in wanted.items() if k in props}
 
 
-def _operator_failed(what: str, path: Path, exc: Exception) -> FacePolicyError:
-    return FacePolicyError(f'"{path.name}": the {what} export failed ({str(exc).strip().splitlines()[-1]})')
+def run_operator(operator, what: str, path: Path, **kwargs) -> None:
+    """Call a file operator with user-facing errors.
+
+    A Python operator turns any exception, Ctrl-C included, into RuntimeError; Ctrl-C is raised again as
+    KeyboardInterrupt so that it stops the batch instead of failing one line.
+    """
+    try:
+        result = operator(**kwargs)
+    except RuntimeError as exc:
+        text = str(exc)
+        if "KeyboardInterrupt" in text:
+            raise KeyboardInterrupt from None
+        lines = [line for line in text.strip().splitlines() if line.strip() and not line.startswith("Location:")]
+        reason = lines[-1].removeprefix("Error: ") if lines else type(exc).__name__
+        raise FacePolicyError(f'"{path.name}": {what} failed ({reason})') from None
+    if "FINISHED" not in result:
+        raise FacePolicyError(f'"{path.name}": {what} did not finish ({", ".join(sorted(result))})')
 
 
 def export_fbx(objects: list[bpy.types.Object], path) -> None:
@@ -165,12 +177,7 @@ def export_fbx(objects: list[bpy.types.Object], path) -> None:
         "path_mode": "AUTO", "embed_textures": False,
     })
     with atomic_path(path) as tmp:
-        try:
-            result = bpy.ops.export_scene.fbx(filepath=str(tmp), **options)
-        except RuntimeError as exc:
-            raise _operator_failed("FBX", path, exc) from None
-        if "FINISHED" not in result:
-            raise FacePolicyError(f'"{path.name}": the FBX exporter did not finish ({result})')
+        run_operator(bpy.ops.export_scene.fbx, "the FBX export", path, filepath=str(tmp), **options)
 
 
 def export_glb(objects: list[bpy.types.Object], path) -> None:
@@ -188,12 +195,7 @@ def export_glb(objects: list[bpy.types.Object], path) -> None:
         "export_extras": False, "will_save_settings": False,
     })
     with atomic_path(path) as tmp:
-        try:
-            result = bpy.ops.export_scene.gltf(filepath=str(tmp), **options)
-        except RuntimeError as exc:
-            raise _operator_failed("glTF", path, exc) from None
-        if "FINISHED" not in result:
-            raise FacePolicyError(f'"{path.name}": the glTF exporter did not finish ({result})')
+        run_operator(bpy.ops.export_scene.gltf, "the glTF export", path, filepath=str(tmp), **options)
 
 
 def save_blend(path, audio: str | None = None, obj: bpy.types.Object | None = None) -> list[str]:
@@ -214,7 +216,8 @@ def save_blend(path, audio: str | None = None, obj: bpy.types.Object | None = No
     prefs.save_version = 0  # no .blend1 backup of the temporary file
     try:
         with atomic_path(path) as tmp:
-            bpy.ops.wm.save_as_mainfile(filepath=str(tmp), copy=True, check_existing=False)
+            run_operator(bpy.ops.wm.save_as_mainfile, "saving the .blend", Path(path), filepath=str(tmp), copy=True,
+                         check_existing=False)
     finally:
         prefs.save_version = keep_versions
     return warnings

@@ -801,10 +801,9 @@ class ProcessExecutor(Executor):
         for proc in procs.values():
             if proc.poll() is None:
                 try:
-                    if graceful:
-                        proc.stdin.close()
-                    else:
-                        proc.send_signal(signal.SIGTERM)
+                    proc.stdin.close()  # a worker between rows ends at once
+                    if not graceful:
+                        proc.send_signal(signal.SIGTERM)  # one in the middle of a row stops, cleaning up
                 except OSError:
                     pass
         deadline = time.monotonic() + 20

@@ -241,7 +241,7 @@ def test_object_choice_errors_name_the_candidates(tmp_path, rig):
         export.fresh_scene_with_character(None, "Face")
     bad = tmp_path / "broken.blend"
     bad.write_bytes(b"BLENDER-not really")
-    with pytest.raises(FacePolicyError, match="could not open the .blend"):
+    with pytest.raises(FacePolicyError, match='"broken.blend": opening the .blend failed'):
         export.fresh_scene_with_character(str(bad), None)
 
 
@@ -291,3 +291,61 @@ def test_bake_command_with_two_blender_workers(tmp_path, rig):
             np.testing.assert_allclose(curves[name][1] / 100, track.channel(name), atol=1e-3)
         assert (tmp_path / "out" / f"{n}.glb").stat().st_size > 0
     assert bake_cli.run_bake(args, batch.ProcessExecutor(2, worker)) == 0  # all up to date now
+
+
+def test_ctrl_c_inside_an_exporter_stops_instead_of_failing_the_line(tmp_path, monkeypatch):
+    class Interrupted:
+        def __call__(self, **kwargs):
+            raise RuntimeError("Error: Python: Traceback (most recent call last):\n  ...\nKeyboardInterrupt\n")
+
+    with pytest.raises(KeyboardInterrupt):
+        export.run_operator(Interrupted(), "the FBX export", tmp_path / "x.fbx")
+
+    class Broken:
+        def __call__(self, **kwargs):
+            raise RuntimeError("Error: Python: Traceback\n  ...\nValueError: bad mesh\nLocation: ops.py:109\n")
+
+    with pytest.raises(FacePolicyError, match=r'"x.fbx": the FBX export failed \(ValueError: bad mesh\)'):
+        export.run_operator(Broken(), "the FBX export", tmp_path / "x.fbx")
+
+
+def test_ctrl_c_with_blender_workers_leaves_only_complete_files(tmp_path, rig):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    unit = Path(__file__).resolve().parent.parent / "unit"
+    sys.path.insert(0, str(unit))
+    from test_batch import write_line
+
+    for i in range(6):
+        write_line(tmp_path / f"l{i}.wav", seconds=1.0)
+    out = tmp_path / "out"
+    worker = (f"import sys; sys.path.insert(0, {str(unit)!r}); import envelope_engine; envelope_engine.register(); "
+              "from facepolicy.core.batch import serve; from facepolicy.bake import scene_exporter; "
+              "sys.exit(serve(scene_exporter))")
+    script = (f"import sys; sys.path.insert(0, {str(unit)!r}); import envelope_engine; envelope_engine.register(); "
+              f"from facepolicy import bake, cli; bake.worker_command = lambda: [sys.executable, '-c', {worker!r}]; "
+              "sys.exit(cli.run(sys.argv[1:]))")
+    cmd = [sys.executable, "-c", script, "bake", *(str(tmp_path / f"l{i}.wav") for i in range(6)),
+           "--blend", str(rig), "--object", "Face", "-o", str(out), "--format", "fbx,glb",
+           "--engine", "envelope", "--jobs", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, FACEPOLICY_TEST_ENGINE_DELAY="0.5"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(out.glob(".*.facepolicy-bake")):
+        time.sleep(0.05)
+    time.sleep(0.3)  # let the workers get into the middle of their next lines
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert time.monotonic() - t0 < 15  # the workers were stopped, not waited for
+    assert not [p.name for p in out.iterdir() if ".part" in p.name]
+    finished = [p.name.split(".")[1] for p in out.glob(".*.facepolicy-bake")]
+    assert 1 <= len(finished) < 6
+    for name in finished:
+        curves, _ = blend_shape_curves(out / f"{name}.fbx")
+        assert set(curves) == set(KEYS)
