@@ -13,7 +13,7 @@ import fp_bake_helpers as helpers  # noqa: E402
 from fp_bake_helpers import make_rig, scene_fingerprint, write_tone  # noqa: E402
 
 from facepolicy.blender import bake, compat, keys  # noqa: E402
-from facepolicy.core.errors import AudioError, Cancelled  # noqa: E402
+from facepolicy.core.errors import AudioError, Cancelled, FacePolicyError  # noqa: E402
 from facepolicy.ui import animate, panel, prefs, props  # noqa: E402
 
 MODULES = (props, prefs, animate, panel)
@@ -422,3 +422,24 @@ def test_end_to_end_on_the_phonetic_engine(setup, repo_root):
     jaw = next(fc for fc in compat.action_fcurves(take) if "jawOpen" in fc.data_path)
     values = np.array([k.co[1] for k in jaw.keyframe_points])
     assert values.max() > 0.2 and values.std() > 0.02  # the mouth moves with the speech
+
+
+def test_style_reference_from_an_action_or_a_csv(setup, tmp_path):
+    from facepolicy.core.facetrack import FaceTrack
+    from facepolicy.core.livelink import write_livelink_csv
+
+    scene, settings, obj = setup
+    assert bpy.ops.facepolicy.animate_from_audio() == {"FINISHED"}
+    settings.style_source = "ACTION"
+    settings.style_action = obj.data.shape_keys.animation_data.action
+    request = bake.request_from_settings(bpy.context, settings)
+    reference = FaceTrack.load_json(request.options.style)
+    assert reference.n_frames == round(1.5 * keys.scene_fps(scene)) and reference.channel("jawOpen").max() > 0.5
+    request.cleanup()
+    settings.style_source = "CSV"
+    settings.style_csv = str(tmp_path / "missing.csv")
+    with pytest.raises(FacePolicyError, match="not found"):
+        bake.request_from_settings(bpy.context, settings)
+    write_livelink_csv(reference, tmp_path / "take.csv")
+    settings.style_csv = str(tmp_path / "take.csv")
+    assert bake.request_from_settings(bpy.context, settings).options.style == str(tmp_path / "take.csv")
