@@ -32,7 +32,9 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (V, 3), float64."""
     v = np.asarray(vertices, np.float64)
     tri = v[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 * area
+    a, b = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    fn = np.stack([a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1], a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
+                   a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]], axis=1)  # length = 2 * area
     normals = np.zeros_like(v)
     for corner in range(3):
         for axis in range(3):
@@ -153,20 +155,32 @@ class SplatScene:
         return cls.from_mesh(head.vertices, head.faces, per_triangle, vertex_colors=head_vertex_colors(head))
 
     def cloud(self, vertices) -> GaussianCloud:
+        """The posed (and relit) gaussians, e.g. to export them."""
         cloud = self.splats.cloud(vertices)
         if self.albedo is None:
             return cloud
+        return GaussianCloud(cloud.means, cloud.log_scales, cloud.rotations, cloud.opacity_logits,
+                             self._relit_sh(vertices, cloud.sh))
+
+    def render_arrays(self, vertices) -> tuple[np.ndarray, ...]:
+        """Renderer.render's gaussian arguments for one posed frame (the fast per-frame path)."""
+        means, scales, rotations, opacities, sh = self.splats.render_arrays(vertices)
+        if self.albedo is not None:
+            sh = self._relit_sh(vertices, sh)
+        return means, scales, rotations, opacities, sh
+
+    def _relit_sh(self, vertices, sh: np.ndarray) -> np.ndarray:
         normals = vertex_normals(vertices, self.splats.faces)
         f = self.splats.faces[self.splats.face_index]
         b = self.splats.bary
         n = b[:, 0:1] * normals[f[:, 0]] + b[:, 1:2] * normals[f[:, 1]] + b[:, 2:3] * normals[f[:, 2]]
-        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        n /= np.maximum(np.sqrt((n * n).sum(1, keepdims=True)), 1e-12)
         light = np.asarray(self.light_dir, np.float64)
         light /= np.linalg.norm(light)
         shade = self.ambient + self.diffuse * np.clip(n @ light, 0.0, None)
-        sh = cloud.sh.copy()
-        sh[:, 0, :] = rgb_to_sh_dc(np.clip(self.albedo * shade[:, None], 0.0, 1.0))
-        return GaussianCloud(cloud.means, cloud.log_scales, cloud.rotations, cloud.opacity_logits, sh)
+        out = np.array(sh, np.float32, copy=True)
+        out[:, 0, :] = rgb_to_sh_dc(np.clip(self.albedo * shade[:, None], 0.0, 1.0))
+        return out
 
 
 def front_camera(vertices: np.ndarray, width: int, height: int, fov_y_deg: float = 30.0, margin: float = 1.15,

@@ -44,26 +44,33 @@ def _check_mesh(vertices, faces) -> tuple[np.ndarray, np.ndarray]:
 def triangle_frames(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per triangle: rotation (F, 3, 3) whose columns are t, b, n, and size k (F,), float64.
 
-    A degenerate triangle gets a valid (arbitrary but deterministic) frame and a tiny size instead of NaNs.
+    A degenerate triangle (no area) gets the world axes as its frame and a tiny size instead of NaNs.
     """
-    v = np.asarray(vertices, np.float64)[faces]  # (F, 3 corners, 3)
-    e0 = v[:, 1] - v[:, 0]
-    cr = np.cross(e0, v[:, 2] - v[:, 0])
-    area2 = np.linalg.norm(cr, axis=1)
-    e0n = np.linalg.norm(e0, axis=1)
-    t = np.where(e0n[:, None] > 0, e0 / np.maximum(e0n, 1e-300)[:, None], [1.0, 0.0, 0.0])
-    n = np.where(area2[:, None] > 0, cr / np.maximum(area2, 1e-300)[:, None], [0.0, 0.0, 1.0])
-    # Re-orthogonalise for the degenerate fallbacks (for a real triangle t is already orthogonal to n).
-    t = t - (t * n).sum(1, keepdims=True) * n
-    tn = np.linalg.norm(t, axis=1, keepdims=True)
-    axis = np.eye(3)[np.argmin(np.abs(n), axis=1)]  # the axis least aligned with n
-    fallback = np.cross(n, axis)
-    t = np.where(tn > 1e-12, t, fallback)
-    t /= np.linalg.norm(t, axis=1, keepdims=True)
-    b = np.cross(n, t)
-    R = np.stack([t, b, n], axis=2)
+    v = np.asarray(vertices, np.float64)
+    v0, v1, v2 = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
+    e0 = v1 - v0
+    n = _cross(e0, v2 - v0)
+    area2 = np.sqrt((n * n).sum(1))
+    e0n = np.sqrt((e0 * e0).sum(1))
+    ok = (area2 > 1e-300) & (e0n > 1e-300)
     k = np.sqrt(np.maximum(area2, 1e-24))
-    return R, k
+    if ok.all():
+        n /= area2[:, None]
+        t = e0 / e0n[:, None]
+    else:
+        n = np.where(ok[:, None], n / np.where(ok, area2, 1.0)[:, None], [0.0, 0.0, 1.0])
+        t = np.where(ok[:, None], e0 / np.where(ok, e0n, 1.0)[:, None], [1.0, 0.0, 0.0])
+    b = _cross(n, t)
+    return np.stack([t, b, n], axis=2), k
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of (N, 3) arrays (np.cross is several times slower on small rows)."""
+    out = np.empty_like(a)
+    out[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+    out[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+    out[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    return out
 
 
 def barycentric_points(vertices: np.ndarray, faces: np.ndarray, face_index: np.ndarray,
@@ -114,16 +121,36 @@ class BoundSplats:
             centres = centres + kg[:, None] * np.einsum("nij,nj->ni", Rg, self.offsets.astype(np.float64))
         return centres
 
+    def _posed_frames(self, vertices):
+        """Per gaussian: its triangle's rotation as a quaternion (N, 4) and size k (N,)."""
+        R, k = triangle_frames(vertices, self.faces)
+        used = self._cached("used_faces", lambda: np.unique(self.face_index))
+        q_tri = np.zeros((len(self.faces), 4))
+        q_tri[used] = matrix_to_quat(R[used])
+        return quat_multiply(q_tri[self.face_index], self.local_rotations), k[self.face_index]
+
+    def _cached(self, name, make):
+        cache = self.__dict__.setdefault("_derived", {})
+        if name not in cache:
+            cache[name] = make()
+        return cache[name]
+
     def cloud(self, vertices) -> GaussianCloud:
         """The world-space gaussians for the mesh posed with ``vertices`` (V, 3)."""
         vertices = self._check_vertices(vertices)
-        R, k = triangle_frames(vertices, self.faces)
-        used = np.unique(self.face_index)
-        q_tri = np.zeros((len(self.faces), 4))
-        q_tri[used] = matrix_to_quat(R[used])
-        rotations = quat_multiply(q_tri[self.face_index], self.local_rotations)
-        log_scales = self.local_log_scales + np.log(k)[self.face_index][:, None]
+        rotations, kg = self._posed_frames(vertices)
+        log_scales = self.local_log_scales + np.log(kg)[:, None]
         return GaussianCloud(self.centres(vertices), log_scales, rotations, self.opacity_logits, self.sh)
+
+    def render_arrays(self, vertices) -> tuple[np.ndarray, ...]:
+        """What Renderer.render takes, for the mesh posed with ``vertices``: means, linear scales, unit rotations,
+        opacities and SH, without building a GaussianCloud (the per-frame path of the preview)."""
+        vertices = self._check_vertices(vertices)
+        rotations, kg = self._posed_frames(vertices)
+        local_scales = self._cached("local_scales", lambda: np.exp(self.local_log_scales))
+        opacities = self._cached("opacities", lambda: (1.0 / (1.0 + np.exp(-self.opacity_logits))).astype(np.float32))
+        return (self.centres(vertices).astype(np.float32), (local_scales * kg[:, None]).astype(np.float32),
+                rotations.astype(np.float32), opacities, np.ascontiguousarray(self.sh, np.float32))
 
     def subset(self, mask) -> BoundSplats:
         m = np.asarray(mask)

@@ -70,8 +70,8 @@ class _Worker:
                 continue
             try:
                 t0 = time.perf_counter()
-                cloud = job.scene.cloud(job.vertices)
-                rgb, alpha = get_renderer().render_cloud(cloud, job.camera, with_alpha=True)
+                arrays = job.scene.render_arrays(job.vertices)
+                rgb, alpha = get_renderer().render(*arrays, job.camera, with_alpha=True)
                 rgba = np.concatenate([rgb, alpha[..., None]], axis=2)[::-1]  # GL textures start at the bottom
                 with self._lock:
                     self.result = (job.key, np.ascontiguousarray(rgba, np.float32),

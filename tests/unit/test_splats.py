@@ -322,3 +322,22 @@ def test_camera_from_blender_view_projects_like_blender():
     ortho = np.diag([0.5, 0.8, -0.02, 1.0])
     with pytest.raises(ValueError, match="orthographic"):
         camera_from_blender_view(V, ortho, W, H)
+
+
+def test_render_arrays_match_the_cloud():
+    from facepolicy.preview.scene import SplatScene
+
+    verts, faces = icosphere(1)
+    scene = SplatScene.from_mesh(verts, faces, per_triangle=2, vertex_colors=np.tile([0.3, 0.5, 0.7], (len(verts), 1)))
+    posed = verts * [1.0, 1.2, 0.9]
+    means, scales, rotations, opacities, sh = scene.render_arrays(posed)
+    cloud = scene.cloud(posed)
+    np.testing.assert_array_equal(means, cloud.means)
+    np.testing.assert_allclose(scales, cloud.scales, rtol=1e-6)
+    np.testing.assert_allclose(rotations, cloud.unit_rotations, atol=1e-6)
+    np.testing.assert_allclose(opacities, cloud.opacities, rtol=1e-6)
+    np.testing.assert_array_equal(sh, cloud.sh)
+    # Relighting: a gaussian facing the light is brighter than one facing away.
+    light = np.asarray(scene.light_dir) / np.linalg.norm(scene.light_dir)
+    facing = means @ light
+    assert sh[np.argmax(facing), 0].sum() > sh[np.argmin(facing), 0].sum()
