@@ -30,12 +30,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from . import spec
+from .engine import BakeOptions
 from .errors import Cancelled, FacePolicyError
 from .facetrack import FaceTrack
 
 FORMATS: tuple[str, ...] = ("csv", "json", "fbx", "glb", "blend")
-CORE_FORMATS = frozenset({"csv", "json"})  # written from core/ alone, no Blender needed
-SCENE_FORMATS = frozenset({"fbx", "glb", "blend"})  # need bpy
+SCENE_FORMATS = frozenset({"fbx", "glb", "blend"})  # need bpy; csv and json come from core/ alone
 SIDECAR_VERSION = 1
 MANIFEST_COLUMNS = ("audio", "output", "style", "seed", "object", "engine", "transcript")
 # Other spellings accepted in a manifest header or JSON row.
@@ -52,11 +52,11 @@ class BakeRow:
     index: int  # 1-based, in the order the user gave the lines
     audio: str
     output: str
-    source: str = ""  # where the row came from, for messages: 'lines.csv line 4', 'argument 2'
+    source: str = ""  # where the row came from, for messages: 'lines.csv line 4', '"take3.wav"'
     style: str | None = None
     seed: int = 0
     object: str | None = None
-    engine: str = "phonetic"
+    engine: str = field(default_factory=lambda: BakeOptions().engine)
     transcript: str | None = None  # path of a text file
 
     def label(self) -> str:
@@ -280,7 +280,7 @@ class RowDefaults:
     style: str | None = None
     seed: int = 0
     object: str | None = None
-    engine: str = "phonetic"
+    engine: str = field(default_factory=lambda: BakeOptions().engine)
     transcript: str | None = None
 
 
@@ -562,7 +562,7 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
     Idempotent: it first removes the row's sidecar (so an interrupted re-bake is never taken as up to date),
     writes every output through a temporary file and a rename, then writes the sidecar last.
     """
-    from .engine import BakeOptions, animate
+    from .engine import animate
     from .fileio import atomic_write_text
 
     t0 = time.perf_counter()
