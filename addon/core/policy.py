@@ -1,0 +1,511 @@
+"""The neural engine's runtime: a diffusion-policy sampler over the exported ONNX networks (numpy + onnxruntime).
+
+Audio → log-mel (core.features) → audio encoder → per-frame features at the model rate. The audio is cut into
+overlapping *streams*; every stream runs the receding horizon (denoise an H-frame chunk with few DDIM steps,
+execute the first A frames, re-plan from them), and all streams advance together as ONE batch, so each ONNX
+call serves the whole file. Streams are cross-faded where they overlap. Noise is keyed by absolute frame and
+seed, so a result does not depend on how the streams were batched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import features, spec
+from .errors import AssetError, Cancelled, FacePolicyError
+from .facetrack import FaceTrack
+from .teacher import EMOTIONS
+
+log = logging.getLogger("facepolicy")
+
+MODEL_DIR = "models"  # under assets/
+MANIFEST = "model.json"
+# Positions of the presence flags in the denoiser's ``cond`` input; emotion × intensity follows them.
+CFG_AXES = {"audio": 0, "style": 1, "past": 2}
+NUM_FLAGS = len(CFG_AXES)
+_NOISE_BLOCK = 256  # frames per independently seeded block of the noise table
+
+
+# --- DDIM: shared with model/diffusion.py (works on numpy arrays and torch tensors alike) ------------------------
+
+def ddim_timesteps(train_steps: int, steps: int) -> list[tuple[int, int]]:
+    """(t, t_prev) pairs from the last training step down to -1 (clean), evenly spaced."""
+    steps = max(1, min(steps, train_steps))
+    ts = np.unique(np.round(np.linspace(train_steps - 1, 0, steps)).astype(int))[::-1]
+    return [(int(t), int(ts[i + 1]) if i + 1 < len(ts) else -1) for i, t in enumerate(ts)]
+
+
+def ddim_update(x, x0, ab_t: float, ab_prev: float):
+    """Deterministic DDIM (η=0) step from x_t to x_{t_prev} given the predicted clean sample x0."""
+    eps = (x - (ab_t ** 0.5) * x0) / ((1.0 - ab_t) ** 0.5)
+    return (ab_prev ** 0.5) * x0 + ((1.0 - ab_prev) ** 0.5) * eps
+
+
+def frame_noise(seed: int, start: int, length: int, channels: int = spec.NUM_CHANNELS) -> np.ndarray:
+    """(length, channels) standard normal noise for absolute frames start..start+length of one take.
+
+    Each block of _NOISE_BLOCK frames has its own generator seeded by (seed, block), so any frame's noise is the
+    same whichever window asks for it, and memory does not grow with the length of the audio.
+    """
+    out = np.empty((length, channels), np.float32)
+    f = start
+    while f < start + length:
+        b = f // _NOISE_BLOCK
+        block = np.random.default_rng([seed & 0xFFFFFFFF, b]).standard_normal((_NOISE_BLOCK, channels))
+        lo = f - b * _NOISE_BLOCK
+        n = min(_NOISE_BLOCK - lo, start + length - f)
+        out[f - start : f - start + n] = block[lo : lo + n]
+        f += n
+    return out
+
+
+def emotion_vector(emotion: str, intensity: float) -> np.ndarray:
+    """(len(EMOTIONS),) one-hot × intensity; neutral or zero intensity means "no emotion asked for" (zeros)."""
+    if emotion not in EMOTIONS:
+        raise FacePolicyError(f"unknown emotion {emotion!r}; choose one of: {', '.join(EMOTIONS)}")
+    v = np.zeros(len(EMOTIONS), np.float32)
+    if emotion != "neutral" and intensity > 0:
+        v[EMOTIONS.index(emotion)] = float(np.clip(intensity, 0.0, 1.0))
+    return v
+
+
+# --- the model files --------------------------------------------------------------------------------------------
+
+@dataclass
+class ModelFiles:
+    root: Path
+    manifest: dict
+
+    @property
+    def policy(self) -> dict:
+        return self.manifest["policy"]
+
+
+def default_model_dir() -> Path:
+    from .assets import asset_root
+
+    return asset_root() / MODEL_DIR
+
+
+def read_model_files(root: Path | str | None = None, verify: bool = True) -> ModelFiles:
+    """Read model.json and check every ONNX file it lists against its recorded sha256."""
+    root = Path(root) if root is not None else default_model_dir()
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise AssetError(f'neural model "{manifest_path}" is missing; the neural engine needs the trained model '
+                         "(reinstall FacePolicy, or use --engine phonetic)")
+    if verify:
+        _verify_manifest_sum(manifest_path)
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AssetError(f'neural model "{manifest_path}" is corrupt ({exc}); reinstall FacePolicy') from None
+    if verify:
+        from .assets import sha256_file
+
+        for name, expected in files.items():
+            path = root / name
+            if not path.is_file():
+                raise AssetError(f'neural model file "{path}" is missing (expected sha256 {expected}); '
+                                 "reinstall FacePolicy")
+            if sha256_file(path) != expected:
+                raise AssetError(f'neural model file "{path}" is corrupt: its sha256 is not the expected '
+                                 f"{expected}; reinstall FacePolicy")
+    return ModelFiles(root, manifest)
+
+
+def _verify_manifest_sum(manifest_path: Path) -> None:
+    """Check model.json itself against assets/SHA256SUMS when it is the bundled one."""
+    from .assets import asset_root, read_sums, sha256_file
+
+    try:
+        rel = manifest_path.resolve().relative_to(asset_root().resolve()).as_posix()
+    except ValueError:
+        return  # a model outside assets/ (a test or a user's own training) carries its sums in model.json only
+    expected = read_sums().get(rel)
+    if expected and sha256_file(manifest_path) != expected:
+        raise AssetError(f'neural model file "{manifest_path}" is corrupt: its sha256 is not the expected '
+                         f"{expected}; reinstall FacePolicy")
+
+
+def create_session(path: Path, device: str = "auto", threads: int = 0):
+    """An onnxruntime session on CUDA when asked for or available, else the CPU; returns (session, provider)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads > 0:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    available = ort.get_available_providers()
+    want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
+    if device == "cuda" and "CUDAExecutionProvider" not in available:
+        log.warning("neural engine: CUDA was asked for but this onnxruntime has no CUDA provider; using the CPU")
+    if want_cuda:
+        try:
+            sess = ort.InferenceSession(str(path), opts, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+            if "CUDAExecutionProvider" in sess.get_providers():
+                return sess, "cuda"
+            log.warning("neural engine: the CUDA provider did not start for %s; using the CPU", path.name)
+        except Exception as exc:  # noqa: BLE001 - any CUDA start-up failure falls back to the CPU
+            log.warning("neural engine: CUDA failed for %s (%s); using the CPU", path.name, str(exc).splitlines()[0])
+    try:
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for bad files
+        raise AssetError(f'neural model file "{path}" could not be loaded ({str(exc).splitlines()[0]}); '
+                         "reinstall FacePolicy") from None
+    return sess, "cpu"
+
+
+class _CancelWatch:
+    """Sets RunOptions.terminate when ``cancel`` fires, so a long ONNX call stops promptly."""
+
+    def __init__(self, cancel: threading.Event | None):
+        import onnxruntime as ort
+
+        self.run_options = ort.RunOptions()
+        self.cancel = cancel
+        self._done = threading.Event()
+        self._thread = None
+        if cancel is not None:
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+
+    def _watch(self):
+        while not self._done.is_set():
+            if self.cancel.wait(0.05):
+                self.run_options.terminate = True
+                return
+
+    def check(self):
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("cancelled")
+
+    def close(self):
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+@dataclass
+class SampleSettings:
+    seed: int = 0
+    style_scale: float = 1.0  # classifier-free guidance on style: 0 neutral, 1 as trained, >1 exaggerated
+    steps: int | None = None  # DDIM steps (model default when None)
+    streams_per_batch: int | None = None  # None: all streams of a group in one call
+
+
+class NeuralPolicy:
+    """The three ONNX networks and the sampler. Thread-safe for concurrent ``sample`` calls."""
+
+    def __init__(self, root: Path | str | None = None, device: str = "auto", threads: int = 0,
+                 verify: bool = True):
+        self.files = read_model_files(root, verify)
+        m = self.files.manifest
+        self.audio_sess, p1 = create_session(self.files.root / m["onnx"]["audio_encoder"], device, threads)
+        self.style_sess, p2 = create_session(self.files.root / m["onnx"]["style_encoder"], device, threads)
+        self.denoiser_sess, p3 = create_session(self.files.root / m["onnx"]["denoiser"], device, threads)
+        self.provider = "cuda" if {p1, p2, p3} == {"cuda"} else "cpu"
+        if self.provider == "cpu":
+            log.info("neural engine: running on the CPU")
+        p = self.files.policy
+        self.horizon = int(p["horizon"])
+        self.execute = int(p["execute"])
+        self.past_frames = int(p["past_frames"])
+        self.stream_frames = int(p["stream_frames"])
+        self.overlap = int(p["overlap_frames"])
+        self.group_streams = int(p.get("group_streams", 64))
+        self.default_steps = int(p["ddim_steps"])
+        self.style_frames = int(p["style_frames"])
+        self.mel_margin = int(p["mel_margin"])
+        self.train_steps = int(m["diffusion"]["steps"])
+        self.alphas_cumprod = np.asarray(m["diffusion"]["alphas_cumprod"], np.float64)
+        self.state_mean = np.asarray(m["normalisation"]["state_mean"], np.float32)
+        self.state_std = np.asarray(m["normalisation"]["state_std"], np.float32)
+        self.rest_state = np.asarray(m["normalisation"].get("rest_state", self.state_mean), np.float32)
+        self.styles = {k: np.asarray(v, np.float32) for k, v in m.get("styles", {}).items()}
+        self.default_style = m.get("default_style")
+        self.style_dim = int(m["model"]["style_dim"])
+        self.audio_dim = int(m["model"]["audio_dim"])
+
+    # --- conditions ---------------------------------------------------------------------------------------------
+
+    def style_preset(self, name: str) -> np.ndarray:
+        if name not in self.styles:
+            known = ", ".join(sorted(self.styles)) or "none"
+            raise FacePolicyError(f"unknown style preset {name!r}; valid presets: {known}")
+        return self.styles[name]
+
+    def style_from_track(self, track: FaceTrack, source: str = "reference") -> np.ndarray:
+        """128-d unit style code of a reference performance (≥ 1 s), averaged over windows of style_frames."""
+        t = track.select(spec.CHANNEL_NAMES)
+        if t.fps != spec.MODEL_FPS:
+            t = t.resample(spec.MODEL_FPS)
+        v = t.values
+        if len(v) < spec.MODEL_FPS:
+            raise FacePolicyError(f'"{source}": a style reference needs at least 1 s of animation, '
+                                  f"got {len(v) / spec.MODEL_FPS:.2f} s")
+        n = self.style_frames
+        if len(v) < n:
+            windows = v[None]
+        else:
+            starts = np.unique(np.linspace(0, len(v) - n, max(1, int(np.ceil(2 * len(v) / n)) - 1)).astype(int))
+            windows = np.stack([v[s : s + n] for s in starts])
+        (codes,) = self.style_sess.run(None, {"states": windows.astype(np.float32)})
+        code = codes.mean(axis=0)
+        return (code / max(float(np.linalg.norm(code)), 1e-8)).astype(np.float32)
+
+    def audio_features(self, samples: np.ndarray, start: int, n_frames: int, cancel: _CancelWatch) -> np.ndarray:
+        """(n_frames, D) encoder features for model frames start..start+n_frames (outside the audio: silence)."""
+        lo, hi, _ = features.model_frame_interp(n_frames, 1 << 40, start=start)
+        m0 = int(lo[0]) - self.mel_margin
+        m1 = int(hi[-1]) + self.mel_margin + 1
+        mel = features.log_mel(samples, start_frame=m0, n_frames=m1 - m0)
+        feat, _ = self.audio_sess.run(None, {"mel": mel[None]}, cancel.run_options)
+        pos = np.arange(start, start + n_frames, dtype=np.float64) * (features.MEL_RATE / spec.MODEL_FPS) - m0
+        lo = np.floor(pos).astype(np.int64)
+        w = (pos - lo).astype(np.float32)[:, None]
+        return ((1.0 - w) * feat[0, lo] + w * feat[0, lo + 1]).astype(np.float32)
+
+    # --- sampling -----------------------------------------------------------------------------------------------
+
+    def sample(self, samples: np.ndarray, settings: SampleSettings | None = None, style: np.ndarray | None = None,
+               emotion: np.ndarray | None = None, phones=None,
+               progress: Callable[[float, str], None] | None = None,
+               cancel: threading.Event | None = None) -> np.ndarray:
+        """(N, NUM_CHANNELS) states at MODEL_FPS for 16 kHz ``samples``; N = features.n_model_frames.
+
+        ``style``: a style code (None: no style, the model's average speaker); ``emotion``: emotion_vector();
+        ``phones``: phone segments (from a transcript alignment or a recognizer) used as extra evidence.
+        """
+        settings = settings or SampleSettings()
+        samples = np.asarray(samples, np.float32)
+        n = features.n_model_frames(len(samples))
+        step = self.stream_frames - self.overlap
+        n_streams = max(1, int(np.ceil(max(n - self.overlap, 1) / step)))
+        out = np.zeros((n, spec.NUM_CHANNELS), np.float64)
+        wsum = np.zeros((n, 1), np.float64)
+        watch = _CancelWatch(cancel)
+        try:
+            for g0 in range(0, n_streams, self.group_streams):
+                watch.check()
+                streams = list(range(g0, min(n_streams, g0 + self.group_streams)))
+                starts = [k * step for k in streams]
+                span0 = starts[0]
+                span1 = starts[-1] + self._stream_span()
+                audio = self.audio_features(samples, span0, span1 - span0, watch)
+                evid = self._evidence(phones, span0, span1 - span0)
+                per_call = settings.streams_per_batch or len(streams)
+                for c0 in range(0, len(streams), per_call):
+                    sub = starts[c0 : c0 + per_call]
+                    ys = self._run_streams(sub, span0, audio, evid, style, emotion, settings, watch)
+                    for s, y in zip(sub, ys, strict=True):
+                        k = s // step
+                        self._accumulate(out, wsum, y, s, k, n_streams)
+                if progress is not None:
+                    progress(min(1.0, (streams[-1] + 1) / n_streams), "sampling")
+        finally:
+            watch.close()
+        states = (out / np.maximum(wsum, 1e-8)).astype(np.float32)
+        states[:, : spec.NUM_ARKIT] = np.clip(states[:, : spec.NUM_ARKIT], 0.0, 1.0)
+        return states
+
+    def _stream_span(self) -> int:
+        """Frames one stream's plans touch: whole plans of `execute` frames, plus the last plan's horizon."""
+        plans = int(np.ceil(self.stream_frames / self.execute))
+        return (plans - 1) * self.execute + self.horizon
+
+    def _evidence(self, phones, start: int, n_frames: int) -> np.ndarray:
+        ev = np.zeros((n_frames, features.NUM_PHONES + 1), np.float32)
+        if phones is not None:
+            ev[:, :-1] = features.phone_frames(phones, n_frames, spec.MODEL_FPS, start)
+            ev[:, -1] = 1.0
+        return ev
+
+    def _run_streams(self, starts, span0, audio, evid, style, emotion, settings, watch) -> list[np.ndarray]:
+        """Receding horizon for several streams at once; returns each stream's stream_frames states (normalised →
+        denormalised)."""
+        b = len(starts)
+        h, a, c = self.horizon, self.execute, spec.NUM_CHANNELS
+        plans = int(np.ceil(self.stream_frames / a))
+        steps = ddim_timesteps(self.train_steps, settings.steps or self.default_steps)
+        scale = float(settings.style_scale)
+        has_style = style is not None and scale != 0.0
+        guided = has_style and scale != 1.0
+        style_in = np.zeros((b, self.style_dim), np.float32)
+        cond = np.zeros((b, NUM_FLAGS + len(EMOTIONS)), np.float32)
+        cond[:, CFG_AXES["audio"]] = 1.0
+        if has_style:
+            style_in[:] = style
+            cond[:, CFG_AXES["style"]] = 1.0
+            if emotion is not None:
+                cond[:, NUM_FLAGS:] = emotion
+        past = np.zeros((b, self.past_frames, c), np.float32)
+        executed = np.zeros((b, plans * a + h, c), np.float32)
+        for j in range(plans):
+            watch.check()
+            f0 = [s + j * a for s in starts]
+            x_audio = np.stack([audio[f - span0 : f - span0 + h] for f in f0])
+            x_evid = np.stack([evid[f - span0 : f - span0 + h] for f in f0])
+            cond[:, CFG_AXES["past"]] = 1.0 if j > 0 else 0.0
+            x = np.stack([frame_noise(settings.seed, f, h, c) for f in f0])
+            inputs = {"audio": x_audio, "evidence": x_evid, "past": past, "style": style_in, "cond": cond}
+            if guided:
+                unc = cond.copy()
+                unc[:, CFG_AXES["style"]] = 0.0
+                unc[:, NUM_FLAGS:] = 0.0
+                inputs = {k: np.concatenate([v, v]) for k, v in inputs.items()}
+                inputs["style"] = np.concatenate([style_in, np.zeros_like(style_in)])
+                inputs["cond"] = np.concatenate([cond, unc])
+            for t, t_prev in steps:
+                xin = np.concatenate([x, x]) if guided else x
+                tt = np.full((len(xin),), float(t), np.float32)
+                (x0,) = self.denoiser_sess.run(None, {"x": xin, "t": tt, **inputs}, watch.run_options)
+                if guided:
+                    x0 = x0[b:] + scale * (x0[:b] - x0[b:])
+                ab_prev = float(self.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
+                x = ddim_update(x, x0, float(self.alphas_cumprod[t]), ab_prev).astype(np.float32)
+            executed[:, j * a : j * a + h] = x
+            # The next plan starts from the last past_frames executed frames (earlier plans fill in before).
+            hist = executed[:, max(0, (j + 1) * a - self.past_frames) : (j + 1) * a]
+            past = np.concatenate([np.repeat(hist[:, :1], self.past_frames - hist.shape[1], axis=1), hist], axis=1)
+        y = executed[:, : self.stream_frames] * self.state_std + self.state_mean
+        return list(y)
+
+    def _accumulate(self, out, wsum, y, start, k, n_streams) -> None:
+        n = out.shape[0]
+        length = min(len(y), n - start)
+        if length <= 0:
+            return
+        w = np.ones(len(y))
+        ov = self.overlap
+        if k > 0 and ov > 0:
+            w[:ov] = np.linspace(0.0, 1.0, ov + 2)[1:-1]
+        if k < n_streams - 1 and ov > 0:
+            w[-ov:] = np.linspace(1.0, 0.0, ov + 2)[1:-1]
+        out[start : start + length] += w[:length, None] * y[:length]
+        wsum[start : start + length] += w[:length, None]
+
+
+def states_to_track(states: np.ndarray, meta: dict | None = None) -> FaceTrack:
+    return FaceTrack(spec.MODEL_FPS, spec.CHANNEL_NAMES, states, dict(meta or {}))
+
+
+# --- the engine -------------------------------------------------------------------------------------------------
+
+ACCURACY_MODES = ("fast", "accurate")
+
+
+class NeuralEngine:
+    """The diffusion-policy engine (name "neural"): no transcript needed, a new take per seed, style control.
+
+    ``options.extra["accuracy"]``: "fast" (default) listens with the learned audio encoder only; "accurate" adds
+    pocketsphinx phone recognition as evidence (slower, better on unusual voices). A transcript (the option, or a
+    ``.txt`` beside the audio) is force-aligned and used as evidence in both modes.
+    ``options.style``: a preset name, or a reference performance (.json FaceTrack or Live Link .csv);
+    ``options.strength``: style guidance scale; ``options.emotion`` / ``emotion_intensity``: emotion preset.
+    """
+
+    name = "neural"
+
+    def __init__(self, model_dir: Path | str | None = None):
+        self.model_dir = model_dir
+        self._policies: dict[tuple[str, int], NeuralPolicy] = {}
+        self._lock = threading.Lock()
+
+    def policy(self, device: str = "auto", threads: int = 0) -> NeuralPolicy:
+        with self._lock:
+            key = (device, threads)
+            if key not in self._policies:
+                self._policies[key] = NeuralPolicy(self.model_dir, device, threads)
+            return self._policies[key]
+
+    def style_code(self, policy: NeuralPolicy, style: str | None) -> tuple[np.ndarray, str]:
+        if not style:
+            name = policy.default_style
+            return policy.style_preset(name), name
+        path = Path(style)
+        if path.suffix.lower() in (".json", ".csv") or path.exists():
+            if not path.is_file():
+                raise FacePolicyError(f'"{style}": style reference file not found')
+            if path.suffix.lower() == ".csv":
+                from .livelink import read_livelink_csv
+
+                track = read_livelink_csv(path)
+            elif path.suffix.lower() == ".json":
+                track = FaceTrack.load_json(path)
+            else:
+                raise FacePolicyError(f'"{path.name}": a style reference must be a FacePolicy .json track or a '
+                                      "Live Link Face .csv")
+            return policy.style_from_track(track, path.name), path.name
+        return policy.style_preset(style), style
+
+    def evidence(self, audio, options, progress, cancel) -> tuple[list | None, str, list[str]]:
+        """Phone evidence for the sampler: (segments or None, how it was made, warnings)."""
+        from .phonetic import alignment_fits, sidecar_transcript
+
+        accuracy = str(options.extra.get("accuracy", "fast"))
+        if accuracy not in ACCURACY_MODES:
+            raise FacePolicyError(f"unknown accuracy {accuracy!r} for the neural engine; use fast or accurate")
+        transcript = options.transcript or sidecar_transcript(audio.source)
+        warnings: list[str] = []
+        if not transcript and accuracy == "fast":
+            return None, "audio only", warnings
+        from .align import AlignerMissing, shared_aligner
+
+        try:
+            aligner = shared_aligner()
+            if transcript and transcript.strip():
+                try:
+                    result = aligner.align(audio.samples, transcript, audio.sample_rate,
+                                           progress=lambda f: progress(0.05 + 0.3 * f, "aligning"))
+                    ok, why = alignment_fits(result)
+                    if ok:
+                        return result.phones, "transcript alignment", warnings + list(result.warnings)
+                    warnings.append(f"the transcript does not match the audio ({why}); ignored it")
+                except FacePolicyError as exc:
+                    if isinstance(exc, AlignerMissing):
+                        raise
+                    warnings.append(f"the transcript could not be aligned ({exc}); ignored it")
+            if accuracy == "accurate":
+                result = aligner.recognise_phones(audio.samples, audio.sample_rate, cancel=cancel,
+                                                  progress=lambda f: progress(0.05 + 0.3 * f, "recognising"))
+                return result.phones, "phone recognition", warnings
+        except AlignerMissing as exc:
+            warnings.append(f"{exc}; listened to the audio only")
+        return None, "audio only", warnings
+
+    def animate(self, audio, options, progress, cancel) -> FaceTrack:
+        if audio.sample_rate != spec.SAMPLE_RATE:
+            raise FacePolicyError(f"the neural engine needs {spec.SAMPLE_RATE} Hz audio (load it with load_audio)")
+        policy = self.policy(options.device, options.threads)
+        emotion = emotion_vector(options.emotion, options.emotion_intensity)
+        style, style_name = self.style_code(policy, options.style)
+        progress(0.02, "listening")
+        phones, evidence, warnings = self.evidence(audio, options, progress, cancel)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+        base = 0.35 if phones is not None else 0.05
+
+        def step(f: float, message: str) -> None:
+            progress(base + (0.98 - base) * f, message)
+
+        settings = SampleSettings(seed=int(options.seed), style_scale=float(options.strength),
+                                  steps=options.extra.get("steps"))
+        states = policy.sample(audio.samples, settings, style=style, emotion=emotion, phones=phones,
+                               progress=step, cancel=cancel)
+        for w in warnings:
+            log.warning("%s", w)
+        meta = {"style": style_name, "strength": settings.style_scale, "emotion": options.emotion,
+                "emotion_intensity": float(options.emotion_intensity), "device": policy.provider,
+                "neural": {"evidence": evidence, "model": policy.files.manifest.get("name")}, "warnings": warnings}
+        progress(1.0, "done")
+        return states_to_track(states, meta)

@@ -1,0 +1,54 @@
+"""ONNX export: parity with torch, dynamic axes, sha256 sums and the model card."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is a training-only dependency (pip install torch==2.13.0)")
+ort = pytest.importorskip("onnxruntime")
+
+from tiny_model import exported_tiny, trained_tiny  # noqa: E402
+
+from export_onnx.export import PARITY_TOL, _example_inputs, load_checkpoint  # noqa: E402
+from facepolicy.core import features  # noqa: E402
+from facepolicy.core.assets import sha256_file  # noqa: E402
+
+
+def test_export_parity_and_manifest():
+    root = exported_tiny()
+    m = json.loads((root / "model.json").read_text())
+    assert m["opset"] >= 17
+    assert set(m["parity_max_abs_diff"]) == {"audio_encoder", "style_encoder", "denoiser"}
+    assert max(m["parity_max_abs_diff"].values()) <= PARITY_TOL
+    for name, digest in m["files"].items():
+        assert sha256_file(root / name) == digest
+    card = (root / "MODEL_CARD.md").read_text()
+    assert "tests: tiny config" in card and str(m["training"]["seed"]) in card and "Licence" in card
+    assert "average" in m["styles"] and len(m["styles"]["average"]) == 128
+
+
+def test_denoiser_onnx_matches_torch_on_a_new_batch_and_length():
+    model, state = load_checkpoint(trained_tiny() / "checkpoint.pt")
+    cfg = state["config"]
+    sess = ort.InferenceSession(str(exported_tiny() / "denoiser.onnx"), providers=["CPUExecutionProvider"])
+    inputs = _example_inputs(cfg, 7, 3 * cfg["policy"]["horizon"], 50, seed=11)["denoiser"]
+    with torch.no_grad():
+        ref = model.denoiser(*inputs.values()).numpy()
+    (got,) = sess.run(None, {k: v.numpy() for k, v in inputs.items()})
+    assert np.abs(ref - got).max() <= PARITY_TOL
+
+
+def test_audio_encoder_runs_on_the_runtime_features():
+    """The ONNX encoder on core.features.log_mel equals torch on the same numbers: one front end, no skew."""
+    model, _ = load_checkpoint(trained_tiny() / "checkpoint.pt")
+    x = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    mel = features.log_mel(x)[None]
+    sess = ort.InferenceSession(str(exported_tiny() / "audio_encoder.onnx"), providers=["CPUExecutionProvider"])
+    feat, logits = sess.run(None, {"mel": mel})
+    with torch.no_grad():
+        ref_feat, ref_logits = model.audio(torch.from_numpy(mel))
+    assert np.abs(feat - ref_feat.numpy()).max() <= PARITY_TOL
+    assert logits.shape == (1, mel.shape[1], features.NUM_PHONES)
