@@ -155,7 +155,7 @@ def contact_sheet(track: FaceTrack, frames: list[int], scene, head, renderer, si
     sheet = np.full((rows * size + (rows - 1) * gap, columns * size + (columns - 1) * gap, 3), 0.05, np.float32)
     for i, frame in enumerate(frames):
         verts = posed_head_vertices(head, track.values[frame], track.names)
-        tile = renderer.render(*scene.render_arrays(verts), camera, background=background)
+        tile = renderer.render(*scene.render_arrays(verts, camera), camera, background=background)
         _draw_label(tile, str(frame))
         r, c = divmod(i, columns)
         sheet[r * (size + gap):r * (size + gap) + size, c * (size + gap):c * (size + gap) + size] = tile

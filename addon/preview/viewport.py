@@ -70,7 +70,7 @@ class _Worker:
                 continue
             try:
                 t0 = time.perf_counter()
-                arrays = job.scene.render_arrays(job.vertices)
+                arrays = job.scene.render_arrays(job.vertices, job.camera)
                 rgb, alpha = get_renderer().render(*arrays, job.camera, with_alpha=True)
                 rgba = np.concatenate([rgb, alpha[..., None]], axis=2)[::-1]  # GL textures start at the bottom
                 with self._lock:
@@ -144,7 +144,7 @@ def _mesh_arrays(obj, depsgraph):
     return verts, tris.reshape(-1, 3)
 
 
-def _build_scene(verts, tris):
+def _build_scene(verts, tris, mirrored: bool):
     from .scene import SplatScene
 
     colors = None
@@ -157,7 +157,11 @@ def _build_scene(verts, tris):
             colors = head_vertex_colors(head)
     except FacePolicyError:
         colors = None
-    return SplatScene.from_mesh(verts, tris, per_triangle=1, vertex_colors=colors)
+    scene = SplatScene.from_mesh(verts, tris, per_triangle=1, vertex_colors=colors)
+    # The bundled head's triangles wind outwards, so its back faces can be skipped (unless a negative scale
+    # mirrored the object, which turns the winding inside out).
+    scene.cull_backfaces = colors is not None and not mirrored
+    return scene
 
 
 def _view3d_area(context):
@@ -233,7 +237,7 @@ def _read_mesh(depsgraph) -> None:
     verts, tris = _mesh_arrays(obj, depsgraph)
     topology = (len(verts), tris.tobytes())
     if _state.scene is None or _state.topology != topology:
-        _state.scene = _build_scene(verts, tris)
+        _state.scene = _build_scene(verts, tris, mirrored=obj.matrix_world.determinant() < 0)
         _state.topology = topology
     _state.vertices = verts
     _state.mesh_version += 1

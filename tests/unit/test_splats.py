@@ -341,3 +341,20 @@ def test_render_arrays_match_the_cloud():
     light = np.asarray(scene.light_dir) / np.linalg.norm(scene.light_dir)
     facing = means @ light
     assert sh[np.argmax(facing), 0].sum() > sh[np.argmin(facing), 0].sum()
+
+
+def test_backface_culling_drops_hidden_splats_only(cpu):
+    from facepolicy.core.head import load_default_head
+    from facepolicy.preview.scene import SplatScene, front_camera, posed_head_vertices
+
+    head = load_default_head()
+    scene = SplatScene.from_head(head)
+    values = np.zeros(59)
+    values[52] = 0.8  # headYaw: the far cheek turns away
+    verts = posed_head_vertices(head, values)
+    cam = front_camera(head.vertices, 64, 64)
+    everything = scene.render_arrays(verts)
+    culled = scene.render_arrays(verts, cam)
+    assert len(culled[0]) < 0.8 * len(everything[0])
+    diff = np.abs(cpu.render(*everything, cam) - cpu.render(*culled, cam))
+    assert diff.mean() < 2e-3 and np.percentile(diff, 99) < 0.05
