@@ -40,7 +40,13 @@ class BakeRequest:
     smoothing: float = 0.0
     head_object: str = ""
     head_bone: str = ""
+    fps: float = 30.0  # the scene's, for a geometric solve on the worker
+    geometry: keys.RigGeometry | None = None  # set when no key name matches: the worker solves the rig's keys
     temp_files: list[str] = field(default_factory=list)
+
+    def write_options(self, **extra) -> keys.WriteOptions:
+        return keys.WriteOptions(start_frame=self.start_frame, channels=self.channels, intensity=self.intensity,
+                                 smoothing=self.smoothing, audio_name=self.audio_name, **extra)
 
     def cleanup(self) -> None:
         for path in self.temp_files:
@@ -57,6 +63,7 @@ class BakeOutcome:
     audio_seconds: float
     engine_seconds: float
     silent: bool
+    solved: FaceTrack | None = None  # the rig's own keys, when it was solved geometrically
 
 
 # --- gather (main thread) --------------------------------------------------------------------------------------
@@ -158,7 +165,9 @@ def request_from_settings(context, settings, prefs=None) -> BakeRequest:
             add_strip=settings.add_sound_strip and strip_start is None, channels=channels,
             intensity={"mouth": settings.intensity_mouth, "brows": settings.intensity_brows,
                        "eyes": settings.intensity_eyes},
-            smoothing=settings.smoothing, head_object=head_object, head_bone=head_bone, temp_files=temp,
+            smoothing=settings.smoothing, head_object=head_object, head_bone=head_bone,
+            fps=keys.scene_fps(context.scene),
+            geometry=None if keys.rig_mapping(obj).matches else keys.rig_geometry(obj), temp_files=temp,
         )
     except BaseException:
         for p in temp:
@@ -189,7 +198,13 @@ def run_engine(request: BakeRequest, progress: ProgressFn | None = None,
     audio = load_audio(request.audio_path)
     core_engine.check_cancel(cancel)
     track = core_engine.animate(audio, request.options, progress, cancel)
-    return BakeOutcome(track, audio.duration, time.perf_counter() - t0, is_silent(audio.samples, audio.sample_rate))
+    solved = None
+    if request.geometry is not None:
+        progress(0.95, "fitting the rig's shape keys")
+        solved = keys.solve_rig_track(request.geometry, keys.shape_track(track, request.fps, request.write_options()))
+        core_engine.check_cancel(cancel)
+    return BakeOutcome(track, audio.duration, time.perf_counter() - t0, is_silent(audio.samples, audio.sample_rate),
+                       solved)
 
 
 # --- apply (main thread) ---------------------------------------------------------------------------------------
@@ -207,9 +222,7 @@ def apply_outcome(scene: bpy.types.Scene, request: BakeRequest, outcome: BakeOut
         if head_ob is None:
             raise RigError(f'head target "{request.head_object}" no longer exists')
         head = keys.HeadTarget(head_ob, request.head_bone)
-    write = keys.WriteOptions(start_frame=request.start_frame, channels=request.channels,
-                              intensity=request.intensity, smoothing=request.smoothing, head_target=head,
-                              audio_name=request.audio_name)
+    write = request.write_options(head_target=head, solved=outcome.solved)
     info = {"engine": request.options.engine, "seed": request.options.seed,
             "audio_path": request.audio_path if request.audio_path not in request.temp_files else ""}
     result = keys.write_face_track_to_action(obj, outcome.track, write, scene=scene, info=info)

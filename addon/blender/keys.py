@@ -2,12 +2,15 @@
 
 Each take is a new Action named ``<object> · <audio stem> · take N``; earlier takes are kept (fake user) and can
 be made active again with ``use_take``. Keys are written with ``keyframe_points.add`` + ``foreach_set`` at the
-scene's frame rate (the track is resampled, never stretched). Version differences live in ``compat``.
+scene's frame rate (the track is resampled, never stretched). Shape keys are matched by name (core.rig); a rig
+whose key names match nothing is solved geometrically (core.retarget). Version differences live in ``compat``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
 from dataclasses import dataclass, field
 
 import bpy
@@ -17,6 +20,8 @@ import numpy as np
 from ..core import spec
 from ..core.errors import RigError
 from ..core.facetrack import FaceTrack
+from ..core.head import load_default_head
+from ..core.retarget import KeySolver, build_key_solver, retarget_track
 from ..core.rig import RigMapping, build_mapping, match_name
 from . import compat
 
@@ -64,6 +69,9 @@ class WriteOptions:
     audio_name: str = ""  # the audio file's stem, for the action name
     mapping: RigMapping | None = None  # None: matched by name, with the object's own overrides
     set_frame_range: bool = True
+    # A geometric solve already computed off the main thread (solve_rig_track at the scene's fps), for rigs whose
+    # key names match nothing. None: the writer solves such rigs itself.
+    solved: FaceTrack | None = None
 
 
 @dataclass
@@ -253,6 +261,69 @@ def rig_mapping(obj: bpy.types.Object) -> RigMapping:
                          overrides=obj.get(KEY_MAP_PROP, ""))
 
 
+@dataclass
+class RigGeometry:
+    """A rig's rest shape and key deltas as plain arrays: what the geometric solve needs, safe for a worker thread."""
+
+    key_names: tuple[str, ...]
+    vertices: np.ndarray  # (V, 3) the reference key, object space
+    deltas: np.ndarray  # (K, V, 3) each key minus the key it is relative to
+
+    def fingerprint(self) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        h.update("\0".join(self.key_names).encode())
+        h.update(np.ascontiguousarray(self.vertices, np.float32).tobytes())
+        h.update(np.ascontiguousarray(self.deltas, np.float32).tobytes())
+        return h.hexdigest()
+
+
+def rig_geometry(obj: bpy.types.Object) -> RigGeometry:
+    key = obj.data.shape_keys
+    n = len(obj.data.vertices)
+
+    def coords(kb) -> np.ndarray:
+        co = np.empty(n * 3, np.float32)
+        kb.data.foreach_get("co", co)
+        return co.reshape(n, 3)
+
+    ref = key.reference_key
+    cache = {ref.name: coords(ref)}
+    names, deltas = [], []
+    for kb in key.key_blocks:
+        if kb == ref:
+            continue
+        base = kb.relative_key if kb.relative_key is not None else ref
+        if base.name not in cache:
+            cache[base.name] = coords(base)
+        names.append(kb.name)
+        deltas.append(coords(kb) - cache[base.name])
+    if not names:
+        raise RigError(f'"{obj.name}" has no shape keys to solve for')
+    return RigGeometry(tuple(names), cache[ref.name], np.stack(deltas))
+
+
+_solvers: dict[str, KeySolver] = {}
+_solvers_lock = threading.Lock()
+POOR_FIT = 0.6  # median relative residual above which the solve is reported as a poor fit
+
+
+def solve_rig_track(geometry: RigGeometry, shaped: FaceTrack) -> FaceTrack:
+    """The rig's own key weights for ``shaped`` (canonical channels), by the geometric retarget.
+
+    Pure numpy (no bpy), so it runs on the bake's worker thread. The correspondence fit is cached per rig geometry.
+    """
+    fingerprint = geometry.fingerprint()
+    with _solvers_lock:
+        solver = _solvers.get(fingerprint)
+    if solver is None:
+        solver, _ = build_key_solver(load_default_head(), geometry.vertices, geometry.key_names, geometry.deltas)
+        with _solvers_lock:
+            if len(_solvers) >= 4:
+                _solvers.pop(next(iter(_solvers)))
+            _solvers[fingerprint] = solver
+    return retarget_track(shaped, solver)
+
+
 def _write_curve(fcurve: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray) -> None:
     n = len(frames)
     co = np.empty(2 * n, np.float32)
@@ -340,16 +411,28 @@ def write_face_track_to_action(obj: bpy.types.Object, track: FaceTrack, options:
     mapping = options.mapping or rig_mapping(obj)
     shaped = shape_track(track, scene_fps(scene), options)
     enabled = set(shaped.names)
-    # A key is animated when one of the channels it mixes is switched on.
-    rig = mapping.to_rig_track(shaped).select(
-        [m.key for m in mapping.matches if enabled.intersection(m.channels)])
+    if shaped.n_frames == 0:
+        raise RigError("the track is empty: the audio is too short to animate")
+    if mapping.matches:
+        warnings: list[str] = mapping.warnings()
+        # A key is animated when one of the channels it mixes is switched on.
+        rig = mapping.to_rig_track(shaped).select(
+            [m.key for m in mapping.matches if enabled.intersection(m.channels)])
+        groups = {m.key: _GROUP_TITLES.get(spec.region_of(m.channels[0]) or "", "Face") for m in mapping.matches}
+    else:
+        solved = options.solved
+        if solved is None or solved.n_frames != shaped.n_frames or solved.fps != shaped.fps:
+            solved = solve_rig_track(rig_geometry(obj), shaped)
+        rig = solved.select([n for n in solved.names if n in key.key_blocks and n not in spec.ROTATION_CHANNELS])
+        groups = dict.fromkeys(rig.names, "Solved")
+        fit = solved.meta.get("retarget", {}).get("fit_error", 0.0)
+        warnings = [f"no shape-key names match ARKit, so the keys were solved from their shapes (fit error "
+                    f"{fit:.2f}" + ("; a poor fit: map the keys by name for better results)" if fit > POOR_FIT
+                                    else ")")]
     if not rig.names and head is None:
         raise RigError(f'"{obj.name}": none of its shape keys match a FacePolicy channel (ARKit names); '
                        "check the rig report or map the keys")
-    if shaped.n_frames == 0:
-        raise RigError("the track is empty: the audio is too short to animate")
 
-    warnings: list[str] = mapping.warnings()
     take = _next_take_number(obj, options.audio_name)
     start = int(options.start_frame)
     frames = np.arange(shaped.n_frames, dtype=np.float32) + start
@@ -369,7 +452,6 @@ def write_face_track_to_action(obj: bpy.types.Object, track: FaceTrack, options:
         action = bpy.data.actions.new(take_name(obj.name, options.audio_name, take))
         created.append(action)
         n_curves = 0
-        groups = {m.key: _GROUP_TITLES.get(spec.region_of(m.channels[0]) or "", "Face") for m in mapping.matches}
         for name in rig.names:
             kb = key.key_blocks[name]
             values = np.clip(rig.channel(name), kb.slider_min, kb.slider_max)
@@ -418,7 +500,7 @@ def write_face_track_to_action(obj: bpy.types.Object, track: FaceTrack, options:
             protected.use_fake_user = False
         scene.frame_start, scene.frame_end = range_before
         raise
-    missing = [n for n in mapping.unmatched_channels if n in enabled]
+    missing = [n for n in mapping.unmatched_channels if n in enabled] if mapping.matches else []
     if missing:
         warnings.append(f"{len(missing)} channel(s) have no matching shape key: {', '.join(missing[:6])}"
                         + (" …" if len(missing) > 6 else ""))

@@ -135,3 +135,24 @@ def sample_speech(repo_root):
         if found:
             return found[0]
     pytest.skip("no speech clip: neither assets/audio/ nor Debian's pocketsphinx-testdata is present")
+
+
+def sculpted_default_head():
+    """The default head with its keys renamed to names no mapping knows: the writer must solve them by shape."""
+    from facepolicy.blender.head import add_default_head
+
+    head = add_default_head(bpy.context)
+    for i, kb in enumerate(list(head.data.shape_keys.key_blocks)[1:]):
+        kb.name = f"Sculpt{i:02d}"
+    return head
+
+
+def smooth_speech_track(seconds: float = 1.0) -> FaceTrack:
+    """A plausible, smooth track: the jaw opens and closes, a smile comes and goes, one blink."""
+    n = int(round(seconds * spec.MODEL_FPS))
+    t = np.arange(n) / spec.MODEL_FPS
+    track = FaceTrack.zeros(n)
+    track.values[:, spec.CHANNEL_INDEX["jawOpen"]] = 0.5 * (1 - np.cos(2 * np.pi * 3 * t)) / 2 + 0.1
+    track.values[:, spec.CHANNEL_INDEX["mouthSmileLeft"]] = 0.4 * np.sin(np.pi * t / seconds) ** 2
+    track.values[:, spec.CHANNEL_INDEX["eyeBlinkLeft"]] = np.exp(-((t - seconds / 2) / 0.05) ** 2)
+    return track

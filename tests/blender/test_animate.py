@@ -252,6 +252,21 @@ def test_bad_input_is_reported_and_changes_nothing(setup, tmp_path, case, capfd)
     assert scene_fingerprint() == before
 
 
+def test_a_rig_with_unknown_key_names_is_solved_on_the_worker(setup):
+    scene, settings, _ = setup
+    head = helpers.sculpted_default_head()
+    settings.target = head
+    request = bake.request_from_settings(bpy.context, settings)
+    assert request.geometry is not None and len(request.geometry.key_names) == 52
+    outcome = bake.run_engine(request)
+    assert outcome.solved is not None and outcome.solved.fps == keys.scene_fps(scene)
+    result, reports = bake.apply_outcome(scene, request, outcome)
+    jaw = f"Sculpt{keys.spec.ARKIT_NAMES.index('jawOpen'):02d}"
+    curve = next(fc for fc in compat.action_fcurves(result.action) if jaw in fc.data_path)
+    assert max(k.co[1] for k in curve.keyframe_points) > 0.5  # the test engine opens the jaw with the loudness
+    assert any("solved from their shapes" in message for _, message in reports)
+
+
 def test_silent_audio_bakes_a_calm_face_with_an_info_message(setup, tmp_path):
     scene, settings, obj = setup
     import soundfile

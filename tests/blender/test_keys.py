@@ -10,7 +10,15 @@ pytestmark = pytest.mark.blender
 bpy = pytest.importorskip("bpy")
 mathutils = pytest.importorskip("mathutils")
 
-from fp_bake_helpers import can_add_sound, make_rig, random_track, scene_fingerprint, write_tone  # noqa: E402
+from fp_bake_helpers import (  # noqa: E402
+    can_add_sound,
+    make_rig,
+    random_track,
+    scene_fingerprint,
+    sculpted_default_head,
+    smooth_speech_track,
+    write_tone,
+)
 
 from facepolicy.blender import compat, keys, sound  # noqa: E402
 from facepolicy.core import spec  # noqa: E402
@@ -161,6 +169,22 @@ def test_renamed_keys_rig_by_name_and_by_the_users_mapping(clean_scene):
         np.testing.assert_allclose(got, track.resample(fps).channel(channel), atol=1e-6)
     assert any("no matching shape key" in w for w in result.warnings)
     assert any("Unrelated" in w for w in result.warnings)
+
+
+def test_a_rig_whose_names_match_nothing_is_solved_by_shape(clean_scene):
+    """The default head with anonymous key names: the geometric solve must recover the weights from the shapes."""
+    head = sculpted_default_head()
+    track = smooth_speech_track()
+    result = keys.write_face_track_to_action(head, track, keys.WriteOptions(channels=frozenset({"lips", "blinks"})))
+    assert any("solved from their shapes" in w for w in result.warnings), result.warnings
+    curves = key_curves(head)
+    fps = keys.scene_fps(bpy.context.scene)
+    expected = track.resample(fps)
+    for channel in ("jawOpen", "mouthSmileLeft", "eyeBlinkLeft"):
+        name = f"Sculpt{spec.ARKIT_NAMES.index(channel):02d}"
+        got = np.array([k.co[1] for k in curves[f'key_blocks["{name}"].value'].keyframe_points])
+        rms = float(np.sqrt(np.mean((got - expected.channel(channel)) ** 2)))
+        assert rms < 0.05, (channel, rms)
 
 
 def test_values_are_clamped_to_the_key_slider_range(clean_scene):
