@@ -1,0 +1,1 @@
+"""FacePolicy training code: corpus generation, networks, training and evaluation. Never imported by the add-on."""

@@ -1,0 +1,1 @@
+"""Training corpus: TTS front ends with exact phone timings, sentences, augmentation and the corpus builder."""
