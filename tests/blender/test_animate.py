@@ -458,3 +458,22 @@ def test_style_reference_from_an_action_or_a_csv(setup, tmp_path):
     write_livelink_csv(reference, tmp_path / "take.csv")
     settings.style_csv = str(tmp_path / "take.csv")
     assert bake.request_from_settings(bpy.context, settings).options.style == str(tmp_path / "take.csv")
+
+
+@pytest.mark.skipif(not helpers.HAVE_PHONETIC, reason=helpers.PHONETIC_REASON)
+def test_silence_on_the_phonetic_engine_gives_a_calm_face_with_blinks(setup, tmp_path):
+    import soundfile
+
+    scene, settings, obj = setup
+    soundfile.write(str(tmp_path / "room.wav"), np.zeros(16000 * 8, np.float32), 16000)
+    settings.engine, settings.audio_path = "phonetic", str(tmp_path / "room.wav")
+    request = bake.request_from_settings(bpy.context, settings)
+    result, reports = bake.bake(bpy.context, request)
+    assert ("INFO", "the audio is silent: baked a calm face with blinks") in reports
+    curves = {fc.data_path.split('"')[1]: fc for fc in compat.action_fcurves(result.action)}
+
+    def peak(name):
+        return max(k.co[1] for k in curves[name].keyframe_points)
+
+    assert peak("jawOpen") < 0.1
+    assert max(peak("eyeBlinkLeft"), peak("eyeBlinkRight")) > 0.5
