@@ -2,9 +2,10 @@
 
 Clips: the CMU ARCTIC clips in tests/data/arctic (a0009 has reference phone labels; a0007 is referenced by forced
 alignment of its prompt), the LibriVox clips of Debian's pocketsphinx-testdata (referenced by forced
-alignment of their transcripts), and any folder of ``name.wav`` + ``name.lab`` (+ ``name.txt``) given with --clips.
+alignment of their transcripts), held-out festival and flite sentences with their exact phone timings (--tts N),
+and any folder of ``name.wav`` + ``name.lab`` (+ ``name.txt``) given with --clips.
 
-    .venv/bin/python model/evaluate_phonetic.py [--clips DIR ...] [--modes teacher,transcript,fast,accurate]
+    .venv/bin/python -m model.evaluate_phonetic [--tts 24] [--clips DIR ...] [--modes teacher,transcript,fast,accurate]
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from facepolicy.core import metrics
+import numpy as np
+
+from facepolicy.core import metrics, spec
 from facepolicy.core.align import shared_aligner
-from facepolicy.core.audio import Audio, load_audio
+from facepolicy.core.audio import Audio, from_array, load_audio
 from facepolicy.core.engine import BakeOptions, animate
 from facepolicy.core.phones import PhoneSegment
 from facepolicy.core.teacher import animate_phones
@@ -83,6 +86,33 @@ def folder_clips(folder: Path) -> list[Clip]:
     return out
 
 
+TTS_SEED = 90417  # held out: the corpus builder draws its sentences from other seeds
+
+
+def tts_clips(n: int, seed: int = TTS_SEED) -> list[Clip]:
+    """``n`` sentences spoken by festival and flite voices in turn, with the engines' exact phone timings."""
+    from model.data import festival, flite
+    from model.data.sentences import sentence
+
+    voices = []
+    if flite.available():
+        voices += [flite.FliteVoice(v) for v in ("slt", "rms", "awb", "kal16")]
+    if festival.available():
+        voices += [festival.FestivalVoice(v) for v in festival.VOICES]
+    if not voices:
+        return []
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        text, _ = sentence(rng)
+        voice = voices[k % len(voices)]
+        module = flite if isinstance(voice, flite.FliteVoice) else festival
+        utt = module.synthesize(text, voice)
+        audio = from_array(utt.samples, spec.SAMPLE_RATE, source="")
+        out.append(Clip(f"{voice.voice_id}-{k}", audio, text, utt.phones, "labels"))
+    return out
+
+
 def run_mode(mode: str, clip: Clip):
     if mode == "teacher":
         return animate_phones(clip.reference, clip.audio.samples, duration=clip.audio.duration)
@@ -121,7 +151,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=Path, action="append", default=[], help="folder of wav + lab/txt clips")
     ap.add_argument("--modes", default=",".join(MODES))
-    ap.add_argument("--no-builtin", action="store_true", help="only the --clips folders")
+    ap.add_argument("--no-builtin", action="store_true", help="only the --clips folders and --tts clips")
+    ap.add_argument("--tts", type=int, default=0, help="add N held-out festival/flite sentences")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
@@ -131,6 +162,7 @@ def main(argv=None) -> int:
     clips = [] if args.no_builtin else arctic_clips() + librivox_clips()
     for folder in args.clips:
         clips += folder_clips(folder)
+    clips += tts_clips(args.tts) if args.tts else []
     if not clips:
         print("no clips found (install pocketsphinx-testdata or pass --clips)", file=sys.stderr)
         return 1

@@ -108,8 +108,8 @@ _DOM = {p: _dominance_strength(p) for p in TARGETS}
 _THETA_ANTICIPATE = np.array([22.0, 24.0, 11.0, 11.0, 20.0, 30.0])
 _THETA_CARRY = np.array([26.0, 28.0, 16.0, 16.0, 24.0, 34.0])
 _REACH = 0.45  # seconds beyond which a dominance function is treated as zero
-_EMPH_BASE = 0.3  # jaw and lip gain of a silent vowel; a vowel at 0.85 of the loud ones gets gain 1
-_OPEN_FLOOR = 0.3  # least jaw opening in an open vowel (0.3 of the default head's full jawOpen)
+_EMPH_BASE = 0.15  # jaw and lip gain of a silent vowel; a vowel at 0.85 of the loud ones gets gain 1
+_OPEN_FLOOR = 0.27  # least jaw opening in an open vowel (of the default head's full jawOpen)
 _FINE_RATE = 200  # Hz: the grid the dominance blend is evaluated on
 _INERTIA = 0.02  # seconds: std of the Gaussian low-pass that stands in for articulator mass
 
@@ -313,15 +313,29 @@ def _gaussian_smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
     return np.stack([np.convolve(padded[:, j], k, mode="valid") for j in range(x.shape[1])], axis=1)
 
 
+def _open_floor(times, opens, starts, ends, conf, fps, ramp: float) -> np.ndarray:
+    """The least jaw opening over each open vowel (scaled down for uncertain phones)."""
+    floor = np.zeros(len(times))
+    for i in opens:
+        bump = _plateau(times, starts[i:i + 1], ends[i:i + 1], fps, ramp)
+        floor = np.maximum(floor, bump * _OPEN_FLOOR * (0.3 + 0.7 * conf[i]))
+    return floor
+
+
 def _lower_face(values: np.ndarray, names, starts, ends, conf, emphasis, times, fps, style: SpeakerStyle) -> None:
     # Blend on a fine grid, low-pass it (articulator inertia), then sample at the output frames.
     fine = np.arange(int(math.ceil((times[-1] + 1.0 / fps) * _FINE_RATE)) + 1) / _FINE_RATE
-    art_fine = _gaussian_smooth(_articulators(names, starts, ends, conf, emphasis, fine, style),
-                                _INERTIA * _FINE_RATE / style.motion_tempo)
-    art = np.stack([np.interp(times, fine, art_fine[:, j]) for j in range(N_ART)], axis=1)
     amp = style.amplitude * style.precision
     jaw_share = 0.5 + (style.jaw_lip_ratio - 0.5)  # JALI: who carries the opening
-    jaw = art[:, JAW] * amp * (0.7 + 0.6 * jaw_share)
+    jaw_gain = amp * (0.7 + 0.6 * jaw_share)
+    raw = _articulators(names, starts, ends, conf, emphasis, fine, style)
+    opens = [i for i, p in enumerate(names) if p in OPEN_VOWELS]
+    # Open vowels always open the mouth visibly, however short, weak or crowded by consonants they are:
+    # a floor under the jaw, applied before the low-pass so the opening stays smooth.
+    raw[:, JAW] = np.maximum(raw[:, JAW], _open_floor(fine, opens, starts, ends, conf, fps, 0.08) * 1.15 / jaw_gain)
+    art_fine = _gaussian_smooth(raw, _INERTIA * _FINE_RATE / style.motion_tempo)
+    art = np.stack([np.interp(times, fine, art_fine[:, j]) for j in range(N_ART)], axis=1)
+    jaw = art[:, JAW] * jaw_gain
     lips = art[:, LIPS] * amp * (1.3 - 0.6 * jaw_share)
     rnd = art[:, ROUND] * style.precision
     fun = art[:, FUNNEL] * style.precision
@@ -359,14 +373,8 @@ def _lower_face(values: np.ndarray, names, starts, ends, conf, emphasis, times, 
     jaw = jaw * (1 - 0.7 * tuck)
     lips = lips * (1 - tuck)
     fun = fun * (1 - tuck)
-    # Open vowels always open the mouth visibly, however short, weak or crowded by consonants they are.
-    opens = [i for i, p in enumerate(names) if p in OPEN_VOWELS]
-    if opens:
-        floor = np.zeros(len(times))
-        for i in opens:
-            bump = _plateau(times, starts[i:i + 1], ends[i:i + 1], fps, 0.05)
-            floor = np.maximum(floor, bump * _OPEN_FLOOR * (0.3 + 0.7 * conf[i]))
-        jaw = np.maximum(jaw, floor)
+    # The floor again at the output frames: a safety net the smoothing must not undo.
+    jaw = np.maximum(jaw, _open_floor(times, opens, starts, ends, conf, fps, 0.05))
     # Bilabials: the lips seal whatever the jaw does (mouthClose cancels jawOpen's lip separation).
     open_lips = 1.0 - close
     lips = lips * open_lips
