@@ -13,7 +13,7 @@ from ..core.errors import FacePolicyError
 
 # What each engine offers, for engines that do not declare a ``features`` class attribute themselves.
 _DEFAULT_FEATURES = {"phonetic": frozenset({"transcript", "accuracy", "emotion", "seed"}),
-                     "neural": frozenset({"seed", "style", "emotion"})}
+                     "neural": frozenset({"transcript", "accuracy", "style", "emotion", "seed"})}
 
 
 @functools.cache
