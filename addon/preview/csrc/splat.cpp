@@ -316,6 +316,28 @@ static void render_tile(const FpsCamera& cam, int tile, const int* entries, int 
         }
 }
 
+// Stable LSD radix sort of gaussian indices by depth (positive floats sort like their bit patterns), so equal
+// depths keep index order, as the GPU's stable radix sort does.
+static void sort_by_depth(std::vector<int>& order, const FpsProjected* proj) {
+    const size_t m = order.size();
+    std::vector<uint32_t> keys(m), keys_tmp(m);
+    std::vector<int> vals_tmp(m);
+    for (size_t i = 0; i < m; ++i) std::memcpy(&keys[i], &proj[order[i]].depth, sizeof(uint32_t));
+    for (int shift = 0; shift < 32; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < m; ++i) ++count[((keys[i] >> shift) & 255u) + 1];
+        if (std::find(count + 1, count + 257, m) != count + 257) continue;  // every key has this byte: no-op pass
+        for (int b = 0; b < 256; ++b) count[b + 1] += count[b];
+        for (size_t i = 0; i < m; ++i) {
+            size_t d = count[(keys[i] >> shift) & 255u]++;
+            keys_tmp[d] = keys[i];
+            vals_tmp[d] = order[i];
+        }
+        keys.swap(keys_tmp);
+        order.swap(vals_tmp);
+    }
+}
+
 static int render_scene(const FpsCamera& cam, const FpsScene& s, const float* bg, float* out_rgb, float* out_alpha,
                         int n_threads) {
     const int n = s.n;
@@ -333,7 +355,7 @@ static int render_scene(const FpsCamera& cam, const FpsScene& s, const float* bg
     order.reserve(n);
     for (int i = 0; i < n; ++i)
         if (visible[i]) order.push_back(i);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return proj[a].depth < proj[b].depth; });
+    sort_by_depth(order, proj.data());
 
     const int n_tiles = cam.tiles_x * cam.tiles_y;
     long long total = 0;
