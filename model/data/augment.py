@@ -51,14 +51,15 @@ def random_eq(samples: np.ndarray, rng: np.random.Generator, max_db: float = 9.0
     lo, hi = 0.0, 0.0
     if rng.random() < 0.25:  # telephone-like band limit
         lo, hi = float(rng.uniform(200, 400)), float(rng.uniform(3000, 3800))
-    spec_x = np.fft.rfft(samples)
-    freqs = np.fft.rfftfreq(len(samples), 1.0 / SR)
+    n = _fast_len(len(samples))  # pocketfft is slow on lengths with large prime factors
+    spec_x = np.fft.rfft(samples, n=n)
+    freqs = np.fft.rfftfreq(n, 1.0 / SR)
     ctrl = np.geomspace(60.0, SR / 2, n_points)
     curve_db = np.interp(np.log(np.maximum(freqs, 1.0)), np.log(ctrl), gains_db)
     gain = 10.0 ** (curve_db / 20.0)
     if hi > 0:
         gain *= 1.0 / (1.0 + (lo / np.maximum(freqs, 1.0)) ** 4) / (1.0 + (freqs / hi) ** 8)
-    out = np.fft.irfft(spec_x * gain, n=len(samples)).astype(np.float32)
+    out = np.fft.irfft(spec_x * gain, n=n)[: len(samples)].astype(np.float32)
     return out, {"gains_db": [round(float(g), 2) for g in gains_db], "band": [round(lo), round(hi)]}
 
 
@@ -79,14 +80,21 @@ def random_reverb(samples: np.ndarray, rng: np.random.Generator) -> tuple[np.nda
     return out, {"rt60": round(rt60, 3), "wet": round(wet, 3)}
 
 
+def _fast_len(n: int) -> int:
+    from scipy.fft import next_fast_len
+
+    return int(next_fast_len(n, real=True))
+
+
 def _coloured_noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
-    white = rng.standard_normal(n)
+    m = _fast_len(n)
+    white = rng.standard_normal(m)
     if colour == "white":
-        return white
-    f = np.fft.rfftfreq(n, 1.0 / SR)
+        return white[:n]
+    f = np.fft.rfftfreq(m, 1.0 / SR)
     power = {"pink": 1.0, "brown": 2.0, "blue": -1.0}[colour]
     shape = 1.0 / np.maximum(f, 20.0) ** (power / 2.0)
-    return np.fft.irfft(np.fft.rfft(white) * shape, n=n)
+    return np.fft.irfft(np.fft.rfft(white) * shape, n=m)[:n]
 
 
 def active_rms(samples: np.ndarray) -> float:

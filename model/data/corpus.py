@@ -1,7 +1,7 @@
 """Read a corpus written by build_corpus: clips with 16 kHz audio, exact phones, metadata and teacher states.
 
-When a shard was built without labels (``labels=False``) or by an older teacher, the teacher runs here, lazily,
-with the clip's recorded style and seed, so the states always match the recorded phones.
+When a shard was built without labels (``labels=False``) or by another version of the teacher, the teacher runs
+here, lazily, with the clip's recorded style and seed, so the states always come from the current teacher.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def iter_shard(path: Path, split: str | None = None) -> Iterator[CorpusClip]:
         phones = [PhoneSegment(PHONES[int(ids[k])], float(times[k, 0]), float(times[k, 1]))
                   for k in range(p_off[i], p_off[i + 1])]
         style = SpeakerStyle.from_dict(meta["style"])
-        if states is not None:
+        if states is not None and meta.get("teacher_version") == teacher.TEACHER_VERSION:
             st = states[s_off[i]:s_off[i + 1]]
         else:
             st = teacher.animate_phones(phones, samples, style=style, seed=meta["teacher_seed"],
@@ -75,3 +75,30 @@ def iter_clips(root: Path | str, split: str | None = None) -> Iterator[CorpusCli
     root = Path(root)
     for shard in load_manifest(root)["shards"]:
         yield from iter_shard(root / f"shard_{shard['index']:05d}.npz", split)
+
+
+def summary(root: Path | str) -> dict:
+    """Size and diversity of a built corpus (reads only the metadata)."""
+    root = Path(root)
+    manifest = load_manifest(root)
+    metas = [m for s in manifest["shards"] for m in read_shard_meta(root / f"shard_{s['index']:05d}.npz")]
+    seconds = {split: sum(m["duration"] for m in metas if m["split"] == split) for split in ("train", "eval")}
+    kinds: dict[str, int] = {}
+    for m in metas:
+        for k in m["kinds"]:
+            kinds[k] = kinds.get(k, 0) + 1
+    return {
+        "clips": len(metas), "hours": round(sum(seconds.values()) / 3600, 3),
+        "train_hours": round(seconds["train"] / 3600, 3), "eval_hours": round(seconds["eval"] / 3600, 3),
+        "voices": len({m["voice"] for m in metas}),
+        "eval_voices": len({m["voice"] for m in metas if m["split"] == "eval"}),
+        "engines": sorted({m["engine"] for m in metas}), "styles": len({m["style_id"] for m in metas}),
+        "augmented_fraction": round(sum(bool(m["augmentation"]) for m in metas) / max(1, len(metas)), 3),
+        "sentence_kinds": kinds, "complete": manifest["complete"], "build": manifest.get("build", {}),
+    }
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(json.dumps(summary(sys.argv[1] if len(sys.argv) > 1 else "cache/corpus"), indent=1))

@@ -155,8 +155,11 @@ def test_shard_format_round_trips_phones_and_meta(tmp_path):
     from facepolicy.core.phones import PhoneSegment
 
     phones = [PhoneSegment(SIL, 0.0, 0.1), PhoneSegment("m", 0.1, 0.25), PhoneSegment("aa", 0.25, 0.5)]
+    from facepolicy.core.teacher import TEACHER_VERSION
+
     meta = {"clip_id": "x", "engine": "espeak", "voice": "espeak:en-us", "text": "ma", "duration": 0.5,
-            "split": "train", "style_id": 3, "teacher_seed": 1, "style": {"amplitude": 1.1}}
+            "split": "train", "style_id": 3, "teacher_seed": 1, "style": {"amplitude": 1.1},
+            "teacher_version": TEACHER_VERSION}
     samples = np.sin(np.arange(8000) / 10).astype(np.float32) * 0.5
     states = np.random.default_rng(0).random((15, spec.NUM_CHANNELS)).astype(np.float32)
     build_corpus.write_shard(tmp_path / "shard_00000.npz", [{"samples": samples, "phones": phones, "meta": meta,
@@ -166,3 +169,10 @@ def test_shard_format_round_trips_phones_and_meta(tmp_path):
     assert clip.phones == phones and clip.meta == meta and clip.style_id == "style0003"
     np.testing.assert_allclose(clip.samples, samples, atol=1 / 32767)
     np.testing.assert_array_equal(clip.states, states)
+    # States from another teacher version are recomputed by the current teacher.
+    meta["teacher_version"] = -1
+    build_corpus.write_shard(tmp_path / "shard_00000.npz", [{"samples": samples, "phones": phones, "meta": meta,
+                                                             "states": states}])
+    (clip,) = _clips(tmp_path)
+    assert clip.states.shape == states.shape and not np.array_equal(clip.states, states)
+    assert clip.states[:, spec.CHANNEL_INDEX["mouthClose"]].max() > 0.1  # the teacher closed the lips on "m"
