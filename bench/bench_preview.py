@@ -12,13 +12,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 from facepolicy.core.head import load_default_head
 from facepolicy.preview import build, raster
+from facepolicy.preview.cloud import GaussianCloud
+from facepolicy.preview.ply import read_ply, write_ply
 from facepolicy.preview.scene import SplatScene, front_camera
+from facepolicy.preview.splats import bind_cloud
 
 
 def head_scene(head, count: int) -> SplatScene:
@@ -28,6 +33,22 @@ def head_scene(head, count: int) -> SplatScene:
     scene = SplatScene.from_head(head, per_triangle)
     keep = np.sort(np.random.default_rng(0).permutation(scene.splats.n)[:count])
     return SplatScene(scene.splats.subset(keep), scene.albedo[keep])
+
+
+def bench_ply_import(head, count: int) -> float:
+    """Seconds to read a ``count``-gaussian .ply and bind it to the head (nearest triangles)."""
+    scene = head_scene(head, count)
+    cloud = scene.cloud(head.vertices)
+    jitter = np.random.default_rng(1).normal(scale=0.002, size=cloud.means.shape)  # off the surface, as a capture is
+    cloud = GaussianCloud(cloud.means + jitter, cloud.log_scales, cloud.rotations, cloud.opacity_logits, cloud.sh)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "splat.ply"
+        write_ply(path, cloud)
+        t0 = time.perf_counter()
+        bound = bind_cloud(read_ply(path), head.vertices, head.faces)
+        seconds = time.perf_counter() - t0
+    print(f"ply import + bind {bound.n} gaussians: {seconds:.2f}s wall")
+    return seconds
 
 
 def main(argv=None) -> int:
@@ -69,8 +90,9 @@ def main(argv=None) -> int:
             print(f"preview {renderer.backend} {size}x{size} {count} gaussians: {fps:.1f} fps "
                   f"(median {np.median(wall) * 1e3:.1f} ms wall, {np.median(cpu) * 1e3:.1f} ms cpu per frame; "
                   f"binding update {update_ms:.0f} ms cpu)")
+    ply_seconds = bench_ply_import(head, max(int(c) for c in args.counts.split(",")))
     summary = ", ".join(f"{s}²/{c // 1000}k {f:.1f}" for s, f, c in ((s, f, c) for s, c, f in results))
-    print(f"bench_preview {renderer.backend} fps: {summary}")
+    print(f"bench_preview {renderer.backend} fps: {summary}; .ply import + bind {ply_seconds:.2f}s")
     return 0
 
 
