@@ -99,7 +99,14 @@ def scene_fingerprint(scene=None) -> dict:
             action = compat.assigned_action(id_block)
             assigned[f"{id_block.id_type}:{id_block.name}"] = action.name if action else None
     strips = sorted((s.name, s.channel, int(s.frame_start)) for s in compat.all_strips(scene))
-    return {"actions": actions, "assigned": assigned, "strips": strips,
+    poses = {}
+    for ob in bpy.data.objects:
+        poses[ob.name] = tuple(ob.delta_rotation_euler) + tuple(ob.delta_rotation_quaternion)
+        if ob.type == "MESH" and ob.data.shape_keys:
+            poses[ob.name] += tuple(round(kb.value, 6) for kb in ob.data.shape_keys.key_blocks)
+        if ob.pose:
+            poses[ob.name] += tuple(v for pb in ob.pose.bones for v in (*pb.rotation_euler, *pb.rotation_quaternion))
+    return {"actions": actions, "assigned": assigned, "strips": strips, "poses": poses,
             "range": (scene.frame_start, scene.frame_end), "sounds": sorted(s.name for s in bpy.data.sounds),
             "sync": scene.sync_mode}
 

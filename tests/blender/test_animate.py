@@ -75,8 +75,10 @@ def test_new_take_uses_the_next_seed_and_keeps_take_one(setup):
     assert obj.data.shape_keys.animation_data.action == takes[0]
 
 
-def test_one_undo_step_restores_the_scene_exactly(setup):
+@pytest.mark.parametrize("with_head", [False, True])
+def test_one_undo_step_restores_the_scene_exactly(setup, with_head):
     scene, settings, obj = setup
+    settings.use_head = with_head
     bpy.ops.ed.undo_push(message="before")
     obj.location.x = 0.7  # a user edit with its own undo step, which must survive undoing the bake
     bpy.ops.ed.undo_push(message="user edit")
