@@ -22,14 +22,14 @@ SOURCES = (CSRC / "splat.cpp", CSRC / "splat_math.h")
 LIB_DIR = Path(__file__).resolve().parent / "lib"
 
 if sys.platform == "win32":
-    _SUFFIX = ".dll"
+    _PREFIX, _SUFFIX = "", ".dll"
 elif sys.platform == "darwin":
-    _SUFFIX = ".dylib"
+    _PREFIX, _SUFFIX = "lib", ".dylib"
 else:
-    _SUFFIX = ".so"
+    _PREFIX, _SUFFIX = "lib", ".so"
 
-CPU_LIBRARY = "libfpsplat_cpu" + _SUFFIX
-CUDA_LIBRARY = "libfpsplat_cuda" + _SUFFIX
+CPU_LIBRARY = f"{_PREFIX}fpsplat_cpu{_SUFFIX}"
+CUDA_LIBRARY = f"{_PREFIX}fpsplat_cuda{_SUFFIX}"
 
 # Real architectures compiled ahead of time, plus PTX of the newest one so later GPUs can JIT it.
 DEFAULT_CUDA_ARCHS = ("75", "80", "86", "89", "90")
