@@ -4,6 +4,8 @@ apply the result to the scene (main thread). The operator and scripts share thes
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 import tempfile
 import threading
@@ -20,6 +22,25 @@ from ..core.engine import BakeOptions, ProgressFn
 from ..core.errors import AudioError, Cancelled, FacePolicyError, RigError
 from ..core.facetrack import FaceTrack
 from . import keys, sound
+
+# What each engine offers, for engines that do not declare a ``features`` class attribute themselves.
+DEFAULT_FEATURES = {"phonetic": frozenset({"transcript", "accuracy", "emotion", "seed"}),
+                    "neural": frozenset({"transcript", "accuracy", "style", "emotion", "seed"})}
+
+
+@functools.cache
+def engine_features(name: str) -> tuple[frozenset, str | None]:
+    """(features, problem): the options the engine supports, and why it cannot run here (or None).
+
+    Settings for features an engine lacks are neither shown nor read, so a hidden control never causes an error.
+    """
+    module, cls_name = core_engine.ENGINES.get(name, ("", ""))
+    try:
+        cls = getattr(importlib.import_module(module, core_engine.__package__), cls_name)
+    except (ImportError, AttributeError, ValueError, FacePolicyError) as exc:
+        return frozenset(), f"{name} engine unavailable: {exc}"
+    return frozenset(getattr(cls, "features", DEFAULT_FEATURES.get(name, frozenset()))), None
+
 
 CHANNEL_TOGGLES = (("use_lips", "lips"), ("use_brows", "brows"), ("use_blinks", "blinks"),
                    ("use_gaze", "gaze"), ("use_head", "head"))
@@ -150,13 +171,21 @@ def request_from_settings(context, settings, prefs=None) -> BakeRequest:
             head_object, head_bone = head.object.name, head.bone
         if not channels:
             raise FacePolicyError("every channel is switched off: turn on lips, brows, blinks, gaze or head")
-        options = BakeOptions(
-            engine=settings.engine, transcript=_read_transcript(settings), seed=settings.seed,
-            style=_style(settings, prefs, temp), strength=settings.style_strength, emotion=settings.emotion,
-            emotion_intensity=settings.emotion_intensity,
-            device=prefs.device.lower() if prefs else "auto", threads=prefs.threads if prefs else 0,
-        )
-        options.extra["accuracy"] = settings.accuracy.lower()
+        features, problem = engine_features(settings.engine)
+        if problem:
+            raise FacePolicyError(problem)
+        options = BakeOptions(engine=settings.engine, device=prefs.device.lower() if prefs else "auto",
+                              threads=prefs.threads if prefs else 0)
+        if "transcript" in features:
+            options.transcript = _read_transcript(settings)
+        if "seed" in features:
+            options.seed = settings.seed
+        if "style" in features:
+            options.style, options.strength = _style(settings, prefs, temp), settings.style_strength
+        if "emotion" in features:
+            options.emotion, options.emotion_intensity = settings.emotion, settings.emotion_intensity
+        if "accuracy" in features:
+            options.extra["accuracy"] = settings.accuracy.lower()
         if prefs and prefs.model_dir:
             options.extra["model_dir"] = bpy.path.abspath(prefs.model_dir)
         return BakeRequest(

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import importlib
-
 import bpy
 
 from ..blender import keys
-from ..core import engine as core_engine
+from ..blender.bake import engine_features
 from ..core.errors import FacePolicyError
-
-# What each engine offers, for engines that do not declare a ``features`` class attribute themselves.
-_DEFAULT_FEATURES = {"phonetic": frozenset({"transcript", "accuracy", "emotion", "seed"}),
-                     "neural": frozenset({"transcript", "accuracy", "style", "emotion", "seed"})}
-
-
-@functools.cache
-def engine_features(name: str) -> tuple[frozenset, str | None]:
-    """(features, problem): the controls the engine supports, and why it cannot run here (or None)."""
-    module, cls_name = core_engine.ENGINES.get(name, ("", ""))
-    try:
-        cls = getattr(importlib.import_module(module, core_engine.__package__), cls_name)
-    except (ImportError, AttributeError, FacePolicyError) as exc:
-        return frozenset(), f"{name} engine unavailable: {exc}"
-    return frozenset(getattr(cls, "features", _DEFAULT_FEATURES.get(name, frozenset()))), None
 
 
 def _characters():

@@ -45,6 +45,7 @@ class WriterTestEngine:
     cancelled, so tests can cancel a run at a known point."""
 
     name = TEST_ENGINE
+    features = frozenset({"transcript", "accuracy", "style", "emotion", "seed"})
     gate: threading.Event | None = None
     started = threading.Event()
 

@@ -312,6 +312,37 @@ def test_preferences_name_the_extension_package_and_explain_the_device():
         assert "CPU" in prefs.device_note("AUTO") and "fall back" in prefs.device_note("CUDA")
 
 
+def test_settings_an_engine_does_not_support_are_neither_read_nor_checked(setup, tmp_path, monkeypatch):
+    scene, settings, obj = setup
+    monkeypatch.setattr(helpers.WriterTestEngine, "features", frozenset({"seed"}))
+    bake.engine_features.cache_clear()
+    try:
+        settings.transcript_source, settings.transcript_path = "FILE", str(tmp_path / "missing.txt")
+        settings.style_source = "ACTION"  # and no action chosen
+        settings.emotion, settings.seed = "happy", 4
+        options = bake.request_from_settings(bpy.context, settings).options
+    finally:
+        monkeypatch.undo()
+        bake.engine_features.cache_clear()
+    assert options.transcript is None and options.style is None and options.emotion == "neutral"
+    assert options.seed == 4
+
+
+def test_an_unknown_engine_is_reported(setup):
+    scene, settings, obj = setup
+    monkeypatch_engines = dict(bake.core_engine.ENGINES)
+    bake.core_engine.ENGINES["ghost"] = (".no_such_module", "Ghost")
+    bake.engine_features.cache_clear()
+    try:
+        settings.engine = "ghost"
+        with pytest.raises(FacePolicyError, match="ghost engine unavailable"):
+            bake.request_from_settings(bpy.context, settings)
+    finally:
+        bake.core_engine.ENGINES.clear()
+        bake.core_engine.ENGINES.update(monkeypatch_engines)
+        bake.engine_features.cache_clear()
+
+
 def test_transcript_from_a_text_block_reaches_the_engine(setup):
     scene, settings, obj = setup
     text = bpy.data.texts.new("line.txt")
