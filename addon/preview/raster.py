@@ -237,7 +237,7 @@ def cpu_renderer() -> Renderer:
 def _try_cuda() -> tuple[Renderer | None, str]:
     path = _library_path(build.CUDA_LIBRARY)
     if not path.exists():
-        return None, "CUDA library not built (needs nvcc); rendering on the CPU"
+        return None, "CUDA library not built (the build makes it where nvcc exists); rendering on the CPU"
     try:
         renderer = Renderer(path)
     except PreviewUnavailable as exc:

@@ -26,6 +26,20 @@ def test_cuda_library_compiles_and_loads(cuda_library):
     assert renderer.device_count() >= 0  # 0 without a driver: loading must still work (static cudart)
 
 
+def test_missing_cuda_device_falls_back_to_the_cpu_with_a_note(cuda_library, monkeypatch, tmp_path):
+    if raster.Renderer(cuda_library).device_count() > 0:
+        pytest.skip("this machine has a CUDA device")
+    build.ensure_cpu_library()
+    (tmp_path / build.CPU_LIBRARY).symlink_to(build.LIB_DIR / build.CPU_LIBRARY)
+    (tmp_path / build.CUDA_LIBRARY).symlink_to(cuda_library)
+    monkeypatch.setattr(raster.build, "LIB_DIR", tmp_path)
+    monkeypatch.setattr(raster, "_renderers", {})
+    chosen = raster.get_renderer()
+    assert chosen.backend == "cpu" and "no CUDA device" in chosen.note
+    with pytest.raises(raster.PreviewUnavailable, match="no CUDA device"):
+        raster.get_renderer("cuda")
+
+
 def test_cuda_matches_cpu_on_a_gpu(cuda_library):
     import test_raster as parity
 
