@@ -194,3 +194,15 @@ def test_ntsc_frame_rate_is_exact(tmp_path):
     assert run(["bake", str(wav), "-o", str(tmp_path / "a.json"), "--engine", "envelope", "--fps", "29.97"]) == 0
     track = FaceTrack.load_json(tmp_path / "a.json")
     assert track.fps == 30000 / 1001 and track.n_frames == 60
+
+
+def test_worker_command_is_this_python_or_blender_itself(monkeypatch):
+    import types
+
+    monkeypatch.delitem(sys.modules, "bpy", raising=False)
+    assert bake.worker_command() == [sys.executable, "-m", "facepolicy.blender.worker"]
+    fake = types.SimpleNamespace(app=types.SimpleNamespace(binary_path="/opt/blender/blender"))
+    monkeypatch.setitem(sys.modules, "bpy", fake)
+    cmd = bake.worker_command()
+    assert cmd[:5] == ["/opt/blender/blender", "-b", "--python-exit-code", "1", "--python-expr"]
+    assert "import_module('facepolicy.blender.worker').main()" in cmd[5]
