@@ -206,3 +206,13 @@ def test_worker_command_is_this_python_or_blender_itself(monkeypatch):
     cmd = bake.worker_command()
     assert cmd[:5] == ["/opt/blender/blender", "-b", "--python-exit-code", "1", "--python-expr"]
     assert "import_module('facepolicy.blender.worker').main()" in cmd[5]
+
+
+def test_default_engine_in_real_worker_processes(tmp_path, capsys):
+    for n in ("a", "b"):
+        write_line(tmp_path / f"{n}.wav", seconds=1.0)
+    argv = ["bake", str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), "-o", str(tmp_path / "out"),
+            "--format", "csv", "--jobs", "2"]
+    assert run(argv) == 0, capsys.readouterr().out
+    for n in ("a", "b"):
+        assert read_livelink_csv(tmp_path / "out" / f"{n}.csv").n_frames == 30
