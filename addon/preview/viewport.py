@@ -78,7 +78,7 @@ class _Worker:
                                    (time.perf_counter() - t0) * 1e3)
                     self.error = ""
                     self.fresh = True
-            except (FacePolicyError, ValueError) as exc:
+            except Exception as exc:  # shown in the panel: a dead worker thread would freeze the preview
                 with self._lock:
                     self.error = str(exc)
                     self.fresh = True
@@ -201,7 +201,8 @@ def _draw() -> None:
         _draw_latest(context.region)
     except Exception as exc:  # a draw callback must not propagate errors into Blender's drawing
         _state.note = f"preview stopped: {exc}"
-        disable()
+        _state.enabled = False
+        bpy.app.timers.register(disable, first_interval=0.0)  # not from inside the handler being removed
 
 
 def _submit_if_changed(context) -> None:
@@ -282,6 +283,12 @@ def _on_depsgraph_update(scene, depsgraph=None) -> None:
     _on_scene_change(scene, depsgraph)
 
 
+@bpy.app.handlers.persistent
+def _on_load_pre(*_args) -> None:
+    """A new file has other objects and areas: stop the preview instead of drawing into nothing."""
+    disable()
+
+
 # -- enable / disable -------------------------------------------------------------------------------------------------
 
 
@@ -309,6 +316,7 @@ def enable(context, obj) -> None:
 
 
 def disable() -> None:
+    """Stop the preview and free its handler, timer, worker and texture (safe to call when it is off)."""
     if _state.handle is not None:
         bpy.types.SpaceView3D.draw_handler_remove(_state.handle, "WINDOW")
         _state.handle = None
@@ -366,6 +374,8 @@ CLASSES = (FACEPOLICY_OT_splat_preview, FACEPOLICY_PT_splat_preview)
 
 
 def register_extra() -> None:
+    if _on_load_pre not in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.append(_on_load_pre)
     if _on_frame_change not in bpy.app.handlers.frame_change_post:
         bpy.app.handlers.frame_change_post.append(_on_frame_change)
     if _on_depsgraph_update not in bpy.app.handlers.depsgraph_update_post:
@@ -374,6 +384,8 @@ def register_extra() -> None:
 
 def unregister_extra() -> None:
     disable()
+    if _on_load_pre in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_on_load_pre)
     if _on_frame_change in bpy.app.handlers.frame_change_post:
         bpy.app.handlers.frame_change_post.remove(_on_frame_change)
     if _on_depsgraph_update in bpy.app.handlers.depsgraph_update_post:
