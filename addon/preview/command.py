@@ -46,6 +46,11 @@ def add_parser(subparsers) -> None:
                    help="align the .ply with a 4x4 matrix (rotation, uniform scale, translation) instead")
     p.add_argument("--ply-max-distance", type=float, default=0.02,
                    help="drop .ply gaussians farther than this from the head surface, metres (default: %(default)s)")
+    p.add_argument("--ply-memory-limit", type=float, default=None, metavar="MB",
+                   help="refuse a .ply that needs more memory than this to load (default: "
+                   "$FACEPOLICY_PLY_MEMORY_LIMIT_MB or 4096)")
+    p.add_argument("--export-ply", type=Path, default=None, metavar="FILE",
+                   help="also write the bound splat, posed at the first shown frame, as a 3DGS .ply")
     p.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto", help="renderer (default: auto)")
     p.set_defaults(func=run)
 
@@ -116,7 +121,8 @@ def build_scene(head, args):
         return SplatScene.from_head(head, args.splats_per_triangle)
     if args.ply_landmarks and args.ply_transform:
         raise FacePolicyError("give either --ply-landmarks or --ply-transform, not both")
-    cloud = read_ply(args.ply)
+    limit = None if args.ply_memory_limit is None else int(args.ply_memory_limit * 1024**2)
+    cloud = read_ply(args.ply, max_bytes=limit)
     if args.ply_landmarks:
         data = _load_json(args.ply_landmarks, "landmark file")
         if not isinstance(data, dict):
@@ -182,6 +188,12 @@ def run(args) -> int:
     scene = build_scene(head, args)
     sheet = contact_sheet(track, frames, scene, head, renderer, args.size, args.columns)
     write_png(args.output, sheet)
+    if args.export_ply:
+        from .ply import write_ply
+        from .scene import posed_head_vertices
+
+        write_ply(args.export_ply, scene.cloud(posed_head_vertices(head, track.values[frames[0]], track.names)))
+        print(f"wrote {args.export_ply}: the bound splat at frame {frames[0]}")
     print(f"wrote {args.output}: {len(frames)} frames ({frames[0]}..{frames[-1]}) of {args.track.name}, "
           f"{scene.splats.n} gaussians, {args.size}x{args.size} tiles, {renderer.backend} renderer, "
           f"{time.perf_counter() - t0:.1f}s")

@@ -141,6 +141,14 @@ def test_contact_sheet_of_an_aligned_ply(tmp_path, library):
     (tmp_path / "m.json").write_text(json.dumps({"matrix": inverse.tolist()}))
     FaceTrack.zeros(1).save_json(tmp_path / "t.json")
     assert command.run(_args(tmp_path, tmp_path / "t.json", ply=tmp_path / "s.ply",
-                             ply_transform=tmp_path / "m.json")) == 0
+                             ply_transform=tmp_path / "m.json", export_ply=tmp_path / "bound.ply")) == 0
     sheet = decode_png((tmp_path / "sheet.png").read_bytes())
     assert sheet[16:32, 16:32].mean() > 80
+    # The exported splat is back on the head: the original cloud, up to float rounding.
+    from facepolicy.preview.ply import read_ply
+
+    exported = read_ply(tmp_path / "bound.ply")
+    assert exported.n == cloud.n
+    np.testing.assert_allclose(exported.means, cloud.means, atol=1e-5)
+    with pytest.raises(FacePolicyError, match="above the limit of 1.0 KB"):
+        command.run(_args(tmp_path, tmp_path / "t.json", ply=tmp_path / "s.ply", ply_memory_limit=0.001))
