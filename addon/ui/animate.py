@@ -14,6 +14,8 @@ from ..blender import bake, keys
 from ..core.errors import Cancelled, FacePolicyError
 from .prefs import get_preferences
 
+_jobs: list[bake.BakeJob] = []  # bakes started by the modal operator and not yet finished
+
 
 def _report_all(op, reports) -> None:
     for level, message in reports:
@@ -39,8 +41,8 @@ class FACEPOLICY_OT_animate_from_audio(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        job = getattr(context.window_manager, "facepolicy_job", None)
-        if job is not None and job.running:
+        # The worker threads themselves say whether a bake runs: a flag could outlive a modal that Blender ended.
+        if any(job.running for job in _jobs):
             cls.poll_message_set("a FacePolicy bake is already running")
             return False
         return context.scene is not None
@@ -87,6 +89,7 @@ class FACEPOLICY_OT_animate_from_audio(bpy.types.Operator):
     def _start(self, context) -> None:
         """Check the inputs, start the engine on a worker thread and the timer that polls it."""
         self._job = bake.BakeJob(self._request(context)).start()
+        _jobs.append(self._job)
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         state = wm.facepolicy_job
@@ -115,6 +118,7 @@ class FACEPOLICY_OT_animate_from_audio(bpy.types.Operator):
         state = wm.facepolicy_job
         state.running, state.progress = False, 0.0
         job = self._job
+        _jobs.remove(job)
         try:
             result, reports = job.finish(context.scene)
             self._keep_seed(context, job.request)
@@ -142,6 +146,8 @@ class FACEPOLICY_OT_animate_from_audio(bpy.types.Operator):
     def cancel(self, context):
         # Blender ends the modal itself (the window closes, another file loads): stop the worker, write nothing.
         self._job.cancel()
+        if self._job in _jobs:
+            _jobs.remove(self._job)
         wm = context.window_manager
         wm.event_timer_remove(self._timer)
         wm.facepolicy_job.running = False

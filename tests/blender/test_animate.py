@@ -162,11 +162,13 @@ def test_modal_bake_shows_progress_and_writes_once_finished(setup, gated_engine)
     state = bpy.context.window_manager.facepolicy_job
     assert helpers.WriterTestEngine.started.wait(10)
     assert driver.event("TIMER") == {"RUNNING_MODAL"} and state.running
+    assert not bpy.ops.facepolicy.animate_from_audio.poll(), "one bake at a time"
     assert driver.event("MOUSEMOVE") == {"PASS_THROUGH"}, "Blender stays usable during the bake"
     assert obj.data.shape_keys.animation_data is None
     gated_engine.set()
     assert driver.run_until_done() == {"FINISHED"}
     assert not state.running and "real time" in state.status
+    assert bpy.ops.facepolicy.animate_from_audio.poll()
     assert obj.data.shape_keys.animation_data.action.name == "Face · line · take 1"
     assert driver.reports[-1][0] == "INFO"
 
