@@ -17,6 +17,10 @@ from .prefs import get_preferences
 _jobs: list[bake.BakeJob] = []  # bakes started by the modal operator and not yet finished
 
 
+def bake_running() -> bool:
+    return any(job.running for job in _jobs)
+
+
 def _report_all(op, reports) -> None:
     for level, message in reports:
         op.report({level}, message)
@@ -42,7 +46,7 @@ class FACEPOLICY_OT_animate_from_audio(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         # The worker threads themselves say whether a bake runs: a flag could outlive a modal that Blender ended.
-        if any(job.running for job in _jobs):
+        if bake_running():
             cls.poll_message_set("a FacePolicy bake is already running")
             return False
         return context.scene is not None

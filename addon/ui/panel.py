@@ -7,6 +7,7 @@ import bpy
 from ..blender import keys
 from ..blender.bake import engine_features
 from ..core.errors import FacePolicyError
+from . import animate
 
 
 def _characters():
@@ -42,6 +43,7 @@ class VIEW3D_PT_facepolicy(bpy.types.Panel):
         layout.use_property_decorate = False
         settings = context.scene.facepolicy
         job = context.window_manager.facepolicy_job
+        running = job.running and animate.bake_running()
 
         obj, problem = self._draw_target(context, layout, settings)
         self._draw_audio(layout, settings)
@@ -51,9 +53,9 @@ class VIEW3D_PT_facepolicy(bpy.types.Panel):
 
         col = layout.column()
         col.scale_y = 1.6
-        col.enabled = obj is not None and engine_problem is None and not job.running
+        col.enabled = obj is not None and engine_problem is None and not running
         col.operator("facepolicy.animate_from_audio", icon="PLAY_SOUND")
-        if job.running:
+        if running:
             layout.progress(factor=job.progress, type="BAR", text=job.status or "Working…")
             layout.label(text="Esc to cancel", icon="CANCEL")
         elif job.status:
