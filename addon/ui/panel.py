@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 
 from ..blender import keys
@@ -16,6 +18,13 @@ def _characters():
     except ImportError:
         return None
     return characters
+
+
+def _label_wrapped(layout, text: str, icon: str = "NONE", width: int = 44) -> None:
+    """Sidebar labels do not wrap: a long message goes on several lines, the icon on the first."""
+    col = layout.column(align=True)
+    for i, line in enumerate(textwrap.wrap(text, width) or [""]):
+        col.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
 def _valid_target(context, settings):
@@ -59,11 +68,11 @@ class VIEW3D_PT_facepolicy(bpy.types.Panel):
             layout.progress(factor=job.progress, type="BAR", text=job.status or "Working…")
             layout.label(text="Esc to cancel", icon="CANCEL")
         elif job.status:
-            layout.label(text=job.status, icon="INFO")
+            _label_wrapped(layout, job.status, icon="INFO")
         if obj is not None:
             self._draw_takes(layout, obj)
         elif problem:
-            layout.label(text=problem, icon="ERROR")
+            _label_wrapped(layout, problem, icon="ERROR")
 
     def _draw_target(self, context, layout, settings):
         col = layout.column()
@@ -92,7 +101,7 @@ class VIEW3D_PT_facepolicy(bpy.types.Panel):
         col = layout.column()
         col.prop(settings, "engine")
         if problem:
-            col.label(text=problem, icon="ERROR")
+            _label_wrapped(col, problem, icon="ERROR")
         if "transcript" in features:
             col.prop(settings, "transcript_source")
             if settings.transcript_source == "FILE":

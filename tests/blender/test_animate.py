@@ -454,6 +454,7 @@ def test_panel_draws_every_control(setup, state, monkeypatch):
                 "emotion_intensity"} <= set(log)
     if state == "no target":
         assert any("no target" in str(entry) for entry in log)
+        assert all(len(str(entry)) <= 44 for entry in log), "long messages are wrapped"
     else:
         assert any("take 1" in str(entry) for entry in log) or "facepolicy.use_take" in log
 
