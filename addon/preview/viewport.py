@@ -15,6 +15,7 @@ import time
 
 import bpy
 import numpy as np
+from bpy_extras.io_utils import ImportHelper
 
 from ..core.errors import FacePolicyError
 
@@ -93,6 +94,8 @@ class _State:
         self.topology = None
         self.vertices = None
         self.mesh_version = 0
+        self.ply_scene = None  # a bound .ply to draw instead of splats made from the mesh (for ply_object)
+        self.ply_object = ""
         self.worker = _Worker()
         self.handle = None
         self.texture = None
@@ -238,7 +241,11 @@ def _read_mesh(depsgraph) -> None:
     verts, tris = _mesh_arrays(obj, depsgraph)
     topology = (len(verts), tris.tobytes())
     if _state.scene is None or _state.topology != topology:
-        _state.scene = _build_scene(verts, tris, mirrored=obj.matrix_world.determinant() < 0)
+        ply = _state.ply_scene
+        if ply is not None and _state.ply_object == obj.name and ply.splats.n_vertices == len(verts):
+            _state.scene = ply
+        else:
+            _state.scene = _build_scene(verts, tris, mirrored=obj.matrix_world.determinant() < 0)
         _state.topology = topology
     _state.vertices = verts
     _state.mesh_version += 1
@@ -355,6 +362,56 @@ class FACEPOLICY_OT_splat_preview(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def bind_ply_to_object(filepath, obj, depsgraph, max_distance: float):
+    """Read a 3DGS .ply given in ``obj``'s local space and bind it to the object's evaluated mesh (world space).
+    Returns the SplatScene and how many gaussians the file held."""
+    from .ply import read_ply
+    from .scene import SplatScene
+    from .splats import bind_cloud, similarity_from_matrix
+
+    if obj is None or obj.type != "MESH":
+        raise FacePolicyError("select the mesh (the face) the splat belongs to")
+    cloud = read_ply(filepath)
+    scale, rotation, translation = similarity_from_matrix(np.array(obj.matrix_world, np.float64))
+    verts, tris = _mesh_arrays(obj, depsgraph)
+    bound = bind_cloud(cloud.transformed(scale, rotation, translation), verts, tris, max_distance=max_distance * scale)
+    return SplatScene(bound), cloud.n
+
+
+class FACEPOLICY_OT_splat_import_ply(bpy.types.Operator, ImportHelper):
+    """Bind a 3D Gaussian Splatting capture (.ply, aligned to the active mesh in its local space) to the mesh's
+    triangles and show it in the splat preview"""
+
+    bl_idname = "facepolicy.splat_import_ply"
+    bl_label = "Import Splat (.ply)"
+    bl_options = {"REGISTER"}
+
+    filename_ext = ".ply"
+    filter_glob: bpy.props.StringProperty(default="*.ply", options={"HIDDEN"})
+    max_distance: bpy.props.FloatProperty(
+        name="Max Distance", default=0.02, min=0.0, unit="LENGTH",
+        description="Leave out gaussians farther than this from the surface (floaters of the capture)")
+
+    def execute(self, context):
+        obj = context.active_object
+        try:
+            if bpy.app.background:
+                raise FacePolicyError(BACKGROUND_NOTE)
+            scene, n_read = bind_ply_to_object(self.filepath, obj, context.evaluated_depsgraph_get(),
+                                               self.max_distance)
+        except FacePolicyError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        _state.ply_scene, _state.ply_object = scene, obj.name
+        try:
+            enable(context, obj)
+        except FacePolicyError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Bound {scene.splats.n:,} of {n_read:,} gaussians to {obj.name}")
+        return {"FINISHED"}
+
+
 class FACEPOLICY_PT_splat_preview(bpy.types.Panel):
     bl_label = "Splat Preview"
     bl_idname = "FACEPOLICY_PT_splat_preview"
@@ -367,10 +424,11 @@ class FACEPOLICY_PT_splat_preview(bpy.types.Panel):
         layout = self.layout
         layout.operator(FACEPOLICY_OT_splat_preview.bl_idname, text="Hide Splats" if _state.enabled
                         else "Show Splats", icon="SHADING_RENDERED", depress=_state.enabled)
+        layout.operator(FACEPOLICY_OT_splat_import_ply.bl_idname, icon="IMPORT")
         layout.label(text=status_text())
 
 
-CLASSES = (FACEPOLICY_OT_splat_preview, FACEPOLICY_PT_splat_preview)
+CLASSES = (FACEPOLICY_OT_splat_preview, FACEPOLICY_OT_splat_import_ply, FACEPOLICY_PT_splat_preview)
 
 
 def register_extra() -> None:

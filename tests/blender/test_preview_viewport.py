@@ -18,6 +18,8 @@ def test_register_and_refuse_in_background(clean_scene):
         bpy.ops.mesh.primitive_ico_sphere_add()
         assert bpy.ops.facepolicy.splat_preview() == {"CANCELLED"}
         assert "background mode" in viewport.status_text()
+        with pytest.raises(RuntimeError, match="background mode"):  # an ERROR report raises from bpy.ops
+            bpy.ops.facepolicy.splat_import_ply(filepath="/nonexistent.ply")
         assert not viewport._state.enabled and viewport._state.handle is None
         # A frame change or a new file with the preview off does nothing (and does not fail).
         clean_scene.frame_set(3)
@@ -39,3 +41,31 @@ def test_enable_explains_why_not(clean_scene):
 
     with pytest.raises(FacePolicyError, match="facepolicy preview TRACK.json"):
         viewport.enable(None, None)
+
+
+def test_bind_ply_to_object_uses_its_world_transform(clean_scene, tmp_path):
+    import bpy
+    import numpy as np
+
+    from facepolicy.preview import build, viewport
+    from facepolicy.preview.cloud import GaussianCloud
+    from facepolicy.preview.ply import write_ply
+
+    if build.find_cxx() is None:
+        pytest.skip("no C++ compiler to build the splat library")
+    build.ensure_cpu_library()
+    bpy.ops.mesh.primitive_ico_sphere_add(subdivisions=2, radius=1.0, location=(1.0, 2.0, 3.0))
+    obj = bpy.context.active_object
+    obj.scale = (2.0, 2.0, 2.0)
+    bpy.context.view_layer.update()
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(50, 3))
+    local = d / np.linalg.norm(d, axis=1, keepdims=True) * 1.01  # just outside the unit sphere, in object space
+    floater = np.array([[0.0, 0.0, 5.0]])
+    cloud = GaussianCloud(np.r_[local, floater], np.full((51, 3), -4.0), np.tile([1.0, 0, 0, 0], (51, 1)),
+                          np.zeros(51), np.zeros((51, 1, 3)))
+    write_ply(tmp_path / "s.ply", cloud)
+    scene, n_read = viewport.bind_ply_to_object(tmp_path / "s.ply", obj, bpy.context.evaluated_depsgraph_get(), 0.1)
+    assert n_read == 51 and scene.splats.n == 50  # the floater is dropped
+    verts, _ = viewport._mesh_arrays(obj, bpy.context.evaluated_depsgraph_get())
+    np.testing.assert_allclose(scene.cloud(verts).means, local * 2.0 + [1.0, 2.0, 3.0], atol=1e-4)
