@@ -251,6 +251,26 @@ def action_to_face_track(action: bpy.types.Action, fps: float) -> FaceTrack:
     return FaceTrack(fps, spec.CHANNEL_NAMES, values, {"source": action.name})
 
 
+def remove_take(obj: bpy.types.Object, action: bpy.types.Action) -> bpy.types.Action | None:
+    """Delete one of ``obj``'s takes (and its legacy head action). When it was active, the newest remaining take
+    becomes active, or none. Returns the take that is active afterwards."""
+    check_target(obj)
+    info = take_info(action) or {}
+    key = obj.data.shape_keys
+    was_active = compat.assigned_action(key) == action
+    head_ob = bpy.data.objects.get(info.get("head_object", ""))
+    head_action = bpy.data.actions.get(info.get("head_action", ""))
+    if head_action is not None:
+        bpy.data.actions.remove(head_action)
+    if head_ob is not None and compat.assigned_action(head_ob) == action:
+        compat.assign_action(head_ob, None)
+    bpy.data.actions.remove(action)
+    remaining = list_takes(obj)
+    if was_active and remaining:
+        use_take(obj, remaining[-1])
+    return compat.assigned_action(key)
+
+
 # --- writing --------------------------------------------------------------------------------------------------
 
 

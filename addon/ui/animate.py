@@ -181,6 +181,29 @@ class FACEPOLICY_OT_use_take(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class FACEPOLICY_OT_remove_take(bpy.types.Operator):
+    """Delete this take (Ctrl+Z brings it back)"""
+
+    bl_idname = "facepolicy.remove_take"
+    bl_label = "Delete Take"
+    bl_options = {"REGISTER", "UNDO"}
+
+    action: StringProperty(name="Take")
+
+    def execute(self, context):
+        action = bpy.data.actions.get(self.action)
+        if action is None or keys.take_info(action) is None:
+            self.report({"ERROR"}, f'"{self.action}" is not a FacePolicy take')
+            return {"CANCELLED"}
+        try:
+            obj = bake.resolve_target(context, context.scene.facepolicy)
+            keys.remove_take(obj, action)
+        except FacePolicyError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
 class FACEPOLICY_OT_select_audio(bpy.types.Operator):
     """Choose the voice line (the file browser shows audio files only)"""
 
@@ -205,4 +228,5 @@ class FACEPOLICY_OT_select_audio(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (FACEPOLICY_OT_animate_from_audio, FACEPOLICY_OT_use_take, FACEPOLICY_OT_select_audio)
+CLASSES = (FACEPOLICY_OT_animate_from_audio, FACEPOLICY_OT_use_take, FACEPOLICY_OT_remove_take,
+           FACEPOLICY_OT_select_audio)

@@ -158,6 +158,7 @@ class VIEW3D_PT_facepolicy(bpy.types.Panel):
             row.operator("facepolicy.use_take", text=action.name, icon=icon, depress=action == active).action = \
                 action.name
             row.label(text=f"{info.get('engine', '')} · seed {info.get('seed', 0)}")
+            row.operator("facepolicy.remove_take", text="", icon="X").action = action.name
         if len(takes) > 12:
             box.label(text=f"{len(takes) - 12} older takes: Action Editor or NLA")
 

@@ -73,6 +73,13 @@ def test_new_take_uses_the_next_seed_and_keeps_take_one(setup):
     assert obj.data.shape_keys.animation_data.action == takes[1]
     assert bpy.ops.facepolicy.use_take(action=takes[0].name) == {"FINISHED"}
     assert obj.data.shape_keys.animation_data.action == takes[0]
+    assert bpy.ops.facepolicy.animate_from_audio(new_take=True) == {"FINISHED"}  # take 3, active
+    take2 = takes[1].name
+    assert bpy.ops.facepolicy.remove_take(action="Face · line · take 3") == {"FINISHED"}
+    assert obj.data.shape_keys.animation_data.action.name == take2, "the newest remaining take plays"
+    assert [a.name for a in keys.list_takes(obj)] == ["Face · line · take 1", take2]
+    with pytest.raises(RuntimeError, match="not a FacePolicy take"):
+        bpy.ops.facepolicy.remove_take(action="nothing")
 
 
 @pytest.mark.parametrize("with_head", [False, True])

@@ -239,6 +239,11 @@ def test_head_rotation_onto_a_bone(clean_scene, mode):
     keys.use_take(face, result.action)
     assert compat.assigned_action(rig) == result.head_action
     assert second.take == 2
+    # Deleting the active take leaves the other one playing, head included, and no stray head action.
+    keys.remove_take(face, result.action)
+    assert compat.assigned_action(face.data.shape_keys) == second.action
+    assert compat.assigned_action(rig) == second.head_action
+    assert {a.name for a in bpy.data.actions} == {second.action.name, second.head_action.name}
 
 
 def test_head_rotation_onto_the_object_uses_delta_rotation(clean_scene):
