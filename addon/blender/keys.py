@@ -277,8 +277,10 @@ def remove_take(obj: bpy.types.Object, action: bpy.types.Action) -> bpy.types.Ac
 def rig_mapping(obj: bpy.types.Object) -> RigMapping:
     """How ``obj``'s shape keys map to the canonical channels: by name, with the user's overrides on the object."""
     key = obj.data.shape_keys
-    return build_mapping([kb.name for kb in key.key_blocks], reference=key.reference_key.name,
-                         overrides=obj.get(KEY_MAP_PROP, ""))
+    overrides = obj.get(KEY_MAP_PROP, "")
+    if hasattr(overrides, "to_dict"):  # stored as an ID property group rather than JSON text
+        overrides = overrides.to_dict()
+    return build_mapping([kb.name for kb in key.key_blocks], reference=key.reference_key.name, overrides=overrides)
 
 
 @dataclass

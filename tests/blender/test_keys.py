@@ -169,6 +169,8 @@ def test_renamed_keys_rig_by_name_and_by_the_users_mapping(clean_scene):
         np.testing.assert_allclose(got, track.resample(fps).channel(channel), atol=1e-6)
     assert any("no matching shape key" in w for w in result.warnings)
     assert any("Unrelated" in w for w in result.warnings)
+    obj[keys.KEY_MAP_PROP] = {"MySculpt": "browInnerUp", "Unrelated": "cheekPuff"}  # a dict works as well as JSON
+    assert keys.rig_mapping(obj).key_map()["cheekPuff"] == "Unrelated"
 
 
 def test_a_rig_whose_names_match_nothing_is_solved_by_shape(clean_scene):
