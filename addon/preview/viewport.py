@@ -102,6 +102,7 @@ class _State:
         self.texture_key = None
         self.last_key = None
         self.note = ""
+        self.backend = ""  # "cpu (why not CUDA)" or "cuda"
 
 
 _state = _State()
@@ -119,6 +120,8 @@ def status_text() -> str:
         parts.append(f"{_state.scene.splats.n:,} gaussians")
     if result is not None:
         parts.append(f"{result[2]:.0f} ms/frame")
+    if _state.backend:
+        parts.append(_state.backend)
     if _state.note:
         parts.append(_state.note)
     if _state.worker.error:
@@ -294,6 +297,7 @@ def _on_depsgraph_update(scene, depsgraph=None) -> None:
 def _on_load_pre(*_args) -> None:
     """A new file has other objects and areas: stop the preview instead of drawing into nothing."""
     disable()
+    _state.ply_scene, _state.ply_object = None, ""
 
 
 # -- enable / disable -------------------------------------------------------------------------------------------------
@@ -315,7 +319,8 @@ def enable(context, obj) -> None:
     _state.enabled = True
     _state.object_name = obj.name
     _state.area_pointer = area.as_pointer()
-    _state.note = renderer.note
+    _state.note = ""
+    _state.backend = renderer.backend + (f" ({renderer.note})" if renderer.note else "")
     _read_mesh(context.evaluated_depsgraph_get())
     _state.handle = bpy.types.SpaceView3D.draw_handler_add(_draw, (), "WINDOW", "POST_PIXEL")
     bpy.app.timers.register(_poll_timer, first_interval=POLL_SECONDS)
@@ -357,8 +362,7 @@ class FACEPOLICY_OT_splat_preview(bpy.types.Operator):
             _state.note = str(exc)
             self.report({"WARNING"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Splat preview on: {_state.object_name}" + (f" ({_state.note})" if _state.note
-                                                                          else ""))
+        self.report({"INFO"}, f"Splat preview on: {_state.object_name}, {_state.backend}")
         return {"FINISHED"}
 
 
