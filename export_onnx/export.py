@@ -156,6 +156,7 @@ def write_model_dir(checkpoint, out, clips: list[ds.Clip], command: str = "", me
         "opset": OPSET,
         "parity_max_abs_diff": diffs,
         "model": {"audio_dim": cfg["model"]["audio_dim"], "style_dim": cfg["model"]["style_dim"],
+                  "audio_stride": cfg["model"]["audio_stride"],
                   "parameters": {"audio_encoder": count_parameters(model.audio),
                                  "style_encoder": count_parameters(model.style),
                                  "denoiser": count_parameters(model.denoiser)}},

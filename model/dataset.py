@@ -207,9 +207,9 @@ class WindowSampler:
 
     def policy_batch(self, batch: int, evidence_prob: float) -> dict[str, torch.Tensor]:
         h, t_o, margin = self.pol["horizon"], self.pol["past_frames"], self.pol["mel_margin"]
-        ratio = features.MEL_RATE / spec.MODEL_FPS
-        m_len = int(np.ceil((h - 1) * ratio)) + 2 + 2 * margin
+        stride = self.cfg["model"]["audio_stride"]
         mel, labels, valid, x0, past, style, emo, evid, lo, hi, w = ([] for _ in range(11))
+        m_len = max(features.mel_window(t, h, margin, stride)[1] for t in range(6))  # the pattern repeats every 6
         for i in self.rng.choice(len(self.items), size=batch, p=self.weights):
             p = self.items[i]
             t = int(self.rng.integers(0, len(p.states) - h + 1))
@@ -219,18 +219,20 @@ class WindowSampler:
                 pad = p.states[:1] if len(hist) == 0 else hist[:1]
                 hist = np.concatenate([np.repeat(pad, t_o - len(hist), axis=0), hist])
             past.append(hist)
-            m0 = int(np.floor(t * ratio)) - margin
+            m0, _ = features.mel_window(t, h, margin, stride)
             mel.append(_crop(p.mel, m0, m_len, SILENCE_MEL))
-            labels.append(_crop(p.labels[:, None], m0, m_len, 0)[:, 0])
+            # Phone targets on the encoder grid: the label at each encoder frame's centre mel frame.
+            lab = _crop(p.labels[:, None], m0, m_len, 0)[:, 0]
+            labels.append(lab[stride // 2 :: stride])
             v = np.zeros(m_len, bool)
             a, b = max(0, -m0), min(m_len, len(p.mel) - m0)
             v[a + margin // 2 : b - margin // 2] = True  # phone loss away from the window edges only
-            valid.append(v)
-            pos = np.arange(t, t + h) * ratio - m0
-            lo_i = np.floor(pos).astype(np.int64)
+            valid.append(v[stride // 2 :: stride])
+            lo_i, hi_i, w_i = features.model_frame_interp(h, m_len // stride, start=t, stride=stride,
+                                                          offset=m0 // stride)
             lo.append(lo_i)
-            hi.append(lo_i + 1)
-            w.append((pos - lo_i).astype(np.float32))
+            hi.append(hi_i)
+            w.append(w_i)
             codes = self.style_codes[self._style_source(i)] if self.style_codes is not None else None
             style.append(codes[self.rng.integers(len(codes))] if codes is not None
                          else np.zeros(self.cfg["model"]["style_dim"], np.float32))

@@ -53,35 +53,45 @@ class ResBlock1d(nn.Module):
 
 
 class AudioEncoder(nn.Module):
-    """(B, T_mel, N_MELS) log-mel at 100 Hz → (B, T_mel, D) features and (B, T_mel, NUM_PHONES) phone logits.
+    """(B, T_mel, N_MELS) log-mel at 100 Hz → (B, T_mel/stride, D) features and (B, T_mel/stride, NUM_PHONES)
+    phone logits (T_mel a multiple of stride).
 
-    Non-causal: dilations (1, 2, 4, 8, 16) give about ±0.33 s of context, so lookahead comes from the encoder.
-    Mel normalisation (per-band mean/std of the training corpus) is a buffer, so it travels inside the ONNX graph.
+    The first conv pools ``stride`` mel frames (kernel 2·stride, padding stride/2), so frame j sits at the centre of
+    mel frames stride·j .. stride·j+stride-1, as features.model_frame_interp assumes. Non-causal: dilations
+    (1, 2, 4, 8, 16) at 50 Hz give about ±0.65 s of context, so lookahead comes from the encoder. Mel
+    normalisation (per-band mean/std of the training corpus) is a buffer, so it travels inside the ONNX graph.
     """
 
-    def __init__(self, dim: int = 128, hidden: int = 192, dilations=(1, 2, 4, 8, 16)):
+    def __init__(self, dim: int = 128, hidden: int = 128, dilations=(1, 2, 4, 8, 16), stride: int = 2):
         super().__init__()
         self.register_buffer("mel_mean", torch.zeros(features.N_MELS))
         self.register_buffer("mel_std", torch.ones(features.N_MELS))
-        self.inp = nn.Conv1d(features.N_MELS, hidden, 5, padding=2)
+        if stride == 1:
+            self.inp = nn.Conv1d(features.N_MELS, hidden, 5, padding=2)
+        else:
+            self.inp = nn.Conv1d(features.N_MELS, hidden, 2 * stride, stride=stride, padding=stride // 2)
         self.blocks = nn.Sequential(*[ResBlock1d(hidden, 3, d) for d in dilations])
         self.norm = ChannelNorm(hidden)
         self.out = nn.Conv1d(hidden, dim, 1)
         self.phone_head = nn.Conv1d(dim, features.NUM_PHONES, 1)
         self.dim = dim
+        self.stride = stride
+        # Context each side, in mel frames, that changes an output frame (the windows' margin must cover it).
+        self.receptive_radius = stride * (1 + sum(dilations)) + stride
 
     def forward(self, mel):  # mel: (B, T, N_MELS)
         x = ((mel - self.mel_mean) / self.mel_std).transpose(1, 2)  # (B, N_MELS, T)
         h = self.blocks(self.inp(x))
-        feat = self.out(F.gelu(self.norm(h)))  # (B, D, T)
-        logits = self.phone_head(F.gelu(feat))  # (B, P, T)
+        feat = self.out(F.gelu(self.norm(h)))  # (B, D, T/stride)
+        logits = self.phone_head(F.gelu(feat))  # (B, P, T/stride)
         return feat.transpose(1, 2), logits.transpose(1, 2)
 
 
-def to_model_rate(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """(B, T_mel, D) → (B, T, D) with the interpolation of features.model_frame_interp (same indices, same weights)."""
-    w = w[None, :, None]
-    return (1.0 - w) * x[:, lo] + w * x[:, hi]
+def gather_frames(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """(B, T_src, D) → (B, T, D) with per-sample (B, T) indices and weights of features.model_frame_interp."""
+    rows = torch.arange(x.shape[0])[:, None]
+    w = w[..., None]
+    return (1.0 - w) * x[rows, lo] + w * x[rows, hi]
 
 
 class StyleEncoder(nn.Module):
@@ -205,7 +215,7 @@ class FacePolicyModel(nn.Module):
     def __init__(self, cfg: dict):
         super().__init__()
         m = cfg["model"]
-        self.audio = AudioEncoder(m["audio_dim"], m["audio_hidden"], tuple(m["audio_dilations"]))
+        self.audio = AudioEncoder(m["audio_dim"], m["audio_hidden"], tuple(m["audio_dilations"]), m["audio_stride"])
         self.style = StyleEncoder(m["style_dim"], m["style_hidden"], m["style_blocks"])
         self.denoiser = Denoiser(m["audio_dim"], m["style_dim"], cfg["policy"]["past_frames"], m["width"],
                                  m["global_dim"], m["local_dim"])

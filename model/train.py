@@ -22,7 +22,7 @@ import torch
 from . import dataset as ds
 from .diffusion import Diffusion, drop_conditions
 from .losses import default_vertex_factor, nt_xent, phone_loss, trajectory_losses
-from .nets import FacePolicyModel, count_parameters
+from .nets import FacePolicyModel, count_parameters, gather_frames
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,6 +65,9 @@ class Trainer:
         self.model = FacePolicyModel(cfg)
         self.model.set_normalisation(self.norm["mel_mean"], self.norm["mel_std"], self.norm["state_mean"],
                                      self.norm["state_std"])
+        if cfg["policy"]["mel_margin"] < self.model.audio.receptive_radius:
+            raise ValueError(f"policy.mel_margin must be ≥ the audio encoder's receptive radius "
+                             f"({self.model.audio.receptive_radius} mel frames), or windows would see their edges")
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.diffusion = Diffusion(cfg["diffusion"]["steps"])
         self.sampler = ds.WindowSampler(self.train_prep, cfg, seed)
@@ -164,9 +167,7 @@ class Trainer:
                       drop: bool = True) -> dict[str, torch.Tensor]:
         feat, logits = model.audio(batch["mel"])
         b = feat.shape[0]
-        rows = torch.arange(b)[:, None]
-        w = batch["w"][..., None]
-        audio = (1.0 - w) * feat[rows, batch["lo"]] + w * feat[rows, batch["hi"]]  # (B, H, D)
+        audio = gather_frames(feat, batch["lo"], batch["hi"], batch["w"])  # (B, H, D)
         x0 = model.normalise(batch["x0"])
         inputs = {"x0": x0, "audio": audio, "evidence": batch["evidence"], "style": batch["style"],
                   "past": model.normalise(batch["past"]), "emotion": batch["emotion"]}

@@ -1,9 +1,9 @@
 """Audio and phone features for the neural engine, in numpy: the ONE implementation used by training and runtime.
 
-Log-mel frames run at 100 Hz (10 ms hop); the face runs at ``spec.MODEL_FPS``. ``model_frame_interp`` gives the
-fixed linear map from the 100 Hz grid to model frames, so the torch training graph and the numpy runtime align
-audio to faces identically. Phone evidence (from exact corpus timings, a forced alignment or a recognizer) becomes
-per-frame soft one-hots over ``phones.PHONES``.
+Log-mel frames run at 100 Hz (10 ms hop); the face runs at ``spec.MODEL_FPS``. ``mel_window`` and
+``model_frame_interp`` give the fixed windows and linear map from the (strided) encoder grid to model frames, so
+the torch training graph and the numpy runtime align audio to faces identically. Phone evidence (from exact
+corpus timings, a forced alignment or a recognizer) becomes per-frame soft one-hots over ``phones.PHONES``.
 """
 
 from __future__ import annotations
@@ -92,25 +92,41 @@ def log_mel(samples: np.ndarray, start_frame: int = 0, n_frames: int | None = No
     return out
 
 
-def model_frame_interp(n_frames: int, n_mel: int, fps: float = spec.MODEL_FPS, start: int = 0):
-    """Linear interpolation from the mel grid to model frames ``start .. start+n_frames``.
+def model_frame_interp(n_frames: int, n_src: int, fps: float = spec.MODEL_FPS, start: int = 0, stride: int = 1,
+                       offset: int = 0):
+    """Linear interpolation from a feature grid to model frames ``start .. start+n_frames``.
 
-    Returns (lo, hi, w) with model frame k = (1-w[k]) * mel[lo[k]] + w[k] * mel[hi[k]], indices clamped to
-    ``[0, n_mel)``. Model frame k sits at k/fps seconds, mel frame i at i/MEL_RATE seconds.
+    The grid runs at MEL_RATE/stride: its frame j pools mel frames stride*j .. stride*j+stride-1 and sits at
+    their centre (a stride-2 encoder has frames at (2j + 0.5) / MEL_RATE s). ``offset`` is the grid index of the
+    first row the caller holds, and there are ``n_src`` rows. Returns (lo, hi, w) with
+    model frame k = (1-w[k]) * src[lo[k]] + w[k] * src[hi[k]], indices clamped to ``[0, n_src)``.
     """
-    pos = (np.arange(start, start + n_frames, dtype=np.float64) * (MEL_RATE / fps))
-    pos = np.clip(pos, 0.0, n_mel - 1)
+    mel_pos = np.arange(start, start + n_frames, dtype=np.float64) * (MEL_RATE / fps)
+    pos = np.clip((mel_pos - (stride - 1) / 2) / stride - offset, 0.0, n_src - 1)
     lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, n_mel - 1)
+    hi = np.minimum(lo + 1, n_src - 1)
     w = (pos - lo).astype(np.float32)
     return lo, hi, w
 
 
-def to_model_rate(x: np.ndarray, n_frames: int, fps: float = spec.MODEL_FPS, start: int = 0) -> np.ndarray:
-    """Resample (n_mel, D) mel-rate features to (n_frames, D) model-rate features (see model_frame_interp)."""
-    lo, hi, w = model_frame_interp(n_frames, x.shape[0], fps, start)
+def to_model_rate(x: np.ndarray, n_frames: int, fps: float = spec.MODEL_FPS, start: int = 0, stride: int = 1,
+                  offset: int = 0) -> np.ndarray:
+    """Resample (n_src, D) grid features to (n_frames, D) model-rate features (see model_frame_interp)."""
+    lo, hi, w = model_frame_interp(n_frames, x.shape[0], fps, start, stride, offset)
     w = w[:, None]
     return ((1.0 - w) * x[lo] + w * x[hi]).astype(np.float32)
+
+
+def mel_window(start: int, n_frames: int, margin: int, stride: int = 1,
+               fps: float = spec.MODEL_FPS) -> tuple[int, int]:
+    """(first mel frame, mel frame count) an encoder needs for model frames start..start+n_frames with ``margin``
+    mel frames of context each side; both are multiples of ``stride``, so windows share the whole file's grid."""
+    ratio = MEL_RATE / fps
+    m0 = int(np.floor(start * ratio)) - margin
+    m1 = int(np.ceil((start + n_frames - 1) * ratio)) + 1 + margin
+    m0 = stride * int(np.floor(m0 / stride))
+    m1 = stride * int(np.ceil(m1 / stride))
+    return m0, m1 - m0
 
 
 def phone_frames(segments, n_frames: int, fps: float, start: int = 0) -> np.ndarray:

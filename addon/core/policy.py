@@ -235,6 +235,7 @@ class NeuralPolicy:
         self.default_style = m.get("default_style")
         self.style_dim = int(m["model"]["style_dim"])
         self.audio_dim = int(m["model"]["audio_dim"])
+        self.audio_stride = int(m["model"].get("audio_stride", 1))
 
     # --- conditions ---------------------------------------------------------------------------------------------
 
@@ -265,15 +266,13 @@ class NeuralPolicy:
 
     def audio_features(self, samples: np.ndarray, start: int, n_frames: int, cancel: _CancelWatch) -> np.ndarray:
         """(n_frames, D) encoder features for model frames start..start+n_frames (outside the audio: silence)."""
-        lo, hi, _ = features.model_frame_interp(n_frames, 1 << 40, start=start)
-        m0 = int(lo[0]) - self.mel_margin
-        m1 = int(hi[-1]) + self.mel_margin + 1
-        mel = features.log_mel(samples, start_frame=m0, n_frames=m1 - m0)
+        m0, m_len = features.mel_window(start, n_frames, self.mel_margin, self.audio_stride)
+        mel = features.log_mel(samples, start_frame=m0, n_frames=m_len)
         feat, _ = self.audio_sess.run(None, {"mel": mel[None]}, cancel.run_options)
-        pos = np.arange(start, start + n_frames, dtype=np.float64) * (features.MEL_RATE / spec.MODEL_FPS) - m0
-        lo = np.floor(pos).astype(np.int64)
-        w = (pos - lo).astype(np.float32)[:, None]
-        return ((1.0 - w) * feat[0, lo] + w * feat[0, lo + 1]).astype(np.float32)
+        lo, hi, w = features.model_frame_interp(n_frames, feat.shape[1], start=start, stride=self.audio_stride,
+                                                offset=m0 // self.audio_stride)
+        w = w[:, None]
+        return ((1.0 - w) * feat[0, lo] + w * feat[0, hi]).astype(np.float32)
 
     # --- sampling -----------------------------------------------------------------------------------------------
 
