@@ -1,0 +1,137 @@
+"""core.policy without a trained model: DDIM arithmetic, frame-keyed noise, model-file checks, CUDA fallback,
+cancellation. (The sampler on a real tiny model is tested in tests/model/test_model_runtime.py.)"""
+
+import json
+import logging
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from facepolicy.core import policy
+from facepolicy.core.errors import AssetError, FacePolicyError
+
+
+def test_ddim_timesteps_cover_the_schedule_downwards():
+    steps = policy.ddim_timesteps(100, 4)
+    assert [t for t, _ in steps] == [99, 66, 33, 0]
+    assert [p for _, p in steps] == [66, 33, 0, -1]
+    assert policy.ddim_timesteps(100, 1) == [(99, -1)]
+    assert len(policy.ddim_timesteps(10, 50)) == 10
+
+
+def test_ddim_update_lands_on_x0_at_the_end_and_keeps_noise_direction():
+    rng = np.random.default_rng(0)
+    x0, eps = rng.standard_normal((2, 5)), rng.standard_normal((2, 5))
+    ab_t, ab_prev = 0.3, 0.7
+    xt = np.sqrt(ab_t) * x0 + np.sqrt(1 - ab_t) * eps
+    np.testing.assert_allclose(policy.ddim_update(xt, x0, ab_t, 1.0), x0, atol=1e-12)
+    np.testing.assert_allclose(policy.ddim_update(xt, x0, ab_t, ab_prev),
+                               np.sqrt(ab_prev) * x0 + np.sqrt(1 - ab_prev) * eps, atol=1e-12)
+
+
+def test_frame_noise_depends_only_on_seed_and_absolute_frame():
+    whole = policy.frame_noise(3, 0, 700)
+    np.testing.assert_array_equal(policy.frame_noise(3, 250, 300), whole[250:550])
+    np.testing.assert_array_equal(policy.frame_noise(3, 0, 700), whole)
+    assert not np.allclose(policy.frame_noise(4, 0, 700), whole)
+    assert abs(float(whole.std()) - 1.0) < 0.05
+
+
+def test_emotion_vector():
+    np.testing.assert_array_equal(policy.emotion_vector("neutral", 1.0), np.zeros(len(policy.EMOTIONS)))
+    v = policy.emotion_vector("happy", 0.6)
+    assert v[policy.EMOTIONS.index("happy")] == pytest.approx(0.6) and v.sum() == pytest.approx(0.6)
+    assert policy.emotion_vector("sad", 3.0).max() == 1.0
+    with pytest.raises(FacePolicyError, match="neutral, happy"):
+        policy.emotion_vector("bored", 1.0)
+
+
+def _identity_model(path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_cuda_failure_at_session_creation_falls_back_to_cpu(tmp_path, monkeypatch, caplog):
+    import onnxruntime as ort
+
+    path = _identity_model(tmp_path / "m.onnx")
+    real = ort.InferenceSession
+
+    def fake_session(p, opts=None, providers=None):
+        if providers and "CUDAExecutionProvider" in providers:
+            raise RuntimeError("CUDA failure 100: no CUDA-capable device is detected")
+        return real(p, opts, providers=providers)
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", fake_session)
+    with caplog.at_level(logging.WARNING, logger="facepolicy"):
+        sess, provider = policy.create_session(path, "auto")
+    assert provider == "cpu"
+    assert "CUDA failed" in caplog.text and "using the CPU" in caplog.text
+    (y,) = sess.run(None, {"x": np.arange(3, dtype=np.float32)})
+    np.testing.assert_array_equal(y, [0, 1, 2])
+
+
+def test_cuda_asked_for_without_the_provider_warns(tmp_path, caplog):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    path = _identity_model(tmp_path / "m.onnx")
+    with caplog.at_level(logging.WARNING, logger="facepolicy"):
+        _, provider = policy.create_session(path, "cuda")
+    assert provider == "cpu" and "no CUDA provider" in caplog.text
+
+
+def test_unreadable_model_file_is_an_asset_error(tmp_path):
+    bad = tmp_path / "denoiser.onnx"
+    bad.write_bytes(b"not an onnx file")
+    with pytest.raises(AssetError, match='denoiser.onnx" could not be loaded'):
+        policy.create_session(bad, "cpu")
+
+
+def test_model_files_are_checked_against_their_sums(tmp_path):
+    with pytest.raises(AssetError, match="model.json.*missing"):
+        policy.read_model_files(tmp_path)
+    (tmp_path / "a.onnx").write_bytes(b"abc")
+    digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc")
+    (tmp_path / "model.json").write_text(json.dumps({"files": {"a.onnx": digest}}))
+    assert policy.read_model_files(tmp_path).manifest["files"] == {"a.onnx": digest}
+    (tmp_path / "a.onnx").write_bytes(b"abd")
+    with pytest.raises(AssetError, match=f'a.onnx" is corrupt: its sha256 is not the expected {digest}'):
+        policy.read_model_files(tmp_path)
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(AssetError, match="model.json.*corrupt"):
+        policy.read_model_files(tmp_path)
+
+
+def test_cancel_watch_terminates_the_run_options():
+    cancel = threading.Event()
+    watch = policy._CancelWatch(cancel)
+    try:
+        assert not watch.run_options.terminate
+        cancel.set()
+        deadline = time.time() + 2.0
+        while not watch.run_options.terminate and time.time() < deadline:
+            time.sleep(0.01)
+        assert watch.run_options.terminate
+        with pytest.raises(policy.Cancelled):
+            watch.check()
+    finally:
+        watch.close()
+
+
+def test_the_bundled_model_is_reported_clearly_when_absent(monkeypatch, tmp_path):
+    monkeypatch.setenv("FACEPOLICY_ASSETS", str(tmp_path))
+    with pytest.raises(AssetError, match="use --engine phonetic"):
+        policy.NeuralEngine().policy()
