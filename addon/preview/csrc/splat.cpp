@@ -279,12 +279,14 @@ static void render_tile(const FpsCamera& cam, int tile, const int* entries, int 
     const int w = std::min(FPS_TILE, cam.width - x0), h = std::min(FPS_TILE, cam.height - y0);
     const int n_pix = w * h;
     float T[FPS_TILE_PIXELS], C[FPS_TILE_PIXELS * 3];
-    unsigned char done[FPS_TILE_PIXELS];
     for (int p = 0; p < n_pix; ++p) {
         T[p] = 1.0f;
         C[3 * p] = C[3 * p + 1] = C[3 * p + 2] = 0.0f;
-        done[p] = 0;
     }
+    // Bit px of live[py] is set while that pixel still takes colour: saturated pixels cost nothing afterwards,
+    // which matters because most gaussians of a tile lie behind an already opaque surface.
+    uint32_t live[FPS_TILE];
+    for (int py = 0; py < FPS_TILE; ++py) live[py] = py < h ? (1u << w) - 1u : 0u;
     int n_done = 0;
     for (int e = begin; e < end && n_done < n_pix; ++e) {
         const FpsProjected& g = proj[entries[e]];
@@ -293,13 +295,17 @@ static void render_tile(const FpsCamera& cam, int tile, const int* entries, int 
         int hx = (int)fps_clampf(floorf(g.mx + g.extent[0] - 0.5f) - x0 + 1.0f, 0.0f, (float)w);
         int ly = (int)fps_clampf(ceilf(g.my - g.extent[1] - 0.5f) - y0, 0.0f, (float)h);
         int hy = (int)fps_clampf(floorf(g.my + g.extent[1] - 0.5f) - y0 + 1.0f, 0.0f, (float)h);
+        if (hx <= lx) continue;
+        const uint32_t columns = ((1u << hx) - 1u) & ~((1u << lx) - 1u);
         for (int py = ly; py < hy; ++py) {
+            uint32_t todo = live[py] & columns;
             const float fy = y0 + py + 0.5f;
-            for (int px = lx; px < hx; ++px) {
+            while (todo) {
+                const int px = __builtin_ctz(todo);
+                todo &= todo - 1u;
                 const int p = py * w + px;
-                if (done[p]) continue;
                 if (fps_blend(g, x0 + px + 0.5f, fy, &T[p], &C[3 * p])) {
-                    done[p] = 1;
+                    live[py] &= ~(1u << px);
                     ++n_done;
                 }
             }
