@@ -86,7 +86,7 @@ def folder_clips(folder: Path) -> list[Clip]:
     return out
 
 
-TTS_SEED = 90417  # held out: the corpus builder draws its sentences from other seeds
+TTS_SEED = 271828  # held out: neither the corpus builder nor the tuning runs (seed 90417) used it
 
 
 def tts_clips(n: int, seed: int = TTS_SEED) -> list[Clip]:

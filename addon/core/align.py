@@ -6,20 +6,25 @@ at most ``MAX_CHUNK`` seconds, so the decoders' memory stays bounded whatever th
 
 from __future__ import annotations
 
+import functools
 import re
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from . import spec
 from .errors import FacePolicyError
+from .fileio import atomic_write_text
 from .phones import PHONE_INDEX, SIL, PhoneSegment, normalise_phone
 
 FRAME_RATE = 100  # pocketsphinx frames per second
 MAX_CHUNK = 30.0  # seconds per decoder call
 PHONE_LM_WEIGHT = 2.0
+BILABIAL_BOOST = 1.2  # log10 added to phone-LM probabilities of M, B and P
 # Recognised phones whose acoustic score per frame is worse than this are treated as uncertain
 # (music, noise, coughs); see ``_confidence``.
 _SCORE_GOOD = -1500.0
@@ -174,6 +179,56 @@ def chunk_bounds(samples: np.ndarray, rate: int = spec.SAMPLE_RATE, max_len: flo
     return bounds
 
 
+@functools.cache
+def _phone_lm_arpa(source: str) -> str:
+    """The binary phone LM as ARPA text.
+
+    The LogMath is held in a variable on purpose: NGramModel keeps only a borrowed pointer to it, and a temporary
+    (or NGramModel.readfile's implicit one) is freed under the model, which then writes garbage scores.
+    """
+    ps = _pocketsphinx()
+    logmath = ps.LogMath()
+    config = ps.Config()
+    model = ps.NGramModel(config, logmath, source)
+    with tempfile.TemporaryDirectory(prefix="fp_lm_") as tmp:
+        arpa = Path(tmp) / "phone.arpa"
+        model.write(str(arpa), ps.NGramModel.str_to_type("arpa"))
+        text = arpa.read_text(encoding="utf-8")
+    del model, logmath, config
+    unigrams = text.split("\\1-grams:", 1)[-1].split("\\2-grams:", 1)[0]
+    scores = [float(line.split("\t")[0]) for line in unigrams.splitlines() if "\t" in line]
+    if not scores or not all(-99.5 < v <= 0 for v in scores):
+        raise FacePolicyError("pocketsphinx's phone language model could not be read; reinstall pocketsphinx")
+    return text
+
+
+def bilabial_phone_lm(boost: float = BILABIAL_BOOST) -> Path:
+    """pocketsphinx's phone language model with every n-gram ending in M, B or P raised by ``boost`` (log10).
+
+    Built once from the installed model and kept in the temp folder (about 0.4 MB).
+    """
+    ps = _pocketsphinx()
+    source = Path(ps.get_model_path("en-us/en-us-phone.lm.bin"))
+    stat = source.stat()
+    out = Path(tempfile.gettempdir()) / f"facepolicy-phone-lm-{stat.st_size}-{int(stat.st_mtime)}-{boost:.2f}.arpa"
+    if out.exists():
+        return out
+    lines = _phone_lm_arpa(str(source)).split("\n")
+    in_ngrams = False
+    for k, line in enumerate(lines):
+        if line.startswith("\\"):
+            in_ngrams = line.endswith("-grams:")
+            continue
+        fields = line.split("\t")
+        if in_ngrams and len(fields) >= 2 and fields[1].split(" ")[-1] in {"M", "B", "P"}:
+            logp = float(fields[0])
+            if logp > -98:
+                fields[0] = f"{logp + boost:.4f}"
+                lines[k] = "\t".join(fields)
+    atomic_write_text(out, "\n".join(lines))
+    return out
+
+
 def _pcm16(samples: np.ndarray) -> bytes:
     return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
@@ -220,10 +275,10 @@ class Aligner:
             return self._align
         if kind == "phones":
             if self._phones is None:
-                # A light phone-LM weight (default 6.5): fewer bilabials are smoothed away (measured on
-                # ARCTIC, LibriVox and festival/flite clips with model/evaluate_phonetic.py).
-                self._phones = ps.Decoder(allphone=ps.get_model_path("en-us/en-us-phone.lm.bin"), lm=None,
-                                          loglevel="FATAL", bestpath=False, lw=PHONE_LM_WEIGHT)
+                # A light phone-LM weight (default 6.5) and a prior towards bilabials: a missed closure looks
+                # worse than a spurious one (both measured with model/evaluate_phonetic.py).
+                self._phones = ps.Decoder(allphone=str(bilabial_phone_lm()), lm=None, loglevel="FATAL",
+                                          bestpath=False, lw=PHONE_LM_WEIGHT)
             return self._phones
         if self._words is None:
             self._words = ps.Decoder(loglevel="FATAL")

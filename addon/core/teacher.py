@@ -110,6 +110,7 @@ _THETA_CARRY = np.array([26.0, 28.0, 16.0, 16.0, 24.0, 34.0])
 _REACH = 0.45  # seconds beyond which a dominance function is treated as zero
 _EMPH_BASE = 0.15  # jaw and lip gain of a silent vowel; a vowel at 0.85 of the loud ones gets gain 1
 _OPEN_FLOOR = 0.27  # least jaw opening in an open vowel (of the default head's full jawOpen)
+_CLOSE_VOWELS = frozenset({"iy", "uw"})  # never forced open
 _FINE_RATE = 200  # Hz: the grid the dominance blend is evaluated on
 _INERTIA = 0.02  # seconds: std of the Gaussian low-pass that stands in for articulator mass
 
@@ -322,7 +323,8 @@ def _open_floor(times, opens, starts, ends, conf, fps, ramp: float) -> np.ndarra
     return floor
 
 
-def _lower_face(values: np.ndarray, names, starts, ends, conf, emphasis, times, fps, style: SpeakerStyle) -> None:
+def _lower_face(values: np.ndarray, names, starts, ends, conf, emphasis, times, fps, style: SpeakerStyle,
+                recognised: bool) -> None:
     # Blend on a fine grid, low-pass it (articulator inertia), then sample at the output frames.
     fine = np.arange(int(math.ceil((times[-1] + 1.0 / fps) * _FINE_RATE)) + 1) / _FINE_RATE
     amp = style.amplitude * style.precision
@@ -330,6 +332,10 @@ def _lower_face(values: np.ndarray, names, starts, ends, conf, emphasis, times, 
     jaw_gain = amp * (0.7 + 0.6 * jaw_share)
     raw = _articulators(names, starts, ends, conf, emphasis, fine, style)
     opens = [i for i, p in enumerate(names) if p in OPEN_VOWELS]
+    if recognised:
+        # Recognised vowel identities are unreliable, their loudness is not: a loud vowel nucleus is open.
+        opens += [i for i, p in enumerate(names)
+                  if p in VOWELS and p not in OPEN_VOWELS and p not in _CLOSE_VOWELS and emphasis[i] >= 0.6]
     # Open vowels always open the mouth visibly, however short, weak or crowded by consonants they are:
     # a floor under the jaw, applied before the low-pass so the opening stays smooth.
     raw[:, JAW] = np.maximum(raw[:, JAW], _open_floor(fine, opens, starts, ends, conf, fps, 0.08) * 1.15 / jaw_gain)
@@ -605,11 +611,13 @@ def _reseal(values: np.ndarray, names, starts, ends, times, fps) -> None:
 def animate_phones(phones: Sequence[PhoneSegment], samples: np.ndarray | None = None, *,
                    rate: int = spec.SAMPLE_RATE, fps: float = spec.MODEL_FPS, style: SpeakerStyle | None = None,
                    seed: int = 0, duration: float | None = None, confidence: Sequence[float] | None = None,
-                   prosody: Prosody | None = None) -> FaceTrack:
+                   prosody: Prosody | None = None, recognised: bool = False) -> FaceTrack:
     """A FaceTrack (spec.CHANNEL_NAMES at ``fps``) for phones with times in seconds.
 
     ``samples`` (mono at ``rate``) drives brows, blinks' timing context and head motion; without it the upper
     face still blinks and moves gaze but has no prosody. ``confidence`` (0..1 per phone) calms uncertain phones.
+    ``recognised`` marks phones from a recogniser rather than known timings: loud vowels then open whatever their
+    recognised identity.
     """
     style = style or SpeakerStyle()
     rng = np.random.default_rng(seed)
@@ -626,7 +634,7 @@ def animate_phones(phones: Sequence[PhoneSegment], samples: np.ndarray | None = 
             np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.float32))
     if phones:
         emphasis = phone_emphasis(names, starts, ends, prosody)
-        _lower_face(values, names, starts, ends, conf, emphasis, times, fps, eff)
+        _lower_face(values, names, starts, ends, conf, emphasis, times, fps, eff, recognised)
     _upper_face(values, times, fps, names, starts, ends, prosody, eff, rng)
     _apply_pose(values, eff, _talking(names, starts, ends, times))
     arkit = values[:, : spec.NUM_ARKIT]
@@ -634,6 +642,6 @@ def animate_phones(phones: Sequence[PhoneSegment], samples: np.ndarray | None = 
     _reseal(values, names, starts, ends, times, fps)
     meta = {
         "teacher": {"version": TEACHER_VERSION, "seed": int(seed), "style": style.to_dict(), "fps": fps,
-                    "phones": len(phones)},
+                    "phones": len(phones), "recognised": recognised},
     }
     return FaceTrack(fps, spec.CHANNEL_NAMES, values.astype(np.float32), meta)

@@ -129,3 +129,16 @@ def test_long_audio_is_processed_in_bounded_chunks(monkeypatch):
     assert second_a9 == pytest.approx(len(a9.samples) / 16000 + len(a7.samples) / 16000 + 2 * 0.5 + 1.57, abs=0.05)
     recog = aligner.recognise_phones(x)
     assert recog.phones[-1].end == pytest.approx(len(x) / spec.SAMPLE_RATE, abs=0.05)
+
+
+@needs_pocketsphinx
+def test_the_phone_language_model_is_biased_towards_bilabials(tmp_path, monkeypatch):
+    monkeypatch.setattr(align.tempfile, "gettempdir", lambda: str(tmp_path))
+    plain = align.bilabial_phone_lm(0.0).read_text().splitlines()
+    boosted = align.bilabial_phone_lm(0.5).read_text().splitlines()
+    assert len(plain) == len(boosted) > 20000
+    changed = [(a, b) for a, b in zip(plain, boosted, strict=True) if a != b]
+    assert changed and all(a.split("\t")[1].split(" ")[-1] in {"M", "B", "P"} for a, _ in changed)
+    assert all(float(b.split("\t")[0]) == pytest.approx(float(a.split("\t")[0]) + 0.5) for a, b in changed)
+    assert align.bilabial_phone_lm(0.5).stat().st_mtime == (tmp_path / align.bilabial_phone_lm(0.5).name).stat(
+    ).st_mtime  # built once, then reused

@@ -1,0 +1,116 @@
+"""Phonetic engine speed: 60 s of real speech through `facepolicy bake --engine phonetic -o out.csv`, whole process.
+
+The speech is CMU ARCTIC (tests/data/arctic) and, when Debian's pocketsphinx-testdata is installed, LibriVox clips,
+repeated to 60 s. Reports the median wall time of the whole process (imports, decoder start-up, recognition,
+teacher, CSV) and its CPU time, then an in-process breakdown.
+
+    .venv/bin/python bench/bench_phonetic.py [--runs 3] [--seconds 60] [--transcript] [--accuracy fast|accurate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+def speech(seconds: float) -> tuple[np.ndarray, str]:
+    """Real speech clips (and their transcripts) repeated to ``seconds``."""
+    from facepolicy.core.audio import load_audio
+
+    clips = []
+    for wav in sorted((ROOT / "tests" / "data" / "arctic").glob("*.wav")):
+        clips.append((load_audio(wav).samples, wav.with_suffix(".txt").read_text().strip()))
+    listing = LIBRIVOX / "transcription"
+    if listing.exists():
+        for line in listing.read_text().splitlines():
+            name = line.rsplit("(", 1)[-1].rstrip(")")
+            text = line.split("</s>")[0].replace("<s>", "").strip()
+            clips.append((load_audio(LIBRIVOX / f"{name}.wav").samples, text))
+    gap = np.zeros(8000, np.float32)
+    parts, texts, total = [], [], 0
+    while total < seconds * 16000:
+        for x, text in clips:
+            parts += [x, gap]
+            texts.append(text)
+            total += len(x) + len(gap)
+            if total >= seconds * 16000:
+                break
+    return np.concatenate(parts)[: int(seconds * 16000)], " ".join(texts)
+
+
+def child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--transcript", action="store_true", help="pass the transcript (forced alignment)")
+    ap.add_argument("--accuracy", choices=("fast", "accurate"), default="fast")
+    args = ap.parse_args()
+    samples, text = speech(args.seconds)
+    duration = len(samples) / 16000
+    with tempfile.TemporaryDirectory(prefix="fp_bench_phonetic_") as tmp:
+        wav = Path(tmp) / "speech.wav"
+        sf.write(str(wav), samples, 16000)
+        if args.transcript:
+            # Cut at the sample count, the text may run a little past the audio: keep only whole clips' words.
+            wav.with_suffix(".txt").write_text(text, encoding="utf-8")
+        out = Path(tmp) / "out.csv"
+        code = ("import sys; from facepolicy.core.engine import BakeOptions, animate; "
+                "from facepolicy.core.livelink import write_livelink_csv; "
+                f"t = animate(sys.argv[1], BakeOptions(engine='phonetic', extra={{'accuracy': '{args.accuracy}'}})); "
+                "write_livelink_csv(t, sys.argv[2]); print(t.meta['phonetic']['mode'], t.meta['warnings'])")
+        walls, cpus, mode = [], [], ""
+        for _ in range(args.runs):
+            c0 = child_cpu()
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", code, str(wav), str(out)], capture_output=True, text=True,
+                                  env={**os.environ, "OMP_NUM_THREADS": "1"})
+            walls.append(time.perf_counter() - t0)
+            cpus.append(child_cpu() - c0)
+            if proc.returncode != 0:
+                print(proc.stderr[-2000:], file=sys.stderr)
+                return 1
+            mode = proc.stdout.strip().splitlines()[-1]
+        wall, cpu = statistics.median(walls), statistics.median(cpus)
+        print(f"phonetic {duration:.1f}s audio ({args.accuracy}{', transcript' if args.transcript else ''}): "
+              f"{wall:.2f}s wall ({duration / wall:.0f}x real time), {cpu:.2f}s cpu, median of {args.runs}; "
+              f"mode {mode}")
+        breakdown(samples, args)
+    return 0
+
+
+def breakdown(samples: np.ndarray, args) -> None:
+    """Where the time goes, in this process (decoder start-up, phones, teacher)."""
+    from facepolicy.core.align import Aligner
+    from facepolicy.core.teacher import animate_phones
+
+    al = Aligner()
+    t0 = time.process_time()
+    al._decoder("words" if args.accuracy == "accurate" else "phones")
+    t1 = time.process_time()
+    result = al.recognise_words(samples) if args.accuracy == "accurate" else al.recognise_phones(samples)
+    t2 = time.process_time()
+    animate_phones(result.phones, samples, confidence=result.confidence)
+    t3 = time.process_time()
+    print(f"  cpu breakdown: decoder start {t1 - t0:.2f}s, recognition {t2 - t1:.2f}s, teacher {t3 - t2:.2f}s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
