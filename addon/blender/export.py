@@ -8,6 +8,7 @@ files through core.fileio's temporary-file-and-rename, so an interruption never 
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -58,6 +59,23 @@ def fresh_scene_with_character(blend: str | None, object_name: str | None) -> bp
 
 
 _head_template: dict[str, str] = {}  # this process's snapshot of an empty scene with the bundled head
+_TEMPLATE_PREFIX = "facepolicy-head-"
+
+
+def _template_folder() -> Path:
+    """A folder for this process's snapshot, removed at exit; those of processes that were killed are swept."""
+    root = Path(tempfile.gettempdir())
+    for stale in root.glob(f"{_TEMPLATE_PREFIX}*"):
+        try:
+            os.kill(int(stale.name.removeprefix(_TEMPLATE_PREFIX)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except (ValueError, PermissionError):
+            pass  # not ours, or another user's live process
+    folder = root / f"{_TEMPLATE_PREFIX}{os.getpid()}"
+    folder.mkdir(exist_ok=True)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def _fresh_default_head() -> bpy.types.Object:
@@ -74,9 +92,8 @@ def _fresh_default_head() -> bpy.types.Object:
     from .head import add_default_head
 
     obj = add_default_head(bpy.context)
-    folder = tempfile.mkdtemp(prefix="facepolicy-head-")
-    atexit.register(shutil.rmtree, folder, True)
-    path = str(Path(folder) / "head.blend")
+    folder = _template_folder()
+    path = str(folder / "head.blend")
     bpy.ops.wm.save_as_mainfile(filepath=path, copy=True, check_existing=False)
     _head_template.update(path=path, object=obj.name)
     return obj
