@@ -83,8 +83,9 @@ def cuda_command(nvcc: str, archs=DEFAULT_CUDA_ARCHS) -> list[str]:
         gencode += ["-gencode", f"arch=compute_{arch},code=sm_{arch}"]
     gencode += ["-gencode", f"arch=compute_{archs[-1]},code=compute_{archs[-1]}"]
     # cudart is linked statically (nvcc's default): the library needs only the NVIDIA driver at run time.
+    # --threads 0: compile the architectures in parallel, one per CPU.
     return [nvcc, "-O3", "-std=c++17", "-x", "cu", "-shared", "-Xcompiler", "-fPIC,-fvisibility=hidden",
-            *gencode, str(SOURCES[0])]
+            "--threads", "0", *gencode, str(SOURCES[0])]
 
 
 def build_cpu(out_dir: Path = LIB_DIR) -> Path:
