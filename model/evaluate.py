@@ -1,0 +1,235 @@
+"""Evaluate an exported neural model (the ONNX files the add-on ships, run by core.policy, not torch):
+
+- held-out synthetic speech (voices and engines never trained on) against the teacher: lip vertex error (max L2
+  over the lip vertices per frame, averaged, mm), FDD of the upper face on the default head, lip-sync metrics;
+- real speech (CMU ARCTIC, LibriVox; no transcript given to the model): the lip-sync metrics, side by side with
+  the Phonetic engine with and without a transcript;
+- style retrieval accuracy over held-out style identities, and how style strength moves the output's style code;
+- diversity across seeds: upper-face motion differs, bilabial closure stays for every seed.
+
+    .venv/bin/python -m model.evaluate --model assets/models --corpus cache/corpus [--real] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facepolicy.core import metrics, spec
+from facepolicy.core.audio import Audio
+from facepolicy.core.engine import BakeOptions
+from facepolicy.core.head import load_default_head
+from facepolicy.core.policy import NeuralEngine, NeuralPolicy, SampleSettings, states_to_track
+
+ROOT = Path(__file__).resolve().parent.parent
+NEURAL_MODES = ("fast", "accurate", "transcript")
+
+
+# --- geometry on the default head ----------------------------------------------------------------------------------
+
+def lip_vertex_error(pred: np.ndarray, ref: np.ndarray, head=None) -> float:
+    """Mean over frames of the max L2 distance over lip vertices (mm) between two (T, ≥52) state arrays."""
+    head = head or load_default_head()
+    n = min(len(pred), len(ref))
+    lips = head.lip_vertex_indices
+    a = head.decode(pred[:n, : spec.NUM_ARKIT], lips)
+    b = head.decode(ref[:n, : spec.NUM_ARKIT], lips)
+    return float(np.linalg.norm(a - b, axis=-1).max(axis=1).mean() * 1000.0)
+
+
+def upper_face_dynamics_deviation(pred: np.ndarray, ref: np.ndarray, head=None) -> float:
+    """FDD (mm): mean over upper-face vertices of |std over time of the prediction − that of the reference|."""
+    head = head or load_default_head()
+    n = min(len(pred), len(ref))
+    chans = [i for i, name in enumerate(spec.ARKIT_NAMES) if spec.region_of(name) in metrics.UPPER_REGIONS]
+    mask = np.zeros(spec.NUM_ARKIT, np.float32)
+    mask[chans] = 1.0
+    moved = np.nonzero(np.abs(head.deltas[chans]).sum(axis=(0, 2)) > 1e-6)[0]
+
+    def dyn(states):
+        v = head.decode(states[:n, : spec.NUM_ARKIT] * mask, moved)
+        return np.linalg.norm(v.std(axis=0), axis=-1)
+
+    return float(np.abs(dyn(pred) - dyn(ref)).mean() * 1000.0)
+
+
+# --- held-out synthetic speech -----------------------------------------------------------------------------------
+
+def held_out_clips(corpus_root, manifest: dict, limit: int | None = None):
+    """Corpus clips of the voices and engines the model was not trained on (as its model.json records)."""
+    from model.dataset import load_corpus
+
+    held = manifest["training"]["held_out"]
+    voices, engines = set(held["held_out_voices"]), set(held["held_out_engines"])
+    clips = [c for c in load_corpus(corpus_root) if c.voice in voices or c.engine in engines]
+    return clips[:limit] if limit else clips
+
+
+def evaluate_synthetic(policy: NeuralPolicy, clips, seed: int = 0) -> dict:
+    head = load_default_head()
+    lve, fdd, scores, seconds, audio_seconds = [], [], [], 0.0, 0.0
+    style = policy.style_preset(policy.default_style)
+    for clip in clips:
+        t0 = time.perf_counter()
+        pred = policy.sample(clip.samples, SampleSettings(seed=seed), style=style)
+        seconds += time.perf_counter() - t0
+        audio_seconds += len(clip.samples) / spec.SAMPLE_RATE
+        lve.append(lip_vertex_error(pred, clip.states, head))
+        fdd.append(upper_face_dynamics_deviation(pred, clip.states, head))
+        scores.append(metrics.score_clip(states_to_track(pred), clip.phones, clip.samples,
+                                         reference=states_to_track(clip.states)))
+    out = metrics.aggregate(scores)
+    out.update(lip_vertex_error_mm=float(np.mean(lve)), fdd_mm=float(np.mean(fdd)), clips=len(clips),
+               seconds=seconds, audio_seconds=audio_seconds)
+    return out
+
+
+# --- real speech -------------------------------------------------------------------------------------------------
+
+def evaluate_real(engine: NeuralEngine, clips, modes=NEURAL_MODES, phonetic: bool = True) -> dict[str, dict]:
+    """Lip-sync metrics on real clips (model.evaluate_phonetic's loaders); the neural engine never gets the
+    transcript except in mode "transcript"."""
+    from model import evaluate_phonetic as ep
+
+    results: dict[str, dict] = {}
+    for mode in modes:
+        scores, t0 = [], time.perf_counter()
+        for clip in clips:
+            audio = Audio(clip.audio.samples, clip.audio.sample_rate, "")  # no sidecar transcript
+            options = BakeOptions(engine="neural", transcript=clip.transcript if mode == "transcript" else None,
+                                  extra={"accuracy": "accurate" if mode == "accurate" else "fast"})
+            track = engine.animate(audio, options, lambda f, m: None, None)
+            scores.append(metrics.score_clip(track, clip.reference, clip.audio.samples))
+        results[f"neural {mode}"] = dict(metrics.aggregate(scores), seconds=time.perf_counter() - t0)
+    if phonetic:
+        for mode in ("transcript", "fast"):
+            scores, t0 = [], time.perf_counter()
+            for clip in clips:
+                scores.append(metrics.score_clip(ep.run_mode(mode, clip), clip.reference, clip.audio.samples))
+            results[f"phonetic {mode}"] = dict(metrics.aggregate(scores), seconds=time.perf_counter() - t0)
+    return results
+
+
+# --- style -------------------------------------------------------------------------------------------------------
+
+def style_retrieval(policy: NeuralPolicy, clips, window_seconds: float = 4.0) -> dict:
+    """Top-1 retrieval over held-out identities: each clip's teacher-performance code must be nearest to another
+    clip of the same identity among one gallery clip per identity."""
+    by_id: dict[str, list] = {}
+    for c in clips:
+        if len(c.states) >= window_seconds * spec.MODEL_FPS:
+            by_id.setdefault(c.style_id, []).append(c)
+    ids = sorted(k for k, v in by_id.items() if len(v) >= 2)
+    if len(ids) < 2:
+        return {"accuracy": float("nan"), "identities": len(ids)}
+    gallery = {k: policy.style_from_track(states_to_track(by_id[k][0].states)) for k in ids}
+    g_ids = list(gallery)
+    g = np.stack([gallery[k] for k in g_ids])
+    hits = total = 0
+    for k in ids:
+        for c in by_id[k][1:]:
+            q = policy.style_from_track(states_to_track(c.states))
+            hits += g_ids[int(np.argmax(g @ q))] == k
+            total += 1
+    return {"accuracy": hits / total, "identities": len(ids), "queries": total}
+
+
+def style_strength_curve(policy: NeuralPolicy, clips, scales=(0.0, 0.5, 1.0, 1.5, 2.0), seed: int = 0) -> dict:
+    """Cosine similarity between the reference's style code and the code of the output, per guidance scale."""
+    sims = {s: [] for s in scales}
+    for c in clips:
+        ref = policy.style_from_track(states_to_track(c.states))
+        for s in scales:
+            out = policy.sample(c.samples, SampleSettings(seed=seed, style_scale=s), style=ref)
+            sims[s].append(float(policy.style_from_track(states_to_track(out)) @ ref))
+    return {str(s): float(np.mean(v)) for s, v in sims.items()}
+
+
+def diversity(policy: NeuralPolicy, clips, seeds=(0, 1, 2, 3)) -> dict:
+    """Upper-face vertex spread across seeds (mm) and the bilabial hit rate of the worst seed."""
+    head = load_default_head()
+    chans = [i for i, name in enumerate(spec.ARKIT_NAMES) if spec.region_of(name) in metrics.UPPER_REGIONS]
+    mask = np.zeros(spec.NUM_ARKIT, np.float32)
+    mask[chans] = 1.0
+    moved = np.nonzero(np.abs(head.deltas[chans]).sum(axis=(0, 2)) > 1e-6)[0]
+    style = policy.style_preset(policy.default_style)
+    spread, per_seed = [], {s: [] for s in seeds}
+    for c in clips:
+        outs = []
+        for s in seeds:
+            y = policy.sample(c.samples, SampleSettings(seed=s), style=style)
+            outs.append(head.decode(y[:, : spec.NUM_ARKIT] * mask, moved))
+            per_seed[s].append(metrics.score_clip(states_to_track(y), c.phones, c.samples))
+        spread.append(float(np.linalg.norm(np.stack(outs).std(axis=0), axis=-1).mean() * 1000.0))
+    rates = [metrics.aggregate(v)["bilabial"] for v in per_seed.values()]
+    return {"upper_face_spread_mm": float(np.mean(spread)), "bilabial_min_over_seeds": float(np.nanmin(rates)),
+            "bilabial_per_seed": rates}
+
+
+# --- report ------------------------------------------------------------------------------------------------------
+
+def markdown(results: dict, command: str) -> str:
+    lines = ["## Neural engine (issue 5)", "", f"Command: `{command}`", ""]
+    if "synthetic" in results:
+        s = results["synthetic"]
+        lines += [f"Held-out synthetic speech ({s['clips']} clips, voices/engines never trained on): lip vertex error "
+                  f"{s['lip_vertex_error_mm']:.2f} mm, FDD {s['fdd_mm']:.3f} mm, "
+                  f"{s['audio_seconds'] / max(s['seconds'], 1e-9):.0f}× real time.", "",
+                  metrics.TABLE_HEADER.replace("| |", "| model |", 1), metrics.format_row("neural, synthetic", s), ""]
+    if "real" in results:
+        lines += ["Real speech (CMU ARCTIC + LibriVox):", "", metrics.TABLE_HEADER.replace("| |", "| engine |", 1)]
+        lines += [metrics.format_row(name, r) for name, r in results["real"].items()]
+        lines.append("")
+    if "style_retrieval" in results:
+        r = results["style_retrieval"]
+        lines.append(f"Style retrieval over {r['identities']} held-out identities: {r['accuracy']:.3f}.")
+    if "style_strength" in results:
+        lines.append("Style code similarity to the reference by strength: "
+                     + ", ".join(f"{k}: {v:.3f}" for k, v in results["style_strength"].items()) + ".")
+    if "diversity" in results:
+        d = results["diversity"]
+        lines.append(f"Diversity: upper-face spread across seeds {d['upper_face_spread_mm']:.3f} mm; "
+                     f"bilabial hit rate of the worst seed {d['bilabial_min_over_seeds']:.3f}.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(ROOT / "assets" / "models"))
+    ap.add_argument("--corpus", help="corpus with the held-out voices (synthetic metrics, style, diversity)")
+    ap.add_argument("--limit", type=int, default=60, help="held-out synthetic clips to use")
+    ap.add_argument("--real", action="store_true", help="score the real ARCTIC and LibriVox clips")
+    ap.add_argument("--no-phonetic", action="store_true", help="skip the Phonetic engine side by side")
+    ap.add_argument("--json", help="write all results here")
+    args = ap.parse_args(argv)
+    policy = NeuralPolicy(args.model)
+    results: dict = {"model": policy.files.manifest.get("name"), "device": policy.provider}
+    if args.corpus:
+        clips = held_out_clips(args.corpus, policy.files.manifest, args.limit)
+        if not clips:
+            print(f"{args.corpus}: no clips of the held-out voices/engines", file=sys.stderr)
+            return 1
+        results["synthetic"] = evaluate_synthetic(policy, clips)
+        results["style_retrieval"] = style_retrieval(policy, clips)
+        results["style_strength"] = style_strength_curve(policy, clips[:6])
+        results["diversity"] = diversity(policy, clips[:8])
+    if args.real:
+        from model import evaluate_phonetic as ep
+
+        real = ep.arctic_clips() + ep.librivox_clips()
+        results["real"] = evaluate_real(NeuralEngine(args.model), real, phonetic=not args.no_phonetic)
+    command = "python -m model.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = markdown(results, command)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=float), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
