@@ -109,7 +109,10 @@ class Renderer:
         try:
             lib = ctypes.CDLL(str(self.path))
         except OSError as exc:
-            raise PreviewUnavailable(f"could not load the splat renderer {self.path.name}: {exc}") from None
+            hint = ""
+            if "libgomp" in str(exc):
+                hint = "; install the GNU OpenMP runtime (e.g. `apt-get install libgomp1`)"
+            raise PreviewUnavailable(f"could not load the splat renderer {self.path.name}: {exc}{hint}") from None
         lib.fps_abi_version.restype = ctypes.c_int
         if lib.fps_abi_version() != ABI_VERSION:
             raise PreviewUnavailable(f"{self.path.name} is from another version of FacePolicy; rebuild it with "
