@@ -65,12 +65,19 @@ def action_fcurves(action: bpy.types.Action, id_block: bpy.types.ID | None = Non
     """The F-curves of ``action`` (only those for ``id_block`` when given and the action is slotted)."""
     if not SLOTTED_ACTIONS:
         return list(action.fcurves)
+    # The slot the ID actually plays wins; importers (FBX, glTF) name their slots "Slot", not after the ID.
+    ad = id_block.animation_data if id_block is not None else None
+    playing = ad.action_slot if ad is not None and ad.action == action else None
     out = []
     for layer in action.layers:
         for strip in layer.strips:
             for bag in strip.channelbags:
-                if id_block is None or (bag.slot.target_id_type == id_block.id_type
-                                        and bag.slot.name_display == id_block.name):
+                if id_block is None:
+                    out.extend(bag.fcurves)
+                elif playing is not None:
+                    if bag.slot == playing:
+                        out.extend(bag.fcurves)
+                elif bag.slot.target_id_type == id_block.id_type and bag.slot.name_display == id_block.name:
                     out.extend(bag.fcurves)
     return out
 
