@@ -255,3 +255,14 @@ def test_cpu_backend_note_when_cuda_is_missing(cpu, monkeypatch, tmp_path):
     assert chosen.backend == "cpu" and "CUDA library not built" in chosen.note
     with pytest.raises(raster.PreviewUnavailable, match="CUDA library not built"):
         raster.get_renderer("cuda")
+
+
+def test_unloadable_library_is_a_clear_error(tmp_path, monkeypatch):
+    bad = tmp_path / build.CPU_LIBRARY
+    bad.write_text("not a shared library")
+    with pytest.raises(raster.PreviewUnavailable, match="could not load the splat renderer"):
+        raster.Renderer(bad)
+    monkeypatch.setattr(raster.build, "LIB_DIR", tmp_path / "empty")
+    monkeypatch.setattr(raster, "_renderers", {})
+    with pytest.raises(raster.PreviewUnavailable, match="python -m facepolicy.preview.build"):
+        raster.get_renderer()
