@@ -1,0 +1,104 @@
+"""Neural engine speed: 60 s of real speech → FaceTrack, whole process and an in-process breakdown
+(start-up, features, style, sampling, resampling).
+
+The speech is CMU ARCTIC (tests/data/arctic) plus LibriVox clips when pocketsphinx-testdata is installed,
+repeated to 60 s. The whole-process figure runs a fresh Python that imports facepolicy, loads the model, bakes
+the file through engine.animate and writes a Live Link CSV, as `facepolicy bake --engine neural` does.
+
+    .venv/bin/python bench/bench_neural.py [--model assets/models] [--runs 3] [--seconds 60] [--threads 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_phonetic import speech  # noqa: E402
+
+WHOLE = """
+import sys, threading
+from facepolicy.core import engine, policy
+from facepolicy.core.audio import load_audio
+from facepolicy.core.livelink import write_livelink_csv
+engine.register_engine("neural", ".policy", "NeuralEngine")
+eng = engine.get_engine("neural"); eng.model_dir = sys.argv[1]
+opts = engine.BakeOptions(engine="neural", seed=0, threads=int(sys.argv[4]))
+track = engine.animate(load_audio(sys.argv[2]), opts)
+write_livelink_csv(track.resample(30.0), sys.argv[3])
+"""
+
+
+def whole_process(model: str, wav: Path, out: Path, threads: int) -> tuple[float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", WHOLE, model, str(wav), str(out), str(threads)], check=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def breakdown(model: str, samples: np.ndarray, threads: int) -> dict[str, float]:
+    from facepolicy.core import features
+    from facepolicy.core.policy import NeuralPolicy, SampleSettings, _CancelWatch, states_to_track
+
+    out = {}
+    t = time.perf_counter()
+    policy = NeuralPolicy(model, threads=threads)
+    out["start-up"] = time.perf_counter() - t
+    t = time.perf_counter()
+    features.log_mel(samples)
+    out["log-mel"] = time.perf_counter() - t
+    t = time.perf_counter()
+    watch = _CancelWatch(None)
+    policy.audio_features(samples, 0, features.n_model_frames(len(samples)), watch)
+    watch.close()
+    out["audio encoder"] = time.perf_counter() - t
+    t = time.perf_counter()
+    style = policy.style_preset(policy.default_style)
+    out["style"] = time.perf_counter() - t
+    t = time.perf_counter()
+    states = policy.sample(samples, SampleSettings(seed=0), style=style)
+    out["sampling (incl. features)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    states_to_track(states).resample(24.0)
+    out["resampling"] = time.perf_counter() - t
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(ROOT / "assets" / "models"))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    samples, _ = speech(args.seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "speech.wav"
+        sf.write(wav, samples, 16000)
+        runs = [whole_process(args.model, wav, Path(tmp) / "out.csv", args.threads) for _ in range(args.runs)]
+    parts = [breakdown(args.model, samples, args.threads) for _ in range(args.runs)]
+    for key in parts[0]:
+        print(f"  {key:28s} {statistics.median(p[key] for p in parts):.3f} s")
+    wall = statistics.median(r[0] for r in runs)
+    cpu = statistics.median(r[1] for r in runs)
+    seconds = len(samples) / 16000
+    print(f"neural bake {seconds:.1f}s audio: {wall:.2f}s wall ({seconds / wall:.0f}x real time), "
+          f"{cpu:.2f}s cpu, median of {args.runs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
