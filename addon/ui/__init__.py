@@ -2,10 +2,12 @@
 
 import bpy
 
+from ..preview import viewport
 from . import animate, characters, doctor, panel, prefs, props
 
-# Order matters: property groups before the classes that point to them, panels last.
-_MODULES = (props, prefs, doctor, characters, animate, panel)
+# Order matters: property groups before the classes that point to them, panels last (the splat preview's panel
+# sits below the main one).
+_MODULES = (props, prefs, doctor, characters, animate, panel, viewport)
 
 
 def _classes():

@@ -9,6 +9,22 @@ def registered_operator_ids():
     return {f"{mod}.{op}" for mod in ("facepolicy",) for op in dir(getattr(bpy.ops, mod))}
 
 
+def facepolicy_footprint():
+    """Everything of ours that registration can leave in Blender: properties, app handlers."""
+    import bpy
+
+    props = {f"{t.__name__}.{name}" for t in (bpy.types.Scene, bpy.types.Object, bpy.types.WindowManager,
+                                             bpy.types.Mesh, bpy.types.Key)
+             for name in dir(t) if name.startswith("facepolicy")}
+    handlers = set()
+    for name in dir(bpy.app.handlers):
+        seq = getattr(bpy.app.handlers, name)
+        if isinstance(seq, list):
+            handlers |= {f"{name}:{fn.__module__}.{fn.__name__}" for fn in seq
+                         if "facepolicy" in (getattr(fn, "__module__", "") or "")}
+    return props | handlers
+
+
 def test_register_unregister_register(clean_scene, capsys):
     import bpy
 
@@ -17,8 +33,10 @@ def test_register_unregister_register(clean_scene, capsys):
 
     classes = list(ui._classes())
     assert classes, "the extension registers no classes"
+    before = facepolicy_footprint()
     for _ in range(2):
         facepolicy.register()
+        assert facepolicy_footprint() - before, "register() added no properties or handlers"
         for cls in classes:
             assert cls.is_registered, cls
         assert facepolicy._cli_handle is not None
@@ -27,6 +45,7 @@ def test_register_unregister_register(clean_scene, capsys):
         for cls in classes:
             assert not cls.is_registered, cls
         assert facepolicy._cli_handle is None
+        assert facepolicy_footprint() == before, "unregister() left properties or handlers behind"
     assert not hasattr(bpy.types, "FACEPOLICY_OT_doctor")
 
 
