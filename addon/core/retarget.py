@@ -392,7 +392,8 @@ class KeySolver:
         am = a * m
         h = am @ a.T                                                                      # (K, K)
         self.norm = float(np.trace(h) / max(len(h), 1)) or 1.0
-        self.hessian = h / self.norm + ridge * np.eye(len(h))
+        # the ridge is relative to each key's own energy, so weak keys (a squint) are not biased more than strong ones
+        self.hessian = (h + ridge * np.diag(np.diag(h))) / self.norm + 1e-9 * np.eye(len(h))
         self.cross = (am @ g.T) / self.norm                                               # (K, S)
         self.source_energy = (g * m) @ g.T / self.norm                                    # (S, S)
 
