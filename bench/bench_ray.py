@@ -75,7 +75,7 @@ def run_once(manifest: Path, out: Path, executor: str, jobs: int, engine: str) -
     first, last = min(stats["done"]), max(stats["done"])
     busy = sum(stats["seconds"])
     return {
-        "wall": wall, "n": n, "rate": n / (wall / 60),
+        "wall": wall, "n": n, "rate": n / (wall / 60), "row_s": busy / n,
         "steady_rate": (n - 1) / ((last - first) / 60),
         "startup": first - stats["seconds"][0],  # until the first worker could start its first row
         "overhead_ms": 1000 * (stats["end"] * jobs - busy) / n,
@@ -112,8 +112,9 @@ def main() -> None:
             s = run_once(manifest, args.work / f"out-{name}", name, args.jobs, args.engine)
             runs[name].append(s)
             print(f"run {r + 1} {name:>4}: {s['n']} lines, {s['wall']:.1f}s wall, {s['rate']:.1f} lines/min "
-                  f"(steady {s['steady_rate']:.1f}), start-up {s['startup']:.1f}s, overhead per row "
-                  f"{s['overhead_ms']:.0f} ms (steady {s['steady_overhead_ms']:.0f} ms)", flush=True)
+                  f"(steady {s['steady_rate']:.1f}), start-up {s['startup']:.1f}s, "
+                  f"{s['row_s']:.2f}s per row in bake_row, overhead per row {s['overhead_ms']:.0f} ms "
+                  f"(steady {s['steady_overhead_ms']:.0f} ms)", flush=True)
     a, b = (args.work / "out-jobs"), (args.work / "out-ray")
     same = all((b / p.name).read_bytes() == p.read_bytes() for p in a.glob("*.csv"))
 
@@ -128,7 +129,8 @@ def main() -> None:
           f"{med('ray', 'steady_rate'):.1f} lines/min ({steady_slower:+.1f}%); ray start-up "
           f"{med('ray', 'startup'):.1f}s; overhead per row jobs {med('jobs', 'overhead_ms'):.0f} ms, ray "
           f"{med('ray', 'overhead_ms'):.0f} ms (steady {med('jobs', 'steady_overhead_ms'):.0f} / "
-          f"{med('ray', 'steady_overhead_ms'):.0f} ms); median of {args.repeats}; same csv bytes: {same}")
+          f"{med('ray', 'steady_overhead_ms'):.0f} ms); bake_row {med('jobs', 'row_s'):.2f} / "
+          f"{med('ray', 'row_s'):.2f} s per row; median of {args.repeats}; same csv bytes: {same}")
 
 
 if __name__ == "__main__":

@@ -110,8 +110,9 @@ def _prepare_environment(address: str | None) -> None:
     """
     if address is None or is_loopback(parse_address(address)[0]):
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    if address is None:
+    if address is None and "ray" not in sys.modules:
         # Ray's default for a new local instance, said explicitly so that it does not print a warning about it.
+        # Only before Ray's first import: a process that already used Ray keeps the mode it read then.
         os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
@@ -355,8 +356,8 @@ class RayExecutor(Executor):
                                   ) from None
         return ray, True
 
-    def _check_nodes(self, ray) -> None:
-        """Every node that can run a row must import facepolicy (same version) and its runtime modules."""
+    def _check_nodes(self, ray, required: Sequence[str]) -> None:
+        """Every node that can run a row must import facepolicy (same version) and the ``required`` modules."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         from .. import __version__
@@ -366,7 +367,7 @@ class RayExecutor(Executor):
             raise FacePolicyError("the Ray cluster has no node with a CPU to bake on")
         probe = ray.remote(probe_node)
         refs = {probe.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-            n["NodeID"], soft=False)).remote(REQUIRED_ON_WORKERS): n for n in nodes}
+            n["NodeID"], soft=False)).remote(tuple(required)): n for n in nodes}
         problems, found = [], []
         ready, not_ready = ray.wait(list(refs), num_returns=len(refs), timeout=PROBE_TIMEOUT_S)
         for ref in ready:
@@ -397,11 +398,13 @@ class RayExecutor(Executor):
         if not rows:
             return
         rows = [self._explicit_transcript(r) for r in rows]
-        if self.data == "shared":
-            Path(opts.out_dir).mkdir(parents=True, exist_ok=True)
+        # Checking bpy on every node up front also loads it into the workers that will bake the scene rows.
+        required = (*REQUIRED_ON_WORKERS, "bpy") if opts.needs_blender else REQUIRED_ON_WORKERS
         ray, owned = self._connect()
         try:
-            self._check_nodes(ray)
+            self._check_nodes(ray, required)
+            if self.data == "shared":
+                Path(opts.out_dir).mkdir(parents=True, exist_ok=True)
             self._run(ray, rows, opts, on_result)
         finally:
             if owned:
