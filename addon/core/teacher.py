@@ -107,7 +107,7 @@ _DOM = {p: _dominance_strength(p) for p in TARGETS}
 # Dominance decay rates (1/s): how far a phone reaches ahead of its onset (anticipation) and past its end.
 _THETA_ANTICIPATE = np.array([22.0, 24.0, 11.0, 11.0, 20.0, 30.0])
 _THETA_CARRY = np.array([26.0, 28.0, 16.0, 16.0, 24.0, 34.0])
-_REACH = 0.45  # seconds beyond which a dominance function is treated as zero
+_REACH = 0.35  # seconds beyond which a dominance function is treated as zero
 _EMPH_BASE = 0.15  # jaw and lip gain of a silent vowel; a vowel at 0.85 of the loud ones gets gain 1
 _OPEN_FLOOR = 0.27  # least jaw opening in an open vowel (of the default head's full jawOpen)
 _CLOSE_VOWELS = frozenset({"iy", "uw"})  # never forced open
@@ -241,7 +241,8 @@ def _articulators(names, starts, ends, conf, emphasis, times: np.ndarray, style:
     return num / den
 
 
-def _plateau(times: np.ndarray, starts, ends, fps: float, ramp: float, ramp_in=None, ramp_out=None) -> np.ndarray:
+def _plateau(times: np.ndarray, starts, ends, fps: float, ramp: float, ramp_in=None, ramp_out=None,
+             heights=None) -> np.ndarray:
     """1 over each [start, end] (widened to hold the nearest frame), raised-cosine ramps, max-combined.
 
     Ramps last ``ramp`` seconds, or per segment ``ramp_in``/``ramp_out`` (so a gesture does not eat a short
@@ -251,7 +252,8 @@ def _plateau(times: np.ndarray, starts, ends, fps: float, ramp: float, ramp_in=N
     n = len(starts)
     r_in = np.full(n, ramp) if ramp_in is None else np.maximum(np.asarray(ramp_in, np.float64), 1e-3)
     r_out = np.full(n, ramp) if ramp_out is None else np.maximum(np.asarray(ramp_out, np.float64), 1e-3)
-    for s, e, ri, ro in zip(starts, ends, r_in, r_out, strict=True):
+    hs = np.ones(n) if heights is None else np.asarray(heights, np.float64)
+    for s, e, ri, ro, h in zip(starts, ends, r_in, r_out, hs, strict=True):
         nearest = round(0.5 * (s + e) * fps) / fps
         a, b = min(s, nearest), max(e, nearest)
         lo = np.searchsorted(times, a - ri)
@@ -262,7 +264,7 @@ def _plateau(times: np.ndarray, starts, ends, fps: float, ramp: float, ramp_in=N
         right = t > b
         v[left] = 0.5 * (1 + np.cos(np.pi * np.minimum(a - t[left], ri) / ri))
         v[right] = 0.5 * (1 + np.cos(np.pi * np.minimum(t[right] - b, ro) / ro))
-        out[lo:hi] = np.maximum(out[lo:hi], v)
+        out[lo:hi] = np.maximum(out[lo:hi], h * v)
     return out
 
 
@@ -316,11 +318,8 @@ def _gaussian_smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
 
 def _open_floor(times, opens, starts, ends, conf, fps, ramp: float) -> np.ndarray:
     """The least jaw opening over each open vowel (scaled down for uncertain phones)."""
-    floor = np.zeros(len(times))
-    for i in opens:
-        bump = _plateau(times, starts[i:i + 1], ends[i:i + 1], fps, ramp)
-        floor = np.maximum(floor, bump * _OPEN_FLOOR * (0.3 + 0.7 * conf[i]))
-    return floor
+    idx = np.asarray(opens, np.int64)
+    return _plateau(times, starts[idx], ends[idx], fps, ramp, heights=_OPEN_FLOOR * (0.3 + 0.7 * conf[idx]))
 
 
 def _lower_face(values: np.ndarray, names, starts, ends, conf, emphasis, times, fps, style: SpeakerStyle,
@@ -364,7 +363,7 @@ def _lower_face(values: np.ndarray, names, starts, ends, conf, emphasis, times, 
         tgt_r = np.zeros(len(times))
         tgt_f = np.zeros(len(times))
         for i in rounded:
-            m = (times >= starts[i] - 0.06) & (times <= ends[i] + 0.06)
+            m = slice(np.searchsorted(times, starts[i] - 0.06), np.searchsorted(times, ends[i] + 0.06, side="right"))
             tgt_r[m] = np.maximum(tgt_r[m], 0.8 * TARGETS[names[i]][ROUND] * conf[i])
             tgt_f[m] = np.maximum(tgt_f[m], 0.8 * TARGETS[names[i]][FUNNEL] * conf[i])
         rnd = np.maximum(rnd, hold_round * tgt_r)
@@ -435,11 +434,13 @@ def _blink_curve(times: np.ndarray, onsets, rng: np.random.Generator) -> np.ndar
     for t0 in onsets:
         close_d, hold, open_d = 0.07, rng.uniform(0.02, 0.06), rng.uniform(0.12, 0.2)
         amp = rng.uniform(0.85, 1.0)
-        t = times - t0
-        v = np.where(t < 0, 0.0, np.where(t < close_d, np.sin(0.5 * np.pi * t / close_d) ** 2, 1.0))
+        lo = np.searchsorted(times, t0)
+        hi = np.searchsorted(times, t0 + close_d + hold + open_d, side="right")
+        t = times[lo:hi] - t0
+        v = np.where(t < close_d, np.sin(0.5 * np.pi * t / close_d) ** 2, 1.0)
         tail = t - close_d - hold
         v = np.where(tail > 0, np.clip(1 - tail / open_d, 0, 1) ** 2, v)
-        out = np.maximum(out, amp * v)
+        out[lo:hi] = np.maximum(out[lo:hi], amp * v)
     return out
 
 
@@ -530,12 +531,14 @@ def _upper_face(values, times, fps, names, starts, ends, pros: Prosody, style: S
     while t < duration:
         nxt_y = float(np.clip(rng.normal(0, 0.08 * ga), -0.25, 0.25))
         nxt_p = float(np.clip(rng.normal(0.02, 0.05 * ga), -0.15, 0.2))
-        m = times >= t
-        ramp = np.clip((times[m] - t) / 0.04, 0, 1)
-        gy[m] = cur_y + (nxt_y - cur_y) * ramp
-        gp[m] = cur_p + (nxt_p - cur_p) * ramp
+        t_next = t + rng.gamma(2.0, 0.6 / max(ga, 0.2)) + 0.3
+        lo = np.searchsorted(times, t)
+        hi = np.searchsorted(times, t_next)
+        ramp = np.clip((times[lo:hi] - t) / 0.04, 0, 1)  # a 40 ms saccade, then a fixation until t_next
+        gy[lo:hi] = cur_y + (nxt_y - cur_y) * ramp
+        gp[lo:hi] = cur_p + (nxt_p - cur_p) * ramp
         cur_y, cur_p = nxt_y, nxt_p
-        t += rng.gamma(2.0, 0.6 / max(ga, 0.2)) + 0.3
+        t = t_next
     gy -= 0.3 * yaw
     gp -= 0.3 * pitch
     for eye in ("Left", "Right"):
@@ -590,7 +593,7 @@ def _talking(names, starts, ends, times) -> np.ndarray:
     speech = [(s, e) for p, s, e in zip(names, starts, ends, strict=True) if p != SIL]
     out = np.zeros(len(times))
     for s, e in speech:
-        out[(times >= s) & (times < e)] = 1.0
+        out[np.searchsorted(times, s):np.searchsorted(times, e)] = 1.0
     return out
 
 
