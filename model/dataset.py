@@ -265,3 +265,61 @@ def _crop(x: np.ndarray, start: int, length: int, fill) -> np.ndarray:
     if b > a:
         out[a - start : b - start] = x[a:b]
     return out
+
+
+# --- non-speech: music and noise must give a calm face, not chatter ------------------------------------------------
+
+def _music(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Chords of harmonic notes with vibrato and occasional percussive noise bursts."""
+    rate = spec.SAMPLE_RATE
+    out = np.zeros(n, np.float64)
+    t0 = 0
+    while t0 < n:
+        dur = int(rng.uniform(0.15, 1.0) * rate)
+        t = np.arange(min(dur, n - t0)) / rate
+        env = np.minimum(1.0, t / 0.01) * np.exp(-t * rng.uniform(0.5, 4.0))
+        for _ in range(int(rng.integers(1, 4))):
+            f0 = 110.0 * 2 ** (rng.integers(0, 30) / 12)
+            vib = 1 + 0.005 * np.sin(2 * np.pi * rng.uniform(4, 7) * t)
+            for k in range(1, 8):
+                if k * f0 < 7000:
+                    out[t0 : t0 + len(t)] += env * np.sin(2 * np.pi * k * f0 * vib * t) / k ** rng.uniform(1, 2)
+        if rng.random() < 0.4:
+            out[t0 : t0 + min(len(t), 1600)] += rng.standard_normal(min(len(t), 1600)) * np.exp(
+                -np.arange(min(len(t), 1600)) / 300.0)
+        t0 += dur
+    return out
+
+
+def nonspeech_clips(styles: dict[str, dict], n: int, seconds: float, seed: int) -> list[Clip]:
+    """``n`` clips of music or noise with no speech, each performed by the teacher over silence in the style of
+    one identity (``styles``: style_id → SpeakerStyle dict), so the mouth stays closed and relaxed."""
+    from facepolicy.core import teacher
+    from facepolicy.core.audio import normalise_loudness
+    from facepolicy.core.teacher import SpeakerStyle
+
+    rng = np.random.default_rng(seed)
+    ids = sorted(styles)
+    out = []
+    size = int(seconds * spec.SAMPLE_RATE)
+    for k in range(n):
+        kind = ("music", "white", "brown", "hum")[k % 4]
+        if kind == "music":
+            x = _music(size, rng)
+        elif kind == "white":
+            x = rng.standard_normal(size)
+        elif kind == "brown":
+            x = np.cumsum(rng.standard_normal(size))
+            x -= np.convolve(x, np.ones(400) / 400, mode="same")
+        else:
+            t = np.arange(size) / spec.SAMPLE_RATE
+            x = sum(np.sin(2 * np.pi * 50 * h * t) / h for h in range(1, 6)) + 0.1 * rng.standard_normal(size)
+        x = normalise_loudness((x / (np.abs(x).max() + 1e-9) * rng.uniform(0.05, 0.9)).astype(np.float32),
+                               spec.SAMPLE_RATE)
+        style_id = ids[k % len(ids)]
+        style = SpeakerStyle.from_dict(styles[style_id])
+        phones = [PhoneSegment("sil", 0.0, seconds)]
+        states = teacher.animate_phones(phones, x, style=style, seed=seed + k, duration=seconds).values
+        out.append(Clip(x, phones, states, style_id, f"nonspeech:{kind}", "nonspeech", style.emotion,
+                        style.emotion_intensity, f"nonspeech-{k:04d}", "train", {"style": styles[style_id]}))
+    return out

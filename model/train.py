@@ -57,6 +57,10 @@ class Trainer:
         self.split = ds.split_clips(clips, c.get("held_out_engines", ()), c.get("held_out_voice_fraction", 0.1), seed)
         if not self.split.train:
             raise ValueError("no training clips left after holding out voices and engines")
+        n_extra = int(c.get("nonspeech_clips", 0))
+        if n_extra:
+            styles = {clip.style_id: clip.meta["style"] for clip in self.split.train if "style" in clip.meta}
+            self.split.train += ds.nonspeech_clips(styles, n_extra, float(c.get("nonspeech_seconds", 8.0)), seed)
         styles = sorted({clip.style_id for clip in clips})
         self.style_index = {s: i for i, s in enumerate(styles)}
         self.train_prep = [ds.prepare(clip, self.style_index[clip.style_id]) for clip in self.split.train]
