@@ -14,6 +14,7 @@ Two ways for data to reach the workers:
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import json
 import os
@@ -42,6 +43,7 @@ from .errors import FacePolicyError
 
 DATA_MODES = ("shared", "object-store")
 OBJECT_STORE_LIMIT = 64 * 1024 * 1024  # inputs of one row shipped through the object store, in bytes
+BLEND_LIMIT = 1024 * 1024 * 1024  # a --blend file, shipped once for the whole batch
 REQUIRED_ON_WORKERS = ("numpy", "soundfile")  # what bake_row imports on a worker besides facepolicy
 CONNECT_TIMEOUT_S = 5.0
 PROBE_TIMEOUT_S = 120.0  # a cold worker on a busy node can take a while to start
@@ -204,11 +206,26 @@ def _remove_dead_staging() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def bake_shipped(row_data: dict, ctx: dict, inputs: dict[str, bytes]) -> tuple[dict, dict[str, bytes]]:
+def _staged_blend(path: str, data: bytes) -> str:
+    """The batch's --blend file, written once per worker process (Ray hands every task the same object)."""
+    if _warm.get("blend", (None,))[0] != path:
+        folder = Path(tempfile.gettempdir()) / f"{_STAGING_PREFIX}{os.getpid()}-blend"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        local = folder / Path(path).name
+        local.write_bytes(data)
+        atexit.register(shutil.rmtree, folder, True)
+        _warm["blend"] = (path, str(local))
+    return _warm["blend"][1]
+
+
+def bake_shipped(row_data: dict, ctx: dict, inputs: dict[str, bytes],
+                 blend: bytes | None = None) -> tuple[dict, dict[str, bytes]]:
     """One row whose inputs came through the object store; bakes in a private folder and returns the files.
 
-    ``inputs`` maps the row's original paths to their bytes. Files are staged under their own names, so the
-    outputs (which may name the audio file) are the same as when baked in place.
+    ``inputs`` maps the row's original paths to their bytes; ``blend`` is the batch's --blend file. Files are
+    staged under their own names, so the outputs (which may name the audio file) are the same as when baked in
+    place.
     """
     _ensure_engines(ctx["engines"])
     _remove_dead_staging()
@@ -226,7 +243,7 @@ def bake_shipped(row_data: dict, ctx: dict, inputs: dict[str, bytes]) -> tuple[d
                             transcript=staged.get(row.transcript) if row.transcript else None,
                             style=staged.get(row.style, row.style) if row.style else None)
         local_opts = replace(opts, out_dir=str(Path(tmp) / "out"),
-                             blend=staged.get(opts.blend) if opts.blend else None)
+                             blend=_staged_blend(opts.blend, blend) if opts.blend and blend is not None else None)
         Path(local_opts.out_dir).mkdir()
         result = _bake(local_row, local_opts)
         files: dict[str, bytes] = {}
@@ -348,6 +365,10 @@ class RayExecutor(Executor):
             kwargs.update(address=self.address)
         try:
             ray.init(**kwargs)
+        except KeyboardInterrupt:
+            if ray.is_initialized():
+                ray.shutdown()
+            raise
         except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
             if self.address is None:
                 raise FacePolicyError(f"cannot start Ray on this machine: {exc}") from None
@@ -425,6 +446,7 @@ class RayExecutor(Executor):
         task = ray.remote(bake_shipped if shipped else bake_shared).options(
             num_cpus=1, max_retries=self.max_retries, retry_exceptions=False,
             num_returns=2 if shipped else 1)
+        blend = self._ship_blend(ray, opts) if shipped else None
         cpus = int(ray.cluster_resources().get("CPU", 1))
         window = self.max_in_flight or max(4, 4 * cpus)
         todo = list(rows)
@@ -444,7 +466,7 @@ class RayExecutor(Executor):
                         on_result(RowResult(row.index, row.output, "failed",
                                             f'"{exc.filename or row.audio}": cannot read ({exc.strerror or exc})'))
                         continue
-                    result_ref, files_ref = task.remote(asdict(row), ctx, inputs)
+                    result_ref, files_ref = task.remote(asdict(row), ctx, inputs, blend)
                     pending[result_ref] = (row, files_ref)
                 else:
                     pending[task.remote(asdict(row), ctx)] = (row, None)
@@ -461,10 +483,20 @@ class RayExecutor(Executor):
             self._cancel(ray, pending, opts)
             raise
 
+    @staticmethod
+    def _ship_blend(ray, opts: BatchOptions):
+        """The --blend file in the object store, once for every row; None when the batch needs none."""
+        if not (opts.blend and opts.needs_blender):
+            return None
+        size = Path(opts.blend).stat().st_size
+        if size > BLEND_LIMIT:
+            raise FacePolicyError(f'--blend "{opts.blend}" is {size / 2**20:.0f} MiB, more than the '
+                                  f"{BLEND_LIMIT // 2**20} MiB sent through Ray's object store; put it on a shared "
+                                  "filesystem and use --ray-data shared")
+        return ray.put(Path(opts.blend).read_bytes())
+
     def _read_inputs(self, row: BakeRow, opts: BatchOptions):
         paths = _inputs_of(row, opts)
-        if opts.blend and opts.needs_blender:
-            paths.append(opts.blend)
         size = sum(Path(p).stat().st_size for p in paths)
         if size > OBJECT_STORE_LIMIT:
             raise FacePolicyError(f"{row.label()}: its inputs are {size / 2**20:.0f} MiB, more than the "

@@ -221,19 +221,39 @@ def test_object_store_mode_gives_the_same_files(cluster, tmp_path):
     assert all(batch.is_up_to_date(r, opts) for r in rows)
 
 
-def test_blender_formats_bake_in_warm_bpy_workers(cluster, tmp_path):
+def small_character_blend(path: Path) -> Path:
+    """A .blend holding a small face: a sphere with a few ARKit shape keys, made active."""
+    import bpy
+
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True, load_ui=False)
+    bpy.ops.mesh.primitive_uv_sphere_add(segments=12, ring_count=8, radius=0.1)
+    face = bpy.context.active_object
+    face.name = "Face"
+    face.shape_key_add(name="Basis")
+    for i, name in enumerate(("jawOpen", "mouthSmileLeft", "browInnerUp")):
+        key = face.shape_key_add(name=name)
+        for v in key.data:
+            v.co[i] += 0.01
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    return path
+
+
+def test_blender_formats_with_a_blend_file_through_the_object_store(cluster, tmp_path):
     pytest.importorskip("bpy", reason="the bpy module is not installed (fbx/glb/blend need it)")
+    blend = small_character_blend(tmp_path / "character.blend")
     rows = make_rows(tmp_path / "audio", 4)
-    local_opts = batch.BatchOptions(out_dir=str(tmp_path / "local"), formats=("glb",))
+    local_opts = batch.BatchOptions(out_dir=str(tmp_path / "local"), formats=("csv", "glb"), blend=str(blend))
     batch.InProcessExecutor(bake.scene_exporter).run(rows, local_opts, lambda r: None)
-    opts = batch.BatchOptions(out_dir=str(tmp_path / "ray"), formats=("glb",))
+    opts = batch.BatchOptions(out_dir=str(tmp_path / "ray"), formats=("csv", "glb"), blend=str(blend))
     results: list[batch.RowResult] = []
-    ray_executor.RayExecutor(cluster.address, runtime_env=runtime_env(tmp_path / "marks")).run(
+    ray_executor.RayExecutor(cluster.address, data="object-store", runtime_env=runtime_env(tmp_path / "marks")).run(
         rows, opts, results.append)
     assert [r.status for r in results] == ["ok"] * 4, [r.message for r in results]
     local, remote = tree(tmp_path / "local"), tree(tmp_path / "ray")
-    assert len(local) == 8 and remote.keys() == local.keys() and all(remote[k] == local[k] for k in local)
+    assert len(local) == 12 and remote.keys() == local.keys() and all(remote[k] == local[k] for k in local)
     assert all(remote[f"line{i:02d}.glb"][:4] == b"glTF" for i in range(4))
+    assert len(remote["line00.glb"]) < 200_000  # the small character of the .blend, not the bundled head
+    assert all(batch.is_up_to_date(r, opts) for r in rows)
 
 
 # --- faults ------------------------------------------------------------------------------------------------------

@@ -199,3 +199,14 @@ def test_object_store_refuses_inputs_that_are_too_big(tmp_path, monkeypatch):
     opts = batch.BatchOptions(out_dir=str(tmp_path / "out"), formats=("csv",))
     with pytest.raises(FacePolicyError, match="--ray-data shared"):
         ray_executor.RayExecutor(data="object-store")._read_inputs(row, opts)
+
+
+def test_the_blend_file_is_staged_once_per_worker_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(ray_executor, "_warm", {})
+    first = ray_executor._staged_blend("/studio/chars/hero.blend", b"BLENDER-v500 first")
+    assert Path(first).name == "hero.blend" and Path(first).read_bytes() == b"BLENDER-v500 first"
+    Path(first).write_bytes(b"touched")
+    assert ray_executor._staged_blend("/studio/chars/hero.blend", b"BLENDER-v500 first") == first
+    assert Path(first).read_bytes() == b"touched"  # not written again for the next row
+    other = ray_executor._staged_blend("/studio/chars/villain.blend", b"BLENDER-v500 other")
+    assert Path(other).read_bytes() == b"BLENDER-v500 other" and not Path(first).exists()
