@@ -313,13 +313,15 @@ def _write_returned_files(row: BakeRow, opts: BatchOptions, result: RowResult, f
     out = Path(opts.out_dir)
     side = sidecar_path(row, opts)
     side_rel = side.relative_to(out).as_posix()
-    for rel, data in files.items():
-        if rel != side_rel:
-            atomic_write_bytes(out / rel, data)
-    if side_rel in files:
-        record = json.loads(files[side_rel])
-        record["audio"] = row.audio  # the worker saw its staged copy
-        atomic_write_bytes(side, json.dumps(record, indent=1).encode("utf-8"))
+    expected = {p.relative_to(out).as_posix(): p for takes in output_paths(row, opts).values() for p in takes.values()}
+    # Only the row's own output names are written: what a worker returns never chooses a path.
+    if set(files) != {*expected, side_rel}:
+        raise FacePolicyError(f"the worker returned {sorted(files)}, expected {sorted({*expected, side_rel})}")
+    for rel, path in expected.items():
+        atomic_write_bytes(path, files[rel])
+    record = json.loads(files[side_rel])
+    record["audio"] = row.audio  # the worker saw its staged copy
+    atomic_write_bytes(side, json.dumps(record, indent=1).encode("utf-8"))
     result.files = [str(p) for takes in output_paths(row, opts).values() for p in takes.values()]
 
 
@@ -543,7 +545,8 @@ class RayExecutor(Executor):
 def add_arguments(parser) -> None:
     """The Ray options of `facepolicy bake`."""
     parser.add_argument("--executor", choices=("local", "ray"), default="local",
-                        help="where lines are baked: local processes (--jobs) or Ray tasks (default: local)")
+                        help="where lines are baked: local processes (--jobs) or Ray tasks (default: local); "
+                        "with ray and no --address, --jobs N gives the local Ray instance N CPUs (default: all)")
     parser.add_argument("--address", metavar="HOST:PORT",
                         help="with --executor ray: the Ray head node to join (default: start Ray on this machine, "
                         "listening on 127.0.0.1 only)")

@@ -210,3 +210,13 @@ def test_the_blend_file_is_staged_once_per_worker_process(tmp_path, monkeypatch)
     assert Path(first).read_bytes() == b"touched"  # not written again for the next row
     other = ray_executor._staged_blend("/studio/chars/villain.blend", b"BLENDER-v500 other")
     assert Path(other).read_bytes() == b"BLENDER-v500 other" and not Path(first).exists()
+
+
+def test_returned_files_cannot_choose_their_paths(tmp_path):
+    row = batch.BakeRow(1, str(write_line(tmp_path / "a.wav")), "a", engine="envelope")
+    opts = batch.BatchOptions(out_dir=str(tmp_path / "out"), formats=("csv",))
+    result = batch.RowResult(1, "a", "ok")
+    side = batch.sidecar_path(row, opts).name
+    with pytest.raises(FacePolicyError, match="the worker returned"):
+        ray_executor._write_returned_files(row, opts, result, {"a.csv": b"x", "../evil.csv": b"y", side: b"{}"})
+    assert not (tmp_path / "evil.csv").exists() and not (tmp_path / "out").exists()
