@@ -208,7 +208,7 @@ def model_card(m: dict) -> str:
         f" engines {t['held_out']['held_out_engines']}",
         f"- command: `{t['command'] or 'not recorded'}`",
         f"- seed: {t['seed']}; steps: style {t['style_steps']}, policy {t['policy_steps']};"
-        f" training time {t['train_seconds'] / 3600:.2f} h CPU-process time",
+        f" training time {t['train_seconds'] / 3600:.2f} h wall (training steps only)",
         "",
         "## Style presets",
         "",

@@ -110,6 +110,7 @@ class Trainer:
             "rng": {"sampler": self.sampler.rng.bit_generator.state, "torch": self.gen.get_state(),
                     "torch_global": torch.get_rng_state()},
             "style_codes": self.sampler.style_codes,
+            "train_clip_ids": [c.clip_id for c in self.split.train],
         }
         tmp = self.ckpt_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -119,6 +120,9 @@ class Trainer:
         if not self.ckpt_path.is_file():
             return False
         state = torch.load(self.ckpt_path, weights_only=False)
+        if state.get("train_clip_ids") != [c.clip_id for c in self.split.train]:
+            raise ValueError(f"{self.ckpt_path} was trained on other clips than this corpus holds now; "
+                             "resume with the same corpus, or start a new run directory")
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.style_opt.load_state_dict(state["style_opt"])
@@ -173,8 +177,12 @@ class Trainer:
         b = feat.shape[0]
         audio = gather_frames(feat, batch["lo"], batch["hi"], batch["w"])  # (B, H, D)
         x0 = model.normalise(batch["x0"])
+        past = model.normalise(batch["past"])
+        if drop and self.cfg["policy_train"].get("past_noise", 0.0) > 0:
+            # At run time the past is the model's own output, not the teacher's: train on slightly wrong pasts.
+            past = past + self.cfg["policy_train"]["past_noise"] * torch.randn(past.shape, generator=gen)
         inputs = {"x0": x0, "audio": audio, "evidence": batch["evidence"], "style": batch["style"],
-                  "past": model.normalise(batch["past"]), "emotion": batch["emotion"]}
+                  "past": past, "emotion": batch["emotion"]}
         if drop:
             inputs = drop_conditions(inputs, self.cfg["dropout"], gen)
         else:
