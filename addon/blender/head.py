@@ -14,7 +14,7 @@ PROP_KIND = "facepolicy_head"
 PROP_PIVOT = "facepolicy_pivot_"
 
 _MATERIALS = (  # (name, vertex group whose faces use it or None for the rest, base colour, roughness)
-    ("FacePolicy Skin", None, (0.80, 0.58, 0.47, 1.0), 0.45),
+    ("FacePolicy Skin", None, (0.62, 0.38, 0.28, 1.0), 0.45),
     ("FacePolicy Eye", "eyeball", (0.90, 0.90, 0.88, 1.0), 0.05),
     ("FacePolicy Teeth", "teeth", (0.92, 0.90, 0.82, 1.0), 0.25),
     ("FacePolicy Tongue", "tongue", (0.62, 0.25, 0.25, 1.0), 0.35),
@@ -92,6 +92,7 @@ def _add_shape_keys(obj: bpy.types.Object, head: HeadAsset) -> None:
         block = obj.shape_key_add(name=name, from_mix=False)
         block.data.foreach_set("co", (head.vertices + head.deltas[k]).ravel())
         block.slider_min, block.slider_max = 0.0, 1.0
+        block.value = 0.0  # a key made by the API starts at 1
     obj.data.shape_keys.name = f"{obj.name} Keys"
 
 

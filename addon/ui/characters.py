@@ -1,9 +1,14 @@
-"""Character operators: Add › Mesh › FacePolicy Head, and the rig report drawn by the main panel."""
+"""Character operators: Add › Mesh › FacePolicy Head, Import FLAME, and the rig report drawn by the main panel."""
 
 import bpy
+from bpy_extras.io_utils import ImportHelper
 
+from ..blender.flame import import_flame
 from ..blender.head import add_default_head
+from ..blender.rig_report import check_rig, report_rows
 from ..core.errors import FacePolicyError
+
+_ICONS = {"error": "ERROR", "warning": "INFO", "info": "BLANK1"}
 
 
 class FACEPOLICY_OT_add_default_head(bpy.types.Operator):
@@ -30,16 +35,72 @@ class FACEPOLICY_OT_add_default_head(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class FACEPOLICY_OT_import_flame(bpy.types.Operator, ImportHelper):
+    """Import your FLAME model (.pkl) as a mesh with expression shape keys and a jaw-open key"""
+
+    bl_idname = "facepolicy.import_flame"
+    bl_label = "Import FLAME Model"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".pkl"
+    filter_glob: bpy.props.StringProperty(default="*.pkl", options={"HIDDEN"})
+    expressions: bpy.props.IntProperty(
+        name="Expressions", default=20, min=1, max=100,
+        description="How many FLAME expression components become shape keys (each as a + and a - key)")
+
+    @classmethod
+    def poll(cls, context):
+        if context.mode != "OBJECT":
+            cls.poll_message_set("Switch to Object Mode to import a FLAME model")
+            return False
+        return True
+
+    def execute(self, context):
+        try:
+            obj = import_flame(context, self.filepath, self.expressions)
+        except FacePolicyError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        n = len(obj.data.shape_keys.key_blocks) - 1
+        self.report({"INFO"}, f'imported "{obj.name}" with {n} shape keys; FacePolicy drives them by geometric solve')
+        return {"FINISHED"}
+
+
+def draw_rig_report(layout, obj) -> None:
+    """The rig report: problems first, then which channel drives which key and how (name, alias, user, solve)."""
+    box = layout.box()
+    issues = check_rig(obj)
+    for issue in issues:
+        box.label(text=issue.message, icon=_ICONS[issue.severity])
+    if any(i.severity == "error" for i in issues) or obj is None or obj.type != "MESH":
+        return
+    rows, method = report_rows(obj)
+    matched = [r for r in rows if r[2] != "unmatched"]
+    box.label(text=f"{len(matched)} of {len(rows)} mapped by {method}", icon="SHAPEKEY_DATA")
+    col = box.column(align=True)
+    for channel, key, how in rows:
+        row = col.row(align=True)
+        row.label(text=channel)
+        row.label(text=key or "—")
+        row.label(text=how)
+
+
 def _menu_add_head(self, context):
     self.layout.operator(FACEPOLICY_OT_add_default_head.bl_idname, icon="MONKEY")
 
 
-CLASSES = (FACEPOLICY_OT_add_default_head,)
+def _menu_import_flame(self, context):
+    self.layout.operator(FACEPOLICY_OT_import_flame.bl_idname, text="FLAME Model (.pkl)")
+
+
+CLASSES = (FACEPOLICY_OT_add_default_head, FACEPOLICY_OT_import_flame)
 
 
 def register_extra() -> None:
     bpy.types.VIEW3D_MT_mesh_add.append(_menu_add_head)
+    bpy.types.TOPBAR_MT_file_import.append(_menu_import_flame)
 
 
 def unregister_extra() -> None:
+    bpy.types.TOPBAR_MT_file_import.remove(_menu_import_flame)
     bpy.types.VIEW3D_MT_mesh_add.remove(_menu_add_head)

@@ -54,6 +54,7 @@ def test_operator_adds_the_head_with_52_arkit_keys(characters_ui):
     blocks = obj.data.shape_keys.key_blocks
     assert [b.name for b in blocks] == ["Basis", *spec.ARKIT_NAMES]
     assert all(b.relative_key == blocks[0] for b in blocks)
+    assert all(b.value == 0.0 for b in blocks[1:])  # the head starts neutral
     assert len(obj.data.vertices) == head.num_vertices
     assert len(obj.data.polygons) == len(head.polygon_sizes)
     assert obj.data.uv_layers.active is not None
@@ -156,3 +157,193 @@ def test_add_into_a_given_collection(clean_scene):
     assert obj.users_collection[0] == coll and tuple(obj.location) == (1.0, 2.0, 0.0)
     second = add_default_head(bpy.context, collection=coll)
     assert second.name != obj.name and len(coll.objects) == 2
+
+
+# --- rig checks, name mapping on the object, FLAME import and the geometric solve -------------------------------
+
+
+def _flame_synthetic():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "unit" / "flame_synthetic.py"
+    spec_ = importlib.util.spec_from_file_location("flame_synthetic", path)
+    module = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(module)
+    return module
+
+
+def _mesh_with_keys(names, relative_to=None):
+    import bpy
+
+    mesh = bpy.data.meshes.new("rig")
+    mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)], [], [(0, 1, 2), (0, 1, 3)])
+    obj = bpy.data.objects.new("rig", mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    if names:
+        obj.shape_key_add(name="Basis", from_mix=False)
+        for n in names:
+            obj.shape_key_add(name=n, from_mix=False)
+    if relative_to:
+        blocks = obj.data.shape_keys.key_blocks
+        blocks[names[-1]].relative_key = blocks[relative_to]
+    return obj
+
+
+def _snapshot():
+    import bpy
+
+    return [(o.name, tuple((b.name, b.relative_key.name, b.value) for b in o.data.shape_keys.key_blocks)
+             if o.type == "MESH" and o.data.shape_keys else ()) for o in bpy.data.objects]
+
+
+def _errors(obj):
+    from facepolicy.blender.rig_report import check_rig
+
+    return [i.message for i in check_rig(obj) if i.severity == "error"]
+
+
+def test_check_rig_bad_inputs_have_clear_messages_and_change_nothing(clean_scene):
+    from facepolicy.blender.rig_report import check_rig, track_for_object
+    from facepolicy.core.errors import RigError
+    from facepolicy.core.facetrack import FaceTrack
+
+    cases = {
+        "no keys": (_mesh_with_keys([]), "has no shape keys"),
+        "relative": (_mesh_with_keys(["jawOpen", "mouthSmileLeft"], relative_to="jawOpen"), "Relative To"),
+        "collision": (_mesh_with_keys(["jawOpen", "Jaw_Open", "eyeBlinkLeft"]), "all mean jawOpen"),
+    }
+    mod_obj = _mesh_with_keys(["jawOpen", "eyeBlinkLeft"])
+    mod_obj.modifiers.new("Subdivision", "SUBSURF")
+    track = FaceTrack.zeros(10)
+    before = _snapshot()
+    for label, (obj, text) in cases.items():
+        errors = _errors(obj)
+        assert any(text in e for e in errors), (label, errors)
+        with pytest.raises(RigError):
+            track_for_object(obj, track)
+    warnings = [i.message for i in check_rig(mod_obj) if i.severity == "warning"]
+    assert any("active modifiers (Subdivision)" in w for w in warnings)
+    assert _snapshot() == before
+    assert _errors(None) and "not a mesh" in _errors(bpy_empty())[0]
+
+
+def bpy_empty():
+    import bpy
+
+    empty = bpy.data.objects.new("empty", None)
+    bpy.context.scene.collection.objects.link(empty)
+    return empty
+
+
+def test_linked_and_override_objects_are_read_only(clean_scene, tmp_path):
+    import bpy
+
+    _mesh_with_keys(["jawOpen", "eyeBlinkLeft"])
+    lib = tmp_path / "lib.blend"
+    bpy.data.libraries.write(str(lib), {bpy.data.objects["rig"]})
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    with bpy.data.libraries.load(str(lib), link=True) as (src, dst):
+        dst.objects = ["rig"]
+    linked = dst.objects[0]
+    bpy.context.scene.collection.objects.link(linked)
+    assert any("read-only" in e for e in _errors(linked))
+    override = linked.override_create(remap_local_usages=True)
+    assert any("read-only" in e or "library override" in e for e in _errors(override))
+
+
+def test_user_mapping_is_stored_on_the_object(clean_scene):
+    from facepolicy.blender.rig_report import mapping_for_object, set_key_overrides
+    from facepolicy.core.errors import RigError
+
+    obj = _mesh_with_keys(["Jaw_Down", "Grin", "Blink_Both"])
+    assert not mapping_for_object(obj).matches
+    set_key_overrides(obj, {"Jaw_Down": "jawOpen", "Blink_Both": ["eyeBlinkLeft", "eyeBlinkRight"]})
+    got = {m.key: m.channels for m in mapping_for_object(obj).matches}
+    assert got == {"Jaw_Down": ("jawOpen",), "Blink_Both": ("eyeBlinkLeft", "eyeBlinkRight")}
+    stored = obj["facepolicy_key_map"]
+    with pytest.raises(RigError):
+        set_key_overrides(obj, {"Grin": "notAChannel"})
+    assert obj["facepolicy_key_map"] == stored
+
+
+def test_default_head_is_driven_by_name(characters_ui):
+    import bpy
+
+    from facepolicy.blender.rig_report import check_rig, report_text, track_for_object
+    from facepolicy.core.facetrack import FaceTrack
+
+    bpy.ops.facepolicy.add_default_head()
+    obj = bpy.context.active_object
+    assert not [i for i in check_rig(obj) if i.severity == "error"]
+    out, how = track_for_object(obj, FaceTrack.zeros(5))
+    assert how == "name" and out.names[:52] == spec.ARKIT_NAMES
+    assert "jawOpen" in report_text(obj)
+
+
+def test_flame_import_and_geometric_drive(characters_ui, tmp_path):
+    import bpy
+
+    from facepolicy.blender.rig_report import report_rows, track_for_object
+    from facepolicy.core.facetrack import FaceTrack
+    from facepolicy.core.head import load_default_head
+
+    synth = _flame_synthetic()
+    path = tmp_path / "generic_model.pkl"
+    keep = synth.write_synthetic_flame(path)
+    assert bpy.ops.facepolicy.import_flame(filepath=str(path), expressions=12) == {"FINISHED"}
+    obj = bpy.context.active_object
+    blocks = obj.data.shape_keys.key_blocks
+    assert len(blocks) == 1 + 2 * 12 + 1 and blocks[-1].name == "jawOpen"
+    assert len(obj.data.vertices) == synth.N_VERTS
+
+    head = load_default_head()
+    index = {int(h): i for i, h in enumerate(keep)}
+    up, lo = index[head.landmarks["lip_upper_mid"]], index[head.landmarks["lip_lower_mid"]]
+
+    def lip_gap():
+        v = evaluated_vertices(obj)
+        return float(np.linalg.norm(v[up] - v[lo]))
+
+    rest_gap = lip_gap()
+    blocks["jawOpen"].value = 1.0
+    assert lip_gap() > rest_gap + 0.01       # the LBS jaw key opens the mouth
+    blocks["jawOpen"].value = 0.0
+
+    assert report_rows(obj)[1] == "solve"
+    values = np.zeros((30, spec.NUM_CHANNELS), np.float32)
+    values[10:20, spec.CHANNEL_INDEX["jawOpen"]] = 1.0
+    out, how = track_for_object(obj, FaceTrack(30.0, spec.CHANNEL_NAMES, values))
+    assert how == "solve" and set(out.names[: len(blocks) - 1]) == {b.name for b in blocks[1:]}
+    for name in out.names[: len(blocks) - 1]:
+        blocks[name].value = float(out.channel(name)[15])
+    assert lip_gap() > rest_gap + 0.01       # the solved keys open the FLAME mouth
+    for name in out.names[: len(blocks) - 1]:
+        blocks[name].value = float(out.channel(name)[0])
+    assert lip_gap() < rest_gap + 0.003      # and close it again at rest
+
+
+def test_bad_flame_files_leave_the_scene_unchanged(characters_ui, tmp_path):
+    import pickle
+
+    import bpy
+
+    synth = _flame_synthetic()
+    wrong = tmp_path / "wrong.pkl"
+    synth.write_synthetic_flame(wrong, shapedirs=np.zeros((synth.N_VERTS, 3, 50)))
+    evil = tmp_path / "evil.pkl"
+    marker = tmp_path / "ran"
+
+    class RunsCode:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    evil.write_bytes(pickle.dumps({"v_template": RunsCode()}))
+    before = (len(bpy.data.objects), len(bpy.data.meshes))
+    for path, text in ((wrong, "shapedirs"), (evil, "not model data")):
+        with pytest.raises(RuntimeError, match=text):
+            bpy.ops.facepolicy.import_flame(filepath=str(path))
+    assert (len(bpy.data.objects), len(bpy.data.meshes)) == before
+    assert not marker.exists()
