@@ -347,3 +347,37 @@ def test_bad_flame_files_leave_the_scene_unchanged(characters_ui, tmp_path):
             bpy.ops.facepolicy.import_flame(filepath=str(path))
     assert (len(bpy.data.objects), len(bpy.data.meshes)) == before
     assert not marker.exists()
+
+
+class _FakeLayout:
+    """Records what a panel would draw (UILayout cannot be made outside a redraw)."""
+
+    def __init__(self, log=None):
+        self.log = [] if log is None else log
+
+    def box(self):
+        return self
+
+    def column(self, align=False):
+        return self
+
+    def row(self, align=False):
+        return self
+
+    def label(self, text="", icon="NONE"):
+        self.log.append((text, icon))
+
+
+def test_draw_rig_report(characters_ui):
+    import bpy
+
+    from facepolicy.ui.characters import draw_rig_report
+
+    bpy.ops.facepolicy.add_default_head()
+    layout = _FakeLayout()
+    draw_rig_report(layout, bpy.context.active_object)
+    texts = [t for t, _ in layout.log]
+    assert "52 of 52 mapped by name" in texts and "jawOpen" in texts and "exact" in texts
+    bad = _FakeLayout()
+    draw_rig_report(bad, _mesh_with_keys([]))
+    assert bad.log[0][1] == "ERROR" and "has no shape keys" in bad.log[0][0]
