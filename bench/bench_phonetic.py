@@ -27,7 +27,7 @@ LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 
 
 def speech(seconds: float) -> tuple[np.ndarray, str]:
-    """Real speech clips (and their transcripts) repeated to ``seconds``."""
+    """Real speech clips (and their transcripts) repeated to at least ``seconds``."""
     from facepolicy.core.audio import load_audio
 
     clips = []
@@ -48,7 +48,8 @@ def speech(seconds: float) -> tuple[np.ndarray, str]:
             total += len(x) + len(gap)
             if total >= seconds * 16000:
                 break
-    return np.concatenate(parts)[: int(seconds * 16000)], " ".join(texts)
+    # Whole clips only, so the transcript matches the audio exactly (a few seconds over ``seconds`` at most).
+    return np.concatenate(parts), " ".join(texts)
 
 
 def child_cpu() -> float:
@@ -69,7 +70,6 @@ def main() -> int:
         wav = Path(tmp) / "speech.wav"
         sf.write(str(wav), samples, 16000)
         if args.transcript:
-            # Cut at the sample count, the text may run a little past the audio: keep only whole clips' words.
             wav.with_suffix(".txt").write_text(text, encoding="utf-8")
         out = Path(tmp) / "out.csv"
         code = ("import sys; from facepolicy.core.engine import BakeOptions, animate; "

@@ -170,7 +170,7 @@ def main(argv=None) -> int:
         return 1
     kinds = {k: sum(1 for c in clips if c.reference_kind == k) for k in ("labels", "alignment")}
     total = sum(c.audio.duration for c in clips)
-    print(f"{len(clips)} clips, {total:.1f} s; references: {kinds['labels']} hand labels, "
+    print(f"{len(clips)} clips, {total:.1f} s; references: {kinds['labels']} label files or TTS timings, "
           f"{kinds['alignment']} forced alignments")
     results = evaluate(clips, modes, args.verbose)
     print(metrics.TABLE_HEADER.replace("| |", "| engine |", 1))
