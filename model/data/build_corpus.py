@@ -53,8 +53,8 @@ class CorpusConfig:
 
 
 CONFIGS: dict[str, CorpusConfig] = {
-    # 3.75 h in all, so that the training split (about 80 %; the rest is held-out voices) is ≥ 3 h.
-    "default": CorpusConfig("default", hours=3.75, clips_per_shard=24, n_styles=240),
+    # 3.9 h in all, so that the training split (about 79 %; the rest is held-out voices) is ≥ 3 h.
+    "default": CorpusConfig("default", hours=3.9, clips_per_shard=24, n_styles=240),
     "tiny": CorpusConfig(
         "tiny", hours=0.004, clips_per_shard=3, n_styles=4, sentences_per_clip=(1, 2),
         espeak_bases=("en-us", "en-gb-scotland"), espeak_variants=("", "f3"),
@@ -239,8 +239,10 @@ def _shard_task(args: tuple) -> dict:
     return build_shard(cfg, seed, k, Path(out))
 
 
-def _write_manifest(out: Path, cfg: CorpusConfig, seed: int, done: dict[int, dict], stats: dict) -> dict:
-    """The manifest lists the shortest prefix of shards that reaches the configured hours."""
+def _write_manifest(out: Path, cfg: CorpusConfig, seed: int, done: dict[int, dict], stats: dict,
+                    earlier: list[dict]) -> dict:
+    """The manifest lists the shortest prefix of shards that reaches the configured hours, and every build run
+    (``earlier`` ones, then this one) with its speed."""
     shards, total = [], 0.0
     for k in sorted(done):
         if k != len(shards) or total >= cfg.hours * 3600:
@@ -251,6 +253,7 @@ def _write_manifest(out: Path, cfg: CorpusConfig, seed: int, done: dict[int, dic
         "format_version": FORMAT_VERSION, "config": dataclasses.asdict(cfg), "seed": seed,
         "complete": total >= cfg.hours * 3600, "seconds": round(total, 2), "hours": round(total / 3600, 4),
         "eval_seconds": round(sum(s["eval_seconds"] for s in shards), 2), "shards": shards, "build": stats,
+        "builds": [*earlier, stats],
     }
     tmp = out / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
@@ -292,6 +295,10 @@ def build(cfg: CorpusConfig, out: Path, seed: int = 0, jobs: int = 1, log=print)
         done[k] = summary
         k += 1
     reused = sum(s["seconds"] for s in done.values())
+    earlier: list[dict] = []
+    if (out / "manifest.json").exists():
+        old = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        earlier = old.get("builds", [old["build"]] if old.get("build") else [])
     t0 = time.monotonic()
     built_seconds = 0.0
 
@@ -324,7 +331,7 @@ def build(cfg: CorpusConfig, out: Path, seed: int = 0, jobs: int = 1, log=print)
         while prefix_seconds() < target:
             done[next_k] = build_shard(cfg, seed, next_k, out)
             built_seconds += done[next_k]["seconds"]
-            _write_manifest(out, cfg, seed, done, stats())
+            _write_manifest(out, cfg, seed, done, stats(), earlier)
             log(f"shard {next_k}: {done[next_k]['seconds']:.1f} s; {prefix_seconds() / 3600:.3f} h")
             next_k += 1
     else:
@@ -345,9 +352,9 @@ def build(cfg: CorpusConfig, out: Path, seed: int = 0, jobs: int = 1, log=print)
                     kk = running.pop(fut)
                     done[kk] = fut.result()
                     built_seconds += done[kk]["seconds"]
-                    _write_manifest(out, cfg, seed, done, stats())
+                    _write_manifest(out, cfg, seed, done, stats(), earlier)
                     log(f"shard {kk}: {done[kk]['seconds']:.1f} s; {prefix_seconds() / 3600:.3f} h")
-    manifest = _write_manifest(out, cfg, seed, done, stats())
+    manifest = _write_manifest(out, cfg, seed, done, stats(), earlier)
     log(f"done: {manifest['hours']:.3f} h in {len(manifest['shards'])} shards; "
         f"built {built_seconds:.1f} s of audio in {stats()['wall_seconds']:.1f} s wall "
         f"({stats()['audio_seconds_per_wall_second']} audio s per wall s, {jobs} jobs; "
