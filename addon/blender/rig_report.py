@@ -11,11 +11,12 @@ import numpy as np
 from ..core import spec
 from ..core.errors import RigError
 from ..core.facetrack import FaceTrack
-from ..core.head import load_default_head
+from ..core.head import LANDMARK_NAMES, load_default_head
 from ..core.retarget import KeySolver, build_key_solver, retarget_track
 from ..core.rig import RigMapping, build_mapping, overrides_to_json, parse_overrides
 
 PROP_KEY_MAP = "facepolicy_key_map"  # JSON {shape key: channel | [channels] | ""}, edited by the user
+PROP_LANDMARKS = "facepolicy_landmarks"  # JSON {landmark name: vertex index}, picked by the user
 # Fewer ARKit channels than this matched by name → the keys are solved geometrically instead.
 MIN_NAMED_CHANNELS = 8
 
@@ -126,17 +127,46 @@ def shape_key_deltas(obj) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     return tuple(b.name for b in blocks), deltas.reshape(len(blocks), n, 3), rest.reshape(n, 3)
 
 
+def landmarks(obj) -> dict[str, int]:
+    """The landmarks the user picked on ``obj`` (names as in the default head's landmarks)."""
+    try:
+        data = json.loads(str(obj.get(PROP_LANDMARKS, "") or "{}"))
+    except json.JSONDecodeError:
+        return {}
+    n = len(obj.data.vertices)
+    return {str(k): int(v) for k, v in data.items() if isinstance(v, int) and 0 <= v < n}
+
+
+def set_landmark(obj, name: str, vertex_index: int | None) -> None:
+    """Pick (or, with None, forget) one landmark on ``obj``; the geometric solve uses 4 or more."""
+    if name not in LANDMARK_NAMES:
+        raise RigError(f'"{name}" is not a landmark; use one of {", ".join(LANDMARK_NAMES)}')
+    if vertex_index is not None and not 0 <= vertex_index < len(obj.data.vertices):
+        raise RigError(f'"{obj.name}" has no vertex {vertex_index}')
+    picked = landmarks(obj)
+    if vertex_index is None:
+        picked.pop(name, None)
+    else:
+        picked[name] = int(vertex_index)
+    obj[PROP_LANDMARKS] = json.dumps(dict(sorted(picked.items())))
+
+
 _SOLVERS: dict[tuple, KeySolver] = {}
 
 
 def solver_for_object(obj) -> KeySolver:
-    """The geometric solver for ``obj``'s keys (cached while the keys and the mesh stay the same)."""
+    """The geometric solver for ``obj``'s keys (cached while the keys, the mesh and the landmarks stay the same).
+
+    With 4 or more picked landmarks they guide the fit; otherwise it is found automatically."""
     names, deltas, rest = shape_key_deltas(obj)
-    signature = (obj.name, names, rest.shape, float(np.abs(rest).sum()), float(np.abs(deltas).sum()))
+    picked = landmarks(obj)
+    signature = (obj.name, names, rest.shape, float(np.abs(rest).sum()), float(np.abs(deltas).sum()),
+                 tuple(sorted(picked.items())))
     if signature not in _SOLVERS:
         if len(_SOLVERS) > 8:
             _SOLVERS.clear()
-        _SOLVERS[signature], _ = build_key_solver(load_default_head(), rest, names, deltas)
+        _SOLVERS[signature], _ = build_key_solver(load_default_head(), rest, names, deltas,
+                                                  target_landmarks=picked if len(picked) >= 4 else None)
     return _SOLVERS[signature]
 
 

@@ -18,6 +18,14 @@ from .errors import AssetError
 
 HEAD_DIR = "heads/default"
 
+# Landmarks every head asset provides (vertex indices in head.json); users pick the same names on their own meshes.
+LANDMARK_NAMES: tuple[str, ...] = (
+    "lip_upper_mid", "lip_lower_mid", "lip_upper_left", "lip_lower_left", "lip_upper_right", "lip_lower_right",
+    "mouth_corner_left", "mouth_corner_right", "eye_outer_left", "eye_inner_left", "eye_outer_right",
+    "eye_inner_right", "eyelid_upper_left", "eyelid_lower_left", "eyelid_upper_right", "eyelid_lower_right",
+    "nose_tip", "chin",
+)
+
 # Inner-lip pairs the lip-sync metrics measure: the midline and ±25 % of the mouth width.
 LIP_PAIRS: tuple[tuple[str, str], ...] = (
     ("lip_upper_mid", "lip_lower_mid"),

@@ -5,8 +5,9 @@ from bpy_extras.io_utils import ImportHelper
 
 from ..blender.flame import import_flame
 from ..blender.head import add_default_head
-from ..blender.rig_report import check_rig, report_rows
+from ..blender.rig_report import check_rig, report_rows, set_landmark
 from ..core.errors import FacePolicyError
+from ..core.head import LANDMARK_NAMES
 
 _ICONS = {"error": "ERROR", "warning": "INFO", "info": "BLANK1"}
 
@@ -66,6 +67,46 @@ class FACEPOLICY_OT_import_flame(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
 
+_LANDMARK_ITEMS = tuple((name, name.replace("_", " ").capitalize(), "") for name in LANDMARK_NAMES)
+
+
+class FACEPOLICY_OT_set_landmark(bpy.types.Operator):
+    """Mark the active vertex as a landmark, so the geometric solve matches your mesh to the FacePolicy head"""
+
+    bl_idname = "facepolicy.set_landmark"
+    bl_label = "Set FacePolicy Landmark"
+    bl_options = {"REGISTER", "UNDO"}
+
+    landmark: bpy.props.EnumProperty(name="Landmark", items=_LANDMARK_ITEMS)
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        if obj is None or obj.type != "MESH" or obj.mode != "EDIT":
+            cls.poll_message_set("Select one vertex of a mesh in Edit Mode")
+            return False
+        return True
+
+    def execute(self, context):
+        import bmesh
+
+        obj = context.active_object
+        bm = bmesh.from_edit_mesh(obj.data)
+        active = bm.select_history.active
+        picked = [v.index for v in bm.verts if v.select]
+        index = active.index if isinstance(active, bmesh.types.BMVert) else (picked[0] if len(picked) == 1 else None)
+        if index is None:
+            self.report({"ERROR"}, "select exactly one vertex (or make one active) to mark a landmark")
+            return {"CANCELLED"}
+        try:
+            set_landmark(obj, self.landmark, index)
+        except FacePolicyError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{self.landmark} = vertex {index}")
+        return {"FINISHED"}
+
+
 def draw_rig_report(layout, obj) -> None:
     """The rig report: problems first, then which channel drives which key and how (name, alias, user, solve)."""
     box = layout.box()
@@ -93,7 +134,7 @@ def _menu_import_flame(self, context):
     self.layout.operator(FACEPOLICY_OT_import_flame.bl_idname, text="FLAME Model (.pkl)")
 
 
-CLASSES = (FACEPOLICY_OT_add_default_head, FACEPOLICY_OT_import_flame)
+CLASSES = (FACEPOLICY_OT_add_default_head, FACEPOLICY_OT_import_flame, FACEPOLICY_OT_set_landmark)
 
 
 def register_extra() -> None:

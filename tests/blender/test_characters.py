@@ -381,3 +381,50 @@ def test_draw_rig_report(characters_ui):
     bad = _FakeLayout()
     draw_rig_report(bad, _mesh_with_keys([]))
     assert bad.log[0][1] == "ERROR" and "has no shape keys" in bad.log[0][0]
+
+
+def test_landmarks_picked_by_the_user_guide_the_solve(characters_ui, tmp_path):
+    import bmesh
+    import bpy
+
+    from facepolicy.blender import rig_report
+    from facepolicy.core.errors import RigError
+    from facepolicy.core.head import load_default_head
+
+    synth = _flame_synthetic()
+    path = tmp_path / "generic_model.pkl"
+    keep = synth.write_synthetic_flame(path)
+    bpy.ops.facepolicy.import_flame(filepath=str(path), expressions=6)
+    obj = bpy.context.active_object
+    head = load_default_head()
+    index = {int(h): i for i, h in enumerate(keep)}
+
+    # the operator marks the active vertex in Edit Mode
+    bpy.ops.object.mode_set(mode="EDIT")
+    bm = bmesh.from_edit_mesh(obj.data)
+    bm.verts.ensure_lookup_table()
+    for v in bm.verts:
+        v.select = False
+    target = index[head.landmarks["nose_tip"]]
+    bm.verts[target].select = True
+    bm.select_history.add(bm.verts[target])
+    assert bpy.ops.facepolicy.set_landmark(landmark="nose_tip") == {"FINISHED"}
+    bpy.ops.object.mode_set(mode="OBJECT")
+    assert rig_report.landmarks(obj) == {"nose_tip": target}
+
+    for name in ("chin", "eye_outer_left", "eye_outer_right", "mouth_corner_left"):
+        rig_report.set_landmark(obj, name, index[head.landmarks[name]])
+    with pytest.raises(RigError, match="not a landmark"):
+        rig_report.set_landmark(obj, "left_ear", 0)
+    with pytest.raises(RigError, match="no vertex"):
+        rig_report.set_landmark(obj, "chin", 10**6)
+    assert len(rig_report.landmarks(obj)) == 5
+    solver = rig_report.solver_for_object(obj)
+    x, info = solver.solve(np.eye(52)[[spec.ARKIT_NAMES.index("jawOpen")]])
+    names, deltas, rest = rig_report.shape_key_deltas(obj)
+    posed = rest + np.einsum("k,kvc->vc", x[0], deltas)
+    up, lo = index[head.landmarks["lip_upper_mid"]], index[head.landmarks["lip_lower_mid"]]
+    assert info.converged and names == solver.key_names
+    assert np.linalg.norm(posed[up] - posed[lo]) > np.linalg.norm(rest[up] - rest[lo]) + 0.01  # mouth opens
+    rig_report.set_landmark(obj, "chin", None)
+    assert "chin" not in rig_report.landmarks(obj)

@@ -7,7 +7,7 @@ import pytest
 
 from facepolicy.core import spec
 from facepolicy.core.assets import asset_root
-from facepolicy.core.head import LIP_PAIRS, load_default_head
+from facepolicy.core.head import LANDMARK_NAMES, LIP_PAIRS, load_default_head
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,8 @@ def test_structure(head):
         ids = head.vertex_groups[name]
         assert len(ids) > 20 and ids.min() >= 0 and ids.max() < v, name
     assert np.array_equal(head.lip_vertex_indices, head.vertex_groups["lips"])
+    assert set(head.landmarks) == set(LANDMARK_NAMES)
+    assert all(0 <= i < v for i in head.landmarks.values())
 
 
 def test_units_and_orientation(head):
