@@ -6,6 +6,7 @@ import math
 import sys
 from pathlib import Path
 
+from . import ray_executor
 from .core import batch
 from .core.errors import FacePolicyError
 
@@ -60,6 +61,7 @@ def _add_bake(subparsers) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: 1)")
     p.add_argument("--manifest", metavar="FILE", help="a CSV or JSON manifest with one row per line")
+    ray_executor.add_arguments(p)  # --executor local|ray, --address, --ray-data, --ray-retries
     p.set_defaults(func=run)
 
 
@@ -205,6 +207,9 @@ def worker_command() -> list[str]:
 
 
 def make_executor(args, n_rows: int) -> batch.Executor:
+    ray = ray_executor.executor_from_args(args)  # importing ray_executor does not import Ray
+    if ray is not None:
+        return ray
     if args.jobs <= 1 or n_rows <= 1:
         return batch.InProcessExecutor(scene_exporter)
     return batch.ProcessExecutor(min(args.jobs, n_rows), worker_command())

@@ -32,8 +32,8 @@ sys.path[:0] = [str(HERE), str(UNIT)]
 
 import ray_marked_engine  # noqa: E402
 
-from facepolicy import bake, cli  # noqa: E402
-from facepolicy.core import batch, ray_executor  # noqa: E402
+from facepolicy import bake, cli, ray_executor  # noqa: E402
+from facepolicy.core import batch  # noqa: E402
 from facepolicy.core.errors import FacePolicyError  # noqa: E402
 from facepolicy.core.facetrack import FaceTrack  # noqa: E402
 

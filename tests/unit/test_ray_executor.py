@@ -1,4 +1,4 @@
-"""core.ray_executor without a cluster: addresses, options, messages and the row functions a Ray worker runs.
+"""ray_executor without a cluster: addresses, options, messages and the row functions a Ray worker runs.
 
 The tests that start real Ray clusters are in tests/integration/test_ray_cluster.py.
 """
@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from facepolicy.core import batch, ray_executor
+from facepolicy import ray_executor
+from facepolicy.core import batch
 from facepolicy.core.errors import FacePolicyError
 
 envelope_engine.register()
@@ -83,7 +84,7 @@ def test_without_ray_installed_the_message_says_how_to_get_it(monkeypatch):
 
 
 def test_importing_the_add_on_does_not_import_ray():
-    code = ("import sys, facepolicy, facepolicy.bake, facepolicy.core.batch, facepolicy.core.ray_executor; "
+    code = ("import sys, facepolicy, facepolicy.bake, facepolicy.core.batch, facepolicy.ray_executor; "
             "print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .batch import (
+from .core.batch import (
     BakeRow,
     BatchOptions,
     Executor,
@@ -39,7 +39,7 @@ from .batch import (
     sidecar_path,
     transcript_for,
 )
-from .errors import FacePolicyError
+from .core.errors import FacePolicyError
 
 DATA_MODES = ("shared", "object-store")
 OBJECT_STORE_LIMIT = 64 * 1024 * 1024  # inputs of one row shipped through the object store, in bytes
@@ -132,7 +132,7 @@ def _node_name() -> str:
 
 def _ensure_engines(engines: dict) -> None:
     """Engines registered on the driver (plugins, tests) are registered in this worker process too."""
-    from . import engine
+    from .core import engine
 
     key = tuple(sorted((k, tuple(v)) for k, v in engines.items()))
     if _warm.get("engines") == key:
@@ -145,7 +145,7 @@ def _ensure_engines(engines: dict) -> None:
 
 def _scene_exporter():
     if "exporter" not in _warm:
-        from ..blender.export import export_scene
+        from .blender.export import export_scene
 
         _warm["exporter"] = export_scene
     return _warm["exporter"]
@@ -261,7 +261,7 @@ def probe_node(required: Sequence[str]) -> dict:
     """What a node can run: its name, the facepolicy version, and which required modules are missing."""
     import importlib
 
-    from .. import __version__
+    from . import __version__
 
     missing = []
     for name in required:
@@ -308,7 +308,7 @@ def _inputs_of(row: BakeRow, opts: BatchOptions) -> list[str]:
 
 def _write_returned_files(row: BakeRow, opts: BatchOptions, result: RowResult, files: dict[str, bytes]) -> None:
     """Outputs first, the sidecar last (as bake_row does), each through a temporary file and a rename."""
-    from .fileio import atomic_write_bytes
+    from .core.fileio import atomic_write_bytes
 
     out = Path(opts.out_dir)
     side = sidecar_path(row, opts)
@@ -383,7 +383,7 @@ class RayExecutor(Executor):
         """Every node that can run a row must import facepolicy (same version) and the ``required`` modules."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        from .. import __version__
+        from . import __version__
 
         nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
         if not nodes:
@@ -441,7 +441,7 @@ class RayExecutor(Executor):
         return replace(row, transcript=str(t)) if t is not None and not row.transcript else row
 
     def _run(self, ray, rows, opts, on_result) -> None:
-        from .engine import ENGINES
+        from .core.engine import ENGINES
 
         ctx = ray.put({"opts": opts.to_dict(), "engines": {k: list(v) for k, v in ENGINES.items()}})
         shipped = self.data == "object-store"
