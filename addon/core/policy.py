@@ -199,6 +199,7 @@ class _CancelWatch:
 class SampleSettings:
     seed: int = 0
     style_scale: float = 1.0  # classifier-free guidance on style: 0 neutral, 1 as trained, >1 exaggerated
+    audio_scale: float = 1.0  # classifier-free guidance on audio: >1 articulates more strongly (one more pass)
     steps: int | None = None  # DDIM steps (model default when None)
     streams_per_batch: int | None = None  # None: all streams of a group in one call
 
@@ -330,15 +331,23 @@ class NeuralPolicy:
         return ev
 
     def _run_streams(self, starts, span0, audio, evid, style, emotion, settings, watch) -> list[np.ndarray]:
-        """Receding horizon for several streams at once; returns each stream's stream_frames states (normalised →
-        denormalised)."""
+        """Receding horizon for several streams at once; returns each stream's stream_frames states.
+
+        Classifier-free guidance runs the conditioned, style-free and (for audio guidance) condition-free passes
+        in the same ONNX call, stacked along the batch:
+        x0 = u + g_audio·(x0(audio) − u) + g_style·(x0(audio, style) − x0(audio)), u = x0(nothing).
+        """
         b = len(starts)
         h, a, c = self.horizon, self.execute, spec.NUM_CHANNELS
         plans = int(np.ceil(self.stream_frames / a))
         steps = ddim_timesteps(self.train_steps, settings.steps or self.default_steps)
-        scale = float(settings.style_scale)
-        has_style = style is not None and scale != 0.0
-        guided = has_style and scale != 1.0
+        g_style, g_audio = float(settings.style_scale), float(settings.audio_scale)
+        has_style = style is not None and g_style != 0.0
+        passes = ["full"]  # which conditions each stacked pass keeps
+        if has_style and g_style != 1.0 or g_audio != 1.0:
+            passes.append("audio")
+        if g_audio != 1.0:
+            passes.append("none")
         style_in = np.zeros((b, self.style_dim), np.float32)
         cond = np.zeros((b, NUM_FLAGS + len(EMOTIONS)), np.float32)
         cond[:, CFG_AXES["audio"]] = 1.0
@@ -352,24 +361,23 @@ class NeuralPolicy:
         for j in range(plans):
             watch.check()
             f0 = [s + j * a for s in starts]
-            x_audio = np.stack([audio[f - span0 : f - span0 + h] for f in f0])
-            x_evid = np.stack([evid[f - span0 : f - span0 + h] for f in f0])
             cond[:, CFG_AXES["past"]] = 1.0 if j > 0 else 0.0
+            full = {"audio": np.stack([audio[f - span0 : f - span0 + h] for f in f0]),
+                    "evidence": np.stack([evid[f - span0 : f - span0 + h] for f in f0]),
+                    "past": past, "style": style_in, "cond": cond}
+            inputs = {k: np.concatenate([self._drop(full, p)[k] for p in passes]) for k in full}
             x = np.stack([frame_noise(settings.seed, f, h, c) for f in f0])
-            inputs = {"audio": x_audio, "evidence": x_evid, "past": past, "style": style_in, "cond": cond}
-            if guided:
-                unc = cond.copy()
-                unc[:, CFG_AXES["style"]] = 0.0
-                unc[:, NUM_FLAGS:] = 0.0
-                inputs = {k: np.concatenate([v, v]) for k, v in inputs.items()}
-                inputs["style"] = np.concatenate([style_in, np.zeros_like(style_in)])
-                inputs["cond"] = np.concatenate([cond, unc])
             for t, t_prev in steps:
-                xin = np.concatenate([x, x]) if guided else x
+                xin = np.concatenate([x] * len(passes))
                 tt = np.full((len(xin),), float(t), np.float32)
-                (x0,) = self.denoiser_sess.run(None, {"x": xin, "t": tt, **inputs}, watch.run_options)
-                if guided:
-                    x0 = x0[b:] + scale * (x0[:b] - x0[b:])
+                (out,) = self.denoiser_sess.run(None, {"x": xin, "t": tt, **inputs}, watch.run_options)
+                x0 = out[:b]
+                if len(passes) > 1:
+                    x0_audio = out[b : 2 * b]
+                    x0 = x0_audio + g_style * (x0 - x0_audio) if has_style else x0_audio
+                    if len(passes) > 2:
+                        u = out[2 * b :]
+                        x0 = x0 + (g_audio - 1.0) * (x0_audio - u)
                 ab_prev = float(self.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
                 x = ddim_update(x, x0, float(self.alphas_cumprod[t]), ab_prev).astype(np.float32)
             executed[:, j * a : j * a + h] = x
@@ -378,6 +386,24 @@ class NeuralPolicy:
             past = np.concatenate([np.repeat(hist[:, :1], self.past_frames - hist.shape[1], axis=1), hist], axis=1)
         y = executed[:, : self.stream_frames] * self.state_std + self.state_mean
         return list(y)
+
+    @staticmethod
+    def _drop(inputs: dict, keep: str) -> dict:
+        """The inputs with conditions dropped as in training: "full" keeps all, "audio" drops style and emotion,
+        "none" drops audio, phone evidence, style and emotion (the past stays: it is state, not guidance)."""
+        if keep == "full":
+            return inputs
+        out = dict(inputs)
+        cond = inputs["cond"].copy()
+        cond[:, CFG_AXES["style"]] = 0.0
+        cond[:, NUM_FLAGS:] = 0.0
+        out["style"] = np.zeros_like(inputs["style"])
+        if keep == "none":
+            cond[:, CFG_AXES["audio"]] = 0.0
+            out["audio"] = np.zeros_like(inputs["audio"])
+            out["evidence"] = np.zeros_like(inputs["evidence"])
+        out["cond"] = cond
+        return out
 
     def _accumulate(self, out, wsum, y, start, k, n_streams) -> None:
         n = out.shape[0]
@@ -498,6 +524,7 @@ class NeuralEngine:
             progress(base + (0.98 - base) * f, message)
 
         settings = SampleSettings(seed=int(options.seed), style_scale=float(options.strength),
+                                  audio_scale=float(options.extra.get("audio_guidance", 1.0)),
                                   steps=options.extra.get("steps"))
         states = policy.sample(audio.samples, settings, style=style, emotion=emotion, phones=phones,
                                progress=step, cancel=cancel)

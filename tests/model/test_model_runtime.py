@@ -84,6 +84,8 @@ def test_style_guidance_and_emotion_change_the_output(policy, clip):
     zero = policy.sample(clip.samples, SampleSettings(seed=3, style_scale=0.0), style=ref)
     strong = policy.sample(clip.samples, SampleSettings(seed=3, style_scale=2.5), style=ref)
     happy = policy.sample(clip.samples, SampleSettings(seed=3), style=ref, emotion=emotion_vector("happy", 1.0))
+    sharper = policy.sample(clip.samples, SampleSettings(seed=3, audio_scale=2.0), style=ref)
+    assert np.all(np.isfinite(sharper)) and np.abs(sharper - base).mean() > 1e-4
     np.testing.assert_array_equal(none, zero)  # strength 0 is the unstyled model
     assert np.abs(strong - base).mean() > 1e-4
     assert np.abs(none - base).mean() > 1e-4
