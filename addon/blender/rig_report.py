@@ -75,12 +75,13 @@ def check_rig(obj) -> list[RigIssue]:
         issues.append(RigIssue("error", f'"{obj.name}": {exc}'))
         mapping = None
     if mapping is not None:
-        issues += [RigIssue("error", c.message) for c in mapping.collisions]
-        issues += [RigIssue("warning", w) for w in mapping.warnings() if not any(c.message == w
-                                                                                 for c in mapping.collisions)]
-        if uses_geometric_solve(mapping):
+        if uses_geometric_solve(mapping):  # names do not matter then, so neither do colliding names
             issues.append(RigIssue("info", f"only {len(spec.ARKIT_NAMES) - len(mapping.unmatched_channels)} ARKit "
                                            "channels match key names, so all keys will be solved geometrically"))
+        else:
+            collided = [c.message for c in mapping.collisions]
+            issues += [RigIssue("error", m) for m in collided]
+            issues += [RigIssue("warning", w) for w in mapping.warnings() if w not in collided]
     active = [m.name for m in obj.modifiers if m.show_viewport or m.show_render]
     if active:
         issues.append(RigIssue("warning", f'"{obj.name}" has active modifiers ({", ".join(active[:4])}); the keys '
