@@ -174,7 +174,7 @@ def write_model_dir(checkpoint, out, clips: list[ds.Clip], command: str = "", me
         "default_style": "average",
         "training": {"config": cfg, "seed": cfg["seed"], "command": command, "style_steps": state["style_step"],
                      "policy_steps": state["policy_step"], "train_seconds": round(state["elapsed"], 1),
-                     "held_out": state["split"]},
+                     "held_out": state["split"], "data": state.get("data", {})},
         "metrics": metrics or {},
         "files": {fname: sha256_file(out / fname) for fname in FILES.values()},
     }
@@ -204,6 +204,9 @@ def model_card(m: dict) -> str:
         "",
         "- data: the FacePolicy corpus (TTS speech with exact phone timings, faces from the articulation teacher);"
         " see model/data/ and docs/BENCHMARKS.md",
+        *([f"- trained on {d['train_hours']} h in {d['train_clips']} clips ({d['train_voices']} voices, engines "
+           f"{', '.join(d['train_engines'])}, {d['style_identities']} style identities); held out "
+           f"{d['held_out_hours']} h in {d['held_out_clips']} clips"] if (d := t.get("data")) else []),
         f"- held out (never trained on): voices {t['held_out']['held_out_voices']},"
         f" engines {t['held_out']['held_out_engines']}",
         f"- command: `{t['command'] or 'not recorded'}`",

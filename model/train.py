@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facepolicy.core import spec
+
 from . import dataset as ds
 from .diffusion import Diffusion, drop_conditions
 from .losses import default_vertex_factor, nt_xent, phone_loss, trajectory_losses
@@ -111,6 +113,7 @@ class Trainer:
                     "torch_global": torch.get_rng_state()},
             "style_codes": self.sampler.style_codes,
             "train_clip_ids": [c.clip_id for c in self.split.train],
+            "data": data_summary(self.split),
         }
         tmp = self.ckpt_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -273,6 +276,35 @@ class Trainer:
         (self.out / "history.json").write_text(json.dumps(self.history), encoding="utf-8")
 
 
+def resumable_clips(clips: list[ds.Clip], checkpoint: Path, cfg: dict) -> list[ds.Clip]:
+    """When resuming, the corpus clips the run was started with: a corpus extended since (more shards) must not
+    change the training set under a running schedule."""
+    if not checkpoint.is_file():
+        return clips
+    known = set(torch.load(checkpoint, map_location="cpu", weights_only=False).get("train_clip_ids") or [])
+    if not known:
+        return clips
+    engines = set(cfg["corpus"].get("held_out_engines", ()))
+    kept = [c for c in clips if c.clip_id in known or c.split == "eval" or c.engine in engines]
+    if len(kept) < len(clips):
+        print(f"resuming: using the {len(kept)} corpus clips this run started with "
+              f"({len(clips) - len(kept)} added since are left out)")
+    return kept
+
+
+def data_summary(split: ds.Split) -> dict:
+    """What the model was trained on, for the model card."""
+    def hours(clips):
+        return round(sum(len(c.samples) for c in clips) / spec.SAMPLE_RATE / 3600, 3)
+
+    return {
+        "train_clips": len(split.train), "train_hours": hours(split.train),
+        "train_voices": len({c.voice for c in split.train}), "train_engines": sorted({c.engine for c in split.train}),
+        "style_identities": len({c.style_id for c in split.train}),
+        "held_out_clips": len(split.valid), "held_out_hours": hours(split.valid),
+    }
+
+
 def plot_history(history: list[dict], path: Path) -> bool:
     """Loss curves as a PNG (matplotlib, when installed). Returns whether a file was written."""
     try:
@@ -321,7 +353,7 @@ def main(argv=None) -> int:
         print("no corpus given (--corpus DIR)", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else REPO / "cache" / "train" / cfg["name"]
-    clips = ds.load_corpus(corpus)
+    clips = resumable_clips(ds.load_corpus(corpus), out / "checkpoint.pt", cfg)
     Trainer(cfg, clips, out).run(max_seconds=args.max_minutes * 60 if args.max_minutes else None)
     return 0
 

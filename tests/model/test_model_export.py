@@ -27,6 +27,7 @@ def test_export_parity_and_manifest():
         assert sha256_file(root / name) == digest
     card = (root / "MODEL_CARD.md").read_text()
     assert "tests: tiny config" in card and str(m["training"]["seed"]) in card and "Licence" in card
+    assert "trained on" in card and "style identities" in card
     assert "average" in m["styles"] and len(m["styles"]["average"]) == 128
 
 
