@@ -92,24 +92,31 @@ def main() -> int:
         print(f"phonetic {duration:.1f}s audio ({args.accuracy}{', transcript' if args.transcript else ''}): "
               f"{wall:.2f}s wall ({duration / wall:.0f}x real time), {cpu:.2f}s cpu, median of {args.runs}; "
               f"mode {mode}")
-        breakdown(samples, args)
+        breakdown(samples, text, args)
     return 0
 
 
-def breakdown(samples: np.ndarray, args) -> None:
-    """Where the time goes, in this process (decoder start-up, phones, teacher)."""
+def breakdown(samples: np.ndarray, text: str, args) -> None:
+    """Where the time goes, in this process (decoder start-up, alignment or recognition, teacher)."""
     from facepolicy.core.align import Aligner
     from facepolicy.core.teacher import animate_phones
 
     al = Aligner()
+    kind = "align" if args.transcript else ("words" if args.accuracy == "accurate" else "phones")
     t0 = time.process_time()
-    al._decoder("words" if args.accuracy == "accurate" else "phones")
+    al._decoder(kind)
     t1 = time.process_time()
-    result = al.recognise_words(samples) if args.accuracy == "accurate" else al.recognise_phones(samples)
+    if args.transcript:
+        result = al.align(samples, text)
+    elif args.accuracy == "accurate":
+        result = al.recognise_words(samples)
+    else:
+        result = al.recognise_phones(samples)
     t2 = time.process_time()
-    animate_phones(result.phones, samples, confidence=result.confidence)
+    animate_phones(result.phones, samples, confidence=result.confidence, recognised=not args.transcript)
     t3 = time.process_time()
-    print(f"  cpu breakdown: decoder start {t1 - t0:.2f}s, recognition {t2 - t1:.2f}s, teacher {t3 - t2:.2f}s")
+    step = "alignment" if args.transcript else "recognition"
+    print(f"  cpu breakdown: decoder start {t1 - t0:.2f}s, {step} {t2 - t1:.2f}s, teacher {t3 - t2:.2f}s")
 
 
 if __name__ == "__main__":
