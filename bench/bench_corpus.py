@@ -1,6 +1,6 @@
-"""Corpus generation speed: builds a few shards of the default config in a temporary folder.
+"""Corpus generation speed: builds the first shards of the default config in a temporary folder.
 
-    nice -n 10 .venv/bin/python bench/bench_corpus.py [--shards 4] [--jobs 2]
+    nice -n 10 .venv/bin/python bench/bench_corpus.py [--seconds 600] [--jobs 2]
 
 Prints one line: audio seconds built, wall seconds, audio s per wall s and per CPU s (all processes).
 """
@@ -20,13 +20,12 @@ from model.data import build_corpus  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=600.0, help="build at least this much audio")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     cfg = build_corpus.CONFIGS["default"]
-    # Enough hours for exactly --shards shards at the default's typical shard length (~130 s).
-    cfg = dataclasses.replace(cfg, hours=args.shards * 100.0 / 3600)
+    cfg = dataclasses.replace(cfg, hours=args.seconds / 3600)
     with tempfile.TemporaryDirectory(prefix="fp_bench_corpus_") as tmp:
         m = build_corpus.build(cfg, Path(tmp), seed=args.seed, jobs=args.jobs, log=lambda s: None)
     b = m["build"]
