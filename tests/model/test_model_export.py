@@ -53,3 +53,25 @@ def test_audio_encoder_runs_on_the_runtime_features():
         ref_feat, ref_logits = model.audio(torch.from_numpy(mel))
     assert np.abs(feat - ref_feat.numpy()).max() <= PARITY_TOL
     assert logits.shape == (1, mel.shape[1] // model.audio.stride, features.NUM_PHONES)
+
+
+def test_windowed_training_features_equal_whole_file_runtime_features():
+    """Training encodes short windows (model.dataset), the runtime whole groups of streams (core.policy): on the
+    shared grid with margin ≥ the receptive field, every model frame gets the same features either way."""
+    model, state = load_checkpoint(trained_tiny() / "checkpoint.pt")
+    pol = state["config"]["policy"]
+    stride = model.audio.stride
+    assert pol["mel_margin"] >= model.audio.receptive_radius
+    x = np.random.default_rng(3).standard_normal(16000 * 3).astype(np.float32) * 0.1
+    n = features.n_model_frames(len(x))
+    m0, m_len = features.mel_window(0, n, pol["mel_margin"], stride)
+    with torch.no_grad():
+        whole, _ = model.audio(torch.from_numpy(features.log_mel(x, m0, m_len))[None])
+    whole = features.to_model_rate(whole[0].numpy(), n, start=0, stride=stride, offset=m0 // stride)
+    h = pol["horizon"]
+    for t in (0, 7, 31, n - h):
+        w0, w_len = features.mel_window(t, h, pol["mel_margin"], stride)
+        with torch.no_grad():
+            win, _ = model.audio(torch.from_numpy(features.log_mel(x, w0, w_len))[None])
+        got = features.to_model_rate(win[0].numpy(), h, start=t, stride=stride, offset=w0 // stride)
+        np.testing.assert_allclose(got, whole[t : t + h], atol=1e-5)
