@@ -171,6 +171,25 @@ def diversity(policy: NeuralPolicy, clips, seeds=(0, 1, 2, 3)) -> dict:
             "bilabial_per_seed": rates}
 
 
+def nonspeech_calm(policy: NeuralPolicy, n: int = 8, seconds: float = 6.0) -> dict:
+    """Music and noise must not make the mouth chatter: the share of frames whose lip gap counts as open, and the
+    lip jitter, over clips with no speech (silence is included as the first clip)."""
+    from model.dataset import nonspeech_clips
+
+    geometry = metrics.default_geometry()
+    opened = geometry.threshold(metrics.OPEN_FRACTION)
+    clips = nonspeech_clips({"neutral": {}}, n, seconds, seed=424242)
+    samples = [np.zeros(int(seconds * spec.SAMPLE_RATE), np.float32)] + [c.samples for c in clips]
+    style = policy.style_preset(policy.default_style)
+    open_share, gap_std = [], []
+    for x in samples:
+        gap = metrics.lip_gap(states_to_track(policy.sample(x, SampleSettings(seed=0), style=style)), geometry)
+        open_share.append(float((gap >= opened).mean()))
+        gap_std.append(float(gap.std() * 1000.0))
+    return {"open_frame_share_silence": open_share[0], "open_frame_share_nonspeech": float(np.mean(open_share[1:])),
+            "lip_gap_std_mm_nonspeech": float(np.mean(gap_std[1:]))}
+
+
 # --- report ------------------------------------------------------------------------------------------------------
 
 def markdown(results: dict, command: str) -> str:
@@ -195,6 +214,11 @@ def markdown(results: dict, command: str) -> str:
         d = results["diversity"]
         lines.append(f"Diversity: upper-face spread across seeds {d['upper_face_spread_mm']:.3f} mm; "
                      f"bilabial hit rate of the worst seed {d['bilabial_min_over_seeds']:.3f}.")
+    if "nonspeech" in results:
+        r = results["nonspeech"]
+        lines.append(f"Silence: {r['open_frame_share_silence']:.3f} of frames open; music/noise: "
+                     f"{r['open_frame_share_nonspeech']:.3f} of frames open, lip gap std "
+                     f"{r['lip_gap_std_mm_nonspeech']:.2f} mm.")
     return "\n".join(lines) + "\n"
 
 
@@ -218,6 +242,7 @@ def main(argv=None) -> int:
         results["style_retrieval"] = style_retrieval(policy, clips)
         results["style_strength"] = style_strength_curve(policy, clips[:6])
         results["diversity"] = diversity(policy, clips[:8])
+    results["nonspeech"] = nonspeech_calm(policy)
     if args.real:
         from model import evaluate_phonetic as ep
 

@@ -38,5 +38,7 @@ def test_evaluation_runs_on_the_tiny_model():
     assert ret["identities"] == 3 and 0.0 <= ret["accuracy"] <= 1.0
     div = evaluate.diversity(policy, clips[:1], seeds=(0, 1))
     assert div["upper_face_spread_mm"] > 0
-    text = evaluate.markdown({"synthetic": syn, "style_retrieval": ret, "diversity": div}, "test")
+    calm = evaluate.nonspeech_calm(policy, n=2, seconds=3.0)
+    assert 0.0 <= calm["open_frame_share_nonspeech"] <= 1.0
+    text = evaluate.markdown({"synthetic": syn, "style_retrieval": ret, "diversity": div, "nonspeech": calm}, "test")
     assert "## Neural engine" in text and "lip vertex error" in text
