@@ -23,7 +23,7 @@ from ..core.facetrack import FaceTrack
 from ..core.head import load_default_head
 from ..core.retarget import KeySolver, build_key_solver, retarget_track
 from ..core.rig import RigMapping, build_mapping, match_name
-from . import compat
+from . import compat, rig_report
 
 # What the panel's channel toggles switch on and off: group → canonical channels.
 CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {
@@ -290,10 +290,12 @@ class RigGeometry:
     key_names: tuple[str, ...]
     vertices: np.ndarray  # (V, 3) the reference key, object space
     deltas: np.ndarray  # (K, V, 3) each key minus the key it is relative to
+    landmarks: dict[str, int] = field(default_factory=dict)  # picked by the user (rig_report.set_landmark)
 
     def fingerprint(self) -> str:
         h = hashlib.blake2b(digest_size=16)
         h.update("\0".join(self.key_names).encode())
+        h.update(repr(sorted(self.landmarks.items())).encode())
         h.update(np.ascontiguousarray(self.vertices, np.float32).tobytes())
         h.update(np.ascontiguousarray(self.deltas, np.float32).tobytes())
         return h.hexdigest()
@@ -321,7 +323,7 @@ def rig_geometry(obj: bpy.types.Object) -> RigGeometry:
         deltas.append(coords(kb) - cache[base.name])
     if not names:
         raise RigError(f'"{obj.name}" has no shape keys to solve for')
-    return RigGeometry(tuple(names), cache[ref.name], np.stack(deltas))
+    return RigGeometry(tuple(names), cache[ref.name], np.stack(deltas), rig_report.landmarks(obj))
 
 
 _solvers: dict[str, KeySolver] = {}
@@ -329,21 +331,28 @@ _solvers_lock = threading.Lock()
 POOR_FIT = 0.6  # median relative residual above which the solve is reported as a poor fit
 
 
-def solve_rig_track(geometry: RigGeometry, shaped: FaceTrack) -> FaceTrack:
-    """The rig's own key weights for ``shaped`` (canonical channels), by the geometric retarget.
+def solver_for_geometry(geometry: RigGeometry) -> KeySolver:
+    """The geometric solver for a rig, cached per rig geometry and picked landmarks (4 or more guide the fit).
 
-    Pure numpy (no bpy), so it runs on the bake's worker thread. The correspondence fit is cached per rig geometry.
+    Pure numpy (no bpy), so it runs on the bake's worker thread; the rig report uses the same cache.
     """
     fingerprint = geometry.fingerprint()
     with _solvers_lock:
         solver = _solvers.get(fingerprint)
     if solver is None:
-        solver, _ = build_key_solver(load_default_head(), geometry.vertices, geometry.key_names, geometry.deltas)
+        picked = geometry.landmarks if len(geometry.landmarks) >= 4 else None
+        solver, _ = build_key_solver(load_default_head(), geometry.vertices, geometry.key_names, geometry.deltas,
+                                     target_landmarks=picked)
         with _solvers_lock:
             if len(_solvers) >= 4:
                 _solvers.pop(next(iter(_solvers)))
             _solvers[fingerprint] = solver
-    return retarget_track(shaped, solver)
+    return solver
+
+
+def solve_rig_track(geometry: RigGeometry, shaped: FaceTrack) -> FaceTrack:
+    """The rig's own key weights for ``shaped`` (canonical channels), by the geometric retarget."""
+    return retarget_track(shaped, solver_for_geometry(geometry))
 
 
 def _write_curve(fcurve: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray) -> None:

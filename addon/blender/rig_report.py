@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..core import spec
 from ..core.errors import RigError
 from ..core.facetrack import FaceTrack
-from ..core.head import LANDMARK_NAMES, load_default_head
-from ..core.retarget import KeySolver, build_key_solver, retarget_track
+from ..core.head import LANDMARK_NAMES
+from ..core.retarget import KeySolver, retarget_track
 from ..core.rig import RigMapping, build_mapping, overrides_to_json, parse_overrides
 
 PROP_KEY_MAP = "facepolicy_key_map"  # JSON {shape key: channel | [channels] | ""}, edited by the user
@@ -114,20 +112,6 @@ def uses_geometric_solve(mapping: RigMapping) -> bool:
     return named < MIN_NAMED_CHANNELS and bool(mapping.keys)
 
 
-def shape_key_deltas(obj) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """(key names without the reference, deltas (K, V, 3), rest vertices (V, 3)) from the mesh data."""
-    key = obj.data.shape_keys
-    n = len(obj.data.vertices)
-    rest = np.empty(n * 3, np.float32)
-    key.reference_key.data.foreach_get("co", rest)
-    blocks = [b for b in key.key_blocks if b != key.reference_key]
-    deltas = np.empty((len(blocks), n * 3), np.float32)
-    for k, block in enumerate(blocks):
-        block.data.foreach_get("co", deltas[k])
-    deltas -= rest[None]
-    return tuple(b.name for b in blocks), deltas.reshape(len(blocks), n, 3), rest.reshape(n, 3)
-
-
 def landmarks(obj) -> dict[str, int]:
     """The landmarks the user picked on ``obj`` (names as in the default head's landmarks)."""
     try:
@@ -152,23 +136,11 @@ def set_landmark(obj, name: str, vertex_index: int | None) -> None:
     obj[PROP_LANDMARKS] = json.dumps(dict(sorted(picked.items())))
 
 
-_SOLVERS: dict[tuple, KeySolver] = {}
-
-
 def solver_for_object(obj) -> KeySolver:
-    """The geometric solver for ``obj``'s keys (cached while the keys, the mesh and the landmarks stay the same).
+    """The geometric solver for ``obj``'s keys: the same cached solver the keyframe writer uses."""
+    from .keys import rig_geometry, solver_for_geometry  # keys imports this module
 
-    With 4 or more picked landmarks they guide the fit; otherwise it is found automatically."""
-    names, deltas, rest = shape_key_deltas(obj)
-    picked = landmarks(obj)
-    signature = (obj.name, names, rest.shape, float(np.abs(rest).sum()), float(np.abs(deltas).sum()),
-                 tuple(sorted(picked.items())))
-    if signature not in _SOLVERS:
-        if len(_SOLVERS) > 8:
-            _SOLVERS.clear()
-        _SOLVERS[signature], _ = build_key_solver(load_default_head(), rest, names, deltas,
-                                                  target_landmarks=picked if len(picked) >= 4 else None)
-    return _SOLVERS[signature]
+    return solver_for_geometry(rig_geometry(obj))
 
 
 def track_for_object(obj, track: FaceTrack, smoothness: float = 0.02) -> tuple[FaceTrack, str]:

@@ -387,7 +387,7 @@ def test_landmarks_picked_by_the_user_guide_the_solve(characters_ui, tmp_path):
     import bmesh
     import bpy
 
-    from facepolicy.blender import rig_report
+    from facepolicy.blender import keys, rig_report
     from facepolicy.core.errors import RigError
     from facepolicy.core.head import load_default_head
 
@@ -421,7 +421,9 @@ def test_landmarks_picked_by_the_user_guide_the_solve(characters_ui, tmp_path):
     assert len(rig_report.landmarks(obj)) == 5
     solver = rig_report.solver_for_object(obj)
     x, info = solver.solve(np.eye(52)[[spec.ARKIT_NAMES.index("jawOpen")]])
-    names, deltas, rest = rig_report.shape_key_deltas(obj)
+    geometry = keys.rig_geometry(obj)
+    names, deltas, rest = geometry.key_names, geometry.deltas, geometry.vertices
+    assert geometry.landmarks == rig_report.landmarks(obj)
     posed = rest + np.einsum("k,kvc->vc", x[0], deltas)
     up, lo = index[head.landmarks["lip_upper_mid"]], index[head.landmarks["lip_lower_mid"]]
     assert info.converged and names == solver.key_names
