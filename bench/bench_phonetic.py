@@ -5,6 +5,7 @@ repeated to 60 s. Reports the median wall time of the whole process (imports, de
 teacher, CSV) and its CPU time, then an in-process breakdown.
 
     .venv/bin/python bench/bench_phonetic.py [--runs 3] [--seconds 60] [--transcript] [--accuracy fast|accurate]
+    .venv/bin/python bench/bench_phonetic.py --teacher-minutes 30
 """
 
 from __future__ import annotations
@@ -63,7 +64,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--transcript", action="store_true", help="pass the transcript (forced alignment)")
     ap.add_argument("--accuracy", choices=("fast", "accurate"), default="fast")
+    ap.add_argument("--teacher-minutes", type=float, default=0.0,
+                    help="instead: time the teacher alone on this many minutes of aligned speech")
     args = ap.parse_args()
+    if args.teacher_minutes:
+        return bench_teacher(args.teacher_minutes)
     samples, text = speech(args.seconds)
     duration = len(samples) / 16000
     with tempfile.TemporaryDirectory(prefix="fp_bench_phonetic_") as tmp:
@@ -93,6 +98,30 @@ def main() -> int:
               f"{wall:.2f}s wall ({duration / wall:.0f}x real time), {cpu:.2f}s cpu, median of {args.runs}; "
               f"mode {mode}")
         breakdown(samples, text, args)
+    return 0
+
+
+def bench_teacher(minutes: float) -> int:
+    """The teacher on long input: CPU time and peak traced memory (long-audio behaviour)."""
+    import tracemalloc
+
+    from facepolicy.core.align import Aligner
+    from facepolicy.core.phones import PhoneSegment
+    from facepolicy.core.teacher import animate_phones
+
+    samples, text = speech(60.0)
+    one = Aligner().align(samples, text).phones
+    period = len(samples) / 16000
+    repeats = int(np.ceil(minutes * 60 / period))
+    phones = [PhoneSegment(p.phone, p.start + k * period, p.end + k * period) for k in range(repeats) for p in one]
+    audio = np.tile(samples, repeats)
+    tracemalloc.start()
+    t0 = time.process_time()
+    track = animate_phones(phones, audio)
+    cpu = time.process_time() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 1e6
+    print(f"teacher {len(audio) / 16000 / 60:.1f} min audio, {len(phones)} phones: {cpu:.2f}s cpu, "
+          f"peak {peak:.0f} MB traced (audio itself {audio.nbytes / 1e6:.0f} MB), {track.n_frames} frames")
     return 0
 
 
