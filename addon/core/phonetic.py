@@ -131,7 +131,7 @@ class PhoneticEngine:
         style.emotion_intensity = float(np.clip(options.emotion_intensity, 0.0, 1.0))
         track = animate_phones(result.phones, samples, rate=rate, fps=spec.MODEL_FPS, style=style, seed=options.seed,
                                duration=audio.duration, confidence=result.confidence,
-                               recognised=result.mode != "aligned")
+                               recognised=result.mode == "recognised-phones")
         for w in warnings:
             log.warning("%s", w)
         track.meta["phonetic"] = {"mode": result.mode, "accuracy": accuracy, "phones": len(result.phones),

@@ -26,7 +26,7 @@ from .phones import BILABIALS, LABIODENTALS, OPEN_VOWELS, SIL, VOWELS, PhoneSegm
 from .pitch import RATE as PROSODY_RATE
 from .pitch import Prosody, estimate_prosody, semitones
 
-TEACHER_VERSION = 2  # bump whenever the output changes: cached corpus states are recomputed
+TEACHER_VERSION = 3  # bump whenever the output changes: cached corpus states are recomputed
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
 
 # Articulators of the lower face (columns of the target table).
@@ -113,6 +113,7 @@ _OPEN_FLOOR = 0.27  # least jaw opening in an open vowel (of the default head's 
 _CLOSE_VOWELS = frozenset({"iy", "uw"})  # never forced open
 _FINE_RATE = 200  # Hz: the grid the dominance blend is evaluated on
 _INERTIA = 0.02  # seconds: std of the Gaussian low-pass that stands in for articulator mass
+_INERTIA_RECOGNISED = 0.025  # a little more for recognised phones, whose boundaries jitter
 
 
 @dataclass
@@ -332,13 +333,14 @@ def _lower_face(values: np.ndarray, names, starts, ends, conf, emphasis, times, 
     raw = _articulators(names, starts, ends, conf, emphasis, fine, style)
     opens = [i for i, p in enumerate(names) if p in OPEN_VOWELS]
     if recognised:
-        # Recognised vowel identities are unreliable, their loudness is not: a loud vowel nucleus is open.
-        opens += [i for i, p in enumerate(names)
-                  if p in VOWELS and p not in OPEN_VOWELS and p not in _CLOSE_VOWELS and emphasis[i] >= 0.6]
+        # A recogniser often hears a reduced open vowel as /ih/, /uh/ or /er/: only its close vowels are trusted
+        # to stay nearly closed.
+        opens += [i for i, p in enumerate(names) if p in VOWELS and p not in OPEN_VOWELS and p not in _CLOSE_VOWELS]
     # Open vowels always open the mouth visibly, however short, weak or crowded by consonants they are:
     # a floor under the jaw, applied before the low-pass so the opening stays smooth.
     raw[:, JAW] = np.maximum(raw[:, JAW], _open_floor(fine, opens, starts, ends, conf, fps, 0.08) * 1.15 / jaw_gain)
-    art_fine = _gaussian_smooth(raw, _INERTIA * _FINE_RATE / style.motion_tempo)
+    inertia = _INERTIA_RECOGNISED if recognised else _INERTIA
+    art_fine = _gaussian_smooth(raw, inertia * _FINE_RATE / style.motion_tempo)
     art = np.stack([np.interp(times, fine, art_fine[:, j]) for j in range(N_ART)], axis=1)
     jaw = art[:, JAW] * jaw_gain
     lips = art[:, LIPS] * amp * (1.3 - 0.6 * jaw_share)
@@ -619,8 +621,8 @@ def animate_phones(phones: Sequence[PhoneSegment], samples: np.ndarray | None = 
 
     ``samples`` (mono at ``rate``) drives brows, blinks' timing context and head motion; without it the upper
     face still blinks and moves gaze but has no prosody. ``confidence`` (0..1 per phone) calms uncertain phones.
-    ``recognised`` marks phones from a recogniser rather than known timings: loud vowels then open whatever their
-    recognised identity.
+    ``recognised`` marks phones from a recogniser rather than known timings: every vowel but /iy/ and /uw/ then
+    opens visibly, and motion is slightly smoother.
     """
     style = style or SpeakerStyle()
     rng = np.random.default_rng(seed)

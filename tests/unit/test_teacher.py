@@ -234,18 +234,15 @@ def test_low_confidence_phones_give_a_calm_mouth():
     assert col(unsure, "jawOpen").std() < 0.6 * col(sure, "jawOpen").std()
 
 
-def test_recognised_loud_vowels_open_whatever_their_label():
-    rate = spec.SAMPLE_RATE
+def test_recognised_mid_vowels_open_but_close_vowels_keep_their_shape():
     phones = phones_from([("t", 0.08), ("ih", 0.1), ("k", 0.08), ("ih", 0.1), ("s", 0.1), ("iy", 0.1)])
-    t = np.arange(int(1.6 * rate)) / rate
-    loud = ((t > 0.38) & (t < 0.48)) | ((t > 0.56) & (t < 0.66)) | ((t > 0.76) & (t < 0.86))
-    samples = (0.3 * np.sin(2 * np.pi * 150 * t) * loud).astype(np.float32)
     geom = metrics.default_geometry()
-    known = metrics.lip_gap(animate_phones(phones, samples, seed=0), geom)
-    heard = metrics.lip_gap(animate_phones(phones, samples, seed=0, recognised=True), geom)
+    known_track = animate_phones(phones, seed=0)
+    known = metrics.lip_gap(known_track, geom)
+    heard = metrics.lip_gap(animate_phones(phones, seed=0, recognised=True), geom)
     for p in phones:
-        idx = frames_within(animate_phones(phones, seed=0), p)
+        idx = frames_within(known_track, p)
         if p.phone == "ih":
             assert heard[idx].max() >= geom.threshold(metrics.OPEN_FRACTION) > known[idx].max()
-        if p.phone == "iy":  # close vowels keep their shape
-            assert heard[idx].max() == pytest.approx(known[idx].max(), abs=1e-3)
+        if p.phone == "iy":
+            assert heard[idx].max() < geom.threshold(metrics.OPEN_FRACTION)
