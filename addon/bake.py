@@ -61,6 +61,9 @@ def _add_bake(subparsers) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: 1)")
     p.add_argument("--manifest", metavar="FILE", help="a CSV or JSON manifest with one row per line")
+    p.add_argument("--accuracy", choices=("fast", "accurate"), default="fast",
+                   help="Phonetic engine without a transcript: fast phone recognition (default), or accurate word "
+                   "recognition then alignment (about 6x slower)")
     ray_executor.add_arguments(p)  # --executor local|ray, --address, --ray-data, --ray-retries
     p.set_defaults(func=run)
 
@@ -164,7 +167,7 @@ def build_plan(args) -> tuple[list[batch.BakeRow], list[batch.RowResult], batch.
     fps = next((c for c in spec.COMMON_FPS if abs(fps - c) / c < 5e-4), fps)  # 29.97 means 30000/1001
     opts = batch.BatchOptions(
         out_dir=str(out_dir), formats=formats, fps=fps, takes=args.takes,
-        strength=args.strength, device=args.device, blend=blend,
+        strength=args.strength, device=args.device, blend=blend, accuracy=args.accuracy,
     )
     defaults = batch.RowDefaults(
         style=args.style, seed=args.seed, object=args.object, engine=args.engine,

@@ -77,6 +77,7 @@ class BatchOptions:
     # A one-bone skeleton for characters without an armature: it carries the head rotation, and Unreal imports
     # the FBX as a skeletal mesh with morph targets.
     fbx_armature: bool = True
+    accuracy: str = "fast"  # the Phonetic engine's mode: fast (phone recognition) or accurate (words, then align)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -527,6 +528,7 @@ def row_fingerprint(row: BakeRow, opts: BatchOptions) -> str:
         "fps": opts.fps,
         "takes": opts.takes,
         "strength": opts.strength,
+        "accuracy": opts.accuracy,
         "fbx_armature": opts.fbx_armature if opts.needs_blender else None,
         "blend": bool(opts.blend) if opts.needs_blender else None,
         "inputs": [file_digest(p) for p in row_inputs(row, opts)],
@@ -582,7 +584,8 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
         tracks = []
         for take in range(1, opts.takes + 1):
             options = BakeOptions(engine=row.engine, transcript=transcript, seed=row.seed + take - 1,
-                                  style=row.style, strength=opts.strength, device=opts.device)
+                                  style=row.style, strength=opts.strength, device=opts.device,
+                                  extra={"accuracy": opts.accuracy})
             track = animate(audio, options, cancel=cancel)
             track.meta["take"] = take
             if abs(track.fps - opts.fps) > 1e-9:

@@ -216,3 +216,17 @@ def test_default_engine_in_real_worker_processes(tmp_path, capsys):
     assert run(argv) == 0, capsys.readouterr().out
     for n in ("a", "b"):
         assert read_livelink_csv(tmp_path / "out" / f"{n}.csv").n_frames == 30
+
+
+def test_accuracy_reaches_the_engine_options_and_the_resume_fingerprint(tmp_path):
+    line = write_line(tmp_path / "line.wav")
+    plans = {}
+    for accuracy in ("fast", "accurate"):
+        rows, failures, opts = bake.build_plan(parse(["bake", str(line), "-o", str(tmp_path / "out"),
+                                                      "--accuracy", accuracy]))
+        assert not failures and opts.accuracy == accuracy
+        plans[accuracy] = batch.row_fingerprint(rows[0], opts)
+    assert plans["fast"] != plans["accurate"], "changing the mode must re-bake, not skip"
+    assert parse(["bake", str(line)]).accuracy == "fast"
+    with pytest.raises(SystemExit):
+        parse(["bake", str(line), "--accuracy", "sloppy"])
