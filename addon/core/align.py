@@ -318,6 +318,10 @@ class Aligner:
         return result
 
     def _run(self, d, pcm: bytes) -> None:
+        # The front end carries its noise estimate and cepstral mean from one utterance to the next, so a line
+        # would come out differently depending on what was decoded before. Resetting it makes every result a
+        # function of its own audio alone (batch idempotence and resumability rely on that).
+        d.reinit_feat()
         d.start_utt()
         d.process_raw(pcm, no_search=False, full_utt=True)
         d.end_utt()

@@ -142,3 +142,28 @@ def test_the_phone_language_model_is_biased_towards_bilabials(tmp_path, monkeypa
     assert all(float(b.split("\t")[0]) == pytest.approx(float(a.split("\t")[0]) + 0.5) for a, b in changed)
     assert align.bilabial_phone_lm(0.5).stat().st_mtime == (tmp_path / align.bilabial_phone_lm(0.5).name).stat(
     ).st_mtime  # built once, then reused
+
+
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+@needs_pocketsphinx
+@pytest.mark.skipif(not LIBRIVOX.is_dir(), reason="needs Debian's pocketsphinx-testdata (bash run.sh test installs it)")
+def test_results_do_not_depend_on_what_the_decoder_heard_before():
+    """pocketsphinx's front end keeps state between utterances; a line must come out the same every time."""
+    clip = load_audio(LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0880.wav").samples
+    other = load_audio(LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0890.wav").samples
+    text = "he was not an ill disposed young man"
+    other_text = "unless to be rather cold hearted and rather selfish is to be ill disposed"
+    aligner = align.Aligner()
+
+    def signature(result):
+        return [(p.phone, round(p.start, 4), round(p.end, 4)) for p in result.phones]
+
+    first = signature(aligner.align(clip, text))
+    assert signature(aligner.align(clip, text)) == first
+    aligner.align(other, other_text)
+    assert signature(aligner.align(clip, text)) == first
+    phones = signature(aligner.recognise_phones(clip))
+    aligner.recognise_phones(other)
+    assert signature(aligner.recognise_phones(clip)) == phones
