@@ -139,6 +139,27 @@ def style_retrieval(policy: NeuralPolicy, clips, window_seconds: float = 4.0) ->
     return {"accuracy": hits / total, "identities": len(ids), "queries": total}
 
 
+def style_retrieval_new_identities(policy: NeuralPolicy, clips, identities: int = 24, seed: int = 777) -> dict:
+    """Top-1 retrieval over speaker styles no training clip ever had: the teacher performs two different held-out
+    clips in each freshly sampled style; the second performance's code must be nearest the first's."""
+    from facepolicy.core import teacher
+
+    rng = np.random.default_rng(seed)
+    long = [c for c in clips if len(c.samples) >= 4.0 * spec.SAMPLE_RATE]
+    if len(long) < 2:
+        return {"accuracy": float("nan"), "identities": 0}
+    codes = []
+    for k in range(identities):
+        style = teacher.sample_style(rng)
+        pair = rng.choice(len(long), 2, replace=False)
+        codes.append([policy.style_from_track(teacher.animate_phones(
+            long[i].phones, long[i].samples, style=style, seed=seed + k,
+            duration=len(long[i].samples) / spec.SAMPLE_RATE)) for i in pair])
+    gallery = np.stack([c[0] for c in codes])
+    hits = sum(int(np.argmax(gallery @ c[1])) == k for k, c in enumerate(codes))
+    return {"accuracy": hits / identities, "identities": identities, "queries": identities}
+
+
 def style_strength_curve(policy: NeuralPolicy, clips, scales=(0.0, 0.5, 1.0, 1.5, 2.0), seed: int = 0) -> dict:
     """Cosine similarity between the reference's style code and the code of the output, per guidance scale."""
     sims = {s: [] for s in scales}
@@ -206,7 +227,12 @@ def markdown(results: dict, command: str) -> str:
         lines.append("")
     if "style_retrieval" in results:
         r = results["style_retrieval"]
-        lines.append(f"Style retrieval over {r['identities']} held-out identities: {r['accuracy']:.3f}.")
+        lines.append(f"Style retrieval over {r['identities']} corpus identities on held-out voices: "
+                     f"{r['accuracy']:.3f}.")
+    if "style_retrieval_new" in results:
+        r = results["style_retrieval_new"]
+        lines.append(f"Style retrieval over {r['identities']} new speaker styles (never in the corpus), two held-out "
+                     f"clips each: {r['accuracy']:.3f}.")
     if "style_strength" in results:
         lines.append("Style code similarity to the reference by strength: "
                      + ", ".join(f"{k}: {v:.3f}" for k, v in results["style_strength"].items()) + ".")
@@ -240,6 +266,7 @@ def main(argv=None) -> int:
             return 1
         results["synthetic"] = evaluate_synthetic(policy, clips)
         results["style_retrieval"] = style_retrieval(policy, clips)
+        results["style_retrieval_new"] = style_retrieval_new_identities(policy, clips)
         results["style_strength"] = style_strength_curve(policy, clips[:6])
         results["diversity"] = diversity(policy, clips[:8])
     results["nonspeech"] = nonspeech_calm(policy)

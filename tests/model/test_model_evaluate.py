@@ -36,6 +36,8 @@ def test_evaluation_runs_on_the_tiny_model():
     assert syn["clips"] == 3 and np.isfinite(syn["lip_vertex_error_mm"]) and syn["bilabial"] >= 0
     ret = evaluate.style_retrieval(policy, clips)
     assert ret["identities"] == 3 and 0.0 <= ret["accuracy"] <= 1.0
+    new = evaluate.style_retrieval_new_identities(policy, clips, identities=3)
+    assert new["identities"] == 3 and 0.0 <= new["accuracy"] <= 1.0
     div = evaluate.diversity(policy, clips[:1], seeds=(0, 1))
     assert div["upper_face_spread_mm"] > 0
     calm = evaluate.nonspeech_calm(policy, n=2, seconds=3.0)
