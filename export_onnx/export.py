@@ -174,7 +174,8 @@ def write_model_dir(checkpoint, out, clips: list[ds.Clip], command: str = "", me
         "default_style": "average",
         "training": {"config": cfg, "seed": cfg["seed"], "command": command, "style_steps": state["style_step"],
                      "policy_steps": state["policy_step"], "train_seconds": round(state["elapsed"], 1),
-                     "held_out": state["split"], "data": state.get("data", {})},
+                     "held_out": state["split"], "data": state.get("data", {}),
+                     "teacher_version": state.get("teacher_version")},
         "metrics": metrics or {},
         "files": {fname: sha256_file(out / fname) for fname in FILES.values()},
     }

@@ -114,6 +114,7 @@ class Trainer:
             "style_codes": self.sampler.style_codes,
             "train_clip_ids": [c.clip_id for c in self.split.train],
             "data": data_summary(self.split),
+            "teacher_version": teacher_version(),
         }
         tmp = self.ckpt_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -123,6 +124,9 @@ class Trainer:
         if not self.ckpt_path.is_file():
             return False
         state = torch.load(self.ckpt_path, weights_only=False)
+        if state.get("teacher_version", teacher_version()) != teacher_version():
+            raise ValueError(f"{self.ckpt_path} learned from teacher version {state.get('teacher_version')}, but the "
+                             f"corpus now holds version {teacher_version()}; start a new run directory")
         if state.get("train_clip_ids") != [c.clip_id for c in self.split.train]:
             raise ValueError(f"{self.ckpt_path} was trained on other clips than this corpus holds now; "
                              "resume with the same corpus, or start a new run directory")
@@ -274,6 +278,12 @@ class Trainer:
         self.save()
         plot_history(self.history, self.out / "loss.png")
         (self.out / "history.json").write_text(json.dumps(self.history), encoding="utf-8")
+
+
+def teacher_version() -> int:
+    from facepolicy.core.teacher import TEACHER_VERSION
+
+    return int(TEACHER_VERSION)
 
 
 def resumable_clips(clips: list[ds.Clip], checkpoint: Path, cfg: dict) -> list[ds.Clip]:
