@@ -27,13 +27,10 @@ RESULT = "@@bench-ray "
 
 def child(argv: list[str]) -> int:
     """Run `facepolicy bake ARGV` in this process and print the executor's timings as one JSON line."""
-    from facepolicy import bake, cli
-    from facepolicy.core import batch, ray_executor
+    from facepolicy import bake, cli, ray_executor
+    from facepolicy.core import batch
 
     parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["bake"]
-    if "--executor" not in sub._option_string_actions:  # until `bake` has the Ray options itself
-        ray_executor.add_arguments(sub)
     args = parser.parse_args(["bake", *argv])
     stats: dict = {"done": [], "seconds": []}
 
