@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from . import spec
-from .engine import BakeOptions
+from .engine import NOT_SHIPPED, BakeOptions
 from .errors import Cancelled, FacePolicyError
 from .facetrack import FaceTrack
 
@@ -354,7 +354,8 @@ def check_row(row: BakeRow, opts: BatchOptions, engines: Iterable[str], presets:
         raise FacePolicyError(f'"{row.transcript}": transcript file not found')
     engines = sorted(engines)
     if row.engine not in engines:
-        raise FacePolicyError(f"unknown engine {row.engine!r}; available: {', '.join(engines) or 'none'}")
+        reason = NOT_SHIPPED.get(row.engine, f"unknown engine {row.engine!r}")
+        raise FacePolicyError(f"{reason}; available: {', '.join(engines) or 'none'}")
     check_style(row.style, presets)
     out_root = Path(opts.out_dir)
     final = out_root / row.output

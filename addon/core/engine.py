@@ -52,6 +52,13 @@ ENGINES: dict[str, tuple[str, str]] = {
 }
 
 
+# Engines whose code exists but which this version does not offer yet, with the reason shown to the user.
+NOT_SHIPPED: dict[str, str] = {
+    "neural": "the Neural engine is not offered yet: its trained model is not shipped in this version "
+              "(the Phonetic engine is the default)",
+}
+
+
 def register_engine(name: str, module: str, cls: str) -> None:
     ENGINES[name] = (module, cls)
 
@@ -64,6 +71,8 @@ def get_engine(name: str) -> Engine:
     """The (cached, warm) engine called ``name``."""
     if name not in ENGINES:
         known = ", ".join(sorted(ENGINES)) or "none"
+        if name in NOT_SHIPPED:
+            raise FacePolicyError(f"{NOT_SHIPPED[name]}; available: {known}")
         raise FacePolicyError(f"unknown engine {name!r}; available: {known}")
     with _lock:
         if name not in _instances:

@@ -127,7 +127,9 @@ def test_json_manifest_and_arguments_together_with_workers(tmp_path, capsys):
 def test_unknown_engine_fails_each_row(tmp_path, capsys):
     wav = write_line(tmp_path / "a.wav")
     assert run(["bake", str(wav), "-o", str(tmp_path / "out"), "--engine", "neural"]) == 1
-    assert "unknown engine 'neural'; available:" in capsys.readouterr().out
+    assert "the Neural engine is not offered yet" in capsys.readouterr().out
+    assert run(["bake", str(wav), "-o", str(tmp_path / "out2"), "--engine", "bogus"]) == 1
+    assert "unknown engine 'bogus'; available:" in capsys.readouterr().out
 
 
 def test_scene_formats_without_blender_fail_clearly(tmp_path, capsys, monkeypatch):
