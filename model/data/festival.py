@@ -13,7 +13,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from .phonemap import radio_to_arpabet
+from .phonemap import append_radio_phone
 from .speech import SynthesisError, Utterance, segments_from_ends, to_16k
 
 # Debian's festvox-kallpc16k, festvox-kdlpc16k and festvox-us-slt-hts.
@@ -49,11 +49,7 @@ def parse_segs(text: str) -> tuple[list[str], list[float]]:
         if len(parts) < 3:
             continue
         end_t = float(parts[0])
-        phones = radio_to_arpabet(parts[2])
-        step = (end_t - prev) / len(phones)
-        for j, ph in enumerate(phones):
-            labels.append(ph)
-            ends.append(end_t if j == len(phones) - 1 else prev + (j + 1) * step)
+        append_radio_phone(labels, ends, parts[2], prev, end_t)
         prev = end_t
     return labels, ends
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from .phonemap import radio_to_arpabet
+from .phonemap import append_radio_phone
 from .speech import SynthesisError, Utterance, segments_from_ends, to_16k
 
 # awb_time is a limited-domain clock voice, so it is not listed.
@@ -43,11 +43,7 @@ def parse_psdur(text: str) -> tuple[list[str], list[float]]:
     for item in text.split():
         name, _, end = item.rpartition(":")
         end_t = float(end)
-        phones = radio_to_arpabet(name)
-        step = (end_t - prev) / len(phones)
-        for j, ph in enumerate(phones):
-            labels.append(ph)
-            ends.append(end_t if j == len(phones) - 1 else prev + (j + 1) * step)
+        append_radio_phone(labels, ends, name, prev, end_t)
         prev = end_t
     return labels, ends
 

@@ -78,3 +78,13 @@ def radio_to_arpabet(name: str) -> list[str]:
     if key in PHONE_INDEX:
         return [key]
     raise KeyError(f"festival/flite phone {name!r} has no ARPAbet mapping")
+
+
+def append_radio_phone(labels: list[str], ends: list[float], name: str, start: float, end: float) -> None:
+    """Add one festival/flite phone ending at ``end``; a phone that maps to several ARPAbet phones (a diphthong
+    split, say) shares its span equally between them."""
+    phones = radio_to_arpabet(name)
+    step = (end - start) / len(phones)
+    for j, ph in enumerate(phones):
+        labels.append(ph)
+        ends.append(end if j == len(phones) - 1 else start + (j + 1) * step)
