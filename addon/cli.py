@@ -24,10 +24,20 @@ def _add_doctor(subparsers) -> None:
     p.set_defaults(func=_run_doctor)
 
 
+def blender_status() -> str:
+    """Blender's version for the doctor report: inside Blender, from the bpy module, or why there is none."""
+    try:
+        import bpy  # heavy: only when a report asks for it
+    except Exception:  # the bpy wheel may be absent or fail to load its libraries
+        return "not available (bpy not installed: csv/json baking only)"
+    where = "inside Blender" if bpy.app.binary_path else "bpy module"  # binary_path is empty for the module
+    return f"{bpy.app.version_string} ({where})"
+
+
 def _run_doctor(args) -> int:
     from .core.doctor import build_report
 
-    report = build_report(__version__, include_blender=not args.no_blender)
+    report = build_report(__version__, blender=None if args.no_blender else blender_status())
     print(report.text())
     return 1 if report.problems else 0
 

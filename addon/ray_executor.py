@@ -36,6 +36,7 @@ from .core.batch import (
     bake_row,
     output_paths,
     remove_partial_files,
+    row_inputs,
     sidecar_path,
     transcript_for,
 )
@@ -297,15 +298,6 @@ def _task_error_message(exc: BaseException, max_retries: int) -> str:
     return f"Ray task failed on {where}: {lines[-1] if lines else name}"
 
 
-def _inputs_of(row: BakeRow, opts: BatchOptions) -> list[str]:
-    paths = [row.audio]
-    if row.transcript:
-        paths.append(row.transcript)
-    if row.style and Path(row.style).is_file():
-        paths.append(row.style)
-    return paths
-
-
 def _write_returned_files(row: BakeRow, opts: BatchOptions, result: RowResult, files: dict[str, bytes]) -> None:
     """Outputs first, the sidecar last (as bake_row does), each through a temporary file and a rename."""
     from .core.fileio import atomic_write_bytes
@@ -498,7 +490,8 @@ class RayExecutor(Executor):
         return ray.put(Path(opts.blend).read_bytes())
 
     def _read_inputs(self, row: BakeRow, opts: BatchOptions):
-        paths = _inputs_of(row, opts)
+        # The --blend travels once per batch (_ship_blend); a transcript beside the audio was made explicit.
+        paths = [str(p) for p in row_inputs(row, opts, include_blend=False)]
         size = sum(Path(p).stat().st_size for p in paths)
         if size > OBJECT_STORE_LIMIT:
             raise FacePolicyError(f"{row.label()}: its inputs are {size / 2**20:.0f} MiB, more than the "

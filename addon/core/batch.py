@@ -498,15 +498,15 @@ def file_digest(path) -> str:
     return _hash_cache[key]
 
 
-def row_inputs(row: BakeRow, opts: BatchOptions) -> list[Path]:
-    """Every file whose content the row's outputs depend on."""
+def row_inputs(row: BakeRow, opts: BatchOptions, include_blend: bool = True) -> list[Path]:
+    """Every file whose content the row's outputs depend on (the batch's --blend too, unless told not to)."""
     paths = [Path(row.audio)]
     t = transcript_for(row)
     if t is not None:
         paths.append(t)
     if row.style and Path(row.style).is_file():
         paths.append(Path(row.style))
-    if opts.blend and opts.needs_blender:
+    if include_blend and opts.blend and opts.needs_blender:
         paths.append(Path(opts.blend))
     return paths
 

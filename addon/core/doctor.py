@@ -30,20 +30,6 @@ class Report:
         return "\n".join(out)
 
 
-def blender_version() -> str | None:
-    """Blender's version if bpy is already loaded (inside Blender) or importable (the bpy module)."""
-    bpy = sys.modules.get("bpy")
-    if bpy is None:
-        try:
-            import bpy  # noqa: F401  (heavy: only when asked for a report)
-        except Exception:  # the bpy wheel may be absent or fail to load its libraries
-            return None
-    try:
-        return bpy.app.version_string
-    except AttributeError:
-        return None
-
-
 def onnxruntime_status() -> tuple[str | None, list[str]]:
     try:
         import onnxruntime as ort
@@ -58,15 +44,14 @@ def device_summary(providers: list[str]) -> str:
     return "CPU only (no CUDA execution provider in this onnxruntime)"
 
 
-def build_report(version: str, include_blender: bool = True) -> Report:
+def build_report(version: str, blender: str | None = None) -> Report:
+    """The report; ``blender`` is the Blender line as the caller found it (core never imports bpy), or None."""
     r = Report()
     r.add("facepolicy", version)
     r.add("python", f"{platform.python_version()} ({sys.executable})")
     r.add("platform", f"{platform.system()} {platform.machine()} ({platform.platform()})")
-    if include_blender:
-        bv = blender_version()
-        r.add("blender", f"{bv} ({'inside Blender' if _inside_blender() else 'bpy module'})" if bv
-              else "not available (bpy not installed: csv/json baking only)")
+    if blender is not None:
+        r.add("blender", blender)
     ort_version, providers = onnxruntime_status()
     if ort_version is None:
         r.add("onnxruntime", "NOT INSTALLED")
@@ -97,11 +82,3 @@ def build_report(version: str, include_blender: bool = True) -> Report:
         if not s.ok:
             r.problems.append(f"asset {s.name}: {s.state} (expected sha256 {s.expected})")
     return r
-
-
-def _inside_blender() -> bool:
-    bpy = sys.modules.get("bpy")
-    try:
-        return bool(bpy) and bool(bpy.app.binary_path)  # empty for the bpy module
-    except AttributeError:
-        return False

@@ -157,6 +157,20 @@ class FACEPOLICY_OT_animate_from_audio(bpy.types.Operator):
         wm.facepolicy_job.running = False
 
 
+def _on_take(op, context, apply) -> set[str]:
+    """Run ``apply(target, action)`` for the take named by ``op.action``, reporting errors in Blender's way."""
+    action = bpy.data.actions.get(op.action)
+    if action is None or keys.take_info(action) is None:
+        op.report({"ERROR"}, f'"{op.action}" is not a FacePolicy take')
+        return {"CANCELLED"}
+    try:
+        apply(bake.resolve_target(context, context.scene.facepolicy), action)
+    except FacePolicyError as exc:
+        op.report({"ERROR"}, str(exc))
+        return {"CANCELLED"}
+    return {"FINISHED"}
+
+
 class FACEPOLICY_OT_use_take(bpy.types.Operator):
     """Make this take the active animation of the target"""
 
@@ -167,18 +181,7 @@ class FACEPOLICY_OT_use_take(bpy.types.Operator):
     action: StringProperty(name="Take")
 
     def execute(self, context):
-        settings = context.scene.facepolicy
-        action = bpy.data.actions.get(self.action)
-        if action is None or keys.take_info(action) is None:
-            self.report({"ERROR"}, f'"{self.action}" is not a FacePolicy take')
-            return {"CANCELLED"}
-        try:
-            obj = bake.resolve_target(context, settings)
-            keys.use_take(obj, action)
-        except FacePolicyError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        return {"FINISHED"}
+        return _on_take(self, context, keys.use_take)
 
 
 class FACEPOLICY_OT_remove_take(bpy.types.Operator):
@@ -191,17 +194,7 @@ class FACEPOLICY_OT_remove_take(bpy.types.Operator):
     action: StringProperty(name="Take")
 
     def execute(self, context):
-        action = bpy.data.actions.get(self.action)
-        if action is None or keys.take_info(action) is None:
-            self.report({"ERROR"}, f'"{self.action}" is not a FacePolicy take')
-            return {"CANCELLED"}
-        try:
-            obj = bake.resolve_target(context, context.scene.facepolicy)
-            keys.remove_take(obj, action)
-        except FacePolicyError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        return {"FINISHED"}
+        return _on_take(self, context, keys.remove_take)
 
 
 class FACEPOLICY_OT_select_audio(bpy.types.Operator):

@@ -3,6 +3,7 @@
 import bpy
 
 from .. import __version__
+from ..cli import blender_status
 from ..core.doctor import build_report
 
 
@@ -14,7 +15,7 @@ class FACEPOLICY_OT_doctor(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     def execute(self, context):
-        report = build_report(__version__)
+        report = build_report(__version__, blender=blender_status())
         text = bpy.data.texts.get("FacePolicy Report") or bpy.data.texts.new("FacePolicy Report")
         text.from_string(report.text())
         if report.problems:

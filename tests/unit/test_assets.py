@@ -38,13 +38,13 @@ def test_corrupt_and_missing_assets_are_named(tmp_path, monkeypatch):
     (root / "models" / "a.onnx").unlink()
     with pytest.raises(AssetError, match=f"models/a.onnx.*missing.*{expected}"):
         assets.verify_asset("models/a.onnx")
-    report = build_report("test", include_blender=False)
+    report = build_report("test")
     assert any("models/a.onnx: missing" in p for p in report.problems)
 
 
 def test_doctor_lists_each_asset_with_its_sha(tmp_path, monkeypatch):
     root = make_root(tmp_path)
     monkeypatch.setenv(assets.ENV_ASSETS, str(root))
-    text = build_report("test", include_blender=False).text()
+    text = build_report("test").text()
     for name, digest in assets.read_sums(root).items():
         assert name in text and digest in text

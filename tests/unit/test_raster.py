@@ -9,15 +9,6 @@ import pytest
 
 from facepolicy.preview import build, raster
 
-
-@pytest.fixture(scope="module")
-def cpu():
-    if build.find_cxx() is None:
-        pytest.skip("no C++ compiler to build the splat library")
-    build.ensure_cpu_library()
-    return raster.cpu_renderer()
-
-
 # -- reference ---------------------------------------------------------------------------------------------------------
 
 

@@ -182,7 +182,7 @@ def test_shipped_row_gives_the_same_files_as_baking_in_place(tmp_path):
     assert batch.bake_row(row, local).status == "ok"
 
     opts = batch.BatchOptions(out_dir=str(tmp_path / "shipped"), formats=("csv", "json"), takes=2)
-    inputs = {p: Path(p).read_bytes() for p in ray_executor._inputs_of(row, opts)}
+    inputs = {str(p): p.read_bytes() for p in batch.row_inputs(row, opts, include_blend=False)}
     result_data, files = ray_executor.bake_shipped(batch.asdict(row), ctx(opts), inputs)
     result = batch.RowResult.from_dict(result_data)
     assert result.status == "ok" and len(files) == 5  # 2 takes x 2 formats + the sidecar

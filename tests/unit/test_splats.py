@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facepolicy.preview import build, ply, raster
+from facepolicy.preview import ply, raster
 from facepolicy.preview.cloud import GaussianCloud, quat_to_matrix
 from facepolicy.preview.splats import (
     BindingError,
@@ -16,14 +16,6 @@ from facepolicy.preview.splats import (
     splats_from_mesh,
     triangle_frames,
 )
-
-
-@pytest.fixture(scope="module")
-def cpu():
-    if build.find_cxx() is None:
-        pytest.skip("no C++ compiler to build the splat library")
-    build.ensure_cpu_library()
-    return raster.cpu_renderer()
 
 
 def random_rotation(rng):
