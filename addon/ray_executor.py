@@ -117,6 +117,21 @@ def _prepare_environment(address: str | None) -> None:
         # Ray's default for a new local instance, said explicitly so that it does not print a warning about it.
         # Only before Ray's first import: a process that already used Ray keeps the mode it read then.
         os.environ.setdefault("RAY_AUTH_MODE", "token")
+    elif address is not None and "RAY_AUTH_MODE" not in os.environ and local_auth_token() is not None:
+        # `ray start` turns token authentication on when this machine has a token, but ray.init with an explicit
+        # address never does, so joining such a head fails with "Authentication token is missing". Sending the
+        # token is harmless to a cluster without authentication (checked against Ray 2.60).
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def local_auth_token() -> str | None:
+    """Where this machine's Ray token comes from (the variable or the file Ray reads), or None."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN"
+    for path in (os.environ.get("RAY_AUTH_TOKEN_PATH"), Path.home() / ".ray" / "auth_token"):
+        if path and Path(path).is_file():
+            return str(path)
+    return None
 
 
 # --- what runs on a worker ---------------------------------------------------------------------------------
@@ -366,9 +381,13 @@ class RayExecutor(Executor):
         except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
             if self.address is None:
                 raise FacePolicyError(f"cannot start Ray on this machine: {exc}") from None
+            token = local_auth_token()
+            auth = (f"if the head uses token authentication, this machine's token ({token}) must be the head's "
+                    f"~/.ray/auth_token" if token else "if the head uses token authentication, copy its "
+                    "~/.ray/auth_token to this machine or set RAY_AUTH_TOKEN")
             raise FacePolicyError(f"cannot join the Ray cluster at {self.address}: {exc}; run this command on a "
-                                  f"machine of the cluster (one that ran 'ray start --address {self.address}')"
-                                  ) from None
+                                  f"machine of the cluster (one that ran 'ray start --address {self.address}'); "
+                                  f"{auth}") from None
         return ray, True
 
     def _check_nodes(self, ray, required: Sequence[str]) -> None:
