@@ -155,6 +155,8 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--no-builtin", action="store_true", help="only the --clips folders and --tts clips")
     ap.add_argument("--tts", type=int, default=0, help="add N held-out festival/flite sentences")
+    ap.add_argument("--tts-seed", type=int, default=TTS_SEED,
+                    help=f"sentence draw of --tts (default {TTS_SEED}, the held-out one; tune on another)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
@@ -164,7 +166,7 @@ def main(argv=None) -> int:
     clips = [] if args.no_builtin else arctic_clips() + librivox_clips()
     for folder in args.clips:
         clips += folder_clips(folder)
-    clips += tts_clips(args.tts) if args.tts else []
+    clips += tts_clips(args.tts, args.tts_seed) if args.tts else []
     if not clips:
         print("no clips found (install pocketsphinx-testdata or pass --clips)", file=sys.stderr)
         return 1

@@ -111,6 +111,7 @@ _REACH = 0.35  # seconds beyond which a dominance function is treated as zero
 _EMPH_BASE = 0.15  # jaw and lip gain of a silent vowel; a vowel at 0.85 of the loud ones gets gain 1
 _OPEN_FLOOR = 0.27  # least jaw opening in an open vowel (of the default head's full jawOpen)
 _CLOSE_VOWELS = frozenset({"iy", "uw"})  # never forced open
+_SHORT_VOWEL = 0.075  # seconds: a recognised /iy/ or /uw/ shorter than this is taken for a reduced vowel
 _FINE_RATE = 200  # Hz: the grid the dominance blend is evaluated on
 _INERTIA = 0.02  # seconds: std of the Gaussian low-pass that stands in for articulator mass
 _INERTIA_RECOGNISED = 0.025  # a little more for recognised phones, whose boundaries jitter
@@ -336,6 +337,9 @@ def _lower_face(values: np.ndarray, names, starts, ends, conf, emphasis, times, 
         # A recogniser often hears a reduced open vowel as /ih/, /uh/ or /er/: only its close vowels are trusted
         # to stay nearly closed.
         opens += [i for i, p in enumerate(names) if p in VOWELS and p not in OPEN_VOWELS and p not in _CLOSE_VOWELS]
+        # It also hears short reduced vowels as /iy/ or /uw/ (a 60 ms schwa between consonants); tense close
+        # vowels are rarely that short, so a short one is treated as the reduced vowel it most likely is.
+        opens += [i for i, p in enumerate(names) if p in _CLOSE_VOWELS and ends[i] - starts[i] < _SHORT_VOWEL]
     # Open vowels always open the mouth visibly, however short, weak or crowded by consonants they are:
     # a floor under the jaw, applied before the low-pass so the opening stays smooth.
     raw[:, JAW] = np.maximum(raw[:, JAW], _open_floor(fine, opens, starts, ends, conf, fps, 0.08) * 1.15 / jaw_gain)
