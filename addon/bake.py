@@ -9,6 +9,7 @@ from pathlib import Path
 from . import ray_executor
 from .core import batch
 from .core.errors import FacePolicyError
+from .core.teacher import EMOTIONS
 
 COMMANDS = ("bake", "styles")
 
@@ -64,6 +65,16 @@ def _add_bake(subparsers) -> None:
     p.add_argument("--accuracy", choices=("fast", "accurate"), default="fast",
                    help="Phonetic engine without a transcript: fast phone recognition (default), or accurate word "
                    "recognition then alignment (about 6x slower)")
+    p.add_argument("--emotion", default="neutral", choices=EMOTIONS,
+                   help="emotion preset (default: neutral); the Phonetic engine shapes brows and mouth corners, "
+                   "the Neural engine conditions on it")
+    p.add_argument("--intensity", type=float, default=0.5, metavar="X",
+                   help="emotion intensity, 0 to 1 (default: 0.5)")
+    p.add_argument("--audio-guidance", type=float, default=1.0, metavar="X",
+                   help="Neural engine: guidance on the audio; above 1 articulates more strongly at the cost of "
+                   "one more model pass (default: 1.0)")
+    p.add_argument("--steps", type=int, metavar="N",
+                   help="Neural engine: denoising steps per chunk (default: the model's, usually 4)")
     ray_executor.add_arguments(p)  # --executor local|ray, --address, --ray-data, --ray-retries
     p.set_defaults(func=run)
 
@@ -101,6 +112,12 @@ def _check_numbers(args) -> None:
         raise FacePolicyError(f"--jobs must be at least 1, got {args.jobs}")
     if not (math.isfinite(args.strength) and args.strength >= 0):
         raise FacePolicyError(f"--strength must be 0 or more, got {args.strength}")
+    if not (math.isfinite(args.intensity) and 0 <= args.intensity <= 1):
+        raise FacePolicyError(f"--intensity must be between 0 and 1, got {args.intensity}")
+    if not (math.isfinite(args.audio_guidance) and args.audio_guidance >= 0):
+        raise FacePolicyError(f"--audio-guidance must be 0 or more, got {args.audio_guidance}")
+    if args.steps is not None and not 1 <= args.steps <= 100:
+        raise FacePolicyError(f"--steps must be between 1 and 100, got {args.steps}")
     if not 0 <= args.seed < 2**32:
         raise FacePolicyError(f"--seed must be between 0 and {2**32 - 1}, got {args.seed}")
 
@@ -168,6 +185,7 @@ def build_plan(args) -> tuple[list[batch.BakeRow], list[batch.RowResult], batch.
     opts = batch.BatchOptions(
         out_dir=str(out_dir), formats=formats, fps=fps, takes=args.takes,
         strength=args.strength, device=args.device, blend=blend, accuracy=args.accuracy,
+        emotion=args.emotion, emotion_intensity=args.intensity, audio_guidance=args.audio_guidance, steps=args.steps,
     )
     defaults = batch.RowDefaults(
         style=args.style, seed=args.seed, object=args.object, engine=args.engine,

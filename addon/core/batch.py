@@ -77,7 +77,11 @@ class BatchOptions:
     # A one-bone skeleton for characters without an armature: it carries the head rotation, and Unreal imports
     # the FBX as a skeletal mesh with morph targets.
     fbx_armature: bool = True
-    accuracy: str = "fast"  # the Phonetic engine's mode: fast (phone recognition) or accurate (words, then align)
+    accuracy: str = "fast"  # without a transcript: fast (phone recognition) or accurate (words, then align)
+    emotion: str = "neutral"
+    emotion_intensity: float = 0.5
+    audio_guidance: float = 1.0  # the Neural engine's classifier-free guidance on audio
+    steps: int | None = None  # the Neural engine's DDIM steps (None: the model's default)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -530,6 +534,9 @@ def row_fingerprint(row: BakeRow, opts: BatchOptions) -> str:
         "takes": opts.takes,
         "strength": opts.strength,
         "accuracy": opts.accuracy,
+        "emotion": [opts.emotion, opts.emotion_intensity] if opts.emotion != "neutral" else None,
+        "audio_guidance": opts.audio_guidance if opts.audio_guidance != 1.0 else None,
+        "steps": opts.steps,
         "fbx_armature": opts.fbx_armature if opts.needs_blender else None,
         "blend": bool(opts.blend) if opts.needs_blender else None,
         "inputs": [file_digest(p) for p in row_inputs(row, opts)],
@@ -586,7 +593,9 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
         for take in range(1, opts.takes + 1):
             options = BakeOptions(engine=row.engine, transcript=transcript, seed=row.seed + take - 1,
                                   style=row.style, strength=opts.strength, device=opts.device,
-                                  extra={"accuracy": opts.accuracy})
+                                  emotion=opts.emotion, emotion_intensity=opts.emotion_intensity,
+                                  extra={"accuracy": opts.accuracy, "audio_guidance": opts.audio_guidance,
+                                         "steps": opts.steps})
             track = animate(audio, options, cancel=cancel)
             track.meta["take"] = take
             if abs(track.fps - opts.fps) > 1e-9:

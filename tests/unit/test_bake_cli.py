@@ -69,6 +69,9 @@ def test_one_line_to_a_file_whose_suffix_picks_the_format(tmp_path, capsys):
     (["a.wav", "--blend", "missing.blend"], "missing.blend\": file not found"),
     (["a.wav", "--object", "Face"], "needs --blend FILE"),
     (["a.wav", "--style", "grumpy"], "unknown style preset 'grumpy'; valid presets: none are installed"),
+    (["a.wav", "--intensity", "1.5"], "--intensity must be between 0 and 1"),
+    (["a.wav", "--audio-guidance", "nan"], "--audio-guidance must be 0 or more"),
+    (["a.wav", "--steps", "0"], "--steps must be between 1 and 100"),
     ([], "nothing to bake"),
 ])
 def test_bad_command_lines_say_what_is_wrong(tmp_path, monkeypatch, argv, match):
@@ -232,3 +235,24 @@ def test_accuracy_reaches_the_engine_options_and_the_resume_fingerprint(tmp_path
     assert parse(["bake", str(line)]).accuracy == "fast"
     with pytest.raises(SystemExit):
         parse(["bake", str(line), "--accuracy", "sloppy"])
+
+
+def test_emotion_and_neural_settings_reach_the_engine_options_and_the_resume_fingerprint(tmp_path, monkeypatch):
+    line = write_line(tmp_path / "line.wav")
+    seen = []
+    from facepolicy.core import engine
+
+    monkeypatch.setattr(engine, "animate", lambda audio, options, cancel=None: seen.append(options) or
+                        FaceTrack.zeros(30))
+    argv = ["bake", str(line), "-o", str(tmp_path / "out"), "--engine", "envelope", "--format", "csv"]
+    assert run(argv + ["--emotion", "happy", "--intensity", "0.8", "--audio-guidance", "1.5", "--steps", "6"]) == 0
+    assert (seen[0].emotion, seen[0].emotion_intensity) == ("happy", 0.8)
+    assert seen[0].extra["audio_guidance"] == 1.5 and seen[0].extra["steps"] == 6
+    prints = set()
+    for extra in ([], ["--emotion", "sad"], ["--emotion", "sad", "--intensity", "1"], ["--steps", "8"],
+                  ["--audio-guidance", "2"]):
+        rows, failures, opts = bake.build_plan(parse(argv + extra))
+        prints.add(batch.row_fingerprint(rows[0], opts))
+    assert len(prints) == 5, "every setting that changes the output must re-bake, not skip"
+    with pytest.raises(SystemExit):
+        parse(argv + ["--emotion", "grumpy"])
