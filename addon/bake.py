@@ -95,7 +95,7 @@ def run_styles(args) -> int:
         for name in presets:
             print(f"  {name}")
     else:
-        print("No style presets are installed: presets ship with the neural model, which is not bundled yet.")
+        print("No style presets are installed: they ship with the Neural model (assets/models/model.json).")
     print("--style also accepts a reference file: a FacePolicy .json track or a Live Link Face .csv take.")
     return 0
 

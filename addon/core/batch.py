@@ -395,11 +395,14 @@ def _check_writable(folder: Path) -> None:
 
 
 def style_presets() -> list[str]:
-    """Names of the installed style presets (assets/styles/NAME.json). None ship until the neural model does."""
-    from .assets import asset_root
+    """Names of the style presets the installed Neural model ships (the "styles" of assets/models/model.json)."""
+    from .policy import MANIFEST, default_model_dir
 
-    folder = asset_root() / "styles"
-    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+    try:
+        manifest = json.loads((default_model_dir() / MANIFEST).read_text(encoding="utf-8"))
+        return sorted(manifest.get("styles") or {})
+    except (OSError, ValueError, AttributeError):
+        return []  # no model installed (or a broken one, which the engine reports with its sha256 when used)
 
 
 @functools.lru_cache(maxsize=64)
@@ -428,7 +431,7 @@ def check_style(style: str | None, presets: Iterable[str]) -> None:
         _check_style_file(str(Path(style).absolute()), st.st_size, st.st_mtime_ns)
         return
     if style not in presets:
-        valid = ", ".join(presets) if presets else "none are installed yet (presets ship with the neural model)"
+        valid = ", ".join(presets) if presets else "none are installed (they ship with the Neural model)"
         raise FacePolicyError(f"unknown style preset {style!r}; valid presets: {valid}; "
                               "or give a reference file (.json track or Live Link .csv)")
 

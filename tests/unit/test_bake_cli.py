@@ -150,8 +150,8 @@ def test_styles_lists_presets_honestly(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("FACEPOLICY_ASSETS", str(tmp_path))
     assert run(["styles"]) == 0
     assert "No style presets are installed" in capsys.readouterr().out
-    (tmp_path / "styles").mkdir()
-    FaceTrack.zeros(3).save_json(tmp_path / "styles" / "calm.json")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model.json").write_text(json.dumps({"styles": {"calm": [0.0] * 4}}), encoding="utf-8")
     assert run(["styles"]) == 0
     assert "  calm" in capsys.readouterr().out
     with pytest.raises(FacePolicyError, match="valid presets: calm"):

@@ -162,7 +162,7 @@ def test_output_folder_that_is_not_writable(tmp_path):
 
 
 def test_style_without_presets_explains_why(tmp_path):
-    with pytest.raises(FacePolicyError, match="none are installed yet"):
+    with pytest.raises(FacePolicyError, match="none are installed"):
         batch.check_style("calm", [])
     ref = tmp_path / "ref.json"
     FaceTrack.zeros(4).save_json(ref)
