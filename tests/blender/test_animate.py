@@ -467,14 +467,18 @@ def test_panel_draws_every_control(setup, state, monkeypatch):
 
 
 @pytest.mark.skipif(not helpers.HAVE_PHONETIC, reason=helpers.PHONETIC_REASON)
-def test_end_to_end_on_the_phonetic_engine(setup, repo_root):
-    """Real speech through the real Phonetic engine onto the default head, as the user would click it."""
+@pytest.mark.parametrize("engine_name", ["phonetic", "neural"])
+def test_end_to_end_on_the_real_engines(setup, repo_root, engine_name):
+    """Real speech through the real engines onto the default head, as the user would click it."""
     from facepolicy.blender.head import add_default_head
+    from facepolicy.core import engine as core_engine
 
+    if engine_name not in core_engine.ENGINES:
+        pytest.skip(f"the {engine_name} engine is not shipped in this version")
     scene, settings, _ = setup
     obj = add_default_head(bpy.context)
     settings.target = obj
-    settings.engine = "phonetic"
+    settings.engine = engine_name
     settings.audio_path = str(helpers.sample_speech(repo_root))
     assert bpy.ops.facepolicy.animate_from_audio() == {"FINISHED"}
     take = obj.data.shape_keys.animation_data.action

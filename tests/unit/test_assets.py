@@ -48,3 +48,16 @@ def test_doctor_lists_each_asset_with_its_sha(tmp_path, monkeypatch):
     text = build_report("test").text()
     for name, digest in assets.read_sums(root).items():
         assert name in text and digest in text
+
+
+def test_every_shipped_asset_folder_records_its_source_and_licence(repo_root):
+    """Every folder of bundled files says where they come from and under which licence."""
+    root = repo_root / "assets"
+    folders = {p.parent for p in root.rglob("*") if p.is_file() and p.parent != root}
+    assert folders, "no bundled assets found"
+    for folder in folders:
+        records = [p for p in folder.iterdir() if p.suffix == ".md"
+                   and p.stem.upper() in ("LICENSE", "LICENCE", "SOURCE", "README", "MODEL_CARD")]
+        text = " ".join(p.read_text(encoding="utf-8") for p in records).lower()
+        assert records and "licen" in text, f"{folder.relative_to(root)}: no source/licence record"
+        assert any(word in text for word in ("cc0", "public domain", "mit", "bsd", "apache")), folder
