@@ -2,8 +2,9 @@
 (start-up, features, style, sampling, resampling).
 
 The speech is CMU ARCTIC (tests/data/arctic) plus LibriVox clips when pocketsphinx-testdata is installed,
-repeated to 60 s. The whole-process figure runs a fresh Python that imports facepolicy, loads the model, bakes
-the file through engine.animate and writes a Live Link CSV, as `facepolicy bake --engine neural` does.
+repeated to 60 s, with no transcript beside it. The whole-process figure runs the real command,
+`python -m facepolicy.cli bake speech.wav --engine neural -o out.csv`, in a fresh process (Python start-up, imports,
+model loading with its sha256 checks, audio loading, sampling, the Live Link CSV and the resume sidecar).
 
     .venv/bin/python bench/bench_neural.py [--model assets/models] [--runs 3] [--seconds 60] [--threads 0]
 """
@@ -11,6 +12,7 @@ the file through engine.animate and writes a Live Link CSV, as `facepolicy bake 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -27,23 +29,27 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_phonetic import speech  # noqa: E402
 
-WHOLE = """
-import sys, threading
-from facepolicy.core import engine, policy
-from facepolicy.core.audio import load_audio
-from facepolicy.core.livelink import write_livelink_csv
-engine.register_engine("neural", ".policy", "NeuralEngine")
-eng = engine.get_engine("neural"); eng.model_dir = sys.argv[1]
-opts = engine.BakeOptions(engine="neural", seed=0, threads=int(sys.argv[4]))
-track = engine.animate(load_audio(sys.argv[2]), opts)
-write_livelink_csv(track.resample(30.0), sys.argv[3])
-"""
-
 
 def whole_process(model: str, wav: Path, out: Path, threads: int) -> tuple[float, float]:
+    """`facepolicy bake WAV --engine neural -o OUT.csv` in a fresh process: (wall, CPU seconds)."""
+    env = dict(os.environ)
+    if Path(model).resolve() != (ROOT / "assets" / "models").resolve():
+        # Another model: an assets folder that holds it instead of the bundled one.
+        assets = out.parent / "assets"
+        if not assets.exists():
+            assets.mkdir()
+            for entry in (ROOT / "assets").iterdir():
+                if entry.name != "models":
+                    (assets / entry.name).symlink_to(entry)
+            (assets / "models").symlink_to(Path(model).resolve())
+        env["FACEPOLICY_ASSETS"] = str(assets)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", WHOLE, model, str(wav), str(out), str(threads)], check=True)
+    out.unlink(missing_ok=True)
+    subprocess.run([sys.executable, "-m", "facepolicy.cli", "bake", str(wav), "--engine", "neural", "-o", str(out)],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

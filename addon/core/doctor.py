@@ -72,6 +72,7 @@ def build_report(version: str, blender: str | None = None) -> Report:
         r.add("pocketsphinx", getattr(pocketsphinx, "__version__", "installed"))
     except Exception:
         r.add("pocketsphinx", "not installed (the Phonetic engine needs it)")
+    _neural_model(r)
     root = asset_root()
     statuses = check_assets(root)
     r.add("assets", f"{root} ({len(statuses)} listed in SHA256SUMS)")
@@ -82,3 +83,19 @@ def build_report(version: str, blender: str | None = None) -> Report:
         if not s.ok:
             r.problems.append(f"asset {s.name}: {s.state} (expected sha256 {s.expected})")
     return r
+
+
+def _neural_model(r: Report) -> None:
+    """The Neural engine's model: its name, whether every ONNX file matches its sha256, and the style presets."""
+    from .errors import AssetError
+    from .policy import read_model_files
+
+    try:
+        files = read_model_files()
+    except AssetError as exc:
+        r.add("neural model", "NOT USABLE")
+        r.problems.append(str(exc))
+        return
+    m = files.manifest
+    r.add("neural model", f"{m.get('name', '?')}: {len(m['files'])} ONNX files, sha256 ok; style presets "
+          f"{', '.join(sorted(m.get('styles') or {})) or 'none'}")

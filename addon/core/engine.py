@@ -26,7 +26,7 @@ ProgressFn = Callable[[float, str], None]
 class BakeOptions:
     """What the user asked for. Engines ignore the options they do not support."""
 
-    engine: str = "phonetic"
+    engine: str = "neural"
     transcript: str | None = None  # the text itself, not a path
     seed: int = 0
     style: str | None = None  # a preset name, or a path to a reference (.json FaceTrack or Live Link .csv)
@@ -46,17 +46,15 @@ class Engine(Protocol):
         """A FaceTrack at spec.MODEL_FPS with spec.CHANNEL_NAMES. Raises Cancelled when cancel is set."""
 
 
-# name → (module relative to this package, class name). The neural engine joins when its model ships.
+# name → (module relative to this package, class name).
 ENGINES: dict[str, tuple[str, str]] = {
+    "neural": (".policy", "NeuralEngine"),
     "phonetic": (".phonetic", "PhoneticEngine"),
 }
 
 
-# Engines whose code exists but which this version does not offer yet, with the reason shown to the user.
-NOT_SHIPPED: dict[str, str] = {
-    "neural": "the Neural engine is not offered yet: its trained model is not shipped in this version "
-              "(the Phonetic engine is the default)",
-}
+# Engines whose code exists but which this version does not offer, with the reason shown to the user.
+NOT_SHIPPED: dict[str, str] = {}
 
 
 def register_engine(name: str, module: str, cls: str) -> None:

@@ -68,7 +68,7 @@ def test_one_line_to_a_file_whose_suffix_picks_the_format(tmp_path, capsys):
     (["a.wav", "--strength", "-1"], "--strength must be 0 or more"),
     (["a.wav", "--blend", "missing.blend"], "missing.blend\": file not found"),
     (["a.wav", "--object", "Face"], "needs --blend FILE"),
-    (["a.wav", "--style", "grumpy"], "unknown style preset 'grumpy'; valid presets: none are installed"),
+    (["a.wav", "--style", "grumpy"], "unknown style preset 'grumpy'; valid presets: average, calm, expressive"),
     (["a.wav", "--intensity", "1.5"], "--intensity must be between 0 and 1"),
     (["a.wav", "--audio-guidance", "nan"], "--audio-guidance must be 0 or more"),
     (["a.wav", "--steps", "0"], "--steps must be between 1 and 100"),
@@ -127,10 +127,13 @@ def test_json_manifest_and_arguments_together_with_workers(tmp_path, capsys):
     assert "4 baked" in capsys.readouterr().out
 
 
-def test_unknown_engine_fails_each_row(tmp_path, capsys):
+def test_unknown_engine_fails_each_row(tmp_path, capsys, monkeypatch):
+    from facepolicy.core import engine
+
     wav = write_line(tmp_path / "a.wav")
-    assert run(["bake", str(wav), "-o", str(tmp_path / "out"), "--engine", "neural"]) == 1
-    assert "the Neural engine is not offered yet" in capsys.readouterr().out
+    monkeypatch.setitem(engine.NOT_SHIPPED, "lidar", "the Lidar engine is not offered in this version")
+    assert run(["bake", str(wav), "-o", str(tmp_path / "out"), "--engine", "lidar"]) == 1
+    assert "the Lidar engine is not offered in this version" in capsys.readouterr().out
     assert run(["bake", str(wav), "-o", str(tmp_path / "out2"), "--engine", "bogus"]) == 1
     assert "unknown engine 'bogus'; available:" in capsys.readouterr().out
 

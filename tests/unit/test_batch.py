@@ -18,7 +18,7 @@ from facepolicy.core.facetrack import FaceTrack
 from facepolicy.core.livelink import read_livelink_csv
 
 envelope_engine.register()
-ENGINES = ["envelope", "phonetic"]
+ENGINES = ["envelope", "neural", "phonetic"]
 HERE = Path(__file__).resolve().parent
 
 
@@ -144,7 +144,7 @@ def test_every_bad_row_gets_its_own_error_and_good_rows_go_on(tmp_path):
     assert "leaves the output folder" in messages[4]
     assert "already written by line 2" in messages[5]
     assert "seed must be a whole number" in messages[6]
-    assert "unknown engine 'neural-v9'; available: envelope, phonetic" in messages[7]
+    assert "unknown engine 'neural-v9'; available: envelope, neural, phonetic" in messages[7]
     assert "unknown style preset 'grumpy'; valid presets: calm" in messages[8]
     assert "leaves the output folder" in messages[9]
     assert "no audio file given" in messages[10]
