@@ -4,7 +4,7 @@ This package is both the Blender extension (register/unregister below) and a pla
 `facepolicy` console script. Nothing here imports bpy at module level, so the CLI works without Blender.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _cli_handle = None
 

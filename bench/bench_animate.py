@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--engine", action="append", help="engine(s) to run (default: every registered one)")
     parser.add_argument("--runs", type=int, default=3, help="warm runs after the cold one")
     parser.add_argument("--audio", type=Path)
+    parser.add_argument("--accuracy", choices=("default", "fast", "accurate"), default="default",
+                        help="the panel's Accuracy setting (default: each engine's own default)")
     args = parser.parse_args()
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -76,7 +78,9 @@ def main() -> None:
             core_engine.register_engine("neural", ".policy", "NeuralEngine")
         except ImportError:
             pass
+    settings.accuracy = args.accuracy.upper()
     for name in args.engine or sorted(core_engine.ENGINES):
+        takes_before = len(keys.list_takes(head))
         try:
             core_engine.get_engine(name)  # import it, so a missing engine is reported, not timed
             settings.engine = name
@@ -96,7 +100,8 @@ def main() -> None:
               f"engine {outcome.engine_seconds:.2f}s, "
               f"write {write:.3f}s, {result.n_curves} curves x {result.n_keys} keys, bpy "
               f"{'.'.join(map(str, bpy.app.version))}, load {os.getloadavg()[0]:.1f}")
-        assert len(keys.list_takes(head)) == args.runs + 2
+        assert len(keys.list_takes(head)) == takes_before + args.runs + 2
+        print(f"  ({name}, accuracy {args.accuracy})", flush=True)
     facepolicy.unregister()
 
 

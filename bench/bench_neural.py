@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_phonetic import speech  # noqa: E402
 
 
-def whole_process(model: str, wav: Path, out: Path, threads: int) -> tuple[float, float]:
+def whole_process(model: str, wav: Path, out: Path, threads: int, accuracy: str) -> tuple[float, float]:
     """`facepolicy bake WAV --engine neural -o OUT.csv` in a fresh process: (wall, CPU seconds)."""
     env = dict(os.environ)
     if Path(model).resolve() != (ROOT / "assets" / "models").resolve():
@@ -48,16 +48,16 @@ def whole_process(model: str, wav: Path, out: Path, threads: int) -> tuple[float
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out.unlink(missing_ok=True)
-    subprocess.run([sys.executable, "-m", "facepolicy.cli", "bake", str(wav), "--engine", "neural", "-o", str(out)],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "facepolicy.cli", "bake", str(wav), "--engine", "neural", "-o", str(out),
+                    "--accuracy", accuracy], check=True, env=env, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def breakdown(model: str, samples: np.ndarray, threads: int) -> dict[str, float]:
+def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> dict[str, float]:
     from facepolicy.core import features
-    from facepolicy.core.policy import NeuralPolicy, SampleSettings, _CancelWatch, states_to_track
+    from facepolicy.core.policy import NeuralPolicy, SampleSettings, _CancelWatch, seal_bilabials, states_to_track
 
     out = {}
     t = time.perf_counter()
@@ -74,9 +74,20 @@ def breakdown(model: str, samples: np.ndarray, threads: int) -> dict[str, float]
     t = time.perf_counter()
     style = policy.style_preset(policy.default_style)
     out["style"] = time.perf_counter() - t
+    phones = None
+    if accuracy == "accurate":
+        from facepolicy.core.align import shared_aligner
+
+        t = time.perf_counter()
+        phones = shared_aligner().recognise_phones(samples, 16000).phones
+        out["phone recognition (accurate)"] = time.perf_counter() - t
     t = time.perf_counter()
-    states = policy.sample(samples, SampleSettings(seed=0), style=style)
+    states = policy.sample(samples, SampleSettings(seed=0), style=style, phones=phones)
     out["sampling (incl. features)"] = time.perf_counter() - t
+    if phones:
+        t = time.perf_counter()
+        states = seal_bilabials(states, phones)
+        out["sealing bilabials"] = time.perf_counter() - t
     t = time.perf_counter()
     states_to_track(states).resample(24.0)
     out["resampling"] = time.perf_counter() - t
@@ -89,19 +100,22 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--accuracy", choices=("fast", "accurate"), default="accurate",
+                    help="the engine mode (default: accurate, the engine's default; fast: the model alone)")
     args = ap.parse_args(argv)
     samples, _ = speech(args.seconds)
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "speech.wav"
         sf.write(wav, samples, 16000)
-        runs = [whole_process(args.model, wav, Path(tmp) / "out.csv", args.threads) for _ in range(args.runs)]
-    parts = [breakdown(args.model, samples, args.threads) for _ in range(args.runs)]
+        runs = [whole_process(args.model, wav, Path(tmp) / "out.csv", args.threads, args.accuracy)
+                for _ in range(args.runs)]
+    parts = [breakdown(args.model, samples, args.threads, args.accuracy) for _ in range(args.runs)]
     for key in parts[0]:
         print(f"  {key:28s} {statistics.median(p[key] for p in parts):.3f} s")
     wall = statistics.median(r[0] for r in runs)
     cpu = statistics.median(r[1] for r in runs)
     seconds = len(samples) / 16000
-    print(f"neural bake {seconds:.1f}s audio: {wall:.2f}s wall ({seconds / wall:.0f}x real time), "
+    print(f"neural bake ({args.accuracy}) {seconds:.1f}s audio: {wall:.2f}s wall ({seconds / wall:.0f}x real time), "
           f"{cpu:.2f}s cpu, median of {args.runs}")
     return 0
 

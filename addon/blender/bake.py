@@ -184,7 +184,7 @@ def request_from_settings(context, settings, prefs=None) -> BakeRequest:
             options.style, options.strength = _style(settings, prefs, temp), settings.style_strength
         if "emotion" in features:
             options.emotion, options.emotion_intensity = settings.emotion, settings.emotion_intensity
-        if "accuracy" in features:
+        if "accuracy" in features and settings.accuracy != "DEFAULT":
             options.extra["accuracy"] = settings.accuracy.lower()
         if prefs and prefs.model_dir:
             options.extra["model_dir"] = bpy.path.abspath(prefs.model_dir)

@@ -77,7 +77,7 @@ class BatchOptions:
     # A one-bone skeleton for characters without an armature: it carries the head rotation, and Unreal imports
     # the FBX as a skeletal mesh with morph targets.
     fbx_armature: bool = True
-    accuracy: str = "fast"  # without a transcript: fast (phone recognition) or accurate (words, then align)
+    accuracy: str | None = None  # fast or accurate; None: the engine's default (Neural accurate, Phonetic fast)
     emotion: str = "neutral"
     emotion_intensity: float = 0.5
     audio_guidance: float = 1.0  # the Neural engine's classifier-free guidance on audio

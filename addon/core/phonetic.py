@@ -84,7 +84,7 @@ class PhoneticEngine:
 
     def animate(self, audio: Audio, options: BakeOptions, progress: ProgressFn,
                 cancel: threading.Event) -> FaceTrack:
-        accuracy = str(options.extra.get("accuracy", "fast"))
+        accuracy = str(options.extra.get("accuracy") or "fast")
         if accuracy not in ACCURACY_MODES:
             raise FacePolicyError(f"unknown accuracy {accuracy!r} for the phonetic engine; use fast or accurate")
         if options.emotion not in EMOTIONS:

@@ -420,6 +420,35 @@ class NeuralPolicy:
         wsum[start : start + length] += w[:length, None]
 
 
+_LIP_OPENERS = ("mouthUpperUpLeft", "mouthUpperUpRight", "mouthLowerDownLeft", "mouthLowerDownRight",
+                "mouthFunnel", "tongueOut")
+
+
+def seal_bilabials(states: np.ndarray, phones, fps: float = spec.MODEL_FPS) -> np.ndarray:
+    """The articulation teacher's hard guarantee, applied to the model's output where phone evidence says p/b/m:
+    the lips seal over each bilabial (mouthClose cancels jawOpen's lip separation, the lip raisers and funnel
+    let go), with the teacher's ramps, so closures stay exact while the model keeps everything else."""
+    from .phones import BILABIALS
+    from .teacher import _gesture_ramps, _plateau
+
+    segs = sorted(phones, key=lambda p: p.start)
+    names = [p.phone for p in segs]
+    idx = [i for i, p in enumerate(names) if p in BILABIALS]
+    if not idx:
+        return states
+    starts = np.array([p.start for p in segs], np.float64)
+    ends = np.array([p.end for p in segs], np.float64)
+    times = np.arange(len(states)) / fps
+    close = _plateau(times, starts[idx], ends[idx], fps, 0.05, *_gesture_ramps(names, starts, ends, idx, 0.05))
+    out = states.copy()
+    ci = spec.CHANNEL_INDEX
+    jaw = out[:, ci["jawOpen"]]
+    out[:, ci["mouthClose"]] = np.maximum(out[:, ci["mouthClose"]], close * jaw)
+    for name in _LIP_OPENERS:
+        out[:, ci[name]] *= 1.0 - close
+    return out
+
+
 def states_to_track(states: np.ndarray, meta: dict | None = None) -> FaceTrack:
     return FaceTrack(spec.MODEL_FPS, spec.CHANNEL_NAMES, states, dict(meta or {}))
 
@@ -427,14 +456,16 @@ def states_to_track(states: np.ndarray, meta: dict | None = None) -> FaceTrack:
 # --- the engine -------------------------------------------------------------------------------------------------
 
 ACCURACY_MODES = ("fast", "accurate")
+DEFAULT_ACCURACY = "accurate"  # quality on real voices first (docs/BENCHMARKS.md, "The Neural model")
 
 
 class NeuralEngine:
     """The diffusion-policy engine (name "neural"): no transcript needed, a new take per seed, style control.
 
-    ``options.extra["accuracy"]``: "fast" (default) listens with the learned audio encoder only; "accurate" adds
-    pocketsphinx phone recognition as evidence (slower, better on unusual voices). A transcript (the option, or a
-    ``.txt`` beside the audio) is force-aligned and used as evidence in both modes.
+    ``options.extra["accuracy"]``: "accurate" (default) adds pocketsphinx phone recognition as evidence and seals
+    the lips over the bilabials it hears (seal_bilabials); "fast" listens with the learned audio encoder only
+    (several times faster, fewer exact closures on real voices). A transcript (the option, or a ``.txt`` beside
+    the audio) is force-aligned and used as evidence in both modes.
     ``options.style``: a preset name, or a reference performance (.json FaceTrack or Live Link .csv);
     ``options.strength``: style guidance scale; ``options.emotion`` / ``emotion_intensity``: emotion preset.
     """
@@ -477,7 +508,7 @@ class NeuralEngine:
         """Phone evidence for the sampler: (segments or None, how it was made, warnings)."""
         from .phonetic import alignment_fits, sidecar_transcript
 
-        accuracy = str(options.extra.get("accuracy", "fast"))
+        accuracy = str(options.extra.get("accuracy") or DEFAULT_ACCURACY)
         if accuracy not in ACCURACY_MODES:
             raise FacePolicyError(f"unknown accuracy {accuracy!r} for the neural engine; use fast or accurate")
         transcript = options.transcript or sidecar_transcript(audio.source)
@@ -528,6 +559,8 @@ class NeuralEngine:
                                   steps=options.extra.get("steps"))
         states = policy.sample(audio.samples, settings, style=style, emotion=emotion, phones=phones,
                                progress=step, cancel=cancel)
+        if phones:
+            states = seal_bilabials(states, phones)
         for w in warnings:
             log.warning("%s", w)
         meta = {"style": style_name, "strength": settings.style_scale, "emotion": options.emotion,

@@ -87,9 +87,11 @@ class FacePolicySettings(bpy.types.PropertyGroup):
     emotion: EnumProperty(name="Emotion", items=[(e, e.title(), "") for e in EMOTIONS], default="neutral")
     emotion_intensity: FloatProperty(name="Intensity", default=0.5, min=0.0, max=1.0, subtype="FACTOR")
     accuracy: EnumProperty(name="Accuracy", items=(
-        ("FAST", "Fast", "Phone recognition: a few seconds per minute of speech"),
-        ("ACCURATE", "Accurate", "Word recognition, then alignment: better closures, several times slower"),
-    ), default="FAST")
+        ("DEFAULT", "Default", "The engine's own choice: Accurate for Neural, Fast for Phonetic"),
+        ("FAST", "Fast", "Neural: the model alone, about a second per minute of speech. Phonetic: phone recognition"),
+        ("ACCURATE", "Accurate", "Neural: plus phone recognition and exact lip closures. Phonetic: word "
+         "recognition, then alignment, several times slower"),
+    ), default="DEFAULT")
     seed: IntProperty(name="Seed", default=0, min=0, description="Variation; New Take bakes with the next seed")
     use_lips: BoolProperty(name="Lips", default=True, description="Jaw, mouth, cheeks and tongue")
     use_brows: BoolProperty(name="Brows", default=True)

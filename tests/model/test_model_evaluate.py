@@ -39,8 +39,9 @@ def test_evaluation_runs_on_the_tiny_model():
     new = evaluate.style_retrieval_new_identities(policy, clips, identities=3)
     assert new["identities"] == 3 and 0.0 <= new["accuracy"] <= 1.0
     div = evaluate.diversity(policy, clips[:1], seeds=(0, 1))
-    assert div["upper_face_spread_mm"] > 0
+    assert div["upper_face_spread_mm"] > 0 and div["upper_face_peak_spread_mm"] >= div["upper_face_spread_mm"]
+    assert len(div["bilabial_per_seed_accurate"]) == len(div["bilabial_per_seed_fast"]) == 2
     calm = evaluate.nonspeech_calm(policy, n=2, seconds=3.0)
     assert 0.0 <= calm["open_frame_share_nonspeech"] <= 1.0
     text = evaluate.markdown({"synthetic": syn, "style_retrieval": ret, "diversity": div, "nonspeech": calm}, "test")
-    assert "## Neural engine" in text and "lip vertex error" in text
+    assert "## Neural engine" in text and "lip vertex error" in text and "worst seed" in text

@@ -105,10 +105,13 @@ def test_progress_and_cancel(policy, clip):
 def test_engine_contract_styles_and_errors(tmp_path, clip):
     engine = NeuralEngine(exported_tiny())
     audio = audio_mod.from_array(clip.samples, spec.SAMPLE_RATE)
-    track = engine.animate(audio, BakeOptions(engine="neural", seed=1), lambda f, m: None, threading.Event())
+    track = engine.animate(audio, BakeOptions(engine="neural", seed=1, extra={"accuracy": "fast"}),
+                           lambda f, m: None, threading.Event())
     assert track.fps == spec.MODEL_FPS and track.names == spec.CHANNEL_NAMES
     assert track.n_frames == features.n_model_frames(len(audio.samples))
     assert track.meta["style"] == "average" and track.meta["neural"]["evidence"] == "audio only"
+    default = engine.animate(audio, BakeOptions(engine="neural", seed=1), lambda f, m: None, None)
+    assert default.meta["neural"]["evidence"] == "phone recognition"  # the default mode is "accurate"
     ref = states_to_track(clip.states)
     ref.save_json(tmp_path / "ref.json")
     write_livelink_csv(ref, tmp_path / "ref.csv")

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from facepolicy.core import policy
+from facepolicy.core import policy, spec
 from facepolicy.core.errors import AssetError, FacePolicyError
 
 
@@ -135,3 +135,23 @@ def test_the_bundled_model_is_reported_clearly_when_absent(monkeypatch, tmp_path
     monkeypatch.setenv("FACEPOLICY_ASSETS", str(tmp_path))
     with pytest.raises(AssetError, match="use --engine phonetic"):
         policy.NeuralEngine().policy()
+
+
+def test_seal_bilabials_closes_the_lips_over_each_p_b_m_and_leaves_the_rest():
+    from facepolicy.core import metrics
+    from facepolicy.core.phones import PhoneSegment
+
+    n = 60
+    states = np.zeros((n, spec.NUM_CHANNELS), np.float32)
+    ci = spec.CHANNEL_INDEX
+    states[:, ci["jawOpen"]] = 0.5  # a model that forgot to close its mouth
+    states[:, ci["mouthLowerDownLeft"]] = states[:, ci["mouthLowerDownRight"]] = 0.4
+    phones = [PhoneSegment("aa", 0.0, 0.6), PhoneSegment("m", 0.6, 0.7), PhoneSegment("aa", 0.7, 2.0)]
+    geom = metrics.default_geometry()
+    before = metrics.lip_gap(policy.states_to_track(states), geom)
+    sealed = policy.seal_bilabials(states, phones)
+    after = metrics.lip_gap(policy.states_to_track(sealed), geom)
+    closed = geom.threshold(metrics.CLOSED_FRACTION)
+    assert before[19:21].min() > closed and after[19:21].max() <= closed  # frames 18-21 span 0.6-0.7 s
+    assert np.array_equal(sealed[:10], states[:10]) and np.array_equal(sealed[40:], states[40:])
+    assert np.array_equal(policy.seal_bilabials(states, phones[:1]), states)
