@@ -141,7 +141,8 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-8)
 
 
-def write_model_dir(checkpoint, out, clips: list[ds.Clip], command: str = "", metrics: dict | None = None) -> dict:
+def write_model_dir(checkpoint, out, clips: list[ds.Clip], command: str = "", metrics: dict | None = None,
+                    notes: str = "") -> dict:
     """Export everything into ``out``; returns the manifest written to out/model.json."""
     out = Path(out)
     model, state = load_checkpoint(checkpoint)
@@ -180,7 +181,10 @@ def write_model_dir(checkpoint, out, clips: list[ds.Clip], command: str = "", me
         "files": {fname: sha256_file(out / fname) for fname in FILES.values()},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    (out / "MODEL_CARD.md").write_text(model_card(manifest), encoding="utf-8")
+    card = model_card(manifest)
+    if notes.strip():
+        card += "\n## Notes on this run\n\n" + notes.strip() + "\n"
+    (out / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     return manifest
 
 
@@ -241,13 +245,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="assets/models")
     ap.add_argument("--corpus", help="corpus directory for the style presets (default: the config's corpus.root)")
     ap.add_argument("--metrics", help="JSON file of evaluation results to record in the card")
+    ap.add_argument("--notes", help="Markdown file with notes on this training run, added to the card")
     args = ap.parse_args(argv)
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     corpus = args.corpus or state["config"]["corpus"]["root"]
     clips = ds.load_corpus(corpus)
     metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
+    notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else ""
     command = "python -m model.train --config model/configs/{}.json".format(state["config"]["name"])
-    m = write_model_dir(args.checkpoint, args.out, clips, command=command, metrics=metrics)
+    m = write_model_dir(args.checkpoint, args.out, clips, command=command, metrics=metrics, notes=notes)
     print(f"wrote {args.out}: " + ", ".join(f"{k} parity {v:.1e}" for k, v in m["parity_max_abs_diff"].items()))
     return 0
 

@@ -50,6 +50,10 @@ def mel_filterbank(n_mels: int = N_MELS, n_fft: int = N_FFT, rate: int = spec.SA
 
 
 _FILTERS = mel_filterbank()
+# Each filter's non-zero bins: the projection is done filter by filter with numpy's own (single-threaded, pairwise)
+# sums, not with a BLAS matrix product, whose result depends on how many threads BLAS uses (OMP_NUM_THREADS=1 in a
+# Ray worker gave other bits than a local worker).
+_FILTER_SPANS = [(int(nz[0]), int(nz[-1]) + 1) for nz in (np.nonzero(_FILTERS[:, m])[0] for m in range(N_MELS))]
 _WINDOW = np.hanning(WIN + 1)[:-1].astype(np.float32)  # periodic Hann
 
 
@@ -88,7 +92,10 @@ def log_mel(samples: np.ndarray, start_frame: int = 0, n_frames: int | None = No
         idx = np.arange(nb)[:, None] * HOP + np.arange(WIN)[None, :]
         frames = seg[idx] * _WINDOW
         power = np.abs(np.fft.rfft(frames, n=N_FFT, axis=1)).astype(np.float32) ** 2
-        out[b0 : b0 + nb] = np.log(power @ _FILTERS + LOG_FLOOR)
+        power_t = np.ascontiguousarray(power.T)
+        for m, (lo, hi) in enumerate(_FILTER_SPANS):
+            out[b0 : b0 + nb, m] = (power_t[lo:hi] * _FILTERS[lo:hi, m, None]).sum(axis=0)
+        out[b0 : b0 + nb] = np.log(out[b0 : b0 + nb] + LOG_FLOOR)
     return out
 
 

@@ -78,3 +78,21 @@ def test_phone_frames_soft_one_hots():
     np.testing.assert_allclose(shifted, f[10:20], atol=1e-6)
     labels = features.phone_labels(segs, 50)
     assert labels[15] == PHONE_INDEX["m"] and labels[30] == PHONE_INDEX["aa"]
+
+
+def test_log_mel_bits_do_not_depend_on_blas_threads():
+    """A Ray worker runs with OMP_NUM_THREADS=1, a local worker with all cores: the same line must give the same
+    bytes (a BLAS matrix product gave other bits with one thread than with two)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib, numpy as np; from facepolicy.core import features; "
+            "x = np.random.default_rng(3).standard_normal(16000 * 20).astype(np.float32); "
+            "print(hashlib.sha256(features.log_mel(x).tobytes()).hexdigest())")
+    digests = set()
+    for threads in ("1", "2", "4"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+        digests.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                   check=True).stdout.strip())
+    assert len(digests) == 1
