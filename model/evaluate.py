@@ -268,7 +268,8 @@ def markdown(results: dict, command: str) -> str:
         lines.append(f"Silence: {r['open_frame_share_silence']:.3f} of frames open; music/noise: "
                      f"{r['open_frame_share_nonspeech']:.3f} of frames open, lip gap std "
                      f"{r['lip_gap_std_mm_nonspeech']:.2f} mm (the model alone); in the default accurate mode "
-                     f"{r['open_frame_share_silence_accurate']:.3f} and {r['open_frame_share_nonspeech_accurate']:.3f}.")
+                     f"{r['open_frame_share_silence_accurate']:.3f} and "
+                     f"{r['open_frame_share_nonspeech_accurate']:.3f}.")
     return "\n".join(lines) + "\n"
 
 
