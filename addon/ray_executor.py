@@ -122,11 +122,6 @@ def _prepare_environment(address: str | None) -> None:
         # Ray's default for a new local instance, said explicitly so that it does not print a warning about it.
         # Only before Ray's first import: a process that already used Ray keeps the mode it read then.
         os.environ.setdefault("RAY_AUTH_MODE", "token")
-    elif address is not None and "RAY_AUTH_MODE" not in os.environ and local_auth_token() is not None:
-        # `ray start` turns token authentication on when this machine has a token, but ray.init with an explicit
-        # address never does, so joining such a head fails with "Authentication token is missing". Sending the
-        # token is harmless to a cluster without authentication (checked against Ray 2.60).
-        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def local_auth_token() -> str | None:
@@ -386,10 +381,15 @@ class RayExecutor(Executor):
         except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
             if self.address is None:
                 raise FacePolicyError(f"cannot start Ray on this machine: {exc}") from None
+            # `ray start` turns token authentication on when its machine has a token, but ray.init with an address
+            # never does by itself: joining such a head fails with "Authentication token is missing". Turning it
+            # on here whenever a token exists would break clusters without authentication (their workers cannot
+            # reach a driver that expects a token), so the message says what to set instead.
             token = local_auth_token()
-            auth = (f"if the head uses token authentication, this machine's token ({token}) must be the head's "
-                    f"~/.ray/auth_token" if token else "if the head uses token authentication, copy its "
-                    "~/.ray/auth_token to this machine or set RAY_AUTH_TOKEN")
+            auth = (f"if the head uses token authentication, set RAY_AUTH_MODE=token (this machine's token is "
+                    f"{token} and must match the head's ~/.ray/auth_token)" if token else
+                    "if the head uses token authentication, copy its ~/.ray/auth_token to this machine (or set "
+                    "RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token")
             raise FacePolicyError(f"cannot join the Ray cluster at {self.address}: {exc}; run this command on a "
                                   f"machine of the cluster (one that ran 'ray start --address {self.address}'); "
                                   f"{auth}") from None

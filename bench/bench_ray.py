@@ -125,10 +125,12 @@ def start_head(cpus: int) -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     t0 = time.perf_counter()
-    # Workers at normal priority, like the --jobs workers and like a local instance (see docs/RAY.md).
+    # Workers at normal priority, like the --jobs workers and like a local instance; no token authentication, so
+    # the driver (which never turns it on by itself for an --address) can join (see docs/RAY.md).
     subprocess.run([str(Path(sys.executable).parent / "ray"), "start", "--head", "--node-ip-address=127.0.0.1",
                     f"--port={port}", f"--num-cpus={cpus}", "--include-dashboard=false", "--disable-usage-stats"],
-                   check=True, capture_output=True, env={**os.environ, "RAY_worker_niceness": "0"})
+                   check=True, capture_output=True,
+                   env={**os.environ, "RAY_worker_niceness": "0", "RAY_AUTH_MODE": "disabled"})
     print(f"ray start --head: {time.perf_counter() - t0:.1f}s (not counted below)", flush=True)
     return f"127.0.0.1:{port}"
 
