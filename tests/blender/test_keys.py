@@ -358,6 +358,7 @@ def test_sound_strip_replaces_only_facepolicys_strip_for_that_object(clean_scene
     a, b = write_tone(tmp_path / "a.wav", 1.0), write_tone(tmp_path / "b.wav", 2.0)
     user = compat.new_sound_strip(scene, "music", a, 1, 1)
     first, _ = sound.add_sound_strip(scene, "Face", a, 1)
+    first_name = first.name  # the strip is removed below: reading its RNA afterwards reads freed memory
     other, _ = sound.add_sound_strip(scene, "Other", a, 1)
     second, _ = sound.add_sound_strip(scene, "Face", b, 5)
     names = {s.name for s in compat.all_strips(scene)}
@@ -369,4 +370,5 @@ def test_sound_strip_replaces_only_facepolicys_strip_for_that_object(clean_scene
     chans = [(s.channel, s.frame_final_start, s.frame_final_end) for s in compat.all_strips(scene)]
     for i, (c, s0, e0) in enumerate(chans):  # no two strips overlap on a channel
         assert not any(c == c2 and s0 < e1 and s1 < e0 for j, (c2, s1, e1) in enumerate(chans) if j != i)
-    assert first.name not in [s.name for s in sound.facepolicy_strips(scene, "Face")] or first == second
+    assert [s.name for s in sound.facepolicy_strips(scene, "Face")] == [second.name]
+    assert first_name not in names or first_name == second.name
