@@ -91,6 +91,7 @@ class Trainer:
         self.policy_step = 0
         self.history: list[dict] = []
         self.elapsed = 0.0
+        self.best_valid = float("inf")  # lowest held-out vertex loss so far; its weights are in best.pt
         self.log(f"clips: {len(self.split.train)} train, {len(self.split.valid)} held out "
                  f"(voices {self.split.held_out_voices}, engines {self.split.held_out_engines}); "
                  f"parameters: audio {count_parameters(self.model.audio)}, style {count_parameters(self.model.style)},"
@@ -102,7 +103,11 @@ class Trainer:
     def ckpt_path(self) -> Path:
         return self.out / "checkpoint.pt"
 
-    def save(self) -> None:
+    @property
+    def best_path(self) -> Path:
+        return self.out / "best.pt"
+
+    def save(self, path: Path | None = None) -> None:
         state = {
             "config": self.cfg, "model": self.model.state_dict(), "ema": self.ema.state_dict(),
             "style_opt": self.style_opt.state_dict(), "policy_opt": self.policy_opt.state_dict(),
@@ -115,10 +120,12 @@ class Trainer:
             "train_clip_ids": [c.clip_id for c in self.split.train],
             "data": data_summary(self.split),
             "teacher_version": teacher_version(),
+            "best_valid": self.best_valid,
         }
-        tmp = self.ckpt_path.with_suffix(".tmp")
+        path = path or self.ckpt_path
+        tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
-        os.replace(tmp, self.ckpt_path)
+        os.replace(tmp, path)
 
     def try_resume(self) -> bool:
         if not self.ckpt_path.is_file():
@@ -136,6 +143,7 @@ class Trainer:
         self.policy_opt.load_state_dict(state["policy_opt"])
         self.style_step, self.policy_step = state["style_step"], state["policy_step"]
         self.history, self.elapsed = state["history"], state["elapsed"]
+        self.best_valid = float(state.get("best_valid", float("inf")))
         self.sampler.rng.bit_generator.state = state["rng"]["sampler"]
         self.gen.set_state(state["rng"]["torch"])
         torch.set_rng_state(state["rng"]["torch_global"])
@@ -232,7 +240,13 @@ class Trainer:
             self.elapsed += time.perf_counter() - t0
             self._record("policy", self.policy_step, {k: float(v.detach()) for k, v in losses.items()})
             if self.policy_step % self.cfg["eval_every"] == 0 or self.policy_step == pt["steps"]:
-                self._record("valid", self.policy_step, self.validate())
+                valid = self.validate()
+                self._record("valid", self.policy_step, valid)
+                # Keep the weights with the lowest held-out (lip-weighted) vertex loss: the default run's held-out
+                # loss bottomed out at a third of its steps and rose after (docs/BENCHMARKS.md, the Neural model).
+                if valid["vertex"] < self.best_valid:
+                    self.best_valid = valid["vertex"]
+                    self.save(self.best_path)
             if self.policy_step % self.cfg["checkpoint_every"] == 0:
                 self.save()
 

@@ -29,6 +29,9 @@ def test_tiny_config_trains_end_to_end_and_learns():
     assert valid[-1]["total"] < valid[0]["total"]
     assert valid[-1]["phone_acc"] > 0.3  # 40 classes: chance is far lower
     assert (run / "loss.png").stat().st_size > 1000
+    best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)  # the lowest held-out vertex loss
+    assert best["best_valid"] == min(h["vertex"] for h in valid)
+    assert best["policy_step"] == min(valid, key=lambda h: h["vertex"])["step"]
 
 
 def test_held_out_voices_are_never_trained_on():
