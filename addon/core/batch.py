@@ -398,11 +398,21 @@ def style_presets() -> list[str]:
     """Names of the style presets the installed Neural model ships (the "styles" of assets/models/model.json)."""
     from .policy import MANIFEST, default_model_dir
 
+    path = default_model_dir() / MANIFEST
     try:
-        manifest = json.loads((default_model_dir() / MANIFEST).read_text(encoding="utf-8"))
-        return sorted(manifest.get("styles") or {})
+        st = path.stat()
+    except OSError:
+        return []  # no model installed
+    return list(_manifest_styles(str(path), st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _manifest_styles(path: str, size: int, mtime_ns: int) -> tuple[str, ...]:
+    """The preset names of one version of model.json (the panel asks on every redraw)."""
+    try:
+        return tuple(sorted(json.loads(Path(path).read_text(encoding="utf-8")).get("styles") or {}))
     except (OSError, ValueError, AttributeError):
-        return []  # no model installed (or a broken one, which the engine reports with its sha256 when used)
+        return ()  # a broken model, which the engine reports with its sha256 when used
 
 
 @functools.lru_cache(maxsize=64)

@@ -429,17 +429,15 @@ def seal_bilabials(states: np.ndarray, phones, fps: float = spec.MODEL_FPS) -> n
     the lips seal over each bilabial (mouthClose cancels jawOpen's lip separation, the lip raisers and funnel
     let go), with the teacher's ramps, so closures stay exact while the model keeps everything else."""
     from .phones import BILABIALS
-    from .teacher import _gesture_ramps, _plateau
+    from .teacher import closure_weight
 
     segs = sorted(phones, key=lambda p: p.start)
     names = [p.phone for p in segs]
-    idx = [i for i, p in enumerate(names) if p in BILABIALS]
-    if not idx:
+    if not BILABIALS.intersection(names):
         return states
     starts = np.array([p.start for p in segs], np.float64)
     ends = np.array([p.end for p in segs], np.float64)
-    times = np.arange(len(states)) / fps
-    close = _plateau(times, starts[idx], ends[idx], fps, 0.05, *_gesture_ramps(names, starts, ends, idx, 0.05))
+    close = closure_weight(names, starts, ends, np.arange(len(states)) / fps, fps)
     out = states.copy()
     ci = spec.CHANNEL_INDEX
     jaw = out[:, ci["jawOpen"]]

@@ -282,6 +282,14 @@ def _gesture_ramps(names, starts, ends, idx, ramp: float) -> tuple[np.ndarray, n
     return np.asarray(r_in), np.asarray(r_out)
 
 
+def closure_weight(names, starts, ends, times: np.ndarray, fps: float, ramp: float = 0.05, idx=None) -> np.ndarray:
+    """0..1 per frame: how sealed the lips are over the bilabials (``idx``: their positions, default all p/b/m),
+    with raised-cosine ramps that leave neighbouring vowels their opening. Shared by the teacher and by the Neural
+    engine, which applies the same guarantee to the model's output."""
+    idx = [i for i, p in enumerate(names) if p in BILABIALS] if idx is None else idx
+    return _plateau(times, starts[idx], ends[idx], fps, ramp, *_gesture_ramps(names, starts, ends, idx, ramp))
+
+
 def _silence_mask(names, starts, ends, times: np.ndarray, min_pause: float = 0.2, margin: float = 0.08):
     """Relaxation weight 0..1: 1 deep inside pauses of at least ``min_pause`` seconds."""
     out = np.zeros(len(times))
@@ -355,7 +363,7 @@ def _lower_face(values: np.ndarray, names, starts, ends, conf, emphasis, times, 
 
     ramp = 0.05 / style.motion_tempo
     bil = [i for i, p in enumerate(names) if p in BILABIALS]
-    close = _plateau(times, starts[bil], ends[bil], fps, ramp, *_gesture_ramps(names, starts, ends, bil, ramp))
+    close = closure_weight(names, starts, ends, times, fps, ramp, bil)
     stops = [i for i in bil if names[i] != "m"]
     press = _plateau(times, starts[stops], ends[stops], fps, ramp, *_gesture_ramps(names, starts, ends, stops, ramp))
     lab = [i for i, p in enumerate(names) if p in LABIODENTALS]

@@ -234,12 +234,18 @@ def test_low_confidence_phones_give_a_calm_mouth():
     assert col(unsure, "jawOpen").std() < 0.6 * col(sure, "jawOpen").std()
 
 
-def test_recognised_mid_vowels_open_but_close_vowels_keep_their_shape():
-    phones = phones_from([("t", 0.08), ("ih", 0.1), ("k", 0.08), ("ih", 0.1), ("s", 0.1), ("iy", 0.1)])
+def known_and_heard_gaps(phones):
+    """(track, lip gap, lip gap when the phones were recognised, the lip geometry) on the default head."""
     geom = metrics.default_geometry()
     known_track = animate_phones(phones, seed=0)
     known = metrics.lip_gap(known_track, geom)
     heard = metrics.lip_gap(animate_phones(phones, seed=0, recognised=True), geom)
+    return known_track, known, heard, geom
+
+
+def test_recognised_mid_vowels_open_but_close_vowels_keep_their_shape():
+    phones = phones_from([("t", 0.08), ("ih", 0.1), ("k", 0.08), ("ih", 0.1), ("s", 0.1), ("iy", 0.1)])
+    known_track, known, heard, geom = known_and_heard_gaps(phones)
     for p in phones:
         idx = frames_within(known_track, p)
         if p.phone == "ih":
@@ -252,10 +258,7 @@ def test_a_short_recognised_close_vowel_is_taken_for_a_reduced_one():
     # pocketsphinx hears a 60 ms schwa between consonants as /iy/ or /uw/ (LibriVox 0870 "...ture a...",
     # 0930 "...me a b..."); a long /iy/ keeps its near-closed shape (the test above).
     phones = phones_from([("t", 0.08), ("iy", 0.06), ("k", 0.08), ("uw", 0.06), ("b", 0.08), ("sil", 0.3)])
-    geom = metrics.default_geometry()
-    known_track = animate_phones(phones, seed=0)
-    known = metrics.lip_gap(known_track, geom)
-    heard = metrics.lip_gap(animate_phones(phones, seed=0, recognised=True), geom)
+    known_track, known, heard, geom = known_and_heard_gaps(phones)
     for p in phones:
         if p.phone in ("iy", "uw"):
             idx = frames_within(known_track, p)
