@@ -181,7 +181,8 @@ def main(argv=None) -> int:
     for mode in modes:
         r = results[mode]
         upper = f"upper-face ratio {r['upper_ratio']:.2f}; " if np.isfinite(r["upper_ratio"]) else ""
-        print(f"{mode}: {upper}{r['seconds']:.2f} s for {r['audio_seconds']:.1f} s of audio; counts {r['counts']}")
+        print(f"{mode}: {upper}SLCC {r['slcc']:.4f}, jitter {r['jitter']:.4f}; {r['seconds']:.2f} s for "
+              f"{r['audio_seconds']:.1f} s of audio; counts {r['counts']}")
     return 0
 
 

@@ -1,7 +1,9 @@
 """The Phonetic engine: pocketsphinx phone timings (alignment or recognition) → articulation teacher → FaceTrack.
 
 Runtime only: numpy and pocketsphinx, no torch, no GPL code. Modes (``options.extra["accuracy"]``):
-- "fast" (default): with a transcript, forced alignment; without one, all-phone recognition.
+- "fast" (default): with a transcript, forced alignment; without one, all-phone recognition, with the neural
+  model's audio encoder as a second opinion on lip closures (add_missed_bilabials) and the recogniser's shortest
+  consonants merged into their neighbours (merge_short_consonants).
 - "accurate": without a transcript, word recognition and then forced alignment of the hypothesis (about 5× slower).
 A transcript comes from ``options.transcript`` or from a ``.txt`` file beside the audio. When it does not match the
 audio, the engine falls back to recognition and says so in ``track.meta["warnings"]``.
@@ -21,7 +23,7 @@ from .audio import Audio
 from .engine import BakeOptions, ProgressFn, check_cancel
 from .errors import FacePolicyError
 from .facetrack import FaceTrack
-from .phones import SIL, VOWELS, PhoneSegment
+from .phones import BILABIALS, PHONES, SIL, VOWELS, PhoneSegment
 from .teacher import EMOTIONS, SpeakerStyle, animate_phones
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,17 @@ MISMATCH_MIN_DURATION_SHARE = 0.45
 # Recognised phones longer than these are implausible (music, hum, noise) and get a low confidence.
 _MAX_CONSONANT = 0.22
 _MAX_VOWEL = 0.40
+# Second opinion on lip closures: the audio encoder's frame-wise phone classifier (trained with the exact phone
+# timings of the corpus) hears some p/b/m that all-phone recognition turns into /l/, /n/ or nothing. A run of at
+# least BILABIAL_MIN_FRAMES encoder frames (50 Hz) whose P(p)+P(b)+P(m) exceeds BILABIAL_EVIDENCE, inside a
+# recognised consonant or pause and overlapping no recognised bilabial, becomes a bilabial. Vowels are never cut:
+# the encoder's false alarms there would close an open mouth. Chosen on the TTS tuning draw (docs/BENCHMARKS.md).
+BILABIAL_EVIDENCE = 0.5
+BILABIAL_MIN_FRAMES = 2
+# Recognised consonants shorter than this (pocketsphinx's shortest phone is 30 ms) are mostly insertions at a
+# boundary; each becomes part of its longer neighbour, so the jaw does not twitch for it. Never a bilabial.
+SHORT_CONSONANT = 0.05
+_BILABIAL_ORDER = ("p", "b", "m")
 
 
 def sidecar_transcript(source: str) -> str | None:
@@ -79,6 +92,141 @@ def alignment_fits(result: Alignment) -> tuple[bool, str]:
     return True, ""
 
 
+def add_missed_bilabials(phones: list[PhoneSegment], confidence: list[float], probs: np.ndarray,
+                         frame_rate: float, threshold: float = BILABIAL_EVIDENCE,
+                         min_frames: int = BILABIAL_MIN_FRAMES) -> tuple[list[PhoneSegment], list[float], int]:
+    """Recognised phones plus the bilabials the audio encoder hears and the recogniser missed.
+
+    ``probs``: (frames, 3) encoder probabilities of p, b and m at ``frame_rate`` (frame j spans j/rate ..
+    (j+1)/rate). Returns (phones, confidence, how many bilabials were added); a host phone that a closure lands in
+    is split around it and keeps its confidence, and the closure gets the host's confidence too.
+    """
+    probs = np.asarray(probs, np.float64).reshape(-1, len(_BILABIAL_ORDER))
+    on = probs.sum(axis=1) > threshold
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
+    phones, confidence = list(phones), list(confidence)
+    added = 0
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        if b - a < min_frames:
+            continue
+        s, e = a / frame_rate, b / frame_rate
+        if any(p.phone in BILABIALS and p.start < e and p.end > s for p in phones):
+            continue
+        centre = 0.5 * (s + e)
+        host = next((k for k, p in enumerate(phones) if p.start <= centre < p.end), None)
+        if host is None or phones[host].phone in VOWELS:
+            continue
+        p, c = phones[host], confidence[host]
+        s, e = max(s, p.start), min(e, p.end)
+        name = _BILABIAL_ORDER[int(np.argmax(probs[a:b].sum(axis=0)))]
+        parts = [PhoneSegment(p.phone, p.start, s)] if s - p.start > 0.005 else []
+        parts.append(PhoneSegment(name, s, e))
+        parts += [PhoneSegment(p.phone, e, p.end)] if p.end - e > 0.005 else []
+        phones[host : host + 1] = parts
+        confidence[host : host + 1] = [c] * len(parts)
+        added += 1
+    return phones, confidence, added
+
+
+def merge_short_consonants(phones: list[PhoneSegment], confidence: list[float],
+                           min_duration: float = SHORT_CONSONANT) -> tuple[list[PhoneSegment], list[float]]:
+    """Recognised consonants shorter than ``min_duration`` joined to their longer neighbour (not a pause);
+    bilabials, vowels and pauses are kept whatever their length."""
+    phones, confidence = list(phones), list(confidence)
+    k = 0
+    while k < len(phones):
+        p = phones[k]
+        if p.phone in BILABIALS or p.phone in VOWELS or p.phone == SIL or p.duration >= min_duration:
+            k += 1
+            continue
+        near = [j for j in (k - 1, k + 1) if 0 <= j < len(phones) and phones[j].phone != SIL]
+        if not near:
+            k += 1
+            continue
+        j = max(near, key=lambda i: phones[i].duration)
+        q = phones[j]
+        phones[j] = PhoneSegment(q.phone, min(q.start, p.start), max(q.end, p.end))
+        del phones[k], confidence[k]
+        k = max(0, k - 1)
+    return phones, confidence
+
+
+class BilabialListener:
+    """The shipped neural model's audio encoder, used for its phone classifier only (one small ONNX session)."""
+
+    MARGIN = 40  # mel frames of context each side of a block (the encoder's receptive field is smaller)
+    BLOCK = 6000  # mel frames per encoder call (60 s), so memory stays bounded on long audio
+
+    def __init__(self, model_dir: Path | str | None = None, block: int | None = None):
+        from .features import NUM_PHONES
+        from .policy import create_session, read_model_files
+
+        files = read_model_files(model_dir)
+        m = files.manifest
+        self.stride = int(m["model"].get("audio_stride", 1))
+        self.session, _ = create_session(files.root / m["onnx"]["audio_encoder"], "cpu")
+        outputs = [o.name for o in self.session.get_outputs()]
+        if "phone_logits" not in outputs or NUM_PHONES != len(PHONES):
+            raise FacePolicyError(f'the audio encoder in "{files.root}" has no phone classifier output')
+        self.columns = [PHONES.index(p) for p in _BILABIAL_ORDER]
+        self.block = int(block or self.BLOCK)
+        self.block -= self.block % (2 * self.stride)
+
+    @property
+    def frame_rate(self) -> float:
+        from .features import MEL_RATE
+
+        return MEL_RATE / self.stride
+
+    def bilabial_probs(self, samples: np.ndarray, cancel: threading.Event | None = None) -> np.ndarray:
+        """(frames, 3) probabilities of p, b and m per encoder frame; blocks overlap by MARGIN mel frames, so
+        the result does not depend on the block size."""
+        from .features import log_mel, n_mel_frames
+
+        n_mel = n_mel_frames(len(samples))
+        n_mel += (-n_mel) % self.stride
+        out = []
+        for m0 in range(0, n_mel, self.block):
+            check_cancel(cancel)
+            m1 = min(n_mel, m0 + self.block)
+            lo = m0 - self.MARGIN
+            mel = log_mel(samples, start_frame=lo, n_frames=m1 - lo + self.MARGIN)
+            _, logits = self.session.run(None, {"mel": mel[None]})
+            logits = logits[0, self.MARGIN // self.stride : (self.MARGIN + m1 - m0) // self.stride].astype(np.float64)
+            logits -= logits.max(axis=1, keepdims=True)
+            p = np.exp(logits)
+            out.append(p[:, self.columns] / p.sum(axis=1, keepdims=True))
+        return np.concatenate(out) if out else np.zeros((0, 3))
+
+
+_LISTENER: BilabialListener | None = None
+_LISTENER_LOCK = threading.Lock()
+
+
+def shared_listener() -> BilabialListener:
+    global _LISTENER
+    with _LISTENER_LOCK:
+        if _LISTENER is None:
+            _LISTENER = BilabialListener()
+        return _LISTENER
+
+
+def second_opinion(result: Alignment, samples: np.ndarray, warnings: list[str],
+                   cancel: threading.Event | None = None) -> int:
+    """Adds the bilabials the audio encoder hears to recognised phones (in place); returns how many. Without a
+    usable model it warns and leaves the recognition as it is."""
+    try:
+        listener = shared_listener()
+        probs = listener.bilabial_probs(samples, cancel)
+    except (FacePolicyError, ImportError) as exc:
+        warnings.append(f"the neural model's audio encoder is unavailable ({exc}); lip closures come from phone "
+                        "recognition alone")
+        return 0
+    result.phones, result.confidence, added = add_missed_bilabials(result.phones, result.confidence, probs,
+                                                                   listener.frame_rate)
+    return added
+
+
 class PhoneticEngine:
     name = "phonetic"
 
@@ -97,6 +245,7 @@ class PhoneticEngine:
         transcript = options.transcript or sidecar_transcript(audio.source)
         aligner = shared_aligner()
         result: Alignment | None = None
+        added: int | None = None
         progress(0.02, "listening")
         if transcript and transcript.strip():
             try:
@@ -125,6 +274,9 @@ class PhoneticEngine:
             check_cancel(cancel)
             plaus = plausibility(result.phones)
             result.confidence = [min(a, b) for a, b in zip(result.confidence, plaus, strict=True)]
+            if result.mode == "recognised-phones":
+                added = second_opinion(result, samples, warnings, cancel)
+                result.phones, result.confidence = merge_short_consonants(result.phones, result.confidence)
         progress(0.85, "animating")
         style = SpeakerStyle.from_dict(dict(options.extra.get("style_params") or {}))
         style.emotion = options.emotion
@@ -135,7 +287,7 @@ class PhoneticEngine:
         for w in warnings:
             log.warning("%s", w)
         track.meta["phonetic"] = {"mode": result.mode, "accuracy": accuracy, "phones": len(result.phones),
-                                  "transcript": bool(transcript)}
+                                  "transcript": bool(transcript), "bilabials_added": added}
         track.meta["warnings"] = warnings
         progress(1.0, "done")
         return track

@@ -114,7 +114,7 @@ _CLOSE_VOWELS = frozenset({"iy", "uw"})  # never forced open
 _SHORT_VOWEL = 0.075  # seconds: a recognised /iy/ or /uw/ shorter than this is taken for a reduced vowel
 _FINE_RATE = 200  # Hz: the grid the dominance blend is evaluated on
 _INERTIA = 0.02  # seconds: std of the Gaussian low-pass that stands in for articulator mass
-_INERTIA_RECOGNISED = 0.025  # a little more for recognised phones, whose boundaries jitter
+_INERTIA_RECOGNISED = 0.035  # more for recognised phones, whose boundaries jitter (tuning draw: BENCHMARKS.md)
 
 
 @dataclass

@@ -122,3 +122,118 @@ def test_emotion_and_seed_reach_the_track(bare_a9):
     neutral = animate(bare_a9, BakeOptions(engine="phonetic", transcript=A9_TEXT, seed=4))
     assert happy.meta["teacher"]["style"]["emotion"] == "happy" and happy.meta["seed"] == 4
     assert col(happy, "mouthSmileLeft").mean() > col(neutral, "mouthSmileLeft").mean() + 0.2
+
+
+# --- the audio encoder's second opinion on lip closures, and short recognised consonants -----------------------
+
+def seg(*items):
+    from facepolicy.core.phones import PhoneSegment
+
+    return [PhoneSegment(p, s, e) for p, s, e in items]
+
+
+def closure_probs(frames: int, runs, phone: str = "m") -> np.ndarray:
+    """(frames, 3) p/b/m probabilities at 50 Hz: ``runs`` of (first, end) frames at 0.9 for ``phone``."""
+    probs = np.full((frames, 3), 0.02)
+    for a, b in runs:
+        probs[a:b, ("p", "b", "m").index(phone)] = 0.9
+    return probs
+
+
+def test_a_closure_the_recogniser_missed_is_added_inside_the_consonant_it_heard():
+    from facepolicy.core.phonetic import add_missed_bilabials
+
+    # "woman" heard as w-l-ah-n: the encoder hears /m/ at 0.44–0.50 s, inside the recognised /l/.
+    heard = seg(("sil", 0.0, 0.2), ("w", 0.2, 0.34), ("l", 0.34, 0.52), ("ah", 0.52, 0.6), ("n", 0.6, 0.72),
+                ("sil", 0.72, 1.0))
+    phones, conf, added = add_missed_bilabials(heard, [1.0, 0.8, 0.7, 0.9, 0.6, 1.0],
+                                               closure_probs(50, [(22, 25)]), 50.0)
+    assert added == 1
+    assert [p.phone for p in phones] == ["sil", "w", "l", "m", "l", "ah", "n", "sil"]
+    m = phones[3]
+    assert (m.start, m.end) == pytest.approx((0.44, 0.50))
+    assert conf == [1.0, 0.8, 0.7, 0.7, 0.7, 0.9, 0.6, 1.0]
+    assert phones[2].end == pytest.approx(0.44) and phones[4].start == pytest.approx(0.50)
+
+
+@pytest.mark.parametrize("case", ["in a vowel", "already heard", "one frame", "weak"])
+def test_the_second_opinion_never_cuts_a_vowel_doubles_a_closure_or_trusts_a_blip(case):
+    from facepolicy.core.phonetic import add_missed_bilabials
+
+    heard = seg(("sil", 0.0, 0.2), ("aa", 0.2, 0.4), ("b", 0.4, 0.46), ("ah", 0.46, 0.6), ("sil", 0.6, 1.0))
+    runs = {"in a vowel": [(12, 16)], "already heard": [(19, 23)], "one frame": [(35, 36)],
+            "weak": [(34, 38)]}[case]
+    probs = closure_probs(50, runs, "p")
+    if case == "weak":
+        probs *= 0.5  # 0.45 + small: below the evidence threshold
+    phones, conf, added = add_missed_bilabials(heard, [1.0] * 5, probs, 50.0)
+    assert added == 0 and phones == heard and len(conf) == 5
+
+
+def test_a_closure_in_a_pause_takes_the_phone_the_encoder_favours():
+    from facepolicy.core.phonetic import add_missed_bilabials
+
+    heard = seg(("sil", 0.0, 0.5), ("ah", 0.5, 0.7), ("sil", 0.7, 1.0))
+    phones, _, added = add_missed_bilabials(heard, [1.0] * 3, closure_probs(50, [(20, 24)], "p"), 50.0)
+    assert added == 1 and [p.phone for p in phones] == ["sil", "p", "sil", "ah", "sil"]
+
+
+def test_short_recognised_consonants_join_their_longer_neighbour():
+    from facepolicy.core.phonetic import merge_short_consonants
+
+    heard = seg(("sil", 0.0, 0.2), ("ah", 0.2, 0.3), ("t", 0.3, 0.33), ("iy", 0.33, 0.5), ("m", 0.5, 0.53),
+                ("eh", 0.53, 0.56), ("d", 0.56, 0.59), ("sil", 0.59, 0.9), ("k", 0.9, 0.93), ("sil", 0.93, 1.2))
+    phones, conf = merge_short_consonants(heard, list(range(10)))
+    # /t/ goes to /iy/ (the longer neighbour); /m/, the short vowel /eh/ and the pauses stay; /d/ joins /eh/;
+    # /k/ between two pauses has no neighbour to join and stays.
+    assert [(p.phone, round(p.start, 2), round(p.end, 2)) for p in phones] == [
+        ("sil", 0.0, 0.2), ("ah", 0.2, 0.3), ("iy", 0.3, 0.5), ("m", 0.5, 0.53), ("eh", 0.53, 0.59),
+        ("sil", 0.59, 0.9), ("k", 0.9, 0.93), ("sil", 0.93, 1.2)]
+    assert conf == [0, 1, 3, 4, 5, 7, 8, 9]
+
+
+def test_the_encoders_closure_probabilities_do_not_depend_on_the_block_size():
+    from facepolicy.core.phonetic import BilabialListener
+
+    samples = load_audio(A9).samples
+    whole = BilabialListener().bilabial_probs(samples)
+    blocks = BilabialListener(block=300).bilabial_probs(samples)
+    assert whole.shape == blocks.shape == (int(np.ceil(len(samples) / 160 / 2)), 3)
+    assert np.abs(whole - blocks).max() < 1e-4
+    assert whole.sum(axis=1).max() > 0.5  # "sharply", "faced": the encoder hears closures in this line
+
+
+LIBRIVOX_WOMAN = Path("/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0920.wav")
+
+
+@pytest.mark.skipif(not LIBRIVOX_WOMAN.exists(), reason="needs Debian's pocketsphinx-testdata (LibriVox clips)")
+def test_real_speech_the_recogniser_mishears_still_gets_its_closure(tmp_path):
+    """LibriVox "...woman...": all-phone recognition hears w-l-ah-n; the encoder's /m/ seals the lips."""
+    from facepolicy.core.align import shared_aligner
+
+    path = tmp_path / "woman.wav"
+    shutil.copy(LIBRIVOX_WOMAN, path)
+    audio = load_audio(path)
+    heard = shared_aligner().recognise_phones(audio.samples, audio.sample_rate).phones
+    assert not any(p.phone in {"p", "b", "m"} and p.start < 2.31 and p.end > 2.22 for p in heard)
+    track = animate(path, BakeOptions(engine="phonetic"))
+    assert track.meta["phonetic"]["bilabials_added"] >= 1
+    geom = metrics.default_geometry()
+    gap = metrics.lip_gap(track, geom)
+    window = slice(int(2.23 * track.fps) - 1, int(np.ceil(2.30 * track.fps)) + 2)  # the reference /m/ ±1 frame
+    assert gap[window].min() <= geom.threshold(metrics.CLOSED_FRACTION)
+
+
+def test_without_the_neural_model_recognition_alone_is_used_with_a_warning(bare_a9, monkeypatch):
+    from facepolicy.core import phonetic
+    from facepolicy.core.errors import AssetError
+
+    def missing():
+        raise AssetError('neural model "x/model.json" is missing')
+
+    monkeypatch.setattr(phonetic, "shared_listener", missing)
+    track = animate(bare_a9, BakeOptions(engine="phonetic"))
+    assert track.meta["phonetic"]["bilabials_added"] == 0
+    assert any("audio encoder is unavailable" in w and "model.json" in w for w in track.meta["warnings"])
+    with_text = animate(bare_a9, BakeOptions(engine="phonetic", transcript=A9_TEXT))
+    assert with_text.meta["phonetic"]["bilabials_added"] is None  # aligned phones need no second opinion
