@@ -24,6 +24,7 @@ from facepolicy.core.align import shared_aligner
 from facepolicy.core.audio import Audio, from_array, load_audio
 from facepolicy.core.engine import BakeOptions, animate
 from facepolicy.core.phones import PhoneSegment
+from facepolicy.core.phonetic import add_missed_bilabials
 from facepolicy.core.teacher import animate_phones
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,6 +146,33 @@ def evaluate(clips: list[Clip], modes: list[str], verbose: bool = False) -> dict
     return results
 
 
+def closure_sources(clips: list[Clip], margin: float = 0.050) -> int:
+    """Precision of the fast mode's bilabials by source: recognised p/b/m, and those the audio encoder added.
+    A bilabial is true when a reference p/b/m overlaps it within ``margin``; spurious ones are per audio second."""
+    from facepolicy.core.phones import BILABIALS
+    from facepolicy.core.phonetic import shared_listener
+
+    listener = shared_listener()
+    counts = {"recognised": [0, 0], "added by the second opinion": [0, 0]}
+    for clip in clips:
+        heard = shared_aligner().recognise_phones(clip.audio.samples, clip.audio.sample_rate)
+        before = {(p.start, p.end) for p in heard.phones if p.phone in BILABIALS}
+        phones, _, _ = add_missed_bilabials(heard.phones, heard.confidence,
+                                            listener.bilabial_probs(clip.audio.samples), listener.frame_rate)
+        for p in phones:
+            if p.phone not in BILABIALS:
+                continue
+            true = any(r.phone in BILABIALS and r.start < p.end + margin and r.end > p.start - margin
+                       for r in clip.reference)
+            counts["recognised" if (p.start, p.end) in before else "added by the second opinion"][not true] += 1
+    seconds = sum(c.audio.duration for c in clips)
+    reference = sum(1 for c in clips for r in c.reference if r.phone in BILABIALS)
+    print(f"reference bilabials: {reference} in {seconds:.1f} s")
+    for source, (true, false) in counts.items():
+        print(f"{source}: {true + false} bilabials, {true} true, {false} spurious ({false / seconds:.2f} per s)")
+    return 0
+
+
 LABELS = {"teacher": "teacher on reference timings", "transcript": "Phonetic, with transcript",
           "fast": "Phonetic, no transcript (fast)", "accurate": "Phonetic, no transcript (accurate)"}
 
@@ -157,6 +185,9 @@ def main(argv=None) -> int:
     ap.add_argument("--tts", type=int, default=0, help="add N held-out festival/flite sentences")
     ap.add_argument("--tts-seed", type=int, default=TTS_SEED,
                     help=f"sentence draw of --tts (default {TTS_SEED}, the held-out one; tune on another)")
+    ap.add_argument("--closures", action="store_true",
+                    help="instead: where the fast mode's p/b/m come from (recognition, the audio encoder's second "
+                         "opinion) and how many lie within 50 ms of a reference bilabial")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
@@ -174,6 +205,8 @@ def main(argv=None) -> int:
     total = sum(c.audio.duration for c in clips)
     print(f"{len(clips)} clips, {total:.1f} s; references: {kinds['labels']} label files or TTS timings, "
           f"{kinds['alignment']} forced alignments")
+    if args.closures:
+        return closure_sources(clips)
     results = evaluate(clips, modes, args.verbose)
     print(metrics.TABLE_HEADER.replace("| |", "| engine |", 1))
     for mode in modes:

@@ -237,3 +237,18 @@ def test_without_the_neural_model_recognition_alone_is_used_with_a_warning(bare_
     assert any("audio encoder is unavailable" in w and "model.json" in w for w in track.meta["warnings"])
     with_text = animate(bare_a9, BakeOptions(engine="phonetic", transcript=A9_TEXT))
     assert with_text.meta["phonetic"]["bilabials_added"] is None  # aligned phones need no second opinion
+
+
+def test_the_closure_source_report_counts_every_bilabial_once(capsys):
+    import re
+
+    from model import evaluate_phonetic as ep
+
+    clips = ep.arctic_clips()
+    assert ep.closure_sources(clips) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"(\d+) bilabials, (\d+) true, (\d+) spurious", out)
+    assert len(rows) == 2 and all(int(n) == int(t) + int(f) for n, t, f in rows)
+    reference = int(re.search(r"reference bilabials: (\d+)", out).group(1))
+    assert reference == sum(1 for c in clips for p in c.reference if p.phone in {"p", "b", "m"}) > 0
+    assert int(rows[0][1]) > 0  # recognition finds real closures in ARCTIC speech
