@@ -77,10 +77,15 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
     phones = None
     if accuracy == "accurate":
         from facepolicy.core.align import shared_aligner
+        from facepolicy.core.phonetic import second_opinion
 
         t = time.perf_counter()
-        phones = shared_aligner().recognise_phones(samples, 16000).phones
+        result = shared_aligner().recognise_phones(samples, 16000)
         out["phone recognition (accurate)"] = time.perf_counter() - t
+        t = time.perf_counter()
+        second_opinion(result, samples, [], None, policy.listener())
+        phones = result.phones
+        out["second opinion on closures (accurate)"] = time.perf_counter() - t
     t = time.perf_counter()
     states = policy.sample(samples, SampleSettings(seed=0), style=style, phones=phones)
     out["sampling (incl. features)"] = time.perf_counter() - t

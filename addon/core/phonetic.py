@@ -157,17 +157,22 @@ class BilabialListener:
     MARGIN = 40  # mel frames of context each side of a block (the encoder's receptive field is smaller)
     BLOCK = 6000  # mel frames per encoder call (60 s), so memory stays bounded on long audio
 
-    def __init__(self, model_dir: Path | str | None = None, block: int | None = None):
+    def __init__(self, model_dir: Path | str | None = None, block: int | None = None, *, session=None,
+                 stride: int = 1):
+        """From the model in ``model_dir`` (default: the shipped one), or from an audio-encoder ``session`` that
+        is already open (the Neural engine's) with its ``stride``."""
         from .features import NUM_PHONES
         from .policy import create_session, read_model_files
 
-        files = read_model_files(model_dir)
-        m = files.manifest
-        self.stride = int(m["model"].get("audio_stride", 1))
-        self.session, _ = create_session(files.root / m["onnx"]["audio_encoder"], "cpu")
+        if session is None:
+            files = read_model_files(model_dir)
+            m = files.manifest
+            stride = int(m["model"].get("audio_stride", 1))
+            session, _ = create_session(files.root / m["onnx"]["audio_encoder"], "cpu")
+        self.session, self.stride = session, int(stride)
         outputs = [o.name for o in self.session.get_outputs()]
         if "phone_logits" not in outputs or NUM_PHONES != len(PHONES):
-            raise FacePolicyError(f'the audio encoder in "{files.root}" has no phone classifier output')
+            raise FacePolicyError("the neural model's audio encoder has no phone classifier output")
         self.columns = [PHONES.index(p) for p in _BILABIAL_ORDER]
         self.block = int(block or self.BLOCK)
         self.block -= self.block % (2 * self.stride)
@@ -212,11 +217,11 @@ def shared_listener() -> BilabialListener:
 
 
 def second_opinion(result: Alignment, samples: np.ndarray, warnings: list[str],
-                   cancel: threading.Event | None = None) -> int:
+                   cancel: threading.Event | None = None, listener: BilabialListener | None = None) -> int:
     """Adds the bilabials the audio encoder hears to recognised phones (in place); returns how many. Without a
-    usable model it warns and leaves the recognition as it is."""
+    usable model it warns and leaves the recognition as it is. ``listener``: default the shipped model's."""
     try:
-        listener = shared_listener()
+        listener = listener or shared_listener()
         probs = listener.bilabial_probs(samples, cancel)
     except (FacePolicyError, ImportError) as exc:
         warnings.append(f"the neural model's audio encoder is unavailable ({exc}); lip closures come from phone "

@@ -237,6 +237,15 @@ class NeuralPolicy:
         self.style_dim = int(m["model"]["style_dim"])
         self.audio_dim = int(m["model"]["audio_dim"])
         self.audio_stride = int(m["model"].get("audio_stride", 1))
+        self._listener = None
+
+    def listener(self):
+        """The audio encoder's phone classifier as a BilabialListener (the same ONNX session)."""
+        from .phonetic import BilabialListener
+
+        if self._listener is None:
+            self._listener = BilabialListener(session=self.audio_sess, stride=self.audio_stride)
+        return self._listener
 
     # --- conditions ---------------------------------------------------------------------------------------------
 
@@ -447,6 +456,21 @@ def seal_bilabials(states: np.ndarray, phones, fps: float = spec.MODEL_FPS) -> n
     return out
 
 
+def recognised_evidence(policy: NeuralPolicy, samples: np.ndarray, warnings: list[str],
+                        cancel: threading.Event | None = None,
+                        progress: Callable[[float], None] | None = None) -> list:
+    """The accurate mode's phone evidence without a transcript: pocketsphinx all-phone recognition, plus the
+    closures the audio encoder hears and recognition missed (the Phonetic engine's second opinion), so every
+    take seals the lips over them, whatever its seed."""
+    from .align import shared_aligner
+    from .phonetic import second_opinion
+
+    result = shared_aligner().recognise_phones(samples, spec.SAMPLE_RATE, cancel=cancel, progress=progress)
+    if cancel is None or not cancel.is_set():
+        second_opinion(result, samples, warnings, cancel, policy.listener())
+    return result.phones
+
+
 def states_to_track(states: np.ndarray, meta: dict | None = None) -> FaceTrack:
     return FaceTrack(spec.MODEL_FPS, spec.CHANNEL_NAMES, states, dict(meta or {}))
 
@@ -460,8 +484,9 @@ DEFAULT_ACCURACY = "accurate"  # quality on real voices first (docs/BENCHMARKS.m
 class NeuralEngine:
     """The diffusion-policy engine (name "neural"): no transcript needed, a new take per seed, style control.
 
-    ``options.extra["accuracy"]``: "accurate" (default) adds pocketsphinx phone recognition as evidence and seals
-    the lips over the bilabials it hears (seal_bilabials); "fast" listens with the learned audio encoder only
+    ``options.extra["accuracy"]``: "accurate" (default) adds pocketsphinx phone recognition (with the audio
+    encoder's second opinion on closures) as evidence and seals the lips over the bilabials it hears
+    (seal_bilabials); "fast" listens with the learned audio encoder only
     (several times faster, fewer exact closures on real voices). A transcript (the option, or a ``.txt`` beside
     the audio) is force-aligned and used as evidence in both modes.
     ``options.style``: a preset name, or a reference performance (.json FaceTrack or Live Link .csv);
@@ -502,7 +527,7 @@ class NeuralEngine:
             return policy.style_from_track(track, path.name), path.name
         return policy.style_preset(style), style
 
-    def evidence(self, audio, options, progress, cancel) -> tuple[list | None, str, list[str]]:
+    def evidence(self, policy: NeuralPolicy, audio, options, progress, cancel) -> tuple[list | None, str, list[str]]:
         """Phone evidence for the sampler: (segments or None, how it was made, warnings)."""
         from .phonetic import alignment_fits, sidecar_transcript
 
@@ -530,9 +555,9 @@ class NeuralEngine:
                         raise
                     warnings.append(f"the transcript could not be aligned ({exc}); ignored it")
             if accuracy == "accurate":
-                result = aligner.recognise_phones(audio.samples, audio.sample_rate, cancel=cancel,
-                                                  progress=lambda f: progress(0.05 + 0.3 * f, "recognising"))
-                return result.phones, "phone recognition", warnings
+                phones = recognised_evidence(policy, audio.samples, warnings, cancel,
+                                             progress=lambda f: progress(0.05 + 0.3 * f, "recognising"))
+                return phones, "phone recognition", warnings
         except AlignerMissing as exc:
             warnings.append(f"{exc}; listened to the audio only")
         return None, "audio only", warnings
@@ -544,7 +569,7 @@ class NeuralEngine:
         emotion = emotion_vector(options.emotion, options.emotion_intensity)
         style, style_name = self.style_code(policy, options.style)
         progress(0.02, "listening")
-        phones, evidence, warnings = self.evidence(audio, options, progress, cancel)
+        phones, evidence, warnings = self.evidence(policy, audio, options, progress, cancel)
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled")
         base = 0.35 if phones is not None else 0.05

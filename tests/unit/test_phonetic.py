@@ -252,3 +252,36 @@ def test_the_closure_source_report_counts_every_bilabial_once(capsys):
     reference = int(re.search(r"reference bilabials: (\d+)", out).group(1))
     assert reference == sum(1 for c in clips for p in c.reference if p.phone in {"p", "b", "m"}) > 0
     assert int(rows[0][1]) > 0  # recognition finds real closures in ARCTIC speech
+
+
+LIBRIVOX_MUCH = LIBRIVOX_WOMAN.with_name("sense_and_sensibility_01_austen_64kb-0870.wav")
+
+
+@pytest.mark.skipif(not LIBRIVOX_MUCH.exists(), reason="needs Debian's pocketsphinx-testdata (LibriVox clips)")
+def test_the_neural_engine_seals_a_misheard_closure_in_every_take(tmp_path, monkeypatch):
+    """The Neural engine's default (accurate) evidence carries the same second opinion, so the lips seal over the
+    /m/ of "much" (4.00–4.10 s) whatever the seed; without it, seeds 2 and 5 leave it open."""
+    from facepolicy.core import phonetic
+    from facepolicy.core.phones import BILABIALS
+    from facepolicy.core.policy import NeuralEngine
+
+    path = tmp_path / "much.wav"
+    shutil.copy(LIBRIVOX_MUCH, path)
+    audio = load_audio(path)
+    engine = NeuralEngine()
+    phones, how, warnings = engine.evidence(engine.policy(), audio, BakeOptions(engine="neural"),
+                                            lambda f, m: None, None)
+    assert how == "phone recognition" and warnings == []
+    # Recognition hears "much" as w-ah-ch; the encoder's /m/ is in the evidence.
+    assert any(p.phone in BILABIALS and p.start < 4.10 and p.end > 4.00 for p in phones)
+    geom = metrics.default_geometry()
+
+    def sealed(seed: int) -> bool:
+        track = engine.animate(audio, BakeOptions(engine="neural", seed=seed), lambda f, m: None, None)
+        gap = metrics.lip_gap(track, geom)
+        window = slice(int(4.00 * track.fps) - 1, int(np.ceil(4.10 * track.fps)) + 2)  # the /m/ ±1 frame
+        return bool(gap[window].min() <= geom.threshold(metrics.CLOSED_FRACTION))
+
+    assert all(sealed(seed) for seed in (0, 2, 5))
+    monkeypatch.setattr(phonetic, "second_opinion", lambda *args, **kwargs: 0)
+    assert not all(sealed(seed) for seed in (2, 5))  # the second opinion is what seals it
