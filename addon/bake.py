@@ -65,7 +65,8 @@ def _add_bake(subparsers) -> None:
     p.add_argument("--accuracy", choices=("fast", "accurate"),
                    help="without a transcript. Neural: accurate (default) adds pocketsphinx phone recognition and "
                    "exact lip closures, fast listens with the model alone (about 4x faster). Phonetic: fast "
-                   "(default) recognises phones, accurate recognises words and aligns them (about 6x slower)")
+                   "(default) recognises phones (the model's audio encoder adds closures recognition missed), "
+                   "accurate recognises words and aligns them (about 6x slower)")
     p.add_argument("--emotion", default="neutral", choices=EMOTIONS,
                    help="emotion preset (default: neutral); the Phonetic engine shapes brows and mouth corners, "
                    "the Neural engine conditions on it")
