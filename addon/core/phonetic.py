@@ -11,6 +11,7 @@ audio, the engine falls back to recognition and says so in ``track.meta["warning
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from pathlib import Path
@@ -204,16 +205,10 @@ class BilabialListener:
         return np.concatenate(out) if out else np.zeros((0, 3))
 
 
-_LISTENER: BilabialListener | None = None
-_LISTENER_LOCK = threading.Lock()
-
-
+@functools.lru_cache(maxsize=1)
 def shared_listener() -> BilabialListener:
-    global _LISTENER
-    with _LISTENER_LOCK:
-        if _LISTENER is None:
-            _LISTENER = BilabialListener()
-        return _LISTENER
+    """One listener per process, on the shipped model (a failed load is not cached: the next bake tries again)."""
+    return BilabialListener()
 
 
 def second_opinion(result: Alignment, samples: np.ndarray, warnings: list[str],
