@@ -125,12 +125,13 @@ class Prepared:
     phones: list[PhoneSegment]
     style_index: int
     emotion: np.ndarray  # (len(EMOTIONS),)
+    recognised: list[PhoneSegment] | None = None  # the runtime recogniser's phones for this clip, when cached
 
 
 SILENCE_MEL = float(np.log(features.LOG_FLOOR))
 
 
-def prepare(clip: Clip, style_index: int) -> Prepared:
+def prepare(clip: Clip, style_index: int, recognised: list[PhoneSegment] | None = None) -> Prepared:
     mel = features.log_mel(clip.samples)
     labels = features.phone_labels(clip.phones, len(mel), features.MEL_RATE)
     n = features.n_model_frames(len(clip.samples))
@@ -140,7 +141,7 @@ def prepare(clip: Clip, style_index: int) -> Prepared:
     emo = np.zeros(len(EMOTIONS), np.float32)
     if clip.emotion in EMOTIONS and clip.emotion != "neutral":
         emo[EMOTIONS.index(clip.emotion)] = float(clip.emotion_intensity)
-    return Prepared(mel, labels, states[:n], list(clip.phones), style_index, emo)
+    return Prepared(mel, labels, states[:n], list(clip.phones), style_index, emo, recognised)
 
 
 def normalisation(prepared: list[Prepared], std_floor: float = 0.02) -> dict[str, np.ndarray]:
@@ -205,7 +206,10 @@ class WindowSampler:
 
     # -- denoiser batches --
 
-    def policy_batch(self, batch: int, evidence_prob: float) -> dict[str, torch.Tensor]:
+    def policy_batch(self, batch: int, evidence_prob: float, recognised_prob: float = 0.0) -> dict[str, torch.Tensor]:
+        """Denoiser training windows. Evidence (with probability ``evidence_prob``) is the clip's exact phones
+        corrupted by simulate_recognizer, or, with probability ``recognised_prob`` when the clip has them, the
+        phones the runtime's recogniser actually heard (model.recognised)."""
         h, t_o, margin = self.pol["horizon"], self.pol["past_frames"], self.pol["mel_margin"]
         stride = self.cfg["model"]["audio_stride"]
         mel, labels, valid, x0, past, style, emo, evid, lo, hi, w = ([] for _ in range(11))
@@ -239,7 +243,10 @@ class WindowSampler:
             emo.append(p.emotion)
             ev = np.zeros((h, features.NUM_PHONES + 1), np.float32)
             if self.rng.random() < evidence_prob:
-                segs = simulate_recognizer(p.phones, self.rng)
+                if recognised_prob > 0 and p.recognised is not None and self.rng.random() < recognised_prob:
+                    segs = p.recognised
+                else:
+                    segs = simulate_recognizer(p.phones, self.rng)
                 ev[:, :-1] = features.phone_frames(segs, h, spec.MODEL_FPS, t)
                 ev[:, -1] = 1.0
             evid.append(ev)

@@ -65,7 +65,15 @@ class Trainer:
             self.split.train += ds.nonspeech_clips(styles, n_extra, float(c.get("nonspeech_seconds", 8.0)), seed)
         styles = sorted({clip.style_id for clip in clips})
         self.style_index = {s: i for i, s in enumerate(styles)}
-        self.train_prep = [ds.prepare(clip, self.style_index[clip.style_id]) for clip in self.split.train]
+        heard = {}
+        if c.get("recognised"):
+            from model import recognised
+
+            heard = recognised.load(c["recognised"])
+            self.log(f"recognised evidence for {sum(1 for clip in self.split.train if clip.clip_id in heard)} of "
+                     f"{len(self.split.train)} training clips ({c['recognised']})")
+        self.train_prep = [ds.prepare(clip, self.style_index[clip.style_id], heard.get(clip.clip_id))
+                           for clip in self.split.train]
         self.valid_prep = [ds.prepare(clip, self.style_index[clip.style_id]) for clip in self.split.valid]
         self.norm = ds.normalisation(self.train_prep)
         self.model = FacePolicyModel(cfg)
@@ -227,7 +235,7 @@ class Trainer:
         stop = min(pt["steps"], until if until is not None else pt["steps"])
         while self.policy_step < stop and (deadline is None or time.time() < deadline):
             t0 = time.perf_counter()
-            batch = self.sampler.policy_batch(pt["batch"], pt["evidence_prob"])
+            batch = self.sampler.policy_batch(pt["batch"], pt["evidence_prob"], pt.get("recognised_prob", 0.0))
             losses = self.policy_losses(self.model, batch, self.gen)
             for g in self.policy_opt.param_groups:
                 g["lr"] = lr_at(self.policy_step, pt["steps"], pt["lr"], pt["warmup"])

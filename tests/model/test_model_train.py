@@ -95,3 +95,28 @@ def test_nt_xent_prefers_matching_pairs():
     noisy = torch.nn.functional.normalize(z + 0.05 * torch.randn(8, 16, generator=g), dim=1)
     shuffled = noisy[torch.randperm(8, generator=g)]
     assert nt_xent(z, noisy) < nt_xent(z, shuffled)
+
+
+def test_recognised_evidence_replaces_the_simulated_errors_only_when_asked():
+    from facepolicy.core import features
+    from facepolicy.core.phones import PHONES, PhoneSegment
+
+    cfg = load_config(TINY_CONFIG)
+    clips = tiny_clips()[:4]
+    heard = [PhoneSegment("m", 0.0, 0.5), PhoneSegment("aa", 0.5, 10.0)]  # what a recogniser "heard"
+    plain = [ds.prepare(c, 0) for c in clips]
+    with_heard = [ds.prepare(c, 0, heard) for c in clips]
+    a = ds.WindowSampler(plain, cfg, 7).policy_batch(6, 1.0)
+    b = ds.WindowSampler(with_heard, cfg, 7).policy_batch(6, 1.0)  # recognised_prob 0: the old batches exactly
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    c = ds.WindowSampler(with_heard, cfg, 7).policy_batch(6, 1.0, recognised_prob=1.0)
+    evidence = c["evidence"].numpy()
+    assert evidence.shape == (6, cfg["policy"]["horizon"], features.NUM_PHONES + 1)
+    assert np.all(evidence[:, :, -1] == 1.0)
+    # Every window's evidence is the recognised /m/ then /aa/ (sil where a window runs past them), never the clip's
+    # own phones.
+    seen = set(np.nonzero(evidence[:, :, :-1].sum(axis=(0, 1)))[0])
+    assert PHONES.index("aa") in seen and seen <= {PHONES.index("sil"), PHONES.index("m"), PHONES.index("aa")}
+    assert len(set(np.nonzero(a["evidence"].numpy()[:, :, :-1].sum(axis=(0, 1)))[0])) > 3
+    assert not torch.equal(a["evidence"], c["evidence"])
