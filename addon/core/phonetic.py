@@ -1,6 +1,7 @@
 """The Phonetic engine: pocketsphinx phone timings (alignment or recognition) → articulation teacher → FaceTrack.
 
-Runtime only: numpy and pocketsphinx, no torch, no GPL code. Modes (``options.extra["accuracy"]``):
+Runtime only: numpy, pocketsphinx and onnxruntime (the second opinion), no torch, no GPL code.
+Modes (``options.extra["accuracy"]``):
 - "fast" (default): with a transcript, forced alignment; without one, all-phone recognition, with the neural
   model's audio encoder as a second opinion on lip closures (add_missed_bilabials) and the recogniser's shortest
   consonants merged into their neighbours (merge_short_consonants).
@@ -22,7 +23,7 @@ from . import spec
 from .align import AlignerMissing, Alignment, shared_aligner
 from .audio import Audio
 from .engine import BakeOptions, ProgressFn, check_cancel
-from .errors import FacePolicyError
+from .errors import Cancelled, FacePolicyError
 from .facetrack import FaceTrack
 from .phones import BILABIALS, PHONES, SIL, VOWELS, PhoneSegment
 from .teacher import EMOTIONS, SpeakerStyle, animate_phones
@@ -218,6 +219,8 @@ def second_opinion(result: Alignment, samples: np.ndarray, warnings: list[str],
     try:
         listener = listener or shared_listener()
         probs = listener.bilabial_probs(samples, cancel)
+    except Cancelled:
+        raise
     except (FacePolicyError, ImportError) as exc:
         warnings.append(f"the neural model's audio encoder is unavailable ({exc}); lip closures come from phone "
                         "recognition alone")

@@ -285,3 +285,15 @@ def test_the_neural_engine_seals_a_misheard_closure_in_every_take(tmp_path, monk
     assert all(sealed(seed) for seed in (0, 2, 5))
     monkeypatch.setattr(phonetic, "second_opinion", lambda *args, **kwargs: 0)
     assert not all(sealed(seed) for seed in (2, 5))  # the second opinion is what seals it
+
+
+def test_cancelling_during_the_second_opinion_is_a_cancel_not_a_warning():
+    from facepolicy.core.align import Alignment
+    from facepolicy.core.phonetic import second_opinion
+
+    cancel = threading.Event()
+    cancel.set()  # the user pressed Esc while the encoder listens
+    warnings: list[str] = []
+    with pytest.raises(Cancelled):
+        second_opinion(Alignment([], [], [], "recognised-phones"), load_audio(A9).samples, warnings, cancel)
+    assert warnings == []
