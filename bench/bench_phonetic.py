@@ -129,7 +129,7 @@ def breakdown(samples: np.ndarray, text: str, args) -> None:
     """Where the time goes, in this process (decoder start-up, alignment or recognition, the audio encoder's
     second opinion on closures when recognising phones, teacher)."""
     from facepolicy.core.align import Aligner
-    from facepolicy.core.phonetic import BilabialListener, add_missed_bilabials, merge_short_consonants
+    from facepolicy.core.phonetic import BilabialListener, merge_short_consonants, second_opinion
     from facepolicy.core.teacher import animate_phones
 
     al = Aligner()
@@ -149,9 +149,7 @@ def breakdown(samples: np.ndarray, text: str, args) -> None:
     if result.mode == "recognised-phones":
         listener = BilabialListener()
         t2b = time.process_time()
-        probs = listener.bilabial_probs(samples)
-        result.phones, result.confidence, added = add_missed_bilabials(result.phones, result.confidence, probs,
-                                                                       listener.frame_rate)
+        added = second_opinion(result, samples, [], None, listener)
         result.phones, result.confidence = merge_short_consonants(result.phones, result.confidence)
         second = (f", encoder start {t2b - t2:.2f}s, second opinion {time.process_time() - t2b:.2f}s "
                   f"({added} closures added)")

@@ -25,12 +25,10 @@ from facepolicy.core.phones import PhoneSegment
 
 def recognise(samples: np.ndarray) -> list[list]:
     """The accurate mode's evidence for one clip (core.policy.recognised_evidence on the shipped model)."""
-    from facepolicy.core.align import shared_aligner
-    from facepolicy.core.phonetic import second_opinion
+    from facepolicy.core.policy import recognised_evidence
 
-    result = shared_aligner().recognise_phones(np.asarray(samples, np.float32))
-    second_opinion(result, samples, [])
-    return [[p.phone, round(float(p.start), 4), round(float(p.end), 4)] for p in result.phones]
+    phones = recognised_evidence(None, np.asarray(samples, np.float32), [])
+    return [[p.phone, round(float(p.start), 4), round(float(p.end), 4)] for p in phones]
 
 
 def _work(item: tuple[str, np.ndarray]) -> tuple[str, list[list]]:

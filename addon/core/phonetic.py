@@ -163,7 +163,6 @@ class BilabialListener:
                  stride: int = 1):
         """From the model in ``model_dir`` (default: the shipped one), or from an audio-encoder ``session`` that
         is already open (the Neural engine's) with its ``stride``."""
-        from .features import NUM_PHONES
         from .policy import create_session, read_model_files
 
         if session is None:
@@ -173,11 +172,11 @@ class BilabialListener:
             session, _ = create_session(files.root / m["onnx"]["audio_encoder"], "cpu")
         self.session, self.stride = session, int(stride)
         outputs = [o.name for o in self.session.get_outputs()]
-        if "phone_logits" not in outputs or NUM_PHONES != len(PHONES):
+        if "phone_logits" not in outputs:
             raise FacePolicyError("the neural model's audio encoder has no phone classifier output")
         self.columns = [PHONES.index(p) for p in _BILABIAL_ORDER]
         self.block = int(block or self.BLOCK)
-        self.block -= self.block % (2 * self.stride)
+        self.block -= self.block % self.stride  # blocks start on the encoder's grid
 
     @property
     def frame_rate(self) -> float:

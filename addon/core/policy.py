@@ -456,18 +456,18 @@ def seal_bilabials(states: np.ndarray, phones, fps: float = spec.MODEL_FPS) -> n
     return out
 
 
-def recognised_evidence(policy: NeuralPolicy, samples: np.ndarray, warnings: list[str],
+def recognised_evidence(policy: NeuralPolicy | None, samples: np.ndarray, warnings: list[str],
                         cancel: threading.Event | None = None,
                         progress: Callable[[float], None] | None = None) -> list:
     """The accurate mode's phone evidence without a transcript: pocketsphinx all-phone recognition, plus the
     closures the audio encoder hears and recognition missed (the Phonetic engine's second opinion), so every
-    take seals the lips over them, whatever its seed."""
+    take seals the lips over them, whatever its seed. ``policy``: whose audio encoder listens (None: the shipped
+    model's)."""
     from .align import shared_aligner
     from .phonetic import second_opinion
 
     result = shared_aligner().recognise_phones(samples, spec.SAMPLE_RATE, cancel=cancel, progress=progress)
-    if cancel is None or not cancel.is_set():
-        second_opinion(result, samples, warnings, cancel, policy.listener())
+    second_opinion(result, samples, warnings, cancel, policy.listener() if policy is not None else None)
     return result.phones
 
 
