@@ -202,6 +202,10 @@ class SampleSettings:
     audio_scale: float = 1.0  # classifier-free guidance on audio: >1 articulates more strongly (one more pass)
     steps: int | None = None  # DDIM steps (model default when None)
     streams_per_batch: int | None = None  # None: all streams of a group in one call
+    # Frames over which each plan fades in over the previous one. None: all the frames they share when there is
+    # phone evidence (the lips are sealed over its p/b/m afterwards), none without (fading there would soften the
+    # model's own brief closures, which nothing restores).
+    plan_blend: int | None = None
 
 
 class NeuralPolicy:
@@ -351,6 +355,9 @@ class NeuralPolicy:
         plans = int(np.ceil(self.stream_frames / a))
         steps = ddim_timesteps(self.train_steps, settings.steps or self.default_steps)
         g_style, g_audio = float(settings.style_scale), float(settings.audio_scale)
+        blend = settings.plan_blend
+        if blend is None:
+            blend = h - a if evid[:, -1].any() else 0
         has_style = style is not None and g_style != 0.0
         passes = ["full"]  # which conditions each stacked pass keeps
         if has_style and g_style != 1.0 or g_audio != 1.0:
@@ -389,12 +396,25 @@ class NeuralPolicy:
                         x0 = x0 + (g_audio - 1.0) * (x0_audio - u)
                 ab_prev = float(self.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
                 x = ddim_update(x, x0, float(self.alphas_cumprod[t]), ab_prev).astype(np.float32)
+            if j > 0:
+                self._fade_in(x, executed[:, j * a : j * a + h - a], blend)
             executed[:, j * a : j * a + h] = x
             # The next plan starts from the last past_frames executed frames (earlier plans fill in before).
             hist = executed[:, max(0, (j + 1) * a - self.past_frames) : (j + 1) * a]
             past = np.concatenate([np.repeat(hist[:, :1], self.past_frames - hist.shape[1], axis=1), hist], axis=1)
         y = executed[:, : self.stream_frames] * self.state_std + self.state_mean
         return list(y)
+
+    @staticmethod
+    def _fade_in(x: np.ndarray, previous: np.ndarray, frames: int | None) -> None:
+        """Temporal ensembling of consecutive plans, in place: the new plan ``x`` starts on the previous plan's
+        prediction for the frames they share (``previous``) and fades to its own over ``frames`` of them. Without
+        it, every replanning boundary jumps: the lip gap's |Δ²| there was 1.7× its mean (docs/BENCHMARKS.md)."""
+        n = min(int(frames), previous.shape[1])
+        if n <= 0:
+            return
+        w = np.linspace(0.0, 1.0, n + 2, dtype=np.float32)[1:-1, None]
+        x[:, :n] = previous[:, :n] + w * (x[:, :n] - previous[:, :n])
 
     @staticmethod
     def _drop(inputs: dict, keep: str) -> dict:

@@ -260,7 +260,7 @@ LIBRIVOX_MUCH = LIBRIVOX_WOMAN.with_name("sense_and_sensibility_01_austen_64kb-0
 @pytest.mark.skipif(not LIBRIVOX_MUCH.exists(), reason="needs Debian's pocketsphinx-testdata (LibriVox clips)")
 def test_the_neural_engine_seals_a_misheard_closure_in_every_take(tmp_path, monkeypatch):
     """The Neural engine's default (accurate) evidence carries the same second opinion, so the lips seal over the
-    /m/ of "much" (4.00–4.10 s) whatever the seed; without it, seeds 2 and 5 leave it open."""
+    /m/ of "much" (4.00–4.10 s) whatever the seed."""
     from facepolicy.core import phonetic
     from facepolicy.core.phones import BILABIALS
     from facepolicy.core.policy import NeuralEngine
@@ -283,8 +283,11 @@ def test_the_neural_engine_seals_a_misheard_closure_in_every_take(tmp_path, monk
         return bool(gap[window].min() <= geom.threshold(metrics.CLOSED_FRACTION))
 
     assert all(sealed(seed) for seed in (0, 2, 5))
+    # Recognition alone has no bilabial there: the seal over it comes from the second opinion. (Before plans faded
+    # into each other, seeds 2 and 5 left it open without it; now the model also closes it by itself.)
     monkeypatch.setattr(phonetic, "second_opinion", lambda *args, **kwargs: 0)
-    assert not all(sealed(seed) for seed in (2, 5))  # the second opinion is what seals it
+    phones, _, _ = engine.evidence(engine.policy(), audio, BakeOptions(engine="neural"), lambda f, m: None, None)
+    assert not any(p.phone in BILABIALS and p.start < 4.10 and p.end > 4.00 for p in phones)
 
 
 def test_cancelling_during_the_second_opinion_is_a_cancel_not_a_warning():
