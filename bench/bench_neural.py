@@ -56,7 +56,7 @@ def whole_process(model: str, wav: Path, out: Path, threads: int, accuracy: str)
 
 
 def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> dict[str, float]:
-    from facepolicy.core import features
+    from facepolicy.core import features, spec
     from facepolicy.core.policy import NeuralPolicy, SampleSettings, _CancelWatch, seal_bilabials, states_to_track
 
     out = {}
@@ -74,24 +74,29 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
     t = time.perf_counter()
     style = policy.style_preset(policy.default_style)
     out["style"] = time.perf_counter() - t
-    phones = None
+    result = None
     if accuracy == "accurate":
         from facepolicy.core.align import shared_aligner
-        from facepolicy.core.phonetic import second_opinion
+        from facepolicy.core.phonetic import phonetic_prior, second_opinion
 
         t = time.perf_counter()
         result = shared_aligner().recognise_phones(samples, 16000)
         out["phone recognition (accurate)"] = time.perf_counter() - t
         t = time.perf_counter()
         second_opinion(result, samples, [], None, policy.listener())
-        phones = result.phones
         out["second opinion on closures (accurate)"] = time.perf_counter() - t
-    t = time.perf_counter()
-    states = policy.sample(samples, SampleSettings(seed=0), style=style, phones=phones)
-    out["sampling (incl. features)"] = time.perf_counter() - t
-    if phones:
         t = time.perf_counter()
-        states = seal_bilabials(states, phones)
+        prior = phonetic_prior(result, samples, len(samples) / 16000).select(spec.CHANNEL_NAMES).values
+        out["phonetic prior (accurate)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if result is None:
+        states = policy.sample(samples, SampleSettings(seed=0), style=style)
+    else:
+        states = policy.sample(samples, SampleSettings(seed=0), style=style, phones=result.phones, prior=prior)
+    out["sampling (incl. features)"] = time.perf_counter() - t
+    if result is not None:
+        t = time.perf_counter()
+        states = seal_bilabials(states, result.phones)
         out["sealing bilabials"] = time.perf_counter() - t
     t = time.perf_counter()
     states_to_track(states).resample(24.0)

@@ -179,9 +179,9 @@ def style_strength_curve(policy: NeuralPolicy, clips, scales=(0.0, 0.5, 1.0, 1.5
 def diversity(policy: NeuralPolicy, clips, seeds=(0, 1, 2, 3)) -> dict:
     """Upper-face vertex spread across seeds (mm: the mean over vertices, and the most-moved vertex, per frame) and
     the bilabial hit rate of every seed, for the model alone ("fast") and the engine's default ("accurate":
-    pocketsphinx phone recognition with the audio encoder's second opinion as evidence, lips sealed over the
-    bilabials in it)."""
-    from facepolicy.core.policy import recognised_evidence, seal_bilabials
+    pocketsphinx phone recognition with the audio encoder's second opinion as evidence and the Phonetic engine's
+    mouth for it as the prior, lips sealed over the bilabials in it: core.policy.sample_with_evidence)."""
+    from facepolicy.core.policy import recognised_evidence, sample_with_evidence
 
     head = load_default_head()
     chans = [i for i, name in enumerate(spec.ARKIT_NAMES) if spec.region_of(name) in metrics.UPPER_REGIONS]
@@ -198,7 +198,7 @@ def diversity(policy: NeuralPolicy, clips, seeds=(0, 1, 2, 3)) -> dict:
             y = policy.sample(c.samples, SampleSettings(seed=s), style=style)
             outs.append(head.decode(y[:, : spec.NUM_ARKIT] * mask, moved))
             per_seed["fast"][s].append(metrics.score_clip(states_to_track(y), c.phones, c.samples))
-            y = seal_bilabials(policy.sample(c.samples, SampleSettings(seed=s), style=style, phones=heard), heard)
+            y = sample_with_evidence(policy, c.samples, SampleSettings(seed=s), heard, style=style)
             per_seed["accurate"][s].append(metrics.score_clip(states_to_track(y), c.phones, c.samples))
         dev = np.linalg.norm(np.stack(outs).std(axis=0), axis=-1)  # (frames, vertices)
         spread.append(float(dev.mean() * 1000.0))

@@ -27,7 +27,7 @@ def recognise(samples: np.ndarray) -> list[list]:
     """The accurate mode's evidence for one clip (core.policy.recognised_evidence on the shipped model)."""
     from facepolicy.core.policy import recognised_evidence
 
-    phones = recognised_evidence(None, np.asarray(samples, np.float32), [])
+    phones = recognised_evidence(None, np.asarray(samples, np.float32), []).phones
     return [[p.phone, round(float(p.start), 4), round(float(p.end), 4)] for p in phones]
 
 

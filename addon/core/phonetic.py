@@ -229,6 +229,20 @@ def second_opinion(result: Alignment, samples: np.ndarray, warnings: list[str],
     return added
 
 
+def phonetic_prior(result: Alignment, samples: np.ndarray, duration: float | None = None) -> FaceTrack:
+    """The Phonetic engine's face (default style, seed 0) for the Neural engine's evidence: a forced alignment, or
+    a phone recognition that already carries the second opinion, which is cleaned up as the Phonetic engine does
+    (plausibility, then merge_short_consonants). The Neural engine's accurate mode steers its mouth toward it
+    (core.policy, SampleSettings.prior_weight). ``result`` is not changed."""
+    phones, confidence = list(result.phones), list(result.confidence)
+    recognised = result.mode == "recognised-phones"
+    if recognised:
+        confidence = [min(a, b) for a, b in zip(confidence, plausibility(phones), strict=True)]
+        phones, confidence = merge_short_consonants(phones, confidence)
+    return animate_phones(phones, samples, rate=spec.SAMPLE_RATE, fps=spec.MODEL_FPS, duration=duration,
+                          confidence=confidence, recognised=recognised)
+
+
 class PhoneticEngine:
     name = "phonetic"
 

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from . import features, spec
 from .errors import AssetError, Cancelled, FacePolicyError
 from .facetrack import FaceTrack
 from .teacher import EMOTIONS
+
+if TYPE_CHECKING:
+    from .align import Alignment
 
 log = logging.getLogger("facepolicy")
 
@@ -206,6 +210,9 @@ class SampleSettings:
     # phone evidence (the lips are sealed over its p/b/m afterwards), none without (fading there would soften the
     # model's own brief closures, which nothing restores).
     plan_blend: int | None = None
+    # How strongly each denoising step pulls the articulation channels toward a phonetic prior when one is given
+    # (the Phonetic engine's mouth for the same evidence): 0 ignores it, 1 replaces the model's mouth with it.
+    prior_weight: float = 0.25
 
 
 class NeuralPolicy:
@@ -291,13 +298,15 @@ class NeuralPolicy:
     # --- sampling -----------------------------------------------------------------------------------------------
 
     def sample(self, samples: np.ndarray, settings: SampleSettings | None = None, style: np.ndarray | None = None,
-               emotion: np.ndarray | None = None, phones=None,
+               emotion: np.ndarray | None = None, phones=None, prior: np.ndarray | None = None,
                progress: Callable[[float, str], None] | None = None,
                cancel: threading.Event | None = None) -> np.ndarray:
         """(N, NUM_CHANNELS) states at MODEL_FPS for 16 kHz ``samples``; N = features.n_model_frames.
 
         ``style``: a style code (None: no style, the model's average speaker); ``emotion``: emotion_vector();
-        ``phones``: phone segments (from a transcript alignment or a recognizer) used as extra evidence.
+        ``phones``: phone segments (from a transcript alignment or a recognizer) used as extra evidence;
+        ``prior``: (frames, NUM_CHANNELS) states at MODEL_FPS that every denoising step pulls the articulation
+        channels toward, by ``settings.prior_weight`` (see phonetic_prior).
         """
         settings = settings or SampleSettings()
         samples = np.asarray(samples, np.float32)
@@ -307,6 +316,11 @@ class NeuralPolicy:
         out = np.zeros((n, spec.NUM_CHANNELS), np.float64)
         wsum = np.zeros((n, 1), np.float64)
         watch = _CancelWatch(cancel)
+        weight = float(settings.prior_weight)
+        if prior is not None and weight > 0 and len(prior):
+            prior = (np.asarray(prior, np.float32) - self.state_mean) / self.state_std
+        else:
+            prior = None
         try:
             for g0 in range(0, n_streams, self.group_streams):
                 watch.check()
@@ -316,10 +330,11 @@ class NeuralPolicy:
                 span1 = starts[-1] + self._stream_span()
                 audio = self.audio_features(samples, span0, span1 - span0, watch)
                 evid = self._evidence(phones, span0, span1 - span0)
+                pri = None if prior is None else prior[np.clip(np.arange(span0, span1), 0, len(prior) - 1)]
                 per_call = settings.streams_per_batch or len(streams)
                 for c0 in range(0, len(streams), per_call):
                     sub = starts[c0 : c0 + per_call]
-                    ys = self._run_streams(sub, span0, audio, evid, style, emotion, settings, watch)
+                    ys = self._run_streams(sub, span0, audio, evid, pri, style, emotion, settings, watch)
                     for s, y in zip(sub, ys, strict=True):
                         k = s // step
                         self._accumulate(out, wsum, y, s, k, n_streams)
@@ -343,12 +358,14 @@ class NeuralPolicy:
             ev[:, -1] = 1.0
         return ev
 
-    def _run_streams(self, starts, span0, audio, evid, style, emotion, settings, watch) -> list[np.ndarray]:
+    def _run_streams(self, starts, span0, audio, evid, prior, style, emotion, settings, watch) -> list[np.ndarray]:
         """Receding horizon for several streams at once; returns each stream's stream_frames states.
 
         Classifier-free guidance runs the conditioned, style-free and (for audio guidance) condition-free passes
         in the same ONNX call, stacked along the batch:
         x0 = u + g_audio·(x0(audio) − u) + g_style·(x0(audio, style) − x0(audio)), u = x0(nothing).
+        With a ``prior`` (normalised states of the span), every step's x0 moves its articulation channels toward
+        it by settings.prior_weight, so the next step and the next plan's past build on the guided mouth.
         """
         b = len(starts)
         h, a, c = self.horizon, self.execute, spec.NUM_CHANNELS
@@ -383,6 +400,9 @@ class NeuralPolicy:
                     "past": past, "style": style_in, "cond": cond}
             inputs = {k: np.concatenate([self._drop(full, p)[k] for p in passes]) for k in full}
             x = np.stack([frame_noise(settings.seed, f, h, c) for f in f0])
+            target = None
+            if prior is not None:
+                target = np.stack([prior[f - span0 : f - span0 + h, _ARTICULATION] for f in f0])
             for t, t_prev in steps:
                 xin = np.concatenate([x] * len(passes))
                 tt = np.full((len(xin),), float(t), np.float32)
@@ -394,6 +414,8 @@ class NeuralPolicy:
                     if len(passes) > 2:
                         u = out[2 * b :]
                         x0 = x0 + (g_audio - 1.0) * (x0_audio - u)
+                if target is not None:
+                    x0[..., _ARTICULATION] += settings.prior_weight * (target - x0[..., _ARTICULATION])
                 ab_prev = float(self.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
                 x = ddim_update(x, x0, float(self.alphas_cumprod[t]), ab_prev).astype(np.float32)
             if j > 0:
@@ -449,6 +471,13 @@ class NeuralPolicy:
         wsum[start : start + length] += w[:length, None]
 
 
+# The channels that articulate speech, which the phonetic prior guides; expression (smile, frown, dimple), the
+# jaw's and mouth's sideways motion and the cheeks stay the model's and the style's.
+_ARTICULATION = [spec.CHANNEL_INDEX[n] for n in (
+    "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthRollLower", "mouthRollUpper", "mouthShrugLower",
+    "mouthShrugUpper", "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight",
+    "mouthUpperUpLeft", "mouthUpperUpRight", "mouthStretchLeft", "mouthStretchRight", "tongueOut")]
+
 _LIP_OPENERS = ("mouthUpperUpLeft", "mouthUpperUpRight", "mouthLowerDownLeft", "mouthLowerDownRight",
                 "mouthFunnel", "tongueOut")
 
@@ -478,7 +507,7 @@ def seal_bilabials(states: np.ndarray, phones, fps: float = spec.MODEL_FPS) -> n
 
 def recognised_evidence(policy: NeuralPolicy | None, samples: np.ndarray, warnings: list[str],
                         cancel: threading.Event | None = None,
-                        progress: Callable[[float], None] | None = None) -> list:
+                        progress: Callable[[float], None] | None = None) -> Alignment:
     """The accurate mode's phone evidence without a transcript: pocketsphinx all-phone recognition, plus the
     closures the audio encoder hears and recognition missed (the Phonetic engine's second opinion), so every
     take seals the lips over them, whatever its seed. ``policy``: whose audio encoder listens (None: the shipped
@@ -488,7 +517,26 @@ def recognised_evidence(policy: NeuralPolicy | None, samples: np.ndarray, warnin
 
     result = shared_aligner().recognise_phones(samples, spec.SAMPLE_RATE, cancel=cancel, progress=progress)
     second_opinion(result, samples, warnings, cancel, policy.listener() if policy is not None else None)
-    return result.phones
+    return result
+
+
+def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: SampleSettings,
+                         evidence: Alignment | None = None, style: np.ndarray | None = None,
+                         emotion: np.ndarray | None = None, progress: Callable[[float, str], None] | None = None,
+                         cancel: threading.Event | None = None) -> np.ndarray:
+    """The engine's states for 16 kHz ``samples``. With ``evidence`` (a transcript alignment, or recognition with
+    the second opinion), its phones condition the model, the Phonetic engine's mouth for them is the prior the
+    sampler steers toward (settings.prior_weight), and the lips seal over its p/b/m. Without, the model alone."""
+    if evidence is None:
+        return policy.sample(samples, settings, style=style, emotion=emotion, progress=progress, cancel=cancel)
+    prior = None
+    if settings.prior_weight > 0 and evidence.phones:
+        from .phonetic import phonetic_prior
+
+        prior = phonetic_prior(evidence, samples, len(samples) / spec.SAMPLE_RATE).select(spec.CHANNEL_NAMES).values
+    states = policy.sample(samples, settings, style=style, emotion=emotion, phones=evidence.phones, prior=prior,
+                           progress=progress, cancel=cancel)
+    return seal_bilabials(states, evidence.phones)
 
 
 def states_to_track(states: np.ndarray, meta: dict | None = None) -> FaceTrack:
@@ -505,8 +553,9 @@ class NeuralEngine:
     """The diffusion-policy engine (name "neural"): no transcript needed, a new take per seed, style control.
 
     ``options.extra["accuracy"]``: "accurate" (default) adds pocketsphinx phone recognition (with the audio
-    encoder's second opinion on closures) as evidence and seals the lips over the bilabials it hears
-    (seal_bilabials); "fast" listens with the learned audio encoder only
+    encoder's second opinion on closures) as evidence, steers the mouth toward the Phonetic engine's for that
+    evidence (``options.extra["prior_weight"]``, default SampleSettings.prior_weight) and seals the lips over the
+    bilabials it hears (sample_with_evidence); "fast" listens with the learned audio encoder only
     (several times faster, fewer exact closures on real voices). A transcript (the option, or a ``.txt`` beside
     the audio) is force-aligned and used as evidence in both modes.
     ``options.style``: a preset name, or a reference performance (.json FaceTrack or Live Link .csv);
@@ -547,8 +596,9 @@ class NeuralEngine:
             return policy.style_from_track(track, path.name), path.name
         return policy.style_preset(style), style
 
-    def evidence(self, policy: NeuralPolicy, audio, options, progress, cancel) -> tuple[list | None, str, list[str]]:
-        """Phone evidence for the sampler: (segments or None, how it was made, warnings)."""
+    def evidence(self, policy: NeuralPolicy, audio, options, progress, cancel) -> tuple[Alignment | None, str,
+                                                                                         list[str]]:
+        """Phone evidence for the sampler: (alignment or recognition, or None; how it was made; warnings)."""
         from .phonetic import alignment_fits, sidecar_transcript
 
         accuracy = str(options.extra.get("accuracy") or DEFAULT_ACCURACY)
@@ -568,16 +618,16 @@ class NeuralEngine:
                                            progress=lambda f: progress(0.05 + 0.3 * f, "aligning"))
                     ok, why = alignment_fits(result)
                     if ok:
-                        return result.phones, "transcript alignment", warnings + list(result.warnings)
+                        return result, "transcript alignment", warnings + list(result.warnings)
                     warnings.append(f"the transcript does not match the audio ({why}); ignored it")
                 except FacePolicyError as exc:
                     if isinstance(exc, AlignerMissing):
                         raise
                     warnings.append(f"the transcript could not be aligned ({exc}); ignored it")
             if accuracy == "accurate":
-                phones = recognised_evidence(policy, audio.samples, warnings, cancel,
+                result = recognised_evidence(policy, audio.samples, warnings, cancel,
                                              progress=lambda f: progress(0.05 + 0.3 * f, "recognising"))
-                return phones, "phone recognition", warnings
+                return result, "phone recognition", warnings
         except AlignerMissing as exc:
             warnings.append(f"{exc}; listened to the audio only")
         return None, "audio only", warnings
@@ -589,10 +639,10 @@ class NeuralEngine:
         emotion = emotion_vector(options.emotion, options.emotion_intensity)
         style, style_name = self.style_code(policy, options.style)
         progress(0.02, "listening")
-        phones, evidence, warnings = self.evidence(policy, audio, options, progress, cancel)
+        heard, evidence, warnings = self.evidence(policy, audio, options, progress, cancel)
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled")
-        base = 0.35 if phones is not None else 0.05
+        base = 0.35 if heard is not None else 0.05
 
         def step(f: float, message: str) -> None:
             progress(base + (0.98 - base) * f, message)
@@ -600,14 +650,17 @@ class NeuralEngine:
         settings = SampleSettings(seed=int(options.seed), style_scale=float(options.strength),
                                   audio_scale=float(options.extra.get("audio_guidance", 1.0)),
                                   steps=options.extra.get("steps"))
-        states = policy.sample(audio.samples, settings, style=style, emotion=emotion, phones=phones,
-                               progress=step, cancel=cancel)
-        if phones:
-            states = seal_bilabials(states, phones)
+        prior_weight = options.extra.get("prior_weight")
+        if prior_weight is not None:
+            settings.prior_weight = float(prior_weight)
+        states = sample_with_evidence(policy, audio.samples, settings, heard, style=style, emotion=emotion,
+                                      progress=step, cancel=cancel)
         for w in warnings:
             log.warning("%s", w)
         meta = {"style": style_name, "strength": settings.style_scale, "emotion": options.emotion,
                 "emotion_intensity": float(options.emotion_intensity), "device": policy.provider,
-                "neural": {"evidence": evidence, "model": policy.files.manifest.get("name")}, "warnings": warnings}
+                "neural": {"evidence": evidence, "model": policy.files.manifest.get("name"),
+                           "prior_weight": settings.prior_weight if heard is not None else None},
+                "warnings": warnings}
         progress(1.0, "done")
         return states_to_track(states, meta)
