@@ -2,12 +2,14 @@
 
 - held-out synthetic speech (voices and engines never trained on) against the teacher: lip vertex error (max L2
   over the lip vertices per frame, averaged, mm), FDD of the upper face on the default head, lip-sync metrics;
-- real speech (CMU ARCTIC, LibriVox; no transcript given to the model): the lip-sync metrics, side by side with
+- real speech (CMU ARCTIC, LibriVox; with --testdata also pocketsphinx-testdata's cards and goforward clips; no
+  transcript given to the model) and, with --tts N, held-out TTS voices: the lip-sync metrics, side by side with
   the Phonetic engine with and without a transcript;
 - style retrieval accuracy over held-out style identities, and how style strength moves the output's style code;
 - diversity across seeds: upper-face motion differs, bilabial closure stays for every seed.
 
-    .venv/bin/python -m model.evaluate --model assets/models --corpus cache/corpus [--real] [--json out.json]
+    .venv/bin/python -m model.evaluate --model assets/models --corpus cache/corpus [--real] [--testdata]
+        [--tts N [--tts-seed S]] [--seeds N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -238,6 +240,24 @@ def nonspeech_calm(policy: NeuralPolicy, n: int = 8, seconds: float = 6.0) -> di
 
 # --- report ------------------------------------------------------------------------------------------------------
 
+REAL_SETS = {"real": "Real speech (CMU ARCTIC + LibriVox)",
+             "testdata": "Real speech, second set (pocketsphinx-testdata: cards, goforward)",
+             "tts": "Held-out TTS voices without transcripts"}
+
+
+def seed_summary(rows: dict[str, dict]) -> str:
+    """Min / median / max over the default (accurate) mode's takes, with the Phonetic engine's figures, 4 decimals."""
+    takes = [r for name, r in rows.items() if name == "neural accurate" or name.startswith("neural accurate, seed")]
+    keys = ("bilabial", "m", "open", "pause", "slcc", "jitter")
+    parts = [f"{k} {min(r[k] for r in takes):.4f}/{float(np.median([r[k] for r in takes])):.4f}/"
+             f"{max(r[k] for r in takes):.4f}" for k in keys]
+    text = f"Neural accurate over {len(takes)} take(s), min/median/max: " + ", ".join(parts) + "."
+    if "phonetic fast" in rows:
+        p = rows["phonetic fast"]
+        text += " Phonetic fast: " + ", ".join(f"{k} {p[k]:.4f}" for k in keys) + "."
+    return text
+
+
 def markdown(results: dict, command: str) -> str:
     lines = ["## Neural engine (issue 5)", "", f"Command: `{command}`", ""]
     if "synthetic" in results:
@@ -246,10 +266,12 @@ def markdown(results: dict, command: str) -> str:
                   f"{s['lip_vertex_error_mm']:.2f} mm, FDD {s['fdd_mm']:.3f} mm, "
                   f"{s['audio_seconds'] / max(s['seconds'], 1e-9):.0f}× real time.", "",
                   metrics.TABLE_HEADER.replace("| |", "| model |", 1), metrics.format_row("neural, synthetic", s), ""]
-    if "real" in results:
-        lines += ["Real speech (CMU ARCTIC + LibriVox):", "", metrics.TABLE_HEADER.replace("| |", "| engine |", 1)]
-        lines += [metrics.format_row(name, r) for name, r in results["real"].items()]
-        lines.append("")
+    for key, title in REAL_SETS.items():
+        if key not in results:
+            continue
+        lines += [f"{title}:", "", metrics.TABLE_HEADER.replace("| |", "| engine |", 1)]
+        lines += [metrics.format_row(name, r) for name, r in results[key].items()]
+        lines += ["", seed_summary(results[key]), ""]
     if "style_retrieval" in results:
         r = results["style_retrieval"]
         lines.append(f"Style retrieval over {r['identities']} corpus identities on held-out voices: "
@@ -284,9 +306,15 @@ def main(argv=None) -> int:
     ap.add_argument("--corpus", help="corpus with the held-out voices (synthetic metrics, style, diversity)")
     ap.add_argument("--limit", type=int, default=60, help="held-out synthetic clips to use")
     ap.add_argument("--real", action="store_true", help="score the real ARCTIC and LibriVox clips")
+    ap.add_argument("--testdata", action="store_true",
+                    help="also score the second real set (pocketsphinx-testdata's cards and goforward clips)")
+    ap.add_argument("--tts", type=int, default=0,
+                    help="also score N festival/flite sentences of held-out voices, without their transcripts")
+    ap.add_argument("--tts-seed", type=int, default=None, help="sentence draw of --tts (default: the held-out one)")
     ap.add_argument("--no-phonetic", action="store_true", help="skip the Phonetic engine side by side")
     ap.add_argument("--seeds", type=int, default=1,
-                    help="with --real: also score the default mode with seeds 1..N-1 (takes with other seeds)")
+                    help="with --real, --testdata or --tts: also score the default mode with seeds 1..N-1 "
+                         "(takes with other seeds)")
     ap.add_argument("--json", help="write all results here")
     args = ap.parse_args(argv)
     policy = NeuralPolicy(args.model)
@@ -302,12 +330,17 @@ def main(argv=None) -> int:
         results["style_strength"] = style_strength_curve(policy, clips[:6])
         results["diversity"] = diversity(policy, clips[:8])
     results["nonspeech"] = nonspeech_calm(policy)
-    if args.real:
-        from model import evaluate_phonetic as ep
+    from model import evaluate_phonetic as ep
 
-        real = ep.arctic_clips() + ep.librivox_clips()
-        results["real"] = evaluate_real(NeuralEngine(args.model), real, phonetic=not args.no_phonetic,
-                                        seeds=tuple(range(max(1, args.seeds))))
+    sets = {"real": (lambda: ep.arctic_clips() + ep.librivox_clips()) if args.real else None,
+            "testdata": ep.testdata_clips if args.testdata else None,
+            "tts": (lambda: ep.tts_clips(args.tts, ep.TTS_SEED if args.tts_seed is None else args.tts_seed))
+            if args.tts else None}
+    engine = NeuralEngine(args.model)
+    for key, load in sets.items():
+        if load is not None:
+            results[key] = evaluate_real(engine, load(), phonetic=not args.no_phonetic,
+                                         seeds=tuple(range(max(1, args.seeds))))
     command = "python -m model.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
     text = markdown(results, command)
     print(text)

@@ -2,10 +2,13 @@
 
 Clips: the CMU ARCTIC clips in tests/data/arctic (a0009 has reference phone labels; a0007 is referenced by forced
 alignment of its prompt), the LibriVox clips of Debian's pocketsphinx-testdata (referenced by forced
-alignment of their transcripts), held-out festival and flite sentences with their exact phone timings (--tts N),
-and any folder of ``name.wav`` + ``name.lab`` (+ ``name.txt``) given with --clips.
+alignment of their transcripts), with --testdata a second real set from the same package (five card-game
+utterances and "go forward ten meters", also referenced by forced alignment), held-out festival and flite
+sentences with their exact phone timings (--tts N), and any folder of ``name.wav`` + ``name.lab``
+(+ ``name.txt``) given with --clips.
 
-    .venv/bin/python -m model.evaluate_phonetic [--tts 24] [--clips DIR ...] [--modes teacher,transcript,fast,accurate]
+    .venv/bin/python -m model.evaluate_phonetic [--testdata] [--tts 24] [--clips DIR ...]
+        [--modes teacher,transcript,fast,accurate]
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from facepolicy.core.teacher import animate_phones
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCTIC_DIR = ROOT / "tests" / "data" / "arctic"
-LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
+TESTDATA_DIR = Path("/usr/share/pocketsphinx/test/data")
+LIBRIVOX_DIR = TESTDATA_DIR / "librivox"
 MODES = ("teacher", "transcript", "fast", "accurate")
 
 
@@ -73,6 +77,30 @@ def librivox_clips(folder: Path = LIBRIVOX_DIR) -> list[Clip]:
         audio = load_audio(folder / f"{m.group(2)}.wav")
         ref, kind = _reference(audio, None, m.group(1))
         out.append(Clip(m.group(2), audio, m.group(1), ref, kind))
+    return out
+
+
+def testdata_clips(folder: Path = TESTDATA_DIR) -> list[Clip]:
+    """A second real set from Debian's pocketsphinx-testdata: five card-game utterances (another speaker; their
+    transcripts are in cards.transcription) and "go forward ten meters" (goforward.raw, 16 kHz 16-bit mono).
+    References are forced alignments of the transcripts."""
+    listing = folder / "cards" / "cards.transcription"
+    if not listing.exists():
+        return []
+    out = []
+    for line in listing.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"<s>\s*(.*?)\s*</s>\s*\((.+)\)", line.strip())
+        if not m or not (folder / "cards" / f"{m.group(2)}.wav").exists():
+            continue
+        audio = load_audio(folder / "cards" / f"{m.group(2)}.wav")
+        ref, kind = _reference(audio, None, m.group(1))
+        out.append(Clip(f"cards-{m.group(2)}", audio, m.group(1), ref, kind))
+    raw = folder / "goforward.raw"
+    if raw.exists():
+        text = "go forward ten meters"
+        audio = from_array(np.fromfile(raw, dtype="<i2").astype(np.float32) / 32768.0, spec.SAMPLE_RATE, source="")
+        ref, kind = _reference(audio, None, text)
+        out.append(Clip("goforward", audio, text, ref, kind))
     return out
 
 
@@ -182,6 +210,8 @@ def main(argv=None) -> int:
     ap.add_argument("--clips", type=Path, action="append", default=[], help="folder of wav + lab/txt clips")
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--no-builtin", action="store_true", help="only the --clips folders and --tts clips")
+    ap.add_argument("--testdata", action="store_true",
+                    help="add the second real set (pocketsphinx-testdata's cards and goforward clips)")
     ap.add_argument("--tts", type=int, default=0, help="add N held-out festival/flite sentences")
     ap.add_argument("--tts-seed", type=int, default=TTS_SEED,
                     help=f"sentence draw of --tts (default {TTS_SEED}, the held-out one; tune on another)")
@@ -195,6 +225,7 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown modes {sorted(unknown)}")
     clips = [] if args.no_builtin else arctic_clips() + librivox_clips()
+    clips += testdata_clips() if args.testdata else []
     for folder in args.clips:
         clips += folder_clips(folder)
     clips += tts_clips(args.tts, args.tts_seed) if args.tts else []
