@@ -75,6 +75,10 @@ def _add_bake(subparsers) -> None:
     p.add_argument("--audio-guidance", type=float, default=1.0, metavar="X",
                    help="Neural engine: guidance on the audio; above 1 articulates more strongly at the cost of "
                    "one more model pass (default: 1.0)")
+    p.add_argument("--phonetic-prior", type=float, metavar="W",
+                   help="Neural engine with phone evidence (accurate mode or a transcript): how strongly each "
+                   "denoising step steers the mouth toward the Phonetic engine's for the same phones, 0 (the model "
+                   "alone) to 1 (default: 0.25)")
     p.add_argument("--steps", type=int, metavar="N",
                    help="Neural engine: denoising steps per chunk (default: the model's, usually 4)")
     ray_executor.add_arguments(p)  # --executor local|ray, --address, --ray-data, --ray-retries
@@ -118,6 +122,9 @@ def _check_numbers(args) -> None:
         raise FacePolicyError(f"--intensity must be between 0 and 1, got {args.intensity}")
     if not (math.isfinite(args.audio_guidance) and args.audio_guidance >= 0):
         raise FacePolicyError(f"--audio-guidance must be 0 or more, got {args.audio_guidance}")
+    if args.phonetic_prior is not None and not (math.isfinite(args.phonetic_prior)
+                                                and 0 <= args.phonetic_prior <= 1):
+        raise FacePolicyError(f"--phonetic-prior must be between 0 and 1, got {args.phonetic_prior}")
     if args.steps is not None and not 1 <= args.steps <= 100:
         raise FacePolicyError(f"--steps must be between 1 and 100, got {args.steps}")
     if not 0 <= args.seed < 2**32:
@@ -188,6 +195,7 @@ def build_plan(args) -> tuple[list[batch.BakeRow], list[batch.RowResult], batch.
         out_dir=str(out_dir), formats=formats, fps=fps, takes=args.takes,
         strength=args.strength, device=args.device, blend=blend, accuracy=args.accuracy,
         emotion=args.emotion, emotion_intensity=args.intensity, audio_guidance=args.audio_guidance, steps=args.steps,
+        prior_weight=args.phonetic_prior,
     )
     defaults = batch.RowDefaults(
         style=args.style, seed=args.seed, object=args.object, engine=args.engine,

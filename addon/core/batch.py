@@ -82,6 +82,7 @@ class BatchOptions:
     emotion_intensity: float = 0.5
     audio_guidance: float = 1.0  # the Neural engine's classifier-free guidance on audio
     steps: int | None = None  # the Neural engine's DDIM steps (None: the model's default)
+    prior_weight: float | None = None  # the Neural engine's phonetic prior weight (None: its default)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -550,6 +551,7 @@ def row_fingerprint(row: BakeRow, opts: BatchOptions) -> str:
         "emotion": [opts.emotion, opts.emotion_intensity] if opts.emotion != "neutral" else None,
         "audio_guidance": opts.audio_guidance if opts.audio_guidance != 1.0 else None,
         "steps": opts.steps,
+        "prior_weight": opts.prior_weight,
         "fbx_armature": opts.fbx_armature if opts.needs_blender else None,
         "blend": bool(opts.blend) if opts.needs_blender else None,
         "inputs": [file_digest(p) for p in row_inputs(row, opts)],
@@ -608,7 +610,7 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
                                   style=row.style, strength=opts.strength, device=opts.device,
                                   emotion=opts.emotion, emotion_intensity=opts.emotion_intensity,
                                   extra={"accuracy": opts.accuracy, "audio_guidance": opts.audio_guidance,
-                                         "steps": opts.steps})
+                                         "steps": opts.steps, "prior_weight": opts.prior_weight})
             track = animate(audio, options, cancel=cancel)
             track.meta["take"] = take
             if abs(track.fps - opts.fps) > 1e-9:

@@ -72,6 +72,7 @@ def test_one_line_to_a_file_whose_suffix_picks_the_format(tmp_path, capsys):
     (["a.wav", "--intensity", "1.5"], "--intensity must be between 0 and 1"),
     (["a.wav", "--audio-guidance", "nan"], "--audio-guidance must be 0 or more"),
     (["a.wav", "--steps", "0"], "--steps must be between 1 and 100"),
+    (["a.wav", "--phonetic-prior", "1.5"], "--phonetic-prior must be between 0 and 1"),
     ([], "nothing to bake"),
 ])
 def test_bad_command_lines_say_what_is_wrong(tmp_path, monkeypatch, argv, match):
@@ -248,14 +249,16 @@ def test_emotion_and_neural_settings_reach_the_engine_options_and_the_resume_fin
     monkeypatch.setattr(engine, "animate", lambda audio, options, cancel=None: seen.append(options) or
                         FaceTrack.zeros(30))
     argv = ["bake", str(line), "-o", str(tmp_path / "out"), "--engine", "envelope", "--format", "csv"]
-    assert run(argv + ["--emotion", "happy", "--intensity", "0.8", "--audio-guidance", "1.5", "--steps", "6"]) == 0
+    assert run(argv + ["--emotion", "happy", "--intensity", "0.8", "--audio-guidance", "1.5", "--steps", "6",
+                       "--phonetic-prior", "0.5"]) == 0
     assert (seen[0].emotion, seen[0].emotion_intensity) == ("happy", 0.8)
     assert seen[0].extra["audio_guidance"] == 1.5 and seen[0].extra["steps"] == 6
+    assert seen[0].extra["prior_weight"] == 0.5
     prints = set()
     for extra in ([], ["--emotion", "sad"], ["--emotion", "sad", "--intensity", "1"], ["--steps", "8"],
-                  ["--audio-guidance", "2"]):
+                  ["--audio-guidance", "2"], ["--phonetic-prior", "0"]):
         rows, failures, opts = bake.build_plan(parse(argv + extra))
         prints.add(batch.row_fingerprint(rows[0], opts))
-    assert len(prints) == 5, "every setting that changes the output must re-bake, not skip"
+    assert len(prints) == 6, "every setting that changes the output must re-bake, not skip"
     with pytest.raises(SystemExit):
         parse(argv + ["--emotion", "grumpy"])

@@ -301,3 +301,26 @@ def test_cancelling_during_the_second_opinion_is_a_cancel_not_a_warning():
     with pytest.raises(Cancelled):
         second_opinion(Alignment([], [], [], "recognised-phones"), load_audio(A9).samples, warnings, cancel)
     assert warnings == []
+
+
+def test_the_neural_engines_phonetic_prior_is_the_phonetic_engines_face_for_the_same_phones(bare_a9, monkeypatch):
+    """phonetic_prior renders the evidence as the Phonetic engine would: identical for a forced alignment, and for a
+    recognition (its clean-up: plausibility, merge_short_consonants) when the second opinion adds nothing."""
+    from facepolicy.core import phonetic
+    from facepolicy.core.align import shared_aligner
+
+    audio = load_audio(bare_a9)
+    aligned = shared_aligner().align(audio.samples, A9_TEXT)
+    expected = animate(bare_a9, BakeOptions(engine="phonetic", transcript=A9_TEXT))
+    prior = phonetic.phonetic_prior(aligned, audio.samples, audio.duration)
+    np.testing.assert_array_equal(prior.values, expected.values)
+
+    monkeypatch.setattr(phonetic, "second_opinion", lambda *args, **kwargs: 0)
+    heard = shared_aligner().recognise_phones(audio.samples)
+    before = list(heard.phones)
+    expected = animate(bare_a9, BakeOptions(engine="phonetic"))
+    prior = phonetic.phonetic_prior(heard, audio.samples, audio.duration)
+    np.testing.assert_array_equal(prior.values, expected.values)
+    assert heard.phones == before  # the evidence itself is not cleaned up
+    assert any(p.end - p.start < phonetic.SHORT_CONSONANT for p in before if p.phone not in phonetic.VOWELS
+               and p.phone != "sil"), "the clip should exercise the merge"

@@ -202,3 +202,33 @@ def test_replanning_boundaries_jump_less_with_phone_evidence():
     assert ratios[0] > 1.6 and ratios[None] < ratios[0] - 0.4, ratios
     fast = p.sample(audio.samples, policy.SampleSettings(seed=0))
     np.testing.assert_array_equal(fast, p.sample(audio.samples, policy.SampleSettings(seed=0, plan_blend=0)))
+
+
+def test_the_phonetic_prior_steers_only_the_articulation_and_only_as_much_as_asked():
+    """prior_weight 0 ignores the prior; 1 makes every denoising step's articulation channels the prior's, so the
+    output's are exactly the prior's; in between the mouth lies between the two. Expression channels (smile,
+    brows) are not pulled toward it."""
+    from facepolicy.core import metrics
+    from facepolicy.core.audio import load_audio
+
+    audio = load_audio(ARCTIC_A0009)
+    phones = metrics.read_lab(ARCTIC_A0009.with_name("arctic_a0009_phone.lab"))
+    p = policy.NeuralEngine().policy()
+    free = p.sample(audio.samples, policy.SampleSettings(seed=0), phones=phones)
+    rng = np.random.default_rng(0)
+    prior = np.clip(free + 0.3 * rng.standard_normal(free.shape).astype(np.float32), 0.0, 1.0)
+    art = policy._ARTICULATION
+
+    def run(weight):
+        return p.sample(audio.samples, policy.SampleSettings(seed=0, prior_weight=weight), phones=phones,
+                        prior=prior)
+
+    np.testing.assert_array_equal(run(0.0), free)
+    np.testing.assert_allclose(run(1.0)[:, art], prior[:, art], atol=1e-5)
+    half = run(0.5)
+    d_free = np.abs(half[:, art] - free[:, art]).mean()
+    d_prior = np.abs(half[:, art] - prior[:, art]).mean()
+    assert 0 < d_prior < np.abs(free[:, art] - prior[:, art]).mean() and d_free > 0
+    smile = spec.CHANNEL_INDEX["mouthSmileLeft"]
+    assert smile not in art and spec.CHANNEL_INDEX["jawOpen"] in art
+    assert np.abs(run(1.0)[:, smile] - prior[:, smile]).mean() > 0.1  # not pulled onto the prior's noise
