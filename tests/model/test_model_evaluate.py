@@ -45,3 +45,16 @@ def test_evaluation_runs_on_the_tiny_model():
     assert 0.0 <= calm["open_frame_share_nonspeech"] <= 1.0
     text = evaluate.markdown({"synthetic": syn, "style_retrieval": ret, "diversity": div, "nonspeech": calm}, "test")
     assert "## Neural engine" in text and "lip vertex error" in text and "worst seed" in text
+
+
+def test_the_seed_summary_spans_the_default_modes_takes_and_names_the_phonetic_engine():
+    def row(open_rate, jitter):
+        return {"bilabial": 1.0, "m": 1.0, "open": open_rate, "pause": 1.0, "slcc": 0.6, "jitter": jitter}
+
+    rows = {"neural fast": row(0.5, 0.9), "neural accurate": row(0.95, 0.47),
+            "neural accurate, seed 1": row(0.90, 0.45), "neural accurate, seed 2": row(1.0, 0.49),
+            "phonetic fast": row(1.0, 0.46)}
+    text = evaluate.seed_summary(rows)
+    assert "over 3 take(s)" in text  # the fast mode is not a take of the default mode
+    assert "open 0.9000/0.9500/1.0000" in text and "jitter 0.4500/0.4700/0.4900" in text
+    assert "Phonetic fast: bilabial 1.0000" in text and "jitter 0.4600" in text
