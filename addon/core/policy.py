@@ -213,6 +213,9 @@ class SampleSettings:
     # How strongly each denoising step pulls the articulation channels toward a phonetic prior when one is given
     # (the Phonetic engine's mouth for the same evidence): 0 ignores it, 1 replaces the model's mouth with it.
     prior_weight: float = 0.25
+    # With a prior and phone evidence: inside the evidence's vowels (±1 frame, ramped) the jaw is never less open
+    # than the prior's. The model alone under-opens short unstressed vowels on voices it was not trained on.
+    vowel_floor: bool = True
 
 
 class NeuralPolicy:
@@ -319,6 +322,8 @@ class NeuralPolicy:
         weight = float(settings.prior_weight)
         if prior is not None and weight > 0 and len(prior):
             prior = (np.asarray(prior, np.float32) - self.state_mean) / self.state_std
+            floor = vowel_mask(phones, len(prior)) if phones and settings.vowel_floor else np.zeros(len(prior))
+            prior = np.concatenate([prior, floor[:, None].astype(np.float32)], axis=1)  # last column: the floor
         else:
             prior = None
         try:
@@ -400,9 +405,10 @@ class NeuralPolicy:
                     "past": past, "style": style_in, "cond": cond}
             inputs = {k: np.concatenate([self._drop(full, p)[k] for p in passes]) for k in full}
             x = np.stack([frame_noise(settings.seed, f, h, c) for f in f0])
-            target = None
+            target = floor = None
             if prior is not None:
-                target = np.stack([prior[f - span0 : f - span0 + h, _ARTICULATION] for f in f0])
+                window = np.stack([prior[f - span0 : f - span0 + h] for f in f0])
+                target, floor = window[..., _ARTICULATION], window[..., -1]
             for t, t_prev in steps:
                 xin = np.concatenate([x] * len(passes))
                 tt = np.full((len(xin),), float(t), np.float32)
@@ -416,6 +422,8 @@ class NeuralPolicy:
                         x0 = x0 + (g_audio - 1.0) * (x0_audio - u)
                 if target is not None:
                     x0[..., _ARTICULATION] += settings.prior_weight * (target - x0[..., _ARTICULATION])
+                    jaw = x0[..., _JAW]
+                    x0[..., _JAW] = jaw + floor * (np.maximum(jaw, target[..., _ARTICULATION.index(_JAW)]) - jaw)
                 ab_prev = float(self.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
                 x = ddim_update(x, x0, float(self.alphas_cumprod[t]), ab_prev).astype(np.float32)
             if j > 0:
@@ -478,6 +486,39 @@ _ARTICULATION = [spec.CHANNEL_INDEX[n] for n in (
     "mouthShrugUpper", "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight",
     "mouthUpperUpLeft", "mouthUpperUpRight", "mouthStretchLeft", "mouthStretchRight", "tongueOut")]
 
+_JAW = spec.CHANNEL_INDEX["jawOpen"]
+# Seconds: the Gaussian that smooths the articulation channels of a take sampled with a phonetic prior.
+ARTICULATION_SMOOTHING = 0.015
+
+
+def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS) -> np.ndarray:
+    """0..1 per frame: 1 on frames inside a vowel of ``phones``, ramped over one frame either side."""
+    from .phones import VOWELS
+
+    t = np.arange(n_frames) / fps
+    mask = np.zeros(n_frames)
+    for p in phones:
+        if p.phone in VOWELS:
+            mask[(t >= p.start) & (t < p.end)] = 1.0
+    return np.convolve(np.pad(mask, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+
+
+def smooth_articulation(states: np.ndarray, sigma: float = ARTICULATION_SMOOTHING,
+                        fps: float = spec.MODEL_FPS) -> np.ndarray:
+    """The articulation channels low-passed by a Gaussian of ``sigma`` seconds (edges held): what is left of the
+    sampler's frame-to-frame noise. The rest of the face is unchanged."""
+    s = sigma * fps
+    if s <= 0 or len(states) < 2:
+        return states
+    r = int(np.ceil(3 * s))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / s) ** 2)
+    k /= k.sum()
+    x = np.pad(states[:, _ARTICULATION], ((r, r), (0, 0)), mode="edge")
+    out = states.copy()
+    out[:, _ARTICULATION] = sum(k[i] * x[i : i + len(states)] for i in range(len(k)))
+    return out
+
+
 _LIP_OPENERS = ("mouthUpperUpLeft", "mouthUpperUpRight", "mouthLowerDownLeft", "mouthLowerDownRight",
                 "mouthFunnel", "tongueOut")
 
@@ -526,7 +567,9 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
                          cancel: threading.Event | None = None) -> np.ndarray:
     """The engine's states for 16 kHz ``samples``. With ``evidence`` (a transcript alignment, or recognition with
     the second opinion), its phones condition the model, the Phonetic engine's mouth for them is the prior the
-    sampler steers toward (settings.prior_weight), and the lips seal over its p/b/m. Without, the model alone."""
+    sampler steers toward (settings.prior_weight; inside its vowels the jaw opens at least as far as the prior's,
+    settings.vowel_floor), the articulation is lightly smoothed (ARTICULATION_SMOOTHING) and the lips seal over
+    its p/b/m. Without evidence, the model alone."""
     if evidence is None:
         return policy.sample(samples, settings, style=style, emotion=emotion, progress=progress, cancel=cancel)
     prior = None
@@ -536,6 +579,8 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
         prior = phonetic_prior(evidence, samples, len(samples) / spec.SAMPLE_RATE).select(spec.CHANNEL_NAMES).values
     states = policy.sample(samples, settings, style=style, emotion=emotion, phones=evidence.phones, prior=prior,
                            progress=progress, cancel=cancel)
+    if prior is not None:
+        states = smooth_articulation(states)
     return seal_bilabials(states, evidence.phones)
 
 
