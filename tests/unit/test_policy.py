@@ -232,3 +232,44 @@ def test_the_phonetic_prior_steers_only_the_articulation_and_only_as_much_as_ask
     smile = spec.CHANNEL_INDEX["mouthSmileLeft"]
     assert smile not in art and spec.CHANNEL_INDEX["jawOpen"] in art
     assert np.abs(run(1.0)[:, smile] - prior[:, smile]).mean() > 0.1  # not pulled onto the prior's noise
+
+
+def test_vowel_mask_and_articulation_smoothing():
+    from facepolicy.core.phones import PhoneSegment
+
+    phones = [PhoneSegment("sil", 0.0, 0.2), PhoneSegment("aa", 0.2, 0.4), PhoneSegment("m", 0.4, 0.5)]
+    mask = policy.vowel_mask(phones, 18)
+    # frames 6-11 lie inside the vowel (0.2-0.4 s at 30 fps); the ramp reaches one frame beyond either end
+    assert np.all(mask[7:11] == 1.0) and mask[0] == mask[4] == mask[13] == 0.0
+    np.testing.assert_allclose(mask[[5, 6, 11, 12]], [1 / 3, 2 / 3, 2 / 3, 1 / 3])
+    rng = np.random.default_rng(2)
+    states = rng.uniform(0, 1, (60, spec.NUM_CHANNELS)).astype(np.float32)
+    out = policy.smooth_articulation(states)
+    art = policy._ARTICULATION
+    rest = [i for i in range(spec.NUM_CHANNELS) if i not in art]
+    np.testing.assert_array_equal(out[:, rest], states[:, rest])
+    assert np.abs(np.diff(out[:, art], 2, axis=0)).mean() < 0.9 * np.abs(np.diff(states[:, art], 2, axis=0)).mean()
+    flat = np.full((30, spec.NUM_CHANNELS), 0.3, np.float32)
+    np.testing.assert_allclose(policy.smooth_articulation(flat), flat, atol=1e-6)  # a held pose stays put
+    np.testing.assert_array_equal(policy.smooth_articulation(states, sigma=0.0), states)
+
+
+def test_inside_the_evidence_vowels_the_jaw_opens_at_least_as_far_as_the_prior():
+    from facepolicy.core import metrics
+    from facepolicy.core.audio import load_audio
+
+    audio = load_audio(ARCTIC_A0009)
+    phones = metrics.read_lab(ARCTIC_A0009.with_name("arctic_a0009_phone.lab"))
+    p = policy.NeuralEngine().policy()
+    free = p.sample(audio.samples, policy.SampleSettings(seed=0), phones=phones)
+    prior = free.copy()
+    prior[:, policy._JAW] = 0.6  # a prior that opens wider than the model mostly does
+    inside = policy.vowel_mask(phones, len(prior)) == 1.0
+
+    def jaw(floor: bool):
+        settings = policy.SampleSettings(seed=0, prior_weight=0.05, vowel_floor=floor)
+        return p.sample(audio.samples, settings, phones=phones, prior=prior)[:, policy._JAW]
+
+    assert inside.sum() >= 5 and (free[inside, policy._JAW] < 0.6 - 0.05).mean() > 0.5
+    assert jaw(True)[inside].min() >= 0.6 - 1e-5
+    assert (jaw(False)[inside] < 0.6 - 0.05).mean() > 0.3
