@@ -174,7 +174,6 @@ class BilabialListener:
         outputs = [o.name for o in self.session.get_outputs()]
         if "phone_logits" not in outputs:
             raise FacePolicyError("the neural model's audio encoder has no phone classifier output")
-        self.columns = [PHONES.index(p) for p in _BILABIAL_ORDER]
         self.block = int(block or self.BLOCK)
         self.block -= self.block % self.stride  # blocks start on the encoder's grid
 
@@ -185,10 +184,16 @@ class BilabialListener:
         return MEL_RATE / self.stride
 
     def bilabial_probs(self, samples: np.ndarray, cancel: threading.Event | None = None) -> np.ndarray:
-        """(frames, 3) probabilities of p, b and m per encoder frame; blocks overlap by MARGIN mel frames, so
-        the result does not depend on the block size."""
+        """(frames, 3) probabilities of p, b and m per encoder frame (phone_probs)."""
+        return self.phone_probs(samples, _BILABIAL_ORDER, cancel)
+
+    def phone_probs(self, samples: np.ndarray, phones=_BILABIAL_ORDER,
+                    cancel: threading.Event | None = None) -> np.ndarray:
+        """(frames, len(phones)) probabilities of ``phones`` per encoder frame; blocks overlap by MARGIN mel
+        frames, so the result does not depend on the block size."""
         from .features import log_mel, n_mel_frames
 
+        columns = [PHONES.index(p) for p in phones]
         n_mel = n_mel_frames(len(samples))
         n_mel += (-n_mel) % self.stride
         out = []
@@ -201,8 +206,8 @@ class BilabialListener:
             logits = logits[0, self.MARGIN // self.stride : (self.MARGIN + m1 - m0) // self.stride].astype(np.float64)
             logits -= logits.max(axis=1, keepdims=True)
             p = np.exp(logits)
-            out.append(p[:, self.columns] / p.sum(axis=1, keepdims=True))
-        return np.concatenate(out) if out else np.zeros((0, 3))
+            out.append(p[:, columns] / p.sum(axis=1, keepdims=True))
+        return np.concatenate(out) if out else np.zeros((0, len(columns)))
 
 
 @functools.lru_cache(maxsize=1)

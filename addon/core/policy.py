@@ -213,8 +213,9 @@ class SampleSettings:
     # How strongly each denoising step pulls the articulation channels toward a phonetic prior when one is given
     # (the Phonetic engine's mouth for the same evidence): 0 ignores it, 1 replaces the model's mouth with it.
     prior_weight: float = 0.25
-    # With a prior and phone evidence: inside the evidence's vowels (±1 frame, ramped) the jaw is never less open
-    # than the prior's. The model alone under-opens short unstressed vowels on voices it was not trained on.
+    # With a prior (sample_with_evidence): inside the evidence's vowels that the audio encoder also hears as speech
+    # (±1 frame, ramped) the jaw is never less open than the prior's. The model alone under-opens short unstressed
+    # vowels on voices it was not trained on.
     vowel_floor: bool = True
 
 
@@ -302,14 +303,15 @@ class NeuralPolicy:
 
     def sample(self, samples: np.ndarray, settings: SampleSettings | None = None, style: np.ndarray | None = None,
                emotion: np.ndarray | None = None, phones=None, prior: np.ndarray | None = None,
-               progress: Callable[[float, str], None] | None = None,
+               floor: np.ndarray | None = None, progress: Callable[[float, str], None] | None = None,
                cancel: threading.Event | None = None) -> np.ndarray:
         """(N, NUM_CHANNELS) states at MODEL_FPS for 16 kHz ``samples``; N = features.n_model_frames.
 
         ``style``: a style code (None: no style, the model's average speaker); ``emotion``: emotion_vector();
         ``phones``: phone segments (from a transcript alignment or a recognizer) used as extra evidence;
         ``prior``: (frames, NUM_CHANNELS) states at MODEL_FPS that every denoising step pulls the articulation
-        channels toward, by ``settings.prior_weight`` (see phonetic_prior).
+        channels toward, by ``settings.prior_weight`` (see phonetic_prior); ``floor``: 0..1 per frame, how far
+        the jaw is raised to at least the prior's (1: never less open than the prior).
         """
         settings = settings or SampleSettings()
         samples = np.asarray(samples, np.float32)
@@ -322,8 +324,11 @@ class NeuralPolicy:
         weight = float(settings.prior_weight)
         if prior is not None and weight > 0 and len(prior):
             prior = (np.asarray(prior, np.float32) - self.state_mean) / self.state_std
-            floor = vowel_mask(phones, len(prior)) if phones and settings.vowel_floor else np.zeros(len(prior))
-            prior = np.concatenate([prior, floor[:, None].astype(np.float32)], axis=1)  # last column: the floor
+            lift = np.zeros(len(prior), np.float32)
+            if floor is not None:
+                m = min(len(floor), len(prior))
+                lift[:m] = floor[:m]
+            prior = np.concatenate([prior, lift[:, None]], axis=1)  # last column: the floor
         else:
             prior = None
         try:
@@ -491,15 +496,31 @@ _JAW = spec.CHANNEL_INDEX["jawOpen"]
 ARTICULATION_SMOOTHING = 0.015
 
 
-def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS) -> np.ndarray:
-    """0..1 per frame: 1 on frames inside a vowel of ``phones``, ramped over one frame either side."""
+# A recognised vowel over which the audio encoder's mean P(silence) reaches this is not trusted to open the jaw:
+# in music and noise recognition "hears" vowels that the encoder calls silence (their mean P(sil) was 0.64 to 1.0
+# on the nonspeech clips of model.evaluate; over the vowels recognised in speech, real or synthetic, at most 0.50,
+# at the 99th percentile 0.24 to 0.33; docs/BENCHMARKS.md). 0.6 lies between the two.
+FLOOR_MAX_SILENCE = 0.6
+
+
+def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS, silence: np.ndarray | None = None,
+               silence_rate: float = 1.0) -> np.ndarray:
+    """0..1 per frame: 1 on frames inside a vowel of ``phones``, ramped over one frame either side. With
+    ``silence`` (P(sil) per frame at ``silence_rate`` Hz), vowels whose mean P(sil) reaches FLOOR_MAX_SILENCE are
+    left out."""
     from .phones import VOWELS
 
     t = np.arange(n_frames) / fps
     mask = np.zeros(n_frames)
     for p in phones:
-        if p.phone in VOWELS:
-            mask[(t >= p.start) & (t < p.end)] = 1.0
+        if p.phone not in VOWELS:
+            continue
+        if silence is not None and len(silence):
+            a = min(int(p.start * silence_rate), len(silence) - 1)
+            b = max(a + 1, int(p.end * silence_rate))
+            if float(silence[a:b].mean()) >= FLOOR_MAX_SILENCE:
+                continue
+        mask[(t >= p.start) & (t < p.end)] = 1.0
     return np.convolve(np.pad(mask, 1, mode="edge"), np.ones(3) / 3, mode="valid")
 
 
@@ -572,13 +593,17 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
     its p/b/m. Without evidence, the model alone."""
     if evidence is None:
         return policy.sample(samples, settings, style=style, emotion=emotion, progress=progress, cancel=cancel)
-    prior = None
+    prior = floor = None
     if settings.prior_weight > 0 and evidence.phones:
         from .phonetic import phonetic_prior
 
         prior = phonetic_prior(evidence, samples, len(samples) / spec.SAMPLE_RATE).select(spec.CHANNEL_NAMES).values
+        if settings.vowel_floor:
+            listener = policy.listener()
+            silence = listener.phone_probs(samples, ("sil",), cancel)[:, 0]
+            floor = vowel_mask(evidence.phones, len(prior), silence=silence, silence_rate=listener.frame_rate)
     states = policy.sample(samples, settings, style=style, emotion=emotion, phones=evidence.phones, prior=prior,
-                           progress=progress, cancel=cancel)
+                           floor=floor, progress=progress, cancel=cancel)
     if prior is not None:
         states = smooth_articulation(states)
     return seal_bilabials(states, evidence.phones)

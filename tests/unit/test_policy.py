@@ -242,6 +242,12 @@ def test_vowel_mask_and_articulation_smoothing():
     # frames 6-11 lie inside the vowel (0.2-0.4 s at 30 fps); the ramp reaches one frame beyond either end
     assert np.all(mask[7:11] == 1.0) and mask[0] == mask[4] == mask[13] == 0.0
     np.testing.assert_allclose(mask[[5, 6, 11, 12]], [1 / 3, 2 / 3, 2 / 3, 1 / 3])
+    # a vowel the audio encoder calls silence (P(sil) at 50 Hz) is left out
+    silence = np.zeros(50)
+    silence[10:20] = 0.9
+    assert not policy.vowel_mask(phones, 18, silence=silence, silence_rate=50.0).any()
+    silence[10:20] = 0.3
+    np.testing.assert_array_equal(policy.vowel_mask(phones, 18, silence=silence, silence_rate=50.0), mask)
     rng = np.random.default_rng(2)
     states = rng.uniform(0, 1, (60, spec.NUM_CHANNELS)).astype(np.float32)
     out = policy.smooth_articulation(states)
@@ -267,8 +273,9 @@ def test_inside_the_evidence_vowels_the_jaw_opens_at_least_as_far_as_the_prior()
     inside = policy.vowel_mask(phones, len(prior)) == 1.0
 
     def jaw(floor: bool):
-        settings = policy.SampleSettings(seed=0, prior_weight=0.05, vowel_floor=floor)
-        return p.sample(audio.samples, settings, phones=phones, prior=prior)[:, policy._JAW]
+        settings = policy.SampleSettings(seed=0, prior_weight=0.05)
+        lift = policy.vowel_mask(phones, len(prior)) if floor else None
+        return p.sample(audio.samples, settings, phones=phones, prior=prior, floor=lift)[:, policy._JAW]
 
     assert inside.sum() >= 5 and (free[inside, policy._JAW] < 0.6 - 0.05).mean() > 0.5
     assert jaw(True)[inside].min() >= 0.6 - 1e-5
