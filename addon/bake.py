@@ -78,7 +78,7 @@ def _add_bake(subparsers) -> None:
     p.add_argument("--phonetic-prior", type=float, metavar="W",
                    help="Neural engine with phone evidence (accurate mode or a transcript): how strongly each "
                    "denoising step steers the mouth toward the Phonetic engine's for the same phones, 0 (the model "
-                   "alone) to 1 (default: 0.25)")
+                   "alone: no prior, no jaw floor in recognised vowels, no smoothing) to 1 (default: 0.25)")
     p.add_argument("--steps", type=int, metavar="N",
                    help="Neural engine: denoising steps per chunk (default: the model's, usually 4)")
     ray_executor.add_arguments(p)  # --executor local|ray, --address, --ray-data, --ray-retries

@@ -57,7 +57,15 @@ def whole_process(model: str, wav: Path, out: Path, threads: int, accuracy: str)
 
 def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> dict[str, float]:
     from facepolicy.core import features, spec
-    from facepolicy.core.policy import NeuralPolicy, SampleSettings, _CancelWatch, seal_bilabials, states_to_track
+    from facepolicy.core.policy import (
+        NeuralPolicy,
+        SampleSettings,
+        _CancelWatch,
+        seal_bilabials,
+        smooth_articulation,
+        states_to_track,
+        vowel_mask,
+    )
 
     out = {}
     t = time.perf_counter()
@@ -88,13 +96,22 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
         t = time.perf_counter()
         prior = phonetic_prior(result, samples, len(samples) / 16000).select(spec.CHANNEL_NAMES).values
         out["phonetic prior (accurate)"] = time.perf_counter() - t
+        t = time.perf_counter()
+        listener = policy.listener()
+        silence = listener.phone_probs(samples, ("sil",))[:, 0]
+        floor = vowel_mask(result.phones, len(prior), silence=silence, silence_rate=listener.frame_rate)
+        out["jaw floor: vowels heard as speech"] = time.perf_counter() - t
     t = time.perf_counter()
     if result is None:
         states = policy.sample(samples, SampleSettings(seed=0), style=style)
     else:
-        states = policy.sample(samples, SampleSettings(seed=0), style=style, phones=result.phones, prior=prior)
+        states = policy.sample(samples, SampleSettings(seed=0), style=style, phones=result.phones, prior=prior,
+                               floor=floor)
     out["sampling (incl. features)"] = time.perf_counter() - t
     if result is not None:
+        t = time.perf_counter()
+        states = smooth_articulation(states)
+        out["smoothing the articulation"] = time.perf_counter() - t
         t = time.perf_counter()
         states = seal_bilabials(states, result.phones)
         out["sealing bilabials"] = time.perf_counter() - t
