@@ -626,8 +626,8 @@ class NeuralEngine:
     encoder's second opinion on closures) as evidence, steers the mouth toward the Phonetic engine's for that
     evidence (``options.extra["prior_weight"]``, default SampleSettings.prior_weight; with a jaw floor inside
     recognised vowels) and seals the lips over the bilabials it hears (sample_with_evidence); "fast" listens
-    with the learned audio encoder only (several times faster, fewer exact closures on real voices). A transcript (the option, or a ``.txt`` beside
-    the audio) is force-aligned and used as evidence in both modes.
+    with the learned audio encoder only (several times faster, fewer exact closures on real voices). A
+    transcript (the option, or a ``.txt`` beside the audio) is force-aligned and used as evidence in both modes.
     ``options.style``: a preset name, or a reference performance (.json FaceTrack or Live Link .csv);
     ``options.strength``: style guidance scale; ``options.emotion`` / ``emotion_intensity``: emotion preset.
     """
