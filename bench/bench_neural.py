@@ -96,11 +96,7 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
         t = time.perf_counter()
         prior = phonetic_prior(result, samples, len(samples) / 16000).select(spec.CHANNEL_NAMES).values
         out["phonetic prior (accurate)"] = time.perf_counter() - t
-        t = time.perf_counter()
-        listener = policy.listener()
-        silence = listener.phone_probs(samples, ("sil",))[:, 0]
-        floor = vowel_mask(result.phones, len(prior), silence=silence, silence_rate=listener.frame_rate)
-        out["jaw floor: vowels heard as speech"] = time.perf_counter() - t
+        floor = vowel_mask(result.phones, len(prior), confidence=result.confidence)
     t = time.perf_counter()
     if result is None:
         states = policy.sample(samples, SampleSettings(seed=0), style=style)

@@ -3,8 +3,9 @@
 Runtime only: numpy, pocketsphinx and onnxruntime (the second opinion), no torch, no GPL code.
 Modes (``options.extra["accuracy"]``):
 - "fast" (default): with a transcript, forced alignment; without one, all-phone recognition, with the neural
-  model's audio encoder as a second opinion on lip closures (add_missed_bilabials) and the recogniser's shortest
-  consonants merged into their neighbours (merge_short_consonants).
+  model's audio encoder as a second opinion on lip closures (add_missed_bilabials) and on vowels recognition hears
+  in music or noise (calm_silent_vowels), and the recogniser's shortest consonants merged into their neighbours
+  (merge_short_consonants).
 - "accurate": without a transcript, word recognition and then forced alignment of the hypothesis (about 5× slower).
 A transcript comes from ``options.transcript`` or from a ``.txt`` file beside the audio. When it does not match the
 audio, the engine falls back to recognition and says so in ``track.meta["warnings"]``.
@@ -49,6 +50,12 @@ BILABIAL_MIN_FRAMES = 2
 # boundary; each becomes part of its longer neighbour, so the jaw does not twitch for it. Never a bilabial.
 SHORT_CONSONANT = 0.05
 _BILABIAL_ORDER = ("p", "b", "m")
+# In music and noise, recognition "hears" vowels that the audio encoder calls silence: over the nonspeech clips of
+# model.evaluate their mean P(sil) was 0.64 to 1.0; over the vowels recognised in the real clips and a TTS draw at
+# most 0.50 (99th percentile 0.24 to 0.33; over 93 speech clips it changed two sentences and no hit:
+# docs/BENCHMARKS.md). A recognised vowel whose mean P(sil) reaches this gets confidence 0, so the teacher keeps
+# the mouth calm there (and the Neural engine's jaw floor skips it).
+VOWEL_MAX_SILENCE = 0.6
 
 
 def sidecar_transcript(source: str) -> str | None:
@@ -128,6 +135,23 @@ def add_missed_bilabials(phones: list[PhoneSegment], confidence: list[float], pr
         confidence[host : host + 1] = [c] * len(parts)
         added += 1
     return phones, confidence, added
+
+
+def calm_silent_vowels(phones: list[PhoneSegment], confidence: list[float], silence: np.ndarray,
+                       frame_rate: float, threshold: float = VOWEL_MAX_SILENCE) -> tuple[list[float], int]:
+    """Confidence 0 for the recognised vowels over which the encoder's mean P(sil) (``silence``, per frame at
+    ``frame_rate``) reaches ``threshold``; returns (confidence, how many were calmed)."""
+    confidence = list(confidence)
+    calmed = 0
+    for k, p in enumerate(phones):
+        if p.phone not in VOWELS or not len(silence):
+            continue
+        a = min(int(p.start * frame_rate), len(silence) - 1)
+        b = max(a + 1, int(p.end * frame_rate))
+        if float(np.mean(silence[a:b])) >= threshold and confidence[k] > 0:
+            confidence[k] = 0.0
+            calmed += 1
+    return confidence, calmed
 
 
 def merge_short_consonants(phones: list[PhoneSegment], confidence: list[float],
@@ -218,19 +242,21 @@ def shared_listener() -> BilabialListener:
 
 def second_opinion(result: Alignment, samples: np.ndarray, warnings: list[str],
                    cancel: threading.Event | None = None, listener: BilabialListener | None = None) -> int:
-    """Adds the bilabials the audio encoder hears to recognised phones (in place); returns how many. Without a
-    usable model it warns and leaves the recognition as it is. ``listener``: default the shipped model's."""
+    """Adds the bilabials the audio encoder hears to recognised phones, and calms the recognised vowels it hears as
+    silence (calm_silent_vowels), in place; returns how many bilabials were added. Without a usable model it warns
+    and leaves the recognition as it is. ``listener``: default the shipped model's."""
     try:
         listener = listener or shared_listener()
-        probs = listener.bilabial_probs(samples, cancel)
+        probs = listener.phone_probs(samples, (*_BILABIAL_ORDER, SIL), cancel)
     except Cancelled:
         raise
     except (FacePolicyError, ImportError) as exc:
         warnings.append(f"the neural model's audio encoder is unavailable ({exc}); lip closures come from phone "
                         "recognition alone")
         return 0
-    result.phones, result.confidence, added = add_missed_bilabials(result.phones, result.confidence, probs,
+    result.phones, result.confidence, added = add_missed_bilabials(result.phones, result.confidence, probs[:, :3],
                                                                    listener.frame_rate)
+    result.confidence, _ = calm_silent_vowels(result.phones, result.confidence, probs[:, 3], listener.frame_rate)
     return added
 
 

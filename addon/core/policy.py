@@ -213,9 +213,9 @@ class SampleSettings:
     # How strongly each denoising step pulls the articulation channels toward a phonetic prior when one is given
     # (the Phonetic engine's mouth for the same evidence): 0 ignores it, 1 replaces the model's mouth with it.
     prior_weight: float = 0.25
-    # With a prior (sample_with_evidence): inside the evidence's vowels that the audio encoder also hears as speech
-    # (±1 frame, ramped) the jaw is never less open than the prior's. The model alone under-opens short unstressed
-    # vowels on voices it was not trained on.
+    # With a prior (sample_with_evidence): inside the evidence's vowels (±1 frame, ramped; not those the second
+    # opinion calmed because the audio encoder hears silence there) the jaw is never less open than the prior's.
+    # The model alone under-opens short unstressed vowels on voices it was not trained on.
     vowel_floor: bool = True
 
 
@@ -496,30 +496,16 @@ _JAW = spec.CHANNEL_INDEX["jawOpen"]
 ARTICULATION_SMOOTHING = 0.015
 
 
-# A recognised vowel over which the audio encoder's mean P(silence) reaches this is not trusted to open the jaw:
-# in music and noise recognition "hears" vowels that the encoder calls silence (their mean P(sil) was 0.64 to 1.0
-# on the nonspeech clips of model.evaluate; over the vowels recognised in speech, real or synthetic, at most 0.50,
-# at the 99th percentile 0.24 to 0.33; docs/BENCHMARKS.md). 0.6 lies between the two.
-FLOOR_MAX_SILENCE = 0.6
-
-
-def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS, silence: np.ndarray | None = None,
-               silence_rate: float = 1.0) -> np.ndarray:
-    """0..1 per frame: 1 on frames inside a vowel of ``phones``, ramped over one frame either side. With
-    ``silence`` (P(sil) per frame at ``silence_rate`` Hz), vowels whose mean P(sil) reaches FLOOR_MAX_SILENCE are
-    left out."""
+def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS, confidence=None) -> np.ndarray:
+    """0..1 per frame: 1 on frames inside a vowel of ``phones``, ramped over one frame either side. Vowels whose
+    ``confidence`` is 0 (the ones the second opinion calmed: the audio encoder hears silence there) are left out."""
     from .phones import VOWELS
 
     t = np.arange(n_frames) / fps
     mask = np.zeros(n_frames)
-    for p in phones:
-        if p.phone not in VOWELS:
+    for k, p in enumerate(phones):
+        if p.phone not in VOWELS or (confidence is not None and confidence[k] <= 0):
             continue
-        if silence is not None and len(silence):
-            a = min(int(p.start * silence_rate), len(silence) - 1)
-            b = max(a + 1, int(p.end * silence_rate))
-            if float(silence[a:b].mean()) >= FLOOR_MAX_SILENCE:
-                continue
         mask[(t >= p.start) & (t < p.end)] = 1.0
     return np.convolve(np.pad(mask, 1, mode="edge"), np.ones(3) / 3, mode="valid")
 
@@ -599,9 +585,7 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
 
         prior = phonetic_prior(evidence, samples, len(samples) / spec.SAMPLE_RATE).select(spec.CHANNEL_NAMES).values
         if settings.vowel_floor:
-            listener = policy.listener()
-            silence = listener.phone_probs(samples, ("sil",), cancel)[:, 0]
-            floor = vowel_mask(evidence.phones, len(prior), silence=silence, silence_rate=listener.frame_rate)
+            floor = vowel_mask(evidence.phones, len(prior), confidence=evidence.confidence)
     states = policy.sample(samples, settings, style=style, emotion=emotion, phones=evidence.phones, prior=prior,
                            floor=floor, progress=progress, cancel=cancel)
     if prior is not None:

@@ -324,3 +324,36 @@ def test_the_neural_engines_phonetic_prior_is_the_phonetic_engines_face_for_the_
     assert heard.phones == before  # the evidence itself is not cleaned up
     assert any(p.end - p.start < phonetic.SHORT_CONSONANT for p in before if p.phone not in phonetic.VOWELS
                and p.phone != "sil"), "the clip should exercise the merge"
+
+
+def test_calm_silent_vowels_zeroes_the_vowels_the_encoder_hears_as_silence():
+    from facepolicy.core.phones import PhoneSegment
+    from facepolicy.core.phonetic import VOWEL_MAX_SILENCE, calm_silent_vowels
+
+    phones = [PhoneSegment("s", 0.0, 0.1), PhoneSegment("aa", 0.1, 0.3), PhoneSegment("iy", 0.3, 0.5)]
+    silence = np.zeros(25)  # 50 Hz
+    silence[5:15] = VOWEL_MAX_SILENCE + 0.1  # over "aa"
+    silence[0:5] = 1.0  # over "s": consonants are left alone
+    confidence, calmed = calm_silent_vowels(phones, [0.9, 0.8, 0.7], silence, 50.0)
+    assert confidence == [0.9, 0.0, 0.7] and calmed == 1
+    silence[5:15] = VOWEL_MAX_SILENCE - 0.1
+    assert calm_silent_vowels(phones, [0.9, 0.8, 0.7], silence, 50.0) == ([0.9, 0.8, 0.7], 0)
+
+
+def test_music_does_not_make_the_phonetic_engine_chatter(monkeypatch):
+    """On this music clip recognition hears vowels (uw, ae, er...). The audio encoder hears silence there, so they
+    are calmed: before, the mouth opened on 24 % of the frames."""
+    from facepolicy.core import phonetic
+    from model.dataset import nonspeech_clips
+
+    clip = nonspeech_clips({"neutral": {}}, 1, 6.0, seed=424242)[0]
+    audio = from_array(clip.samples, spec.SAMPLE_RATE, source="")
+    geom = metrics.default_geometry()
+
+    def open_share() -> float:
+        track = animate(audio, BakeOptions(engine="phonetic"))
+        return float((metrics.lip_gap(track, geom) >= geom.threshold(metrics.OPEN_FRACTION)).mean())
+
+    assert open_share() <= 0.01
+    monkeypatch.setattr(phonetic, "calm_silent_vowels", lambda phones, confidence, *args: (confidence, 0))
+    assert open_share() > 0.1

@@ -242,12 +242,9 @@ def test_vowel_mask_and_articulation_smoothing():
     # frames 6-11 lie inside the vowel (0.2-0.4 s at 30 fps); the ramp reaches one frame beyond either end
     assert np.all(mask[7:11] == 1.0) and mask[0] == mask[4] == mask[13] == 0.0
     np.testing.assert_allclose(mask[[5, 6, 11, 12]], [1 / 3, 2 / 3, 2 / 3, 1 / 3])
-    # a vowel the audio encoder calls silence (P(sil) at 50 Hz) is left out
-    silence = np.zeros(50)
-    silence[10:20] = 0.9
-    assert not policy.vowel_mask(phones, 18, silence=silence, silence_rate=50.0).any()
-    silence[10:20] = 0.3
-    np.testing.assert_array_equal(policy.vowel_mask(phones, 18, silence=silence, silence_rate=50.0), mask)
+    # a vowel the second opinion calmed (confidence 0: the audio encoder hears silence there) is left out
+    assert not policy.vowel_mask(phones, 18, confidence=[1.0, 0.0, 1.0]).any()
+    np.testing.assert_array_equal(policy.vowel_mask(phones, 18, confidence=[0.0, 0.3, 0.0]), mask)
     rng = np.random.default_rng(2)
     states = rng.uniform(0, 1, (60, spec.NUM_CHANNELS)).astype(np.float32)
     out = policy.smooth_articulation(states)
