@@ -65,36 +65,34 @@ def arctic_clips() -> list[Clip]:
     return out
 
 
-def librivox_clips(folder: Path = LIBRIVOX_DIR) -> list[Clip]:
-    listing = folder / "transcription"
+def transcribed_clips(listing: Path, prefix: str = "") -> list[Clip]:
+    """The clips of a sphinx transcription file (lines ``<s> text </s> (name)``, ``name.wav`` beside it), each
+    referenced by forced alignment of its text; none when the file is absent."""
     if not listing.exists():
         return []
     out = []
     for line in listing.read_text(encoding="utf-8").splitlines():
         m = re.match(r"<s>\s*(.*?)\s*</s>\s*\((.+)\)", line.strip())
-        if not m or not (folder / f"{m.group(2)}.wav").exists():
+        wav = listing.parent / f"{m.group(2)}.wav" if m else None
+        if wav is None or not wav.exists():
             continue
-        audio = load_audio(folder / f"{m.group(2)}.wav")
+        audio = load_audio(wav)
         ref, kind = _reference(audio, None, m.group(1))
-        out.append(Clip(m.group(2), audio, m.group(1), ref, kind))
+        out.append(Clip(prefix + m.group(2), audio, m.group(1), ref, kind))
     return out
+
+
+def librivox_clips(folder: Path = LIBRIVOX_DIR) -> list[Clip]:
+    return transcribed_clips(folder / "transcription")
 
 
 def testdata_clips(folder: Path = TESTDATA_DIR) -> list[Clip]:
     """A second real set from Debian's pocketsphinx-testdata: five card-game utterances (another speaker; their
     transcripts are in cards.transcription) and "go forward ten meters" (goforward.raw, 16 kHz 16-bit mono).
     References are forced alignments of the transcripts."""
-    listing = folder / "cards" / "cards.transcription"
-    if not listing.exists():
+    out = transcribed_clips(folder / "cards" / "cards.transcription", prefix="cards-")
+    if not out:
         return []
-    out = []
-    for line in listing.read_text(encoding="utf-8").splitlines():
-        m = re.match(r"<s>\s*(.*?)\s*</s>\s*\((.+)\)", line.strip())
-        if not m or not (folder / "cards" / f"{m.group(2)}.wav").exists():
-            continue
-        audio = load_audio(folder / "cards" / f"{m.group(2)}.wav")
-        ref, kind = _reference(audio, None, m.group(1))
-        out.append(Clip(f"cards-{m.group(2)}", audio, m.group(1), ref, kind))
     raw = folder / "goforward.raw"
     if raw.exists():
         text = "go forward ten meters"

@@ -211,8 +211,7 @@ class BilabialListener:
         """(frames, 3) probabilities of p, b and m per encoder frame (phone_probs)."""
         return self.phone_probs(samples, _BILABIAL_ORDER, cancel)
 
-    def phone_probs(self, samples: np.ndarray, phones=_BILABIAL_ORDER,
-                    cancel: threading.Event | None = None) -> np.ndarray:
+    def phone_probs(self, samples: np.ndarray, phones, cancel: threading.Event | None = None) -> np.ndarray:
         """(frames, len(phones)) probabilities of ``phones`` per encoder frame; blocks overlap by MARGIN mel
         frames, so the result does not depend on the block size."""
         from .features import log_mel, n_mel_frames

@@ -428,7 +428,7 @@ class NeuralPolicy:
                 if target is not None:
                     x0[..., _ARTICULATION] += settings.prior_weight * (target - x0[..., _ARTICULATION])
                     jaw = x0[..., _JAW]
-                    x0[..., _JAW] = jaw + floor * (np.maximum(jaw, target[..., _ARTICULATION.index(_JAW)]) - jaw)
+                    x0[..., _JAW] = jaw + floor * (np.maximum(jaw, target[..., _JAW_IN_TARGET]) - jaw)
                 ab_prev = float(self.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
                 x = ddim_update(x, x0, float(self.alphas_cumprod[t]), ab_prev).astype(np.float32)
             if j > 0:
@@ -441,11 +441,11 @@ class NeuralPolicy:
         return list(y)
 
     @staticmethod
-    def _fade_in(x: np.ndarray, previous: np.ndarray, frames: int | None) -> None:
+    def _fade_in(x: np.ndarray, previous: np.ndarray, frames: int) -> None:
         """Temporal ensembling of consecutive plans, in place: the new plan ``x`` starts on the previous plan's
         prediction for the frames they share (``previous``) and fades to its own over ``frames`` of them. Without
         it, every replanning boundary jumps: the lip gap's |Δ²| there was 1.7× its mean (docs/BENCHMARKS.md)."""
-        n = min(int(frames), previous.shape[1])
+        n = min(frames, previous.shape[1])
         if n <= 0:
             return
         w = np.linspace(0.0, 1.0, n + 2, dtype=np.float32)[1:-1, None]
@@ -492,6 +492,7 @@ _ARTICULATION = [spec.CHANNEL_INDEX[n] for n in (
     "mouthUpperUpLeft", "mouthUpperUpRight", "mouthStretchLeft", "mouthStretchRight", "tongueOut")]
 
 _JAW = spec.CHANNEL_INDEX["jawOpen"]
+_JAW_IN_TARGET = _ARTICULATION.index(_JAW)  # its column among the prior's articulation channels
 # Seconds: the Gaussian that smooths the articulation channels of a take sampled with a phonetic prior.
 ARTICULATION_SMOOTHING = 0.015
 
@@ -558,8 +559,8 @@ def recognised_evidence(policy: NeuralPolicy | None, samples: np.ndarray, warnin
                         progress: Callable[[float], None] | None = None) -> Alignment:
     """The accurate mode's phone evidence without a transcript: pocketsphinx all-phone recognition, plus the
     closures the audio encoder hears and recognition missed (the Phonetic engine's second opinion), so every
-    take seals the lips over them, whatever its seed. ``policy``: whose audio encoder listens (None: the shipped
-    model's)."""
+    take seals the lips over them, whatever its seed; recognised vowels it hears as silence get confidence 0.
+    ``policy``: whose audio encoder listens (None: the shipped model's)."""
     from .align import shared_aligner
     from .phonetic import second_opinion
 
