@@ -408,7 +408,11 @@ class Aligner:
                     break
                 self._run(d, _pcm16(samples[lo:hi]))
                 off = lo / rate
-                for s in d.seg():
+                decoded = d.hyp() is not None
+                if not decoded:  # too short to decode (a few ms; seg() is None then): nothing was said in it
+                    result.phones.append(PhoneSegment(SIL, off, hi / rate))
+                    result.confidence.append(1.0)
+                for s in d.seg() if decoded else ():
                     frames = max(1, s.end_frame + 1 - s.start_frame)
                     label = s.word.lower()
                     phone = label if label in PHONE_INDEX else SIL

@@ -44,6 +44,15 @@ def frame_signal(x: np.ndarray, hop: int, win: int, n_frames: int, start: int = 
     return out
 
 
+def convolve_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``np.convolve(x, kernel, mode="same")`` that keeps ``len(x)`` also when ``x`` is shorter than the kernel
+    (numpy then returns ``len(kernel)`` values, which broke clips of a few milliseconds)."""
+    if len(x) == 0:
+        return np.zeros(0, np.result_type(x, kernel))
+    lo = (len(kernel) - 1) // 2
+    return np.convolve(x, kernel, mode="full")[lo : lo + len(x)]
+
+
 def rms_envelope(samples: np.ndarray, rate: int, frame_rate: float, window: float = 0.04) -> np.ndarray:
     """RMS amplitude in a Hann window of ``window`` seconds centred on each frame k / frame_rate.
 
@@ -65,7 +74,7 @@ def rms_envelope(samples: np.ndarray, rate: int, frame_rate: float, window: floa
     taps = max(1, int(round(window * rate / sub)))
     hann = np.hanning(taps + 2)[1:-1]
     hann /= hann.sum()
-    smooth = np.convolve(energy, hann, mode="same") / sub
+    smooth = convolve_same(energy, hann) / sub
     # Sub-frame k covers samples [k·sub, (k+1)·sub): its centre is at (k + 0.5)·sub / rate seconds.
     pos = np.arange(n) / frame_rate * rate / sub - 0.5
     return np.sqrt(np.maximum(np.interp(pos, np.arange(len(smooth)), smooth), 0.0))
@@ -130,7 +139,7 @@ def estimate_prosody(samples: np.ndarray, rate: int = spec.SAMPLE_RATE) -> Proso
         f0[start + active], aper[start + active] = _yin_block(frames, low_rate)
     voiced = (aper < 0.35) & (energy > loud_floor) & (f0 >= F0_MIN) & (f0 <= F0_MAX)
     # Remove isolated voiced frames (clicks) and octave jumps against the local median.
-    voiced &= np.convolve(voiced.astype(np.int32), np.ones(3, np.int32), mode="same") >= 2
+    voiced &= convolve_same(voiced.astype(np.int32), np.ones(3, np.int32)) >= 2
     f0 = np.where(voiced, f0, 0.0)
     return Prosody(f0.astype(np.float32), voiced, energy.astype(np.float32))
 

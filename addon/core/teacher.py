@@ -24,7 +24,7 @@ from . import spec
 from .facetrack import FaceTrack
 from .phones import BILABIALS, LABIODENTALS, OPEN_VOWELS, SIL, VOWELS, PhoneSegment
 from .pitch import RATE as PROSODY_RATE
-from .pitch import Prosody, estimate_prosody, semitones
+from .pitch import Prosody, convolve_same, estimate_prosody, semitones
 
 TEACHER_VERSION = 3  # bump whenever the output changes: cached corpus states are recomputed
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
@@ -514,7 +514,7 @@ def _upper_face(values, times, fps, names, starts, ends, pros: Prosody, style: S
     raise_ = _bumps(times, acc_t, np.clip(acc_h / 6.0, 0, 0.6), 0.12)
     st = semitones(pros.f0, pros.voiced)
     box = int(0.3 * PROSODY_RATE)
-    contour = _interp(times, np.convolve(st, np.ones(box) / box, mode="same") if len(st) else st, PROSODY_RATE)
+    contour = _interp(times, convolve_same(st, np.ones(box) / box), PROSODY_RATE)
     brow = style.brow_activity * (raise_ + 0.02 * np.clip(contour, -3, 6))
     a = style.asymmetry
     _add(values, "browInnerUp", np.clip(brow, 0, None))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from facepolicy.core import spec
-from facepolicy.core.pitch import RATE, estimate_prosody, rms_envelope, semitones
+from facepolicy.core.pitch import RATE, convolve_same, estimate_prosody, rms_envelope, semitones
 
 
 def test_f0_of_a_gliding_voice_and_no_f0_in_noise_or_silence():
@@ -33,3 +33,23 @@ def test_rms_envelope_follows_loudness_at_any_frame_rate():
         assert len(env) == int(np.ceil(3 * fps))
         assert env[int(1.5 * fps)] == pytest.approx(0.5 / np.sqrt(2), rel=0.02)
         assert env[int(0.5 * fps)] == 0 and env[int(2.5 * fps)] == 0
+
+
+@pytest.mark.parametrize("n", [1, 10, 100, 160, 320, 480, 640])
+def test_clips_of_a_few_milliseconds_give_one_value_per_frame(n):
+    # np.convolve(mode="same") returns len(kernel) values for a shorter input; that broke clips under 40 ms.
+    x = (0.3 * np.sin(2 * np.pi * 150 * np.arange(n) / spec.SAMPLE_RATE)).astype(np.float32)
+    frames = int(np.ceil(n / spec.SAMPLE_RATE * RATE))
+    p = estimate_prosody(x, spec.SAMPLE_RATE)
+    assert len(p.f0) == len(p.voiced) == len(p.energy) == frames
+    env = rms_envelope(x, spec.SAMPLE_RATE, 30.0)
+    assert len(env) == int(np.ceil(n / spec.SAMPLE_RATE * 30)) and np.all(np.isfinite(env))
+
+
+def test_convolve_same_is_numpys_same_mode_whenever_numpy_keeps_the_length():
+    rng = np.random.default_rng(3)
+    for n, taps in ((3, 3), (8, 8), (50, 15), (1001, 8)):
+        x, k = rng.random(n), rng.random(taps)
+        assert convolve_same(x, k).tobytes() == np.convolve(x, k, mode="same").tobytes()
+    assert len(convolve_same(rng.random(2), np.ones(15))) == 2
+    assert len(convolve_same(np.zeros(0), np.ones(3))) == 0
