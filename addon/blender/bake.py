@@ -21,7 +21,8 @@ from ..core.audio import SILENCE_RMS_DB, load_audio
 from ..core.engine import BakeOptions, ProgressFn
 from ..core.errors import AudioError, Cancelled, FacePolicyError, RigError
 from ..core.facetrack import FaceTrack
-from . import keys, sound
+from ..core.rigtrack import RigGeometry, RigPlan, rig_track
+from . import keys, rig_report, sound
 
 # What each engine offers, for engines that do not declare a ``features`` class attribute themselves.
 DEFAULT_FEATURES = {"phonetic": frozenset({"transcript", "accuracy", "emotion", "seed"}),
@@ -61,8 +62,9 @@ class BakeRequest:
     smoothing: float = 0.0
     head_object: str = ""
     head_bone: str = ""
-    fps: float = 30.0  # the scene's, for a geometric solve on the worker
-    geometry: keys.RigGeometry | None = None  # set when no key name matches: the worker solves the rig's keys
+    fps: float = 30.0  # the scene's, for shaping the track to the rig on the worker
+    plan: RigPlan | None = None  # which key each channel drives (core.rigtrack); None: the writer decides
+    geometry: RigGeometry | None = None  # set when the plan solves some channels: the worker solves them
     temp_files: list[str] = field(default_factory=list)
 
     def write_options(self, **extra) -> keys.WriteOptions:
@@ -84,7 +86,7 @@ class BakeOutcome:
     audio_seconds: float
     engine_seconds: float
     silent: bool
-    solved: FaceTrack | None = None  # the rig's own keys, when it was solved geometrically
+    rig_track: FaceTrack | None = None  # the track in the rig's own keys, shaped on the worker
 
 
 # --- gather (main thread) --------------------------------------------------------------------------------------
@@ -188,6 +190,7 @@ def request_from_settings(context, settings, prefs=None) -> BakeRequest:
             options.extra["accuracy"] = settings.accuracy.lower()
         if prefs and prefs.model_dir:
             options.extra["model_dir"] = bpy.path.abspath(prefs.model_dir)
+        plan = rig_report.rig_plan(obj)
         return BakeRequest(
             object_name=obj.name, audio_path=path, audio_name=stem, options=options,
             start_frame=strip_start if strip_start is not None else settings.start_frame,
@@ -195,8 +198,8 @@ def request_from_settings(context, settings, prefs=None) -> BakeRequest:
             intensity={"mouth": settings.intensity_mouth, "brows": settings.intensity_brows,
                        "eyes": settings.intensity_eyes},
             smoothing=settings.smoothing, head_object=head_object, head_bone=head_bone,
-            fps=keys.scene_fps(context.scene),
-            geometry=None if keys.rig_mapping(obj).matches else keys.rig_geometry(obj), temp_files=temp,
+            fps=keys.scene_fps(context.scene), plan=plan,
+            geometry=rig_report.rig_geometry(obj) if plan.needs_solve else None, temp_files=temp,
         )
     except BaseException:
         for p in temp:
@@ -227,13 +230,15 @@ def run_engine(request: BakeRequest, progress: ProgressFn | None = None,
     audio = load_audio(request.audio_path)
     core_engine.check_cancel(cancel)
     track = core_engine.animate(audio, request.options, progress, cancel)
-    solved = None
-    if request.geometry is not None:
-        progress(0.95, "fitting the rig's shape keys")
-        solved = keys.solve_rig_track(request.geometry, keys.shape_track(track, request.fps, request.write_options()))
+    shaped_to_rig = None
+    if request.plan is not None:
+        if request.plan.needs_solve:
+            progress(0.95, "fitting the rig's shape keys")
+        shaped = keys.shape_track(track, request.fps, request.write_options())
+        shaped_to_rig = rig_track(shaped, request.plan, request.geometry)
         core_engine.check_cancel(cancel)
     return BakeOutcome(track, audio.duration, time.perf_counter() - t0, is_silent(audio.samples, audio.sample_rate),
-                       solved)
+                       shaped_to_rig)
 
 
 # --- apply (main thread) ---------------------------------------------------------------------------------------
@@ -251,7 +256,8 @@ def apply_outcome(scene: bpy.types.Scene, request: BakeRequest, outcome: BakeOut
         if head_ob is None:
             raise RigError(f'head target "{request.head_object}" no longer exists')
         head = keys.HeadTarget(head_ob, request.head_bone)
-    write = request.write_options(head_target=head, solved=outcome.solved)
+    write = request.write_options(head_target=head, mapping=request.plan.mapping if request.plan else None,
+                                  rig_track=outcome.rig_track)
     info = {"engine": request.options.engine, "seed": request.options.seed,
             "audio_path": request.audio_path if request.audio_path not in request.temp_files else ""}
     result = keys.write_face_track_to_action(obj, outcome.track, write, scene=scene, info=info)

@@ -2,15 +2,14 @@
 
 Each take is a new Action named ``<object> · <audio stem> · take N``; earlier takes are kept (fake user) and can
 be made active again with ``use_take``. Keys are written with ``keyframe_points.add`` + ``foreach_set`` at the
-scene's frame rate (the track is resampled, never stretched). Shape keys are matched by name (core.rig); a rig
-whose key names match nothing is solved geometrically (core.retarget). Version differences live in ``compat``.
+scene's frame rate (the track is resampled, never stretched). Which key each channel drives (by name, or by the
+geometric solve) is decided in core.rigtrack; this module only reads the rig and writes curves. Version differences
+live in ``compat``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import threading
 from dataclasses import dataclass, field
 
 import bpy
@@ -20,35 +19,21 @@ import numpy as np
 from ..core import spec
 from ..core.errors import RigError
 from ..core.facetrack import FaceTrack
-from ..core.head import load_default_head
-from ..core.retarget import KeySolver, build_key_solver, retarget_track
-from ..core.rig import RigMapping, build_mapping, match_name
-from . import compat, rig_report
-
-# What the panel's channel toggles switch on and off: group → canonical channels.
-CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {
-    "lips": tuple(n for n in spec.CHANNEL_NAMES if spec.region_of(n) == "mouth"),
-    "brows": tuple(n for n in spec.CHANNEL_NAMES if spec.region_of(n) == "brows"),
-    "blinks": tuple(n for n in spec.ARKIT_NAMES if n.startswith(("eyeBlink", "eyeSquint", "eyeWide"))),
-    "gaze": tuple(n for n in spec.CHANNEL_NAMES if n.startswith("eyeLook")) + spec.EYE_NAMES,
-    "head": spec.HEAD_NAMES,
-}
-ALL_GROUPS = frozenset(CHANNEL_GROUPS)
-
-# What each per-region intensity slider scales. Blinks are left alone so that a blink still closes the eye.
-INTENSITY_REGIONS: dict[str, tuple[str, ...]] = {
-    "mouth": CHANNEL_GROUPS["lips"],
-    "brows": CHANNEL_GROUPS["brows"],
-    "eyes": tuple(n for n in spec.ARKIT_NAMES if n.startswith(("eyeSquint", "eyeWide", "eyeLook"))) + spec.EYE_NAMES,
-    "head": spec.HEAD_NAMES,
-}
+from ..core.rig import RigMapping, match_name
+from ..core.rigtrack import (  # noqa: F401 - re-exported: the panel's groups and the worker's shaping
+    ALL_GROUPS,
+    CHANNEL_GROUPS,
+    INTENSITY_REGIONS,
+    shape_track,
+    solve_message,
+)
+from . import compat
+from .rig_report import rig_plan, track_for_rig
 
 # F-curve groups in the Graph Editor, by canonical region.
 _GROUP_TITLES = {"mouth": "Mouth", "brows": "Brows", "eyes": "Eyes", "blinks": "Eyes", "gaze": "Eyes"}
 
-MAX_SMOOTHING_SECONDS = 0.06  # smoothing = 1 is a Gaussian with this standard deviation
 TAKE_PROP = "facepolicy"  # ID property on each take's action: {object, audio, take, engine, seed}
-KEY_MAP_PROP = "facepolicy_key_map"  # the user's shape-key mapping on the object, JSON (see core.rig.parse_overrides)
 
 
 @dataclass
@@ -69,9 +54,9 @@ class WriteOptions:
     audio_name: str = ""  # the audio file's stem, for the action name
     mapping: RigMapping | None = None  # None: matched by name, with the object's own overrides
     set_frame_range: bool = True
-    # A geometric solve already computed off the main thread (solve_rig_track at the scene's fps), for rigs whose
-    # key names match nothing. None: the writer solves such rigs itself.
-    solved: FaceTrack | None = None
+    # The track already shaped to the rig's keys off the main thread (core.rigtrack.rig_track at the scene's fps,
+    # with the same plan). None: the writer shapes it itself.
+    rig_track: FaceTrack | None = None
 
 
 @dataclass
@@ -142,41 +127,6 @@ def check_head_target(target: HeadTarget | None) -> None:
     elif ob.rotation_mode == "AXIS_ANGLE":
         raise RigError(f'"{ob.name}" uses Axis Angle rotation; switch it to Quaternion or an Euler mode to '
                        "receive head rotation")
-
-
-# --- the track as it will be keyed (pure numpy) ----------------------------------------------------------------
-
-
-def _smooth(values: np.ndarray, fps: float, amount: float) -> np.ndarray:
-    """Zero-phase Gaussian smoothing along time; ``amount`` 0..1 scales up to MAX_SMOOTHING_SECONDS."""
-    sigma = float(np.clip(amount, 0.0, 1.0)) * MAX_SMOOTHING_SECONDS * fps
-    if sigma < 0.3 or len(values) < 2:
-        return values
-    radius = int(math.ceil(3 * sigma))
-    t = np.arange(-radius, radius + 1, dtype=np.float64)
-    kernel = np.exp(-0.5 * (t / sigma) ** 2)
-    kernel /= kernel.sum()
-    padded = np.pad(values.astype(np.float64), ((radius, radius), (0, 0)), mode="edge")
-    out = np.empty_like(values, dtype=np.float64)
-    for c in range(values.shape[1]):
-        out[:, c] = np.convolve(padded[:, c], kernel, mode="valid")
-    return out.astype(np.float32)
-
-
-def shape_track(track: FaceTrack, fps: float, options: WriteOptions) -> FaceTrack:
-    """The canonical track with the user's toggles, intensities and smoothing applied, resampled to ``fps``."""
-    full = track.select(spec.CHANNEL_NAMES)
-    values = _smooth(full.values, full.fps, options.smoothing)
-    scale = np.ones(spec.NUM_CHANNELS, np.float32)
-    for region, names in INTENSITY_REGIONS.items():
-        factor = float(options.intensity.get(region, 1.0))
-        for n in names:
-            scale[spec.CHANNEL_INDEX[n]] = factor
-    values = values * scale
-    values[:, : spec.NUM_ARKIT] = np.clip(values[:, : spec.NUM_ARKIT], 0.0, 1.0)
-    keep = [n for g in sorted(options.channels & ALL_GROUPS) for n in CHANNEL_GROUPS[g]]
-    shaped = FaceTrack(full.fps, spec.CHANNEL_NAMES, values, dict(full.meta))
-    return shaped.resample(fps).select([n for n in spec.CHANNEL_NAMES if n in set(keep)])
 
 
 def scene_fps(scene: bpy.types.Scene) -> float:
@@ -274,87 +224,6 @@ def remove_take(obj: bpy.types.Object, action: bpy.types.Action) -> bpy.types.Ac
 # --- writing --------------------------------------------------------------------------------------------------
 
 
-def rig_mapping(obj: bpy.types.Object) -> RigMapping:
-    """How ``obj``'s shape keys map to the canonical channels: by name, with the user's overrides on the object."""
-    key = obj.data.shape_keys
-    overrides = obj.get(KEY_MAP_PROP, "")
-    if hasattr(overrides, "to_dict"):  # stored as an ID property group rather than JSON text
-        overrides = overrides.to_dict()
-    return build_mapping([kb.name for kb in key.key_blocks], reference=key.reference_key.name, overrides=overrides)
-
-
-@dataclass
-class RigGeometry:
-    """A rig's rest shape and key deltas as plain arrays: what the geometric solve needs, safe for a worker thread."""
-
-    key_names: tuple[str, ...]
-    vertices: np.ndarray  # (V, 3) the reference key, object space
-    deltas: np.ndarray  # (K, V, 3) each key minus the key it is relative to
-    landmarks: dict[str, int] = field(default_factory=dict)  # picked by the user (rig_report.set_landmark)
-
-    def fingerprint(self) -> str:
-        h = hashlib.blake2b(digest_size=16)
-        h.update("\0".join(self.key_names).encode())
-        h.update(repr(sorted(self.landmarks.items())).encode())
-        h.update(np.ascontiguousarray(self.vertices, np.float32).tobytes())
-        h.update(np.ascontiguousarray(self.deltas, np.float32).tobytes())
-        return h.hexdigest()
-
-
-def rig_geometry(obj: bpy.types.Object) -> RigGeometry:
-    key = obj.data.shape_keys
-    n = len(obj.data.vertices)
-
-    def coords(kb) -> np.ndarray:
-        co = np.empty(n * 3, np.float32)
-        kb.data.foreach_get("co", co)
-        return co.reshape(n, 3)
-
-    ref = key.reference_key
-    cache = {ref.name: coords(ref)}
-    names, deltas = [], []
-    for kb in key.key_blocks:
-        if kb == ref:
-            continue
-        base = kb.relative_key if kb.relative_key is not None else ref
-        if base.name not in cache:
-            cache[base.name] = coords(base)
-        names.append(kb.name)
-        deltas.append(coords(kb) - cache[base.name])
-    if not names:
-        raise RigError(f'"{obj.name}" has no shape keys to solve for')
-    return RigGeometry(tuple(names), cache[ref.name], np.stack(deltas), rig_report.landmarks(obj))
-
-
-_solvers: dict[str, KeySolver] = {}
-_solvers_lock = threading.Lock()
-POOR_FIT = 0.6  # median relative residual above which the solve is reported as a poor fit
-
-
-def solver_for_geometry(geometry: RigGeometry) -> KeySolver:
-    """The geometric solver for a rig, cached per rig geometry and picked landmarks (4 or more guide the fit).
-
-    Pure numpy (no bpy), so it runs on the bake's worker thread; the rig report uses the same cache.
-    """
-    fingerprint = geometry.fingerprint()
-    with _solvers_lock:
-        solver = _solvers.get(fingerprint)
-    if solver is None:
-        picked = geometry.landmarks if len(geometry.landmarks) >= 4 else None
-        solver, _ = build_key_solver(load_default_head(), geometry.vertices, geometry.key_names, geometry.deltas,
-                                     target_landmarks=picked)
-        with _solvers_lock:
-            if len(_solvers) >= 4:
-                _solvers.pop(next(iter(_solvers)))
-            _solvers[fingerprint] = solver
-    return solver
-
-
-def solve_rig_track(geometry: RigGeometry, shaped: FaceTrack) -> FaceTrack:
-    """The rig's own key weights for ``shaped`` (canonical channels), by the geometric retarget."""
-    return retarget_track(shaped, solver_for_geometry(geometry))
-
-
 def _write_curve(fcurve: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray) -> None:
     n = len(frames)
     co = np.empty(2 * n, np.float32)
@@ -439,27 +308,21 @@ def write_face_track_to_action(obj: bpy.types.Object, track: FaceTrack, options:
     head = options.head_target if "head" in options.channels else None
     check_head_target(head)
     key = obj.data.shape_keys
-    mapping = options.mapping or rig_mapping(obj)
+    plan = rig_plan(obj, options.mapping)
     shaped = shape_track(track, scene_fps(scene), options)
-    enabled = set(shaped.names)
     if shaped.n_frames == 0:
         raise RigError("the track is empty: the audio is too short to animate")
-    if mapping.matches:
-        warnings: list[str] = mapping.warnings()
-        # A key is animated when one of the channels it mixes is switched on.
-        rig = mapping.to_rig_track(shaped).select(
-            [m.key for m in mapping.matches if enabled.intersection(m.channels)])
-        groups = {m.key: _GROUP_TITLES.get(spec.region_of(m.channels[0]) or "", "Face") for m in mapping.matches}
-    else:
-        solved = options.solved
-        if solved is None or solved.n_frames != shaped.n_frames or solved.fps != shaped.fps:
-            solved = solve_rig_track(rig_geometry(obj), shaped)
-        rig = solved.select([n for n in solved.names if n in key.key_blocks and n not in spec.ROTATION_CHANNELS])
-        groups = dict.fromkeys(rig.names, "Solved")
-        fit = solved.meta.get("retarget", {}).get("fit_error", 0.0)
-        warnings = [f"no shape-key names match ARKit, so the keys were solved from their shapes (fit error "
-                    f"{fit:.2f}" + ("; a poor fit: map the keys by name for better results)" if fit > POOR_FIT
-                                    else ")")]
+    rig = options.rig_track
+    if rig is None or rig.n_frames != shaped.n_frames or rig.fps != shaped.fps:
+        rig = track_for_rig(obj, shaped, plan)
+    named_groups = {m.key: _GROUP_TITLES.get(spec.region_of(m.channels[0]) or "", "Face")
+                    for m in plan.mapping.matches}
+    groups = {n: named_groups.get(n, "Solved") for n in rig.names}
+    warnings: list[str] = plan.warnings()
+    solved_note = solve_message(rig)
+    if solved_note:
+        warnings.append(solved_note)
+    rig = rig.select([n for n in rig.names if n not in spec.ROTATION_CHANNELS])
     if not rig.names and head is None:
         raise RigError(f'"{obj.name}": none of its shape keys match a FacePolicy channel (ARKit names); '
                        "check the rig report or map the keys")
@@ -531,7 +394,8 @@ def write_face_track_to_action(obj: bpy.types.Object, track: FaceTrack, options:
             protected.use_fake_user = False
         scene.frame_start, scene.frame_end = range_before
         raise
-    missing = [n for n in mapping.unmatched_channels if n in enabled] if mapping.matches else []
+    enabled = set(shaped.names)
+    missing = [n for n in plan.undriven_channels if n in enabled] if plan.mapping.matches else []
     if missing:
         warnings.append(f"{len(missing)} channel(s) have no matching shape key: {', '.join(missing[:6])}"
                         + (" …" if len(missing) > 6 else ""))

@@ -1,22 +1,24 @@
-"""What FacePolicy can do with a Blender object's shape keys: checks (``check_rig``), the name mapping stored on the
-object, the geometric solve for rigs whose keys are not ARKit-named, and the track of key weights to write."""
+"""What FacePolicy can do with a Blender object's shape keys: checks (``check_rig``), the name mapping and landmarks
+stored on the object, the rig's geometry for the solve, and the per-channel plan of core.rigtrack as a report.
+
+The keyframe writer reads the rig through this module; the name-or-solve rule itself lives in core.rigtrack."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
-from ..core import spec
+import numpy as np
+
 from ..core.errors import RigError
 from ..core.facetrack import FaceTrack
 from ..core.head import LANDMARK_NAMES
-from ..core.retarget import KeySolver, retarget_track
+from ..core.retarget import KeySolver
 from ..core.rig import RigMapping, build_mapping, overrides_to_json, parse_overrides
+from ..core.rigtrack import RigGeometry, RigPlan, plan_rig, rig_track, solver_for
 
 PROP_KEY_MAP = "facepolicy_key_map"  # JSON {shape key: channel | [channels] | ""}, edited by the user
 PROP_LANDMARKS = "facepolicy_landmarks"  # JSON {landmark name: vertex index}, picked by the user
-# Fewer ARKit channels than this matched by name → the keys are solved geometrically instead.
-MIN_NAMED_CHANNELS = 8
 
 
 @dataclass(frozen=True)
@@ -68,18 +70,15 @@ def check_rig(obj) -> list[RigIssue]:
         issues.append(RigIssue("error", f'shape keys {shown} are relative to a key other than "{reference.name}"; '
                                         f'set their "Relative To" to "{reference.name}" (Shape Keys panel)'))
     try:
-        mapping = mapping_for_object(obj)
+        plan = rig_plan(obj)
     except RigError as exc:
         issues.append(RigIssue("error", f'"{obj.name}": {exc}'))
-        mapping = None
-    if mapping is not None:
-        if uses_geometric_solve(mapping):  # names do not matter then, so neither do colliding names
-            issues.append(RigIssue("info", f"only {len(spec.ARKIT_NAMES) - len(mapping.unmatched_channels)} ARKit "
-                                           "channels match key names, so all keys will be solved geometrically"))
-        else:
-            collided = [c.message for c in mapping.collisions]
-            issues += [RigIssue("error", m) for m in collided]
-            issues += [RigIssue("warning", w) for w in mapping.warnings() if w not in collided]
+        plan = None
+    if plan is not None:
+        issues.append(RigIssue("info", plan.summary()))
+        collided = [c.message for c in plan.mapping.collisions]
+        issues += [RigIssue("error", m) for m in collided]
+        issues += [RigIssue("warning", w) for w in plan.warnings() if w not in collided]
     active = [m.name for m in obj.modifiers if m.show_viewport or m.show_render]
     if active:
         issues.append(RigIssue("warning", f'"{obj.name}" has active modifiers ({", ".join(active[:4])}); the keys '
@@ -92,7 +91,9 @@ def check_rig(obj) -> list[RigIssue]:
 
 
 def key_overrides(obj) -> dict[str, tuple[str, ...]]:
-    return parse_overrides(str(obj.get(PROP_KEY_MAP, "") or ""))
+    """The user's mapping stored on ``obj`` (JSON text, or an ID property group set from a script)."""
+    stored = obj.get(PROP_KEY_MAP, "") or ""
+    return parse_overrides(stored.to_dict() if hasattr(stored, "to_dict") else str(stored))
 
 
 def set_key_overrides(obj, overrides) -> None:
@@ -107,9 +108,42 @@ def mapping_for_object(obj) -> RigMapping:
     return build_mapping(names, reference=reference, overrides=key_overrides(obj))
 
 
-def uses_geometric_solve(mapping: RigMapping) -> bool:
-    named = len(spec.ARKIT_NAMES) - len(mapping.unmatched_channels)
-    return named < MIN_NAMED_CHANNELS and bool(mapping.keys)
+def rig_plan(obj, mapping: RigMapping | None = None) -> RigPlan:
+    """Which key each ARKit channel of ``obj`` drives, and how (core.rigtrack's one rule)."""
+    return plan_rig(mapping or mapping_for_object(obj))
+
+
+def rig_geometry(obj) -> RigGeometry:
+    """``obj``'s rest shape and key deltas, read on the main thread for a solve on any thread."""
+    key = obj.data.shape_keys
+    n = len(obj.data.vertices)
+
+    def coords(kb) -> np.ndarray:
+        co = np.empty(n * 3, np.float32)
+        kb.data.foreach_get("co", co)
+        return co.reshape(n, 3)
+
+    ref = key.reference_key
+    cache = {ref.name: coords(ref)}
+    names, deltas = [], []
+    for kb in key.key_blocks:
+        if kb == ref:
+            continue
+        base = kb.relative_key if kb.relative_key is not None else ref
+        if base.name not in cache:
+            cache[base.name] = coords(base)
+        names.append(kb.name)
+        deltas.append(coords(kb) - cache[base.name])
+    if not names:
+        raise RigError(f'"{obj.name}" has no shape keys to solve for')
+    return RigGeometry(tuple(names), cache[ref.name], np.stack(deltas), landmarks(obj))
+
+
+def track_for_rig(obj, shaped: FaceTrack, plan: RigPlan | None = None, smoothness: float = 0.02) -> FaceTrack:
+    """``shaped`` (canonical channels) in ``obj``'s own key channels, by the plan (the geometry is read only when
+    the plan solves)."""
+    plan = plan or rig_plan(obj)
+    return rig_track(shaped, plan, rig_geometry(obj) if plan.needs_solve else None, smoothness)
 
 
 def landmarks(obj) -> dict[str, int]:
@@ -137,30 +171,24 @@ def set_landmark(obj, name: str, vertex_index: int | None) -> None:
 
 
 def solver_for_object(obj) -> KeySolver:
-    """The geometric solver for ``obj``'s keys: the same cached solver the keyframe writer uses."""
-    from .keys import rig_geometry, solver_for_geometry  # keys imports this module
-
-    return solver_for_geometry(rig_geometry(obj))
+    """The geometric solver of all ARKit channels over all of ``obj``'s keys (the writer's cache)."""
+    return solver_for(rig_geometry(obj))
 
 
 def track_for_object(obj, track: FaceTrack, smoothness: float = 0.02) -> tuple[FaceTrack, str]:
     """``track`` (canonical channels) → a track whose channels are ``obj``'s shape keys (plus rotations), and
-    how: "name" or "solve". Raises RigError when ``check_rig`` finds an error."""
+    how ("name", "solve" or "name + solve"). Raises RigError when ``check_rig`` finds an error."""
     errors = [i.message for i in check_rig(obj) if i.severity == "error"]
     if errors:
         raise RigError(errors[0])
-    mapping = mapping_for_object(obj)
-    if uses_geometric_solve(mapping):
-        return retarget_track(track, solver_for_object(obj), smoothness), "solve"
-    return mapping.to_rig_track(track), "name"
+    plan = rig_plan(obj)
+    return track_for_rig(obj, track, plan, smoothness), plan.method
 
 
 def report_rows(obj) -> tuple[list[tuple[str, str, str]], str]:
-    """Rows (channel, key(s), how) for the rig report, and the method ("name" or "solve")."""
-    mapping = mapping_for_object(obj)
-    if uses_geometric_solve(mapping):
-        return [("all ARKit channels", f"{len(mapping.keys)} keys", "solve")], "solve"
-    return mapping.report(), "name"
+    """Rows (channel, key(s), how) for the rig report, and the method: exactly what a bake will do."""
+    plan = rig_plan(obj)
+    return plan.rows(), plan.method
 
 
 def report_text(obj) -> str:

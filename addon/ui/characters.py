@@ -5,7 +5,7 @@ from bpy_extras.io_utils import ImportHelper
 
 from ..blender.flame import import_flame
 from ..blender.head import add_default_head
-from ..blender.rig_report import check_rig, report_rows, set_landmark
+from ..blender.rig_report import check_rig, report_rows, rig_plan, set_landmark
 from ..core.errors import FacePolicyError
 from ..core.head import LANDMARK_NAMES
 
@@ -63,7 +63,7 @@ class FACEPOLICY_OT_import_flame(bpy.types.Operator, ImportHelper):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         n = len(obj.data.shape_keys.key_blocks) - 1
-        self.report({"INFO"}, f'imported "{obj.name}" with {n} shape keys; FacePolicy drives them by geometric solve')
+        self.report({"INFO"}, f'imported "{obj.name}" with {n} shape keys; FacePolicy drives {rig_plan(obj).summary()}')
         return {"FINISHED"}
 
 

@@ -270,7 +270,7 @@ def test_a_rig_with_unknown_key_names_is_solved_on_the_worker(setup):
     request = bake.request_from_settings(bpy.context, settings)
     assert request.geometry is not None and len(request.geometry.key_names) == 52
     outcome = bake.run_engine(request)
-    assert outcome.solved is not None and outcome.solved.fps == keys.scene_fps(scene)
+    assert outcome.rig_track is not None and outcome.rig_track.fps == keys.scene_fps(scene)
     result, reports = bake.apply_outcome(scene, request, outcome)
     jaw = f"Sculpt{keys.spec.ARKIT_NAMES.index('jawOpen'):02d}"
     curve = next(fc for fc in compat.action_fcurves(result.action) if jaw in fc.data_path)

@@ -310,11 +310,13 @@ def test_flame_import_and_geometric_drive(characters_ui, tmp_path):
     assert lip_gap() > rest_gap + 0.01       # the LBS jaw key opens the mouth
     blocks["jawOpen"].value = 0.0
 
-    assert report_rows(obj)[1] == "solve"
+    rows, method = report_rows(obj)
+    assert method == "name + solve"  # jawOpen by its name, every other channel by the solve over the expressions
+    assert ("jawOpen", "jawOpen", "exact") in rows and sum(how == "solve" for _, _, how in rows) == 51
     values = np.zeros((30, spec.NUM_CHANNELS), np.float32)
     values[10:20, spec.CHANNEL_INDEX["jawOpen"]] = 1.0
     out, how = track_for_object(obj, FaceTrack(30.0, spec.CHANNEL_NAMES, values))
-    assert how == "solve" and set(out.names[: len(blocks) - 1]) == {b.name for b in blocks[1:]}
+    assert how == "name + solve" and set(out.names[: len(blocks) - 1]) == {b.name for b in blocks[1:]}
     for name in out.names[: len(blocks) - 1]:
         blocks[name].value = float(out.channel(name)[15])
     assert lip_gap() > rest_gap + 0.01       # the solved keys open the FLAME mouth
@@ -387,7 +389,7 @@ def test_landmarks_picked_by_the_user_guide_the_solve(characters_ui, tmp_path):
     import bmesh
     import bpy
 
-    from facepolicy.blender import keys, rig_report
+    from facepolicy.blender import rig_report
     from facepolicy.core.errors import RigError
     from facepolicy.core.head import load_default_head
 
@@ -421,7 +423,7 @@ def test_landmarks_picked_by_the_user_guide_the_solve(characters_ui, tmp_path):
     assert len(rig_report.landmarks(obj)) == 5
     solver = rig_report.solver_for_object(obj)
     x, info = solver.solve(np.eye(52)[[spec.ARKIT_NAMES.index("jawOpen")]])
-    geometry = keys.rig_geometry(obj)
+    geometry = rig_report.rig_geometry(obj)
     names, deltas, rest = geometry.key_names, geometry.deltas, geometry.vertices
     assert geometry.landmarks == rig_report.landmarks(obj)
     posed = rest + np.einsum("k,kvc->vc", x[0], deltas)
