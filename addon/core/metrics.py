@@ -48,29 +48,38 @@ UPPER_REGIONS = ("brows", "blinks", "eyes")
 
 @dataclass(frozen=True)
 class LipGeometry:
-    """The lip gap as an affine function of the 52 ARKit weights, per inner-lip pair (before clamping)."""
+    """The lip gap as an affine function of a face's weights, per inner-lip pair (before clamping).
+
+    The weights are the 52 ARKit channels on the default head, or a rig's own shape keys (``names``) when the gap is
+    measured on that rig's lips (``core.rigtrack.lip_geometry``). ``open_weights`` is the face's wide-open jaw
+    (ARKit jawOpen = 1 as this face plays it); the thresholds are fractions of the gap it opens.
+    """
 
     offset: np.ndarray  # (3,) neutral vertical separation per pair, metres
-    slope: np.ndarray   # (52, 3) change per unit weight
+    slope: np.ndarray   # (len(names), 3) change per unit weight
+    names: tuple[str, ...] = spec.ARKIT_NAMES
+    open_weights: np.ndarray | None = None  # (len(names),); None: ARKit jawOpen = 1
 
     def pair_gaps(self, weights: np.ndarray) -> np.ndarray:
         w = np.asarray(weights, np.float64)
-        if w.shape[-1] == spec.NUM_CHANNELS:
+        if self.names == spec.ARKIT_NAMES and w.shape[-1] == spec.NUM_CHANNELS:
             w = w[..., : spec.NUM_ARKIT]
         return w @ self.slope + self.offset
 
     def gap(self, weights: np.ndarray) -> np.ndarray:
-        """(..., 52 or 59) weights → (...) lip gap in metres."""
+        """(..., channels) weights → (...) lip gap in metres."""
         return np.maximum(self.pair_gaps(weights), 0.0).mean(axis=-1)
 
     @functools.cached_property
     def gap0(self) -> float:
-        return float(self.gap(np.zeros(spec.NUM_ARKIT)))
+        return float(self.gap(np.zeros(len(self.names))))
 
     @functools.cached_property
     def range(self) -> float:
-        w = np.zeros(spec.NUM_ARKIT)
-        w[spec.ARKIT_NAMES.index("jawOpen")] = 1.0
+        w = self.open_weights
+        if w is None:
+            w = np.zeros(len(self.names))
+            w[self.names.index("jawOpen")] = 1.0
         return float(self.gap(w)) - self.gap0
 
     def threshold(self, fraction: float) -> float:
@@ -93,7 +102,7 @@ def default_geometry() -> LipGeometry:
 def lip_gap(track: FaceTrack, geometry: LipGeometry | None = None) -> np.ndarray:
     """(frames,) lip gap in metres."""
     geometry = geometry or default_geometry()
-    return geometry.gap(track.select(spec.ARKIT_NAMES).values)
+    return geometry.gap(track.select(geometry.names).values)
 
 
 @dataclass

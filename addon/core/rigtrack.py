@@ -21,7 +21,8 @@ import numpy as np
 from . import spec
 from .errors import RigError
 from .facetrack import FaceTrack
-from .head import load_default_head
+from .head import LIP_PAIRS, load_default_head
+from .metrics import LipGeometry
 from .retarget import Correspondence, KeySolver, fit_correspondence, transfer_deltas
 from .rig import RigMapping
 
@@ -285,3 +286,30 @@ def solve_message(track: FaceTrack) -> str | None:
            else f"{info['solved_channels']} channels no key name covers were solved from the other keys' shapes")
     advice = "; a poor fit: map the keys by name for better results" if fit > POOR_FIT else ""
     return f"{how} (fit error {fit:.2f}{advice})"
+
+
+def lip_geometry(geometry: RigGeometry, plan: RigPlan) -> LipGeometry:
+    """The lip gap measured on the rig's own lips, as a function of its own key weights (``core.metrics``).
+
+    The inner-lip pairs are the rig's vertices nearest to the default head's lip landmarks once the head is fitted
+    onto the rig, and "vertical" is the head's up axis carried into the rig's frame; the open threshold comes from
+    the rig's own response to ARKit jawOpen = 1 through ``plan``. So the same lip-sync metrics score a FLAME head
+    or any rig on its own mesh.
+    """
+    head = load_default_head()
+    corr = _transfer(geometry).correspondence
+    placed = corr.scale * head.vertices @ corr.rotation.T + corr.translation
+
+    def nearest(name: str) -> int:
+        return int(np.argmin(np.linalg.norm(geometry.vertices - placed[head.landmarks[name]], axis=1)))
+
+    up_axis = corr.rotation @ np.array([0.0, 0.0, 1.0])
+    ups = [nearest(u) for u, _ in LIP_PAIRS]
+    los = [nearest(lo) for _, lo in LIP_PAIRS]
+    offset = (geometry.vertices[ups] - geometry.vertices[los]) @ up_axis
+    slope = (geometry.deltas[:, ups] - geometry.deltas[:, los]) @ up_axis  # (K, 3)
+    wide = FaceTrack.zeros(1)
+    wide.values[0, spec.CHANNEL_INDEX["jawOpen"]] = 1.0
+    opened = rig_track(wide, plan, geometry).select(geometry.key_names).values[0]
+    return LipGeometry(offset.astype(np.float64), slope.astype(np.float64), geometry.key_names,
+                       opened.astype(np.float64))
