@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,15 @@ MAX_GAIN_DB = 30.0
 SILENCE_RMS_DB = -60.0
 
 
+# Frames read per call: memory stays at the 16 kHz mono result, whatever the file's rate and channel count.
+READ_BLOCK = 1 << 14
+# Less missing than one animation frame is a rounding in the container's count, not a truncation.
+TRUNCATION_TOLERANCE_S = 1.0 / spec.MODEL_FPS
+# A RIFF data size this large (or 0) is the placeholder of a writer that could not seek back to fill it in,
+# e.g. `espeak-ng --stdout > line.wav`: the file's length is then unknown, not wrong.
+_STREAMING_SIZE = 0x7FFF0000
+
+
 @dataclass
 class Audio:
     samples: np.ndarray  # (N,) float32 at sample_rate
@@ -25,6 +35,7 @@ class Audio:
     source: str = ""
     original_rate: int = 0
     original_channels: int = 0
+    warnings: list[str] = field(default_factory=list)  # one line each, naming the file (a truncated file, ...)
 
     @property
     def duration(self) -> float:
@@ -39,8 +50,8 @@ def _soundfile():
     return soundfile
 
 
-def read_audio_file(path) -> tuple[np.ndarray, int]:
-    """Raw samples (frames, channels) float32 and the file's rate, with user-facing errors."""
+def _open(path):
+    """The open soundfile.SoundFile of ``path``, with user-facing errors."""
     path = Path(path)
     if not str(path) or str(path) in (".", ""):
         raise AudioError("no audio file was given")
@@ -52,23 +63,176 @@ def read_audio_file(path) -> tuple[np.ndarray, int]:
         raise AudioError(f'"{path.name}": the file is empty')
     sf = _soundfile()
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        f = sf.SoundFile(str(path))
     except RuntimeError as exc:  # soundfile.LibsndfileError derives from it
         raise AudioError(
             f'"{path.name}": could not decode audio (libsndfile: {_short(exc)}); try WAV, FLAC, OGG or MP3'
         ) from None
     except OSError as exc:
         raise AudioError(f'"{path.name}": cannot read ({exc.strerror or exc})') from None
-    if data.shape[0] == 0:
-        raise AudioError(f'"{path.name}": the file holds no audio samples')
-    if rate < 4000:
-        raise AudioError(f'"{path.name}": sample rate {rate} Hz is too low for speech (need ≥ 4000 Hz)')
-    return data, int(rate)
+    if f.samplerate < 4000:
+        f.close()
+        raise AudioError(f'"{path.name}": sample rate {f.samplerate} Hz is too low for speech (need ≥ 4000 Hz)')
+    return f
+
+
+def _chunks(fh, endian: str):
+    """(id, size, offset of the body) of each chunk of a RIFF or IFF file, from the current position."""
+    while True:
+        head = fh.read(8)
+        if len(head) < 8:
+            return
+        size = struct.unpack(endian + "I", head[4:])[0]
+        body = fh.tell()
+        yield head[:4], size, body
+        fh.seek(body + size + (size & 1))  # chunks are padded to an even length
+
+
+def announced_frames(path, container: str) -> int | None:
+    """How many frames the file's header says it holds, where the header says so and libsndfile does not tell.
+
+    libsndfile quietly shortens a WAV or AIFF whose data ends early to what is there; the header still has the
+    length the writer meant. None when there is no such header or the length was never filled in.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if container in ("WAV", "WAVEX") and head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE":
+                endian = "<" if head[:4] == b"RIFF" else ">"
+                block_align = 0
+                for kind, size, body in _chunks(fh, endian):
+                    if kind == b"fmt " and size >= 16:
+                        fh.seek(body + 12)
+                        block_align = struct.unpack(endian + "H", fh.read(2))[0]
+                    elif kind == b"data":
+                        if block_align == 0 or size == 0 or size >= _STREAMING_SIZE:
+                            return None
+                        return size // block_align
+            elif container == "AIFF" and head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+                for kind, size, body in _chunks(fh, ">"):
+                    if kind == b"COMM" and size >= 6:
+                        fh.seek(body + 2)
+                        return struct.unpack(">I", fh.read(4))[0]
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+class _Resampler:
+    """``resample`` fed piece by piece: band-limited FFT resampling in overlapping blocks, so a file can be
+    resampled while it is read and memory holds a few blocks besides the result."""
+
+    def __init__(self, rate_in: int, rate_out: int, block_seconds: float = 20.0):
+        g = math.gcd(rate_in, rate_out)
+        self.up, self.down = rate_out // g, rate_in // g
+        # Block and context lengths are multiples of `down`, so each maps to a whole number of output samples.
+        self.block = self.down * max(1, int(math.ceil(rate_in * block_seconds / self.down)))
+        self.ctx = self.down * max(1, int(math.ceil(rate_in * 0.1 / self.down)))
+        self._pieces: list[np.ndarray] = [np.zeros(self.ctx, np.float32)]  # silence before the first sample
+        self._held = self.ctx  # samples in _pieces
+        self._pending = 0  # input samples not yet at the centre of a resampled block
+
+    def push(self, x: np.ndarray) -> list[np.ndarray]:
+        """Resampled output that ``x`` completes (possibly none)."""
+        self._pieces.append(np.asarray(x, np.float32))
+        self._held += len(x)
+        self._pending += len(x)
+        out = []
+        while self._held >= self.block + 2 * self.ctx:
+            out.append(self._next_block())
+        return out
+
+    def finish(self) -> list[np.ndarray]:
+        """The rest of the output, the input padded with silence to whole blocks."""
+        out = []
+        while self._pending > 0:
+            need = self.block + 2 * self.ctx - self._held
+            if need > 0:
+                self._pieces.append(np.zeros(need, np.float32))
+                self._held += need
+            out.append(self._next_block())
+        return out
+
+    def _next_block(self) -> np.ndarray:
+        buf = np.concatenate(self._pieces) if len(self._pieces) > 1 else self._pieces[0]
+        seg = buf[: self.block + 2 * self.ctx]
+        y = _fft_resample_block(seg, len(seg) * self.up // self.down)
+        self._pieces, self._held = [buf[self.block:]], len(buf) - self.block
+        self._pending -= self.block
+        ctx_out, block_out = self.ctx * self.up // self.down, self.block * self.up // self.down
+        return y[ctx_out : ctx_out + block_out]
+
+    def n_out(self, n_in: int) -> int:
+        return int(math.ceil(n_in * self.up / self.down))
+
+
+class _Growing:
+    """A float32 array filled block by block: preallocated from the expected length, grown if a file holds more."""
+
+    def __init__(self, capacity: int):
+        self.data = np.empty(max(0, capacity), np.float32)
+        self.n = 0
+
+    def extend(self, x: np.ndarray) -> None:
+        if self.n + len(x) > len(self.data):
+            grown = np.empty(max(self.n + len(x), len(self.data) * 3 // 2), np.float32)
+            grown[: self.n] = self.data[: self.n]
+            self.data = grown
+        self.data[self.n : self.n + len(x)] = x
+        self.n += len(x)
+
+    def result(self, n: int) -> np.ndarray:
+        out = self.data[: min(n, self.n)]
+        return out.copy() if len(out) < len(self.data) // 2 else out  # do not keep a mostly empty buffer alive
+
+
+def _decode(path, sample_rate: int) -> tuple[np.ndarray, int, int, list[str]]:
+    """(mono float32 samples at ``sample_rate``, the file's rate, its channels, warnings), read block by block.
+
+    A file that stops early (truncated, or damaged so that decoding stops) gives what could be read and a
+    one-line warning saying how much that is.
+    """
+    name = Path(path).name
+    with _open(path) as f:
+        rate, channels = f.samplerate, f.channels
+        expected = announced_frames(path, f.format) or max(f.frames, 0)
+        resampler = _Resampler(rate, sample_rate) if rate != sample_rate else None
+        out = _Growing(int(math.ceil(expected * sample_rate / rate)) + 1)
+        n_read, damage = 0, ""
+        while True:
+            try:
+                block = f.read(READ_BLOCK, dtype="float32", always_2d=True)
+            except RuntimeError as exc:  # the decoder gave up part-way (a damaged or cut compressed stream)
+                damage = _short(exc)
+                break
+            if not len(block):
+                break
+            if not np.all(np.isfinite(block)):
+                raise AudioError(f'"{name}": the audio contains NaN or infinite samples')
+            mono = block[:, 0] if channels == 1 else block.mean(axis=1, dtype=np.float32)
+            n_read += len(mono)
+            for piece in resampler.push(mono) if resampler else [mono]:
+                out.extend(piece)
+    if n_read == 0:
+        if damage:
+            raise AudioError(f'"{name}": could not decode audio (libsndfile: {damage}); try WAV, FLAC, OGG or MP3')
+        raise AudioError(f'"{name}": the file holds no audio samples')
+    if resampler:
+        for piece in resampler.finish():
+            out.extend(piece)
+    samples = out.result(resampler.n_out(n_read) if resampler else n_read)
+    warnings = []
+    if damage or (expected - n_read) / rate > TRUNCATION_TOLERANCE_S:
+        why = f"truncated or damaged ({damage})" if damage else "truncated"
+        of = f" of the {expected / rate:.2f} s its header announces" if expected > n_read else ""
+        warnings.append(f'"{name}": the file is {why}; read {n_read / rate:.2f} s{of} and used that')
+    return samples, rate, channels, warnings
 
 
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    return text.split(": ", 1)[-1] if "Error opening" in text else text
+    # libsndfile's "Error opening 'x.wav': Format not recognised." / "Error : flac decoder lost sync."
+    return (text.split(": ", 1)[-1] if text.startswith("Error") else text).rstrip(".")
 
 
 def _fft_resample_block(seg: np.ndarray, n_out: int) -> np.ndarray:
@@ -89,23 +253,9 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int, block_seconds: float = 
     x = np.asarray(x, dtype=np.float32)
     if rate_in == rate_out:
         return x
-    g = math.gcd(rate_in, rate_out)
-    up, down = rate_out // g, rate_in // g
-    n_out = int(math.ceil(len(x) * up / down))
-    # Block and context lengths are multiples of `down`, so each maps to a whole number of output samples.
-    block = down * max(1, int(math.ceil(rate_in * block_seconds / down)))
-    ctx = down * max(1, int(math.ceil(rate_in * 0.1 / down)))
-    total = block * int(math.ceil(len(x) / block))
-    xp = np.zeros(ctx + total + ctx, np.float32)
-    xp[ctx : ctx + len(x)] = x
-    out = np.empty(total * up // down, np.float32)
-    ctx_out = ctx * up // down
-    block_out = block * up // down
-    for b in range(total // block):
-        seg = xp[b * block : b * block + block + 2 * ctx]
-        y = _fft_resample_block(seg, len(seg) * up // down)
-        out[b * block_out : (b + 1) * block_out] = y[ctx_out : ctx_out + block_out]
-    return out[:n_out]
+    r = _Resampler(rate_in, rate_out, block_seconds)
+    pieces = r.push(x) + r.finish()
+    return np.concatenate(pieces)[: r.n_out(len(x))]
 
 
 def rms_db(x: np.ndarray) -> float:
@@ -115,24 +265,37 @@ def rms_db(x: np.ndarray) -> float:
     return 20 * math.log10(r) if r > 0 else -math.inf
 
 
-def normalise_loudness(x: np.ndarray, rate: int) -> np.ndarray:
-    """Scale so the active (speech) part sits at TARGET_RMS_DB, with a peak limit and a gain cap."""
+def _block_power(x: np.ndarray, hop: int) -> np.ndarray:
+    """Mean square of each whole block of ``hop`` samples, in float64, without a float64 copy of ``x``."""
+    n = len(x) // hop
+    power = np.empty(n, np.float64)
+    step = max(1, (1 << 20) // hop)  # blocks per pass: about 4 MB of float64 at a time
+    for i in range(0, n, step):
+        part = x[i * hop : min(n, i + step) * hop].reshape(-1, hop).astype(np.float64)
+        power[i : i + len(part)] = np.mean(part * part, axis=1)
+    return power
+
+
+def normalise_loudness(x: np.ndarray, rate: int, in_place: bool = False) -> np.ndarray:
+    """Scale so the active (speech) part sits at TARGET_RMS_DB, with a peak limit and a gain cap.
+
+    ``in_place`` scales ``x`` itself (a float32 array the caller owns): an hour of audio is not copied.
+    """
     if x.size == 0:
         return x
     hop = max(1, rate // 100)  # 10 ms blocks
-    n = len(x) // hop
-    if n == 0:
+    power = _block_power(x, hop)
+    if len(power) == 0:
         return x
-    blocks = x[: n * hop].reshape(n, hop).astype(np.float64)
-    block_db = 10 * np.log10(np.mean(blocks**2, axis=1) + 1e-20)
+    block_db = 10 * np.log10(power + 1e-20)
     peak_db = float(np.max(block_db))
     if peak_db < SILENCE_RMS_DB:
         return x  # silence: leave it silent rather than amplifying the noise floor
     active = block_db > max(SILENCE_RMS_DB, peak_db - 30.0)
-    active_db = 10 * math.log10(float(np.mean(blocks[active] ** 2)) + 1e-20)
+    active_db = 10 * math.log10(float(np.mean(power[active])) + 1e-20)
     gain_db = min(MAX_GAIN_DB, TARGET_RMS_DB - active_db)
-    y = x * np.float32(10 ** (gain_db / 20))
-    peak = float(np.max(np.abs(y)))
+    y = np.multiply(x, np.float32(10 ** (gain_db / 20)), out=x if in_place else None)
+    peak = max(float(np.max(y)), -float(np.min(y)))
     if peak > 0.99:
         y *= np.float32(0.99 / peak)
     return y.astype(np.float32, copy=False)
@@ -143,15 +306,14 @@ def to_mono(data: np.ndarray) -> np.ndarray:
 
 
 def load_audio(path, sample_rate: int = spec.SAMPLE_RATE, normalise: bool = True) -> Audio:
-    """Load any supported file as mono float32 at ``sample_rate`` (16 kHz by default)."""
-    data, rate = read_audio_file(path)
-    if not np.all(np.isfinite(data)):
-        raise AudioError(f'"{Path(path).name}": the audio contains NaN or infinite samples')
-    mono = to_mono(data)
-    samples = resample(mono, rate, sample_rate)
+    """Load any supported file as mono float32 at ``sample_rate`` (16 kHz by default).
+
+    A truncated or damaged file loads what could be read, with a warning in ``Audio.warnings``.
+    """
+    samples, rate, channels, warnings = _decode(path, sample_rate)
     if normalise:
-        samples = normalise_loudness(samples, sample_rate)
-    return Audio(samples, sample_rate, str(path), rate, int(data.shape[1]))
+        samples = normalise_loudness(samples, sample_rate, in_place=True)
+    return Audio(samples, sample_rate, str(path), rate, channels, warnings)
 
 
 def from_array(samples: np.ndarray, rate: int, sample_rate: int = spec.SAMPLE_RATE, normalise: bool = True,

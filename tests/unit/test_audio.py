@@ -82,3 +82,55 @@ def test_nan_samples_are_refused(tmp_path):
     sf.write(path, x, 16000, subtype="FLOAT")
     with pytest.raises(AudioError, match="NaN"):
         audio.load_audio(path)
+
+
+def _cut(path, keep: float):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def test_a_truncated_wav_loads_what_is_there_with_a_warning(tmp_path):
+    path = tmp_path / "cut.wav"
+    sf.write(path, tone(16000, 3.0), 16000, subtype="PCM_16")
+    full = audio.load_audio(path)
+    assert full.warnings == []
+    _cut(path, 0.2)  # the header still announces 3.0 s
+    a = audio.load_audio(path)
+    assert a.duration == pytest.approx(0.6, abs=0.01)
+    assert a.warnings == ['"cut.wav": the file is truncated; read 0.60 s of the 3.00 s its header announces '
+                          "and used that"]
+
+
+def test_a_damaged_flac_loads_what_decodes_with_a_warning(tmp_path):
+    path = tmp_path / "cut.flac"
+    sf.write(path, tone(16000, 4.0, channels=2), 16000)
+    _cut(path, 0.5)
+    a = audio.load_audio(path)
+    assert 1.0 < a.duration < 3.0
+    (warning,) = a.warnings
+    assert warning.startswith('"cut.flac": the file is truncated or damaged (flac decoder lost sync); read ')
+    assert warning.endswith("of the 4.00 s its header announces and used that")
+
+
+def test_a_wav_whose_writer_could_not_fill_in_its_length_is_not_called_truncated(tmp_path):
+    path = tmp_path / "piped.wav"
+    sf.write(path, tone(22050, 1.0), 22050, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    # What `espeak-ng --stdout > piped.wav` leaves: placeholder RIFF and data sizes.
+    data[4:8] = (0x7FFFF024).to_bytes(4, "little")
+    data[40:44] = (0x7FFFF000).to_bytes(4, "little")
+    assert data[36:40] == b"data"
+    path.write_bytes(bytes(data))
+    a = audio.load_audio(path)
+    assert a.warnings == [] and a.duration == pytest.approx(1.0, abs=1e-3)
+
+
+def test_resampling_piece_by_piece_equals_resampling_at_once():
+    x = tone(44100, 47.0, 300.0, 0.3) + np.random.default_rng(1).normal(0, 0.01, 44100 * 47).astype(np.float32)
+    r = audio._Resampler(44100, 16000)
+    pieces = []
+    for start in range(0, len(x), 12345):
+        pieces += r.push(x[start:start + 12345])
+    pieces += r.finish()
+    np.testing.assert_array_equal(np.concatenate(pieces)[: r.n_out(len(x))], audio.resample(x, 44100, 16000))
