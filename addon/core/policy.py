@@ -149,18 +149,24 @@ def create_session(path: Path, device: str = "auto", threads: int = 0):
     if threads > 0:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+    # A missing or failing CUDA is the same for every model file: it is said once per process, and after a
+    # failure the next files do not try CUDA again.
+    cuda_state: set[str] = create_session.__dict__.setdefault("cuda_state", set())
     available = ort.get_available_providers()
-    want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
-    if device == "cuda" and "CUDAExecutionProvider" not in available:
+    want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available and "failed" not in cuda_state
+    if device == "cuda" and "CUDAExecutionProvider" not in available and "absent" not in cuda_state:
+        cuda_state.add("absent")
         log.warning("neural engine: CUDA was asked for but this onnxruntime has no CUDA provider; using the CPU")
     if want_cuda:
         try:
             sess = ort.InferenceSession(str(path), opts, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
             if "CUDAExecutionProvider" in sess.get_providers():
                 return sess, "cuda"
-            log.warning("neural engine: the CUDA provider did not start for %s; using the CPU", path.name)
+            reason = "the CUDA provider did not start"
         except Exception as exc:  # noqa: BLE001 - any CUDA start-up failure falls back to the CPU
-            log.warning("neural engine: CUDA failed for %s (%s); using the CPU", path.name, str(exc).splitlines()[0])
+            reason = f"CUDA failed ({str(exc).splitlines()[0]})"
+        cuda_state.add("failed")
+        log.warning("neural engine: %s for %s; using the CPU for this and every later model file", reason, path.name)
     try:
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for bad files
