@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -132,11 +133,19 @@ def _check_numbers(args) -> None:
 
 
 def _output_and_formats(args) -> tuple[Path, str | None, tuple[str, ...]]:
-    """(output folder, output name for the single input or None, formats)."""
+    """(output folder, output name for the single input or None, formats).
+
+    -o names a folder when it ends with a slash or is one already; otherwise a suffix makes it a file name,
+    and a suffix the bake does not write is refused before anything is created.
+    """
     out = Path(args.output).expanduser()
     formats = batch.parse_formats(args.format) if args.format else None
+    folder = args.output.endswith(("/", os.sep)) or out.is_dir()
     suffix = out.suffix.lower().lstrip(".")
-    if suffix in batch.FORMATS and not out.is_dir():
+    if suffix and not folder:
+        if suffix not in batch.FORMATS:
+            raise FacePolicyError(f'-o "{args.output}": bake writes {", ".join("." + f for f in batch.FORMATS)} '
+                                  f'files, not {out.suffix}; end a folder name with "/" to use it as a folder')
         if args.manifest or len(args.audio) != 1:
             raise FacePolicyError(f"-o {args.output} names a file, which works for exactly one AUDIO; "
                                   "give a folder for several lines or a manifest")
@@ -237,12 +246,13 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", f"{package}.blender.worker"]
 
 
-def make_executor(args, n_rows: int) -> batch.Executor:
+def make_executor(args, n_rows: int, progress: batch.ProgressFn | None = None) -> batch.Executor:
+    """Where the rows run; ``progress`` hears the engine's progress where rows run in this process."""
     ray = ray_executor.executor_from_args(args)  # importing ray_executor does not import Ray
     if ray is not None:
         return ray
     if args.jobs <= 1 or n_rows <= 1:
-        return batch.InProcessExecutor(scene_exporter)
+        return batch.InProcessExecutor(scene_exporter, progress)
     return batch.ProcessExecutor(min(args.jobs, n_rows), worker_command())
 
 
@@ -256,7 +266,7 @@ def run_bake(args, executor: batch.Executor | None = None) -> int:
         else:
             todo.append(row)
     progress = batch.Progress(len(todo))
-    executor = executor or make_executor(args, len(todo))
+    executor = executor or make_executor(args, len(todo), progress.advance)
 
     def on_result(result: batch.RowResult) -> None:
         results.append(result)
@@ -271,13 +281,19 @@ def run_bake(args, executor: batch.Executor | None = None) -> int:
     finally:
         progress.close()
     finished = {r.index for r in results}
-    results += [batch.RowResult(r.index, r.output, "cancelled", "not baked (interrupted)")
-                for r in todo if r.index not in finished]
+    for row in todo:
+        if row.index in finished:
+            continue
+        # A worker can finish its line as Ctrl-C stops it, before it reports: the files on disk decide.
+        if batch.is_up_to_date(row, opts):
+            results.append(batch.RowResult(row.index, row.output, "ok", "finished as the bake was interrupted"))
+        else:
+            results.append(batch.RowResult(row.index, row.output, "cancelled", "not baked (interrupted)"))
     print(batch.summary_table(results))
     if progress.done and progress.rate() > 0:
         print(f"{progress.done} lines in {progress.elapsed():.1f}s ({progress.rate():.1f} lines/min)")
     if interrupted:
-        print("facepolicy: interrupted; finished files are complete, unfinished lines were not written",
+        print("facepolicy: interrupted; every line is either complete or left as it was before this run",
               file=sys.stderr)
         return 130
     return 1 if any(r.status in ("failed", "cancelled") for r in results) else 0

@@ -1,8 +1,9 @@
 """Batch baking without Blender's UI: the row model, manifests, validation, resumability and executors.
 
 One dialogue line is one ``BakeRow``. ``bake_row(row, opts)`` turns it into files and is pure and idempotent:
-the same row and options always give the same files, every file is written atomically, and a small hidden
-sidecar (written last) records what produced them so that a re-run skips rows that are already up to date.
+the same row and options always give the same files, a line's files appear all together or not at all (a failed
+or interrupted line leaves the folder as it was), and a small hidden sidecar (written last) records what produced
+them so that a re-run skips rows that are already up to date.
 Executors only decide *where* ``bake_row`` runs (in this process, or in warm worker processes); a cluster
 executor plugs in the same way. Formats that need Blender (fbx, glb, blend) are written by a ``SceneExporter``
 passed in by the caller, so this module never imports bpy.
@@ -30,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from . import spec
-from .engine import NOT_SHIPPED, BakeOptions
+from .engine import NOT_SHIPPED, BakeOptions, ProgressFn
 from .errors import Cancelled, FacePolicyError
 from .facetrack import FaceTrack
 
@@ -581,14 +582,14 @@ def is_up_to_date(row: BakeRow, opts: BatchOptions) -> bool:
 
 
 def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | None = None,
-             cancel: threading.Event | None = None) -> RowResult:
+             cancel: threading.Event | None = None, progress: ProgressFn | None = None) -> RowResult:
     """Bake one line into its files. Never raises for a bad row: the failure is in the result.
 
-    Idempotent: it first removes the row's sidecar (so an interrupted re-bake is never taken as up to date),
-    writes every output through a temporary file and a rename, then writes the sidecar last.
+    All or nothing: the line's files appear together, its sidecar last, or (on a failure or Ctrl-C) the folder
+    is left as it was, earlier files of the line included. ``progress(fraction, message)`` is called on this
+    thread while the engine works.
     """
     from .engine import animate
-    from .fileio import atomic_write_text
 
     t0 = time.perf_counter()
     result = RowResult(row.index, row.output, "failed")
@@ -596,8 +597,6 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
         if opts.needs_blender and scene_exporter is None:
             raise FacePolicyError("fbx, glb and blend need Blender (bpy); install the bpy module or run inside "
                                   "Blender ('blender -b -c facepolicy bake ...')")
-        side = sidecar_path(row, opts)
-        side.unlink(missing_ok=True)
         fingerprint = row_fingerprint(row, opts)
         transcript = _read_transcript(transcript_for(row))
         from .audio import load_audio
@@ -611,31 +610,18 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
                                   emotion=opts.emotion, emotion_intensity=opts.emotion_intensity,
                                   extra={"accuracy": opts.accuracy, "audio_guidance": opts.audio_guidance,
                                          "steps": opts.steps, "prior_weight": opts.prior_weight})
-            track = animate(audio, options, cancel=cancel)
+            track = animate(audio, options, progress=_take_progress(progress, take, opts.takes), cancel=cancel)
             track.meta["take"] = take
             if abs(track.fps - opts.fps) > 1e-9:
                 track = track.resample(opts.fps)
             tracks.append(track)
-        targets = output_paths(row, opts)
-        for k, track in enumerate(tracks, start=1):
-            if "csv" in targets:
-                from .livelink import write_livelink_csv
-
-                write_livelink_csv(track, targets["csv"][k])
-            if "json" in targets:
-                track.save_json(targets["json"][k])
-        scene_targets = {f: t for f, t in targets.items() if f in SCENE_FORMATS}
-        if scene_targets:
-            scene_exporter(tracks, row, opts, scene_targets)
-        files = [p.name for takes in targets.values() for p in takes.values()]
-        atomic_write_text(side, json.dumps({
-            "fingerprint": fingerprint, "files": files, "audio": row.audio, "engine": row.engine,
-            "seed": row.seed, "takes": opts.takes, "frames": tracks[0].n_frames, "fps": opts.fps,
-        }, indent=1))
+        if progress is not None:
+            progress(1.0, "writing files")
+        result.files = _write_outputs(row, opts, tracks, fingerprint, scene_exporter)
         result.status = "ok"
-        result.files = [str(p) for takes in targets.values() for p in takes.values()]
-        # What the engine wanted the user to know (a transcript it could not align, ...) shows in the summary.
-        warnings = dict.fromkeys(str(w) for t in tracks for w in t.meta.get("warnings") or ())
+        # What the user should know (a truncated file, a transcript the engine could not align, ...) shows in the
+        # summary, one line per row.
+        warnings = dict.fromkeys([*audio.warnings, *(str(w) for t in tracks for w in t.meta.get("warnings") or ())])
         result.message = "; ".join(warnings)
     except Cancelled:
         result.status, result.message = "cancelled", "cancelled"
@@ -645,6 +631,45 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
         result.message = f"internal error: {type(exc).__name__}: {exc}"
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _take_progress(progress: ProgressFn | None, take: int, takes: int) -> ProgressFn | None:
+    """The engine's progress of one take as a fraction of the whole row."""
+    if progress is None:
+        return None
+    return lambda fraction, message: progress((take - 1 + fraction) / takes, message)
+
+
+def _write_outputs(row: BakeRow, opts: BatchOptions, tracks: list[FaceTrack], fingerprint: str,
+                   scene_exporter: SceneExporter | None) -> list[str]:
+    """Write every output of the row as one group (fileio.FileGroup), the sidecar last; returns their paths."""
+    from .fileio import FileGroup
+    from .livelink import write_livelink_csv
+
+    targets = output_paths(row, opts)
+    side = sidecar_path(row, opts)
+    with FileGroup() as group:
+        # The earlier sidecar goes first: while the scene exporter replaces files the line is not up to date.
+        group.claim(side)
+        for k, track in enumerate(tracks, start=1):
+            if "csv" in targets:
+                write_livelink_csv(track, group.stage(targets["csv"][k]))
+            if "json" in targets:
+                track.save_json(group.stage(targets["json"][k]))
+        scene_targets = {f: t for f, t in targets.items() if f in SCENE_FORMATS}
+        if scene_targets:
+            # Blender's exporters name the take after the file, so they write the final paths themselves.
+            for takes in scene_targets.values():
+                for path in takes.values():
+                    group.claim(path)
+            scene_exporter(tracks, row, opts, scene_targets)
+        files = [p.name for takes in targets.values() for p in takes.values()]
+        group.stage_text(side, json.dumps({
+            "fingerprint": fingerprint, "files": files, "audio": row.audio, "engine": row.engine,
+            "seed": row.seed, "takes": opts.takes, "frames": tracks[0].n_frames, "fps": opts.fps,
+        }, indent=1))
+        group.commit()
+    return [str(p) for takes in targets.values() for p in takes.values()]
 
 
 def _read_transcript(path: Path | None) -> str | None:
@@ -657,14 +682,13 @@ def _read_transcript(path: Path | None) -> str | None:
 
 
 def remove_partial_files(row: BakeRow, opts: BatchOptions) -> None:
-    """Delete the temporary files an interrupted bake of ``row`` may have left (fileio.atomic_path names)."""
-    for takes in output_paths(row, opts).values():
-        for path in takes.values():
-            for tmp in path.parent.glob(f".{path.name}.*.part{path.suffix}"):
-                tmp.unlink(missing_ok=True)
-    side = sidecar_path(row, opts)
-    for tmp in side.parent.glob(f".{side.name}.*.part"):
-        tmp.unlink(missing_ok=True)
+    """Delete the temporary files an interrupted bake of ``row`` may have left (fileio's temporary names)."""
+    from .fileio import partial_files
+
+    paths = [p for takes in output_paths(row, opts).values() for p in takes.values()]
+    for path in [*paths, sidecar_path(row, opts)]:
+        for tmp in partial_files(path):
+            tmp.unlink(missing_ok=True)
 
 
 # --- executors -----------------------------------------------------------------------------------------
@@ -693,18 +717,23 @@ class Executor:
 
 
 class InProcessExecutor(Executor):
-    """Bakes rows one after the other in this process (inside Blender, or for --jobs 1)."""
+    """Bakes rows one after the other in this process (inside Blender, or for --jobs 1).
 
-    def __init__(self, scene_exporter_factory: Callable[[], SceneExporter] | None = None):
+    ``progress(fraction, message)`` hears how far the line in progress is (the engine's ProgressFn, on this thread).
+    """
+
+    def __init__(self, scene_exporter_factory: Callable[[], SceneExporter] | None = None,
+                 progress: ProgressFn | None = None):
         self._factory = scene_exporter_factory
         self._exporter: SceneExporter | None = None
+        self._progress = progress
 
     def run(self, rows, opts, on_result):
         for row in rows:
             if opts.needs_blender and self._exporter is None and self._factory is not None:
                 self._exporter = load_scene_exporter(self._factory)
             try:
-                on_result(bake_row(row, opts, self._exporter))
+                on_result(bake_row(row, opts, self._exporter, progress=self._progress))
             except BaseException:
                 remove_partial_files(row, opts)
                 raise
@@ -887,24 +916,21 @@ def serve(scene_exporter_factory: Callable[[], SceneExporter] | None = None) -> 
 
 
 class Progress:
-    """A terminal progress bar with lines per minute: tqdm when it is installed, else a small built-in one."""
+    """The terminal progress bar of a bake: percent done, elapsed and remaining time, lines per minute.
 
-    def __init__(self, total: int, stream=None, enabled: bool = True):
+    Drawn with tqdm, only when ``stream`` is a terminal: piped or logged output stays quiet (the summary table
+    says everything). tqdm comes with the console script; Blender's Python has none and the bake runs without a
+    bar there. ``advance`` moves the bar within the current line (the engine's progress, on the thread that runs
+    it); ``update`` counts a finished line.
+    """
+
+    def __init__(self, total: int, stream=None):
         self.total = total
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
         self.done = 0
         self.failed = 0
         self.t0 = time.monotonic()
-        self._bar = None
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        if enabled and self._tty:
-            try:
-                from tqdm import tqdm
-
-                self._bar = tqdm(total=total, file=self.stream, unit="line", dynamic_ncols=True)
-            except ImportError:
-                self._bar = None
+        self._bar = _terminal_bar(total, stream or sys.stderr)
+        self._position = 0.0  # lines done, plus the fraction of the line in progress
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -914,29 +940,43 @@ class Progress:
         minutes = self.elapsed() / 60
         return self.done / minutes if minutes > 0 else 0.0
 
+    def advance(self, fraction: float, message: str) -> None:
+        """The line in progress is ``fraction`` done (ProgressFn); ``message`` says what the engine is doing."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(message if self.total == 1 else f"{self._counts()}, {message}", refresh=False)
+            self._move_to(self.done + min(max(fraction, 0.0), 1.0))
+
     def update(self, result: RowResult) -> None:
         self.done += 1
         self.failed += result.status == "failed"
-        if not self.enabled:
-            return
-        status = f"{self.rate():.1f} lines/min, {self.failed} failed"
         if self._bar is not None:
-            self._bar.set_postfix_str(status, refresh=False)
-            self._bar.update(1)
-        elif self._tty:
-            width = 30
-            filled = int(width * self.done / max(1, self.total))
-            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}  {status} ")
-            self.stream.flush()
-        else:
-            self.stream.write(f"[{self.done}/{self.total}] {result.status:<7} {result.output}  {status}\n")
-            self.stream.flush()
+            self._bar.set_postfix_str(self._counts(), refresh=False)
+            self._move_to(self.done)
+
+    def _counts(self) -> str:
+        return f"{self.done}/{self.total} lines, {self.rate():.1f} lines/min, {self.failed} failed"
+
+    def _move_to(self, position: float) -> None:
+        step = position - self._position
+        if step > 0:  # a line finished by another worker can be ahead of the one reporting its fraction
+            self._position = position
+            self._bar.update(step)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-        elif self.enabled and self._tty:
-            self.stream.write("\n")
+
+
+def _terminal_bar(total: int, stream):
+    """A tqdm bar on ``stream`` when it is a terminal and tqdm is installed, else None."""
+    if total < 1 or not getattr(stream, "isatty", lambda: False)():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, file=stream, dynamic_ncols=True, smoothing=0.1,
+                bar_format="{percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
 
 
 def summary_table(results: Sequence[RowResult]) -> str:

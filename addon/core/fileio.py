@@ -1,9 +1,11 @@
-"""Atomic file writes: an interrupted job never leaves a half-written output behind."""
+"""Atomic file writes: an interrupted job never leaves a half-written output behind, nor half a set of outputs."""
 
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,23 +16,33 @@ def _umask() -> int:
     return mask
 
 
+def _temp_beside(path: Path) -> Path:
+    """A new empty file beside ``path`` (same folder, so a rename onto ``path`` is atomic). The name matches
+    ``partial_files``: whoever cleans up after a crash finds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def partial_files(path) -> list[Path]:
+    """The temporary files beside ``path`` that an interrupted write of it may have left."""
+    path = Path(path)
+    return list(path.parent.glob(f".{path.name}.*.part{path.suffix}")) if path.parent.is_dir() else []
+
+
 @contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = _temp_beside(path)
     try:
-        yield Path(tmp)
+        yield tmp
         # mkstemp makes the file private (0600); give the output the permissions a plain open() would.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -42,3 +54,101 @@ def atomic_write_text(path, text: str) -> None:
 def atomic_write_bytes(path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+@contextmanager
+def signals_held():
+    """Hold Ctrl-C (SIGINT) and SIGTERM until the block ends, then act on the first one that came.
+
+    For a handful of renames that must not be cut in half. Python runs signal handlers in the main thread only,
+    so elsewhere nothing can interrupt the block and nothing is held; a handler not set from Python (None) is
+    left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, object]] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler is not None:
+            previous[sig] = handler
+            signal.signal(sig, lambda signum, frame: caught.append((signum, frame)))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            signum, frame = caught[0]
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
+class FileGroup:
+    """Several outputs that appear together or not at all.
+
+    ``stage(path)`` gives a temporary name to write ``path``'s new content to. ``claim(path)`` is for writers that
+    insist on writing the final path themselves: the current file, if any, is moved aside first. ``commit()``
+    renames the staged files into place in the order they were staged (Ctrl-C held meanwhile) and drops what was
+    moved aside; ``rollback()`` (also on any exception inside ``with``) removes what this group wrote and puts
+    the moved-aside files back, so the folder is as it was before.
+    """
+
+    def __init__(self):
+        self._staged: list[tuple[Path, Path]] = []  # (temporary, final)
+        self._claimed: list[tuple[Path, Path | None]] = []  # (final, where its earlier content was moved)
+        self._done = False
+
+    def __enter__(self) -> FileGroup:
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is not None:
+            self.rollback()
+
+    def stage(self, path) -> Path:
+        tmp = _temp_beside(Path(path))
+        self._staged.append((tmp, Path(path)))
+        return tmp
+
+    def stage_text(self, path, text: str) -> None:
+        self.stage(path).write_text(text, encoding="utf-8")
+
+    def claim(self, path) -> None:
+        path = Path(path)
+        aside = None
+        if path.exists():
+            aside = _temp_beside(path)
+            os.replace(path, aside)
+        self._claimed.append((path, aside))
+
+    def commit(self) -> None:
+        mode = 0o666 & ~_umask()
+        with signals_held():
+            for tmp, final in self._staged:
+                self.claim(final)  # if a rename fails half-way, rollback puts the earlier file back
+                # mkstemp makes the file private (0600); give the output the permissions a plain open() would.
+                os.chmod(tmp, mode)
+                os.replace(tmp, final)
+            for _final, aside in self._claimed:
+                if aside is not None:
+                    aside.unlink(missing_ok=True)
+            self._done = True
+
+    def rollback(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        for tmp, _final in self._staged:
+            tmp.unlink(missing_ok=True)
+        for final, aside in reversed(self._claimed):
+            if aside is not None:
+                os.replace(aside, final)
+            else:
+                final.unlink(missing_ok=True)
+            for tmp in partial_files(final):  # a writer stopped half-way through its own atomic write
+                tmp.unlink(missing_ok=True)

@@ -82,6 +82,29 @@ def test_bad_command_lines_say_what_is_wrong(tmp_path, monkeypatch, argv, match)
         run(["bake", *argv])
 
 
+@pytest.mark.parametrize("output", ["line.gltf", "line.MP4", "renders.v2", "sub/take.fbx.bak"])
+def test_an_output_suffix_the_bake_does_not_write_is_refused_before_anything_is_made(tmp_path, monkeypatch, output):
+    monkeypatch.chdir(tmp_path)
+    write_line(tmp_path / "a.wav")
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(FacePolicyError) as info:
+        run(["bake", "a.wav", "-o", output, "--engine", "envelope"])
+    suffix = output.rsplit(".", 1)[1]
+    assert str(info.value) == (f'-o "{output}": bake writes .csv, .json, .fbx, .glb, .blend files, not .{suffix}; '
+                               'end a folder name with "/" to use it as a folder')
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_folder_name_with_a_dot_is_a_folder_with_a_slash_or_when_it_exists(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_line(tmp_path / "a.wav")
+    assert run(["bake", "a.wav", "-o", "renders.v2/", "--engine", "envelope", "--format", "json"]) == 0
+    (tmp_path / "takes.2024").mkdir()
+    assert run(["bake", "a.wav", "-o", "takes.2024", "--engine", "envelope", "--format", "json"]) == 0
+    for folder in ("renders.v2", "takes.2024"):
+        assert FaceTrack.load_json(tmp_path / folder / "a.json").n_frames == 30
+
+
 def test_manifest_batch_with_bad_rows_resumes_and_reports(tmp_path, capsys):
     lines = tmp_path / "lines"
     for n in ("a", "b", "c"):
@@ -246,7 +269,7 @@ def test_emotion_and_neural_settings_reach_the_engine_options_and_the_resume_fin
     seen = []
     from facepolicy.core import engine
 
-    monkeypatch.setattr(engine, "animate", lambda audio, options, cancel=None: seen.append(options) or
+    monkeypatch.setattr(engine, "animate", lambda audio, options, progress=None, cancel=None: seen.append(options) or
                         FaceTrack.zeros(30))
     argv = ["bake", str(line), "-o", str(tmp_path / "out"), "--engine", "envelope", "--format", "csv"]
     assert run(argv + ["--emotion", "happy", "--intensity", "0.8", "--audio-guidance", "1.5", "--steps", "6",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import time
 from pathlib import Path
 
 import envelope_engine
@@ -251,24 +253,98 @@ def test_bake_row_reports_failures_instead_of_raising(tmp_path):
     assert not (tmp_path / "out" / "a.csv").exists()
 
 
-def test_interrupted_row_leaves_no_partial_file_and_is_not_up_to_date(tmp_path):
+def test_interrupted_row_leaves_none_of_its_files_and_is_not_up_to_date(tmp_path):
     wav = write_line(tmp_path / "a.wav")
-    opts = batch.BatchOptions(out_dir=str(tmp_path / "out"), formats=("csv", "fbx"))
+    opts = batch.BatchOptions(out_dir=str(tmp_path / "out"), formats=("csv", "glb", "fbx"))
     row = batch.BakeRow(1, str(wav), "a", engine="envelope")
 
     def exporter(tracks, row, opts, targets):
         from facepolicy.core.fileio import atomic_path
 
+        targets["glb"][1].write_bytes(b"a whole glb")  # Blender's exporters write the final paths themselves
         with atomic_path(targets["fbx"][1]) as tmp:
             tmp.write_bytes(b"half an fbx")
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         batch.InProcessExecutor(lambda: exporter).run([row], opts, lambda r: None)
-    names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["a.csv"]  # complete (atomic), but no sidecar: the row is baked again next time
-    assert read_livelink_csv(tmp_path / "out" / "a.csv").n_frames == 30
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []  # not the csv, not the glb
     assert not batch.is_up_to_date(row, opts)
+
+
+def _scene_files(tracks, row, opts, targets):
+    """A stand-in for Blender's exporter: one small file per target, recording the take's seed."""
+    for fmt, takes in targets.items():
+        for take, path in takes.items():
+            path.write_text(f"{fmt} seed {tracks[take - 1].meta['seed']}")
+
+
+def test_a_failed_or_interrupted_rebake_leaves_the_earlier_files_as_they_were(tmp_path):
+    wav = write_line(tmp_path / "a.wav")
+    opts = batch.BatchOptions(out_dir=str(tmp_path / "out"), formats=("csv", "json", "glb", "fbx"))
+    row = batch.BakeRow(1, str(wav), "a", engine="envelope")
+    assert batch.bake_row(row, opts, _scene_files).status == "ok"
+    out = tmp_path / "out"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == [".a.facepolicy-bake", "a.csv", "a.fbx", "a.glb", "a.json"]
+
+    def fails_half_way(tracks, row, opts, targets):
+        targets["glb"][1].write_text("new glb")
+        raise FacePolicyError('"a.fbx": the FBX export failed (no space left)')
+
+    rebake = batch.BakeRow(1, str(wav), "a", engine="envelope", seed=5)
+    res = batch.bake_row(rebake, opts, fails_half_way)
+    assert res.status == "failed" and "FBX export failed" in res.message
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert batch.is_up_to_date(row, opts)  # the earlier run's files still say what made them
+
+    def interrupted(tracks, row, opts, targets):
+        targets["glb"][1].write_text("new glb")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        batch.bake_row(rebake, opts, interrupted)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # A re-bake that completes replaces every file, the sidecar last.
+    assert batch.bake_row(rebake, opts, _scene_files).status == "ok"
+    assert (out / "a.glb").read_text() == "glb seed 5" and batch.is_up_to_date(rebake, opts)
+    assert FaceTrack.load_json(out / "a.json").meta["seed"] == 5
+
+
+def test_signals_are_held_while_a_group_of_files_is_renamed(tmp_path):
+    import signal
+
+    from facepolicy.core.fileio import FileGroup, signals_held
+
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            reached = True  # the Ctrl-C waits for the end of the block
+    assert reached
+    with FileGroup() as group:
+        for name in "ab":
+            group.stage_text(tmp_path / f"{name}.txt", name)
+        assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []
+        group.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+    assert oct((tmp_path / "a.txt").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_audio_warnings_reach_the_row_result(tmp_path):
+    wav = write_line(tmp_path / "cut.wav", seconds=3.0, rate=16000)
+    data = wav.read_bytes()
+    wav.write_bytes(data[:len(data) // 5])  # the header still says 3 s
+    res = batch.bake_row(batch.BakeRow(1, str(wav), "cut", engine="envelope", transcript=None),
+                         batch.BatchOptions(out_dir=str(tmp_path / "out"), formats=("json",)))
+    assert res.status == "ok"
+    assert res.message.startswith('"cut.wav": the file is truncated; read 0.60 s of the 3.00 s its header announces')
+    assert "\n" not in res.message
 
 
 # --- executors ------------------------------------------------------------------------------------------------
@@ -294,15 +370,47 @@ def test_process_executor_bakes_every_row_and_survives_a_worker_crash(tmp_path):
     assert not list((tmp_path / "out").glob("*.part*"))
 
 
-def test_progress_and_summary(tmp_path):
-    import io
+class _Terminal:
+    """A stream that says it is a terminal, as stderr is when a user runs the command."""
 
-    stream = io.StringIO()
-    p = batch.Progress(3, stream=stream)
+    def __init__(self, tty: bool):
+        self.tty, self.text = tty, ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_and_summary(tmp_path):
+    piped = _Terminal(tty=False)
+    p = batch.Progress(3, stream=piped)
+    p.advance(0.5, "sampling")
     p.update(batch.RowResult(1, "a", "ok", seconds=1.0))
     p.update(batch.RowResult(2, "b", "failed", "boom"))
     p.close()
-    assert "[2/3] failed  b" in stream.getvalue() and "lines/min" in stream.getvalue()
+    assert piped.text == "" and p.done == 2 and p.failed == 1  # quiet when not a terminal
+
+    terminal = _Terminal(tty=True)
+    p = batch.Progress(1, stream=terminal)
+    for fraction, message in [(0.25, "recognising"), (0.5, "sampling"), (0.4, "sampling")]:  # never backwards
+        time.sleep(0.12)  # tqdm redraws at most every 0.1 s
+        p.advance(fraction, message)
+    p.close()
+    assert " 25%|" in terminal.text and "recognising" in terminal.text
+    assert " 50%|" in terminal.text and " 40%|" not in terminal.text
+    assert re.search(r"\| 00:0\d<00:0\d, sampling", terminal.text)  # elapsed<remaining: tqdm's ETA
+
+    terminal = _Terminal(tty=True)
+    p = batch.Progress(4, stream=terminal)
+    p.update(batch.RowResult(1, "a", "ok"))
+    p.advance(0.5, "sampling")
+    p.close()
+    assert " 38%|" in terminal.text and "1/4 lines" in terminal.text
     table = batch.summary_table([batch.RowResult(2, "b", "failed", "boom"), batch.RowResult(1, "a", "ok", seconds=1),
                                  batch.RowResult(3, "c", "skipped")])
     lines = table.splitlines()
