@@ -1,5 +1,5 @@
-"""`facepolicy preview TRACK.json -o sheet.png`: a contact sheet of the default head (or a bound 3DGS .ply)
-animated by a FaceTrack, rendered with the splat rasterizer, without Blender."""
+"""`facepolicy preview TRACK -o sheet.png`: a contact sheet of the default head (or a bound 3DGS .ply) animated
+by a FaceTrack (.json) or a Live Link Face take (.csv), rendered with the splat rasterizer, without Blender."""
 
 from __future__ import annotations
 
@@ -27,10 +27,12 @@ _DIGITS = {
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "preview", help="render a contact sheet of the head animated by a track (Gaussian-splat renderer)",
-        description="Render frames of a FaceTrack (.json) on the default head with the Gaussian-splat rasterizer "
-        "and tile them into one PNG. Needs the preview library: python -m facepolicy.preview.build")
-    p.add_argument("track", type=Path, help="a FacePolicy track (.json) as written by `facepolicy bake`")
-    p.add_argument("-o", "--output", type=Path, required=True, help="the PNG to write")
+        description="Render frames of a track (FacePolicy .json or Live Link Face .csv) on the default head with "
+        "the Gaussian-splat rasterizer and tile them into one PNG. Needs the preview library: "
+        "python -m facepolicy.preview.build")
+    p.add_argument("track", type=Path, help="a track as written by `facepolicy bake`: FacePolicy .json or "
+                   "Live Link Face .csv")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the PNG to write (.png)")
     p.add_argument("--frames", default=None, metavar="A:B:STEP",
                    help=f"track frames to show, as a Python slice (default: {DEFAULT_FRAMES} evenly spaced)")
     p.add_argument("--size", type=int, default=256, help="pixels per tile side (default: %(default)s)")
@@ -109,6 +111,15 @@ def _load_json(path: Path, what: str):
         raise FacePolicyError(f'"{path.name}": the {what} is not valid JSON ({exc.msg}, line {exc.lineno})') from None
 
 
+def load_track(path: Path) -> FaceTrack:
+    """A Live Link Face .csv take, or a FacePolicy .json track (any other name is read as JSON)."""
+    if path.suffix.lower() == ".csv":
+        from ..core.livelink import read_livelink_csv
+
+        return read_livelink_csv(path)
+    return FaceTrack.load_json(path)
+
+
 def build_scene(head, args):
     """The SplatScene to render: splats made from the head mesh, or an aligned and bound .ply."""
     from .ply import read_ply
@@ -178,8 +189,11 @@ def run(args) -> int:
         raise FacePolicyError("--columns must be at least 1")
     if not 1 <= args.splats_per_triangle <= 64:
         raise FacePolicyError("--splats-per-triangle must be 1..64")
+    if args.output.suffix.lower() != ".png":
+        raise FacePolicyError(f'-o "{args.output}": the contact sheet is written as PNG only; give a name ending '
+                              "in .png")
     t0 = time.perf_counter()
-    track = FaceTrack.load_json(args.track)
+    track = load_track(args.track)
     frames = parse_frames(args.frames, track.n_frames)
     renderer = get_renderer(None if args.backend == "auto" else args.backend)
     if renderer.note:

@@ -125,6 +125,32 @@ def test_bad_inputs_get_clear_errors(tmp_path, library):
     assert not (tmp_path / "sheet.png").exists()
 
 
+def test_contact_sheet_of_a_live_link_csv_take(tmp_path, library, capsys):
+    from facepolicy.core.livelink import write_livelink_csv
+
+    track = FaceTrack.zeros(3)
+    track.values[1, spec.CHANNEL_NAMES.index("jawOpen")] = 1.0
+    track.save_json(tmp_path / "t.json")
+    write_livelink_csv(track, tmp_path / "take.csv")
+    assert command.run(_args(tmp_path, tmp_path / "take.csv", frames="0:3")) == 0
+    assert "3 frames (0..2) of take.csv" in capsys.readouterr().out
+    from_csv = decode_png((tmp_path / "sheet.png").read_bytes())
+    assert command.run(_args(tmp_path, tmp_path / "t.json", frames="0:3")) == 0
+    np.testing.assert_array_equal(from_csv, decode_png((tmp_path / "sheet.png").read_bytes()))
+
+
+@pytest.mark.parametrize("name", ["sheet.jpg", "sheet.JPEG", "sheet"])
+def test_an_image_name_that_is_not_png_is_refused_before_rendering(tmp_path, name):
+    FaceTrack.zeros(2).save_json(tmp_path / "t.json")
+    args = _args(tmp_path, tmp_path / "t.json")
+    args.output = tmp_path / name
+    with pytest.raises(FacePolicyError) as info:
+        command.run(args)
+    assert str(info.value) == (f'-o "{tmp_path / name}": the contact sheet is written as PNG only; give a name '
+                               "ending in .png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json"]
+
+
 def test_contact_sheet_of_an_aligned_ply(tmp_path, library):
     """A .ply made from the head, moved away by a known transform, comes back onto the head with --ply-transform."""
     from facepolicy.core.head import load_default_head
