@@ -4,7 +4,7 @@ This package is both the Blender extension (register/unregister below) and a pla
 `facepolicy` console script. Nothing here imports bpy at module level, so the CLI works without Blender.
 """
 
-__version__ = "0.2.0"
+from .core.version import VERSION as __version__  # noqa: F401 - the package's public version
 
 _cli_handle = None
 

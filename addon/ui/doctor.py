@@ -2,9 +2,9 @@
 
 import bpy
 
-from .. import __version__
-from ..cli import blender_status
+from ..blender.status import blender_status
 from ..core.doctor import build_report
+from ..core.version import VERSION
 
 
 class FACEPOLICY_OT_doctor(bpy.types.Operator):
@@ -15,7 +15,7 @@ class FACEPOLICY_OT_doctor(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     def execute(self, context):
-        report = build_report(__version__, blender=blender_status())
+        report = build_report(VERSION, blender=blender_status())
         text = bpy.data.texts.get("FacePolicy Report") or bpy.data.texts.new("FacePolicy Report")
         text.from_string(report.text())
         if report.problems:
