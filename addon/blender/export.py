@@ -2,7 +2,9 @@
 
 ``export_scene`` is the batch's SceneExporter: it starts each row from a fresh file (the --blend, or an empty
 scene with the bundled head), writes every take with ``keys.write_face_track_to_action`` and writes the
-files through core.fileio's temporary-file-and-rename, so an interruption never leaves a partial file.
+files through core.fileio's temporary-file-and-rename, so an interruption never leaves a partial file. Frame 0
+of the FBX and glb is audio time 0, as in the csv and json; the .blend keeps the character's first frame, where
+its take and its sound strip both start.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import bpy
+import numpy as np
 
 from ..core.errors import FacePolicyError, RigError
 from ..core.fileio import atomic_path
@@ -211,12 +214,23 @@ def export_glb(objects: list[bpy.types.Object], path) -> None:
         "export_current_frame": False, "export_skins": True, "export_lights": False, "export_cameras": False,
         "export_extras": False, "will_save_settings": False,
     })
-    with atomic_path(path) as tmp:
-        run_operator(bpy.ops.export_scene.gltf, "the glTF export", path, filepath=str(tmp), **options)
+    render = bpy.context.scene.render
+    base = render.fps_base
+    # The glTF exporter (4.2 to 5.0) turns frame f into f / (fps * fps_base) seconds, but Blender's rate is
+    # fps / fps_base: at 29.97 fps its keys would run 0.2 % fast against the audio. While it runs, the inverse
+    # base makes its product the true rate; nothing else it reads depends on the base (it samples whole frames).
+    render.fps_base = 1.0 / base
+    try:
+        with atomic_path(path) as tmp:
+            run_operator(bpy.ops.export_scene.gltf, "the glTF export", path, filepath=str(tmp), **options)
+    finally:
+        render.fps_base = base
 
 
-def save_blend(path, audio: str | None = None, obj: bpy.types.Object | None = None) -> list[str]:
-    """A copy of the session as a .blend (the open file stays as it is); the audio as a sound strip when it can.
+def save_blend(path, audio: str | None = None, obj: bpy.types.Object | None = None,
+               start_frame: int = 1) -> list[str]:
+    """A copy of the session as a .blend (the open file stays as it is); the audio as a sound strip at
+    ``start_frame``, the frame of the take's first key, when it can.
 
     Returns warnings (a Blender built without audio cannot add the strip).
     """
@@ -224,8 +238,7 @@ def save_blend(path, audio: str | None = None, obj: bpy.types.Object | None = No
     if audio and obj is not None:
         from . import sound
 
-        _strip, warning = sound.add_sound_strip(bpy.context.scene, obj.name, str(audio),
-                                                bpy.context.scene.frame_start)
+        _strip, warning = sound.add_sound_strip(bpy.context.scene, obj.name, str(audio), start_frame)
         if warning:
             warnings.append(warning)
     prefs = bpy.context.preferences.filepaths
@@ -240,6 +253,24 @@ def save_blend(path, audio: str | None = None, obj: bpy.types.Object | None = No
     return warnings
 
 
+def _move_take(take: keys.TakeResult, scene: bpy.types.Scene, start: int) -> None:
+    """Slide a take in time so that its first key, and the scene's frame range, begin at frame ``start``."""
+    offset = start - take.frame_start
+    if offset == 0:
+        return
+    for action in {take.action, take.head_action} - {None}:
+        for fcurve in compat.action_fcurves(action):
+            points = fcurve.keyframe_points
+            xy = np.empty(2 * len(points), np.float32)
+            for prop in ("co", "handle_left", "handle_right"):
+                points.foreach_get(prop, xy)
+                xy[0::2] += offset
+                points.foreach_set(prop, xy)
+            fcurve.update()
+    take.frame_start, take.frame_end = start, take.frame_end + offset
+    scene.frame_start, scene.frame_end = take.frame_start, take.frame_end
+
+
 # --- the batch's SceneExporter -----------------------------------------------------------------------------
 
 
@@ -252,6 +283,7 @@ def export_scene(tracks, row, opts, targets) -> None:
     obj = fresh_scene_with_character(opts.blend, row.object)
     scene = bpy.context.scene
     set_scene_fps(scene, opts.fps)
+    blend_start = scene.frame_start  # the character's own timeline (1 for the bundled head)
     skeleton = add_skeleton(obj) if opts.fbx_armature and not is_skinned(obj) else None
     head = keys.HeadTarget(skeleton, ROOT_BONE) if skeleton is not None else None
     objects = _with_children(obj) + ([skeleton] if skeleton is not None else [])
@@ -259,8 +291,10 @@ def export_scene(tracks, row, opts, targets) -> None:
     for take, track in enumerate(tracks, start=1):
         # The FBX take (animation stack) is named after the scene: name it after the line, as Unreal shows it.
         scene.name = compat.fit_id_name(Path(targets_stem(targets, take)).name)
-        keys.write_face_track_to_action(
-            obj, track, keys.WriteOptions(start_frame=1, audio_name=audio_name, head_target=head), scene=scene,
+        # FBX and glTF store a key at frame f at f / fps seconds, so the take starts at frame 0: their first key
+        # is audio time 0, like the csv and json. The .blend keeps the character's timeline instead.
+        result = keys.write_face_track_to_action(
+            obj, track, keys.WriteOptions(start_frame=0, audio_name=audio_name, head_target=head), scene=scene,
             info={"engine": row.engine, "seed": int(track.meta.get("seed", row.seed))},
         )
         if "glb" in targets:
@@ -268,7 +302,8 @@ def export_scene(tracks, row, opts, targets) -> None:
         if "fbx" in targets:
             export_fbx(objects, targets["fbx"][take])
         if "blend" in targets:
-            save_blend(targets["blend"][take], audio=row.audio, obj=obj)
+            _move_take(result, scene, blend_start)
+            save_blend(targets["blend"][take], audio=row.audio, obj=obj, start_frame=blend_start)
 
 
 def targets_stem(targets: dict, take: int) -> str:

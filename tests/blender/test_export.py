@@ -124,7 +124,7 @@ def test_fbx_has_a_blend_shape_channel_and_matching_curve_per_animated_key(tmp_p
     for name in KEYS:
         times, percent = curves[name]
         assert len(percent) == N_FRAMES
-        np.testing.assert_allclose(np.diff(times), 1 / 30, atol=1e-6)
+        np.testing.assert_allclose(times, np.arange(N_FRAMES) / 30, rtol=0, atol=1e-9)  # frame 0 = audio time 0
         np.testing.assert_allclose(percent / 100, track.channel(name), atol=1e-3)
 
 
@@ -134,7 +134,7 @@ def test_fbx_at_another_frame_rate(tmp_path, rig):
     curves, _ = blend_shape_curves(targets["fbx"][1])
     times, percent = curves["jawOpen"]
     assert len(percent) == track.n_frames == 36
-    np.testing.assert_allclose(np.diff(times), 1 / 24, atol=1e-6)
+    np.testing.assert_allclose(times, np.arange(36) / 24, rtol=0, atol=1e-9)
     np.testing.assert_allclose(percent / 100, track.channel("jawOpen"), atol=1e-3)
 
 
@@ -217,6 +217,34 @@ def test_blend_output_holds_the_take(tmp_path, rig):
     curves = shape_key_curves()
     np.testing.assert_allclose(curves["jawOpen"], track.channel("jawOpen"), atol=1e-6)
     assert not list(path.parent.glob("*.blend1")) and not list(path.parent.glob(".*part*"))
+
+
+def test_blend_take_and_head_rotation_start_on_the_characters_first_frame_and_exports_at_zero(tmp_path):
+    import soundfile as sf
+
+    rig = build_rig_blend(tmp_path / "shot.blend")
+    bpy.context.scene.frame_start = 1001
+    bpy.ops.wm.save_mainfile()
+    sf.write(str(tmp_path / "line.wav"), np.zeros(16000, np.float32), 16000)
+    targets = bake(tmp_path, rig, ("fbx", "blend"), tracks=[make_track(), make_track()], takes=2)
+    for take in (1, 2):
+        curves, _ = blend_shape_curves(targets["fbx"][take])
+        assert all(times[0] == 0 for times, _ in curves.values())
+    bpy.ops.wm.open_mainfile(filepath=str(targets["blend"][2]), load_ui=False)
+    scene = bpy.context.scene
+    assert (scene.frame_start, scene.frame_end) == (1001, 1000 + N_FRAMES)
+    takes = [a for a in bpy.data.actions if a.get("facepolicy")]
+    assert len(takes) >= 2  # both takes; on 4.2 each has its own head action for the skeleton's bone
+    for action in takes:  # keys, their handles and the head rotation all moved
+        for fc in compat.action_fcurves(action):
+            co = np.empty(2 * len(fc.keyframe_points), np.float32)
+            fc.keyframe_points.foreach_get("co", co)
+            np.testing.assert_array_equal(co[0::2], np.arange(1001, 1001 + N_FRAMES))
+            fc.keyframe_points.foreach_get("handle_left", co)
+            assert 1001 < co[2] < 1002  # the second key's left handle stays between the first two keys
+    if bpy.app.build_options.audaspace:
+        (strip,) = [s for s in scene.sequence_editor.strips_all if s.type == "SOUND"]
+        assert strip.frame_start == 1001
 
 
 def test_two_takes_are_two_files_with_their_own_curves(tmp_path, rig):

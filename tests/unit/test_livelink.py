@@ -41,6 +41,16 @@ def test_timecode_format(seconds, rate, text):
     assert parse_timecode(text, rate) == pytest.approx(seconds, abs=1e-6)
 
 
+@pytest.mark.parametrize("fps", spec.COMMON_FPS)
+def test_row_k_is_at_k_over_fps_from_audio_time_0(fps):
+    n = int(600 * fps) + 1  # ten minutes
+    rows = track_to_livelink_csv(FaceTrack.zeros(n, fps=fps)).splitlines()[1:]
+    seconds = np.array([parse_timecode(row.split(",", 1)[0], round(fps)) for row in rows])
+    assert rows[0].startswith("00:00:00:00.000,")
+    # the timecode keeps a thousandth of a frame: no drift against the audio
+    np.testing.assert_allclose(seconds, np.arange(n) / fps, rtol=0, atol=0.5e-3 / round(fps))
+
+
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(40, 150), fps=st.sampled_from(spec.COMMON_FPS), seed=st.integers(0, 1000))
 def test_round_trip(n, fps, seed):
