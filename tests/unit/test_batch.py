@@ -411,6 +411,20 @@ def test_progress_and_summary(tmp_path):
     p.advance(0.5, "sampling")
     p.close()
     assert " 38%|" in terminal.text and "1/4 lines" in terminal.text
+
+
+def test_progress_without_tqdm_bakes_quietly(monkeypatch):
+    """Blender's Python has no tqdm: a bake inside Blender goes on without a bar."""
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm raises ImportError
+    terminal = _Terminal(tty=True)
+    p = batch.Progress(2, stream=terminal)
+    p.advance(0.5, "sampling")
+    p.update(batch.RowResult(1, "a", "ok"))
+    p.close()
+    assert terminal.text == "" and p.done == 1
+
+
+def test_summary_table():
     table = batch.summary_table([batch.RowResult(2, "b", "failed", "boom"), batch.RowResult(1, "a", "ok", seconds=1),
                                  batch.RowResult(3, "c", "skipped")])
     lines = table.splitlines()
