@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from journey import ARCTIC, facepolicy
 
 bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.blender  # fbx, glb and blend are written with bpy, on 5.0.1 and on 4.2
 
-LINE = Path(__file__).resolve().parents[1] / "data" / "arctic" / "arctic_a0007.wav"
+LINE = ARCTIC / "arctic_a0007.wav"
 FBX_SECOND = 46186158000  # FBX time units (KTime) per second
 NTSC = 30000 / 1001
 
@@ -176,9 +177,9 @@ def assert_glb_and_fbx_start_at_zero(out: Path, stem: str, fps: float, n: int) -
 
 
 @pytest.mark.parametrize("fps", [30.0, 24.0, 60.0, NTSC], ids=["30", "24", "60", "29.97"])
-def test_every_export_starts_at_audio_time_zero(tmp_path, run_cli, fps):
+def test_every_export_starts_at_audio_time_zero(tmp_path, fps):
     out = tmp_path / "out"
-    res = run_cli("bake", LINE, "--format", "csv,json,fbx,glb,blend", "-o", f"{out}/", "--fps", f"{fps:g}")
+    res = facepolicy("bake", LINE, "--format", "csv,json,fbx,glb,blend", "-o", f"{out}/", "--fps", f"{fps:g}")
     assert res.returncode == 0, res.stderr[-2000:]
     stem = LINE.stem
 
@@ -224,10 +225,10 @@ def build_character_blend(path: Path, frame_start: int) -> Path:
     return path
 
 
-def test_a_shot_starting_at_frame_1001_keeps_its_timeline_and_its_exports_start_at_zero(tmp_path, run_cli):
+def test_a_shot_starting_at_frame_1001_keeps_its_timeline_and_its_exports_start_at_zero(tmp_path):
     shot = build_character_blend(tmp_path / "shot.blend", 1001)
     out = tmp_path / "out"
-    res = run_cli("bake", LINE, "--blend", shot, "--object", "Face", "--format", "json,fbx,glb,blend",
+    res = facepolicy("bake", LINE, "--blend", shot, "--object", "Face", "--format", "json,fbx,glb,blend",
                   "-o", f"{out}/", "--engine", "phonetic")
     assert res.returncode == 0, res.stderr[-2000:]
     stem = LINE.stem
