@@ -38,7 +38,8 @@ def _add_bake(subparsers) -> None:
         "up to date are skipped, so an interrupted batch can simply be run again.",
         epilog="Manifest columns (CSV header or JSON keys): audio, output, style, seed, object, engine, transcript. "
         "Relative paths in a manifest are relative to the manifest's folder; output names are relative to -o "
-        "and may not leave it. Exit code: 0 when every line is baked or up to date, 1 when any line failed, "
+        "and may not leave it. A line's files appear together: a line that fails or is interrupted leaves "
+        "none of them. Exit code: 0 when every line is baked or up to date, 1 when any line failed, "
         "130 when interrupted.",
     )
     p.add_argument("audio", nargs="*", metavar="AUDIO", help="audio files (wav, flac, ogg, mp3)")
@@ -47,7 +48,7 @@ def _add_bake(subparsers) -> None:
                    help="the object to animate in --blend (default: the active mesh with shape keys)")
     p.add_argument("-o", "--output", metavar="OUT", default=".",
                    help="output folder (default: the current folder); for one AUDIO it may be a file name "
-                   "whose suffix picks the format, e.g. -o out/line1.fbx")
+                   "whose suffix picks the format, e.g. -o out/line1.fbx. A name ending in / is always a folder")
     p.add_argument("--format", metavar="LIST", help=f"comma-separated formats: {','.join(batch.FORMATS)} "
                    "(default: csv,json, or the suffix of -o)")
     p.add_argument("--fps", type=float, metavar="N", help="frame rate of the outputs (default: 30)")

@@ -931,6 +931,13 @@ class Progress:
         self.t0 = time.monotonic()
         self._bar = _terminal_bar(total, stream or sys.stderr)
         self._position = 0.0  # lines done, plus the fraction of the line in progress
+        self._logs = None
+        if self._bar is not None:
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            # Log lines (a CUDA warning, ...) are printed above the bar instead of through it.
+            self._logs = logging_redirect_tqdm()
+            self._logs.__enter__()
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -964,6 +971,7 @@ class Progress:
 
     def close(self) -> None:
         if self._bar is not None:
+            self._logs.__exit__(None, None, None)
             self._bar.close()
 
 
