@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from . import ray_executor
+from .blender.worker import scene_exporter
 from .core import batch
 from .core.errors import FacePolicyError
 from .core.teacher import EMOTIONS
@@ -223,17 +224,6 @@ def build_plan(args) -> tuple[list[batch.BakeRow], list[batch.RowResult], batch.
         rows += r
         failures += f
     return rows, failures, opts
-
-
-def scene_exporter():
-    """The Blender exporter; importing it loads bpy (the first fbx/glb/blend row pays for it once)."""
-    try:
-        from .blender.export import export_scene
-    except ImportError as exc:
-        raise FacePolicyError(f"fbx, glb and blend need Blender's bpy module ({exc}); install it with "
-                              "'pip install bpy' (the version matching your Blender) or run the bake inside "
-                              "Blender: blender -b -c facepolicy bake ...") from None
-    return export_scene
 
 
 def worker_command() -> list[str]:

@@ -9,8 +9,15 @@ from __future__ import annotations
 import sys
 
 
+def scene_exporter():
+    """The Blender exporter (core.batch.SceneExporter); importing it loads bpy, so the first fbx/glb/blend row
+    pays for that once."""
+    from .export import export_scene
+
+    return export_scene
+
+
 def main() -> int:
-    from ..bake import scene_exporter
     from ..core.batch import serve
 
     return serve(scene_exporter)

@@ -34,10 +34,13 @@ from . import spec
 from .engine import NOT_SHIPPED, BakeOptions, ProgressFn
 from .errors import Cancelled, FacePolicyError
 from .facetrack import FaceTrack
+from .version import VERSION
 
 FORMATS: tuple[str, ...] = ("csv", "json", "fbx", "glb", "blend")
 SCENE_FORMATS = frozenset({"fbx", "glb", "blend"})  # need bpy; csv and json come from core/ alone
 SIDECAR_VERSION = 1
+BLENDER_HINT = ("install it with 'pip install bpy' (the version matching your Blender) or run the bake inside "
+                "Blender: blender -b -c facepolicy bake ...")
 MANIFEST_COLUMNS = ("audio", "output", "style", "seed", "object", "engine", "transcript")
 # Other spellings accepted in a manifest header or JSON row.
 _COLUMN_ALIASES = {"output_name": "output", "name": "output", "out": "output", "file": "audio", "wav": "audio"}
@@ -530,17 +533,11 @@ def row_inputs(row: BakeRow, opts: BatchOptions, include_blend: bool = True) -> 
     return paths
 
 
-def _package_version() -> str:
-    from .. import __version__
-
-    return __version__
-
-
 def row_fingerprint(row: BakeRow, opts: BatchOptions) -> str:
     """A hash of everything that changes the row's outputs: input contents and every parameter."""
     params = {
         "sidecar": SIDECAR_VERSION,
-        "version": _package_version(),
+        "version": VERSION,
         "engine": row.engine,
         "seed": row.seed,
         "style": None if row.style and Path(row.style).is_file() else row.style,
@@ -595,8 +592,7 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
     result = RowResult(row.index, row.output, "failed")
     try:
         if opts.needs_blender and scene_exporter is None:
-            raise FacePolicyError("fbx, glb and blend need Blender (bpy); install the bpy module or run inside "
-                                  "Blender ('blender -b -c facepolicy bake ...')")
+            raise FacePolicyError(f"fbx, glb and blend need Blender; {BLENDER_HINT}")
         fingerprint = row_fingerprint(row, opts)
         transcript = _read_transcript(transcript_for(row))
         from .audio import load_audio
@@ -700,7 +696,9 @@ def load_scene_exporter(factory: Callable[[], SceneExporter]) -> SceneExporter:
     """The factory's exporter; if Blender cannot be loaded, an exporter that fails each row with the reason."""
     try:
         return factory()
-    except Exception as exc:  # ImportError of bpy, or a FacePolicyError explaining it
+    except ImportError as exc:
+        reason = f"fbx, glb and blend need Blender's bpy module ({exc}); {BLENDER_HINT}"
+    except Exception as exc:  # bpy that fails to load its libraries, or a FacePolicyError explaining it
         reason = str(exc) if isinstance(exc, FacePolicyError) else f"{type(exc).__name__}: {exc}"
 
         def unavailable(tracks, row, opts, targets):

@@ -252,6 +252,17 @@ def test_bake_row_reports_failures_instead_of_raising(tmp_path):
     assert res.status == "failed" and "need Blender" in res.message
     assert not (tmp_path / "out" / "a.csv").exists()
 
+    def no_bpy():
+        raise ModuleNotFoundError("No module named 'bpy'")
+
+    results = []
+    scene_opts = batch.BatchOptions(out_dir=opts.out_dir, formats=("csv", "glb"))
+    batch.InProcessExecutor(no_bpy).run([batch.BakeRow(3, str(wav), "a", engine="envelope")], scene_opts,
+                                        results.append)
+    assert results[0].message.startswith("fbx, glb and blend need Blender's bpy module (No module named 'bpy'); "
+                                          "install it with 'pip install bpy'")
+    assert not (tmp_path / "out" / "a.csv").exists()
+
 
 def test_interrupted_row_leaves_none_of_its_files_and_is_not_up_to_date(tmp_path):
     wav = write_line(tmp_path / "a.wav")
