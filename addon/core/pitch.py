@@ -18,7 +18,7 @@ F0_MAX = 400.0
 _DECIMATE = 2  # F0 is searched at 8 kHz: ample for F0 ≤ 400 Hz and four times cheaper
 _WIN = 320  # 40 ms at 8 kHz: two periods of the lowest F0
 _THRESHOLD = 0.2
-_BLOCK = 3000  # frames per FFT block
+_BLOCK = 500  # frames per FFT block: 10 s, about 20 MB of temporaries (each frame is computed on its own)
 
 
 @dataclass
@@ -34,9 +34,10 @@ class Prosody:
         return np.arange(len(self.f0)) / RATE
 
 
-def frame_signal(x: np.ndarray, hop: int, win: int, n_frames: int, start: int = 0) -> np.ndarray:
-    """(n_frames, win) frames centred at (start + k) * hop, zero-padded at the edges."""
-    centres = (start + np.arange(n_frames)) * hop
+def frame_signal(x: np.ndarray, hop: int, win: int, n_frames: int, start: int = 0, offset: int = 0) -> np.ndarray:
+    """(n_frames, win) frames centred at (start + k) * hop, zero-padded at the edges. ``x`` may be the part of a
+    longer signal that begins at sample ``offset`` and holds every sample the frames reach."""
+    centres = (start + np.arange(n_frames)) * hop - offset
     idx = centres[:, None] + np.arange(win)[None, :] - win // 2
     valid = (idx >= 0) & (idx < len(x))
     out = np.zeros(idx.shape, np.float32)
@@ -65,7 +66,7 @@ def rms_envelope(samples: np.ndarray, rate: int, frame_rate: float, window: floa
     sub = max(1, rate // 200)
     n_sub = len(samples) // sub
     energy = np.empty(n_sub + 1)
-    block = sub * 20000
+    block = sub * 4000  # 20 s of samples in float64 at a time
     for start in range(0, n_sub * sub, block):
         seg = samples[start:min(start + block, n_sub * sub)].astype(np.float64)
         energy[start // sub:start // sub + len(seg) // sub] = np.square(seg).reshape(-1, sub).sum(axis=1)
@@ -123,8 +124,7 @@ def estimate_prosody(samples: np.ndarray, rate: int = spec.SAMPLE_RATE) -> Proso
     samples = np.asarray(samples, np.float32)
     n = int(np.ceil(len(samples) / rate * RATE))
     energy = rms_envelope(samples, rate, RATE)[:n]
-    # Two-tap average then drop every other sample: a gentle low-pass that keeps the F0 band intact.
-    low = samples[: len(samples) // _DECIMATE * _DECIMATE].reshape(-1, _DECIMATE).mean(axis=1)
+    n_low = len(samples) // _DECIMATE
     low_rate = rate // _DECIMATE
     hop = low_rate // RATE
     f0 = np.zeros(n)
@@ -135,7 +135,12 @@ def estimate_prosody(samples: np.ndarray, rate: int = spec.SAMPLE_RATE) -> Proso
         active = np.nonzero(energy[start:start + m] > loud_floor)[0]
         if len(active) == 0:
             continue
-        frames = frame_signal(low, hop, _WIN, m, start)[active]
+        # Two-tap average then drop every other sample (a gentle low-pass that keeps the F0 band intact), for the
+        # samples this block's frames reach only: the whole decimated signal of an hour would be 115 MB.
+        a = max(0, start * hop - _WIN // 2)
+        b = min(n_low, (start + m - 1) * hop - _WIN // 2 + _WIN)
+        low = samples[a * _DECIMATE : b * _DECIMATE].reshape(-1, _DECIMATE).mean(axis=1)
+        frames = frame_signal(low, hop, _WIN, m, start, offset=a)[active]
         f0[start + active], aper[start + active] = _yin_block(frames, low_rate)
     voiced = (aper < 0.35) & (energy > loud_floor) & (f0 >= F0_MIN) & (f0 <= F0_MAX)
     # Remove isolated voiced frames (clicks) and octave jumps against the local median.
