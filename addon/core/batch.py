@@ -701,10 +701,10 @@ def load_scene_exporter(factory: Callable[[], SceneExporter]) -> SceneExporter:
     except Exception as exc:  # bpy that fails to load its libraries, or a FacePolicyError explaining it
         reason = str(exc) if isinstance(exc, FacePolicyError) else f"{type(exc).__name__}: {exc}"
 
-        def unavailable(tracks, row, opts, targets):
-            raise FacePolicyError(reason)
+    def unavailable(tracks, row, opts, targets):
+        raise FacePolicyError(reason)
 
-        return unavailable
+    return unavailable
 
 
 class Executor:
