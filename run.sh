@@ -80,9 +80,9 @@ run_tests() {
   .venv/bin/ruff check .
   log "pytest (bpy 5.0.1: unit, blender, model)"
   .venv/bin/python -m pytest tests
-  log "pytest (bpy 4.2 LTS: blender)"
+  log "pytest (bpy 4.2 LTS: blender and the Blender journeys)"
   local rc=0
-  .venv-bpy42/bin/python -m pytest -m blender tests/blender || rc=$?
+  .venv-bpy42/bin/python -m pytest -m blender tests/blender tests/journeys || rc=$?
   # exit code 5 means the marker selected no tests, which is not a failure
   if [ "$rc" != 0 ] && [ "$rc" != 5 ]; then exit "$rc"; fi
 }

@@ -24,17 +24,8 @@ def _add_doctor(subparsers) -> None:
     p.set_defaults(func=_run_doctor)
 
 
-def blender_status() -> str:
-    """Blender's version for the doctor report: inside Blender, from the bpy module, or why there is none."""
-    try:
-        import bpy  # heavy: only when a report asks for it
-    except Exception:  # the bpy wheel may be absent or fail to load its libraries
-        return "not available (bpy not installed: csv/json baking only)"
-    where = "inside Blender" if bpy.app.binary_path else "bpy module"  # binary_path is empty for the module
-    return f"{bpy.app.version_string} ({where})"
-
-
 def _run_doctor(args) -> int:
+    from .blender.status import blender_status
     from .core.doctor import build_report
 
     report = build_report(__version__, blender=None if args.no_blender else blender_status())
@@ -88,7 +79,19 @@ def run(argv: list[str]) -> int:
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(run(sys.argv[1:]))
+    code = run(sys.argv[1:])
+    if "bpy" in sys.modules:
+        # The bpy 4.2 module segfaults in a C++ destructor after Python has shut down once its glTF exporter has
+        # run (tests/conftest.py says more), turning a finished bake's exit code into 139. Run Python's own exit
+        # handlers (temporary folders), flush, and leave without the C ones.
+        import atexit
+        import os
+
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def blender_cli_command(argv: list[str]) -> int:
