@@ -9,15 +9,8 @@ import bpy
 from ..blender import keys
 from ..blender.bake import engine_features
 from ..core.errors import FacePolicyError
-from . import animate
-
-
-def _characters():
-    try:
-        from . import characters
-    except ImportError:
-        return None
-    return characters
+from .animate import bake_running
+from .characters import draw_rig_report
 
 
 def _label_wrapped(layout, text: str, icon: str = "NONE", width: int = 44) -> None:
@@ -52,7 +45,7 @@ class VIEW3D_PT_facepolicy(bpy.types.Panel):
         layout.use_property_decorate = False
         settings = context.scene.facepolicy
         job = context.window_manager.facepolicy_job
-        running = job.running and animate.bake_running()
+        running = job.running and bake_running()
 
         obj, problem = self._draw_target(context, layout, settings)
         self._draw_audio(layout, settings)
@@ -78,11 +71,10 @@ class VIEW3D_PT_facepolicy(bpy.types.Panel):
         col = layout.column()
         col.prop(settings, "target")
         obj, problem = _valid_target(context, settings)
-        characters = _characters()
         if obj is None and hasattr(bpy.types, "FACEPOLICY_OT_add_default_head"):
             col.operator("facepolicy.add_default_head", text="Add FacePolicy Head", icon="MONKEY")
-        if obj is not None and characters is not None and hasattr(characters, "draw_rig_report"):
-            characters.draw_rig_report(col, obj)
+        if obj is not None:
+            draw_rig_report(col, obj)
         return obj, problem
 
     def _draw_audio(self, layout, settings):

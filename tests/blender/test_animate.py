@@ -432,7 +432,7 @@ def test_panel_draws_every_control(setup, state, monkeypatch):
         settings.audio_source = "STRIP"
     elif state == "running":
         job.running, job.progress, job.status = True, 0.4, "animating · 1.2 s"
-        monkeypatch.setattr(animate, "bake_running", lambda: True)
+        monkeypatch.setattr(panel, "bake_running", lambda: True)
     elif state == "head bone":
         arm = bpy.data.objects.new("Rig", bpy.data.armatures.new("Rig"))
         settings.use_head, settings.head_target, settings.head_armature = True, "BONE", arm
