@@ -333,9 +333,9 @@ def _open_floor(times, opens, starts, ends, conf, fps, ramp: float) -> np.ndarra
 
 
 def _lower_face(values: np.ndarray, names, starts, ends, conf, emphasis, times, fps, style: SpeakerStyle,
-                recognised: bool) -> None:
-    # Blend on a fine grid, low-pass it (articulator inertia), then sample at the output frames.
-    fine = np.arange(int(math.ceil((times[-1] + 1.0 / fps) * _FINE_RATE)) + 1) / _FINE_RATE
+                recognised: bool, fine: np.ndarray) -> None:
+    # Blend on a fine grid (points of the take's grid at _FINE_RATE around ``times``), low-pass it (articulator
+    # inertia), then sample at the output frames.
     amp = style.amplitude * style.precision
     jaw_share = 0.5 + (style.jaw_lip_ratio - 0.5)  # JALI: who carries the opening
     jaw_gain = amp * (0.7 + 0.6 * jaw_share)
@@ -500,14 +500,15 @@ def _interp(frame_times: np.ndarray, src: np.ndarray, rate: float) -> np.ndarray
     return np.interp(frame_times, np.arange(len(src)) / rate, src)
 
 
-def _upper_face(values, times, fps, names, starts, ends, pros: Prosody, style: SpeakerStyle, rng) -> None:
+def _upper_curves(times, fps, names, starts, ends, pros: Prosody, style: SpeakerStyle, rng) -> dict[str, np.ndarray]:
+    """The upper face's curves over the whole take (blinks, brows, head, gaze), one value per frame: they draw
+    from the take's random generator in order and normalise over the take, so they are made once; _upper_face
+    turns any window of them into channels."""
     duration = times[-1] + 1.0 / fps if len(times) else 0.0
     pauses = _pauses(names, starts, ends)
     blink = _blink_curve(times, _blink_times(duration, pauses, style, rng), rng)
     lag = rng.uniform(0.0, 0.012)
     blink_r = np.interp(times - lag, times, blink) if len(times) else blink
-    _set(values, "eyeBlinkLeft", blink)
-    _set(values, "eyeBlinkRight", blink_r)
 
     # Brows rise on pitch accents (bigger accents, bigger raises) and follow the smoothed F0 contour a little.
     acc_t, acc_h = _pitch_accents(pros)
@@ -516,12 +517,6 @@ def _upper_face(values, times, fps, names, starts, ends, pros: Prosody, style: S
     box = int(0.3 * PROSODY_RATE)
     contour = _interp(times, convolve_same(st, np.ones(box) / box), PROSODY_RATE)
     brow = style.brow_activity * (raise_ + 0.02 * np.clip(contour, -3, 6))
-    a = style.asymmetry
-    _add(values, "browInnerUp", np.clip(brow, 0, None))
-    _add(values, "browOuterUpLeft", 0.7 * np.clip(brow, 0, None) * (1 + a))
-    _add(values, "browOuterUpRight", 0.7 * np.clip(brow, 0, None) * (1 - a))
-    _add(values, "browDownLeft", 0.3 * style.brow_activity * np.clip(-contour / 6, 0, 0.3))
-    _add(values, "browDownRight", 0.3 * style.brow_activity * np.clip(-contour / 6, 0, 0.3))
 
     # Head: slow drift plus nods on accents and energy onsets; amplitude follows loudness.
     energy = _interp(times, pros.energy, PROSODY_RATE)
@@ -533,9 +528,6 @@ def _upper_face(values, times, fps, names, starts, ends, pros: Prosody, style: S
                                                                                                           0, 1), 0.15))
     pitch += ha * 0.01 * (loud - loud.mean() if len(loud) else 0)
     roll = ha * 0.02 * _smooth_noise(len(times), fps, 0.2, rng) * (0.5 + 0.5 * loud)
-    _set(values, "headYaw", yaw)
-    _set(values, "headPitch", pitch)
-    _set(values, "headRoll", roll)
 
     # Gaze: fixations of 0.4–2.5 s joined by 40 ms saccades, slightly counter-rotating the head.
     ga = style.gaze_activity
@@ -555,6 +547,27 @@ def _upper_face(values, times, fps, names, starts, ends, pros: Prosody, style: S
         t = t_next
     gy -= 0.3 * yaw
     gp -= 0.3 * pitch
+    return {"blink": blink, "blink_r": blink_r, "brow": brow, "contour": contour, "yaw": yaw, "pitch": pitch,
+            "roll": roll, "gaze_yaw": gy, "gaze_pitch": gp}
+
+
+def _upper_face(values, curves: dict[str, np.ndarray], window: slice, style: SpeakerStyle) -> None:
+    """Blinks, brows, head and gaze channels of the frames in ``window`` (``values`` holds just those frames)."""
+    c = {k: v[window] for k, v in curves.items()}
+    blink = c["blink"]
+    _set(values, "eyeBlinkLeft", blink)
+    _set(values, "eyeBlinkRight", c["blink_r"])
+    brow, contour = c["brow"], c["contour"]
+    a = style.asymmetry
+    _add(values, "browInnerUp", np.clip(brow, 0, None))
+    _add(values, "browOuterUpLeft", 0.7 * np.clip(brow, 0, None) * (1 + a))
+    _add(values, "browOuterUpRight", 0.7 * np.clip(brow, 0, None) * (1 - a))
+    _add(values, "browDownLeft", 0.3 * style.brow_activity * np.clip(-contour / 6, 0, 0.3))
+    _add(values, "browDownRight", 0.3 * style.brow_activity * np.clip(-contour / 6, 0, 0.3))
+    _set(values, "headYaw", c["yaw"])
+    _set(values, "headPitch", c["pitch"])
+    _set(values, "headRoll", c["roll"])
+    gy, gp = c["gaze_yaw"], c["gaze_pitch"]
     for eye in ("Left", "Right"):
         _set(values, f"eyeYaw{eye}", gy)
         _set(values, f"eyePitch{eye}", gp)
@@ -625,40 +638,106 @@ def _reseal(values: np.ndarray, names, starts, ends, times, fps) -> None:
     values[sealed, j["mouthClose"]] = values[sealed, j["jawOpen"]]
 
 
+# Seconds of frames rendered at once: the fine-grid blend of an hour-long take at once needed several hundred MB.
+RENDER_WINDOW = 60.0
+
+
+class TeacherTake:
+    """One take of the teacher, rendered window by window with the same result as all at once.
+
+    What spans the take is made once and is small: the sorted phones, their emphasis (normalised over the take),
+    the prosody at 50 Hz and the upper face's curves (which draw from the seed's generator in order). The mouth is
+    blended for a window of frames only, from the phones near it and a fine grid that reaches past its edges by
+    more than any phone's influence (dominance reach, low-pass, ramps), so no frame sees the window's edges.
+    Slicing renders frames: ``take[a:b]`` is (b - a, NUM_CHANNELS) float32; ``len(take)`` is the frame count.
+    """
+
+    def __init__(self, phones: Sequence[PhoneSegment], samples: np.ndarray | None = None, *,
+                 rate: int = spec.SAMPLE_RATE, fps: float = spec.MODEL_FPS, style: SpeakerStyle | None = None,
+                 seed: int = 0, duration: float | None = None, confidence: Sequence[float] | None = None,
+                 prosody: Prosody | None = None, recognised: bool = False):
+        self.style = style or SpeakerStyle()
+        self.seed, self.fps, self.recognised = int(seed), fps, recognised
+        rng = np.random.default_rng(seed)
+        phones = sorted(phones, key=lambda p: p.start)
+        if duration is None:
+            duration = max([p.end for p in phones] + [len(samples) / rate if samples is not None else 0.0])
+        self.n_frames = max(1, int(math.ceil(duration * fps - 1e-9)))
+        times = np.arange(self.n_frames) / fps
+        self.names, self.starts, self.ends, self.conf = _segments_arrays(phones, confidence)
+        self.eff = _emotional_style(self.style)
+        if prosody is None:
+            prosody = estimate_prosody(samples, rate) if samples is not None and len(samples) else Prosody(
+                np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.float32))
+        self.emphasis = phone_emphasis(self.names, self.starts, self.ends, prosody) if phones else None
+        self.upper = _upper_curves(times, fps, self.names, self.starts, self.ends, prosody, self.eff, rng)
+        self.n_fine = int(math.ceil((times[-1] + 1.0 / fps) * _FINE_RATE)) + 1
+        tempo = self.eff.motion_tempo
+        sigma = (_INERTIA_RECOGNISED if recognised else _INERTIA) / tempo
+        # Seconds past a phone's ends that it still moves a frame: dominance reach, the low-pass (3 sigma), the
+        # closure and tuck ramps, the nearest-frame widening, with room to spare.
+        self.reach = _REACH + 3 * sigma + 0.1 / tempo + 2.0 / fps + 0.1
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def __getitem__(self, window: slice) -> np.ndarray:
+        a, b, step = window.indices(self.n_frames)
+        if step != 1:
+            raise ValueError("a TeacherTake renders contiguous frames only")
+        return self.frames(a, max(a, b))
+
+    def frames(self, a: int, b: int) -> np.ndarray:
+        """(b - a, NUM_CHANNELS) float32: frames a..b of the take."""
+        times = np.arange(a, b) / self.fps
+        values = np.zeros((b - a, spec.NUM_CHANNELS), np.float64)
+        near = self._near(times)
+        names, starts, ends, conf = self.names[near], self.starts[near], self.ends[near], self.conf[near]
+        if self.emphasis is not None and len(times):
+            fine_lo = max(0, int(math.floor((times[0] - self.reach) * _FINE_RATE)))
+            fine_hi = min(self.n_fine, int(math.ceil((times[-1] + self.reach) * _FINE_RATE)) + 1)
+            _lower_face(values, names, starts, ends, conf, self.emphasis[near], times, self.fps, self.eff,
+                        self.recognised, np.arange(fine_lo, fine_hi) / _FINE_RATE)
+        _upper_face(values, self.upper, slice(a, b), self.eff)
+        _apply_pose(values, self.eff, _talking(names, starts, ends, times))
+        arkit = values[:, : spec.NUM_ARKIT]
+        np.clip(arkit, 0.0, 1.0, out=arkit)
+        _reseal(values, names, starts, ends, times, self.fps)
+        return values.astype(np.float32)
+
+    def _near(self, times: np.ndarray) -> slice:
+        """The phones that can move frames at ``times``, with one neighbour more each side (ramps look at
+        neighbours), as a slice of the take's phones."""
+        if not len(times) or not len(self.names):
+            return slice(0, 0)
+        hit = np.flatnonzero((self.ends > times[0] - 2 * self.reach) & (self.starts < times[-1] + 2 * self.reach))
+        if not len(hit):
+            return slice(0, 0)
+        return slice(max(0, int(hit[0]) - 1), min(len(self.names), int(hit[-1]) + 2))
+
+    def track(self) -> FaceTrack:
+        """The whole take as a FaceTrack, rendered RENDER_WINDOW seconds at a time."""
+        values = np.empty((self.n_frames, spec.NUM_CHANNELS), np.float32)
+        step = max(1, int(math.ceil(RENDER_WINDOW * self.fps)))
+        for a in range(0, self.n_frames, step):
+            values[a : a + step] = self.frames(a, min(self.n_frames, a + step))
+        meta = {
+            "teacher": {"version": TEACHER_VERSION, "seed": self.seed, "style": self.style.to_dict(), "fps": self.fps,
+                        "phones": len(self.names), "recognised": self.recognised},
+        }
+        return FaceTrack(self.fps, spec.CHANNEL_NAMES, values, meta)
+
+
 def animate_phones(phones: Sequence[PhoneSegment], samples: np.ndarray | None = None, *,
                    rate: int = spec.SAMPLE_RATE, fps: float = spec.MODEL_FPS, style: SpeakerStyle | None = None,
                    seed: int = 0, duration: float | None = None, confidence: Sequence[float] | None = None,
                    prosody: Prosody | None = None, recognised: bool = False) -> FaceTrack:
-    """A FaceTrack (spec.CHANNEL_NAMES at ``fps``) for phones with times in seconds.
+    """A FaceTrack (spec.CHANNEL_NAMES at ``fps``) for phones with times in seconds (a TeacherTake, rendered).
 
     ``samples`` (mono at ``rate``) drives brows, blinks' timing context and head motion; without it the upper
     face still blinks and moves gaze but has no prosody. ``confidence`` (0..1 per phone) calms uncertain phones.
     ``recognised`` marks phones from a recogniser rather than known timings: every vowel but /iy/ and /uw/ then
     opens visibly, and motion is slightly smoother.
     """
-    style = style or SpeakerStyle()
-    rng = np.random.default_rng(seed)
-    phones = sorted(phones, key=lambda p: p.start)
-    if duration is None:
-        duration = max([p.end for p in phones] + [len(samples) / rate if samples is not None else 0.0])
-    n = max(1, int(math.ceil(duration * fps - 1e-9)))
-    times = np.arange(n) / fps
-    names, starts, ends, conf = _segments_arrays(phones, confidence)
-    eff = _emotional_style(style)
-    values = np.zeros((n, spec.NUM_CHANNELS), np.float64)
-    if prosody is None:
-        prosody = estimate_prosody(samples, rate) if samples is not None and len(samples) else Prosody(
-            np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.float32))
-    if phones:
-        emphasis = phone_emphasis(names, starts, ends, prosody)
-        _lower_face(values, names, starts, ends, conf, emphasis, times, fps, eff, recognised)
-    _upper_face(values, times, fps, names, starts, ends, prosody, eff, rng)
-    _apply_pose(values, eff, _talking(names, starts, ends, times))
-    arkit = values[:, : spec.NUM_ARKIT]
-    np.clip(arkit, 0.0, 1.0, out=arkit)
-    _reseal(values, names, starts, ends, times, fps)
-    meta = {
-        "teacher": {"version": TEACHER_VERSION, "seed": int(seed), "style": style.to_dict(), "fps": fps,
-                    "phones": len(phones), "recognised": recognised},
-    }
-    return FaceTrack(fps, spec.CHANNEL_NAMES, values.astype(np.float32), meta)
+    return TeacherTake(phones, samples, rate=rate, fps=fps, style=style, seed=seed, duration=duration,
+                       confidence=confidence, prosody=prosody, recognised=recognised).track()
