@@ -20,6 +20,7 @@ from . import spec
 from .errors import FacePolicyError
 from .fileio import atomic_write_text
 from .phones import PHONE_INDEX, SIL, PhoneSegment, normalise_phone
+from .transcript import letter_to_sound, transcript_words
 
 FRAME_RATE = 100  # pocketsphinx frames per second
 MAX_CHUNK = 30.0  # seconds per decoder call
@@ -29,12 +30,10 @@ BILABIAL_BOOST = 1.2  # log10 added to phone-LM probabilities of M, B and P
 # (music, noise, coughs); see ``_confidence``.
 _SCORE_GOOD = -1500.0
 _SCORE_BAD = -4500.0
-# Forced alignment follows one line of words, so its search can afford beams far wider than recognition's
-# (pocketsphinx's default 1e-48 pruned the spoken path of synthetic voices, whose frames score poorly against its
-# models of real speech: 3 of 60 TTS lines still failed to align with the noise floor below). About 30 % slower.
+# Forced alignment follows one line of words, so it can afford beams far wider than recognition's: the default
+# (1e-48) pruned the spoken path of synthetic voices, whose frames score poorly against a model of real speech.
 ALIGN_BEAM = 1e-200
-# Runs of at least DIGITAL_SILENCE exact-zero samples (10 ms) are decoded with a noise floor of ±NOISE_FLOOR
-# (of 32767, about -84 dBFS): see _pcm16.
+# Runs of at least DIGITAL_SILENCE exact-zero samples get a noise floor of ±NOISE_FLOOR of 32767 (_pcm16).
 DIGITAL_SILENCE = 160
 NOISE_FLOOR = 2
 
@@ -65,100 +64,6 @@ class Alignment:
     mode: str = "aligned"  # aligned | recognised-phones | recognised-words
     scores: list[float] = field(default_factory=list)  # forced alignment: acoustic score per phone (log units)
     warnings: list[str] = field(default_factory=list)
-
-
-# --- text → words --------------------------------------------------------------------------------------------
-
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-         "seventeen eighteen nineteen").split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-
-
-def number_words(n: int) -> list[str]:
-    """English words for 0 ≤ n < 10^12."""
-    if n < 20:
-        return [_ONES[n]]
-    if n < 100:
-        return [_TENS[n // 10]] + ([_ONES[n % 10]] if n % 10 else [])
-    if n < 1000:
-        return [_ONES[n // 100], "hundred"] + (number_words(n % 100) if n % 100 else [])
-    for size, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand")):
-        if n >= size:
-            return number_words(n // size) + [name] + (number_words(n % size) if n % size else [])
-    raise ValueError(n)
-
-
-def transcript_words(text: str) -> list[str]:
-    """Lower-case words as spoken: digits spelled out, punctuation dropped (apostrophes kept inside words)."""
-    text = text.lower().replace("&", " and ").replace("%", " percent ")
-    text = re.sub(r"\$(\d+)\.(\d\d)\b", r"\1 dollars and \2 cents", text)
-    text = re.sub(r"\$(\d+)", r"\1 dollars", text)
-    text = re.sub(r"(\d+)\.(\d+)", lambda m: m.group(1) + " point " + " ".join(m.group(2)), text)
-    words: list[str] = []
-    for token in re.findall(r"[a-z]+(?:'[a-z]+)*|\d+", text):
-        if token.isdigit():
-            n = int(token)
-            if len(token) == 4 and 1100 <= n <= 2099 and n % 100:  # years: "nineteen eighty four"
-                words += number_words(n // 100) + number_words(n % 100)
-            elif n < 10**12:
-                words += number_words(n)
-            else:
-                words += [_ONES[int(d)] for d in token]
-        else:
-            words.append(token)
-    return words
-
-
-# --- letter to sound ----------------------------------------------------------------------------------------------
-
-# Ordered grapheme rules (longest first): spelling → ARPAbet. A compact rule set, good enough for alignment.
-_LTS_RULES: tuple[tuple[str, str], ...] = (
-    ("tion", "sh ah n"), ("sion", "zh ah n"), ("ough", "ao"), ("augh", "ao"), ("eigh", "ey"), ("igh", "ay"),
-    ("tch", "ch"), ("dge", "jh"), ("sch", "s k"), ("chr", "k r"), ("que", "k"),
-    ("ph", "f"), ("th", "th"), ("sh", "sh"), ("ch", "ch"), ("ck", "k"), ("ng", "ng"), ("qu", "k w"), ("wh", "w"),
-    ("kn", "n"), ("wr", "r"), ("gh", "g"), ("ee", "iy"), ("ea", "iy"), ("oo", "uw"), ("ou", "aw"), ("ow", "ow"),
-    ("oi", "oy"), ("oy", "oy"), ("ai", "ey"), ("ay", "ey"), ("ey", "ey"), ("ie", "iy"), ("ei", "ey"), ("au", "ao"),
-    ("aw", "ao"), ("ew", "uw"), ("ue", "uw"), ("ar", "aa r"), ("er", "er"), ("ir", "er"), ("ur", "er"),
-    ("or", "ao r"), ("ll", "l"), ("ss", "s"), ("tt", "t"), ("dd", "d"), ("ff", "f"), ("pp", "p"), ("bb", "b"),
-    ("mm", "m"), ("nn", "n"), ("rr", "r"), ("cc", "k"), ("gg", "g"), ("zz", "z"),
-    ("a", "ae"), ("b", "b"), ("c", "k"), ("d", "d"), ("e", "eh"), ("f", "f"), ("g", "g"), ("h", "hh"),
-    ("i", "ih"), ("j", "jh"), ("k", "k"), ("l", "l"), ("m", "m"), ("n", "n"), ("o", "aa"), ("p", "p"),
-    ("q", "k"), ("r", "r"), ("s", "s"), ("t", "t"), ("u", "ah"), ("v", "v"), ("w", "w"), ("x", "k s"),
-    ("y", "iy"), ("z", "z"),
-)
-_SOFT_C = re.compile(r"c(?=[eiy])")
-_SOFT_G = re.compile(r"g(?=[ei])")
-
-
-def letter_to_sound(word: str) -> list[str]:
-    """An ARPAbet pronunciation for a word CMUdict lacks (rules; a final silent e lengthens the vowel before it)."""
-    w = re.sub(r"[^a-z]", "", word.lower())
-    if not w:
-        return []
-    magic_e = len(w) > 3 and w.endswith("e") and w[-2] not in "aeiouy" and w[-3] in "aeiou"
-    if w.endswith("e") and len(w) > 2 and not w.endswith(("ee", "ie", "ue", "ye")):
-        w = w[:-1]
-    w = _SOFT_C.sub("s", w)
-    w = _SOFT_G.sub("j", w)
-    out: list[str] = []
-    i = 0
-    while i < len(w):
-        for graph, phones in _LTS_RULES:
-            if w.startswith(graph, i):
-                out += phones.split()
-                i += len(graph)
-                break
-        else:
-            i += 1
-    if w.startswith("y") and out and out[0] == "iy":
-        out[0] = "y"
-    if magic_e:
-        long_vowel = {"ae": "ey", "eh": "iy", "ih": "ay", "aa": "ow", "ah": "uw"}
-        for k in range(len(out) - 1, -1, -1):
-            if out[k] in long_vowel:
-                out[k] = long_vowel[out[k]]
-                break
-    return out
 
 
 # --- audio chunks -------------------------------------------------------------------------------------------------
@@ -244,13 +149,9 @@ def bilabial_phone_lm(boost: float = BILABIAL_BOOST) -> Path:
 
 
 def _pcm16(samples: np.ndarray) -> bytes:
-    """16-bit PCM for the decoders, with a faint fixed noise floor in stretches of digital silence.
-
-    TTS output (espeak-ng above all) is exactly zero between words. pocketsphinx's front end takes the log of each
-    frame's energy and tracks a noise floor, and on exact zeros its forced alignment lost the spoken path: 9 of 20
-    espeak-ng lines failed to align to their own text (bench/transcript_acceptance.py). Real recordings never hold
-    10 ms of exact zeros, so they are decoded as before.
-    """
+    """16-bit PCM for the decoders. Stretches of digital silence (TTS output between words) get a faint fixed noise
+    floor: on exact zeros pocketsphinx's front end has no energy to take the log of, and forced alignment lost the
+    spoken path of most espeak-ng lines. Real recordings never hold 10 ms of exact zeros."""
     x = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
     zero = np.concatenate([[0], (x == 0).view(np.int8), [0]])
     edges = np.flatnonzero(np.diff(zero))
@@ -265,7 +166,7 @@ def _confidence(score_per_frame: float) -> float:
     return float(np.clip((score_per_frame - _SCORE_BAD) / (_SCORE_GOOD - _SCORE_BAD), 0.0, 1.0))
 
 
-def _merge_silences(result: Alignment) -> None:
+def merge_silences(result: Alignment) -> None:
     """Drop empty phones and join neighbouring silences (in place)."""
     scores = result.scores or [0.0] * len(result.phones)
     phones: list[PhoneSegment] = []
@@ -325,6 +226,11 @@ class Aligner:
         d.add_word(word, " ".join(p.upper() for p in phones), True)
         return " ".join(phones)
 
+    def in_dictionary(self, word: str) -> bool:
+        """Whether the pronouncing dictionary knows ``word`` (lower case)."""
+        with self._lock:
+            return bool(self._decoder("align").lookup_word(word))
+
     # forced alignment -----------------------------------------------------------------------------------
     def align(self, samples: np.ndarray, transcript: str, rate: int = spec.SAMPLE_RATE,
               progress: ChunkProgress | None = None) -> Alignment:
@@ -341,7 +247,7 @@ class Aligner:
                 result = self._align_chunk(samples, words, 0.0)
             else:
                 result = self._align_long(samples, words, rate, progress)
-        _merge_silences(result)
+        merge_silences(result)
         if oov:
             result.warnings.append(f"pronounced by letter-to-sound rules: {', '.join(sorted(set(oov))[:10])}")
         return result
@@ -450,7 +356,7 @@ class Aligner:
                     result.confidence.append(_confidence(s.ascore / frames) if phone != SIL else 1.0)
                 if progress:
                     progress((k + 1) / len(bounds))
-        _merge_silences(result)
+        merge_silences(result)
         return result
 
     def recognise_words(self, samples: np.ndarray, rate: int = spec.SAMPLE_RATE,
@@ -489,7 +395,7 @@ class Aligner:
                         result.confidence.append(1.0)
             if progress:
                 progress((k + 1) / len(bounds))
-        _merge_silences(result)
+        merge_silences(result)
         return result
 
 

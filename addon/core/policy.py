@@ -563,16 +563,16 @@ def seal_bilabials(states: np.ndarray, phones, fps: float = spec.MODEL_FPS) -> n
 def recognised_evidence(policy: NeuralPolicy | None, samples: np.ndarray, warnings: list[str],
                         cancel: threading.Event | None = None,
                         progress: Callable[[float], None] | None = None) -> Alignment:
-    """The accurate mode's phone evidence without a transcript: pocketsphinx all-phone recognition, plus the
-    closures the audio encoder hears and recognition missed (the Phonetic engine's second opinion), so every
-    take seals the lips over them, whatever its seed; recognised vowels it hears as silence get confidence 0.
-    ``policy``: whose audio encoder listens (None: the shipped model's)."""
-    from .align import shared_aligner
-    from .phonetic import second_opinion
+    """The accurate mode's phone evidence without a transcript (core.evidence.gather_evidence): pocketsphinx
+    all-phone recognition with the audio encoder's second opinion (closures recognition missed, so every take seals
+    the lips over them whatever its seed; recognised vowels it hears as silence get confidence 0), and no phones
+    where the audio is not speech. ``policy``: whose audio encoder listens (None: the shipped model's)."""
+    from .evidence import gather_evidence
 
-    result = shared_aligner().recognise_phones(samples, spec.SAMPLE_RATE, cancel=cancel, progress=progress)
-    second_opinion(result, samples, warnings, cancel, policy.listener() if policy is not None else None)
-    return result
+    heard = gather_evidence(samples, None, "phones", policy.listener() if policy is not None else None,
+                            progress=None if progress is None else lambda f, message: progress(f), cancel=cancel)
+    warnings += heard.warnings
+    return heard.alignment
 
 
 def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: SampleSettings,
@@ -659,39 +659,22 @@ class NeuralEngine:
 
     def evidence(self, policy: NeuralPolicy, audio, options, progress, cancel) -> tuple[Alignment | None, str,
                                                                                          list[str]]:
-        """Phone evidence for the sampler: (alignment or recognition, or None; how it was made; warnings)."""
-        from .phonetic import alignment_fits, sidecar_transcript
+        """Phone evidence for the sampler (core.evidence.gather_evidence): (the transcript's alignment, the phone
+        recognition of the accurate mode, or None; how it was made; warnings). A transcript that is not English,
+        cannot be aligned or does not match the audio is not used: the line is animated as without one."""
+        from .align import AlignerMissing
+        from .evidence import AUDIO_ONLY, gather_evidence, sidecar_transcript
 
         accuracy = str(options.extra.get("accuracy") or DEFAULT_ACCURACY)
         if accuracy not in ACCURACY_MODES:
             raise FacePolicyError(f"unknown accuracy {accuracy!r} for the neural engine; use fast or accurate")
         transcript = options.transcript or sidecar_transcript(audio.source)
-        warnings: list[str] = []
-        if not transcript and accuracy == "fast":
-            return None, "audio only", warnings
-        from .align import AlignerMissing, shared_aligner
-
         try:
-            aligner = shared_aligner()
-            if transcript and transcript.strip():
-                try:
-                    result = aligner.align(audio.samples, transcript, audio.sample_rate,
-                                           progress=lambda f: progress(0.05 + 0.3 * f, "aligning"))
-                    ok, why = alignment_fits(result)
-                    if ok:
-                        return result, "transcript alignment", warnings + list(result.warnings)
-                    warnings.append(f"the transcript does not match the audio ({why}); ignored it")
-                except FacePolicyError as exc:
-                    if isinstance(exc, AlignerMissing):
-                        raise
-                    warnings.append(f"the transcript could not be aligned ({exc}); ignored it")
-            if accuracy == "accurate":
-                result = recognised_evidence(policy, audio.samples, warnings, cancel,
-                                             progress=lambda f: progress(0.05 + 0.3 * f, "recognising"))
-                return result, "phone recognition", warnings
+            heard = gather_evidence(audio.samples, transcript, "phones" if accuracy == "accurate" else None,
+                                    policy.listener(), lambda f, message: progress(0.05 + 0.3 * f, message), cancel)
         except AlignerMissing as exc:
-            warnings.append(f"{exc}; listened to the audio only")
-        return None, "audio only", warnings
+            return None, AUDIO_ONLY, [f"{exc}; listened to the audio only"]
+        return heard.alignment, heard.source, heard.warnings
 
     def animate(self, audio, options, progress, cancel) -> FaceTrack:
         if audio.sample_rate != spec.SAMPLE_RATE:

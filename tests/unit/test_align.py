@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from facepolicy.core import align, metrics, spec
-from facepolicy.core.align import chunk_bounds, letter_to_sound, number_words, transcript_words
+from facepolicy.core.align import chunk_bounds
 from facepolicy.core.audio import load_audio
 from facepolicy.core.errors import FacePolicyError
 from facepolicy.core.phones import ARPABET, BILABIALS, SIL
+from facepolicy.core.transcript import letter_to_sound, number_words, transcript_words
 
 ARCTIC = Path(__file__).resolve().parent.parent / "data" / "arctic"
 A9_TEXT = "He turned sharply, and faced Gregson across the table."

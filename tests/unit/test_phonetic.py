@@ -225,13 +225,13 @@ def test_real_speech_the_recogniser_mishears_still_gets_its_closure(tmp_path):
 
 
 def test_without_the_neural_model_recognition_alone_is_used_with_a_warning(bare_a9, monkeypatch):
-    from facepolicy.core import phonetic
+    from facepolicy.core import evidence
     from facepolicy.core.errors import AssetError
 
     def missing():
         raise AssetError('neural model "x/model.json" is missing')
 
-    monkeypatch.setattr(phonetic, "shared_listener", missing)
+    monkeypatch.setattr(evidence, "shared_listener", missing)
     track = animate(bare_a9, BakeOptions(engine="phonetic"))
     assert track.meta["phonetic"]["bilabials_added"] == 0
     assert any("audio encoder is unavailable" in w and "model.json" in w for w in track.meta["warnings"])
@@ -261,7 +261,7 @@ LIBRIVOX_MUCH = LIBRIVOX_WOMAN.with_name("sense_and_sensibility_01_austen_64kb-0
 def test_the_neural_engine_seals_a_misheard_closure_in_every_take(tmp_path, monkeypatch):
     """The Neural engine's default (accurate) evidence carries the same second opinion, so the lips seal over the
     /m/ of "much" (4.00–4.10 s) whatever the seed."""
-    from facepolicy.core import phonetic
+    from facepolicy.core import evidence
     from facepolicy.core.phones import BILABIALS
     from facepolicy.core.policy import NeuralEngine
 
@@ -286,7 +286,7 @@ def test_the_neural_engine_seals_a_misheard_closure_in_every_take(tmp_path, monk
     assert all(sealed(seed) for seed in (0, 2, 5))
     # Recognition alone has no bilabial there: the seal over it comes from the second opinion. (Before plans faded
     # into each other, seeds 2 and 5 left it open without it; now the model also closes it by itself.)
-    monkeypatch.setattr(phonetic, "second_opinion", lambda *args, **kwargs: 0)
+    monkeypatch.setattr(evidence, "apply_second_opinion", lambda *args, **kwargs: 0)
     heard, _, _ = engine.evidence(engine.policy(), audio, BakeOptions(engine="neural"), lambda f, m: None, None)
     assert not any(p.phone in BILABIALS and p.start < 4.10 and p.end > 4.00 for p in heard.phones)
 
@@ -303,32 +303,32 @@ def test_cancelling_during_the_second_opinion_is_a_cancel_not_a_warning():
     assert warnings == []
 
 
-def test_the_neural_engines_phonetic_prior_is_the_phonetic_engines_face_for_the_same_phones(bare_a9, monkeypatch):
-    """phonetic_prior renders the evidence as the Phonetic engine would: identical for a forced alignment, and for a
-    recognition (its clean-up: plausibility, merge_short_consonants) when the second opinion adds nothing."""
+def test_the_neural_engines_phonetic_prior_is_the_phonetic_engines_face_for_the_same_evidence(bare_a9):
+    """phonetic_prior renders evidence as the Phonetic engine does (one clean-up, core.evidence.cleaned_phones):
+    identical for a forced alignment and for a recognition with its second opinion."""
     from facepolicy.core import phonetic
-    from facepolicy.core.align import shared_aligner
+    from facepolicy.core.evidence import SHORT_CONSONANT, gather_evidence
+    from facepolicy.core.phones import SIL, VOWELS
 
     audio = load_audio(bare_a9)
-    aligned = shared_aligner().align(audio.samples, A9_TEXT)
+    aligned = gather_evidence(audio.samples, A9_TEXT, "phones").alignment
     expected = animate(bare_a9, BakeOptions(engine="phonetic", transcript=A9_TEXT))
     prior = phonetic.phonetic_prior(aligned, audio.samples, audio.duration)
     np.testing.assert_array_equal(prior.values, expected.values)
 
-    monkeypatch.setattr(phonetic, "second_opinion", lambda *args, **kwargs: 0)
-    heard = shared_aligner().recognise_phones(audio.samples)
-    before = list(heard.phones)
+    heard = gather_evidence(audio.samples, None, "phones")
+    before = list(heard.alignment.phones)
     expected = animate(bare_a9, BakeOptions(engine="phonetic"))
-    prior = phonetic.phonetic_prior(heard, audio.samples, audio.duration)
+    prior = phonetic.phonetic_prior(heard.alignment, audio.samples, audio.duration)
     np.testing.assert_array_equal(prior.values, expected.values)
-    assert heard.phones == before  # the evidence itself is not cleaned up
-    assert any(p.end - p.start < phonetic.SHORT_CONSONANT for p in before if p.phone not in phonetic.VOWELS
-               and p.phone != "sil"), "the clip should exercise the merge"
+    assert heard.alignment.phones == before  # the evidence itself is not cleaned up
+    assert any(p.end - p.start < SHORT_CONSONANT for p in before if p.phone not in VOWELS
+               and p.phone != SIL), "the clip should exercise the merge"
 
 
 def test_calm_silent_vowels_zeroes_the_vowels_the_encoder_hears_as_silence():
+    from facepolicy.core.evidence import VOWEL_MAX_SILENCE, calm_silent_vowels
     from facepolicy.core.phones import PhoneSegment
-    from facepolicy.core.phonetic import VOWEL_MAX_SILENCE, calm_silent_vowels
 
     phones = [PhoneSegment("s", 0.0, 0.1), PhoneSegment("aa", 0.1, 0.3), PhoneSegment("iy", 0.3, 0.5)]
     silence = np.zeros(25)  # 50 Hz
@@ -341,9 +341,10 @@ def test_calm_silent_vowels_zeroes_the_vowels_the_encoder_hears_as_silence():
 
 
 def test_music_does_not_make_the_phonetic_engine_chatter(monkeypatch):
-    """On this music clip recognition hears vowels (uw, ae, er...). The audio encoder hears silence there, so they
-    are calmed: before, the mouth opened on 24 % of the frames."""
-    from facepolicy.core import phonetic
+    """On this music clip recognition hears vowels (uw, ae, er...). The audio encoder hears silence there, so the
+    evidence has no speech there: without the calm rules (calm_silent_vowels, speech_frames) the mouth opened on
+    24 % of the frames."""
+    from facepolicy.core import evidence
     from model.dataset import nonspeech_clips
 
     clip = nonspeech_clips({"neutral": {}}, 1, 6.0, seed=424242)[0]
@@ -355,5 +356,6 @@ def test_music_does_not_make_the_phonetic_engine_chatter(monkeypatch):
         return float((metrics.lip_gap(track, geom) >= geom.threshold(metrics.OPEN_FRACTION)).mean())
 
     assert open_share() <= 0.01
-    monkeypatch.setattr(phonetic, "calm_silent_vowels", lambda phones, confidence, *args: (confidence, 0))
+    monkeypatch.setattr(evidence, "calm_silent_vowels", lambda phones, confidence, *args: (confidence, 0))
+    monkeypatch.setattr(evidence, "speech_frames", lambda samples, silence, rate: np.ones(len(silence), bool))
     assert open_share() > 0.1

@@ -1,0 +1,423 @@
+"""Phone evidence for one line, made in one place for both engines (``gather_evidence`` → ``Evidence``).
+
+A transcript is force-aligned when it is English and the audio encoder hears its phones where the alignment puts
+them; otherwise the phones are recognised from the audio (or, in the Neural engine's fast mode, there are none).
+Recognised phones get the audio encoder's second opinion (closures recognition missed, vowels it hears as silence).
+Wherever the audio is not speech at all (music, tones, noise) the evidence has no phones and the engines keep the
+mouth at rest. Runtime only: numpy, pocketsphinx and onnxruntime.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import spec
+from .align import Aligner, AlignerMissing, Alignment, merge_silences, shared_aligner
+from .errors import Cancelled, FacePolicyError
+from .listener import BILABIAL_PHONES, BilabialListener, shared_listener
+from .phones import BILABIALS, PHONES, SIL, VOWELS, PhoneSegment
+from .transcript import transcript_language
+
+# --- the transcript ------------------------------------------------------------------------------------------------
+
+# A transcript is used when the median over its phones of the audio encoder's mean log-probability of the phone,
+# over the frames the forced alignment gives it, reaches this. The median lets a few words the voice says its own way
+# pass, while another line's text misses most of its phones. Chosen on the tuning half of
+# bench/transcript_acceptance.py (midway between the lowest exact transcript and the highest swapped one).
+TRANSCRIPT_MIN_FIT = -7.7
+_LOG_FLOOR = 1e-6  # a phone the encoder gives no probability at all counts as this
+
+
+def sidecar_transcript(source: str) -> str | None:
+    """The text of ``<audio stem>.txt`` beside the audio file, if there is one."""
+    if not source:
+        return None
+    path = Path(source).with_suffix(".txt")
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text or None
+
+
+def transcript_fit(alignment: Alignment, probs: np.ndarray, frame_rate: float) -> float:
+    """How well the audio matches a forced alignment: the median over its speech phones of the audio encoder's mean
+    log-probability of that phone over its aligned frames. ``probs``: (frames, len(PHONES)) at ``frame_rate``."""
+    per_phone = []
+    for p in alignment.phones:
+        if p.phone == SIL or not len(probs):
+            continue
+        a = min(int(p.start * frame_rate), len(probs) - 1)
+        b = max(a + 1, int(p.end * frame_rate))
+        per_phone.append(np.log(np.maximum(probs[a:b, PHONES.index(p.phone)], _LOG_FLOOR)).mean())
+    return float(np.median(per_phone)) if per_phone else float(np.log(_LOG_FLOOR))
+
+
+# --- where the audio is not speech ---------------------------------------------------------------------------------
+
+# A stretch is not speech where the encoder's mean P(sil) over NONSPEECH_WINDOW seconds around it reaches
+# NONSPEECH_SILENCE (music and noise; over the 986 vowels aligned in the speech of the transcript bench no window
+# reached 0.7), or where the spectrum is one narrow peak (TONE_SHARE of the energy within ±2 FFT bins) for at least
+# TONE_SECONDS: pure tones and sweeps, which the encoder hears as vowels (speech never held one for more than 0.18 s).
+NONSPEECH_WINDOW = 0.5
+NONSPEECH_SILENCE = 0.7
+TONE_SHARE = 0.95
+TONE_SECONDS = 0.5
+_TONE_WIN = 512  # samples per spectrum (32 ms)
+_TONE_BLOCK = 3000  # frames per block, so memory stays bounded on long audio
+
+
+def tone_frames(samples: np.ndarray, n_frames: int, frame_rate: float) -> np.ndarray:
+    """True on the frames (``frame_rate`` grid) inside a run of at least TONE_SECONDS whose spectrum is one peak."""
+    hop = spec.SAMPLE_RATE / frame_rate
+    window = np.hanning(_TONE_WIN)
+    peaky = np.zeros(n_frames, bool)
+    x = np.asarray(samples, np.float32)
+    for f0 in range(0, n_frames, _TONE_BLOCK):
+        f1 = min(n_frames, f0 + _TONE_BLOCK)
+        starts = (np.arange(f0, f1) * hop + hop / 2 - _TONE_WIN / 2).astype(np.int64)
+        idx = np.clip(starts[:, None] + np.arange(_TONE_WIN), 0, max(0, len(x) - 1))
+        frames = (x[idx] if len(x) else np.zeros(idx.shape, np.float32)) * window
+        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+        power[:, :2] = 0.0  # DC
+        peak = np.clip(power.argmax(axis=1)[:, None] + np.arange(-2, 3), 0, power.shape[1] - 1)
+        total = power.sum(axis=1)
+        peaky[f0:f1] = np.take_along_axis(power, peak, axis=1).sum(axis=1) >= TONE_SHARE * np.maximum(total, 1e-12)
+        peaky[f0:f1] &= total > 0
+    return _runs_at_least(peaky, int(round(TONE_SECONDS * frame_rate)))
+
+
+def _runs_at_least(mask: np.ndarray, length: int) -> np.ndarray:
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.view(np.int8), [0]])))
+    out = np.zeros(len(mask), bool)
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        if b - a >= length:
+            out[a:b] = True
+    return out
+
+
+def speech_frames(samples: np.ndarray, silence: np.ndarray | None, frame_rate: float) -> np.ndarray:
+    """True per frame (``frame_rate``) where the audio may be speech; ``silence``: the encoder's P(sil) per frame
+    (None without the encoder: then only tones are found)."""
+    n = len(silence) if silence is not None else int(np.ceil(len(samples) * frame_rate / spec.SAMPLE_RATE))
+    nonspeech = tone_frames(samples, n, frame_rate)
+    if silence is not None and n:
+        k = np.ones(max(1, int(round(NONSPEECH_WINDOW * frame_rate))))
+        mean = np.convolve(silence, k, mode="same") / np.convolve(np.ones(n), k, mode="same")
+        nonspeech |= mean >= NONSPEECH_SILENCE
+    return ~nonspeech
+
+
+def silence_nonspeech(result: Alignment, speech: np.ndarray, frame_rate: float) -> int:
+    """Phones lying mostly on frames that are not speech become pauses, in place; returns how many."""
+    if not len(speech):
+        return 0
+    phones, confidence = [], []
+    changed = 0
+    for p, c in zip(result.phones, result.confidence, strict=True):
+        a = min(int(p.start * frame_rate), len(speech) - 1)
+        b = max(a + 1, int(p.end * frame_rate))
+        if p.phone != SIL and speech[a:b].mean() < 0.5:
+            p, c = PhoneSegment(SIL, p.start, p.end), 1.0
+            changed += 1
+        phones.append(p)
+        confidence.append(c)
+    result.phones, result.confidence, result.scores = phones, confidence, []
+    merge_silences(result)
+    return changed
+
+
+# --- recognised phones: plausibility, the second opinion, short consonants -------------------------------------------
+
+# Recognised phones longer than these are implausible (music, hum, noise) and get a low confidence.
+_MAX_CONSONANT = 0.22
+_MAX_VOWEL = 0.40
+# Second opinion on lip closures: the audio encoder's frame-wise phone classifier (trained with the exact phone
+# timings of the corpus) hears some p/b/m that all-phone recognition turns into /l/, /n/ or nothing. A run of at
+# least BILABIAL_MIN_FRAMES encoder frames (50 Hz) whose P(p)+P(b)+P(m) exceeds BILABIAL_EVIDENCE, inside a
+# recognised consonant or pause and overlapping no recognised bilabial, becomes a bilabial. Vowels are never cut:
+# the encoder's false alarms there would close an open mouth. Chosen on the TTS tuning draw (docs/BENCHMARKS.md).
+BILABIAL_EVIDENCE = 0.5
+BILABIAL_MIN_FRAMES = 2
+# Recognised consonants shorter than this (pocketsphinx's shortest phone is 30 ms) are mostly insertions at a
+# boundary; each becomes part of its longer neighbour, so the jaw does not twitch for it. Never a bilabial.
+SHORT_CONSONANT = 0.05
+# In music and noise, recognition "hears" vowels that the audio encoder calls silence: over the nonspeech clips of
+# model.evaluate their mean P(sil) was 0.64 to 1.0; over the vowels recognised in the real clips and a TTS draw at
+# most 0.50 (99th percentile 0.24 to 0.33; over 93 speech clips it changed two sentences and no hit:
+# docs/BENCHMARKS.md). A recognised vowel whose mean P(sil) reaches this gets confidence 0, so the teacher keeps
+# the mouth calm there (and the Neural engine's jaw floor skips it).
+VOWEL_MAX_SILENCE = 0.6
+
+
+def plausibility(phones: list[PhoneSegment]) -> list[float]:
+    """0..1 per phone: low for implausibly long phones and in stretches with too few phones to be speech."""
+    out = []
+    starts = np.array([p.start for p in phones])
+    speech = np.array([p.phone != SIL for p in phones])
+    for p in phones:
+        if p.phone == SIL:
+            out.append(1.0)
+            continue
+        limit = _MAX_VOWEL if p.phone in VOWELS else _MAX_CONSONANT
+        c = float(np.clip(1.0 - (p.duration - limit) / limit, 0.0, 1.0))
+        near = np.abs(starts - 0.5 * (p.start + p.end)) < 0.6
+        density = int((near & speech).sum())  # speech runs about 10–15 phones per second
+        c *= float(np.clip((density - 2) / 4.0, 0.0, 1.0))
+        out.append(c)
+    return out
+
+
+def add_missed_bilabials(phones: list[PhoneSegment], confidence: list[float], probs: np.ndarray,
+                         frame_rate: float, threshold: float = BILABIAL_EVIDENCE,
+                         min_frames: int = BILABIAL_MIN_FRAMES) -> tuple[list[PhoneSegment], list[float], int]:
+    """Recognised phones plus the bilabials the audio encoder hears and the recogniser missed.
+
+    ``probs``: (frames, 3) encoder probabilities of p, b and m at ``frame_rate`` (frame j spans j/rate ..
+    (j+1)/rate). Returns (phones, confidence, how many bilabials were added); a host phone that a closure lands in
+    is split around it and keeps its confidence, and the closure gets the host's confidence too.
+    """
+    probs = np.asarray(probs, np.float64).reshape(-1, len(BILABIAL_PHONES))
+    on = probs.sum(axis=1) > threshold
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
+    phones, confidence = list(phones), list(confidence)
+    added = 0
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        if b - a < min_frames:
+            continue
+        s, e = a / frame_rate, b / frame_rate
+        if any(p.phone in BILABIALS and p.start < e and p.end > s for p in phones):
+            continue
+        centre = 0.5 * (s + e)
+        host = next((k for k, p in enumerate(phones) if p.start <= centre < p.end), None)
+        if host is None or phones[host].phone in VOWELS:
+            continue
+        p, c = phones[host], confidence[host]
+        s, e = max(s, p.start), min(e, p.end)
+        name = BILABIAL_PHONES[int(np.argmax(probs[a:b].sum(axis=0)))]
+        parts = [PhoneSegment(p.phone, p.start, s)] if s - p.start > 0.005 else []
+        parts.append(PhoneSegment(name, s, e))
+        parts += [PhoneSegment(p.phone, e, p.end)] if p.end - e > 0.005 else []
+        phones[host : host + 1] = parts
+        confidence[host : host + 1] = [c] * len(parts)
+        added += 1
+    return phones, confidence, added
+
+
+def calm_silent_vowels(phones: list[PhoneSegment], confidence: list[float], silence: np.ndarray,
+                       frame_rate: float, threshold: float = VOWEL_MAX_SILENCE) -> tuple[list[float], int]:
+    """Confidence 0 for the recognised vowels over which the encoder's mean P(sil) (``silence``, per frame at
+    ``frame_rate``) reaches ``threshold``; returns (confidence, how many were calmed)."""
+    confidence = list(confidence)
+    calmed = 0
+    for k, p in enumerate(phones):
+        if p.phone not in VOWELS or not len(silence):
+            continue
+        a = min(int(p.start * frame_rate), len(silence) - 1)
+        b = max(a + 1, int(p.end * frame_rate))
+        if float(np.mean(silence[a:b])) >= threshold and confidence[k] > 0:
+            confidence[k] = 0.0
+            calmed += 1
+    return confidence, calmed
+
+
+def merge_short_consonants(phones: list[PhoneSegment], confidence: list[float],
+                           min_duration: float = SHORT_CONSONANT) -> tuple[list[PhoneSegment], list[float]]:
+    """Recognised consonants shorter than ``min_duration`` joined to their longer neighbour (not a pause);
+    bilabials, vowels and pauses are kept whatever their length."""
+    phones, confidence = list(phones), list(confidence)
+    k = 0
+    while k < len(phones):
+        p = phones[k]
+        if p.phone in BILABIALS or p.phone in VOWELS or p.phone == SIL or p.duration >= min_duration:
+            k += 1
+            continue
+        near = [j for j in (k - 1, k + 1) if 0 <= j < len(phones) and phones[j].phone != SIL]
+        if not near:
+            k += 1
+            continue
+        j = max(near, key=lambda i: phones[i].duration)
+        q = phones[j]
+        phones[j] = PhoneSegment(q.phone, min(q.start, p.start), max(q.end, p.end))
+        del phones[k], confidence[k]
+        k = max(0, k - 1)
+    return phones, confidence
+
+
+def cleaned_phones(result: Alignment) -> tuple[list[PhoneSegment], list[float]]:
+    """The phones and confidences the articulation teacher animates: recognised phones lose confidence where they
+    are implausible (plausibility), and all-phone recognition's shortest consonants join their neighbours
+    (merge_short_consonants); a forced alignment is taken as it is. ``result`` is not changed."""
+    phones, confidence = list(result.phones), list(result.confidence)
+    if result.mode.startswith("recognised"):
+        confidence = [min(a, b) for a, b in zip(confidence, plausibility(phones), strict=True)]
+    if result.mode == "recognised-phones":
+        phones, confidence = merge_short_consonants(phones, confidence)
+    return phones, confidence
+
+
+def apply_second_opinion(result: Alignment, bilabials: np.ndarray, silence: np.ndarray, frame_rate: float) -> int:
+    """The second opinion on recognised phones, in place: the closures the encoder hears (``bilabials``: (frames, 3)
+    P(p), P(b), P(m)) are added, the vowels it hears as silence (``silence``: P(sil)) calmed; returns how many
+    bilabials were added."""
+    result.phones, result.confidence, added = add_missed_bilabials(result.phones, result.confidence, bilabials,
+                                                                   frame_rate)
+    result.confidence, _ = calm_silent_vowels(result.phones, result.confidence, silence, frame_rate)
+    return added
+
+
+def second_opinion(result: Alignment, samples: np.ndarray, warnings: list[str],
+                   cancel: threading.Event | None = None, listener: BilabialListener | None = None) -> int:
+    """apply_second_opinion with the encoder's probabilities for ``samples``; without a usable model it warns and
+    leaves the recognition as it is. ``listener``: default the shipped model's."""
+    try:
+        probs = (listener or shared_listener()).phone_probs(samples, (*BILABIAL_PHONES, SIL), cancel)
+    except Cancelled:
+        raise
+    except (FacePolicyError, ImportError) as exc:
+        warnings.append(f"the neural model's audio encoder is unavailable ({exc}); lip closures come from phone "
+                        "recognition alone")
+        return 0
+    return apply_second_opinion(result, probs[:, :3], probs[:, 3], (listener or shared_listener()).frame_rate)
+
+
+# --- one line's evidence -------------------------------------------------------------------------------------------
+
+SPEECH_RATE = 50.0  # frames per second of Evidence.speech when the encoder cannot say (its own rate otherwise)
+# How each kind of evidence is named in a track's meta, and what a line falls back to without a usable transcript.
+TRANSCRIPT, AUDIO_ONLY = "transcript alignment", "audio only"
+RECOGNISERS = {"phones": "phone recognition", "words": "word recognition"}
+_INSTEAD = {"phones": "this line was animated from phone recognition of the audio instead",
+            "words": "this line was animated from word recognition of the audio instead",
+            None: "this line was animated from the audio alone"}
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class Evidence:
+    """What the engines know about one line's phones, and where its audio is speech at all."""
+
+    alignment: Alignment | None  # phones with confidences; None: no phones, the audio alone
+    source: str  # TRANSCRIPT, a RECOGNISERS value, or AUDIO_ONLY
+    speech: np.ndarray  # (frames,) bool at frame_rate: False where the audio is not speech (music, tones, noise)
+    frame_rate: float
+    warnings: list[str] = field(default_factory=list)
+    bilabials_added: int | None = None  # closures the second opinion added to all-phone recognition
+    fit: float | None = None  # transcript_fit of the transcript, when one was checked
+
+    def speech_gate(self, n_frames: int, fps: float = spec.MODEL_FPS) -> np.ndarray:
+        """0..1 per output frame at ``fps``: 0 where the audio is not speech, with ramps of about 0.1 s."""
+        if not len(self.speech):
+            return np.ones(n_frames)
+        centres = (np.arange(len(self.speech)) + 0.5) / self.frame_rate
+        gate = np.interp(np.arange(n_frames) / fps, centres, self.speech.astype(np.float64))
+        k = np.ones(max(1, int(round(0.1 * fps))) | 1)
+        return np.convolve(np.pad(gate, len(k) // 2, mode="edge"), k / k.sum(), mode="valid")
+
+
+def calm_nonspeech(states: np.ndarray, gate: np.ndarray, rest: np.ndarray, channels) -> np.ndarray:
+    """(frames, C) states whose ``channels`` are pulled to ``rest`` (C,) by 1 - ``gate`` (Evidence.speech_gate)."""
+    out = np.array(states, copy=True)
+    g = np.asarray(gate, np.float32)[: len(out), None]
+    out[: len(g), channels] = rest[channels] + g * (out[: len(g), channels] - rest[channels])
+    return out
+
+
+def gather_evidence(samples: np.ndarray, transcript: str | None, recognise: str | None,
+                    listener: BilabialListener | None = None, progress: Progress | None = None,
+                    cancel: threading.Event | None = None) -> Evidence:
+    """The one line's evidence, for 16 kHz ``samples``.
+
+    ``transcript``: the line's text (None or blank: none); ``recognise``: what is done without a usable transcript,
+    "phones" (all-phone recognition with the second opinion), "words" (word recognition, then alignment of the
+    hypothesis) or None (no phones: the audio alone); ``listener``: the audio encoder that checks the transcript,
+    gives the second opinion and finds nonspeech (default: the shipped model's). Raises AlignerMissing when
+    pocketsphinx is needed and missing, Cancelled when ``cancel`` is set."""
+    samples = np.asarray(samples, np.float32)
+    progress = progress or (lambda fraction, message: None)
+    text = (transcript or "").strip()
+    warnings: list[str] = []
+    probs, columns, rate = _listen(samples, listener, bool(text), recognise, warnings, cancel)
+    speech = speech_frames(samples, None if probs is None else probs[:, columns.index(SIL)], rate)
+    result: Alignment | None = None
+    fit = None
+    if text:
+        result, fit = _use_transcript(samples, text, probs, rate, recognise, warnings, progress)
+    source = TRANSCRIPT if result is not None else RECOGNISERS.get(recognise, AUDIO_ONLY)
+    added = None
+    if result is None and recognise is not None:
+        aligner = shared_aligner()
+        step = functools.partial(_step, progress, "recognising speech")
+        hear = aligner.recognise_words if recognise == "words" else aligner.recognise_phones
+        result = hear(samples, spec.SAMPLE_RATE, progress=step, cancel=cancel)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+        if recognise == "phones":
+            added = 0
+            if probs is not None:
+                bms = probs[:, [columns.index(p) for p in BILABIAL_PHONES]]
+                added = apply_second_opinion(result, bms, probs[:, columns.index(SIL)], rate)
+    if result is not None:
+        silence_nonspeech(result, speech, rate)
+    return Evidence(result, source, speech, rate, warnings, added, fit)
+
+
+def _step(progress: Progress, message: str, fraction: float) -> None:
+    progress(fraction, message)
+
+
+def _listen(samples, listener, checking: bool, recognise: str | None, warnings: list[str],
+            cancel) -> tuple[np.ndarray | None, tuple[str, ...], float]:
+    """The encoder's probabilities, (frames, len(columns)), of every phone (with a transcript to check) or of p, b,
+    m and sil, with their columns and frame rate; None and a warning when the model cannot be used."""
+    columns = PHONES if checking else (*BILABIAL_PHONES, SIL)
+    try:
+        listener = listener or shared_listener()
+        return listener.phone_probs(samples, columns, cancel), columns, listener.frame_rate
+    except Cancelled:
+        raise
+    except (FacePolicyError, ImportError) as exc:
+        lost = ["nonspeech is found by its spectrum alone"]
+        if checking:
+            lost.insert(0, "the transcript is used without checking it against the audio")
+        if recognise == "phones":
+            lost.insert(0, "lip closures come from phone recognition alone")
+        warnings.append(f"the neural model's audio encoder is unavailable ({exc}); {', and '.join(lost)}")
+        return None, columns, SPEECH_RATE
+
+
+def _use_transcript(samples, text: str, probs, rate: float, recognise: str | None, warnings: list[str],
+                    progress: Progress) -> tuple[Alignment | None, float | None]:
+    """The transcript's forced alignment and its fit, or (None, fit) with one warning sentence when it is not
+    English, cannot be aligned, or does not match the audio."""
+    aligner: Aligner = shared_aligner()
+    instead = _INSTEAD[recognise]
+    foreign = transcript_language(text, aligner.in_dictionary)
+    if foreign:
+        warnings.append(f"the transcript {foreign}, and transcripts are aligned only in English (pocketsphinx's "
+                        f"bundled model), so {instead}")
+        return None, None
+    try:
+        result = aligner.align(samples, text, spec.SAMPLE_RATE,
+                               progress=functools.partial(_step, progress, "aligning"))
+    except AlignerMissing:
+        raise
+    except FacePolicyError as exc:
+        warnings.append(f"{exc}, so {instead}")
+        return None, None
+    if probs is None:
+        warnings += result.warnings
+        return result, None
+    fit = transcript_fit(result, probs, rate)
+    if fit < TRANSCRIPT_MIN_FIT:
+        warnings.append(f"the transcript does not match the audio (fit {fit:.1f}; a matching transcript scores "
+                        f"{TRANSCRIPT_MIN_FIT} or more), so {instead}")
+        return None, fit
+    warnings += result.warnings
+    return result, fit

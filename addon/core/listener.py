@@ -1,0 +1,78 @@
+"""The shipped neural model's audio encoder used as a frame-wise phone classifier (one small ONNX session): it checks
+transcripts, gives recognition its second opinion and hears where the audio is silence (core.evidence)."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .engine import check_cancel
+from .errors import FacePolicyError
+from .phones import PHONES
+
+BILABIAL_PHONES = ("p", "b", "m")
+
+
+class BilabialListener:
+    """The audio encoder's phone classifier (named for its first use, the closures recognition misses)."""
+
+    MARGIN = 40  # mel frames of context each side of a block (the encoder's receptive field is smaller)
+    BLOCK = 6000  # mel frames per encoder call (60 s), so memory stays bounded on long audio
+
+    def __init__(self, model_dir: Path | str | None = None, block: int | None = None, *, session=None,
+                 stride: int = 1):
+        """From the model in ``model_dir`` (default: the shipped one), or from an audio-encoder ``session`` that
+        is already open (the Neural engine's) with its ``stride``."""
+        from .policy import create_session, read_model_files
+
+        if session is None:
+            files = read_model_files(model_dir)
+            m = files.manifest
+            stride = int(m["model"].get("audio_stride", 1))
+            session, _ = create_session(files.root / m["onnx"]["audio_encoder"], "cpu")
+        self.session, self.stride = session, int(stride)
+        outputs = [o.name for o in self.session.get_outputs()]
+        if "phone_logits" not in outputs:
+            raise FacePolicyError("the neural model's audio encoder has no phone classifier output")
+        self.block = int(block or self.BLOCK)
+        self.block -= self.block % self.stride  # blocks start on the encoder's grid
+
+    @property
+    def frame_rate(self) -> float:
+        from .features import MEL_RATE
+
+        return MEL_RATE / self.stride
+
+    def bilabial_probs(self, samples: np.ndarray, cancel: threading.Event | None = None) -> np.ndarray:
+        """(frames, 3) probabilities of p, b and m per encoder frame (phone_probs)."""
+        return self.phone_probs(samples, BILABIAL_PHONES, cancel)
+
+    def phone_probs(self, samples: np.ndarray, phones, cancel: threading.Event | None = None) -> np.ndarray:
+        """(frames, len(phones)) probabilities of ``phones`` per encoder frame; blocks overlap by MARGIN mel
+        frames, so the result does not depend on the block size."""
+        from .features import log_mel, n_mel_frames
+
+        columns = [PHONES.index(p) for p in phones]
+        n_mel = n_mel_frames(len(samples))
+        n_mel += (-n_mel) % self.stride
+        out = []
+        for m0 in range(0, n_mel, self.block):
+            check_cancel(cancel)
+            m1 = min(n_mel, m0 + self.block)
+            lo = m0 - self.MARGIN
+            mel = log_mel(samples, start_frame=lo, n_frames=m1 - lo + self.MARGIN)
+            _, logits = self.session.run(None, {"mel": mel[None]})
+            logits = logits[0, self.MARGIN // self.stride : (self.MARGIN + m1 - m0) // self.stride].astype(np.float64)
+            logits -= logits.max(axis=1, keepdims=True)
+            p = np.exp(logits)
+            out.append(p[:, columns] / p.sum(axis=1, keepdims=True))
+        return np.concatenate(out) if out else np.zeros((0, len(columns)))
+
+
+@functools.lru_cache(maxsize=1)
+def shared_listener() -> BilabialListener:
+    """One listener per process, on the shipped model (a failed load is not cached: the next bake tries again)."""
+    return BilabialListener()

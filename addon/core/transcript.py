@@ -1,0 +1,161 @@
+"""A transcript's text: its words as spoken (numbers spelled out), letter-to-sound pronunciations for words the
+pronouncing dictionary lacks, and whether it can be English at all: pocketsphinx's bundled model and dictionary are
+American English, so only English transcripts can be aligned (core.evidence says so when a line's is not)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+
+# --- text → words --------------------------------------------------------------------------------------------
+
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+         "seventeen eighteen nineteen").split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def number_words(n: int) -> list[str]:
+    """English words for 0 ≤ n < 10^12."""
+    if n < 20:
+        return [_ONES[n]]
+    if n < 100:
+        return [_TENS[n // 10]] + ([_ONES[n % 10]] if n % 10 else [])
+    if n < 1000:
+        return [_ONES[n // 100], "hundred"] + (number_words(n % 100) if n % 100 else [])
+    for size, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand")):
+        if n >= size:
+            return number_words(n // size) + [name] + (number_words(n % size) if n % size else [])
+    raise ValueError(n)
+
+
+def transcript_words(text: str) -> list[str]:
+    """Lower-case words as spoken: digits spelled out, punctuation dropped (apostrophes kept inside words)."""
+    text = plain_ascii(text.lower()).replace("&", " and ").replace("%", " percent ")
+    text = re.sub(r"\$(\d+)\.(\d\d)\b", r"\1 dollars and \2 cents", text)
+    text = re.sub(r"\$(\d+)", r"\1 dollars", text)
+    text = re.sub(r"(\d+)\.(\d+)", lambda m: m.group(1) + " point " + " ".join(m.group(2)), text)
+    words: list[str] = []
+    for token in re.findall(r"[a-z]+(?:'[a-z]+)*|\d+", text):
+        if token.isdigit():
+            n = int(token)
+            if len(token) == 4 and 1100 <= n <= 2099 and n % 100:  # years: "nineteen eighty four"
+                words += number_words(n // 100) + number_words(n % 100)
+            elif n < 10**12:
+                words += number_words(n)
+            else:
+                words += [_ONES[int(d)] for d in token]
+        else:
+            words.append(token)
+    return words
+
+
+# --- letter to sound ----------------------------------------------------------------------------------------------
+
+# Ordered grapheme rules (longest first): spelling → ARPAbet. A compact rule set, good enough for alignment.
+_LTS_RULES: tuple[tuple[str, str], ...] = (
+    ("tion", "sh ah n"), ("sion", "zh ah n"), ("ough", "ao"), ("augh", "ao"), ("eigh", "ey"), ("igh", "ay"),
+    ("tch", "ch"), ("dge", "jh"), ("sch", "s k"), ("chr", "k r"), ("que", "k"),
+    ("ph", "f"), ("th", "th"), ("sh", "sh"), ("ch", "ch"), ("ck", "k"), ("ng", "ng"), ("qu", "k w"), ("wh", "w"),
+    ("kn", "n"), ("wr", "r"), ("gh", "g"), ("ee", "iy"), ("ea", "iy"), ("oo", "uw"), ("ou", "aw"), ("ow", "ow"),
+    ("oi", "oy"), ("oy", "oy"), ("ai", "ey"), ("ay", "ey"), ("ey", "ey"), ("ie", "iy"), ("ei", "ey"), ("au", "ao"),
+    ("aw", "ao"), ("ew", "uw"), ("ue", "uw"), ("ar", "aa r"), ("er", "er"), ("ir", "er"), ("ur", "er"),
+    ("or", "ao r"), ("ll", "l"), ("ss", "s"), ("tt", "t"), ("dd", "d"), ("ff", "f"), ("pp", "p"), ("bb", "b"),
+    ("mm", "m"), ("nn", "n"), ("rr", "r"), ("cc", "k"), ("gg", "g"), ("zz", "z"),
+    ("a", "ae"), ("b", "b"), ("c", "k"), ("d", "d"), ("e", "eh"), ("f", "f"), ("g", "g"), ("h", "hh"),
+    ("i", "ih"), ("j", "jh"), ("k", "k"), ("l", "l"), ("m", "m"), ("n", "n"), ("o", "aa"), ("p", "p"),
+    ("q", "k"), ("r", "r"), ("s", "s"), ("t", "t"), ("u", "ah"), ("v", "v"), ("w", "w"), ("x", "k s"),
+    ("y", "iy"), ("z", "z"),
+)
+_SOFT_C = re.compile(r"c(?=[eiy])")
+_SOFT_G = re.compile(r"g(?=[ei])")
+
+
+def letter_to_sound(word: str) -> list[str]:
+    """An ARPAbet pronunciation for a word CMUdict lacks (rules; a final silent e lengthens the vowel before it)."""
+    w = re.sub(r"[^a-z]", "", word.lower())
+    if not w:
+        return []
+    magic_e = len(w) > 3 and w.endswith("e") and w[-2] not in "aeiouy" and w[-3] in "aeiou"
+    if w.endswith("e") and len(w) > 2 and not w.endswith(("ee", "ie", "ue", "ye")):
+        w = w[:-1]
+    w = _SOFT_C.sub("s", w)
+    w = _SOFT_G.sub("j", w)
+    out: list[str] = []
+    i = 0
+    while i < len(w):
+        for graph, phones in _LTS_RULES:
+            if w.startswith(graph, i):
+                out += phones.split()
+                i += len(graph)
+                break
+        else:
+            i += 1
+    if w.startswith("y") and out and out[0] == "iy":
+        out[0] = "y"
+    if magic_e:
+        long_vowel = {"ae": "ey", "eh": "iy", "ih": "ay", "aa": "ow", "ah": "uw"}
+        for k in range(len(out) - 1, -1, -1):
+            if out[k] in long_vowel:
+                out[k] = long_vowel[out[k]]
+                break
+    return out
+
+
+
+# --- which language ------------------------------------------------------------------------------------------------
+
+# A transcript is taken for another language when most of its letters are not Latin, when more of its words are
+# common words of one of these languages than of English (at least two), or when most of its words are neither in
+# the pronouncing dictionary nor plain ASCII. Words that are also English words ("a", "in", "no", "son", "die",
+# "was", "er", "ma", "hoe") are left out of the other lists.
+_ENGLISH_WORDS = frozenset("""
+    the a an and or but of to in on at for with by from is are was were be been being it its this that these those
+    i you he she we they me him us them my your his her our their not no yes do does did have has had will would
+    can could shall should may might must what where when who why how which there here all some any just so if
+    then than up out about into over now oh well hey hello please thank thanks okay ok let let's i'm you're it's
+    don't can't won't isn't""".split())
+_OTHER_WORDS = {
+    "Spanish": frozenset("""el la los las del que y en un una unos unas por con para es está están estoy pero
+        como cómo más muy yo tú usted ustedes nosotros ellos ella su sus mi mis tu qué dónde cuando cuándo porque
+        hay estar tengo tiene quiero hola gracias sí también ahora aquí bueno buenos buenas señor señora""".split()),
+    "French": frozenset("""le la les de des du et un une est sont je tu il elle nous vous ils elles pas que qui
+        avec pour dans sur mais ou où très c'est bonjour merci oui suis avons êtes ce cette""".split()),
+    "German": frozenset("""der das und ist ich nicht zu ein eine einen mit für wo bitte sehr heute sind wir sie
+        es auf den dem auch noch nur wie kein keine haben habe danke ja nein guten ihr mein dein""".split()),
+    "Italian": frozenset("""il la le gli di che non un una per con sono è mi si ti ci molto della del al dove
+        questo questa quella grazie ciao buongiorno anche io tu lui lei""".split()),
+    "Portuguese": frozenset("""os de que não um uma eu meu minha você ele ela nós com para por muito onde
+        obrigado obrigada sim isso este esta está é da dos das""".split()),
+    "Dutch": frozenset("""de het een en ik je jij van niet waar wat dat met voor op zijn wij ze hij maar ook nog
+        graag dank ja nee goed""".split()),
+}
+_LETTER_WORDS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
+
+
+def transcript_language(text: str, in_dictionary: Callable[[str], bool]) -> str | None:
+    """None when ``text`` can be English, else why not ("looks like Spanish", ...). ``in_dictionary(word)``: whether
+    the pronouncing dictionary knows a lower-case ASCII word."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return None
+    latin = sum(1 for c in letters if c.isascii() or unicodedata.name(c, "").startswith("LATIN"))
+    if latin < 0.5 * len(letters):
+        return "is not written in the Latin alphabet"
+    words = _LETTER_WORDS.findall(text.lower())
+    english = sum(1 for w in words if w in _ENGLISH_WORDS)
+    votes = {lang: sum(1 for w in words if w in common) for lang, common in _OTHER_WORDS.items()}
+    most = max(votes.values())
+    if most >= 2 and most > english:
+        leaders = [lang for lang, n in votes.items() if n == most]
+        return f"looks like {leaders[0]}" if len(leaders) == 1 else "is not English"
+    known = sum(1 for w in words if in_dictionary(plain_ascii(w)))
+    if known < 0.5 * len(words):
+        return "has mostly words that are not English"
+    return None
+
+
+def plain_ascii(text: str) -> str:
+    """Latin letters without their accents ("café" → "cafe"), typographic apostrophes as "'"."""
+    text = text.replace("\u2019", "'").replace("\u2018", "'")
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")

@@ -1,0 +1,44 @@
+"""A transcript's text: which language it is in (English only can be aligned)."""
+
+import pytest
+
+from facepolicy.core.transcript import plain_ascii, transcript_language, transcript_words
+
+# A stand-in for the pronouncing dictionary: the English words of these examples.
+ENGLISH = set("""greetings ser of the awaits hello there yes follow me ok hmm ugh it costs or percent more than last
+    year and walked into we need to move boxes before meeting begins drew their blades he said left cafe au lait naive
+    facade""".split())
+
+
+def known(word: str) -> bool:
+    return word in ENGLISH
+
+
+@pytest.mark.parametrize("text", [
+    "Greetings, Ser Aldric of Vhalmoor! The Dreadlord Xarneth awaits.", "Hello there.", "Yes.", "Follow me, Kaelthas.",
+    "OK", "Hmm, grrr... ugh!", "It costs $444.01, or 84 percent more than last year.",
+    "We need to move the boxes before the meeting begins", "Café au lait, naïve façade.", "1984", "..."])
+def test_english_lines_with_names_numbers_and_loanwords_are_english(text):
+    assert transcript_language(text, known) is None
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("¿Dónde está la biblioteca? Necesito un libro.", "looks like Spanish"),
+    ("El perro come la comida en la casa de mi madre.", "looks like Spanish"),
+    ("Je voudrais un café, s'il vous plaît.", "looks like French"),
+    ("Ich habe heute keine Zeit für dich.", "looks like German"),
+    ("Mi piace molto la pasta al pomodoro.", "looks like Italian"),
+    ("Obrigado pela ajuda, meu amigo.", "looks like Portuguese"),
+    ("Ik wil graag een kopje koffie.", "looks like Dutch"),
+    ("こんにちは、元気ですか？", "is not written in the Latin alphabet"),
+    ("Привет, как дела?", "is not written in the Latin alphabet"),
+    ("Zyxx qorvath belmani stravok.", "has mostly words that are not English"),
+])
+def test_other_languages_are_named_before_anything_is_aligned(text, why):
+    assert transcript_language(text, known) == why
+
+
+def test_accents_and_typographic_apostrophes_are_spoken_as_plain_letters():
+    assert plain_ascii("Café, don’t") == "Cafe, don't"
+    assert transcript_words("Café au lait, don’t — naïve jalapeño") == ["cafe", "au", "lait", "don't", "naive",
+                                                                        "jalapeno"]
