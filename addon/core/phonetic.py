@@ -31,7 +31,7 @@ from .evidence import second_opinion as second_opinion
 from .facetrack import FaceTrack
 from .listener import BilabialListener as BilabialListener
 from .listener import shared_listener as shared_listener
-from .teacher import EMOTIONS, SpeakerStyle, animate_phones
+from .teacher import EMOTIONS, SpeakerStyle, TeacherTake, animate_phones
 
 log = logging.getLogger(__name__)
 # The "name as name" imports above moved to core.evidence and core.listener; they stay importable from here for the
@@ -45,9 +45,15 @@ def phonetic_prior(result: Alignment, samples: np.ndarray, duration: float | Non
     """The Phonetic engine's face (default style, seed 0) for the Neural engine's evidence, cleaned up as the
     Phonetic engine cleans it (core.evidence.cleaned_phones). The Neural engine's accurate mode steers its mouth
     toward it (core.policy, SampleSettings.prior_weight). ``result`` is not changed."""
+    return phonetic_prior_take(result, samples, duration).track()
+
+
+def phonetic_prior_take(result: Alignment, samples: np.ndarray, duration: float | None = None) -> TeacherTake:
+    """phonetic_prior as a TeacherTake: ``take[a:b]`` renders frames a..b only, so the Neural sampler renders the
+    window each group of streams needs and never holds an hour's prior (25 MB, and as much again normalised)."""
     phones, confidence = cleaned_phones(result)
-    return animate_phones(phones, samples, rate=spec.SAMPLE_RATE, fps=spec.MODEL_FPS, duration=duration,
-                          confidence=confidence, recognised=result.mode == "recognised-phones")
+    return TeacherTake(phones, samples, rate=spec.SAMPLE_RATE, fps=spec.MODEL_FPS, duration=duration,
+                       confidence=confidence, recognised=result.mode == "recognised-phones")
 
 
 class PhoneticEngine:

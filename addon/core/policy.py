@@ -35,6 +35,9 @@ MANIFEST = "model.json"
 CFG_AXES = {"audio": 0, "style": 1, "past": 2}
 NUM_FLAGS = len(CFG_AXES)
 _NOISE_BLOCK = 256  # frames per independently seeded block of the noise table
+# Most streams encoded and denoised together (about 27 s of audio): the ONNX sessions' working memory grows with
+# the group (64 streams: +60 MB over 16), and results do not depend on it (noise is keyed by absolute frame).
+MAX_GROUP_STREAMS = 16
 
 
 # --- DDIM: shared with model/diffusion.py (works on numpy arrays and torch tensors alike) ------------------------
@@ -244,7 +247,7 @@ class NeuralPolicy:
         self.past_frames = int(p["past_frames"])
         self.stream_frames = int(p["stream_frames"])
         self.overlap = int(p["overlap_frames"])
-        self.group_streams = int(p.get("group_streams", 64))
+        self.group_streams = min(int(p.get("group_streams", 64)), MAX_GROUP_STREAMS)
         self.default_steps = int(p["ddim_steps"])
         self.style_frames = int(p["style_frames"])
         self.mel_margin = int(p["mel_margin"])
@@ -316,26 +319,24 @@ class NeuralPolicy:
         ``style``: a style code (None: no style, the model's average speaker); ``emotion``: emotion_vector();
         ``phones``: phone segments (from a transcript alignment or a recognizer) used as extra evidence;
         ``prior``: (frames, NUM_CHANNELS) states at MODEL_FPS that every denoising step pulls the articulation
-        channels toward, by ``settings.prior_weight`` (see phonetic_prior); ``floor``: 0..1 per frame, how far
-        the jaw is raised to at least the prior's (1: never less open than the prior).
+        channels toward, by ``settings.prior_weight``: an array, or anything that slices like one (the TeacherTake
+        of phonetic_prior_take renders each group's window only); ``floor``: 0..1 per frame, how far the jaw is
+        raised to at least the prior's (1: never less open than the prior). Long audio runs in groups of streams
+        (MAX_GROUP_STREAMS), so memory beyond the states returned does not grow with its length.
         """
         settings = settings or SampleSettings()
         samples = np.asarray(samples, np.float32)
         n = features.n_model_frames(len(samples))
         step = self.stream_frames - self.overlap
         n_streams = max(1, int(np.ceil(max(n - self.overlap, 1) / step)))
-        out = np.zeros((n, spec.NUM_CHANNELS), np.float64)
-        wsum = np.zeros((n, 1), np.float64)
+        states = np.empty((n, spec.NUM_CHANNELS), np.float32)
+        # Streams cross-fade into a running sum over the frames a later group can still reach; the frames before
+        # the next group's first stream are final and leave it, so memory does not grow with the audio.
+        done = 0
+        out = np.zeros((0, spec.NUM_CHANNELS), np.float64)
+        wsum = np.zeros((0, 1), np.float64)
         watch = _CancelWatch(cancel)
-        weight = float(settings.prior_weight)
-        if prior is not None and weight > 0 and len(prior):
-            prior = (np.asarray(prior, np.float32) - self.state_mean) / self.state_std
-            lift = np.zeros(len(prior), np.float32)
-            if floor is not None:
-                m = min(len(floor), len(prior))
-                lift[:m] = floor[:m]
-            prior = np.concatenate([prior, lift[:, None]], axis=1)  # last column: the floor
-        else:
+        if prior is None or float(settings.prior_weight) <= 0 or not len(prior):
             prior = None
         try:
             for g0 in range(0, n_streams, self.group_streams):
@@ -346,21 +347,40 @@ class NeuralPolicy:
                 span1 = starts[-1] + self._stream_span()
                 audio = self.audio_features(samples, span0, span1 - span0, watch)
                 evid = self._evidence(phones, span0, span1 - span0)
-                pri = None if prior is None else prior[np.clip(np.arange(span0, span1), 0, len(prior) - 1)]
+                pri = None if prior is None else self._prior_window(prior, floor, span0, span1)
+                reach = min(n, starts[-1] + self.stream_frames)
+                out = np.concatenate([out, np.zeros((reach - done - len(out), spec.NUM_CHANNELS))])
+                wsum = np.concatenate([wsum, np.zeros((reach - done - len(wsum), 1))])
                 per_call = settings.streams_per_batch or len(streams)
                 for c0 in range(0, len(streams), per_call):
                     sub = starts[c0 : c0 + per_call]
                     ys = self._run_streams(sub, span0, audio, evid, pri, style, emotion, settings, watch)
                     for s, y in zip(sub, ys, strict=True):
                         k = s // step
-                        self._accumulate(out, wsum, y, s, k, n_streams)
+                        self._accumulate(out, wsum, y, s - done, k, n_streams)
+                final = n if streams[-1] == n_streams - 1 else min(n, (streams[-1] + 1) * step)
+                block = (out[: final - done] / np.maximum(wsum[: final - done], 1e-8)).astype(np.float32)
+                block[:, : spec.NUM_ARKIT] = np.clip(block[:, : spec.NUM_ARKIT], 0.0, 1.0)
+                states[done:final] = block
+                out, wsum, done = out[final - done :], wsum[final - done :], final
                 if progress is not None:
                     progress(min(1.0, (streams[-1] + 1) / n_streams), "sampling")
         finally:
             watch.close()
-        states = (out / np.maximum(wsum, 1e-8)).astype(np.float32)
-        states[:, : spec.NUM_ARKIT] = np.clip(states[:, : spec.NUM_ARKIT], 0.0, 1.0)
         return states
+
+    def _prior_window(self, prior, floor: np.ndarray | None, span0: int, span1: int) -> np.ndarray:
+        """(span1 - span0, NUM_CHANNELS + 1) normalised prior states for model frames span0..span1 (its last frame
+        repeated past its end), and in the last column the jaw floor's weight (0 without ``floor``). ``prior``
+        slices like states: an array, or a TeacherTake that renders just the frames asked for."""
+        idx = np.clip(np.arange(span0, span1), 0, len(prior) - 1)
+        lo, hi = int(idx[0]), int(idx[-1]) + 1
+        window = (np.asarray(prior[lo:hi], np.float32) - self.state_mean) / self.state_std
+        lift = np.zeros(hi - lo, np.float32)
+        if floor is not None:
+            top = min(len(floor), hi)
+            lift[: max(0, top - lo)] = floor[lo:top]
+        return np.concatenate([window, lift[:, None]], axis=1)[idx - lo]
 
     def _stream_span(self) -> int:
         """Frames one stream's plans touch: whole plans of `execute` frames, plus the last plan's horizon."""
@@ -501,6 +521,7 @@ _JAW = spec.CHANNEL_INDEX["jawOpen"]
 _JAW_IN_TARGET = _ARTICULATION.index(_JAW)  # its column among the prior's articulation channels
 # Seconds: the Gaussian that smooths the articulation channels of a take sampled with a phonetic prior.
 ARTICULATION_SMOOTHING = 0.015
+_BLOCK_FRAMES = 2000  # frames smoothed at a time
 
 
 def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS, confidence=None) -> np.ndarray:
@@ -518,18 +539,27 @@ def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS, confidence=No
 
 
 def smooth_articulation(states: np.ndarray, sigma: float = ARTICULATION_SMOOTHING,
-                        fps: float = spec.MODEL_FPS) -> np.ndarray:
+                        fps: float = spec.MODEL_FPS, in_place: bool = False) -> np.ndarray:
     """The articulation channels low-passed by a Gaussian of ``sigma`` seconds (edges held): what is left of the
-    sampler's frame-to-frame noise. The rest of the face is unchanged."""
+    sampler's frame-to-frame noise. The rest of the face is unchanged. ``in_place`` smooths ``states`` itself;
+    either way the work is done _BLOCK_FRAMES at a time, so an hour needs no whole-length temporaries."""
     s = sigma * fps
     if s <= 0 or len(states) < 2:
         return states
+    out = states if in_place else states.copy()
     r = int(np.ceil(3 * s))
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / s) ** 2)
     k /= k.sum()
-    x = np.pad(states[:, _ARTICULATION], ((r, r), (0, 0)), mode="edge")
-    out = states.copy()
-    out[:, _ARTICULATION] = sum(k[i] * x[i : i + len(states)] for i in range(len(k)))
+    n = len(out)
+    pending = None  # a block is written once the next one has read its unsmoothed frames
+    for a in range(0, n, _BLOCK_FRAMES):
+        b = min(n, a + _BLOCK_FRAMES)
+        x = out[np.clip(np.arange(a - r, b + r), 0, n - 1)[:, None], _ARTICULATION]  # edges held
+        smoothed = sum(k[i] * x[i : i + b - a] for i in range(len(k)))
+        if pending is not None:
+            out[pending[0] : pending[1], _ARTICULATION] = pending[2]
+        pending = (a, b, smoothed)
+    out[pending[0] : pending[1], _ARTICULATION] = pending[2]
     return out
 
 
@@ -537,10 +567,11 @@ _LIP_OPENERS = ("mouthUpperUpLeft", "mouthUpperUpRight", "mouthLowerDownLeft", "
                 "mouthFunnel", "tongueOut")
 
 
-def seal_bilabials(states: np.ndarray, phones, fps: float = spec.MODEL_FPS) -> np.ndarray:
+def seal_bilabials(states: np.ndarray, phones, fps: float = spec.MODEL_FPS, in_place: bool = False) -> np.ndarray:
     """The articulation teacher's hard guarantee, applied to the model's output where phone evidence says p/b/m:
     the lips seal over each bilabial (mouthClose cancels jawOpen's lip separation, the lip raisers and funnel
-    let go), with the teacher's ramps, so closures stay exact while the model keeps everything else."""
+    let go), with the teacher's ramps, so closures stay exact while the model keeps everything else.
+    ``in_place`` seals ``states`` itself (an hour's copy would be 25 MB)."""
     from .phones import BILABIALS
     from .teacher import closure_weight
 
@@ -551,7 +582,7 @@ def seal_bilabials(states: np.ndarray, phones, fps: float = spec.MODEL_FPS) -> n
     starts = np.array([p.start for p in segs], np.float64)
     ends = np.array([p.end for p in segs], np.float64)
     close = closure_weight(names, starts, ends, np.arange(len(states)) / fps, fps)
-    out = states.copy()
+    out = states if in_place else states.copy()
     ci = spec.CHANNEL_INDEX
     jaw = out[:, ci["jawOpen"]]
     out[:, ci["mouthClose"]] = np.maximum(out[:, ci["mouthClose"]], close * jaw)
@@ -588,16 +619,16 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
         return policy.sample(samples, settings, style=style, emotion=emotion, progress=progress, cancel=cancel)
     prior = floor = None
     if settings.prior_weight > 0 and evidence.phones:
-        from .phonetic import phonetic_prior
+        from .phonetic import phonetic_prior_take
 
-        prior = phonetic_prior(evidence, samples, len(samples) / spec.SAMPLE_RATE).select(spec.CHANNEL_NAMES).values
+        prior = phonetic_prior_take(evidence, samples, len(samples) / spec.SAMPLE_RATE)
         if settings.vowel_floor:
             floor = vowel_mask(evidence.phones, len(prior), confidence=evidence.confidence)
     states = policy.sample(samples, settings, style=style, emotion=emotion, phones=evidence.phones, prior=prior,
                            floor=floor, progress=progress, cancel=cancel)
     if prior is not None:
-        states = smooth_articulation(states)
-    return seal_bilabials(states, evidence.phones)
+        smooth_articulation(states, in_place=True)
+    return seal_bilabials(states, evidence.phones, in_place=True)
 
 
 def states_to_track(states: np.ndarray, meta: dict | None = None) -> FaceTrack:

@@ -277,3 +277,68 @@ def test_inside_the_evidence_vowels_the_jaw_opens_at_least_as_far_as_the_prior()
     assert inside.sum() >= 5 and (free[inside, policy._JAW] < 0.6 - 0.05).mean() > 0.5
     assert jaw(True)[inside].min() >= 0.6 - 1e-5
     assert (jaw(False)[inside] < 0.6 - 0.05).mean() > 0.3
+
+
+def _repeated_a0009(seconds: float):
+    """ARCTIC a0009 repeated to ``seconds``, with its reference phones as a forced alignment's evidence."""
+    from facepolicy.core import metrics
+    from facepolicy.core.align import Alignment
+    from facepolicy.core.audio import load_audio
+    from facepolicy.core.phones import PhoneSegment
+
+    clip = load_audio(ARCTIC_A0009).samples
+    lab = metrics.read_lab(ARCTIC_A0009.with_name("arctic_a0009_phone.lab"))
+    reps = int(np.ceil(seconds * spec.SAMPLE_RATE / len(clip)))
+    offsets = [k * len(clip) / spec.SAMPLE_RATE for k in range(reps)]
+    phones = [PhoneSegment(p.phone, p.start + o, p.end + o) for o in offsets for p in lab]
+    return np.tile(clip, reps), Alignment(phones, [1.0] * len(phones), [], "aligned")
+
+
+def test_the_prior_rendered_per_group_of_streams_equals_the_whole_prior(monkeypatch):
+    # Long audio renders the phonetic prior window by window (a TeacherTake) and cross-fades its streams into a
+    # running sum that keeps only the frames a later group can reach: neither may change the states.
+    from facepolicy.core.phonetic import phonetic_prior_take
+
+    samples, evidence = _repeated_a0009(9.0)
+    p = policy.NeuralEngine().policy()
+    take = phonetic_prior_take(evidence, samples, len(samples) / spec.SAMPLE_RATE)
+    whole = take.track().values
+    settings = policy.SampleSettings(seed=1)
+    floor = policy.vowel_mask(evidence.phones, len(take))
+    one_group = p.sample(samples, settings, phones=evidence.phones, prior=whole, floor=floor)
+    monkeypatch.setattr(p, "group_streams", 2)  # 6 streams in 3 groups
+    grouped = p.sample(samples, settings, phones=evidence.phones, prior=take, floor=floor)
+    np.testing.assert_array_equal(grouped, p.sample(samples, settings, phones=evidence.phones, prior=whole,
+                                                    floor=floor))
+    np.testing.assert_allclose(grouped, one_group, atol=1e-5)
+
+
+def test_smoothing_in_blocks_and_in_place_equals_smoothing_at_once(monkeypatch):
+    states = np.random.default_rng(5).uniform(0, 1, (700, spec.NUM_CHANNELS)).astype(np.float32)
+    at_once = policy.smooth_articulation(states)
+    monkeypatch.setattr(policy, "_BLOCK_FRAMES", 64)
+    copy = states.copy()
+    assert policy.smooth_articulation(copy, in_place=True) is copy
+    np.testing.assert_array_equal(copy, at_once)
+    assert not np.array_equal(states, at_once)  # the default leaves its input alone
+
+
+def test_sampling_memory_does_not_grow_beyond_the_states_it_returns():
+    """Peak numpy memory of the accurate mode's sampling (prior, floor, sampler, smoothing, seal) for 30 s and for
+    120 s of speech: the extra 90 s may cost about what their returned states take (236 bytes a frame), not the
+    whole-length working copies the sampler kept before (about 15 times that: an hour peaked at 1.4 GB)."""
+    import tracemalloc
+
+    p = policy.NeuralEngine().policy()
+    settings = policy.SampleSettings(seed=0)
+    peaks = {}
+    for seconds in (30.0, 120.0):
+        samples, evidence = _repeated_a0009(seconds)
+        samples = samples[: int(seconds * spec.SAMPLE_RATE)]
+        tracemalloc.start()
+        states = policy.sample_with_evidence(p, samples, settings, evidence)
+        peaks[seconds] = tracemalloc.get_traced_memory()[1], states.nbytes
+        tracemalloc.stop()
+    grown = peaks[120.0][0] - peaks[30.0][0]
+    returned = peaks[120.0][1] - peaks[30.0][1]
+    assert grown < 2 * returned, (grown, returned)
