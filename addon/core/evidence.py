@@ -61,36 +61,80 @@ def transcript_fit(alignment: Alignment, probs: np.ndarray, frame_rate: float) -
 
 # --- where the audio is not speech ---------------------------------------------------------------------------------
 
-# A stretch is not speech where the encoder's mean P(sil) over NONSPEECH_WINDOW seconds around it reaches
-# NONSPEECH_SILENCE (music and noise; over the 986 vowels aligned in the speech of the transcript bench no window
-# reached 0.7), or where the spectrum is one narrow peak (TONE_SHARE of the energy within ±2 FFT bins) for at least
-# TONE_SECONDS: pure tones and sweeps, which the encoder hears as vowels (speech never held one for more than 0.18 s).
+# A frame is not speech where the encoder's mean P(sil) over NONSPEECH_WINDOW seconds around it reaches
+# NONSPEECH_SILENCE (music, noise); where the spectrum is one narrow peak (TONE_SHARE of the energy within ±2 FFT
+# bins) for at least TONE_SECONDS (pure tones and sweeps, which the encoder hears as vowels); or where the onsets
+# over RHYTHM_WINDOW seconds repeat with a period of 0.1 to 1 s (their autocorrelation reaches RHYTHM_REGULARITY:
+# notes and beats, which the encoder can hear as syllables) while the encoder's mean P(sil) there is at least
+# RHYTHM_MIN_SILENCE (speech over a beat keeps it lower). Over the speech of bench/transcript_acceptance.py no
+# aligned vowel lay on such a frame; tones, regular onsets and windows of silence are far from speech's values.
 NONSPEECH_WINDOW = 0.5
 NONSPEECH_SILENCE = 0.7
 TONE_SHARE = 0.95
 TONE_SECONDS = 0.5
-_TONE_WIN = 512  # samples per spectrum (32 ms)
-_TONE_BLOCK = 3000  # frames per block, so memory stays bounded on long audio
+RHYTHM_WINDOW = 3.0
+RHYTHM_REGULARITY = 0.6
+RHYTHM_MIN_SILENCE = 0.35
+_FFT = 512  # samples per spectrum (32 ms)
+_BANDS = np.unique(np.round(np.geomspace(2, _FFT // 2 + 1, 25)).astype(int))  # log-spaced bands for the onsets
+_SPECTRA_BLOCK = 3000  # frames per block, so memory stays bounded on long audio
 
 
-def tone_frames(samples: np.ndarray, n_frames: int, frame_rate: float) -> np.ndarray:
-    """True on the frames (``frame_rate`` grid) inside a run of at least TONE_SECONDS whose spectrum is one peak."""
+def spectral_cues(samples: np.ndarray, n_frames: int, frame_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame (``frame_rate`` grid): whether the spectrum is one narrow peak, and the onset strength (the rise
+    of log energy in log-spaced bands since the previous frame)."""
     hop = spec.SAMPLE_RATE / frame_rate
-    window = np.hanning(_TONE_WIN)
-    peaky = np.zeros(n_frames, bool)
+    window = np.hanning(_FFT)
     x = np.asarray(samples, np.float32)
-    for f0 in range(0, n_frames, _TONE_BLOCK):
-        f1 = min(n_frames, f0 + _TONE_BLOCK)
-        starts = (np.arange(f0, f1) * hop + hop / 2 - _TONE_WIN / 2).astype(np.int64)
-        idx = np.clip(starts[:, None] + np.arange(_TONE_WIN), 0, max(0, len(x) - 1))
-        frames = (x[idx] if len(x) else np.zeros(idx.shape, np.float32)) * window
-        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    peaky = np.zeros(n_frames, bool)
+    onset = np.zeros(n_frames)
+    previous = None
+    for f0 in range(0, n_frames, _SPECTRA_BLOCK):
+        f1 = min(n_frames, f0 + _SPECTRA_BLOCK)
+        starts = (np.arange(f0, f1) * hop + hop / 2 - _FFT / 2).astype(np.int64)
+        idx = np.clip(starts[:, None] + np.arange(_FFT), 0, max(0, len(x) - 1))
+        power = np.abs(np.fft.rfft((x[idx] if len(x) else np.zeros(idx.shape)) * window, axis=1)) ** 2
         power[:, :2] = 0.0  # DC
         peak = np.clip(power.argmax(axis=1)[:, None] + np.arange(-2, 3), 0, power.shape[1] - 1)
         total = power.sum(axis=1)
-        peaky[f0:f1] = np.take_along_axis(power, peak, axis=1).sum(axis=1) >= TONE_SHARE * np.maximum(total, 1e-12)
-        peaky[f0:f1] &= total > 0
-    return _runs_at_least(peaky, int(round(TONE_SECONDS * frame_rate)))
+        peaky[f0:f1] = (np.take_along_axis(power, peak, axis=1).sum(axis=1) >= TONE_SHARE * total) & (total > 0)
+        bands = np.log(np.add.reduceat(power, _BANDS[:-1], axis=1) + 1e-10)
+        rise = np.diff(bands if previous is None else np.vstack([previous, bands]), axis=0)
+        onset[f0 + (previous is None) : f1] = np.maximum(rise, 0.0).sum(axis=1)
+        previous = bands[-1:]
+    return peaky, onset
+
+
+def rhythm_regularity(onset: np.ndarray, frame_rate: float) -> np.ndarray:
+    """Per frame: the highest autocorrelation of the onsets in the RHYTHM_WINDOW around it at a lag of 0.1 to 1 s
+    (0 where the audio is shorter than the window). Computed every 0.5 s."""
+    n = len(onset)
+    win, hop = int(round(RHYTHM_WINDOW * frame_rate)), max(1, int(round(0.5 * frame_rate)))
+    lags = slice(max(1, int(round(0.1 * frame_rate))), int(round(1.0 * frame_rate)))
+    out = np.zeros(n)
+    if n < win:
+        return out
+    for c in range(0, n, hop):
+        a = int(np.clip(c + hop // 2 - win // 2, 0, n - win))
+        w = onset[a : a + win] - onset[a : a + win].mean()
+        energy = float(w @ w)
+        if energy > 1e-9:
+            out[c : c + hop] = (np.correlate(w, w, "full")[win - 1 :][lags] / energy).max()
+    return out
+
+
+def speech_frames(samples: np.ndarray, silence: np.ndarray | None, frame_rate: float) -> np.ndarray:
+    """True per frame (``frame_rate``) where the audio may be speech; ``silence``: the encoder's P(sil) per frame
+    (None without the encoder: then only tones are found)."""
+    n = len(silence) if silence is not None else int(np.ceil(len(samples) * frame_rate / spec.SAMPLE_RATE))
+    peaky, onset = spectral_cues(samples, n, frame_rate)
+    nonspeech = _runs_at_least(peaky, int(round(TONE_SECONDS * frame_rate)))
+    if silence is not None and n:
+        k = np.ones(max(1, int(round(NONSPEECH_WINDOW * frame_rate))))
+        mean = np.convolve(silence, k, mode="same") / np.convolve(np.ones(n), k, mode="same")
+        nonspeech |= mean >= NONSPEECH_SILENCE
+        nonspeech |= (rhythm_regularity(onset, frame_rate) >= RHYTHM_REGULARITY) & (mean >= RHYTHM_MIN_SILENCE)
+    return ~nonspeech
 
 
 def _runs_at_least(mask: np.ndarray, length: int) -> np.ndarray:
@@ -100,18 +144,6 @@ def _runs_at_least(mask: np.ndarray, length: int) -> np.ndarray:
         if b - a >= length:
             out[a:b] = True
     return out
-
-
-def speech_frames(samples: np.ndarray, silence: np.ndarray | None, frame_rate: float) -> np.ndarray:
-    """True per frame (``frame_rate``) where the audio may be speech; ``silence``: the encoder's P(sil) per frame
-    (None without the encoder: then only tones are found)."""
-    n = len(silence) if silence is not None else int(np.ceil(len(samples) * frame_rate / spec.SAMPLE_RATE))
-    nonspeech = tone_frames(samples, n, frame_rate)
-    if silence is not None and n:
-        k = np.ones(max(1, int(round(NONSPEECH_WINDOW * frame_rate))))
-        mean = np.convolve(silence, k, mode="same") / np.convolve(np.ones(n), k, mode="same")
-        nonspeech |= mean >= NONSPEECH_SILENCE
-    return ~nonspeech
 
 
 def silence_nonspeech(result: Alignment, speech: np.ndarray, frame_rate: float) -> int:
@@ -416,8 +448,8 @@ def _use_transcript(samples, text: str, probs, rate: float, recognise: str | Non
         return result, None
     fit = transcript_fit(result, probs, rate)
     if fit < TRANSCRIPT_MIN_FIT:
-        warnings.append(f"the transcript does not match the audio (fit {fit:.1f}; a matching transcript scores "
-                        f"{TRANSCRIPT_MIN_FIT} or more), so {instead}")
+        warnings.append(f"the transcript does not match the audio (fit {fit:.1f}, where a matching transcript "
+                        f"scores {TRANSCRIPT_MIN_FIT} or more), so {instead}")
         return None, fit
     warnings += result.warnings
     return result, fit

@@ -1,0 +1,103 @@
+"""Transcripts as a game studio uses them: TTS lines baked with their exact text beside them, a line given another
+line's text, and a transcript in another language. What the user looks at: the bake's one-line message per line,
+the files written, and the JSON track's meta (how the phone evidence was made, its warnings)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from journey import espeak, facepolicy
+
+ISSUE_LINE = "we need to move the boxes before the meeting begins"
+
+
+def text2wave(path: Path, text: str, voice: str) -> Path:
+    if shutil.which("text2wave") is None:
+        pytest.skip("festival is not installed (bash run.sh test installs it)")
+    txt = path.with_suffix(".source")
+    txt.write_text(text, encoding="utf-8")
+    subprocess.run(["text2wave", "-o", str(path), "-eval", f"(voice_{voice})", str(txt)], check=True,
+                   capture_output=True)
+    txt.unlink()
+    return path
+
+
+def flite(path: Path, text: str, voice: str) -> Path:
+    if shutil.which("flite") is None:
+        pytest.skip("flite is not installed (bash run.sh test installs it)")
+    subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(path)], check=True, capture_output=True)
+    return path
+
+
+def line(folder: Path, name: str, make, text: str, voice: str, transcript: str | None = None) -> Path:
+    """A TTS line with its transcript beside it (``transcript``, default the text it speaks)."""
+    wav = make(folder / f"{name}.wav", text, voice)
+    (folder / f"{name}.txt").write_text((transcript or text) + "\n", encoding="utf-8")
+    return wav
+
+
+def bake(folder: Path, *args, out: str = "out") -> tuple[subprocess.CompletedProcess, Path]:
+    out = folder / out
+    done = facepolicy("bake", *sorted(folder.glob("*.wav")), "-o", out, "--format", "csv,json", *args, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done, out
+
+
+def meta(out: Path, name: str) -> dict:
+    assert (out / f"{name}.csv").is_file()
+    return json.loads((out / f"{name}.json").read_text(encoding="utf-8"))["meta"]
+
+
+def test_tts_lines_with_their_exact_transcript_are_aligned(tmp_path):
+    """espeak-ng (the issue's line among them), festival and flite voices: every line uses its transcript."""
+    line(tmp_path, "espeak_us", espeak, ISSUE_LINE, "en-us")
+    line(tmp_path, "espeak_scots", espeak, "Follow me, the bridge is out.", "en-gb-scotland")
+    line(tmp_path, "espeak_rp", espeak, "Bring both boxes up by the back porch, please.", "en-gb-x-rp")
+    line(tmp_path, "festival_kal", text2wave, "Please pass the pepper and the bread.", "kal_diphone")
+    line(tmp_path, "flite_slt", flite, "Watch out, the wolves are coming!", "slt")
+    done, out = bake(tmp_path)
+    assert "does not match" not in done.stdout + done.stderr
+    for name in ("espeak_us", "espeak_scots", "espeak_rp", "festival_kal", "flite_slt"):
+        m = meta(out, name)
+        assert m["warnings"] == [], (name, m["warnings"])
+        assert m["neural"]["evidence"] == "transcript alignment", name
+
+
+def test_the_phonetic_engine_aligns_the_issue_line_too(tmp_path):
+    line(tmp_path, "npc", espeak, ISSUE_LINE, "en-us")
+    _, out = bake(tmp_path, "--engine", "phonetic")
+    m = meta(out, "npc")
+    assert m["warnings"] == [] and m["phonetic"]["mode"] == "aligned"
+
+
+def test_another_lines_text_is_refused_in_one_sentence_and_the_line_still_bakes(tmp_path):
+    line(tmp_path, "npc", espeak, ISSUE_LINE, "en-us", transcript="The baby bumped the bubbles with a pink paddle.")
+    done, out = bake(tmp_path)
+    m = meta(out, "npc")
+    assert m["neural"]["evidence"] == "phone recognition"
+    assert len(m["warnings"]) == 1
+    sentence = m["warnings"][0]
+    assert sentence.startswith("the transcript does not match the audio")
+    assert sentence.endswith("so this line was animated from phone recognition of the audio instead")
+    assert sentence.count(";") == 0 and sentence.count(". ") == 0  # one sentence
+    assert sentence in done.stdout  # the bake's summary shows it on the line's row
+    assert "1 baked" in done.stdout
+
+
+@pytest.mark.parametrize(("voice", "spoken", "transcript", "why"), [
+    ("es", "¿Dónde está la biblioteca? Necesito un libro.", "¿Dónde está la biblioteca? Necesito un libro.",
+     "looks like Spanish"),
+    ("en-us", "Hello, how are you?", "こんにちは、お元気ですか？", "is not written in the Latin alphabet"),
+], ids=["spanish", "japanese"])
+def test_a_transcript_in_another_language_gets_the_one_language_sentence(tmp_path, voice, spoken, transcript, why):
+    line(tmp_path, "npc", espeak, spoken, voice, transcript=transcript)
+    for engine in ("neural", "phonetic"):
+        done, out = bake(tmp_path, "--engine", engine, out=engine)
+        assert meta(out, "npc")["warnings"] == [
+            f"the transcript {why}, and transcripts are aligned only in English (pocketsphinx's bundled model), so "
+            "this line was animated from phone recognition of the audio instead"]
+        assert "1 baked" in done.stdout
