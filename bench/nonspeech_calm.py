@@ -124,30 +124,28 @@ def _how(track) -> str:
 
 def why(seconds: float) -> None:
     """Per clip, the Neural accurate mode's max jaw with its phone evidence, with the evidence but no prior, and
-    from the model alone; and how many recognised vowels stay uncalmed in the evidence."""
+    from the model alone; the share of frames the evidence calls speech, and the recognised vowels it keeps."""
+    from facepolicy.core import spec
     from facepolicy.core.audio import from_array
-    from facepolicy.core.engine import BakeOptions, get_engine
+    from facepolicy.core.engine import get_engine
+    from facepolicy.core.evidence import gather_evidence
     from facepolicy.core.phones import VOWELS
     from facepolicy.core.policy import SampleSettings, sample_with_evidence
 
-    engine = get_engine("neural")
-    policy = engine.policy()
-    jaw = policy_channel = None
-    from facepolicy.core import spec
-
-    policy_channel = spec.CHANNEL_INDEX["jawOpen"]
-    print(f"{'clip':30s} {'evidence':>9s} {'no prior':>9s} {'model':>9s}  live vowels")
+    policy = get_engine("neural").policy()
+    jaw = spec.CHANNEL_INDEX["jawOpen"]
+    print(f"{'clip':30s} {'evidence':>9s} {'no prior':>9s} {'model':>9s} {'speech':>7s}  vowels kept")
     for name, x in clips(seconds):
         audio = from_array(x, RATE, source="")
-        heard, _, _ = engine.evidence(policy, audio, BakeOptions(engine="neural"), lambda f, m: None, None)
-        out = []
-        for settings, ev in ((SampleSettings(), heard), (SampleSettings(prior_weight=0.0), heard),
-                             (SampleSettings(), None)):
-            jaw = sample_with_evidence(policy, audio.samples, settings, ev)[:, policy_channel]
-            out.append(float(jaw.max()))
-        live = [f"{p.phone}{p.duration:.2f}/{c:.2f}" for p, c in zip(heard.phones, heard.confidence, strict=True)
+        heard = gather_evidence(audio.samples, None, "phones", policy.listener())
+        out = [float(sample_with_evidence(policy, audio.samples, settings, ev)[:, jaw].max())
+               for settings, ev in ((SampleSettings(), heard.alignment),
+                                    (SampleSettings(prior_weight=0.0), heard.alignment), (SampleSettings(), None))]
+        kept = [f"{p.phone}{p.duration:.2f}/{c:.2f}" for p, c in zip(heard.alignment.phones,
+                                                                   heard.alignment.confidence, strict=True)
                 if p.phone in VOWELS and c > 0]
-        print(f"{name:30s} {out[0]:9.2f} {out[1]:9.2f} {out[2]:9.2f}  {' '.join(live)}")
+        print(f"{name:30s} {out[0]:9.2f} {out[1]:9.2f} {out[2]:9.2f} {100 * heard.speech.mean():6.1f}%  "
+              f"{' '.join(kept)}")
 
 
 def main(argv: list[str] | None = None) -> int:
