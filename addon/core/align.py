@@ -256,10 +256,15 @@ class Aligner:
         # The front end carries its noise estimate and cepstral mean from one utterance to the next, so a line
         # would come out differently depending on what was decoded before. Resetting it makes every result a
         # function of its own audio alone (batch idempotence and resumability rely on that).
+        # An utterance left open by a failure would make every later call on this decoder fail; empty audio is an
+        # utterance with nothing in it (pocketsphinx's process_raw cannot take zero bytes).
         d.reinit_feat()
         d.start_utt()
-        d.process_raw(pcm, no_search=False, full_utt=True)
-        d.end_utt()
+        try:
+            if pcm:
+                d.process_raw(pcm, no_search=False, full_utt=True)
+        finally:
+            d.end_utt()
 
     def _align_chunk(self, samples: np.ndarray, words: list[str], offset: float) -> Alignment:
         d = self._decoder("align")

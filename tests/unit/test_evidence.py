@@ -133,3 +133,11 @@ def test_a_tts_line_with_digital_silence_aligns_to_its_own_text(tmp_path):
     assert np.mean(np.abs(samples) < 0.5 / 32767) > 0.1  # zero in 16-bit PCM
     heard = gather_evidence(samples, text, None)
     assert heard.source == TRANSCRIPT, heard.warnings
+
+
+def test_clips_of_a_few_samples_give_evidence_and_leave_the_decoders_working():
+    for n in (0, 1, 160, 480):
+        heard = gather_evidence(np.zeros(n, np.float32), "hello there", "phones")
+        assert heard.speech.dtype == bool and len(heard.speech_gate(1)) == 1
+        assert heard.source == "phone recognition" and len(heard.warnings) == 1
+    assert gather_evidence(load_audio(A9).samples, A9_TEXT, None).source == TRANSCRIPT
