@@ -45,15 +45,17 @@ def phonetic_prior(result: Alignment, samples: np.ndarray, duration: float | Non
     """The Phonetic engine's face (default style, seed 0) for the Neural engine's evidence, cleaned up as the
     Phonetic engine cleans it (core.evidence.cleaned_phones). The Neural engine's accurate mode steers its mouth
     toward it (core.policy, SampleSettings.prior_weight). ``result`` is not changed."""
-    return phonetic_prior_take(result, samples, duration).track()
+    return phonetic_prior_take(result, samples, duration, upper=True).track()
 
 
-def phonetic_prior_take(result: Alignment, samples: np.ndarray, duration: float | None = None) -> TeacherTake:
+def phonetic_prior_take(result: Alignment, samples: np.ndarray, duration: float | None = None,
+                        upper: bool = False) -> TeacherTake:
     """phonetic_prior as a TeacherTake: ``take[a:b]`` renders frames a..b only, so the Neural sampler renders the
-    window each group of streams needs and never holds an hour's prior (25 MB, and as much again normalised)."""
+    window each group of streams needs and never holds an hour's prior (25 MB, and as much again normalised).
+    The sampler steers the mouth only, so by default the upper face is left at rest (TeacherTake's ``upper``)."""
     phones, confidence = cleaned_phones(result)
     return TeacherTake(phones, samples, rate=spec.SAMPLE_RATE, fps=spec.MODEL_FPS, duration=duration,
-                       confidence=confidence, recognised=result.mode == "recognised-phones")
+                       confidence=confidence, recognised=result.mode == "recognised-phones", upper=upper)
 
 
 class PhoneticEngine:
@@ -83,7 +85,8 @@ class PhoneticEngine:
         style.emotion_intensity = float(np.clip(options.emotion_intensity, 0.0, 1.0))
         track = animate_phones(phones, samples, rate=rate, fps=spec.MODEL_FPS, style=style, seed=options.seed,
                                duration=audio.duration, confidence=confidence,
-                               recognised=result.mode == "recognised-phones")
+                               recognised=result.mode == "recognised-phones",
+                               progress=lambda f: progress(0.85 + 0.15 * f, "animating"))
         for w in evidence.warnings:
             log.warning("%s", w)
         track.meta["phonetic"] = {"mode": result.mode, "accuracy": accuracy, "phones": len(result.phones),

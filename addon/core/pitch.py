@@ -6,6 +6,7 @@ so memory stays bounded on long audio.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,11 +120,16 @@ def _yin_block(frames: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
     return rate / tau_f, np.clip(b, 0, 1)
 
 
-def estimate_prosody(samples: np.ndarray, rate: int = spec.SAMPLE_RATE) -> Prosody:
-    """F0, voicing and energy at ``RATE`` frames per second."""
+def estimate_prosody(samples: np.ndarray, rate: int = spec.SAMPLE_RATE, pitch: bool = True,
+                     progress: Callable[[float], None] | None = None) -> Prosody:
+    """F0, voicing and energy at ``RATE`` frames per second; ``pitch=False``: energy only (no F0, nothing voiced),
+    for a caller that needs loudness alone (the F0 search is most of the time). ``progress(fraction)`` after each
+    block of the F0 search (an hour takes several seconds)."""
     samples = np.asarray(samples, np.float32)
     n = int(np.ceil(len(samples) / rate * RATE))
     energy = rms_envelope(samples, rate, RATE)[:n]
+    if not pitch:
+        return Prosody(np.zeros(n, np.float32), np.zeros(n, bool), energy.astype(np.float32))
     n_low = len(samples) // _DECIMATE
     low_rate = rate // _DECIMATE
     hop = low_rate // RATE
@@ -142,6 +148,8 @@ def estimate_prosody(samples: np.ndarray, rate: int = spec.SAMPLE_RATE) -> Proso
         low = samples[a * _DECIMATE : b * _DECIMATE].reshape(-1, _DECIMATE).mean(axis=1)
         frames = frame_signal(low, hop, _WIN, m, start, offset=a)[active]
         f0[start + active], aper[start + active] = _yin_block(frames, low_rate)
+        if progress is not None:
+            progress((start + m) / n)
     voiced = (aper < 0.35) & (energy > loud_floor) & (f0 >= F0_MIN) & (f0 <= F0_MAX)
     # Remove isolated voiced frames (clicks) and octave jumps against the local median.
     voiced &= convolve_same(voiced.astype(np.int32), np.ones(3, np.int32)) >= 2

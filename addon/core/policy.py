@@ -38,6 +38,9 @@ _NOISE_BLOCK = 256  # frames per independently seeded block of the noise table
 # Most streams encoded and denoised together (about 27 s of audio): the ONNX sessions' working memory grows with
 # the group (64 streams: +60 MB over 16), and results do not depend on it (noise is keyed by absolute frame).
 MAX_GROUP_STREAMS = 16
+# Mel frames per call when the audio encoder listens for phones (20 s): no longer than a group's audio, so the
+# session's working memory is sized by the sampler (60 s blocks kept 15 MB more); the probabilities are the same.
+LISTENER_BLOCK = 2000
 
 
 # --- DDIM: shared with model/diffusion.py (works on numpy arrays and torch tensors alike) ------------------------
@@ -268,7 +271,7 @@ class NeuralPolicy:
         from .phonetic import BilabialListener
 
         if self._listener is None:
-            self._listener = BilabialListener(session=self.audio_sess, stride=self.audio_stride)
+            self._listener = BilabialListener(session=self.audio_sess, stride=self.audio_stride, block=LISTENER_BLOCK)
         return self._listener
 
     # --- conditions ---------------------------------------------------------------------------------------------

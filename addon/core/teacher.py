@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -650,12 +650,13 @@ class TeacherTake:
     blended for a window of frames only, from the phones near it and a fine grid that reaches past its edges by
     more than any phone's influence (dominance reach, low-pass, ramps), so no frame sees the window's edges.
     Slicing renders frames: ``take[a:b]`` is (b - a, NUM_CHANNELS) float32; ``len(take)`` is the frame count.
+    ``upper=False`` leaves blinks, brows, head and gaze at rest (for a caller that uses the mouth only).
     """
 
     def __init__(self, phones: Sequence[PhoneSegment], samples: np.ndarray | None = None, *,
                  rate: int = spec.SAMPLE_RATE, fps: float = spec.MODEL_FPS, style: SpeakerStyle | None = None,
                  seed: int = 0, duration: float | None = None, confidence: Sequence[float] | None = None,
-                 prosody: Prosody | None = None, recognised: bool = False):
+                 prosody: Prosody | None = None, recognised: bool = False, upper: bool = True):
         self.style = style or SpeakerStyle()
         self.seed, self.fps, self.recognised = int(seed), fps, recognised
         rng = np.random.default_rng(seed)
@@ -666,11 +667,12 @@ class TeacherTake:
         times = np.arange(self.n_frames) / fps
         self.names, self.starts, self.ends, self.conf = _segments_arrays(phones, confidence)
         self.eff = _emotional_style(self.style)
-        if prosody is None:
-            prosody = estimate_prosody(samples, rate) if samples is not None and len(samples) else Prosody(
-                np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.float32))
+        if prosody is None:  # without the upper face, only the loudness is used (phone_emphasis)
+            prosody = estimate_prosody(samples, rate, pitch=upper) if samples is not None and len(samples) else \
+                Prosody(np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, np.float32))
         self.emphasis = phone_emphasis(self.names, self.starts, self.ends, prosody) if phones else None
-        self.upper = _upper_curves(times, fps, self.names, self.starts, self.ends, prosody, self.eff, rng)
+        self.upper = _upper_curves(times, fps, self.names, self.starts, self.ends, prosody, self.eff, rng) if upper \
+            else None
         self.n_fine = int(math.ceil((times[-1] + 1.0 / fps) * _FINE_RATE)) + 1
         tempo = self.eff.motion_tempo
         sigma = (_INERTIA_RECOGNISED if recognised else _INERTIA) / tempo
@@ -698,7 +700,8 @@ class TeacherTake:
             fine_hi = min(self.n_fine, int(math.ceil((times[-1] + self.reach) * _FINE_RATE)) + 1)
             _lower_face(values, names, starts, ends, conf, self.emphasis[near], times, self.fps, self.eff,
                         self.recognised, np.arange(fine_lo, fine_hi) / _FINE_RATE)
-        _upper_face(values, self.upper, slice(a, b), self.eff)
+        if self.upper is not None:
+            _upper_face(values, self.upper, slice(a, b), self.eff)
         _apply_pose(values, self.eff, _talking(names, starts, ends, times))
         arkit = values[:, : spec.NUM_ARKIT]
         np.clip(arkit, 0.0, 1.0, out=arkit)
@@ -715,12 +718,15 @@ class TeacherTake:
             return slice(0, 0)
         return slice(max(0, int(hit[0]) - 1), min(len(self.names), int(hit[-1]) + 2))
 
-    def track(self) -> FaceTrack:
-        """The whole take as a FaceTrack, rendered RENDER_WINDOW seconds at a time."""
+    def track(self, progress: Callable[[float], None] | None = None) -> FaceTrack:
+        """The whole take as a FaceTrack, rendered RENDER_WINDOW seconds at a time; ``progress(fraction)`` after
+        each window."""
         values = np.empty((self.n_frames, spec.NUM_CHANNELS), np.float32)
         step = max(1, int(math.ceil(RENDER_WINDOW * self.fps)))
         for a in range(0, self.n_frames, step):
             values[a : a + step] = self.frames(a, min(self.n_frames, a + step))
+            if progress is not None:
+                progress(min(self.n_frames, a + step) / self.n_frames)
         meta = {
             "teacher": {"version": TEACHER_VERSION, "seed": self.seed, "style": self.style.to_dict(), "fps": self.fps,
                         "phones": len(self.names), "recognised": self.recognised},
@@ -731,13 +737,20 @@ class TeacherTake:
 def animate_phones(phones: Sequence[PhoneSegment], samples: np.ndarray | None = None, *,
                    rate: int = spec.SAMPLE_RATE, fps: float = spec.MODEL_FPS, style: SpeakerStyle | None = None,
                    seed: int = 0, duration: float | None = None, confidence: Sequence[float] | None = None,
-                   prosody: Prosody | None = None, recognised: bool = False) -> FaceTrack:
-    """A FaceTrack (spec.CHANNEL_NAMES at ``fps``) for phones with times in seconds (a TeacherTake, rendered).
+                   prosody: Prosody | None = None, recognised: bool = False,
+                   progress: Callable[[float], None] | None = None) -> FaceTrack:
+    """A FaceTrack (spec.CHANNEL_NAMES at ``fps``) for phones with times in seconds (a TeacherTake, rendered;
+    ``progress(fraction)`` through the pitch tracking and after each RENDER_WINDOW of frames).
 
     ``samples`` (mono at ``rate``) drives brows, blinks' timing context and head motion; without it the upper
     face still blinks and moves gaze but has no prosody. ``confidence`` (0..1 per phone) calms uncertain phones.
     ``recognised`` marks phones from a recogniser rather than known timings: every vowel but /iy/ and /uw/ then
     opens visibly, and motion is slightly smoother.
     """
+    def part(lo: float, hi: float):
+        return None if progress is None else lambda f: progress(lo + (hi - lo) * f)
+
+    if prosody is None and samples is not None and len(samples):
+        prosody = estimate_prosody(samples, rate, progress=part(0.0, 0.7))  # most of the time on long audio
     return TeacherTake(phones, samples, rate=rate, fps=fps, style=style, seed=seed, duration=duration,
-                       confidence=confidence, prosody=prosody, recognised=recognised).track()
+                       confidence=confidence, prosody=prosody, recognised=recognised).track(part(0.7, 1.0))

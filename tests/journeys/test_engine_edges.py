@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import ARCTIC, facepolicy, write_wav
+from journey import ARCTIC, facepolicy, write_wav
 
 # Samples at 16 kHz: one sample up to 40 ms (pocketsphinx needs about 30 ms to decode anything, the pitch tracker
 # smooths over 3 frames of 20 ms), then either side of the Neural model's horizon (32 frames = 17066.7 samples)

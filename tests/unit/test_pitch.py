@@ -53,3 +53,13 @@ def test_convolve_same_is_numpys_same_mode_whenever_numpy_keeps_the_length():
         assert convolve_same(x, k).tobytes() == np.convolve(x, k, mode="same").tobytes()
     assert len(convolve_same(rng.random(2), np.ones(15))) == 2
     assert len(convolve_same(np.zeros(0), np.ones(3))) == 0
+
+
+def test_energy_alone_is_the_same_energy_without_the_f0_search():
+    t = np.arange(spec.SAMPLE_RATE) / spec.SAMPLE_RATE
+    voice = (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+    full = estimate_prosody(voice)
+    loud = estimate_prosody(voice, pitch=False)
+    assert full.voiced.mean() > 0.8
+    np.testing.assert_array_equal(loud.energy, full.energy)
+    assert not loud.voiced.any() and not loud.f0.any() and len(loud.f0) == len(full.f0)

@@ -283,3 +283,33 @@ def test_a_long_take_rendered_in_windows_equals_the_take_at_once(monkeypatch, st
     assert whole.shape == windowed.shape and whole.tobytes() == windowed.tobytes()
     take = teacher.TeacherTake(line, voice, **kwargs)
     assert len(take) == len(whole) and take[40:57].tobytes() == whole[40:57].tobytes()
+
+
+def test_a_take_without_the_upper_face_has_the_same_mouth_and_a_face_at_rest_above_it():
+    # The Neural engine's prior steers the mouth only; it skips the upper face's curves and the F0 search.
+    from facepolicy.core.teacher import TeacherTake
+
+    line = phones_from(BILABIAL_LINE)
+    rate = spec.SAMPLE_RATE
+    t = np.arange(int(line[-1].end * rate)) / rate
+    voice = (0.3 * np.sin(2 * np.pi * (120 + 40 * t) * t)).astype(np.float32)
+    full = TeacherTake(line, voice, seed=2, recognised=True)[0:60]
+    mouth = TeacherTake(line, voice, seed=2, recognised=True, upper=False)[0:60]
+    lower = [i for i, n in enumerate(spec.CHANNEL_NAMES) if n.startswith(("jaw", "mouth", "tongue", "cheek"))]
+    above = [i for i, n in enumerate(spec.CHANNEL_NAMES) if n.startswith(("eye", "brow", "head"))]
+    assert len(lower) + len(above) >= 50
+    np.testing.assert_array_equal(mouth[:, lower], full[:, lower])
+    assert np.abs(full[:, above]).max() > 0.05 and not mouth[:, above].any()
+
+
+def test_a_long_take_reports_progress_through_the_pitch_tracking_and_the_windows():
+    # The command line's progress bar follows an hour-long line through this: several seconds of F0 search, then
+    # a window of frames every RENDER_WINDOW seconds.
+    rate = spec.SAMPLE_RATE
+    t = np.arange(150 * rate) / rate
+    voice = (0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 0.5 * t) > 0)).astype(np.float32)
+    seen: list[float] = []
+    track = animate_phones(phones_from(BILABIAL_LINE), voice, duration=150.0, progress=seen.append)
+    assert track.n_frames == 4500
+    assert len(seen) >= 10 and seen[-1] == 1.0 and all(b > a for a, b in zip(seen, seen[1:], strict=False))
+    assert sum(f > 0.7 for f in seen) == 3  # one per 60 s window
