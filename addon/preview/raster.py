@@ -2,13 +2,15 @@
 
 Every argument is checked here, in Python, before the C call: bad shapes or values raise ValueError and can never
 crash the host process (Blender). The CUDA library is used when it loads and a device exists; otherwise the CPU
-library, with a note saying why (``Renderer.note``).
+library, with a note saying why (``Renderer.note``); where this platform's CPU library is missing or will not load,
+the numpy renderer (numpy_raster.py) draws the same pictures, slower, with a note saying so.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,43 +103,15 @@ def _library_path(filename: str) -> Path:
     return build.LIB_DIR / filename
 
 
-class Renderer:
-    """One loaded library. Thread-safe: calls into it are serialised."""
+class _Rasterizer:
+    """What every renderer shares: the checks on the arguments (so bad input raises ValueError and never reaches
+    C), and render_cloud. Subclasses set ``backend`` and draw in ``_draw``."""
 
-    def __init__(self, path: Path, note: str = ""):
-        self.path = Path(path)
-        try:
-            lib = ctypes.CDLL(str(self.path))
-        except OSError as exc:
-            hint = ""
-            if "libgomp" in str(exc):
-                hint = "; install the GNU OpenMP runtime (e.g. `apt-get install libgomp1`)"
-            raise PreviewUnavailable(f"could not load the splat renderer {self.path.name}: {exc}{hint}") from None
-        lib.fps_abi_version.restype = ctypes.c_int
-        if lib.fps_abi_version() != ABI_VERSION:
-            raise PreviewUnavailable(f"{self.path.name} is from another version of FacePolicy; rebuild it with "
-                                     "`python -m facepolicy.preview.build`")
-        lib.fps_backend.restype = ctypes.c_int
-        lib.fps_device_count.restype = ctypes.c_int
-        lib.fps_last_error.restype = ctypes.c_char_p
-        lib.fps_render.restype = ctypes.c_int
-        lib.fps_render.argtypes = [_f32p, ctypes.c_int, ctypes.c_int, ctypes.c_int, _f32p, _f32p, _f32p, _f32p,
-                                   _f32p, ctypes.c_int, _f32p, _f32p, _f32p, ctypes.c_int]
-        lib.fps_nearest_triangles.restype = ctypes.c_int
-        lib.fps_nearest_triangles.argtypes = [_f32p, ctypes.c_int, _f32p, ctypes.c_int, _i32p, ctypes.c_int,
-                                              _i32p, _f32p, _f32p, ctypes.c_int]
-        self._lib = lib
-        self._lock = threading.Lock()
-        self.backend = "cuda" if lib.fps_backend() == 1 else "cpu"
-        self.note = note
+    backend = ""
+    note = ""
 
     def device_count(self) -> int:
-        return int(self._lib.fps_device_count())
-
-    def _check(self, status: int) -> None:
-        if status != 0:
-            message = self._lib.fps_last_error().decode("utf-8", "replace")
-            raise FacePolicyError(f"splat rendering failed: {message}")
+        return 0
 
     def render(self, means, scales, rotations, opacities, sh, camera: Camera, background=(0.0, 0.0, 0.0),
                threads: int = 0, with_alpha: bool = False):
@@ -169,7 +143,59 @@ class Renderer:
         background = _as_array("background", background, (3,))
         if not isinstance(threads, (int, np.integer)) or threads < 0:
             raise ValueError(f"threads must be a non-negative integer, got {threads!r}")
+        rgb, alpha = self._draw(camera, means, scales, rotations, opacities, sh, degree, background, int(threads),
+                                with_alpha)
+        return (rgb, alpha) if with_alpha else rgb
 
+    def _draw(self, camera, means, scales, rotations, opacities, sh, degree, background, threads, with_alpha):
+        raise NotImplementedError
+
+    def render_cloud(self, cloud: GaussianCloud, camera: Camera, background=(0.0, 0.0, 0.0), threads: int = 0,
+                     with_alpha: bool = False):
+        return self.render(cloud.means, cloud.scales, cloud.unit_rotations, cloud.opacities, cloud.sh, camera,
+                           background, threads, with_alpha)
+
+
+class Renderer(_Rasterizer):
+    """One loaded library. Thread-safe: calls into it are serialised."""
+
+    def __init__(self, path: Path, note: str = ""):
+        self.path = Path(path)
+        try:
+            lib = ctypes.CDLL(str(self.path))
+        except OSError as exc:
+            raise PreviewUnavailable(f"could not load the splat renderer {self.path.name}: {exc}") from None
+        try:
+            lib.fps_abi_version.restype = ctypes.c_int
+        except AttributeError:
+            raise PreviewUnavailable(f"{self.path.name} is not a FacePolicy splat renderer (no fps_abi_version)") \
+                from None
+        if lib.fps_abi_version() != ABI_VERSION:
+            raise PreviewUnavailable(f"{self.path.name} is from another version of FacePolicy; rebuild it with "
+                                     "`python -m facepolicy.preview.build`")
+        lib.fps_backend.restype = ctypes.c_int
+        lib.fps_device_count.restype = ctypes.c_int
+        lib.fps_last_error.restype = ctypes.c_char_p
+        lib.fps_render.restype = ctypes.c_int
+        lib.fps_render.argtypes = [_f32p, ctypes.c_int, ctypes.c_int, ctypes.c_int, _f32p, _f32p, _f32p, _f32p,
+                                   _f32p, ctypes.c_int, _f32p, _f32p, _f32p, ctypes.c_int]
+        lib.fps_nearest_triangles.restype = ctypes.c_int
+        lib.fps_nearest_triangles.argtypes = [_f32p, ctypes.c_int, _f32p, ctypes.c_int, _i32p, ctypes.c_int,
+                                              _i32p, _f32p, _f32p, ctypes.c_int]
+        self._lib = lib
+        self._lock = threading.Lock()
+        self.backend = "cuda" if lib.fps_backend() == 1 else "cpu"
+        self.note = note
+
+    def device_count(self) -> int:
+        return int(self._lib.fps_device_count())
+
+    def _check(self, status: int) -> None:
+        if status != 0:
+            message = self._lib.fps_last_error().decode("utf-8", "replace")
+            raise FacePolicyError(f"splat rendering failed: {message}")
+
+    def _draw(self, camera, means, scales, rotations, opacities, sh, degree, background, threads, with_alpha):
         rgb = np.empty((camera.height, camera.width, 3), np.float32)
         alpha = np.empty((camera.height, camera.width), np.float32) if with_alpha else None
         cam = camera.params()
@@ -178,16 +204,11 @@ class Renderer:
             return a.ctypes.data_as(_f32p) if a is not None else None
 
         with self._lock:
-            status = self._lib.fps_render(ptr(cam), camera.width, camera.height, n, ptr(means), ptr(scales),
+            status = self._lib.fps_render(ptr(cam), camera.width, camera.height, len(means), ptr(means), ptr(scales),
                                           ptr(rotations), ptr(opacities), ptr(sh), degree, ptr(background),
-                                          ptr(rgb), ptr(alpha), int(threads))
+                                          ptr(rgb), ptr(alpha), threads)
         self._check(status)
-        return (rgb, alpha) if with_alpha else rgb
-
-    def render_cloud(self, cloud: GaussianCloud, camera: Camera, background=(0.0, 0.0, 0.0), threads: int = 0,
-                     with_alpha: bool = False):
-        return self.render(cloud.means, cloud.scales, cloud.unit_rotations, cloud.opacities, cloud.sh, camera,
-                           background, threads, with_alpha)
+        return rgb, alpha
 
     def nearest_triangles(self, points, vertices, faces, threads: int = 0):
         """Exact closest point on a triangle mesh for each point: (face index (P,), barycentric (P, 3),
@@ -221,20 +242,58 @@ class Renderer:
         return face, bary, dist
 
 
-_renderers: dict[str, Renderer] = {}
+class NumpyRenderer(_Rasterizer):
+    """The fallback when the compiled library is missing or cannot be loaded: the same pictures (numpy_raster.py),
+    several times slower. ``note`` says why it is used."""
+
+    backend = "numpy"
+    path = None
+
+    def __init__(self, note: str = ""):
+        self.note = note
+
+    def _draw(self, camera, means, scales, rotations, opacities, sh, degree, background, threads, with_alpha):
+        from . import numpy_raster
+
+        rgb, alpha = numpy_raster.render(camera.params(), camera.width, camera.height, means, scales, rotations,
+                                         opacities, sh, degree, background)
+        return rgb, alpha if with_alpha else None
+
+    def nearest_triangles(self, points, vertices, faces, threads: int = 0):
+        raise PreviewUnavailable(f"binding a .ply to a mesh needs the compiled splat library ({self.note})")
+
+
+_renderers: dict[str, _Rasterizer] = {}
 _renderers_lock = threading.Lock()
 
 
-def cpu_renderer() -> Renderer:
-    """The CPU library (always used for mesh queries)."""
+def _library_missing_note() -> tuple[Renderer | None, str]:
+    """The CPU library, or None and the one sentence that says why the numpy renderer draws instead."""
+    path = _library_path(build.CPU_LIBRARY)
+    platform = build.host_platform() or sys.platform
+    fallback = "the splat preview draws with the slower numpy renderer"
+    if not path.exists():
+        return None, (f"No splat library for {platform} in this installation ({path.name}; "
+                      f"`python -m facepolicy.preview.build` makes it), so {fallback}.")
+    try:
+        return Renderer(path), ""
+    except PreviewUnavailable as exc:
+        return None, f"The splat library for {platform} cannot be used ({exc}), so {fallback}."
+
+
+def cpu_renderer() -> _Rasterizer:
+    """The CPU library, or the numpy renderer (with ``note`` saying why) when it is missing or will not load."""
     with _renderers_lock:
         if "cpu" not in _renderers:
-            path = _library_path(build.CPU_LIBRARY)
-            if not path.exists():
-                raise PreviewUnavailable("the splat preview library is not built; run "
-                                         "`python -m facepolicy.preview.build` (needs a C++ compiler with OpenMP)")
-            _renderers["cpu"] = Renderer(path)
+            library, why = _library_missing_note()
+            _renderers["cpu"] = library if library is not None else NumpyRenderer(why)
         return _renderers["cpu"]
+
+
+def library_note() -> str:
+    """One sentence when this platform's compiled library cannot draw (the preview then uses numpy), else ""."""
+    renderer = cpu_renderer()
+    return renderer.note if renderer.backend == "numpy" else ""
 
 
 def _try_cuda() -> tuple[Renderer | None, str]:
@@ -250,17 +309,20 @@ def _try_cuda() -> tuple[Renderer | None, str]:
     return renderer, ""
 
 
-def get_renderer(prefer: str | None = None) -> Renderer:
-    """The renderer to use: CUDA when its library loads and a device exists, else the CPU (with ``note`` set).
+def get_renderer(prefer: str | None = None) -> _Rasterizer:
+    """The renderer to use: CUDA when its library loads and a device exists, else the CPU library, else numpy
+    (with ``note`` set to why).
 
-    ``prefer`` (or the FACEPOLICY_SPLAT_BACKEND environment variable) may be "cpu" or "cuda"; "cuda" raises
+    ``prefer`` (or the FACEPOLICY_SPLAT_BACKEND environment variable) may be "cpu", "cuda" or "numpy"; "cuda" raises
     PreviewUnavailable when CUDA cannot be used.
     """
     prefer = (prefer or os.environ.get(BACKEND_ENV) or "auto").lower()
-    if prefer not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"backend must be auto, cpu or cuda, got {prefer!r}")
+    if prefer not in ("auto", "cpu", "cuda", "numpy"):
+        raise ValueError(f"backend must be auto, cpu, cuda or numpy, got {prefer!r}")
     if prefer == "cpu":
         return cpu_renderer()
+    if prefer == "numpy":
+        return NumpyRenderer()
     with _renderers_lock:
         cached = _renderers.get("auto")
     if cached is not None and (prefer == "auto" or cached.backend == "cuda"):
@@ -269,7 +331,7 @@ def get_renderer(prefer: str | None = None) -> Renderer:
     if cuda is None and prefer == "cuda":
         raise PreviewUnavailable(why.replace("; rendering on the CPU", ""))
     chosen = cuda if cuda is not None else cpu_renderer()
-    if cuda is None:
+    if cuda is None and chosen.backend == "cpu":
         chosen = Renderer(chosen.path, note=why)
     with _renderers_lock:
         _renderers["auto"] = chosen

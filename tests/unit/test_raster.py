@@ -248,12 +248,55 @@ def test_cpu_backend_note_when_cuda_is_missing(cpu, monkeypatch, tmp_path):
         raster.get_renderer("cuda")
 
 
-def test_unloadable_library_is_a_clear_error(tmp_path, monkeypatch):
+def test_unloadable_library_falls_back_to_numpy_with_one_sentence(tmp_path, monkeypatch):
     bad = tmp_path / build.CPU_LIBRARY
     bad.write_text("not a shared library")
     with pytest.raises(raster.PreviewUnavailable, match="could not load the splat renderer"):
         raster.Renderer(bad)
+    monkeypatch.setattr(raster.build, "LIB_DIR", tmp_path)
+    monkeypatch.setattr(raster, "_renderers", {})
+    chosen = raster.get_renderer()
+    assert chosen.backend == "numpy"
+    assert chosen.note.startswith("The splat library for ") and "cannot be used" in chosen.note
+    assert chosen.note.endswith("draws with the slower numpy renderer.") and chosen.note.count(". ") == 0
+    assert raster.library_note() == chosen.note
+
+
+def test_missing_library_falls_back_to_numpy_and_names_the_build(tmp_path, monkeypatch):
     monkeypatch.setattr(raster.build, "LIB_DIR", tmp_path / "empty")
     monkeypatch.setattr(raster, "_renderers", {})
-    with pytest.raises(raster.PreviewUnavailable, match="python -m facepolicy.preview.build"):
-        raster.get_renderer()
+    chosen = raster.get_renderer()
+    assert chosen.backend == "numpy" and "python -m facepolicy.preview.build" in chosen.note
+    assert build.CPU_LIBRARY in chosen.note
+    with pytest.raises(raster.PreviewUnavailable, match="needs the compiled splat library"):
+        chosen.nearest_triangles(np.zeros((1, 3)), np.eye(3), np.array([[0, 1, 2]]))
+    with pytest.raises(ValueError, match="means must have shape"):  # the same checks before drawing
+        chosen.render(**dict(_good_args(), means=np.zeros((5, 2))))
+
+
+@pytest.mark.parametrize("seed,degree", [(0, 3), (2, 2), (4, 0)])
+def test_numpy_renderer_matches_the_library_and_the_reference(cpu, seed, degree):
+    scene = random_scene(seed, degree=degree)
+    cam = make_camera()
+    bg = (0.1, 0.2, 0.3)
+    rgb, alpha = raster.NumpyRenderer().render(*scene, cam, background=bg, with_alpha=True)
+    lib_rgb, lib_alpha = cpu.render(*scene, cam, background=bg, with_alpha=True)
+    ref_rgb, ref_alpha = reference_render(*scene, cam, bg)
+    assert np.abs(rgb - lib_rgb).max() <= 1e-5 and np.abs(alpha - lib_alpha).max() <= 1e-5
+    assert np.abs(rgb - ref_rgb).max() <= 1e-3 and np.abs(alpha - ref_alpha).max() <= 1e-3
+
+
+def test_numpy_renderer_edge_cases(cpu):
+    npr = raster.NumpyRenderer()
+    empty = npr.render(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 4)), np.zeros(0), np.zeros((0, 1, 3)),
+                       make_camera(17, 33), background=(1, 0, 0))
+    assert empty.shape == (33, 17, 3) and np.allclose(empty, [1, 0, 0])
+    # Opaque layers saturate pixels (the early stop) and huge gaussians span many tiles.
+    cam = make_camera(48, 40)
+    means = np.array([[0.0, 0.0, z] for z in np.linspace(-1, 1, 12)])
+    scales = np.full((12, 3), 2.0)
+    rots = np.tile([1.0, 0, 0, 0], (12, 1))
+    opac = np.full(12, 0.99)
+    sh = np.random.default_rng(3).normal(size=(12, 4, 3)) * 0.3
+    assert np.abs(npr.render(means, scales, rots, opac, sh, cam) - cpu.render(means, scales, rots, opac, sh, cam)
+                  ).max() <= 1e-5

@@ -1,15 +1,18 @@
-// The splat rasterizer library: ONE source, compiled twice.
-//   g++ -fopenmp  -> libfpsplat_cpu.so   (tiles rendered in parallel with OpenMP)
+// The splat rasterizer library: ONE source, compiled for every target by `python -m facepolicy.preview.build`.
+//   g++ / zig c++ -> libfpsplat_cpu.so, fpsplat_cpu.dll, libfpsplat_cpu.dylib (tiles rendered by a thread pool)
 //   nvcc -x cu    -> libfpsplat_cuda.so  (tiles rendered by CUDA blocks, depth keys sorted with CUB)
 // Both drivers call the same per-gaussian projection and per-pixel blend from splat_math.h, and both order a
 // tile's gaussians by (depth, index), so they produce the same image. The C ABI is declared at the bottom; Python
 // (addon/preview/raster.py) validates every argument before calling it.
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "splat_math.h"
@@ -38,6 +41,41 @@ static int fail_too_many(long long total) {
                   "they are too large for this image size",
                   total, (long long)FPS_MAX_ENTRIES);
     return -1;
+}
+
+// A portable parallel for (std::thread): every toolchain the library is built with has it, while OpenMP has no
+// runtime in zig's clang for Windows and macOS. Work is handed out in chunks from an atomic counter (dynamic
+// scheduling). Threads are started per call and joined before it returns, so none outlives a call: nothing is left
+// running when Blender unloads the library. Each index is computed by exactly one thread, in one way, so the thread
+// count never changes a result.
+static int thread_count(int requested) {
+    if (requested > 0) return requested;
+    const unsigned hw = std::thread::hardware_concurrency();
+    return hw > 0 ? (int)hw : 1;
+}
+
+template <typename Fn>
+static void parallel_for(int n, int n_threads, int chunk, const Fn& fn) {
+    const int workers = std::min(n_threads, (n + chunk - 1) / chunk);
+    std::atomic<int> next{0};
+    auto work = [&]() {
+        for (;;) {
+            const int begin = next.fetch_add(chunk);
+            if (begin >= n) return;
+            const int end = std::min(n, begin + chunk);
+            for (int i = begin; i < end; ++i) fn(i);
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < workers; ++t) {
+        try {
+            pool.emplace_back(work);
+        } catch (const std::system_error&) {
+            break;  // the system refused another thread: the ones running (and this one) do all the work
+        }
+    }
+    work();
+    for (auto& th : pool) th.join();
 }
 
 struct FpsScene {
@@ -266,9 +304,8 @@ static int device_count() {
 
 #else
 // ---------------------------------------------------------------------------------------------------------------
-// CPU driver (OpenMP)
+// CPU driver
 // ---------------------------------------------------------------------------------------------------------------
-#include <omp.h>
 
 #define FPS_BACKEND 0
 
@@ -348,13 +385,13 @@ static int render_scene(const FpsCamera& cam, const FpsScene& s, const float* bg
                         int n_threads) {
     const int n = s.n;
     const int K = fps_sh_coeffs(s.degree);
-    const int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
+    const int nt = thread_count(n_threads);
     std::vector<FpsProjected> proj((size_t)n);
     std::vector<unsigned char> visible((size_t)n);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int i = 0; i < n; ++i)
+    parallel_for(n, nt, 4096, [&](int i) {
         visible[i] = fps_project(cam, s.means + 3 * (size_t)i, s.scales + 3 * (size_t)i, s.rotations + 4 * (size_t)i,
                                  s.opacities[i], s.sh + (size_t)i * K * 3, s.degree, &proj[i]);
+    });
 
     // Gaussians in (depth, index) order; filling the tile lists in this order leaves every list sorted.
     std::vector<int> order;
@@ -389,9 +426,9 @@ static int render_scene(const FpsCamera& cam, const FpsScene& s, const float* bg
             for (int x = r[0]; x < r[2]; ++x) entries[cursor[y * cam.tiles_x + x]++] = (int)k;
     }
 
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int t = 0; t < n_tiles; ++t)
+    parallel_for(n_tiles, nt, 1, [&](int t) {
         render_tile(cam, t, entries.data(), start[t], start[t + 1], sorted.data(), bg, out_rgb, out_alpha);
+    });
     return 0;
 }
 
@@ -602,15 +639,8 @@ FPS_EXPORT int fps_nearest_triangles(const float* points, int n, const float* ve
         if (faces[i] < 0 || faces[i] >= nv) return fail("face index out of range");
     TriGrid grid;
     build_grid(verts, faces, nf, grid);
-#ifdef __CUDACC__
-    (void)n_threads;
-    for (int i = 0; i < n; ++i)
+    parallel_for(n, thread_count(n_threads), 256, [&](int i) {
         nearest_one(grid, verts, faces, points + 3 * (size_t)i, out_face + i, out_bary + 3 * (size_t)i, out_dist + i);
-#else
-    const int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 256)
-    for (int i = 0; i < n; ++i)
-        nearest_one(grid, verts, faces, points + 3 * (size_t)i, out_face + i, out_bary + 3 * (size_t)i, out_dist + i);
-#endif
+    });
     return 0;
 }

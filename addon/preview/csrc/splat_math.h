@@ -1,4 +1,4 @@
-// 3D Gaussian Splatting forward math, written once for the CPU (g++ + OpenMP) and the GPU (nvcc) builds.
+// 3D Gaussian Splatting forward math, written once for the CPU builds (g++, zig c++) and the GPU build (nvcc).
 //
 // Conventions (shared with addon/preview/raster.py and the numpy reference in tests/unit/test_raster.py):
 //   camera: world -> camera "view" matrix, row-major 4x4, OpenCV axes (x right, y down, z forward);
