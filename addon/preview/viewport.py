@@ -10,6 +10,7 @@ The lead wires CLASSES into registration and calls register_extra() / unregister
 
 from __future__ import annotations
 
+import textwrap
 import threading
 import time
 
@@ -314,7 +315,7 @@ def enable(context, obj) -> None:
         raise FacePolicyError("no 3D viewport is open")
     from .raster import get_renderer
 
-    renderer = get_renderer()  # raises PreviewUnavailable when the library is not built
+    renderer = get_renderer()  # the numpy renderer, with its note, where the library is missing
     disable()
     _state.enabled = True
     _state.object_name = obj.name
@@ -425,11 +426,19 @@ class FACEPOLICY_PT_splat_preview(bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
+        from .raster import library_note
+
         layout = self.layout
         layout.operator(FACEPOLICY_OT_splat_preview.bl_idname, text="Hide Splats" if _state.enabled
                         else "Show Splats", icon="SHADING_RENDERED", depress=_state.enabled)
         layout.operator(FACEPOLICY_OT_splat_import_ply.bl_idname, icon="IMPORT")
         layout.label(text=status_text())
+        note = library_note()
+        if note:
+            # A label does not wrap: cut the sentence into lines that fit the sidebar's width.
+            column = layout.column(align=True)
+            for i, line in enumerate(textwrap.wrap(note, max(20, context.region.width // 7))):
+                column.label(text=line, icon="INFO" if i == 0 else "BLANK1")
 
 
 CLASSES = (FACEPOLICY_OT_splat_preview, FACEPOLICY_OT_splat_import_ply, FACEPOLICY_PT_splat_preview)

@@ -69,3 +69,38 @@ def test_bind_ply_to_object_uses_its_world_transform(clean_scene, tmp_path):
     assert n_read == 51 and scene.splats.n == 50  # the floater is dropped
     verts, _ = viewport._mesh_arrays(obj, bpy.context.evaluated_depsgraph_get())
     np.testing.assert_allclose(scene.cloud(verts).means, local * 2.0 + [1.0, 2.0, 3.0], atol=1e-4)
+
+
+class _RecordingLayout:
+    """Stands in for a panel's UILayout: keeps the text of every label drawn."""
+
+    def __init__(self, labels):
+        self.labels = labels
+
+    def operator(self, *args, **kwargs):
+        return None
+
+    def label(self, text="", icon="NONE"):
+        self.labels.append(text)
+
+    def column(self, align=False):
+        return self
+
+
+def test_panel_says_in_one_sentence_that_the_library_is_missing(clean_scene, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from facepolicy.preview import raster, viewport
+
+    def panel_text():
+        labels = []
+        panel = SimpleNamespace(layout=_RecordingLayout(labels))
+        viewport.FACEPOLICY_PT_splat_preview.draw(panel, SimpleNamespace(region=SimpleNamespace(width=300)))
+        return " ".join(labels[1:])
+
+    monkeypatch.setattr(raster.build, "LIB_DIR", tmp_path)
+    monkeypatch.setattr(raster, "_renderers", {})
+    text = panel_text()
+    assert text == raster.library_note() and text.startswith("No splat library for ")
+    assert text.endswith("so the splat preview draws with the slower numpy renderer.")
+    assert raster.get_renderer().backend == "numpy"  # what Show Splats then draws with
