@@ -1,9 +1,11 @@
 """Build the Blender extension zips: dist/facepolicy-<version>-<platform>.zip, one per platform.
 
-Builds the splat preview's CPU library for this machine, stages addon/ (the package) + assets/ + the runtime wheels
-+ that library into build/extension/<platform>/, then runs Blender's own builder (bl_pkg/cli/blender_ext.py from
-the bpy wheel) with --split-platforms, and validates
-every zip it made. Nothing from model/, tests/ or export_onnx/ goes in.
+Builds the splat preview's CPU library for every platform with the preview's one build command (this machine's
+compiler for this machine, zig for the others; zig comes from the `ziglang` wheel on PyPI, installed into
+build/toolchains/ when it is not found), slims the runtime wheels to what the add-on runs (see slim_wheels), stages
+addon/ (the package) + assets/ + the wheels + that platform's library into build/extension/<platform>/, then runs
+Blender's own builder (bl_pkg/cli/blender_ext.py from the bpy wheel) with --split-platforms, and validates every zip it
+made. Nothing from model/, tests/ or export_onnx/ goes in.
 
     python tools/build_extension.py                      # all platforms
     python tools/build_extension.py --platforms linux-x64
@@ -12,13 +14,20 @@ every zip it made. Nothing from model/, tests/ or export_onnx/ goes in.
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
+import os
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from addon.preview import build as preview_build  # noqa: E402
 
 # Runtime wheels: onnxruntime (the Neural engine), soundfile + cffi (audio decoding), pocketsphinx (Phonetic
 # engine). Blender already ships numpy. --no-deps: onnxruntime's sympy/protobuf are not needed for inference.
@@ -29,9 +38,20 @@ PLATFORM_TAGS = {
     "windows-x64": ("win_amd64",),
     "macos-arm64": tuple(f"macosx_{v}_0_{a}" for v in (15, 14, 13, 12, 11) for a in ("arm64", "universal2")),
 }
-# Shared libraries built by the preview's one build command, per platform (built only for the host).
-PREVIEW_LIBS = {"linux-x64": ("libfpsplat_cpu.so",), "windows-x64": ("fpsplat_cpu.dll",),
-                "macos-arm64": ("libfpsplat_cpu.dylib",)}
+# The preview's CPU library in each platform's zip (the CUDA library is built where nvcc exists and never shipped:
+# it would need the CUDA driver and adds 10 MB; the CPU library draws the preview interactively).
+PREVIEW_LIBS = {name: preview_build.PLATFORMS[name].library("cpu") for name in PLATFORM_TAGS}
+ZIGLANG = "ziglang==0.17.1"  # the cross toolchain, when zig is not found (build/toolchains/, git-ignored)
+
+# What the add-on does not run, left out of the wheels: onnxruntime's C API library (the Python binding does not
+# load it: 13 MB per Python ABI) and its model-tooling packages; pocketsphinx's model (the same files for every
+# Python ABI) moves to one model wheel per zip (see pocketsphinx_model_wheel).
+WHEEL_DROPS = {
+    "onnxruntime": re.compile(r"^onnxruntime/(capi/(libonnxruntime\.so\.|libonnxruntime\.[0-9.]+dylib$|"
+                              r"onnxruntime\.dll$)|transformers/|quantization/|tools/|datasets/)"),
+    "pocketsphinx": re.compile(r"^pocketsphinx/model/"),
+}
+MODEL_PREFIX = "pocketsphinx/model/"
 
 
 def blender_ext_script() -> Path:
@@ -84,38 +104,114 @@ def _wheel_platform(wheel: Path) -> str:
     return "other"
 
 
-def host_platform() -> str | None:
-    import platform
+def zig_environment() -> dict:
+    """The environment for the preview's build, with $ZIG set to a zig from the `ziglang` wheel when none is found."""
+    env = dict(os.environ)
+    if preview_build.find_zig() is not None:
+        return env
+    target = ROOT / "build" / "toolchains" / "ziglang"
+    zig = target / "ziglang" / ("zig.exe" if sys.platform == "win32" else "zig")
+    if not zig.exists():
+        print(f"zig not found: installing {ZIGLANG} (PyPI) into {target.relative_to(ROOT)}")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target), ZIGLANG],
+                       check=True)
+    env["ZIG"] = str(zig)
+    return env
 
-    machine = platform.machine().lower()
-    if sys.platform.startswith("linux") and machine in ("x86_64", "amd64"):
-        return "linux-x64"
-    if sys.platform == "win32" and machine in ("x86_64", "amd64"):
-        return "windows-x64"
-    if sys.platform == "darwin" and machine == "arm64":
-        return "macos-arm64"
-    return None
+
+def build_preview_libraries(platforms: list[str]) -> None:
+    """Each platform's CPU library, with the preview's one build command."""
+    subprocess.run([sys.executable, "-m", "facepolicy.preview.build", "--cpu-only", "--target", ",".join(platforms)],
+                   check=True, cwd=ROOT, env=zig_environment())
 
 
-def build_preview_library() -> None:
-    """The splat preview's CPU library for this machine (the one build command of the preview)."""
-    subprocess.run([sys.executable, "-m", "facepolicy.preview.build", "--cpu-only"], check=True, cwd=ROOT)
+def _record_line(name: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+
+def _write_wheel(path: Path, files: dict[str, bytes], dist_info: str) -> None:
+    """A wheel holding ``files`` (name -> bytes) with a RECORD that lists them, as installers expect."""
+    record_name = f"{dist_info}/RECORD"
+    lines = [_record_line(n, d) for n, d in files.items() if n != record_name] + [f"{record_name},,"]
+    files = {**{n: d for n, d in files.items() if n != record_name}, record_name: ("\n".join(lines) + "\n").encode()}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for name, data in files.items():
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+
+
+def _dist_info(names) -> str:
+    return next(n.split("/")[0] for n in names if n.split("/")[0].endswith(".dist-info"))
+
+
+def slim_wheel(wheel: Path, out_dir: Path) -> Path:
+    """``wheel`` without what WHEEL_DROPS leaves out (its RECORD rewritten); other wheels are copied as they are."""
+    project = wheel.name.split("-")[0]
+    out = out_dir / wheel.name
+    if project not in WHEEL_DROPS:
+        shutil.copy2(wheel, out)
+        return out
+    with zipfile.ZipFile(wheel) as zf:
+        files = {n: zf.read(n) for n in zf.namelist() if not n.endswith("/") and not WHEEL_DROPS[project].match(n)}
+        dist_info = _dist_info(zf.namelist())
+    _write_wheel(out, files, dist_info)
+    return out
+
+
+def pocketsphinx_model_wheel(wheels: list[Path], out_dir: Path) -> Path | None:
+    """pocketsphinx's model, once, as a wheel that installs it where pocketsphinx looks (pocketsphinx/model/), for
+    every Python ABI. Its version is pocketsphinx's, so Blender replaces both together. None when this platform's
+    pocketsphinx wheels do not carry the same model (then they keep their own)."""
+    models = []
+    for wheel in (w for w in wheels if w.name.startswith("pocketsphinx-")):
+        with zipfile.ZipFile(wheel) as zf:
+            models.append({n: zf.read(n) for n in zf.namelist() if n.startswith(MODEL_PREFIX) and not n.endswith("/")})
+            license_text = zf.read(next(n for n in zf.namelist() if n.endswith("licenses/LICENSE")))
+    if not models or any(m != models[0] for m in models):
+        return None
+    version = next(w.name.split("-")[1] for w in wheels if w.name.startswith("pocketsphinx-"))
+    name = "pocketsphinx_model"
+    dist_info = f"{name}-{version}.dist-info"
+    meta = (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: the en-us model of pocketsphinx "
+            f"{version}, split out of its wheels by FacePolicy's extension build (one copy for every Python)\n"
+            "License: BSD-2-Clause\n").encode()
+    files = {**models[0], f"{dist_info}/METADATA": meta, f"{dist_info}/licenses/LICENSE": license_text,
+             f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: facepolicy\nRoot-Is-Purelib: true\n"
+                                   b"Tag: py3-none-any\n"}
+    out = out_dir / f"{name}-{version}-py3-none-any.whl"
+    _write_wheel(out, files, dist_info)
+    return out
+
+
+def slim_wheels(wheels: list[Path], out_dir: Path) -> list[Path]:
+    """One platform's runtime wheels as the zip carries them: slimmed, plus the shared pocketsphinx model."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    model = pocketsphinx_model_wheel(wheels, out_dir)
+    slim = []
+    for wheel in wheels:
+        if model is None and wheel.name.startswith("pocketsphinx-"):
+            shutil.copy2(wheel, out_dir / wheel.name)
+            slim.append(out_dir / wheel.name)
+        else:
+            slim.append(slim_wheel(wheel, out_dir))
+    return sorted(slim + ([model] if model else []))
 
 
 def stage(platform: str, wheels: list[Path], stage_dir: Path) -> None:
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
-    # Compiled preview libraries are only for the machine that built them: ship them in that platform's zip.
-    libs = set().union(*PREVIEW_LIBS.values()) | {"libfpsplat_cuda.so", "fpsplat_cuda.dll"}
-    keep = set(PREVIEW_LIBS[platform]) if platform == host_platform() else set()
-    drop = sorted(libs - keep)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.o", ".*", *drop)
+    # Each zip carries its own platform's preview library and no other (nor a CUDA library: see PREVIEW_LIBS).
+    library = ROOT / "addon" / "preview" / "lib" / PREVIEW_LIBS[platform]
+    if not library.exists():
+        sys.exit(f"error: {library.relative_to(ROOT)} was not built")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.o", ".*", "lib")
     shutil.copytree(ROOT / "addon", stage_dir, ignore=ignore)
+    (stage_dir / "preview" / "lib").mkdir()
+    shutil.copy2(library, stage_dir / "preview" / "lib" / library.name)
     shutil.copytree(ROOT / "assets", stage_dir / "assets", ignore=ignore)
-    (stage_dir / "wheels").mkdir()
-    wheels = [w for w in wheels if _wheel_platform(w) in (platform, "any")]
-    for w in wheels:
-        shutil.copy2(w, stage_dir / "wheels" / w.name)
+    wheels = slim_wheels([w for w in wheels if _wheel_platform(w) in (platform, "any")], stage_dir / "wheels")
     manifest = (ROOT / "blender_manifest.toml").read_text(encoding="utf-8")
     wheel_list = ",\n".join(f'  "./wheels/{w.name}"' for w in wheels)
     manifest = re.sub(r"(?m)^wheels = \[\]$", f"wheels = [\n{wheel_list}\n]", manifest)
@@ -135,8 +231,7 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown platform(s) {unknown}; choose from {list(PLATFORM_TAGS)}")
 
-    if host_platform() in platforms:
-        build_preview_library()
+    build_preview_libraries(platforms)
     wheels = download_wheels(platforms, Path(args.wheel_dir))
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
