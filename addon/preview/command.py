@@ -53,7 +53,8 @@ def add_parser(subparsers) -> None:
                    "$FACEPOLICY_PLY_MEMORY_LIMIT_MB or 4096)")
     p.add_argument("--export-ply", type=Path, default=None, metavar="FILE",
                    help="also write the bound splat, posed at the first shown frame, as a 3DGS .ply")
-    p.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto", help="renderer (default: auto)")
+    p.add_argument("--backend", choices=("auto", "cpu", "cuda", "numpy"), default="auto",
+                   help="renderer (default: auto: CUDA where it runs, else the CPU library, else numpy)")
     p.set_defaults(func=run)
 
 
