@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import platform
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .assets import asset_root, check_assets
 
@@ -38,10 +40,105 @@ def onnxruntime_status() -> tuple[str | None, list[str]]:
     return ort.__version__, list(ort.get_available_providers())
 
 
-def device_summary(providers: list[str]) -> str:
-    if "CUDAExecutionProvider" in providers:
-        return "CUDA available (CUDAExecutionProvider), CPU fallback"
-    return "CPU only (no CUDA execution provider in this onnxruntime)"
+GPU_HINT = "pip install 'facepolicy[gpu]'"
+
+
+def _default_loader(name: str):
+    """ctypes.CDLL, or None when the library cannot be loaded (a probe must never raise)."""
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+def _nvidia_wheel_dirs() -> list[Path]:
+    """Where the NVIDIA wheels (nvidia-cudnn-cu12 ...) keep their libraries; onnxruntime.preload_dlls loads them."""
+    dirs = []
+    for entry in sys.path:
+        base = Path(entry) / "nvidia"
+        if base.is_dir():
+            dirs += sorted(p for p in base.glob("*/lib") if p.is_dir()) + sorted(p for p in base.glob("*/bin")
+                                                                                  if p.is_dir())
+    return dirs
+
+
+def _find_library(name: str, loader) -> str | None:
+    """``name`` if it loads as the system finds it, else a file of the NVIDIA wheels (libcudnn.so.9*) that loads."""
+    if loader(name) is not None:
+        return name
+    for folder in _nvidia_wheel_dirs():
+        for path in sorted(folder.glob(name + "*")):
+            if loader(str(path)) is not None:
+                return str(path)
+    return None
+
+
+def _cuda_versions() -> tuple[str, str]:
+    """(CUDA major, cuDNN major) onnxruntime-gpu was built for; 12 and 9 when it does not say (its PyPI builds)."""
+    try:
+        from onnxruntime.capi import build_and_package_info as info
+    except Exception:
+        return "12", "9"
+    cuda = str(getattr(info, "cuda_version", "") or "12").split(".")[0]
+    cudnn = str(getattr(info, "cudnn_version", "") or "9").split(".")[0]
+    return cuda, cudnn
+
+
+def _device_count(driver) -> int:
+    count = ctypes.c_int(0)
+    try:
+        if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+    except AttributeError:
+        return 0
+    return int(count.value)
+
+
+def cuda_status(providers: list[str], loader=_default_loader, system: str | None = None) -> tuple[bool, str]:
+    """Whether onnxruntime's CUDA provider can run here, and one line saying so or everything that is missing: the
+    provider (the onnxruntime-gpu wheel), the NVIDIA driver and a GPU, the CUDA runtime and cuBLAS, cuDNN.
+    ``loader`` and ``system`` stand in for ctypes.CDLL and platform.system() in tests."""
+    system = system or platform.system()
+    if system == "Darwin":
+        return False, "not available on macOS (onnxruntime has no CUDA build for it); the CPU runs the engines"
+    missing = []
+    if "CUDAExecutionProvider" not in providers:
+        missing.append(f"this onnxruntime has no CUDA execution provider ({GPU_HINT} adds it)")
+    windows = system == "Windows"
+    driver_name = "nvcuda.dll" if windows else "libcuda.so.1"
+    driver = loader(driver_name)
+    devices = 0 if driver is None else _device_count(driver)
+    if driver is None:
+        missing.append(f"no NVIDIA driver ({driver_name} not found)")
+    elif devices < 1:
+        missing.append("the NVIDIA driver finds no GPU")
+    cuda, cudnn = _cuda_versions()
+    libraries = [
+        (f"the CUDA {cuda} runtime", f"cudart64_{cuda}.dll" if windows else f"libcudart.so.{cuda}"),
+        (f"cuBLAS {cuda}", f"cublas64_{cuda}.dll" if windows else f"libcublas.so.{cuda}"),
+        (f"cuDNN {cudnn}", f"cudnn64_{cudnn}.dll" if windows else f"libcudnn.so.{cudnn}"),
+    ]
+    absent = [f"{what} ({name})" for what, name in libraries if _find_library(name, loader) is None]
+    if absent:
+        missing.append(f"{', '.join(absent)} not found (pip install nvidia-cuda-runtime-cu{cuda} "
+                       f"nvidia-cublas-cu{cuda} nvidia-cudnn-cu{cuda}, or the CUDA toolkit and cuDNN)")
+    if missing:
+        return False, "not usable: " + "; ".join(missing)
+    return True, f"usable: CUDAExecutionProvider, {devices} GPU(s), CUDA {cuda}, cuDNN {cudnn}"
+
+
+def _both_onnxruntimes() -> bool:
+    """onnxruntime and onnxruntime-gpu installed together: they share one folder, so one overwrote the other."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    found = 0
+    for name in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            distribution(name)
+            found += 1
+        except PackageNotFoundError:
+            pass
+    return found == 2
 
 
 def build_report(version: str, blender: str | None = None) -> Report:
@@ -58,7 +155,13 @@ def build_report(version: str, blender: str | None = None) -> Report:
         r.problems.append("onnxruntime is not installed: the Neural engine cannot run (pip install onnxruntime)")
     else:
         r.add("onnxruntime", f"{ort_version}; providers: {', '.join(providers)}")
-    r.add("device", device_summary(providers))
+    usable, cuda_line = cuda_status(providers)
+    r.add("cuda", cuda_line)
+    r.add("device", "CUDA, CPU fallback" if usable else "CPU")
+    if ort_version is not None and _both_onnxruntimes():
+        r.problems.append("onnxruntime and onnxruntime-gpu are both installed and share one folder; keep one: "
+                          "pip uninstall -y onnxruntime onnxruntime-gpu, then pip install onnxruntime-gpu (CUDA) or "
+                          "onnxruntime (CPU)")
     try:
         import soundfile
 
