@@ -157,7 +157,7 @@ def build_report(version: str, blender: str | None = None) -> Report:
         r.add("onnxruntime", f"{ort_version}; providers: {', '.join(providers)}")
     usable, cuda_line = cuda_status(providers)
     r.add("cuda", cuda_line)
-    r.add("device", "CUDA, CPU fallback" if usable else "CPU")
+    r.add("device", "CUDA, CPU fallback" if usable else "CPU only")
     if ort_version is not None and _both_onnxruntimes():
         r.problems.append("onnxruntime and onnxruntime-gpu are both installed and share one folder; keep one: "
                           "pip uninstall -y onnxruntime onnxruntime-gpu, then pip install onnxruntime-gpu (CUDA) or "

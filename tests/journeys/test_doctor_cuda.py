@@ -32,4 +32,4 @@ def test_doctor_reports_the_cuda_provider_in_one_line():
     assert ("no CUDA execution provider (pip install 'facepolicy[gpu]' adds it)" in line) == (not has_provider)
     assert ("no NVIDIA driver (libcuda.so.1 not found)" in line) == (not has_driver)
     device = [row for row in run.stdout.splitlines() if row.split(" ", 1)[0] == "device"]
-    assert len(device) == 1 and device[0].split(None, 1)[1] == "CPU"
+    assert len(device) == 1 and device[0].split(None, 1)[1] == "CPU only"
