@@ -2,9 +2,10 @@
 
 Audio → log-mel (core.features) → audio encoder → per-frame features at the model rate. The audio is cut into
 overlapping *streams*; every stream runs the receding horizon (denoise an H-frame chunk with few DDIM steps,
-execute the first A frames, re-plan from them), and all streams advance together as ONE batch, so each ONNX
-call serves the whole file. Streams are cross-faded where they overlap. Noise is keyed by absolute frame and
-seed, so a result does not depend on how the streams were batched.
+execute the first A frames, re-plan from them), and the streams of a group (up to MAX_GROUP_STREAMS, about 27 s
+of audio) advance together as ONE batch, so each ONNX call serves many windows while memory stays bounded on
+long audio. Streams are cross-faded where they overlap. Noise is keyed by absolute frame and seed, so a result
+does not depend on how the streams were batched.
 """
 
 from __future__ import annotations
