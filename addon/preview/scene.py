@@ -12,7 +12,7 @@ import numpy as np
 from ..core import spec
 from .cloud import SH_C0, GaussianCloud, rgb_to_sh_dc
 from .raster import Camera
-from .splats import BoundSplats, splats_from_mesh
+from .splats import BoundSplats, splats_from_mesh, vertex_normals
 
 # Colours of the default head's regions (linear-ish sRGB, 0..1): it ships no texture.
 REGION_COLORS = {
@@ -27,20 +27,6 @@ IRIS = (0.30, 0.42, 0.55)
 PUPIL = (0.04, 0.04, 0.05)
 LIGHT_DIR = (0.45, -0.85, 0.55)  # from the front (-Y), a little from the left and above (+Z up)
 BACKFACE_COSINE = 0.3  # cull a gaussian when its normal points away from the camera by more than this
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals (V, 3), float64."""
-    v = np.asarray(vertices, np.float64)
-    tri = v[faces]
-    a, b = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
-    fn = np.stack([a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1], a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
-                   a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]], axis=1)  # length = 2 * area
-    normals = np.zeros_like(v)
-    for corner in range(3):
-        for axis in range(3):
-            normals[:, axis] += np.bincount(faces[:, corner], weights=fn[:, axis], minlength=len(v))
-    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
 def _soft_ellipse(points: np.ndarray, centre: np.ndarray, half_width: float, half_height: float) -> np.ndarray:
@@ -90,6 +76,18 @@ def head_vertex_colors(head) -> np.ndarray:
         colors[idx[cos > np.cos(np.radians(25))]] = IRIS
         colors[idx[cos > np.cos(np.radians(12))]] = PUPIL
     return colors
+
+
+def splat_faces(head, faces: np.ndarray) -> np.ndarray:
+    """The triangles of the default head (as the asset or Blender triangulates it) that carry splats: all but the
+    neck's cap (head.json's neck_cap_polygon). Seen from the front the cap is edge-on, and flat gaussians on it draw
+    a streak; without it the neck is an open edge, which splats_from_mesh ends cleanly."""
+    faces = np.asarray(faces)
+    cap = head.meta.get("neck_cap_polygon")
+    if cap is None:
+        return faces
+    on_cap = np.isin(faces, head.polygons[int(cap)]).all(axis=1)
+    return faces[~on_cap]
 
 
 def _rot_x(a):
@@ -154,7 +152,8 @@ class SplatScene:
 
     @classmethod
     def from_head(cls, head, per_triangle: int = 1) -> SplatScene:
-        scene = cls.from_mesh(head.vertices, head.faces, per_triangle, vertex_colors=head_vertex_colors(head))
+        scene = cls.from_mesh(head.vertices, splat_faces(head, head.faces), per_triangle,
+                              vertex_colors=head_vertex_colors(head))
         scene.cull_backfaces = True
         return scene
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import FacePolicyError
-from .cloud import GaussianCloud, matrix_to_quat, quat_multiply, rgb_to_sh_dc
+from .cloud import GaussianCloud, matrix_to_quat, quat_multiply, quat_to_matrix, rgb_to_sh_dc
 
 DEFAULT_SKIN = (0.80, 0.62, 0.52)
 
@@ -71,6 +71,18 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
     out[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
     return out
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (V, 3), float64."""
+    v = np.asarray(vertices, np.float64)
+    tri = v[faces]
+    fn = _cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 * area
+    normals = np.zeros_like(v)
+    for corner in range(3):
+        for axis in range(3):
+            normals[:, axis] += np.bincount(faces[:, corner], weights=fn[:, axis], minlength=len(v))
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
 def barycentric_points(vertices: np.ndarray, faces: np.ndarray, face_index: np.ndarray,
@@ -223,11 +235,19 @@ def _corner_values(values: np.ndarray, faces: np.ndarray, n_vertices: int, what:
 # edges such as the eyelids over the eyes.
 OVERLAP = 2.5
 THICKNESS = 0.1  # the smallest axis, across the surface, relative to the smaller in-plane one
+# A vertex's gaussian relative to the mean of its triangles' (per axis): a little smaller, because it only fills the
+# corners between them, and a larger one blurs the eyelids and lips.
+VERTEX_SPREAD = 0.8
+# How far past an open edge a gaussian may reach, in sigmas across it: at 1.5 sigma it still covers 30 % there, so
+# the surface stays opaque up to its edge and fades just past it (3 sigma would leave a dark seam along the edge).
+EDGE_SIGMAS = 2.0
+EDGE_FLOOR = 0.2  # the least a gaussian keeps of its width across an open edge it sits on
+MIN_ASPECT = 0.3  # a triangle's gaussian is at least this wide for its length
 
 
 def _triangle_shaped(vertices, faces, per_triangle: int) -> tuple[np.ndarray, np.ndarray]:
     """Per triangle: the local rotation (about the normal) and local log-scales of gaussians that follow the
-    triangle's own shape: long thin triangles give long thin gaussians."""
+    triangle's own shape: long thin triangles give long (but not needle-thin) gaussians."""
     R, k = triangle_frames(vertices, faces)
     v = np.asarray(vertices, np.float64)[faces]
     edges = np.stack([v[:, 0] - v[:, 1], v[:, 1] - v[:, 2], v[:, 2] - v[:, 0]], axis=1)  # (F, 3, 3)
@@ -235,6 +255,8 @@ def _triangle_shaped(vertices, faces, per_triangle: int) -> tuple[np.ndarray, np
     cov = np.einsum("fei,fej->fij", planar, planar) / 36.0 * (OVERLAP / per_triangle)
     evals, evecs = np.linalg.eigh(cov)  # ascending
     sig = np.sqrt(np.maximum(evals, 1e-30))
+    # Sliver triangles would give needles with gaps between them (stripes): no gaussian is thinner than this.
+    sig[:, 0] = np.maximum(sig[:, 0], MIN_ASPECT * sig[:, 1])
     major = evecs[:, :, 1]
     angle = np.arctan2(major[:, 1], major[:, 0])
     half = angle / 2
@@ -243,12 +265,40 @@ def _triangle_shaped(vertices, faces, per_triangle: int) -> tuple[np.ndarray, np
     return rot, np.log(np.maximum(scales, 1e-12))
 
 
+def _vertex_shaped(vertices, faces, vertex_ids, face_index) -> tuple[np.ndarray, np.ndarray]:
+    """Local rotation and log-scales (relative to triangle ``face_index``'s frame) of a flat gaussian at each vertex
+    in ``vertex_ids``: the mean shape of the triangles around it (their covariances, as _triangle_shaped makes them
+    for one gaussian per triangle), laid into the vertex's own tangent plane (its area-weighted normal). Shaped like
+    one of its triangles instead, it would lean out of a curved surface and poke through the silhouette as a spike."""
+    v = np.asarray(vertices, np.float64)
+    tri = v[faces]
+    edges = np.stack([tri[:, 0] - tri[:, 1], tri[:, 1] - tri[:, 2], tri[:, 2] - tri[:, 0]], axis=1)  # (F, 3, 3)
+    cov = np.einsum("fei,fej->fij", edges, edges) / 36.0 * OVERLAP  # each triangle's gaussian, in world axes
+    total = np.zeros((len(v), 3, 3))
+    for corner in range(3):
+        np.add.at(total, faces[:, corner], cov)
+    count = np.bincount(faces.ravel(), minlength=len(v))
+    normals = vertex_normals(v, faces)[vertex_ids]
+    P = np.eye(3) - normals[:, :, None] * normals[:, None, :]
+    mean = total[vertex_ids] / np.maximum(count[vertex_ids], 1)[:, None, None]
+    evals, evecs = np.linalg.eigh(P @ mean @ P)  # ascending; the normal has eigenvalue 0
+    major = evecs[:, :, 2]
+    frame = np.stack([major, _cross(normals, major), normals], axis=2)
+    in_plane = np.sqrt(np.maximum(np.einsum("nij,nik,nkj->nj", frame, P @ mean @ P, frame)[:, :2], 1e-30))
+    R, k = triangle_frames(v, faces)
+    R, k = R[face_index], k[face_index]
+    rot = matrix_to_quat(np.einsum("nji,njk->nik", R, frame))  # R_tri^T @ frame
+    sig = VERTEX_SPREAD * in_plane
+    scales = np.stack([sig[:, 0], sig[:, 1], THICKNESS * sig.min(1)], axis=1) / k[:, None]
+    return rot, np.log(np.maximum(scales, 1e-12))
+
+
 def splats_from_mesh(vertices, faces, per_triangle: int = 1, *, per_vertex: bool = True, uvs=None, texture=None,
                      vertex_colors=None, opacity: float = 0.95, seed: int = 0) -> BoundSplats:
     """Flat gaussians shaped like their triangles: ``per_triangle`` on every triangle (one sits at the centroid,
-    more are spread at random) and, with ``per_vertex``, one on every vertex that a triangle uses, which fills the
-    corners between triangles. Coloured from the texture at their UV, else the vertex colours, else a neutral skin
-    tone. Deterministic for a given ``seed``."""
+    more are spread at random) and, with ``per_vertex``, one round gaussian on every vertex that a triangle uses, in
+    the surface's tangent plane there, which fills the corners between triangles. Coloured from the texture at their
+    UV, else the vertex colours, else a neutral skin tone. Deterministic for a given ``seed``."""
     vertices, faces = _check_mesh(vertices, faces)
     if not isinstance(per_triangle, (int, np.integer)) or not 1 <= per_triangle <= 64:
         raise BindingError(f"per_triangle must be an integer in 1..64, got {per_triangle!r}")
@@ -264,10 +314,14 @@ def splats_from_mesh(vertices, faces, per_triangle: int = 1, *, per_vertex: bool
         r1, r2 = rng.random(len(face_index)), rng.random(len(face_index))
         s = np.sqrt(r1)
         bary = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)
+    n_triangle_splats = len(face_index)
     if per_vertex:
-        # Each used vertex once, bound to the first triangle that has it, at barycentric (1, 0, 0) rotated.
+        # Each used vertex once, bound to the first triangle that has it, at barycentric (1, 0, 0) rotated; not on
+        # an open edge, where half of it would lie past the end of the surface.
         corner_of = faces.reshape(-1)
-        _, first = np.unique(corner_of, return_index=True)
+        used, first = np.unique(corner_of, return_index=True)
+        inner = ~np.isin(used, _open_edges(faces))
+        used, first = used[inner], first[inner]
         face_index = np.concatenate([face_index, first // 3])
         bary = np.concatenate([bary, np.eye(3)[first % 3]])
     n = len(face_index)
@@ -288,9 +342,70 @@ def splats_from_mesh(vertices, faces, per_triangle: int = 1, *, per_vertex: bool
 
     local_rot, local_log_scales = _triangle_shaped(vertices, faces, per_triangle)
     local_rot, local_log_scales = local_rot[face_index], local_log_scales[face_index]
+    if per_vertex:
+        at_vertex = slice(n_triangle_splats, n)
+        local_rot[at_vertex], local_log_scales[at_vertex] = _vertex_shaped(vertices, faces, used,
+                                                                           face_index[at_vertex])
+    _trim_at_open_edges(vertices, faces, face_index, bary, local_rot, local_log_scales)
     logit = np.log(opacity / (1 - opacity))
     return BoundSplats(len(vertices), faces, face_index.astype(np.int64), bary, np.zeros((n, 3)), local_rot,
                        local_log_scales, np.full(n, logit), rgb_to_sh_dc(rgb)[:, None, :])
+
+
+def _open_edges(faces) -> np.ndarray:
+    """(E, 2) the edges only one triangle has (vertex ids in ascending order)."""
+    undirected = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    edges, counts = np.unique(undirected, axis=0, return_counts=True)
+    return edges[counts == 1]
+
+
+def _trim_at_open_edges(vertices, faces, face_index, bary, local_rot, local_log_scales) -> None:
+    """Where the mesh ends (an edge of one triangle: a neck cut, a hole), nothing lies beyond the gaussians that
+    reach past it, and they would show as a fringe of spikes. Each gaussian of a triangle touching such an edge is
+    squeezed across it until its EDGE_SIGMAS reach ends at the edge's line (never below EDGE_FLOOR of its width, for
+    the ones sitting on the edge). In place, on the rest pose."""
+    open_edges = _open_edges(faces)
+    if len(open_edges) == 0:
+        return
+    v = np.asarray(vertices, np.float64)
+    # The triangle that owns each open edge, and the edge's outward direction within that triangle's plane.
+    owner_of = {tuple(e): f for f, tri in enumerate(np.sort(faces, axis=1))
+                for e in ((tri[0], tri[1]), (tri[1], tri[2]), (tri[0], tri[2]))}
+    R, k = triangle_frames(v, faces)
+    owner = np.array([owner_of[tuple(e)] for e in open_edges])
+    a, b = v[open_edges[:, 0]], v[open_edges[:, 1]]
+    along = (b - a) / np.maximum(np.linalg.norm(b - a, axis=1, keepdims=True), 1e-300)
+    out = _cross(along, R[owner, :, 2])
+    inside = v[faces[owner]].mean(1)
+    out *= np.where(((inside - a) * out).sum(1) > 0, -1.0, 1.0)[:, None]
+    # Gaussians of the triangles that touch an open edge's ends.
+    touching = {}
+    for e, (i, j) in enumerate(open_edges):
+        touching.setdefault(i, []).append(e)
+        touching.setdefault(j, []).append(e)
+    tri_edges = [sorted({e for c in tri for e in touching.get(c, ())}) for tri in faces]
+    centres = barycentric_points(v, faces, face_index, bary)
+    frames = np.einsum("nij,njk->nik", R[face_index], quat_to_matrix(local_rot))
+    for g in np.flatnonzero([bool(tri_edges[f]) for f in face_index]):
+        sig = np.exp(local_log_scales[g]) * k[face_index[g]]
+        cov = frames[g] @ np.diag(sig**2) @ frames[g].T
+        normal = frames[g][:, 2]
+        for e in tri_edges[face_index[g]]:
+            u = out[e] - (out[e] @ normal) * normal
+            norm = np.linalg.norm(u)
+            if norm < 1e-9:
+                continue
+            u /= norm
+            reach = EDGE_SIGMAS * np.sqrt(max(u @ cov @ u, 1e-300))
+            room = (a[e] - centres[g]) @ u
+            if reach > room:
+                squeeze = max(room / reach, EDGE_FLOOR)
+                A = np.eye(3) + (squeeze - 1.0) * np.outer(u, u)
+                cov = A @ cov @ A.T
+        evals, evecs = np.linalg.eigh(cov)
+        evecs = evecs[:, ::-1] * np.where(np.linalg.det(evecs[:, ::-1]) < 0, -1.0, 1.0)
+        local_rot[g] = matrix_to_quat((R[face_index[g]].T @ evecs)[None])[0]
+        local_log_scales[g] = np.log(np.sqrt(np.maximum(evals[::-1], 1e-30)) / k[face_index[g]])
 
 
 # -- alignment and binding of an imported cloud ---------------------------------------------------------------------

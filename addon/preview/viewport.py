@@ -157,11 +157,12 @@ def _build_scene(verts, tris, mirrored: bool):
     colors = None
     try:
         from ..core.head import load_default_head
-        from .scene import head_vertex_colors
+        from .scene import head_vertex_colors, splat_faces
 
         head = load_default_head()
-        if head.num_vertices == len(verts):  # the bundled head: use its region colours
+        if head.num_vertices == len(verts):  # the bundled head: its region colours, and no splats on its neck cap
             colors = head_vertex_colors(head)
+            tris = splat_faces(head, tris)
     except FacePolicyError:
         colors = None
     scene = SplatScene.from_mesh(verts, tris, per_triangle=1, vertex_colors=colors)

@@ -58,7 +58,7 @@ def test_gaussians_turn_and_grow_with_their_triangles():
     np.testing.assert_allclose(moved.log_scales, rest.log_scales + np.log(s), atol=1e-5)
 
 
-def test_gaussians_lie_flat_on_their_triangle():
+def test_gaussians_lie_flat_on_their_triangle_and_vertex_ones_on_the_surface():
     verts, faces = icosphere(1)
     splats = splats_from_mesh(verts, faces, per_triangle=3)
     cloud = splats.cloud(verts)
@@ -66,21 +66,63 @@ def test_gaussians_lie_flat_on_their_triangle():
     normals = R[splats.face_index][:, :, 2]
     axes = quat_to_matrix(cloud.rotations)
     thinnest = axes[np.arange(cloud.n), :, np.argmin(cloud.log_scales, axis=1)]
-    np.testing.assert_allclose(np.abs((thinnest * normals).sum(1)), 1, atol=1e-6)
+    on_triangles = 3 * len(faces)
+    np.testing.assert_allclose(np.abs((thinnest[:on_triangles] * normals[:on_triangles]).sum(1)), 1, atol=1e-6)
+    # A vertex's gaussian lies in the sphere's tangent plane there (its normal is radial), not in one triangle's
+    # plane: tilted like a triangle, it would stick out of the silhouette.
+    radial = cloud.means[on_triangles:] / np.linalg.norm(cloud.means[on_triangles:], axis=1, keepdims=True)
+    np.testing.assert_allclose(np.abs((thinnest[on_triangles:] * radial).sum(1)), 1, atol=1e-5)
+    tilt = np.abs((thinnest[on_triangles:] * normals[on_triangles:]).sum(1))
+    assert tilt.max() < 0.999  # so they differ from their triangles' planes
 
 
-def test_vertex_splats_sit_on_every_vertex_and_follow_the_triangle_shape():
+def test_vertex_splats_sit_on_every_inner_vertex_and_gaussians_follow_the_triangle_shape():
+    verts, faces = icosphere(1)
+    splats = splats_from_mesh(verts, faces, per_triangle=1)
+    assert splats.n == len(faces) + len(verts)  # a closed mesh: every vertex is inner
+    np.testing.assert_allclose(np.sort(splats.cloud(verts).means[len(faces):], axis=0),
+                               np.sort(verts.astype(np.float32), axis=0), atol=1e-6)
     verts = np.array([[0.0, 0, 0], [10.0, 0, 0], [0, 1.0, 0], [10.0, 1.0, 0.0]])
     faces = np.array([[0, 1, 2], [1, 3, 2]])
     splats = splats_from_mesh(verts, faces, per_triangle=1)
-    assert splats.n == 2 + 4
+    assert splats.n == 2  # every vertex lies on an open edge: half its gaussian would hang past the surface
     cloud = splats.cloud(verts)
-    np.testing.assert_array_equal(np.sort(cloud.means[2:], axis=0), np.sort(verts.astype(np.float32), axis=0))
     # Long thin triangles along x give gaussians whose largest axis lies along x.
     axes = quat_to_matrix(cloud.rotations)
     major = axes[np.arange(cloud.n), :, np.argmax(cloud.log_scales, axis=1)]
     assert (np.abs(major[:, 0]) > 0.95).all()
     assert (cloud.scales.max(1) / cloud.scales.min(1) > 10).all()
+
+
+def _grid(n: int, size: float):
+    """A flat n x n grid of squares over [0, size]^2, two triangles each: its border is its only open edge."""
+    xs, ys = np.meshgrid(np.linspace(0, size, n + 1), np.linspace(0, size, n + 1), indexing="ij")
+    verts = np.stack([xs.ravel(), ys.ravel(), np.zeros(xs.size)], axis=1)
+    index = np.arange(verts.shape[0]).reshape(n + 1, n + 1)
+    a, b, c, d = index[:-1, :-1].ravel(), index[1:, :-1].ravel(), index[1:, 1:].ravel(), index[:-1, 1:].ravel()
+    return verts, np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)])
+
+
+def test_gaussians_end_at_an_open_edge():
+    from facepolicy.preview.splats import EDGE_SIGMAS
+
+    verts, faces = _grid(8, 1.0)
+    cloud = splats_from_mesh(verts, faces).cloud(verts)
+    axes = quat_to_matrix(cloud.rotations)
+    cov = np.einsum("nij,nj,nkj->nik", axes, np.exp(2 * cloud.log_scales.astype(float)), axes)
+    for axis in (0, 1):
+        sigma = np.sqrt(cov[:, axis, axis])
+        assert (cloud.means[:, axis] - EDGE_SIGMAS * sigma >= -1e-4).all()
+        assert (cloud.means[:, axis] + EDGE_SIGMAS * sigma <= 1 + 1e-4).all()
+    # Away from the border nothing is squeezed: the middle squares' gaussians are those of a grid 4 times as large
+    # with the same squares.
+    big_verts, big_faces = _grid(32, 4.0)
+    big = splats_from_mesh(big_verts, big_faces).cloud(big_verts)
+    middle = np.all(np.abs(cloud.means[:, :2] - 0.5) < 0.2, axis=1)
+    assert middle.sum() > 20
+    for i in np.flatnonzero(middle):
+        twin = np.argmin(np.abs(big.means - (cloud.means[i] + [1.5, 1.5, 0])).sum(1))
+        np.testing.assert_allclose(np.sort(cloud.log_scales[i]), np.sort(big.log_scales[twin]), atol=1e-5)
 
 
 def test_colours_come_from_the_texture_or_vertex_colours():
