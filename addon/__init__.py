@@ -13,7 +13,7 @@ def register() -> None:
     import bpy
 
     from . import ui
-    from .cli import blender_cli_command
+    from .app.cli import blender_cli_command
 
     global _cli_handle
     ui.register()

@@ -30,7 +30,8 @@ RESULT = "@@bench-ray "
 
 def child(argv: list[str]) -> int:
     """Run `facepolicy bake ARGV` in this process and print the executor's timings as one JSON line."""
-    from facepolicy import bake, cli, ray_executor
+    from facepolicy.app import bake, cli
+    from facepolicy.app.ray import arguments
     from facepolicy.core import batch
 
     parser = cli.build_parser()
@@ -52,7 +53,7 @@ def child(argv: list[str]) -> int:
             self.inner.run(rows, opts, timed)
             stats["end"] = time.perf_counter() - stats["start"]
 
-    inner = ray_executor.executor_from_args(args) or bake.make_executor(args, 2)
+    inner = arguments.executor_from_args(args) or bake.make_executor(args, 2)
     code = bake.run_bake(args, executor=Timed(inner))
     print(RESULT + json.dumps(stats), flush=True)
     return code

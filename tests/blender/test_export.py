@@ -294,15 +294,15 @@ def test_bake_command_with_two_blender_workers(tmp_path, rig):
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
     import envelope_engine
-    from test_batch import write_line
+    from batch_helpers import write_line
 
-    from facepolicy import bake as bake_cli
+    from facepolicy.app import bake as bake_cli
 
     envelope_engine.register()
     worker = [sys.executable, "-c",
               f"import sys; sys.path.insert(0, {str(Path(envelope_engine.__file__).parent)!r}); "
               "import envelope_engine; envelope_engine.register(); from facepolicy.core.batch import serve; "
-              "from facepolicy.bake import scene_exporter; sys.exit(serve(scene_exporter))"]
+              "from facepolicy.blender.worker import scene_exporter; sys.exit(serve(scene_exporter))"]
     for n in ("a", "b", "c"):
         write_line(tmp_path / f"{n}.wav", seconds=0.8)
     parser = argparse.ArgumentParser()
@@ -346,17 +346,17 @@ def test_ctrl_c_with_blender_workers_leaves_only_complete_files(tmp_path, rig):
 
     unit = Path(__file__).resolve().parent.parent / "unit"
     sys.path.insert(0, str(unit))
-    from test_batch import write_line
+    from batch_helpers import write_line
 
     for i in range(6):
         write_line(tmp_path / f"l{i}.wav", seconds=1.0)
     out = tmp_path / "out"
     worker = (f"import sys; sys.path.insert(0, {str(unit)!r}); import envelope_engine; envelope_engine.register(); "
-              "from facepolicy.core.batch import serve; from facepolicy.bake import scene_exporter; "
+              "from facepolicy.core.batch import serve; from facepolicy.blender.worker import scene_exporter; "
               "sys.exit(serve(scene_exporter))")
     script = (f"import sys; sys.path.insert(0, {str(unit)!r}); import envelope_engine; envelope_engine.register(); "
-              f"from facepolicy import bake, cli; bake.worker_command = lambda: [sys.executable, '-c', {worker!r}]; "
-              "sys.exit(cli.run(sys.argv[1:]))")
+              "from facepolicy.app import bake, cli; "
+              f"bake.worker_command = lambda: [sys.executable, '-c', {worker!r}]; sys.exit(cli.run(sys.argv[1:]))")
     cmd = [sys.executable, "-c", script, "bake", *(str(tmp_path / f"l{i}.wav") for i in range(6)),
            "--blend", str(rig), "--object", "Face", "-o", str(out), "--format", "fbx,glb",
            "--engine", "envelope", "--jobs", "2"]

@@ -52,7 +52,7 @@ def test_register_unregister_register(clean_scene, capsys):
 def test_blender_cli_command_help(capsys):
     """`blender -c facepolicy --help` goes through the registered callback with an argv list."""
     import facepolicy
-    from facepolicy.cli import blender_cli_command
+    from facepolicy.app.cli import blender_cli_command
 
     facepolicy.register()
     try:

@@ -32,7 +32,10 @@ sys.path[:0] = [str(HERE), str(UNIT)]
 
 import ray_marked_engine  # noqa: E402
 
-from facepolicy import bake, cli, ray_executor  # noqa: E402
+from facepolicy.app import bake, cli  # noqa: E402
+from facepolicy.app.ray import arguments  # noqa: E402
+from facepolicy.app.ray import executor as ray_executor  # noqa: E402
+from facepolicy.blender.worker import scene_exporter  # noqa: E402
 from facepolicy.core import batch  # noqa: E402
 from facepolicy.core.errors import FacePolicyError  # noqa: E402
 from facepolicy.core.facetrack import FaceTrack  # noqa: E402
@@ -161,7 +164,7 @@ def bake_args(manifest: Path, out: Path, *extra: str) -> argparse.Namespace:
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["bake"]
     if "--executor" not in sub._option_string_actions:  # until the lead wires the Ray options into `bake`
-        ray_executor.add_arguments(sub)
+        arguments.add_arguments(sub)
     return parser.parse_args(["bake", "--manifest", str(manifest), "-o", str(out), "--engine", "marked",
                               "--format", "csv,json", *extra])
 
@@ -178,7 +181,7 @@ def test_forty_rows_on_two_nodes_match_the_local_run_byte_for_byte(cluster, tmp_
     local_table = capsys.readouterr().out
 
     args = bake_args(manifest, tmp_path / "ray", "--executor", "ray", "--address", cluster.address)
-    executor = ray_executor.executor_from_args(args)
+    executor = arguments.executor_from_args(args)
     executor.runtime_env = runtime_env(tmp_path / "marks")
     assert bake.run_bake(args, executor=executor) == 1
     ray_table = capsys.readouterr().out
@@ -243,7 +246,7 @@ def test_blender_formats_with_a_blend_file_through_the_object_store(cluster, tmp
     blend = small_character_blend(tmp_path / "character.blend")
     rows = make_rows(tmp_path / "audio", 4)
     local_opts = batch.BatchOptions(out_dir=str(tmp_path / "local"), formats=("csv", "glb"), blend=str(blend))
-    batch.InProcessExecutor(bake.scene_exporter).run(rows, local_opts, lambda r: None)
+    batch.InProcessExecutor(scene_exporter).run(rows, local_opts, lambda r: None)
     opts = batch.BatchOptions(out_dir=str(tmp_path / "ray"), formats=("csv", "glb"), blend=str(blend))
     results: list[batch.RowResult] = []
     ray_executor.RayExecutor(cluster.address, data="object-store", runtime_env=runtime_env(tmp_path / "marks")).run(

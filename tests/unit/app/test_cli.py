@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from facepolicy import __version__
-from facepolicy.cli import run
+from facepolicy.app.cli import run
 
 
 def test_version(capsys):

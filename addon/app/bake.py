@@ -7,11 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from . import ray_executor
-from .blender.worker import scene_exporter
-from .core import batch
-from .core.errors import FacePolicyError
-from .core.teacher import EMOTIONS
+from ..blender.worker import scene_exporter
+from ..core import batch
+from ..core.engine import ProgressFn
+from ..core.errors import FacePolicyError
+from ..core.teacher import EMOTIONS
+from .ray import arguments as ray_arguments
 
 COMMANDS = ("bake", "styles")
 
@@ -27,7 +28,7 @@ def add_parser(subparsers) -> None:
 
 
 def _add_bake(subparsers) -> None:
-    from .core.engine import BakeOptions
+    from ..core.engine import BakeOptions
 
     default_engine = BakeOptions().engine
     p = subparsers.add_parser(
@@ -84,7 +85,7 @@ def _add_bake(subparsers) -> None:
                    "alone: no prior, no jaw floor in recognised vowels, no smoothing) to 1 (default: 0.25)")
     p.add_argument("--steps", type=int, metavar="N",
                    help="Neural engine: denoising steps per chunk (default: the model's, usually 4)")
-    ray_executor.add_arguments(p)  # --executor local|ray, --address, --ray-data, --ray-retries
+    ray_arguments.add_arguments(p)  # --executor local|ray, --address, --ray-data, --ray-retries
     p.set_defaults(func=run)
 
 
@@ -179,7 +180,7 @@ def _entries(args, single_name: str | None) -> list[tuple[str, dict, Path]]:
 
 def build_plan(args) -> tuple[list[batch.BakeRow], list[batch.RowResult], batch.BatchOptions]:
     """Rows to bake, rows that failed validation, and the batch options, from parsed arguments."""
-    from .core import engine, spec
+    from ..core import engine, spec
 
     _check_numbers(args)
     if not args.audio and not args.manifest:
@@ -228,7 +229,7 @@ def build_plan(args) -> tuple[list[batch.BakeRow], list[batch.RowResult], batch.
 
 def worker_command() -> list[str]:
     """How to start one batch worker: this Python importing bpy, or Blender itself when we run inside it."""
-    package = __package__ or "facepolicy"
+    package = (__package__ or "facepolicy.app").rpartition(".")[0]  # the add-on's own name inside Blender
     bpy = sys.modules.get("bpy")
     binary = getattr(getattr(bpy, "app", None), "binary_path", "") if bpy else ""
     if binary:
@@ -237,9 +238,9 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", f"{package}.blender.worker"]
 
 
-def make_executor(args, n_rows: int, progress: batch.ProgressFn | None = None) -> batch.Executor:
+def make_executor(args, n_rows: int, progress: ProgressFn | None = None) -> batch.Executor:
     """Where the rows run; ``progress`` hears the engine's progress where rows run in this process."""
-    ray = ray_executor.executor_from_args(args)  # importing ray_executor does not import Ray
+    ray = ray_arguments.executor_from_args(args)  # importing ray.arguments does not import Ray
     if ray is not None:
         return ray
     if args.jobs <= 1 or n_rows <= 1:

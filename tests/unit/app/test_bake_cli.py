@@ -9,20 +9,18 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import envelope_engine
 import pytest
-from test_batch import WORKER, write_line
+from batch_helpers import UNIT, WORKER, write_line
 
-from facepolicy import bake
+from facepolicy.app import bake
 from facepolicy.core import batch
 from facepolicy.core.errors import FacePolicyError
 from facepolicy.core.facetrack import FaceTrack
 from facepolicy.core.livelink import read_livelink_csv
 
 envelope_engine.register()
-HERE = Path(__file__).resolve().parent
 
 
 def parse(argv):
@@ -186,8 +184,8 @@ def test_styles_lists_presets_honestly(capsys, tmp_path, monkeypatch):
 
 
 CLI = ("import sys; sys.path.insert(0, {here!r}); import envelope_engine; envelope_engine.register(); "
-       "import test_batch; from facepolicy import bake; import argparse; "
-       "bake.worker_command = lambda: test_batch.WORKER; "
+       "import batch_helpers; from facepolicy.app import bake; import argparse; "
+       "bake.worker_command = lambda: batch_helpers.WORKER; "
        "p = argparse.ArgumentParser(); s = p.add_subparsers(dest='command'); bake.add_parser(s); "
        "sys.exit(bake.run(p.parse_args(sys.argv[1:])))")
 
@@ -197,7 +195,7 @@ def test_ctrl_c_leaves_finished_files_valid_and_no_partial_files(tmp_path, jobs)
     for i in range(8):
         write_line(tmp_path / f"l{i}.wav", seconds=0.4)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-c", CLI.format(here=str(HERE)), "bake", *[str(tmp_path / f"l{i}.wav") for i in range(8)],
+    cmd = [sys.executable, "-c", CLI.format(here=str(UNIT)), "bake", *[str(tmp_path / f"l{i}.wav") for i in range(8)],
            "-o", str(out), "--engine", "envelope", "--jobs", str(jobs)]
     env = dict(os.environ, FACEPOLICY_TEST_ENGINE_DELAY="0.4")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,0 +1,103 @@
+"""The one command-line interface: the `facepolicy` console script and `blender -c facepolicy` share this parser."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ..core.errors import FacePolicyError
+from ..core.version import VERSION
+
+PROG = "facepolicy"
+
+
+def _add_doctor(subparsers) -> None:
+    p = subparsers.add_parser(
+        "doctor",
+        help="report versions, the compute device and the integrity of every bundled asset",
+        description="Print what this installation has: Blender/bpy, onnxruntime and its providers (CUDA or CPU only), "
+        "libsndfile, pocketsphinx, and the sha256 of every bundled asset. Exit code 1 if something is wrong.",
+    )
+    p.add_argument("--no-blender", action="store_true", help="do not load bpy to report Blender's version")
+    p.set_defaults(func=_run_doctor)
+
+
+def _run_doctor(args) -> int:
+    from ..blender.status import blender_status
+    from ..core.doctor import build_report
+
+    report = build_report(VERSION, blender=None if args.no_blender else blender_status())
+    print(report.text())
+    return 1 if report.problems else 0
+
+
+# Each entry adds one subcommand: (module relative to this package, function taking the subparsers object).
+_SUBCOMMANDS: tuple[tuple[str, str], ...] = (
+    (".bake", "add_parser"),  # bake, styles
+    ("..preview.command", "add_parser"),  # preview (contact sheet of the splat head)
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="FacePolicy: speech audio to facial animation (ARKit-52 shape keys) for Blender and game engines.",
+        epilog="Run 'facepolicy COMMAND --help' for the options of one command. Inside Blender: "
+        "'blender -b -c facepolicy COMMAND ...'.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {VERSION}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_doctor(subparsers)
+    for module, func in _SUBCOMMANDS:
+        getattr(importlib.import_module(module, __package__), func)(subparsers)
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    """Parse ``argv`` (without the program name) and run the command; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors (2) end here
+        return int(exc.code or 0)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except FacePolicyError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def main() -> None:
+    """Console-script entry point."""
+    code = run(sys.argv[1:])
+    if "bpy" in sys.modules:
+        # The bpy 4.2 module segfaults in a C++ destructor after Python has shut down once its glTF exporter has
+        # run (tests/conftest.py says more), turning a finished bake's exit code into 139. Run Python's own exit
+        # handlers (temporary folders), flush, and leave without the C ones.
+        import atexit
+        import os
+
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def blender_cli_command(argv: list[str]) -> int:
+    """Callback for bpy.utils.register_cli_command: `blender -c facepolicy ...`."""
+    return run(list(argv))
+
+
+if __name__ == "__main__":
+    main()

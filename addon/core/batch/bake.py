@@ -1,0 +1,138 @@
+"""``bake_row``: one line into its files, all or nothing, its sidecar last.
+
+Pure and idempotent: the same row and options always give the same files. Formats that need Blender (fbx, glb,
+blend) are written by a ``SceneExporter`` the caller passes in, so this module never imports bpy.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from ..engine import BakeOptions, ProgressFn
+from ..errors import Cancelled, FacePolicyError
+from ..facetrack import FaceTrack
+from .resume import row_fingerprint
+from .rows import (
+    BLENDER_HINT,
+    SCENE_FORMATS,
+    BakeRow,
+    BatchOptions,
+    RowResult,
+    SceneExporter,
+    output_paths,
+    sidecar_path,
+    transcript_for,
+)
+
+
+def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | None = None,
+             cancel: threading.Event | None = None, progress: ProgressFn | None = None) -> RowResult:
+    """Bake one line into its files. Never raises for a bad row: the failure is in the result.
+
+    All or nothing: the line's files appear together, its sidecar last, or (on a failure or Ctrl-C) the folder
+    is left as it was, earlier files of the line included. ``progress(fraction, message)`` is called on this
+    thread while the engine works.
+    """
+    from ..engine import animate
+
+    t0 = time.perf_counter()
+    result = RowResult(row.index, row.output, "failed")
+    try:
+        if opts.needs_blender and scene_exporter is None:
+            raise FacePolicyError(f"fbx, glb and blend need Blender; {BLENDER_HINT}")
+        fingerprint = row_fingerprint(row, opts)
+        transcript = _read_transcript(transcript_for(row))
+        from ..audio import load_audio
+
+        audio = load_audio(row.audio)
+        result.audio_seconds = audio.duration
+        tracks = []
+        for take in range(1, opts.takes + 1):
+            options = BakeOptions(engine=row.engine, transcript=transcript, seed=row.seed + take - 1,
+                                  style=row.style, strength=opts.strength, device=opts.device,
+                                  emotion=opts.emotion, emotion_intensity=opts.emotion_intensity,
+                                  extra={"accuracy": opts.accuracy, "audio_guidance": opts.audio_guidance,
+                                         "steps": opts.steps, "prior_weight": opts.prior_weight})
+            track = animate(audio, options, progress=_take_progress(progress, take, opts.takes), cancel=cancel)
+            track.meta["take"] = take
+            if abs(track.fps - opts.fps) > 1e-9:
+                track = track.resample(opts.fps)
+            tracks.append(track)
+        if progress is not None:
+            progress(1.0, "writing files")
+        result.files = _write_outputs(row, opts, tracks, fingerprint, scene_exporter)
+        result.status = "ok"
+        # What the user should know (a truncated file, a transcript the engine could not align, ...) shows in the
+        # summary, one line per row.
+        warnings = dict.fromkeys([*audio.warnings, *(str(w) for t in tracks for w in t.meta.get("warnings") or ())])
+        result.message = "; ".join(warnings)
+    except Cancelled:
+        result.status, result.message = "cancelled", "cancelled"
+    except FacePolicyError as exc:
+        result.message = str(exc)
+    except Exception as exc:  # a bug or a bpy failure on one row must not end the batch
+        result.message = f"internal error: {type(exc).__name__}: {exc}"
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _take_progress(progress: ProgressFn | None, take: int, takes: int) -> ProgressFn | None:
+    """The engine's progress of one take as a fraction of the whole row."""
+    if progress is None:
+        return None
+    return lambda fraction, message: progress((take - 1 + fraction) / takes, message)
+
+
+def _write_outputs(row: BakeRow, opts: BatchOptions, tracks: list[FaceTrack], fingerprint: str,
+                   scene_exporter: SceneExporter | None) -> list[str]:
+    """Write every output of the row as one group (fileio.FileGroup), the sidecar last; returns their paths."""
+    from ..fileio import FileGroup
+    from ..livelink import write_livelink_csv
+
+    targets = output_paths(row, opts)
+    side = sidecar_path(row, opts)
+    with FileGroup() as group:
+        # The earlier sidecar goes first: while the scene exporter replaces files the line is not up to date.
+        group.claim(side)
+        for k, track in enumerate(tracks, start=1):
+            if "csv" in targets:
+                write_livelink_csv(track, group.stage(targets["csv"][k]))
+            if "json" in targets:
+                track.save_json(group.stage(targets["json"][k]))
+        scene_targets = {f: t for f, t in targets.items() if f in SCENE_FORMATS}
+        if scene_targets:
+            # Blender's exporters name the take after the file, so they write the final paths themselves.
+            for takes in scene_targets.values():
+                for path in takes.values():
+                    group.claim(path)
+            scene_exporter(tracks, row, opts, scene_targets)
+        files = [p.name for takes in targets.values() for p in takes.values()]
+        group.stage_text(side, json.dumps({
+            "fingerprint": fingerprint, "files": files, "audio": row.audio, "engine": row.engine,
+            "seed": row.seed, "takes": opts.takes, "frames": tracks[0].n_frames, "fps": opts.fps,
+        }, indent=1))
+        group.commit()
+    return [str(p) for takes in targets.values() for p in takes.values()]
+
+
+def _read_transcript(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8-sig").strip() or None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FacePolicyError(f'"{path.name}": cannot read the transcript ({exc})') from None
+
+
+def remove_partial_files(row: BakeRow, opts: BatchOptions) -> None:
+    """Delete the temporary files an interrupted bake of ``row`` may have left (fileio's temporary names)."""
+    from ..fileio import partial_files
+
+    paths = [p for takes in output_paths(row, opts).values() for p in takes.values()]
+    for path in [*paths, sidecar_path(row, opts)]:
+        for tmp in partial_files(path):
+            tmp.unlink(missing_ok=True)
+
