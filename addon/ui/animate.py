@@ -13,6 +13,7 @@ from bpy.props import BoolProperty, StringProperty
 from ..blender import bake, keys
 from ..core.errors import Cancelled, FacePolicyError
 from .prefs import get_preferences
+from .report import reports_errors
 
 _jobs: list[bake.BakeJob] = []  # bakes started by the modal operator and not yet finished
 
@@ -62,31 +63,22 @@ class FACEPOLICY_OT_animate_from_audio(bpy.types.Operator):
     def _keep_seed(context, request) -> None:
         context.scene.facepolicy.seed = request.options.seed
 
+    @reports_errors
     def execute(self, context):
-        try:
-            request = self._request(context)
-        except FacePolicyError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+        request = self._request(context)
         try:
             _, reports = bake.bake(context, request)
             self._keep_seed(context, request)
-        except FacePolicyError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
         finally:
             request.cleanup()
         _report_all(self, reports)
         return {"FINISHED"}
 
+    @reports_errors
     def invoke(self, context, event):
         if bpy.app.background or context.window is None:
             return self.execute(context)
-        try:
-            self._start(context)
-        except FacePolicyError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+        self._start(context)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
@@ -158,16 +150,11 @@ class FACEPOLICY_OT_animate_from_audio(bpy.types.Operator):
 
 
 def _on_take(op, context, apply) -> set[str]:
-    """Run ``apply(target, action)`` for the take named by ``op.action``, reporting errors in Blender's way."""
+    """Run ``apply(target, action)`` for the take named by ``op.action``; FacePolicyError if it is not a take."""
     action = bpy.data.actions.get(op.action)
     if action is None or keys.take_info(action) is None:
-        op.report({"ERROR"}, f'"{op.action}" is not a FacePolicy take')
-        return {"CANCELLED"}
-    try:
-        apply(bake.resolve_target(context, context.scene.facepolicy), action)
-    except FacePolicyError as exc:
-        op.report({"ERROR"}, str(exc))
-        return {"CANCELLED"}
+        raise FacePolicyError(f'"{op.action}" is not a FacePolicy take')
+    apply(bake.resolve_target(context, context.scene.facepolicy), action)
     return {"FINISHED"}
 
 
@@ -180,6 +167,7 @@ class FACEPOLICY_OT_use_take(bpy.types.Operator):
 
     action: StringProperty(name="Take")
 
+    @reports_errors
     def execute(self, context):
         return _on_take(self, context, keys.use_take)
 
@@ -193,6 +181,7 @@ class FACEPOLICY_OT_remove_take(bpy.types.Operator):
 
     action: StringProperty(name="Take")
 
+    @reports_errors
     def execute(self, context):
         return _on_take(self, context, keys.remove_take)
 

@@ -8,6 +8,7 @@ from ..blender.head import add_default_head
 from ..blender.rig_report import check_rig, report_rows, rig_plan, set_landmark
 from ..core.errors import FacePolicyError
 from ..core.head import LANDMARK_NAMES
+from .report import reports_errors
 
 _ICONS = {"error": "ERROR", "warning": "INFO", "info": "BLANK1"}
 
@@ -26,12 +27,9 @@ class FACEPOLICY_OT_add_default_head(bpy.types.Operator):
             return False
         return True
 
+    @reports_errors
     def execute(self, context):
-        try:
-            obj = add_default_head(context, location=context.scene.cursor.location.copy())
-        except FacePolicyError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+        obj = add_default_head(context, location=context.scene.cursor.location.copy())
         self.report({"INFO"}, f'added "{obj.name}" with {len(obj.data.shape_keys.key_blocks) - 1} ARKit shape keys')
         return {"FINISHED"}
 
@@ -56,12 +54,9 @@ class FACEPOLICY_OT_import_flame(bpy.types.Operator, ImportHelper):
             return False
         return True
 
+    @reports_errors
     def execute(self, context):
-        try:
-            obj = import_flame(context, self.filepath, self.expressions)
-        except FacePolicyError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+        obj = import_flame(context, self.filepath, self.expressions)
         n = len(obj.data.shape_keys.key_blocks) - 1
         self.report({"INFO"}, f'imported "{obj.name}" with {n} shape keys; FacePolicy drives {rig_plan(obj).summary()}')
         return {"FINISHED"}
@@ -87,6 +82,7 @@ class FACEPOLICY_OT_set_landmark(bpy.types.Operator):
             return False
         return True
 
+    @reports_errors
     def execute(self, context):
         import bmesh
 
@@ -96,13 +92,8 @@ class FACEPOLICY_OT_set_landmark(bpy.types.Operator):
         picked = [v.index for v in bm.verts if v.select]
         index = active.index if isinstance(active, bmesh.types.BMVert) else (picked[0] if len(picked) == 1 else None)
         if index is None:
-            self.report({"ERROR"}, "select exactly one vertex (or make one active) to mark a landmark")
-            return {"CANCELLED"}
-        try:
-            set_landmark(obj, self.landmark, index)
-        except FacePolicyError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+            raise FacePolicyError("select exactly one vertex (or make one active) to mark a landmark")
+        set_landmark(obj, self.landmark, index)
         self.report({"INFO"}, f"{self.landmark} = vertex {index}")
         return {"FINISHED"}
 
