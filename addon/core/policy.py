@@ -538,7 +538,7 @@ def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS, confidence=No
     for k, p in enumerate(phones):
         if p.phone not in VOWELS or (confidence is not None and confidence[k] <= 0):
             continue
-        mask[(t >= p.start) & (t < p.end)] = 1.0
+        mask[np.searchsorted(t, p.start) : np.searchsorted(t, p.end)] = 1.0  # frames in [start, end)
     return np.convolve(np.pad(mask, 1, mode="edge"), np.ones(3) / 3, mode="valid")
 
 
