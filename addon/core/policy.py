@@ -304,13 +304,21 @@ class NeuralPolicy:
 
     def audio_features(self, samples: np.ndarray, start: int, n_frames: int, cancel: _CancelWatch) -> np.ndarray:
         """(n_frames, D) encoder features for model frames start..start+n_frames (outside the audio: silence)."""
+        return self.encode(samples, start, n_frames, cancel.run_options)[0]
+
+    def encode(self, samples: np.ndarray, start: int, n_frames: int,
+               run_options=None) -> tuple[np.ndarray, np.ndarray, int]:
+        """One audio-encoder call for model frames start..start+n_frames (outside ``samples``: silence): their
+        (n_frames, D) features, the encoder's (frames, NUM_PHONES) phone logits over the whole mel window it read,
+        and the index on the encoder's grid of the first of those logits (the live stream hears phones in the
+        same call that gives it the features)."""
         m0, m_len = features.mel_window(start, n_frames, self.mel_margin, self.audio_stride)
         mel = features.log_mel(samples, start_frame=m0, n_frames=m_len)
-        feat, _ = self.audio_sess.run(None, {"mel": mel[None]}, cancel.run_options)
+        feat, logits = self.audio_sess.run(None, {"mel": mel[None]}, run_options)
         lo, hi, w = features.model_frame_interp(n_frames, feat.shape[1], start=start, stride=self.audio_stride,
                                                 offset=m0 // self.audio_stride)
         w = w[:, None]
-        return ((1.0 - w) * feat[0, lo] + w * feat[0, hi]).astype(np.float32)
+        return ((1.0 - w) * feat[0, lo] + w * feat[0, hi]).astype(np.float32), logits[0], m0 // self.audio_stride
 
     # --- sampling -----------------------------------------------------------------------------------------------
 
@@ -399,22 +407,49 @@ class NeuralPolicy:
         return ev
 
     def _run_streams(self, starts, span0, audio, evid, prior, style, emotion, settings, watch) -> list[np.ndarray]:
-        """Receding horizon for several streams at once; returns each stream's stream_frames states.
-
-        Classifier-free guidance runs the conditioned, style-free and (for audio guidance) condition-free passes
-        in the same ONNX call, stacked along the batch:
-        x0 = u + g_audio·(x0(audio) − u) + g_style·(x0(audio, style) − x0(audio)), u = x0(nothing).
-        With a ``prior`` (normalised states of the span), every step's x0 moves its articulation channels toward
-        it by settings.prior_weight, so the next step and the next plan's past build on the guided mouth.
-        """
-        b = len(starts)
+        """Receding horizon for several streams at once; returns each stream's stream_frames states (plan)."""
         h, a, c = self.horizon, self.execute, spec.NUM_CHANNELS
         plans = int(np.ceil(self.stream_frames / a))
-        steps = ddim_timesteps(self.train_steps, settings.steps or self.default_steps)
-        g_style, g_audio = float(settings.style_scale), float(settings.audio_scale)
         blend = settings.plan_blend
         if blend is None:
             blend = h - a if evid[:, -1].any() else 0
+        past = np.zeros((len(starts), self.past_frames, c), np.float32)
+        executed = np.zeros((len(starts), plans * a + h, c), np.float32)
+        for j in range(plans):
+            watch.check()
+            f0 = [s + j * a for s in starts]
+            window = None if prior is None else np.stack([prior[f - span0 : f - span0 + h] for f in f0])
+            x = self.plan(f0, np.stack([audio[f - span0 : f - span0 + h] for f in f0]),
+                          np.stack([evid[f - span0 : f - span0 + h] for f in f0]), past, settings, style, emotion,
+                          window, has_past=j > 0, run_options=watch.run_options)
+            if j > 0:
+                self._fade_in(x, executed[:, j * a : j * a + h - a], blend)
+            executed[:, j * a : j * a + h] = x
+            # The next plan starts from the last past_frames executed frames (earlier plans fill in before).
+            hist = executed[:, max(0, (j + 1) * a - self.past_frames) : (j + 1) * a]
+            past = np.concatenate([np.repeat(hist[:, :1], self.past_frames - hist.shape[1], axis=1), hist], axis=1)
+        y = executed[:, : self.stream_frames] * self.state_std + self.state_mean
+        return list(y)
+
+    def plan(self, starts: list[int], audio: np.ndarray, evidence: np.ndarray, past: np.ndarray,
+             settings: SampleSettings, style: np.ndarray | None = None, emotion: np.ndarray | None = None,
+             prior: np.ndarray | None = None, has_past: bool = True, run_options=None) -> np.ndarray:
+        """One receding-horizon plan per window, denoised together: (B, horizon, NUM_CHANNELS) normalised states
+        for model frames starts[i] .. starts[i] + horizon, from the noise keyed by those absolute frames.
+
+        ``audio``: (B, horizon, audio_dim) encoder features; ``evidence``: (B, horizon, NUM_PHONES + 1) phone
+        evidence and its presence flag; ``past``: (B, past_frames, NUM_CHANNELS) normalised executed states
+        (``has_past`` False: there are none yet); ``prior``: (B, horizon, NUM_CHANNELS + 1) normalised prior states
+        and the jaw floor's weight (_prior_window), or None.
+        Classifier-free guidance runs the conditioned, style-free and (for audio guidance) condition-free passes
+        in the same ONNX call, stacked along the batch:
+        x0 = u + g_audio·(x0(audio) − u) + g_style·(x0(audio, style) − x0(audio)), u = x0(nothing).
+        With a ``prior``, every step's x0 moves its articulation channels toward it by settings.prior_weight, so
+        the next step and the next plan's past build on the guided mouth.
+        """
+        b, h, c = len(starts), self.horizon, spec.NUM_CHANNELS
+        steps = ddim_timesteps(self.train_steps, settings.steps or self.default_steps)
+        g_style, g_audio = float(settings.style_scale), float(settings.audio_scale)
         has_style = style is not None and g_style != 0.0
         passes = ["full"]  # which conditions each stacked pass keeps
         if has_style and g_style != 1.0 or g_audio != 1.0:
@@ -424,51 +459,36 @@ class NeuralPolicy:
         style_in = np.zeros((b, self.style_dim), np.float32)
         cond = np.zeros((b, NUM_FLAGS + len(EMOTIONS)), np.float32)
         cond[:, CFG_AXES["audio"]] = 1.0
+        cond[:, CFG_AXES["past"]] = 1.0 if has_past else 0.0
         if has_style:
             style_in[:] = style
             cond[:, CFG_AXES["style"]] = 1.0
             if emotion is not None:
                 cond[:, NUM_FLAGS:] = emotion
-        past = np.zeros((b, self.past_frames, c), np.float32)
-        executed = np.zeros((b, plans * a + h, c), np.float32)
-        for j in range(plans):
-            watch.check()
-            f0 = [s + j * a for s in starts]
-            cond[:, CFG_AXES["past"]] = 1.0 if j > 0 else 0.0
-            full = {"audio": np.stack([audio[f - span0 : f - span0 + h] for f in f0]),
-                    "evidence": np.stack([evid[f - span0 : f - span0 + h] for f in f0]),
-                    "past": past, "style": style_in, "cond": cond}
-            inputs = {k: np.concatenate([self._drop(full, p)[k] for p in passes]) for k in full}
-            x = np.stack([frame_noise(settings.seed, f, h, c) for f in f0])
-            target = floor = None
-            if prior is not None:
-                window = np.stack([prior[f - span0 : f - span0 + h] for f in f0])
-                target, floor = window[..., _ARTICULATION], window[..., -1]
-            for t, t_prev in steps:
-                xin = np.concatenate([x] * len(passes))
-                tt = np.full((len(xin),), float(t), np.float32)
-                (out,) = self.denoiser_sess.run(None, {"x": xin, "t": tt, **inputs}, watch.run_options)
-                x0 = out[:b]
-                if len(passes) > 1:
-                    x0_audio = out[b : 2 * b]
-                    x0 = x0_audio + g_style * (x0 - x0_audio) if has_style else x0_audio
-                    if len(passes) > 2:
-                        u = out[2 * b :]
-                        x0 = x0 + (g_audio - 1.0) * (x0_audio - u)
-                if target is not None:
-                    x0[..., _ARTICULATION] += settings.prior_weight * (target - x0[..., _ARTICULATION])
-                    jaw = x0[..., _JAW]
-                    x0[..., _JAW] = jaw + floor * (np.maximum(jaw, target[..., _JAW_IN_TARGET]) - jaw)
-                ab_prev = float(self.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
-                x = ddim_update(x, x0, float(self.alphas_cumprod[t]), ab_prev).astype(np.float32)
-            if j > 0:
-                self._fade_in(x, executed[:, j * a : j * a + h - a], blend)
-            executed[:, j * a : j * a + h] = x
-            # The next plan starts from the last past_frames executed frames (earlier plans fill in before).
-            hist = executed[:, max(0, (j + 1) * a - self.past_frames) : (j + 1) * a]
-            past = np.concatenate([np.repeat(hist[:, :1], self.past_frames - hist.shape[1], axis=1), hist], axis=1)
-        y = executed[:, : self.stream_frames] * self.state_std + self.state_mean
-        return list(y)
+        full = {"audio": audio, "evidence": evidence, "past": past, "style": style_in, "cond": cond}
+        inputs = {k: np.concatenate([self._drop(full, p)[k] for p in passes]) for k in full}
+        x = np.stack([frame_noise(settings.seed, f, h, c) for f in starts])
+        target = floor = None
+        if prior is not None:
+            target, floor = prior[..., _ARTICULATION], prior[..., -1]
+        for t, t_prev in steps:
+            xin = np.concatenate([x] * len(passes))
+            tt = np.full((len(xin),), float(t), np.float32)
+            (out,) = self.denoiser_sess.run(None, {"x": xin, "t": tt, **inputs}, run_options)
+            x0 = out[:b]
+            if len(passes) > 1:
+                x0_audio = out[b : 2 * b]
+                x0 = x0_audio + g_style * (x0 - x0_audio) if has_style else x0_audio
+                if len(passes) > 2:
+                    u = out[2 * b :]
+                    x0 = x0 + (g_audio - 1.0) * (x0_audio - u)
+            if target is not None:
+                x0[..., _ARTICULATION] += settings.prior_weight * (target - x0[..., _ARTICULATION])
+                jaw = x0[..., _JAW]
+                x0[..., _JAW] = jaw + floor * (np.maximum(jaw, target[..., _JAW_IN_TARGET]) - jaw)
+            ab_prev = float(self.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
+            x = ddim_update(x, x0, float(self.alphas_cumprod[t]), ab_prev).astype(np.float32)
+        return x
 
     @staticmethod
     def _fade_in(x: np.ndarray, previous: np.ndarray, frames: int) -> None:
