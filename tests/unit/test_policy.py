@@ -344,3 +344,31 @@ def test_sampling_memory_does_not_grow_beyond_the_states_it_returns():
     returned = peaks[150.0][1] - peaks[60.0][1]
     assert grown < 2 * returned, (grown, returned)
     assert peaks[150.0][0] < 40 * 2**20, peaks
+
+
+def test_the_denoiser_and_the_encoder_see_at_most_a_group_of_streams_at_once():
+    # All the streams of a long file in one ONNX call made the sessions' working memory grow with the audio.
+    samples, _ = _repeated_a0009(60.0)
+    p = policy.NeuralEngine().policy()
+    batches, encoded = [], []
+
+    class Watched:
+        def __init__(self, session, seen, key):
+            self.session, self.seen, self.key = session, seen, key
+
+        def run(self, outputs, feeds, *args):
+            self.seen.append(feeds[self.key].shape[:2])
+            return self.session.run(outputs, feeds, *args)
+
+    denoiser, encoder = p.denoiser_sess, p.audio_sess
+    try:
+        p.denoiser_sess, p.audio_sess = Watched(denoiser, batches, "x"), Watched(encoder, encoded, "mel")
+        states = p.sample(samples, policy.SampleSettings(seed=0, style_scale=2.0), style=p.style_preset(
+            p.default_style))
+    finally:
+        p.denoiser_sess, p.audio_sess = denoiser, encoder
+    streams = int(np.ceil((len(states) - p.overlap) / (p.stream_frames - p.overlap)))
+    assert streams > policy.MAX_GROUP_STREAMS and len(encoded) >= 2
+    assert max(b for b, _ in batches) == 2 * policy.MAX_GROUP_STREAMS  # two guidance passes stacked
+    group_audio = (policy.MAX_GROUP_STREAMS + 2) * p.stream_frames * 100 / spec.MODEL_FPS
+    assert max(m for _, m in encoded) < group_audio
