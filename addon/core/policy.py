@@ -2,7 +2,7 @@
 
 Audio → log-mel (core.features) → audio encoder → per-frame features at the model rate. The audio is cut into
 overlapping *streams*; every stream runs the receding horizon (denoise an H-frame chunk with few DDIM steps,
-execute the first A frames, re-plan from them), and the streams of a group (up to MAX_GROUP_STREAMS, about 27 s
+execute the first A frames, re-plan from them), and the streams of a group (up to MAX_GROUP_STREAMS, about 14 s
 of audio) advance together as ONE batch, so each ONNX call serves many windows while memory stays bounded on
 long audio. Streams are cross-faded where they overlap. Noise is keyed by absolute frame and seed, so a result
 does not depend on how the streams were batched.
@@ -36,12 +36,13 @@ MANIFEST = "model.json"
 CFG_AXES = {"audio": 0, "style": 1, "past": 2}
 NUM_FLAGS = len(CFG_AXES)
 _NOISE_BLOCK = 256  # frames per independently seeded block of the noise table
-# Most streams encoded and denoised together (about 27 s of audio): the ONNX sessions' working memory grows with
-# the group (64 streams: +60 MB over 16), and results do not depend on it (noise is keyed by absolute frame).
-MAX_GROUP_STREAMS = 16
-# Mel frames per call when the audio encoder listens for phones (20 s): no longer than a group's audio, so the
+# Most streams encoded and denoised together (about 14 s of audio): the ONNX sessions' working memory grows with
+# the group (sampling 4 min of audio kept 64 streams: +45 MB, 16: +16 MB, 8: +12 MB; time within the noise of a
+# shared machine), and results do not depend on it (noise is keyed by absolute frame).
+MAX_GROUP_STREAMS = 8
+# Mel frames per call when the audio encoder listens for phones (10 s): no longer than a group's audio, so the
 # session's working memory is sized by the sampler (60 s blocks kept 15 MB more); the probabilities are the same.
-LISTENER_BLOCK = 2000
+LISTENER_BLOCK = 1000
 
 
 # --- DDIM: shared with model/diffusion.py (works on numpy arrays and torch tensors alike) ------------------------
