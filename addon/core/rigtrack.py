@@ -12,7 +12,6 @@ Pure numpy; the Blender side only gathers ``RigGeometry`` from a mesh and writes
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ from .head import LIP_PAIRS, load_default_head
 from .metrics import LipGeometry
 from .retarget import Correspondence, KeySolver, fit_correspondence, transfer_deltas
 from .rig import RigMapping
+from .smoothing import gaussian_smooth
 
 NAME, SOLVE, NONE = "name", "solve", "none"
 POOR_FIT = 0.6  # median relative residual above which the solve is reported as a poor fit
@@ -55,17 +55,9 @@ MAX_SMOOTHING_SECONDS = 0.06  # smoothing = 1 is a Gaussian with this standard d
 def _smooth(values: np.ndarray, fps: float, amount: float) -> np.ndarray:
     """Zero-phase Gaussian smoothing along time; ``amount`` 0..1 scales up to MAX_SMOOTHING_SECONDS."""
     sigma = float(np.clip(amount, 0.0, 1.0)) * MAX_SMOOTHING_SECONDS * fps
-    if sigma < 0.3 or len(values) < 2:
+    if sigma < 0.3:  # narrower than this, it barely reaches the neighbouring frames
         return values
-    radius = int(math.ceil(3 * sigma))
-    t = np.arange(-radius, radius + 1, dtype=np.float64)
-    kernel = np.exp(-0.5 * (t / sigma) ** 2)
-    kernel /= kernel.sum()
-    padded = np.pad(values.astype(np.float64), ((radius, radius), (0, 0)), mode="edge")
-    out = np.empty_like(values, dtype=np.float64)
-    for c in range(values.shape[1]):
-        out[:, c] = np.convolve(padded[:, c], kernel, mode="valid")
-    return out.astype(np.float32)
+    return gaussian_smooth(values, sigma, dtype=np.float64)
 
 
 def shape_track(track: FaceTrack, fps: float, options) -> FaceTrack:

@@ -25,6 +25,7 @@ from .facetrack import FaceTrack
 from .phones import BILABIALS, LABIODENTALS, OPEN_VOWELS, SIL, VOWELS, PhoneSegment
 from .pitch import RATE as PROSODY_RATE
 from .pitch import Prosody, convolve_same, estimate_prosody, semitones
+from .smoothing import gaussian_kernel, gaussian_smooth
 
 TEACHER_VERSION = 3  # bump whenever the output changes: cached corpus states are recomputed
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
@@ -315,17 +316,6 @@ def _add(values: np.ndarray, name: str, curve) -> None:
     values[:, spec.CHANNEL_INDEX[name]] += curve
 
 
-def _gaussian_smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
-    """Smooth along axis 0 with edge padding (articulators have inertia)."""
-    if sigma_frames <= 0 or len(x) < 2:
-        return x
-    half = int(3 * sigma_frames) + 1
-    k = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma_frames) ** 2)
-    k /= k.sum()
-    padded = np.pad(x, ((half, half), (0, 0)), mode="edge")
-    return np.stack([np.convolve(padded[:, j], k, mode="valid") for j in range(x.shape[1])], axis=1)
-
-
 def _open_floor(times, opens, starts, ends, conf, fps, ramp: float) -> np.ndarray:
     """The least jaw opening over each open vowel (scaled down for uncertain phones)."""
     idx = np.asarray(opens, np.int64)
@@ -352,7 +342,8 @@ def _lower_face(values: np.ndarray, names, starts, ends, conf, emphasis, times, 
     # a floor under the jaw, applied before the low-pass so the opening stays smooth.
     raw[:, JAW] = np.maximum(raw[:, JAW], _open_floor(fine, opens, starts, ends, conf, fps, 0.08) * 1.15 / jaw_gain)
     inertia = _INERTIA_RECOGNISED if recognised else _INERTIA
-    art_fine = _gaussian_smooth(raw, inertia * _FINE_RATE / style.motion_tempo)
+    sigma = inertia * _FINE_RATE / style.motion_tempo
+    art_fine = gaussian_smooth(raw, sigma, radius=int(3 * sigma) + 1)
     art = np.stack([np.interp(times, fine, art_fine[:, j]) for j in range(N_ART)], axis=1)
     jaw = art[:, JAW] * jaw_gain
     lips = art[:, LIPS] * amp * (1.3 - 0.6 * jaw_share)
@@ -487,9 +478,8 @@ def _smooth_noise(n: int, fps: float, cutoff_hz: float, rng: np.random.Generator
         return np.zeros(0)
     sigma = fps / (2 * math.pi * cutoff_hz)
     half = int(3 * sigma) + 1
-    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
     noise = rng.standard_normal(n + 2 * half)
-    out = np.convolve(noise, kernel / kernel.sum(), mode="valid")[:n]
+    out = np.convolve(noise, gaussian_kernel(sigma, half), mode="valid")[:n]
     sd = float(out.std())
     return out / sd if sd > 0 else out
 
