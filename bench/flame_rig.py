@@ -32,13 +32,13 @@ from facepolicy.blender.rig_report import rig_geometry, rig_plan  # noqa: E402
 from facepolicy.core import metrics, spec  # noqa: E402
 from facepolicy.core.audio import Audio  # noqa: E402
 from facepolicy.core.engine import BakeOptions, animate  # noqa: E402
-from facepolicy.core.rigtrack import ALL_GROUPS, RigPlan, lip_geometry, rig_track, shape_track, solver_for  # noqa: E402
+from facepolicy.core.rigtrack import RigPlan, lip_geometry, rig_track, shape_track, solver_for  # noqa: E402
 
 MOVES = 0.02  # a key whose curve spans less than this does not visibly move
 
 
 class _AllChannels:
-    channels, intensity, smoothing = ALL_GROUPS, {}, 0.0
+    channels, intensity, smoothing = spec.ALL_TOGGLES, {}, 0.0
 
 
 def fit_errors(geometry, plan: RigPlan) -> dict[str, float]:

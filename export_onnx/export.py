@@ -17,7 +17,7 @@ import torch
 
 from facepolicy.core import features, spec
 from facepolicy.core.assets import sha256_file
-from facepolicy.core.policy import EMOTIONS, MANIFEST, NUM_FLAGS
+from facepolicy.core.policy import MANIFEST, NUM_FLAGS
 from model import dataset as ds
 from model.diffusion import Diffusion
 from model.nets import NUM_EVIDENCE, FacePolicyModel, count_parameters
@@ -42,7 +42,7 @@ def load_checkpoint(path) -> tuple[FacePolicyModel, dict]:
 def _example_inputs(cfg: dict, batch: int, frames: int, mel_frames: int, seed: int = 0) -> dict[str, dict]:
     g = torch.Generator().manual_seed(seed)
     m, p = cfg["model"], cfg["policy"]
-    cond = torch.zeros(batch, NUM_FLAGS + len(EMOTIONS))
+    cond = torch.zeros(batch, NUM_FLAGS + len(spec.EMOTIONS))
     cond[:, :NUM_FLAGS] = 1.0
     cond[:, NUM_FLAGS + 1] = 0.7
     return {
@@ -164,7 +164,7 @@ def write_model_dir(checkpoint, out, clips: list[ds.Clip], command: str = "", me
         "features": {"sample_rate": spec.SAMPLE_RATE, "mel_rate": features.MEL_RATE, "n_mels": features.N_MELS,
                      "n_fft": features.N_FFT, "win": features.WIN, "fps": spec.MODEL_FPS},
         "channels": list(spec.CHANNEL_NAMES),
-        "emotions": list(EMOTIONS),
+        "emotions": list(spec.EMOTIONS),
         "policy": dict(cfg["policy"]),
         "diffusion": {"steps": cfg["diffusion"]["steps"], "prediction": "x0", "schedule": "cosine",
                       "alphas_cumprod": Diffusion(cfg["diffusion"]["steps"]).alphas_cumprod.tolist()},

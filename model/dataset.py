@@ -15,7 +15,6 @@ import torch
 
 from facepolicy.core import features, spec
 from facepolicy.core.phones import BILABIALS, LABIODENTALS, PHONES, ROUNDED, VOWELS, PhoneSegment
-from facepolicy.core.policy import EMOTIONS
 
 
 @dataclass(eq=False)
@@ -124,7 +123,7 @@ class Prepared:
     states: np.ndarray  # (T, C) float32
     phones: list[PhoneSegment]
     style_index: int
-    emotion: np.ndarray  # (len(EMOTIONS),)
+    emotion: np.ndarray  # (len(spec.EMOTIONS),)
     recognised: list[PhoneSegment] | None = None  # the runtime recogniser's phones for this clip, when cached
 
 
@@ -138,9 +137,9 @@ def prepare(clip: Clip, style_index: int, recognised: list[PhoneSegment] | None 
     states = np.asarray(clip.states, np.float32)
     if len(states) < n:  # the teacher may round the last frame differently: hold the last pose
         states = np.concatenate([states, np.repeat(states[-1:], n - len(states), axis=0)])
-    emo = np.zeros(len(EMOTIONS), np.float32)
-    if clip.emotion in EMOTIONS and clip.emotion != "neutral":
-        emo[EMOTIONS.index(clip.emotion)] = float(clip.emotion_intensity)
+    emo = np.zeros(len(spec.EMOTIONS), np.float32)
+    if clip.emotion in spec.EMOTIONS and clip.emotion != "neutral":
+        emo[spec.EMOTIONS.index(clip.emotion)] = float(clip.emotion_intensity)
     return Prepared(mel, labels, states[:n], list(clip.phones), style_index, emo, recognised)
 
 

@@ -11,7 +11,7 @@ from ..blender.worker import scene_exporter
 from ..core import batch
 from ..core.engine import ProgressFn
 from ..core.errors import FacePolicyError
-from ..core.teacher import EMOTIONS
+from ..core.spec import ACCURACY_MODES, EMOTIONS
 from .ray import arguments as ray_arguments
 
 COMMANDS = ("bake", "styles")
@@ -66,7 +66,7 @@ def _add_bake(subparsers) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default: 1)")
     p.add_argument("--manifest", metavar="FILE", help="a CSV or JSON manifest with one row per line")
-    p.add_argument("--accuracy", choices=("fast", "accurate"),
+    p.add_argument("--accuracy", choices=ACCURACY_MODES,
                    help="without a transcript. Neural: accurate (default) adds pocketsphinx phone recognition and "
                    "exact lip closures, fast listens with the model alone (about 4x faster). Phonetic: fast "
                    "(default) recognises phones (the model's audio encoder adds closures recognition missed), "

@@ -17,6 +17,7 @@ import bpy
 import numpy as np
 
 from ..core import engine as core_engine
+from ..core import spec
 from ..core.audio import SILENCE_RMS_DB, load_audio
 from ..core.engine import BakeOptions, ProgressFn
 from ..core.errors import AudioError, Cancelled, FacePolicyError, RigError
@@ -57,7 +58,7 @@ class BakeRequest:
     options: BakeOptions
     start_frame: int = 1
     add_strip: bool = True
-    channels: frozenset[str] = keys.ALL_GROUPS
+    channels: frozenset[str] = spec.ALL_TOGGLES
     intensity: dict[str, float] = field(default_factory=dict)
     smoothing: float = 0.0
     head_object: str = ""

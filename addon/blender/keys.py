@@ -20,13 +20,7 @@ from ..core import spec
 from ..core.errors import RigError
 from ..core.facetrack import FaceTrack
 from ..core.rig import RigMapping, match_name
-from ..core.rigtrack import (  # noqa: F401 - re-exported: the panel's groups and the worker's shaping
-    ALL_GROUPS,
-    CHANNEL_GROUPS,
-    INTENSITY_REGIONS,
-    shape_track,
-    solve_message,
-)
+from ..core.rigtrack import shape_track, solve_message
 from . import compat
 from .rig_report import rig_plan, track_for_rig
 
@@ -47,8 +41,8 @@ class HeadTarget:
 @dataclass
 class WriteOptions:
     start_frame: int = 1
-    channels: frozenset[str] = ALL_GROUPS
-    intensity: dict[str, float] = field(default_factory=dict)  # region → scale, 1.0 when missing
+    channels: frozenset[str] = spec.ALL_TOGGLES  # the panel's toggles switched on (spec.TOGGLE_GROUPS)
+    intensity: dict[str, float] = field(default_factory=dict)  # spec.INTENSITY_GROUPS → scale, 1.0 when missing
     smoothing: float = 0.0  # 0..1
     head_target: HeadTarget | None = None
     audio_name: str = ""  # the audio file's stem, for the action name

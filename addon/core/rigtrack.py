@@ -29,23 +29,6 @@ from .smoothing import gaussian_smooth
 NAME, SOLVE, NONE = "name", "solve", "none"
 POOR_FIT = 0.6  # median relative residual above which the solve is reported as a poor fit
 
-# What the panel's channel toggles switch on and off: group → canonical channels.
-CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {
-    "lips": tuple(n for n in spec.CHANNEL_NAMES if spec.region_of(n) == "mouth"),
-    "brows": tuple(n for n in spec.CHANNEL_NAMES if spec.region_of(n) == "brows"),
-    "blinks": tuple(n for n in spec.ARKIT_NAMES if n.startswith(("eyeBlink", "eyeSquint", "eyeWide"))),
-    "gaze": tuple(n for n in spec.CHANNEL_NAMES if n.startswith("eyeLook")) + spec.EYE_NAMES,
-    "head": spec.HEAD_NAMES,
-}
-ALL_GROUPS = frozenset(CHANNEL_GROUPS)
-
-# What each per-region intensity slider scales. Blinks are left alone so that a blink still closes the eye.
-INTENSITY_REGIONS: dict[str, tuple[str, ...]] = {
-    "mouth": CHANNEL_GROUPS["lips"],
-    "brows": CHANNEL_GROUPS["brows"],
-    "eyes": tuple(n for n in spec.ARKIT_NAMES if n.startswith(("eyeSquint", "eyeWide", "eyeLook"))) + spec.EYE_NAMES,
-    "head": spec.HEAD_NAMES,
-}
 MAX_SMOOTHING_SECONDS = 0.06  # smoothing = 1 is a Gaussian with this standard deviation
 
 
@@ -63,18 +46,19 @@ def _smooth(values: np.ndarray, fps: float, amount: float) -> np.ndarray:
 def shape_track(track: FaceTrack, fps: float, options) -> FaceTrack:
     """The canonical track with the user's toggles, intensities and smoothing applied, resampled to ``fps``.
 
-    ``options`` has ``channels`` (groups switched on), ``intensity`` (region → scale) and ``smoothing`` (0..1).
+    ``options`` has ``channels`` (spec.TOGGLE_GROUPS switched on), ``intensity`` (spec.INTENSITY_GROUPS → scale)
+    and ``smoothing`` (0..1).
     """
     full = track.select(spec.CHANNEL_NAMES)
     values = _smooth(full.values, full.fps, options.smoothing)
     scale = np.ones(spec.NUM_CHANNELS, np.float32)
-    for region, names in INTENSITY_REGIONS.items():
+    for region, names in spec.INTENSITY_GROUPS.items():
         factor = float(options.intensity.get(region, 1.0))
         for n in names:
             scale[spec.CHANNEL_INDEX[n]] = factor
     values = values * scale
     values[:, : spec.NUM_ARKIT] = np.clip(values[:, : spec.NUM_ARKIT], 0.0, 1.0)
-    keep = [n for g in sorted(options.channels & ALL_GROUPS) for n in CHANNEL_GROUPS[g]]
+    keep = [n for g in sorted(options.channels & spec.ALL_TOGGLES) for n in spec.TOGGLE_GROUPS[g]]
     shaped = FaceTrack(full.fps, spec.CHANNEL_NAMES, values, dict(full.meta))
     return shaped.resample(fps).select([n for n in spec.CHANNEL_NAMES if n in set(keep)])
 

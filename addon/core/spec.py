@@ -40,7 +40,8 @@ CHANNEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(CHANNEL_NAMES)
 # Channels whose values are rotations (radians, signed) rather than 0..1 weights.
 ROTATION_CHANNELS: frozenset[str] = frozenset(HEAD_NAMES + EYE_NAMES)
 
-# Regions, used by per-region intensity sliders and channel toggles.
+# Anatomical regions: every canonical channel belongs to exactly one (region_of). The metrics' upper face, the Graph
+# Editor's F-curve groups and the intensity sliders (INTENSITY_GROUPS) are made of them.
 REGION_PREFIXES: dict[str, tuple[str, ...]] = {
     "mouth": ("jaw", "mouth", "cheek", "tongue"),
     "brows": ("brow", "nose"),
@@ -49,6 +50,55 @@ REGION_PREFIXES: dict[str, tuple[str, ...]] = {
     "head": ("head",),
     "gaze": ("eyeYaw", "eyePitch"),
 }
+
+
+def region_of(name: str) -> str | None:
+    """The region a canonical channel belongs to, or None."""
+    for region, prefixes in REGION_PREFIXES.items():
+        if name.startswith(prefixes):
+            return region
+    return None
+
+
+def region_channels(*regions: str) -> tuple[str, ...]:
+    """The canonical channels of ``regions``, in CHANNEL_NAMES order."""
+    return tuple(n for n in CHANNEL_NAMES if region_of(n) in regions)
+
+
+def channels_named(*prefixes: str) -> tuple[str, ...]:
+    """The canonical channels whose names start with one of ``prefixes``, in CHANNEL_NAMES order."""
+    return tuple(n for n in CHANNEL_NAMES if n.startswith(prefixes))
+
+
+# The panel's channel toggles: toggle → the channels it switches on and off. Lips, brows and head are regions. The
+# eyes are cut by what an animator switches, not by anatomy, so these two toggles are not regions although they
+# share two regions' names: "blinks" is the eyelids (the blinks region plus eyeSquint and eyeWide of the eyes
+# region) and "gaze" is where the eyes look (eyeLook of the eyes region plus the gaze region's eye rotations).
+# Switching gaze off leaves blinks and squints alone, and the other way round.
+TOGGLE_GROUPS: dict[str, tuple[str, ...]] = {
+    "lips": region_channels("mouth"),
+    "brows": region_channels("brows"),
+    "blinks": channels_named("eyeBlink", "eyeSquint", "eyeWide"),
+    "gaze": channels_named("eyeLook", "eyeYaw", "eyePitch"),
+    "head": region_channels("head"),
+}
+ALL_TOGGLES: frozenset[str] = frozenset(TOGGLE_GROUPS)
+
+# The panel's intensity sliders: slider → the channels it scales, whole regions. The blinks region is never scaled,
+# so a blink still closes the eye.
+INTENSITY_GROUPS: dict[str, tuple[str, ...]] = {
+    "mouth": region_channels("mouth"),
+    "brows": region_channels("brows"),
+    "eyes": region_channels("eyes", "gaze"),
+    "head": region_channels("head"),
+}
+
+# The emotions a take can be asked for. Part of the model contract: the conditioning vector's emotion columns are
+# in this order.
+EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "surprised")
+
+# How hard an engine works for accuracy (BakeOptions; the CLI's --accuracy, the panel's Accuracy).
+ACCURACY_MODES: tuple[str, ...] = ("fast", "accurate")
 
 MODEL_FPS = 30
 SAMPLE_RATE = 16_000
@@ -71,10 +121,3 @@ LIVELINK_EXTRA_TO_CHANNEL: dict[str, str | None] = {
     "RightEyeYaw": "eyeYawRight", "RightEyePitch": "eyePitchRight", "RightEyeRoll": None,
 }
 
-
-def region_of(name: str) -> str | None:
-    """The region a canonical channel belongs to, or None."""
-    for region, prefixes in REGION_PREFIXES.items():
-        if name.startswith(prefixes):
-            return region
-    return None

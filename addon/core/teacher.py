@@ -26,9 +26,9 @@ from .phones import BILABIALS, LABIODENTALS, OPEN_VOWELS, SIL, VOWELS, PhoneSegm
 from .pitch import RATE as PROSODY_RATE
 from .pitch import Prosody, convolve_same, estimate_prosody, semitones
 from .smoothing import gaussian_kernel, gaussian_smooth
+from .spec import EMOTIONS  # also importable from here: core.policy and core.phonetic import it from this module
 
 TEACHER_VERSION = 3  # bump whenever the output changes: cached corpus states are recomputed
-EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
 
 # Articulators of the lower face (columns of the target table).
 JAW, LIPS, ROUND, FUNNEL, SPREAD, TONGUE = range(6)

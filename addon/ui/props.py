@@ -14,11 +14,11 @@ from bpy.props import (
 
 from ..blender import sound
 from ..core import engine as core_engine
+from ..core.spec import EMOTIONS
 
 ENGINE_LABELS = {"neural": ("Neural", "The diffusion-policy model: no transcript needed, styles, variations"),
                  "phonetic": ("Phonetic", "Phone recognition or alignment (pocketsphinx) plus the articulation "
                               "model; a transcript makes it more accurate")}
-EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
 DEFAULT_STYLE = "DEFAULT"  # the style preset item that means "the preferences' default style"
 
 # Blender keeps only pointers to the strings of dynamic enum items, so they must outlive the callback.

@@ -139,7 +139,7 @@ def test_channel_toggles_and_region_intensity(clean_scene):
     options = keys.WriteOptions(channels=frozenset({"lips", "blinks"}), intensity={"mouth": 0.5})
     keys.write_face_track_to_action(obj, track, options)
     names = {p.split('"')[1] for p in key_curves(obj)}
-    assert names == set(keys.CHANNEL_GROUPS["lips"]) | set(keys.CHANNEL_GROUPS["blinks"])
+    assert names == set(spec.TOGGLE_GROUPS["lips"]) | set(spec.TOGGLE_GROUPS["blinks"])
     jaw = np.array([k.co[1] for k in key_curves(obj)['key_blocks["jawOpen"].value'].keyframe_points])
     expected = track.resample(keys.scene_fps(bpy.context.scene)).channel("jawOpen") * 0.5
     np.testing.assert_allclose(jaw, expected, atol=1e-6)
