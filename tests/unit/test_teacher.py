@@ -271,6 +271,7 @@ def test_a_long_take_rendered_in_windows_equals_the_take_at_once(monkeypatch, st
     # An hour blended at once needed several hundred MB; windows must not change a bit of any frame, so each
     # window's context has to reach past every phone's influence (dominance, low-pass, ramps).
     from facepolicy.core import teacher
+    from facepolicy.core.teacher import take as teacher_take
 
     line = phones_from(BILABIAL_LINE * 6 + [("sil", 0.9), ("uw", 0.2), ("f", 0.07), ("ow", 0.15)] + BILABIAL_LINE)
     rate = spec.SAMPLE_RATE
@@ -278,8 +279,10 @@ def test_a_long_take_rendered_in_windows_equals_the_take_at_once(monkeypatch, st
     voice = (0.3 * np.sin(2 * np.pi * 140 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32)
     kwargs = dict(style=style, seed=4, confidence=np.linspace(0.2, 1, len(line)), recognised=True)
     whole = animate_phones(line, voice, **kwargs).values
-    monkeypatch.setattr(teacher, "RENDER_WINDOW", 0.37)  # windows of 11 frames, edges inside phones
-    windowed = animate_phones(line, voice, **kwargs).values
+    monkeypatch.setattr(teacher_take, "RENDER_WINDOW", 0.37)  # windows of 12 frames, edges inside phones
+    windows = []
+    windowed = animate_phones(line, voice, progress=windows.append, **kwargs).values
+    assert len(windows) >= len(whole) // 12  # a progress call after each window
     assert whole.shape == windowed.shape and whole.tobytes() == windowed.tobytes()
     take = teacher.TeacherTake(line, voice, **kwargs)
     assert len(take) == len(whole) and take[40:57].tobytes() == whole[40:57].tobytes()
