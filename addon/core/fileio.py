@@ -123,7 +123,11 @@ class FileGroup:
         aside = None
         if path.exists():
             aside = _temp_beside(path)
-            os.replace(path, aside)
+            try:
+                os.replace(path, aside)
+            except BaseException:
+                aside.unlink(missing_ok=True)  # nothing was moved aside: leave no empty temporary file
+                raise
         self._claimed.append((path, aside))
 
     def commit(self) -> None:
