@@ -4,9 +4,10 @@
 
 Five clips (two CMU ARCTIC lines, the bundled LibriVox line, two pocketsphinx-testdata LibriVox clips), each with its
 transcript beside it and without one; the Neural engine in both accuracy modes with seeds 0, 1 and 2, and the
-Phonetic engine in both modes; every export format. Each configuration is one `facepolicy bake` run of the console
-script. The list is sorted; compare two lists with `diff`. Files whose bytes carry a time stamp (FBX) are hashed
-after blanking their creation time, so two runs of the same code give the same list.
+Phonetic engine in both modes; every export format. Each configuration is one `python -m facepolicy.cli bake` run
+(so PYTHONPATH can point it at another checkout's package to compare two versions). The list is sorted; compare two
+lists with `diff`. Files whose bytes carry a time stamp (FBX) are hashed after blanking their creation time, so two
+runs of the same code give the same list.
 """
 
 from __future__ import annotations
@@ -63,7 +64,6 @@ def main(argv=None) -> int:
     ap.add_argument("--formats", default="csv,json,fbx,glb,blend")
     ap.add_argument("--quick", action="store_true", help="seed 0 only")
     args = ap.parse_args(argv)
-    exe = Path(sys.executable).parent / "facepolicy"
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         for with_text in (True, False):
@@ -78,8 +78,8 @@ def main(argv=None) -> int:
                     (folder / clip.with_suffix(".txt").name).write_text(text + "\n", encoding="utf-8")
             for name, flags in configurations(args.quick):
                 out = Path(tmp) / "out" / folder.name / name
-                cmd = [str(exe), "bake", *sorted(map(str, folder.glob("*.wav"))), "-o", str(out),
-                       "--format", args.formats, "--jobs", "2", *flags]
+                cmd = [sys.executable, "-m", "facepolicy.cli", "bake", *sorted(map(str, folder.glob("*.wav"))),
+                       "-o", str(out), "--format", args.formats, "--jobs", "2", *flags]
                 done = subprocess.run(cmd, capture_output=True, text=True)
                 if done.returncode != 0:
                     sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
