@@ -7,8 +7,8 @@ import pytest
 
 from facepolicy.preview import build, raster
 
-# The tests in sub-folders (core/batch/, app/) import this folder's helper modules (envelope_engine, batch_helpers)
-# by name, whatever the import mode.
+# The tests in sub-folders (core/, core/batch/, app/) import this folder's helper modules (envelope_engine,
+# batch_helpers, flame_synthetic) by name, whatever the import mode.
 HELPERS = str(Path(__file__).resolve().parent)
 if HELPERS not in sys.path:
     sys.path.insert(0, HELPERS)

@@ -12,7 +12,7 @@ from facepolicy.core.errors import FacePolicyError
 from facepolicy.core.phones import ARPABET, BILABIALS, SIL
 from facepolicy.core.transcript import letter_to_sound, number_words, transcript_words
 
-ARCTIC = Path(__file__).resolve().parent.parent / "data" / "arctic"
+ARCTIC = Path(__file__).resolve().parents[2] / "data" / "arctic"
 A9_TEXT = "He turned sharply, and faced Gregson across the table."
 
 needs_pocketsphinx = pytest.mark.skipif(

@@ -12,7 +12,7 @@ from facepolicy.core.phones import PhoneSegment
 from facepolicy.core.pitch import rms_envelope
 from facepolicy.core.teacher import animate_phones
 
-ARCTIC = Path(__file__).resolve().parent.parent / "data" / "arctic"
+ARCTIC = Path(__file__).resolve().parents[2] / "data" / "arctic"
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 
 # The acceptance targets of issue 4 (with a transcript); a track "passes" when it meets all of them.
