@@ -37,6 +37,7 @@ def _run_doctor(args) -> int:
 _SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     (".bake", "add_parser"),  # bake, styles
     ("..preview.command", "add_parser"),  # preview (contact sheet of the splat head)
+    (".live", "add_parser"),  # live (speech to Live Link and a CSV in real time)
 )
 
 

@@ -1,0 +1,176 @@
+"""Phone evidence for the live stream (core.stream): the phones pocketsphinx hears as the audio comes, with the audio
+encoder's second opinion, as one Alignment per plan.
+
+pocketsphinx decodes an utterance incrementally and its partial hypothesis reaches to within a few frames of the
+newest audio. An utterance is cut at a pause once it is a few seconds long (or at a phone boundary when it runs on),
+so decoding stays proportional to the audio and the hypothesis never spans a whole session; the phones before the
+cut are kept for a few seconds, then forgotten. The encoder's phone probabilities come from the stream's own plans
+(NeuralPolicy.encode), so hearing closures costs no extra network call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import spec
+from .align import FRAME_RATE, PHONE_LM_WEIGHT, Alignment, bilabial_phone_lm, merge_silences
+from .align import _confidence as phone_confidence
+from .align import _pcm16 as pcm16
+from .align import _pocketsphinx as pocketsphinx
+from .evidence import apply_second_opinion
+from .listener import BILABIAL_PHONES
+from .phones import PHONE_INDEX, PHONES, SIL, PhoneSegment
+
+UTTERANCE_MIN = 3.0  # seconds: an utterance this long is cut at its latest settled pause
+UTTERANCE_MAX = 12.0  # seconds: an utterance this long is cut at its latest settled phone boundary
+CUT_PAUSE = 0.2  # seconds: the shortest pause to cut at
+SETTLED = 0.3  # seconds: a cut is made at least this far behind the newest audio, where the hypothesis holds
+KEEP = 8.0  # seconds of phones and probabilities kept behind the newest audio
+_COLUMNS = [PHONES.index(p) for p in (*BILABIAL_PHONES, SIL)]
+
+
+class PhoneStream:
+    """All-phone recognition of a live stream (the decoder settings of core.align's recognise_phones).
+
+    ``push`` feeds 16 kHz float samples; ``phones()`` is every phone heard in the last KEEP seconds, with its
+    confidence: those of finished utterances, then the current partial hypothesis (its last phones may still change).
+    """
+
+    def __init__(self) -> None:
+        ps = pocketsphinx()  # AlignerMissing when pocketsphinx is not installed
+        # A light phone-LM weight and a prior towards bilabials, as for offline recognition (core.align).
+        self.decoder = ps.Decoder(allphone=str(bilabial_phone_lm()), lm=None, loglevel="FATAL", bestpath=False,
+                                  lw=PHONE_LM_WEIGHT)
+        self.kept: list[tuple[PhoneSegment, float]] = []  # phones of finished utterances, in order
+        self._start = 0  # absolute sample where the current utterance starts
+        self._audio: list[np.ndarray] = []  # the current utterance's samples (re-fed after a cut)
+        self._n = 0  # samples pushed
+        self.decoder.start_utt()
+
+    @property
+    def seconds(self) -> float:
+        return self._n / spec.SAMPLE_RATE
+
+    def push(self, samples: np.ndarray) -> None:
+        samples = np.asarray(samples, np.float32)
+        if not len(samples):
+            return
+        self._audio.append(samples)
+        self._n += len(samples)
+        self.decoder.process_raw(pcm16(samples), False, False)
+
+    def phones(self) -> list[tuple[PhoneSegment, float]]:
+        """The phones of the last KEEP seconds (absolute times) with their confidences, oldest first."""
+        partial = self._partial()
+        cut = self._cut_point(partial)
+        if cut is not None:
+            self._cut(cut, partial)
+            partial = self._partial()
+        return self.kept + partial
+
+    def close(self) -> None:
+        self.decoder.end_utt()
+
+    def _partial(self) -> list[tuple[PhoneSegment, float]]:
+        if self.decoder.hyp() is None:
+            return []
+        offset = self._start / spec.SAMPLE_RATE
+        out = []
+        for s in self.decoder.seg():
+            label = s.word.lower()
+            phone = label if label in PHONE_INDEX else SIL
+            frames = max(1, s.end_frame + 1 - s.start_frame)
+            out.append((PhoneSegment(phone, offset + s.start_frame / FRAME_RATE, offset + (s.end_frame + 1) /
+                                     FRAME_RATE), phone_confidence(s.ascore / frames) if phone != SIL else 1.0))
+        return out
+
+    def _cut_point(self, partial) -> float | None:
+        """Where to end the utterance (absolute seconds), or None to let it run on."""
+        start, edge = self._start / spec.SAMPLE_RATE, self.seconds
+        if edge - start < UTTERANCE_MIN or not partial:
+            return None
+        settled = [(p, c) for p, c in partial if p.end <= edge - SETTLED]
+        pauses = [p for p, _ in settled if p.phone == SIL and p.duration >= CUT_PAUSE and p.start > start]
+        if pauses:
+            return round(0.5 * (pauses[-1].start + pauses[-1].end) * FRAME_RATE) / FRAME_RATE
+        if edge - start >= UTTERANCE_MAX and len(settled) > 1:
+            return settled[-1][0].end
+        return None
+
+    def _cut(self, at: float, partial) -> None:
+        """End the utterance at ``at`` seconds: its phones before that are kept, the audio after it is decoded
+        again as the start of the next utterance."""
+        for p, c in partial:
+            if p.start >= at:
+                break
+            self.kept.append((PhoneSegment(p.phone, p.start, min(p.end, at)), c))
+        self.decoder.end_utt()
+        audio = np.concatenate(self._audio)
+        a = int(round(at * spec.SAMPLE_RATE)) - self._start
+        self._start += a
+        self._audio = [audio[a:]]
+        self.decoder.start_utt()  # the front end keeps its noise and cepstral-mean estimates across the cut
+        if len(audio) > a:
+            self.decoder.process_raw(pcm16(audio[a:]), False, False)
+        horizon = self.seconds - KEEP
+        self.kept = [(p, c) for p, c in self.kept if p.end > horizon]
+
+
+class PhoneProbs:
+    """The audio encoder's P(p), P(b), P(m), P(sil) per encoder frame for the last KEEP seconds; a frame's values
+    are replaced each time a plan hears it again with more audio after it."""
+
+    def __init__(self, frame_rate: float):
+        self.frame_rate = frame_rate
+        self.base = 0  # absolute encoder frame of values[0]
+        self.values = np.zeros((0, len(_COLUMNS)), np.float32)
+
+    def update(self, first: int, logits: np.ndarray, valid: int) -> None:
+        """Store the probabilities of the encoder's ``logits`` (frames, NUM_PHONES) whose first row is absolute
+        encoder frame ``first``; rows from absolute frame ``valid`` on heard no audio and are dropped."""
+        logits = np.asarray(logits, np.float64)[: max(0, valid - first)]
+        if not len(logits):
+            return
+        logits = logits - logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        probs = (p[:, _COLUMNS] / p.sum(axis=1, keepdims=True)).astype(np.float32)
+        end = first + len(probs)
+        if end > self.base + len(self.values):
+            self.values = np.concatenate([self.values, np.zeros((end - self.base - len(self.values), len(_COLUMNS)),
+                                                                np.float32)])
+        lo = max(first, self.base)
+        self.values[lo - self.base : end - self.base] = probs[lo - first :]
+        drop = end - int(KEEP * self.frame_rate) - self.base
+        if drop > 0:
+            self.values = self.values[drop:]
+            self.base += drop
+
+    def window(self, first: int, count: int) -> np.ndarray:
+        """(count, 4) probabilities of absolute encoder frames first..first+count (0 where none were heard)."""
+        out = np.zeros((count, len(_COLUMNS)), np.float32)
+        lo, hi = max(first, self.base), min(first + count, self.base + len(self.values))
+        if hi > lo:
+            out[lo - first : hi - first] = self.values[lo - self.base : hi - self.base]
+        return out
+
+
+def window_evidence(heard: list[tuple[PhoneSegment, float]], probs: PhoneProbs, t0: float, t1: float) -> Alignment:
+    """The recognised phones between ``t0`` and ``t1`` seconds with times relative to ``t0`` (a phone crossing t0
+    starts there; silence where nothing was heard yet), given the second opinion of the encoder's probabilities
+    as offline recognition is (core.evidence.apply_second_opinion). ``t0`` lies on the encoder's grid."""
+    phones, confidence = [], []
+    for p, c in heard:
+        if p.end <= t0 or p.start >= t1:
+            continue
+        phones.append(PhoneSegment(p.phone, max(p.start, t0) - t0, min(p.end, t1) - t0))
+        confidence.append(c)
+    covered = phones[-1].end if phones else 0.0
+    if covered < t1 - t0 - 1e-6:
+        phones.append(PhoneSegment(SIL, covered, t1 - t0))
+        confidence.append(1.0)
+    result = Alignment(phones, confidence, [], "recognised-phones")
+    merge_silences(result)
+    first = int(round(t0 * probs.frame_rate))
+    window = probs.window(first, int(np.ceil((t1 - t0) * probs.frame_rate)))
+    apply_second_opinion(result, window[:, :3], window[:, 3], probs.frame_rate)
+    return result
