@@ -22,6 +22,7 @@ import numpy as np
 
 from . import features, spec
 from .errors import AssetError, Cancelled, FacePolicyError
+from .evidence import AUDIO_ONLY, Evidence, calm_nonspeech, gather_evidence, sidecar_transcript
 from .facetrack import FaceTrack
 from .teacher import EMOTIONS
 
@@ -713,24 +714,21 @@ class NeuralEngine:
             return policy.style_from_track(track, path.name), path.name
         return policy.style_preset(style), style
 
-    def evidence(self, policy: NeuralPolicy, audio, options, progress, cancel) -> tuple[Alignment | None, str,
-                                                                                         list[str]]:
-        """Phone evidence for the sampler (core.evidence.gather_evidence): (the transcript's alignment, the phone
-        recognition of the accurate mode, or None; how it was made; warnings). A transcript that is not English,
-        cannot be aligned or does not match the audio is not used: the line is animated as without one."""
+    def evidence(self, policy: NeuralPolicy, audio, options, progress, cancel) -> Evidence:
+        """The line's phone evidence (core.evidence.gather_evidence): the transcript's alignment, the phone
+        recognition of the accurate mode, or none; and where the audio is not speech. A transcript that is not
+        English, cannot be aligned or does not match the audio is not used: the line is animated as without one."""
         from .align import AlignerMissing
-        from .evidence import AUDIO_ONLY, gather_evidence, sidecar_transcript
 
         accuracy = str(options.extra.get("accuracy") or DEFAULT_ACCURACY)
         if accuracy not in ACCURACY_MODES:
             raise FacePolicyError(f"unknown accuracy {accuracy!r} for the neural engine; use fast or accurate")
         transcript = options.transcript or sidecar_transcript(audio.source)
         try:
-            heard = gather_evidence(audio.samples, transcript, "phones" if accuracy == "accurate" else None,
-                                    policy.listener(), lambda f, message: progress(0.05 + 0.3 * f, message), cancel)
+            return gather_evidence(audio.samples, transcript, "phones" if accuracy == "accurate" else None,
+                                   policy.listener(), lambda f, message: progress(0.05 + 0.3 * f, message), cancel)
         except AlignerMissing as exc:
-            return None, AUDIO_ONLY, [f"{exc}; listened to the audio only"]
-        return heard.alignment, heard.source, heard.warnings
+            return Evidence(None, AUDIO_ONLY, np.ones(0, bool), 1.0, [f"{exc}; listened to the audio only"])
 
     def animate(self, audio, options, progress, cancel) -> FaceTrack:
         if audio.sample_rate != spec.SAMPLE_RATE:
@@ -739,7 +737,8 @@ class NeuralEngine:
         emotion = emotion_vector(options.emotion, options.emotion_intensity)
         style, style_name = self.style_code(policy, options.style)
         progress(0.02, "listening")
-        heard, evidence, warnings = self.evidence(policy, audio, options, progress, cancel)
+        evidence = self.evidence(policy, audio, options, progress, cancel)
+        heard = evidence.alignment
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled")
         base = 0.35 if heard is not None else 0.05
@@ -755,12 +754,15 @@ class NeuralEngine:
             settings.prior_weight = float(prior_weight)
         states = sample_with_evidence(policy, audio.samples, settings, heard, style=style, emotion=emotion,
                                       progress=step, cancel=cancel)
-        for w in warnings:
+        # Where the audio is not speech (music, tones, noise) the mouth rests, whatever the model makes of it:
+        # the model alone opens the jaw to 0.58 on a 1 kHz tone (bench/nonspeech_calm.py --why).
+        states = calm_nonspeech(states, evidence.speech_gate(len(states)), policy.rest_state, _ARTICULATION)
+        for w in evidence.warnings:
             log.warning("%s", w)
         meta = {"style": style_name, "strength": settings.style_scale, "emotion": options.emotion,
                 "emotion_intensity": float(options.emotion_intensity), "device": policy.provider,
-                "neural": {"evidence": evidence, "model": policy.files.manifest.get("name"),
+                "neural": {"evidence": evidence.source, "model": policy.files.manifest.get("name"),
                            "prior_weight": settings.prior_weight if heard is not None else None},
-                "warnings": warnings}
+                "warnings": evidence.warnings}
         progress(1.0, "done")
         return states_to_track(states, meta)

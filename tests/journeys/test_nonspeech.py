@@ -55,10 +55,11 @@ def read_csv(path: Path) -> dict[str, np.ndarray]:
     return {name: values[:, k] for k, name in enumerate(rows[0][2:])}
 
 
+@pytest.mark.parametrize("engine", ["neural", "phonetic"])
 @pytest.mark.parametrize("accuracy", ["fast", "accurate"])
-def test_tones_music_and_noise_keep_the_phonetic_engines_mouth_calm(clips, tmp_path, accuracy):
+def test_tones_music_and_noise_keep_the_mouth_calm(clips, tmp_path, engine, accuracy):
     done = facepolicy("bake", *sorted(clips.glob("*.wav")), "-o", tmp_path, "--format", "csv", "--engine",
-                      "phonetic", "--accuracy", accuracy, timeout=600)
+                      engine, "--accuracy", accuracy, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     for name in ("sweep", "sting", "noise"):
         face = read_csv(tmp_path / f"{name}.csv")

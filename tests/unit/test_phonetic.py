@@ -269,10 +269,9 @@ def test_the_neural_engine_seals_a_misheard_closure_in_every_take(tmp_path, monk
     shutil.copy(LIBRIVOX_MUCH, path)
     audio = load_audio(path)
     engine = NeuralEngine()
-    heard, how, warnings = engine.evidence(engine.policy(), audio, BakeOptions(engine="neural"),
-                                           lambda f, m: None, None)
-    phones = heard.phones
-    assert how == "phone recognition" and warnings == []
+    heard = engine.evidence(engine.policy(), audio, BakeOptions(engine="neural"), lambda f, m: None, None)
+    phones = heard.alignment.phones
+    assert heard.source == "phone recognition" and heard.warnings == []
     # Recognition hears "much" as w-ah-ch; the encoder's /m/ is in the evidence.
     assert any(p.phone in BILABIALS and p.start < 4.10 and p.end > 4.00 for p in phones)
     geom = metrics.default_geometry()
@@ -287,8 +286,8 @@ def test_the_neural_engine_seals_a_misheard_closure_in_every_take(tmp_path, monk
     # Recognition alone has no bilabial there: the seal over it comes from the second opinion. (Before plans faded
     # into each other, seeds 2 and 5 left it open without it; now the model also closes it by itself.)
     monkeypatch.setattr(evidence, "apply_second_opinion", lambda *args, **kwargs: 0)
-    heard, _, _ = engine.evidence(engine.policy(), audio, BakeOptions(engine="neural"), lambda f, m: None, None)
-    assert not any(p.phone in BILABIALS and p.start < 4.10 and p.end > 4.00 for p in heard.phones)
+    heard = engine.evidence(engine.policy(), audio, BakeOptions(engine="neural"), lambda f, m: None, None)
+    assert not any(p.phone in BILABIALS and p.start < 4.10 and p.end > 4.00 for p in heard.alignment.phones)
 
 
 def test_cancelling_during_the_second_opinion_is_a_cancel_not_a_warning():
