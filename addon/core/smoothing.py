@@ -42,12 +42,12 @@ def gaussian_smooth(x: np.ndarray, sigma: float, *, radius: int | None = None, d
     for a in range(0, n, block):
         b = min(n, a + block)
         rows = np.clip(np.arange(a - r, b + r), 0, n - 1)  # the edges held
-        slab = x[rows[:, None], cols].astype(dtype, copy=False)
-        smoothed = np.empty((b - a, len(cols)), dtype)
-        for j in range(len(cols)):
-            smoothed[:, j] = np.convolve(slab[:, j], kernel, mode="valid")
+        slab = np.ascontiguousarray(x[rows].T[cols], dtype)  # (columns, frames): each column contiguous
+        smoothed = np.empty((len(cols), b - a), dtype)
+        for j, column in enumerate(slab):
+            smoothed[j] = np.convolve(column, kernel, mode="valid")
         if pending is not None:
-            out[pending[0] : pending[1], cols] = pending[2]
+            out[pending[0] : pending[1], cols] = pending[2].T
         pending = (a, b, smoothed)
-    out[pending[0] : pending[1], cols] = pending[2]
+    out[pending[0] : pending[1], cols] = pending[2].T
     return out
