@@ -57,15 +57,8 @@ def whole_process(model: str, wav: Path, out: Path, threads: int, accuracy: str)
 
 def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> dict[str, float]:
     from facepolicy.core import features, spec
-    from facepolicy.core.policy import (
-        NeuralPolicy,
-        SampleSettings,
-        _CancelWatch,
-        seal_bilabials,
-        smooth_articulation,
-        states_to_track,
-        vowel_mask,
-    )
+    from facepolicy.core.neural import seal_bilabials, smooth_articulation, states_to_track, vowel_mask
+    from facepolicy.core.sampler import NeuralPolicy, SampleSettings, _CancelWatch
 
     out = {}
     t = time.perf_counter()
@@ -85,7 +78,8 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
     result = None
     if accuracy == "accurate":
         from facepolicy.core.align import shared_aligner
-        from facepolicy.core.phonetic import phonetic_prior, second_opinion
+        from facepolicy.core.evidence import second_opinion
+        from facepolicy.core.phonetic import phonetic_prior
 
         t = time.perf_counter()
         result = shared_aligner().recognise_phones(samples, 16000)

@@ -26,8 +26,8 @@ from facepolicy.core import metrics, spec
 from facepolicy.core.align import shared_aligner
 from facepolicy.core.audio import Audio, from_array, load_audio
 from facepolicy.core.engine import BakeOptions, animate
+from facepolicy.core.evidence import add_missed_bilabials
 from facepolicy.core.phones import PhoneSegment
-from facepolicy.core.phonetic import add_missed_bilabials
 from facepolicy.core.teacher import animate_phones
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,8 +175,8 @@ def evaluate(clips: list[Clip], modes: list[str], verbose: bool = False) -> dict
 def closure_sources(clips: list[Clip], margin: float = 0.050) -> int:
     """Precision of the fast mode's bilabials by source: recognised p/b/m, and those the audio encoder added.
     A bilabial is true when a reference p/b/m overlaps it within ``margin``; spurious ones are per audio second."""
+    from facepolicy.core.listener import shared_listener
     from facepolicy.core.phones import BILABIALS
-    from facepolicy.core.phonetic import shared_listener
 
     listener = shared_listener()
     counts = {"recognised": [0, 0], "added by the second opinion": [0, 0]}

@@ -85,18 +85,20 @@ def check_assets(root: Path | None = None) -> list[AssetStatus]:
     return out
 
 
-def verify_asset(relative: str) -> Path:
-    """The asset's path, after checking its sha256; AssetError naming the file and the expected sum otherwise."""
-    expected = read_sums().get(relative)
-    path = asset_root() / relative
+def verify_file(path: Path, expected: str | None, name: str, remedy: str = "reinstall FacePolicy") -> Path:
+    """``path``, after checking that it is a file and, when ``expected`` is given, that its sha256 is ``expected``;
+    otherwise AssetError naming the file as ``name`` and saying what to do (``remedy``)."""
     if not path.is_file():
         hint = f" (expected sha256 {expected})" if expected else ""
-        raise AssetError(f'bundled asset "{relative}" is missing{hint}; reinstall FacePolicy')
+        raise AssetError(f"{name} is missing{hint}; {remedy}")
     if expected and sha256_file(path) != expected:
-        raise AssetError(
-            f'bundled asset "{relative}" is corrupt: its sha256 is not the expected {expected}; reinstall FacePolicy'
-        )
+        raise AssetError(f"{name} is corrupt: its sha256 is not the expected {expected}; {remedy}")
     return path
+
+
+def verify_asset(relative: str) -> Path:
+    """The asset's path, after checking its sha256 against SHA256SUMS (verify_file)."""
+    return verify_file(asset_root() / relative, read_sums().get(relative), f'bundled asset "{relative}"')
 
 
 def write_sums(root: Path, exclude=(SUMS_FILE,)) -> list[str]:

@@ -191,7 +191,7 @@ def build_report(version: str, blender: str | None = None) -> Report:
 def _neural_model(r: Report) -> None:
     """The Neural engine's model: its name, whether every ONNX file matches its sha256, and the style presets."""
     from .errors import AssetError
-    from .policy import read_model_files
+    from .model_files import read_model_files
 
     try:
         files = read_model_files()

@@ -48,7 +48,7 @@ class Engine(Protocol):
 
 # name → (module relative to this package, class name).
 ENGINES: dict[str, tuple[str, str]] = {
-    "neural": (".policy", "NeuralEngine"),
+    "neural": (".neural", "NeuralEngine"),
     "phonetic": (".phonetic", "PhoneticEngine"),
 }
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .engine import check_cancel
 from .errors import FacePolicyError
+from .model_files import create_session, read_model_files
 from .phones import PHONES
 
 BILABIAL_PHONES = ("p", "b", "m")
@@ -26,13 +27,10 @@ class BilabialListener:
                  stride: int = 1):
         """From the model in ``model_dir`` (default: the shipped one), or from an audio-encoder ``session`` that
         is already open (the Neural engine's) with its ``stride``."""
-        from .policy import create_session, read_model_files
-
         if session is None:
             files = read_model_files(model_dir)
-            m = files.manifest
-            stride = int(m["model"].get("audio_stride", 1))
-            session, _ = create_session(files.root / m["onnx"]["audio_encoder"], "cpu")
+            stride = int(files.manifest["model"].get("audio_stride", 1))
+            session, _ = create_session(files.network("audio_encoder"), "cpu")
         self.session, self.stride = session, int(stride)
         outputs = [o.name for o in self.session.get_outputs()]
         if "phone_logits" not in outputs:

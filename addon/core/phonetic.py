@@ -1,12 +1,11 @@
 """The Phonetic engine: the line's phone evidence (core.evidence) → articulation teacher → FaceTrack.
 
 Runtime only: numpy, pocketsphinx and onnxruntime (the audio encoder's second opinion), no torch, no GPL code.
-Modes (``options.extra["accuracy"]``):
+Modes (the accuracy option):
 - "fast" (default): with a usable transcript, its forced alignment; without one, all-phone recognition with the
   neural model's audio encoder as a second opinion on lip closures and on vowels recognition hears in music or
   noise, and the recogniser's shortest consonants merged into their neighbours.
-- "accurate": without a usable transcript, word recognition and then forced alignment of the hypothesis (about 5×
-  slower).
+- "accurate": without a usable transcript, word recognition and then forced alignment of the hypothesis (slower).
 A transcript comes from ``options.transcript`` or from a ``.txt`` file beside the audio. One that is not English,
 cannot be aligned or does not match the audio is not used: the line is animated as without one, and
 ``track.meta["warnings"]`` says so in one sentence.
@@ -24,27 +23,18 @@ from .align import Alignment
 from .audio import Audio
 from .engine import BakeOptions, ProgressFn, check_cancel
 from .errors import FacePolicyError
-from .evidence import add_missed_bilabials as add_missed_bilabials
 from .evidence import cleaned_phones, gather_evidence, sidecar_transcript
-from .evidence import merge_short_consonants as merge_short_consonants
-from .evidence import second_opinion as second_opinion
 from .facetrack import FaceTrack
-from .listener import BilabialListener as BilabialListener
-from .listener import shared_listener as shared_listener
-from .teacher import EMOTIONS, SpeakerStyle, TeacherTake, animate_phones
+from .spec import ACCURACY_MODES, EMOTIONS
+from .teacher import SpeakerStyle, TeacherTake, animate_phones
 
 log = logging.getLogger(__name__)
-# The "name as name" imports above moved to core.evidence and core.listener; they stay importable from here for the
-# callers that still import them from this module: core.policy (NeuralPolicy.listener), bench/bench_phonetic.py,
-# bench/bench_neural.py and model/evaluate_phonetic.py.
-
-ACCURACY_MODES = ("fast", "accurate")
 
 
 def phonetic_prior(result: Alignment, samples: np.ndarray, duration: float | None = None) -> FaceTrack:
     """The Phonetic engine's face (default style, seed 0) for the Neural engine's evidence, cleaned up as the
     Phonetic engine cleans it (core.evidence.cleaned_phones). The Neural engine's accurate mode steers its mouth
-    toward it (core.policy, SampleSettings.prior_weight). ``result`` is not changed."""
+    toward it (core.neural, SampleSettings.prior_weight). ``result`` is not changed."""
     return phonetic_prior_take(result, samples, duration, upper=True).track()
 
 

@@ -141,7 +141,7 @@ def closure_probs(frames: int, runs, phone: str = "m") -> np.ndarray:
 
 
 def test_a_closure_the_recogniser_missed_is_added_inside_the_consonant_it_heard():
-    from facepolicy.core.phonetic import add_missed_bilabials
+    from facepolicy.core.evidence import add_missed_bilabials
 
     # "woman" heard as w-l-ah-n: the encoder hears /m/ at 0.44–0.50 s, inside the recognised /l/.
     heard = seg(("sil", 0.0, 0.2), ("w", 0.2, 0.34), ("l", 0.34, 0.52), ("ah", 0.52, 0.6), ("n", 0.6, 0.72),
@@ -158,7 +158,7 @@ def test_a_closure_the_recogniser_missed_is_added_inside_the_consonant_it_heard(
 
 @pytest.mark.parametrize("case", ["in a vowel", "already heard", "one frame", "weak"])
 def test_the_second_opinion_never_cuts_a_vowel_doubles_a_closure_or_trusts_a_blip(case):
-    from facepolicy.core.phonetic import add_missed_bilabials
+    from facepolicy.core.evidence import add_missed_bilabials
 
     heard = seg(("sil", 0.0, 0.2), ("aa", 0.2, 0.4), ("b", 0.4, 0.46), ("ah", 0.46, 0.6), ("sil", 0.6, 1.0))
     runs = {"in a vowel": [(12, 16)], "already heard": [(19, 23)], "one frame": [(35, 36)],
@@ -171,7 +171,7 @@ def test_the_second_opinion_never_cuts_a_vowel_doubles_a_closure_or_trusts_a_bli
 
 
 def test_a_closure_in_a_pause_takes_the_phone_the_encoder_favours():
-    from facepolicy.core.phonetic import add_missed_bilabials
+    from facepolicy.core.evidence import add_missed_bilabials
 
     heard = seg(("sil", 0.0, 0.5), ("ah", 0.5, 0.7), ("sil", 0.7, 1.0))
     phones, _, added = add_missed_bilabials(heard, [1.0] * 3, closure_probs(50, [(20, 24)], "p"), 50.0)
@@ -179,7 +179,7 @@ def test_a_closure_in_a_pause_takes_the_phone_the_encoder_favours():
 
 
 def test_short_recognised_consonants_join_their_longer_neighbour():
-    from facepolicy.core.phonetic import merge_short_consonants
+    from facepolicy.core.evidence import merge_short_consonants
 
     heard = seg(("sil", 0.0, 0.2), ("ah", 0.2, 0.3), ("t", 0.3, 0.33), ("iy", 0.33, 0.5), ("m", 0.5, 0.53),
                 ("eh", 0.53, 0.56), ("d", 0.56, 0.59), ("sil", 0.59, 0.9), ("k", 0.9, 0.93), ("sil", 0.93, 1.2))
@@ -193,7 +193,7 @@ def test_short_recognised_consonants_join_their_longer_neighbour():
 
 
 def test_the_encoders_closure_probabilities_do_not_depend_on_the_block_size():
-    from facepolicy.core.phonetic import BilabialListener
+    from facepolicy.core.listener import BilabialListener
 
     samples = load_audio(A9).samples
     whole = BilabialListener().bilabial_probs(samples)
@@ -262,8 +262,8 @@ def test_the_neural_engine_seals_a_misheard_closure_in_every_take(tmp_path, monk
     """The Neural engine's default (accurate) evidence carries the same second opinion, so the lips seal over the
     /m/ of "much" (4.00–4.10 s) whatever the seed."""
     from facepolicy.core import evidence
+    from facepolicy.core.neural import NeuralEngine
     from facepolicy.core.phones import BILABIALS
-    from facepolicy.core.policy import NeuralEngine
 
     path = tmp_path / "much.wav"
     shutil.copy(LIBRIVOX_MUCH, path)
@@ -292,7 +292,7 @@ def test_the_neural_engine_seals_a_misheard_closure_in_every_take(tmp_path, monk
 
 def test_cancelling_during_the_second_opinion_is_a_cancel_not_a_warning():
     from facepolicy.core.align import Alignment
-    from facepolicy.core.phonetic import second_opinion
+    from facepolicy.core.evidence import second_opinion
 
     cancel = threading.Event()
     cancel.set()  # the user pressed Esc while the encoder listens

@@ -1,5 +1,6 @@
-"""core.policy without a trained model: DDIM arithmetic, frame-keyed noise, model-file checks, CUDA fallback,
-cancellation. (The sampler on a real tiny model is tested in tests/model/test_model_runtime.py.)"""
+"""The Neural engine (core.model_files, core.sampler, core.neural): DDIM arithmetic, frame-keyed noise, model-file
+checks, CUDA fallback, cancellation, the prior, smoothing and seal. (The sampler on a real tiny model is tested in
+tests/model/test_model_runtime.py.)"""
 
 import json
 import logging
@@ -10,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facepolicy.core import policy, spec
-from facepolicy.core.errors import AssetError, FacePolicyError
+from facepolicy.core import model_files, neural, sampler, smoothing, spec
+from facepolicy.core.errors import AssetError, Cancelled, FacePolicyError
 
 
 def test_ddim_timesteps_cover_the_schedule_downwards():
-    steps = policy.ddim_timesteps(100, 4)
+    steps = sampler.ddim_timesteps(100, 4)
     assert [t for t, _ in steps] == [99, 66, 33, 0]
     assert [p for _, p in steps] == [66, 33, 0, -1]
-    assert policy.ddim_timesteps(100, 1) == [(99, -1)]
-    assert len(policy.ddim_timesteps(10, 50)) == 10
+    assert sampler.ddim_timesteps(100, 1) == [(99, -1)]
+    assert len(sampler.ddim_timesteps(10, 50)) == 10
 
 
 def test_ddim_update_lands_on_x0_at_the_end_and_keeps_noise_direction():
@@ -27,26 +28,26 @@ def test_ddim_update_lands_on_x0_at_the_end_and_keeps_noise_direction():
     x0, eps = rng.standard_normal((2, 5)), rng.standard_normal((2, 5))
     ab_t, ab_prev = 0.3, 0.7
     xt = np.sqrt(ab_t) * x0 + np.sqrt(1 - ab_t) * eps
-    np.testing.assert_allclose(policy.ddim_update(xt, x0, ab_t, 1.0), x0, atol=1e-12)
-    np.testing.assert_allclose(policy.ddim_update(xt, x0, ab_t, ab_prev),
+    np.testing.assert_allclose(sampler.ddim_update(xt, x0, ab_t, 1.0), x0, atol=1e-12)
+    np.testing.assert_allclose(sampler.ddim_update(xt, x0, ab_t, ab_prev),
                                np.sqrt(ab_prev) * x0 + np.sqrt(1 - ab_prev) * eps, atol=1e-12)
 
 
 def test_frame_noise_depends_only_on_seed_and_absolute_frame():
-    whole = policy.frame_noise(3, 0, 700)
-    np.testing.assert_array_equal(policy.frame_noise(3, 250, 300), whole[250:550])
-    np.testing.assert_array_equal(policy.frame_noise(3, 0, 700), whole)
-    assert not np.allclose(policy.frame_noise(4, 0, 700), whole)
+    whole = sampler.frame_noise(3, 0, 700)
+    np.testing.assert_array_equal(sampler.frame_noise(3, 250, 300), whole[250:550])
+    np.testing.assert_array_equal(sampler.frame_noise(3, 0, 700), whole)
+    assert not np.allclose(sampler.frame_noise(4, 0, 700), whole)
     assert abs(float(whole.std()) - 1.0) < 0.05
 
 
 def test_emotion_vector():
-    np.testing.assert_array_equal(policy.emotion_vector("neutral", 1.0), np.zeros(len(policy.EMOTIONS)))
-    v = policy.emotion_vector("happy", 0.6)
-    assert v[policy.EMOTIONS.index("happy")] == pytest.approx(0.6) and v.sum() == pytest.approx(0.6)
-    assert policy.emotion_vector("sad", 3.0).max() == 1.0
+    np.testing.assert_array_equal(sampler.emotion_vector("neutral", 1.0), np.zeros(len(spec.EMOTIONS)))
+    v = sampler.emotion_vector("happy", 0.6)
+    assert v[spec.EMOTIONS.index("happy")] == pytest.approx(0.6) and v.sum() == pytest.approx(0.6)
+    assert sampler.emotion_vector("sad", 3.0).max() == 1.0
     with pytest.raises(FacePolicyError, match="neutral, happy"):
-        policy.emotion_vector("bored", 1.0)
+        sampler.emotion_vector("bored", 1.0)
 
 
 def _identity_model(path):
@@ -76,7 +77,7 @@ def test_cuda_failure_at_session_creation_falls_back_to_cpu(tmp_path, monkeypatc
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setattr(ort, "InferenceSession", fake_session)
     with caplog.at_level(logging.WARNING, logger="facepolicy"):
-        sess, provider = policy.create_session(path, "auto")
+        sess, provider = model_files.create_session(path, "auto")
     assert provider == "cpu"
     assert "CUDA failed" in caplog.text and "using the CPU" in caplog.text
     (y,) = sess.run(None, {"x": np.arange(3, dtype=np.float32)})
@@ -90,7 +91,7 @@ def test_cuda_asked_for_without_the_provider_warns(tmp_path, caplog):
         pytest.skip("this onnxruntime has CUDA")
     path = _identity_model(tmp_path / "m.onnx")
     with caplog.at_level(logging.WARNING, logger="facepolicy"):
-        _, provider = policy.create_session(path, "cuda")
+        _, provider = model_files.create_session(path, "cuda")
     assert provider == "cpu" and "no CUDA provider" in caplog.text
 
 
@@ -98,27 +99,27 @@ def test_unreadable_model_file_is_an_asset_error(tmp_path):
     bad = tmp_path / "denoiser.onnx"
     bad.write_bytes(b"not an onnx file")
     with pytest.raises(AssetError, match='denoiser.onnx" could not be loaded'):
-        policy.create_session(bad, "cpu")
+        model_files.create_session(bad, "cpu")
 
 
 def test_model_files_are_checked_against_their_sums(tmp_path):
     with pytest.raises(AssetError, match="model.json.*missing"):
-        policy.read_model_files(tmp_path)
+        model_files.read_model_files(tmp_path)
     (tmp_path / "a.onnx").write_bytes(b"abc")
     digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc")
     (tmp_path / "model.json").write_text(json.dumps({"files": {"a.onnx": digest}}))
-    assert policy.read_model_files(tmp_path).manifest["files"] == {"a.onnx": digest}
+    assert model_files.read_model_files(tmp_path).manifest["files"] == {"a.onnx": digest}
     (tmp_path / "a.onnx").write_bytes(b"abd")
     with pytest.raises(AssetError, match=f'a.onnx" is corrupt: its sha256 is not the expected {digest}'):
-        policy.read_model_files(tmp_path)
+        model_files.read_model_files(tmp_path)
     (tmp_path / "model.json").write_text("{not json")
     with pytest.raises(AssetError, match="model.json.*corrupt"):
-        policy.read_model_files(tmp_path)
+        model_files.read_model_files(tmp_path)
 
 
 def test_cancel_watch_terminates_the_run_options():
     cancel = threading.Event()
-    watch = policy._CancelWatch(cancel)
+    watch = sampler._CancelWatch(cancel)
     try:
         assert not watch.run_options.terminate
         cancel.set()
@@ -126,7 +127,7 @@ def test_cancel_watch_terminates_the_run_options():
         while not watch.run_options.terminate and time.time() < deadline:
             time.sleep(0.01)
         assert watch.run_options.terminate
-        with pytest.raises(policy.Cancelled):
+        with pytest.raises(Cancelled):
             watch.check()
     finally:
         watch.close()
@@ -135,7 +136,7 @@ def test_cancel_watch_terminates_the_run_options():
 def test_the_bundled_model_is_reported_clearly_when_absent(monkeypatch, tmp_path):
     monkeypatch.setenv("FACEPOLICY_ASSETS", str(tmp_path))
     with pytest.raises(AssetError, match="use --engine phonetic"):
-        policy.NeuralEngine().policy()
+        neural.NeuralEngine().policy()
 
 
 def test_seal_bilabials_closes_the_lips_over_each_p_b_m_and_leaves_the_rest():
@@ -149,13 +150,13 @@ def test_seal_bilabials_closes_the_lips_over_each_p_b_m_and_leaves_the_rest():
     states[:, ci["mouthLowerDownLeft"]] = states[:, ci["mouthLowerDownRight"]] = 0.4
     phones = [PhoneSegment("aa", 0.0, 0.6), PhoneSegment("m", 0.6, 0.7), PhoneSegment("aa", 0.7, 2.0)]
     geom = metrics.default_geometry()
-    before = metrics.lip_gap(policy.states_to_track(states), geom)
-    sealed = policy.seal_bilabials(states, phones)
-    after = metrics.lip_gap(policy.states_to_track(sealed), geom)
+    before = metrics.lip_gap(neural.states_to_track(states), geom)
+    sealed = neural.seal_bilabials(states, phones)
+    after = metrics.lip_gap(neural.states_to_track(sealed), geom)
     closed = geom.threshold(metrics.CLOSED_FRACTION)
     assert before[19:21].min() > closed and after[19:21].max() <= closed  # frames 18-21 span 0.6-0.7 s
     assert np.array_equal(sealed[:10], states[:10]) and np.array_equal(sealed[40:], states[40:])
-    assert np.array_equal(policy.seal_bilabials(states, phones[:1]), states)
+    assert np.array_equal(neural.seal_bilabials(states, phones[:1]), states)
 
 
 def test_fade_in_starts_on_the_previous_plan_and_ends_on_the_new_one():
@@ -163,15 +164,15 @@ def test_fade_in_starts_on_the_previous_plan_and_ends_on_the_new_one():
     previous = rng.standard_normal((2, 16, 3)).astype(np.float32)
     new = rng.standard_normal((2, 32, 3)).astype(np.float32)
     x = new.copy()
-    policy.NeuralPolicy._fade_in(x, previous, 16)
+    sampler.NeuralPolicy._fade_in(x, previous, 16)
     w = np.linspace(0.0, 1.0, 18)[1:-1, None]
     np.testing.assert_allclose(x[:, :16], (1 - w) * previous + w * new[:, :16], atol=1e-6)
     np.testing.assert_array_equal(x[:, 16:], new[:, 16:])  # beyond the shared frames: the new plan alone
     x = new.copy()
-    policy.NeuralPolicy._fade_in(x, previous, 4)  # a shorter fade
+    sampler.NeuralPolicy._fade_in(x, previous, 4)  # a shorter fade
     assert np.abs(x[:, :4] - new[:, :4]).max() > 0 and np.array_equal(x[:, 4:], new[:, 4:])
     x = new.copy()
-    policy.NeuralPolicy._fade_in(x, previous, 0)
+    sampler.NeuralPolicy._fade_in(x, previous, 0)
     np.testing.assert_array_equal(x, new)
 
 
@@ -187,21 +188,21 @@ def test_replanning_boundaries_jump_less_with_phone_evidence():
 
     audio = load_audio(ARCTIC_A0009)
     phones = metrics.read_lab(ARCTIC_A0009.with_name("arctic_a0009_phone.lab"))
-    p = policy.NeuralEngine().policy()
+    p = neural.NeuralEngine().policy()
     geom = metrics.default_geometry()
 
     def boundary_ratio(states) -> float:
-        d2 = np.abs(np.diff(metrics.lip_gap(policy.states_to_track(states), geom), 2))
+        d2 = np.abs(np.diff(metrics.lip_gap(neural.states_to_track(states), geom), 2))
         at = (np.arange(1, len(d2) + 1) % p.execute) == 0  # Δ² centred on a plan's first frame
         return float(d2[at].mean() / d2[~at].mean())
 
     ratios = {}
     for blend in (0, None):
-        ratios[blend] = np.mean([boundary_ratio(p.sample(audio.samples, policy.SampleSettings(seed=s, plan_blend=blend),
-                                                         phones=phones)) for s in range(4)])
+        ratios[blend] = np.mean([boundary_ratio(p.sample(
+            audio.samples, sampler.SampleSettings(seed=s, plan_blend=blend), phones=phones)) for s in range(4)])
     assert ratios[0] > 1.6 and ratios[None] < ratios[0] - 0.4, ratios
-    fast = p.sample(audio.samples, policy.SampleSettings(seed=0))
-    np.testing.assert_array_equal(fast, p.sample(audio.samples, policy.SampleSettings(seed=0, plan_blend=0)))
+    fast = p.sample(audio.samples, sampler.SampleSettings(seed=0))
+    np.testing.assert_array_equal(fast, p.sample(audio.samples, sampler.SampleSettings(seed=0, plan_blend=0)))
 
 
 def test_the_phonetic_prior_steers_only_the_articulation_and_only_as_much_as_asked():
@@ -213,14 +214,14 @@ def test_the_phonetic_prior_steers_only_the_articulation_and_only_as_much_as_ask
 
     audio = load_audio(ARCTIC_A0009)
     phones = metrics.read_lab(ARCTIC_A0009.with_name("arctic_a0009_phone.lab"))
-    p = policy.NeuralEngine().policy()
-    free = p.sample(audio.samples, policy.SampleSettings(seed=0), phones=phones)
+    p = neural.NeuralEngine().policy()
+    free = p.sample(audio.samples, sampler.SampleSettings(seed=0), phones=phones)
     rng = np.random.default_rng(0)
     prior = np.clip(free + 0.3 * rng.standard_normal(free.shape).astype(np.float32), 0.0, 1.0)
-    art = policy._ARTICULATION
+    art = sampler.ARTICULATION
 
     def run(weight):
-        return p.sample(audio.samples, policy.SampleSettings(seed=0, prior_weight=weight), phones=phones,
+        return p.sample(audio.samples, sampler.SampleSettings(seed=0, prior_weight=weight), phones=phones,
                         prior=prior)
 
     np.testing.assert_array_equal(run(0.0), free)
@@ -238,23 +239,23 @@ def test_vowel_mask_and_articulation_smoothing():
     from facepolicy.core.phones import PhoneSegment
 
     phones = [PhoneSegment("sil", 0.0, 0.2), PhoneSegment("aa", 0.2, 0.4), PhoneSegment("m", 0.4, 0.5)]
-    mask = policy.vowel_mask(phones, 18)
+    mask = neural.vowel_mask(phones, 18)
     # frames 6-11 lie inside the vowel (0.2-0.4 s at 30 fps); the ramp reaches one frame beyond either end
     assert np.all(mask[7:11] == 1.0) and mask[0] == mask[4] == mask[13] == 0.0
     np.testing.assert_allclose(mask[[5, 6, 11, 12]], [1 / 3, 2 / 3, 2 / 3, 1 / 3])
     # a vowel the second opinion calmed (confidence 0: the audio encoder hears silence there) is left out
-    assert not policy.vowel_mask(phones, 18, confidence=[1.0, 0.0, 1.0]).any()
-    np.testing.assert_array_equal(policy.vowel_mask(phones, 18, confidence=[0.0, 0.3, 0.0]), mask)
+    assert not neural.vowel_mask(phones, 18, confidence=[1.0, 0.0, 1.0]).any()
+    np.testing.assert_array_equal(neural.vowel_mask(phones, 18, confidence=[0.0, 0.3, 0.0]), mask)
     rng = np.random.default_rng(2)
     states = rng.uniform(0, 1, (60, spec.NUM_CHANNELS)).astype(np.float32)
-    out = policy.smooth_articulation(states)
-    art = policy._ARTICULATION
+    out = neural.smooth_articulation(states)
+    art = sampler.ARTICULATION
     rest = [i for i in range(spec.NUM_CHANNELS) if i not in art]
     np.testing.assert_array_equal(out[:, rest], states[:, rest])
     assert np.abs(np.diff(out[:, art], 2, axis=0)).mean() < 0.9 * np.abs(np.diff(states[:, art], 2, axis=0)).mean()
     flat = np.full((30, spec.NUM_CHANNELS), 0.3, np.float32)
-    np.testing.assert_allclose(policy.smooth_articulation(flat), flat, atol=1e-6)  # a held pose stays put
-    np.testing.assert_array_equal(policy.smooth_articulation(states, sigma=0.0), states)
+    np.testing.assert_allclose(neural.smooth_articulation(flat), flat, atol=1e-6)  # a held pose stays put
+    np.testing.assert_array_equal(neural.smooth_articulation(states, sigma=0.0), states)
 
 
 def test_inside_the_evidence_vowels_the_jaw_opens_at_least_as_far_as_the_prior():
@@ -263,18 +264,18 @@ def test_inside_the_evidence_vowels_the_jaw_opens_at_least_as_far_as_the_prior()
 
     audio = load_audio(ARCTIC_A0009)
     phones = metrics.read_lab(ARCTIC_A0009.with_name("arctic_a0009_phone.lab"))
-    p = policy.NeuralEngine().policy()
-    free = p.sample(audio.samples, policy.SampleSettings(seed=0), phones=phones)
+    p = neural.NeuralEngine().policy()
+    free = p.sample(audio.samples, sampler.SampleSettings(seed=0), phones=phones)
     prior = free.copy()
-    prior[:, policy._JAW] = 0.6  # a prior that opens wider than the model mostly does
-    inside = policy.vowel_mask(phones, len(prior)) == 1.0
+    prior[:, sampler.JAW] = 0.6  # a prior that opens wider than the model mostly does
+    inside = neural.vowel_mask(phones, len(prior)) == 1.0
 
     def jaw(floor: bool):
-        settings = policy.SampleSettings(seed=0, prior_weight=0.05)
-        lift = policy.vowel_mask(phones, len(prior)) if floor else None
-        return p.sample(audio.samples, settings, phones=phones, prior=prior, floor=lift)[:, policy._JAW]
+        settings = sampler.SampleSettings(seed=0, prior_weight=0.05)
+        lift = neural.vowel_mask(phones, len(prior)) if floor else None
+        return p.sample(audio.samples, settings, phones=phones, prior=prior, floor=lift)[:, sampler.JAW]
 
-    assert inside.sum() >= 5 and (free[inside, policy._JAW] < 0.6 - 0.05).mean() > 0.5
+    assert inside.sum() >= 5 and (free[inside, sampler.JAW] < 0.6 - 0.05).mean() > 0.5
     assert jaw(True)[inside].min() >= 0.6 - 1e-5
     assert (jaw(False)[inside] < 0.6 - 0.05).mean() > 0.3
 
@@ -300,11 +301,11 @@ def test_the_prior_rendered_per_group_of_streams_equals_the_whole_prior(monkeypa
     from facepolicy.core.phonetic import phonetic_prior_take
 
     samples, evidence = _repeated_a0009(9.0)
-    p = policy.NeuralEngine().policy()
+    p = neural.NeuralEngine().policy()
     take = phonetic_prior_take(evidence, samples, len(samples) / spec.SAMPLE_RATE)
     whole = take.track().values
-    settings = policy.SampleSettings(seed=1)
-    floor = policy.vowel_mask(evidence.phones, len(take))
+    settings = sampler.SampleSettings(seed=1)
+    floor = neural.vowel_mask(evidence.phones, len(take))
     one_group = p.sample(samples, settings, phones=evidence.phones, prior=whole, floor=floor)
     monkeypatch.setattr(p, "group_streams", 2)  # 6 streams in 3 groups
     grouped = p.sample(samples, settings, phones=evidence.phones, prior=take, floor=floor)
@@ -315,10 +316,10 @@ def test_the_prior_rendered_per_group_of_streams_equals_the_whole_prior(monkeypa
 
 def test_smoothing_in_blocks_and_in_place_equals_smoothing_at_once(monkeypatch):
     states = np.random.default_rng(5).uniform(0, 1, (700, spec.NUM_CHANNELS)).astype(np.float32)
-    at_once = policy.smooth_articulation(states)
-    monkeypatch.setattr(policy, "_BLOCK_FRAMES", 64)
+    at_once = neural.smooth_articulation(states)
+    monkeypatch.setattr(smoothing, "BLOCK_FRAMES", 64)
     copy = states.copy()
-    assert policy.smooth_articulation(copy, in_place=True) is copy
+    assert neural.smooth_articulation(copy, in_place=True) is copy
     np.testing.assert_array_equal(copy, at_once)
     assert not np.array_equal(states, at_once)  # the default leaves its input alone
 
@@ -330,14 +331,14 @@ def test_sampling_memory_does_not_grow_beyond_the_states_it_returns():
     peaked at 1.4 GB), and the peak stays far below the 100 MB that 60 s blocks of pitch tracking took."""
     import tracemalloc
 
-    p = policy.NeuralEngine().policy()
-    settings = policy.SampleSettings(seed=0)
+    p = neural.NeuralEngine().policy()
+    settings = sampler.SampleSettings(seed=0)
     peaks = {}
     for seconds in (60.0, 150.0):
         samples, evidence = _repeated_a0009(seconds)
         samples = samples[: int(seconds * spec.SAMPLE_RATE)]
         tracemalloc.start()
-        states = policy.sample_with_evidence(p, samples, settings, evidence)
+        states = neural.sample_with_evidence(p, samples, settings, evidence)
         peaks[seconds] = tracemalloc.get_traced_memory()[1], states.nbytes
         tracemalloc.stop()
     grown = peaks[150.0][0] - peaks[60.0][0]
@@ -349,7 +350,7 @@ def test_sampling_memory_does_not_grow_beyond_the_states_it_returns():
 def test_the_denoiser_and_the_encoder_see_at_most_a_group_of_streams_at_once():
     # All the streams of a long file in one ONNX call made the sessions' working memory grow with the audio.
     samples, _ = _repeated_a0009(60.0)
-    p = policy.NeuralEngine().policy()
+    p = neural.NeuralEngine().policy()
     batches, encoded = [], []
 
     class Watched:
@@ -363,12 +364,12 @@ def test_the_denoiser_and_the_encoder_see_at_most_a_group_of_streams_at_once():
     denoiser, encoder = p.denoiser_sess, p.audio_sess
     try:
         p.denoiser_sess, p.audio_sess = Watched(denoiser, batches, "x"), Watched(encoder, encoded, "mel")
-        states = p.sample(samples, policy.SampleSettings(seed=0, style_scale=2.0), style=p.style_preset(
+        states = p.sample(samples, sampler.SampleSettings(seed=0, style_scale=2.0), style=p.style_preset(
             p.default_style))
     finally:
         p.denoiser_sess, p.audio_sess = denoiser, encoder
     streams = int(np.ceil((len(states) - p.overlap) / (p.stream_frames - p.overlap)))
-    assert streams > policy.MAX_GROUP_STREAMS and len(encoded) >= 2
-    assert max(b for b, _ in batches) == 2 * policy.MAX_GROUP_STREAMS  # two guidance passes stacked
-    group_audio = (policy.MAX_GROUP_STREAMS + 2) * p.stream_frames * 100 / spec.MODEL_FPS
+    assert streams > sampler.MAX_GROUP_STREAMS and len(encoded) >= 2
+    assert max(b for b, _ in batches) == 2 * sampler.MAX_GROUP_STREAMS  # two guidance passes stacked
+    group_audio = (sampler.MAX_GROUP_STREAMS + 2) * p.stream_frames * 100 / spec.MODEL_FPS
     assert max(m for _, m in encoded) < group_audio

@@ -140,7 +140,7 @@ def _check_writable(folder: Path) -> None:
 
 def style_presets() -> list[str]:
     """Names of the style presets the installed Neural model ships (the "styles" of assets/models/model.json)."""
-    from ..policy import MANIFEST, default_model_dir
+    from ..model_files import MANIFEST, default_model_dir
 
     path = default_model_dir() / MANIFEST
     try:

@@ -1,0 +1,108 @@
+"""The Neural model's files in one place: a folder's model.json, the sha256 of every file it lists (checked through
+core.assets) and the onnxruntime sessions that run them, on CUDA or the CPU."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from .assets import asset_root, verify_asset, verify_file
+from .errors import AssetError
+
+log = logging.getLogger("facepolicy")
+
+MODEL_DIR = "models"  # under assets/
+MANIFEST = "model.json"
+_BUNDLED_REMEDY = "reinstall FacePolicy"
+_OWN_REMEDY = "copy the model folder again, or export it again with its model.json"
+
+
+@dataclass
+class ModelFiles:
+    root: Path
+    manifest: dict
+
+    @property
+    def policy(self) -> dict:
+        return self.manifest["policy"]
+
+    def network(self, name: str) -> Path:
+        """The ONNX file of one network ("audio_encoder", "style_encoder" or "denoiser")."""
+        return self.root / self.manifest["onnx"][name]
+
+
+def default_model_dir() -> Path:
+    return asset_root() / MODEL_DIR
+
+
+def read_model_files(root: Path | str | None = None, verify: bool = True) -> ModelFiles:
+    """Read the model.json of ``root`` (default: the bundled model) and check every file it lists against the sha256
+    it records; the bundled model.json is itself checked against assets/SHA256SUMS. A folder of one's own (a
+    fine-tuned model) carries its sums in its model.json only."""
+    root = Path(root) if root is not None else default_model_dir()
+    manifest_path = root / MANIFEST
+    bundled = _bundled_name(manifest_path)
+    remedy = _BUNDLED_REMEDY if bundled is not None else _OWN_REMEDY
+    if not manifest_path.is_file():
+        if bundled is None:
+            raise AssetError(f'neural model "{manifest_path}" is missing; a model folder holds an exported model '
+                             f"and its {MANIFEST}")
+        raise AssetError(f'neural model "{manifest_path}" is missing; the neural engine needs the trained model '
+                         "(reinstall FacePolicy, or use --engine phonetic)")
+    if verify and bundled is not None:
+        verify_asset(bundled)
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AssetError(f'neural model "{manifest_path}" is corrupt ({exc}); {remedy}') from None
+    if verify:
+        for name, expected in files.items():
+            path = root / name
+            verify_file(path, expected, f'neural model file "{path}"', remedy)
+    return ModelFiles(root, manifest)
+
+
+def _bundled_name(path: Path) -> str | None:
+    """``path`` relative to assets/ when it lies there (SHA256SUMS names it so), else None."""
+    try:
+        return path.resolve().relative_to(asset_root().resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def create_session(path: Path, device: str = "auto", threads: int = 0):
+    """An onnxruntime session on CUDA when asked for or available, else the CPU; returns (session, provider)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads > 0:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    # A missing or failing CUDA is the same for every model file: it is said once per process, and after a
+    # failure the next files do not try CUDA again.
+    cuda_state: set[str] = create_session.__dict__.setdefault("cuda_state", set())
+    available = ort.get_available_providers()
+    want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available and "failed" not in cuda_state
+    if device == "cuda" and "CUDAExecutionProvider" not in available and "absent" not in cuda_state:
+        cuda_state.add("absent")
+        log.warning("neural engine: CUDA was asked for but this onnxruntime has no CUDA provider; using the CPU")
+    if want_cuda:
+        try:
+            sess = ort.InferenceSession(str(path), opts, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+            if "CUDAExecutionProvider" in sess.get_providers():
+                return sess, "cuda"
+            reason = "the CUDA provider did not start"
+        except Exception as exc:  # noqa: BLE001 - any CUDA start-up failure falls back to the CPU
+            reason = f"CUDA failed ({str(exc).splitlines()[0]})"
+        cuda_state.add("failed")
+        log.warning("neural engine: %s for %s; using the CPU for this and every later model file", reason, path.name)
+    try:
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for bad files
+        raise AssetError(f'neural model file "{path}" could not be loaded ({str(exc).splitlines()[0]}); '
+                         "reinstall FacePolicy") from None
+    return sess, "cpu"

@@ -1,0 +1,218 @@
+"""The Neural engine (name "neural"): the line's phone evidence (core.evidence) → the Phonetic engine's mouth for it as
+a prior (core.phonetic) → the sampler (core.sampler) → the lips sealed over the evidence's p/b/m and the mouth at rest
+where the audio is not speech → FaceTrack."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from . import spec
+from .align import AlignerMissing, Alignment
+from .errors import Cancelled, FacePolicyError
+from .evidence import AUDIO_ONLY, Evidence, calm_nonspeech, gather_evidence, sidecar_transcript
+from .facetrack import FaceTrack
+from .phones import BILABIALS, VOWELS
+from .phonetic import phonetic_prior_take
+from .sampler import ARTICULATION, NeuralPolicy, SampleSettings, emotion_vector
+from .smoothing import gaussian_smooth
+from .spec import ACCURACY_MODES
+from .teacher import closure_weight
+
+log = logging.getLogger("facepolicy")
+
+# Seconds: the Gaussian that smooths the articulation channels of a take sampled with a phonetic prior.
+ARTICULATION_SMOOTHING = 0.015
+
+
+def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS, confidence=None) -> np.ndarray:
+    """0..1 per frame: 1 on frames inside a vowel of ``phones``, ramped over one frame either side. Vowels whose
+    ``confidence`` is 0 (the ones the second opinion calmed: the audio encoder hears silence there) are left out."""
+    t = np.arange(n_frames) / fps
+    mask = np.zeros(n_frames)
+    for k, p in enumerate(phones):
+        if p.phone not in VOWELS or (confidence is not None and confidence[k] <= 0):
+            continue
+        mask[np.searchsorted(t, p.start) : np.searchsorted(t, p.end)] = 1.0  # frames in [start, end)
+    return np.convolve(np.pad(mask, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+
+
+def smooth_articulation(states: np.ndarray, sigma: float = ARTICULATION_SMOOTHING,
+                        fps: float = spec.MODEL_FPS, in_place: bool = False) -> np.ndarray:
+    """The articulation channels low-passed by a Gaussian of ``sigma`` seconds (edges held): what is left of the
+    sampler's frame-to-frame noise. The rest of the face is unchanged. ``in_place`` smooths ``states`` itself
+    (core.smoothing works a block at a time, so an hour needs no whole-length temporaries)."""
+    return gaussian_smooth(states, sigma * fps, columns=ARTICULATION, in_place=in_place)
+
+
+_LIP_OPENERS = ("mouthUpperUpLeft", "mouthUpperUpRight", "mouthLowerDownLeft", "mouthLowerDownRight",
+                "mouthFunnel", "tongueOut")
+
+
+def seal_bilabials(states: np.ndarray, phones, fps: float = spec.MODEL_FPS, in_place: bool = False) -> np.ndarray:
+    """The articulation teacher's hard guarantee, applied to the model's output where phone evidence says p/b/m:
+    the lips seal over each bilabial (mouthClose cancels jawOpen's lip separation, the lip raisers and funnel
+    let go), with the teacher's ramps, so closures stay exact while the model keeps everything else.
+    ``in_place`` seals ``states`` itself (an hour's copy would be 25 MB)."""
+    segs = sorted(phones, key=lambda p: p.start)
+    names = [p.phone for p in segs]
+    if not BILABIALS.intersection(names):
+        return states
+    starts = np.array([p.start for p in segs], np.float64)
+    ends = np.array([p.end for p in segs], np.float64)
+    close = closure_weight(names, starts, ends, np.arange(len(states)) / fps, fps)
+    out = states if in_place else states.copy()
+    ci = spec.CHANNEL_INDEX
+    jaw = out[:, ci["jawOpen"]]
+    out[:, ci["mouthClose"]] = np.maximum(out[:, ci["mouthClose"]], close * jaw)
+    for name in _LIP_OPENERS:
+        out[:, ci[name]] *= 1.0 - close
+    return out
+
+
+def recognised_evidence(policy: NeuralPolicy | None, samples: np.ndarray, warnings: list[str],
+                        cancel: threading.Event | None = None,
+                        progress: Callable[[float], None] | None = None) -> Alignment:
+    """The accurate mode's phone evidence without a transcript (core.evidence.gather_evidence): pocketsphinx
+    all-phone recognition with the audio encoder's second opinion (closures recognition missed, so every take seals
+    the lips over them whatever its seed; recognised vowels it hears as silence get confidence 0), and no phones
+    where the audio is not speech. ``policy``: whose audio encoder listens (None: the shipped model's)."""
+    heard = gather_evidence(samples, None, "phones", policy.listener() if policy is not None else None,
+                            progress=None if progress is None else lambda f, message: progress(f), cancel=cancel)
+    warnings += heard.warnings
+    return heard.alignment
+
+
+def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: SampleSettings,
+                         evidence: Alignment | None = None, style: np.ndarray | None = None,
+                         emotion: np.ndarray | None = None, progress: Callable[[float, str], None] | None = None,
+                         cancel: threading.Event | None = None) -> np.ndarray:
+    """The engine's states for 16 kHz ``samples``. With ``evidence`` (a transcript alignment, or recognition with
+    the second opinion), its phones condition the model, the Phonetic engine's mouth for them is the prior the
+    sampler steers toward (settings.prior_weight; inside its vowels the jaw opens at least as far as the prior's,
+    settings.vowel_floor), the articulation is lightly smoothed (ARTICULATION_SMOOTHING) and the lips seal over
+    its p/b/m. Without evidence, the model alone."""
+    if evidence is None:
+        return policy.sample(samples, settings, style=style, emotion=emotion, progress=progress, cancel=cancel)
+    prior = floor = None
+    if settings.prior_weight > 0 and evidence.phones:
+        prior = phonetic_prior_take(evidence, samples, len(samples) / spec.SAMPLE_RATE)
+        if settings.vowel_floor:
+            floor = vowel_mask(evidence.phones, len(prior), confidence=evidence.confidence)
+    states = policy.sample(samples, settings, style=style, emotion=emotion, phones=evidence.phones, prior=prior,
+                           floor=floor, progress=progress, cancel=cancel)
+    if prior is not None:
+        smooth_articulation(states, in_place=True)
+    return seal_bilabials(states, evidence.phones, in_place=True)
+
+
+def states_to_track(states: np.ndarray, meta: dict | None = None) -> FaceTrack:
+    return FaceTrack(spec.MODEL_FPS, spec.CHANNEL_NAMES, states, dict(meta or {}))
+
+
+# --- the engine -------------------------------------------------------------------------------------------------
+
+DEFAULT_ACCURACY = "accurate"  # quality on real voices first (docs/BENCHMARKS.md, "The Neural model")
+
+
+class NeuralEngine:
+    """The diffusion-policy engine (name "neural"): no transcript needed, a new take per seed, style control.
+
+    Accuracy "accurate" (default) adds pocketsphinx phone recognition (with the audio encoder's second opinion on
+    closures) as evidence, steers the mouth toward the Phonetic engine's for that evidence (the prior weight,
+    default SampleSettings.prior_weight; with a jaw floor inside recognised vowels) and seals the lips over the
+    bilabials it hears (sample_with_evidence); "fast" listens with the learned audio encoder only. A transcript
+    (the option, or a ``.txt`` beside the audio) is force-aligned and used as evidence in both modes. Where the
+    evidence says the audio is not speech, the mouth rests. ``options.style``: a preset name, or a reference
+    performance (.json FaceTrack or Live Link .csv); ``options.strength``: style guidance scale;
+    ``options.emotion`` / ``emotion_intensity``: emotion preset.
+    """
+
+    name = "neural"
+
+    def __init__(self, model_dir: Path | str | None = None):
+        self.model_dir = model_dir
+        self._policies: dict[tuple[str, int], NeuralPolicy] = {}
+        self._lock = threading.Lock()
+
+    def policy(self, device: str = "auto", threads: int = 0) -> NeuralPolicy:
+        with self._lock:
+            key = (device, threads)
+            if key not in self._policies:
+                self._policies[key] = NeuralPolicy(self.model_dir, device, threads)
+            return self._policies[key]
+
+    def style_code(self, policy: NeuralPolicy, style: str | None) -> tuple[np.ndarray, str]:
+        if not style:
+            name = policy.default_style
+            return policy.style_preset(name), name
+        path = Path(style)
+        if path.suffix.lower() in (".json", ".csv") or path.exists():
+            if not path.is_file():
+                raise FacePolicyError(f'"{style}": style reference file not found')
+            if path.suffix.lower() == ".csv":
+                from .livelink import read_livelink_csv
+
+                track = read_livelink_csv(path)
+            elif path.suffix.lower() == ".json":
+                track = FaceTrack.load_json(path)
+            else:
+                raise FacePolicyError(f'"{path.name}": a style reference must be a FacePolicy .json track or a '
+                                      "Live Link Face .csv")
+            return policy.style_from_track(track, path.name), path.name
+        return policy.style_preset(style), style
+
+    def evidence(self, policy: NeuralPolicy, audio, options, progress, cancel) -> Evidence:
+        """The line's phone evidence (core.evidence.gather_evidence): the transcript's alignment, the phone
+        recognition of the accurate mode, or none; and where the audio is not speech. A transcript that is not
+        English, cannot be aligned or does not match the audio is not used: the line is animated as without one."""
+        accuracy = str(options.extra.get("accuracy") or DEFAULT_ACCURACY)
+        if accuracy not in ACCURACY_MODES:
+            raise FacePolicyError(f"unknown accuracy {accuracy!r} for the neural engine; use fast or accurate")
+        transcript = options.transcript or sidecar_transcript(audio.source)
+        try:
+            return gather_evidence(audio.samples, transcript, "phones" if accuracy == "accurate" else None,
+                                   policy.listener(), lambda f, message: progress(0.05 + 0.3 * f, message), cancel)
+        except AlignerMissing as exc:
+            return Evidence(None, AUDIO_ONLY, np.ones(0, bool), 1.0, [f"{exc}; listened to the audio only"])
+
+    def animate(self, audio, options, progress, cancel) -> FaceTrack:
+        if audio.sample_rate != spec.SAMPLE_RATE:
+            raise FacePolicyError(f"the neural engine needs {spec.SAMPLE_RATE} Hz audio (load it with load_audio)")
+        policy = self.policy(options.device, options.threads)
+        emotion = emotion_vector(options.emotion, options.emotion_intensity)
+        style, style_name = self.style_code(policy, options.style)
+        progress(0.02, "listening")
+        evidence = self.evidence(policy, audio, options, progress, cancel)
+        heard = evidence.alignment
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+        base = 0.35 if heard is not None else 0.05
+
+        def step(f: float, message: str) -> None:
+            progress(base + (0.98 - base) * f, message)
+
+        settings = SampleSettings(seed=int(options.seed), style_scale=float(options.strength),
+                                  audio_scale=float(options.extra.get("audio_guidance", 1.0)),
+                                  steps=options.extra.get("steps"))
+        prior_weight = options.extra.get("prior_weight")
+        if prior_weight is not None:
+            settings.prior_weight = float(prior_weight)
+        states = sample_with_evidence(policy, audio.samples, settings, heard, style=style, emotion=emotion,
+                                      progress=step, cancel=cancel)
+        # Where the audio is not speech (music, tones, noise) the mouth rests, whatever the model makes of it: the
+        # model alone opens the jaw on a pure tone (bench/nonspeech_calm.py --why).
+        states = calm_nonspeech(states, evidence.speech_gate(len(states)), policy.rest_state, ARTICULATION)
+        for w in evidence.warnings:
+            log.warning("%s", w)
+        meta = {"style": style_name, "strength": settings.style_scale, "emotion": options.emotion,
+                "emotion_intensity": float(options.emotion_intensity), "device": policy.provider,
+                "neural": {"evidence": evidence.source, "model": policy.files.manifest.get("name"),
+                           "prior_weight": settings.prior_weight if heard is not None else None},
+                "warnings": evidence.warnings}
+        progress(1.0, "done")
+        return states_to_track(states, meta)
