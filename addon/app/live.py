@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import queue
 import sys
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from ..core.errors import FacePolicyError
 from ..core.facetrack import FaceTrack
 from ..core.livelink import track_to_livelink_csv
 from ..core.livelink_packet import DEFAULT_PORT, DEFAULT_SUBJECT, Sender
-from ..core.pcm import PcmDecoder, Resampler
+from ..core.pcm import Microphone, PcmDecoder, Resampler
 from ..core.teacher import EMOTIONS
 
 log = logging.getLogger("facepolicy")
@@ -127,39 +126,17 @@ def _file_source(path: str, realtime: bool) -> tuple[int, Iterator[np.ndarray]]:
 
 
 def _mic_source(rate: int | None) -> tuple[int, Iterator[np.ndarray]]:
-    try:
-        import sounddevice
-    except ImportError:
-        raise FacePolicyError("--mic needs the sounddevice package: pip install 'facepolicy[live]' (or pip install "
-                              "sounddevice)") from None
-    except OSError as exc:  # the package is there, the PortAudio library it loads is not
-        raise FacePolicyError(f"--mic cannot use the microphone: sounddevice could not load PortAudio ({exc}); "
-                              "install PortAudio (e.g. apt install libportaudio2)") from None
-    try:
-        device = sounddevice.query_devices(kind="input")
-    except Exception as exc:  # noqa: BLE001 - PortAudio reports a missing device with its own error types
-        raise FacePolicyError(f"--mic found no microphone ({str(exc).splitlines()[0]})") from None
-    rate = int(rate or device["default_samplerate"])
-    blocks: queue.Queue[np.ndarray] = queue.Queue()
-
-    def callback(indata, frames, when, status):
-        blocks.put(indata[:, 0].copy())
+    mic = Microphone(rate, CHUNK_SECONDS)
+    log.info("listening to %s at %d Hz; Ctrl-C stops", mic.name, mic.rate)
 
     def chunks():
         try:
-            stream = sounddevice.InputStream(samplerate=rate, channels=1, dtype="float32",
-                                             blocksize=max(1, int(rate * CHUNK_SECONDS)), callback=callback)
-        except Exception as exc:  # noqa: BLE001 - PortAudio's errors
-            raise FacePolicyError(f'--mic cannot open "{device["name"]}" at {rate} Hz ({exc})') from None
-        with stream:
             while True:
-                try:
-                    yield blocks.get(timeout=0.5)
-                except queue.Empty:
-                    continue  # a wait the user's Ctrl-C can end
+                yield mic.read()  # an empty block after a quiet half second, so Ctrl-C is never kept waiting
+        finally:
+            mic.close()
 
-    log.info("listening to %s at %d Hz; Ctrl-C stops", device["name"], rate)
-    return rate, chunks()
+    return mic.rate, chunks()
 
 
 # --- sinks ------------------------------------------------------------------------------------------------------

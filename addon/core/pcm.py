@@ -1,4 +1,4 @@
-"""Live audio in: raw PCM bytes to float samples, and a low-delay resampler to the model's 16 kHz.
+"""Live audio in: raw PCM bytes to float samples, the default microphone, and a low-delay resampler to 16 kHz.
 
 A live source delivers audio in chunks of any size; these keep what a chunk leaves over (an odd byte, the samples
 a filter still needs) for the next one, so the result does not depend on how the audio was cut.
@@ -7,10 +7,12 @@ a filter still needs) for the next one, so the result does not depend on how the
 from __future__ import annotations
 
 import math
+import queue
 
 import numpy as np
 
 from . import spec
+from .errors import FacePolicyError
 
 # Zero crossings of the windowed-sinc kernel each side: about 1 ms of delay at 16 kHz, stop band below -70 dB.
 _ZEROS = 16
@@ -100,3 +102,48 @@ class Resampler:
             self._buf = self._buf[keep_from:]
             self._base += keep_from
         return y
+
+
+class Microphone:
+    """The default input device through PortAudio (the optional ``sounddevice`` package): blocks of
+    ``block_seconds`` of mono float32 samples at ``rate`` (the device's own rate when None), read with ``read``.
+    Raises FacePolicyError with one sentence when the package, PortAudio or a microphone is missing."""
+
+    def __init__(self, rate: int | None = None, block_seconds: float = 0.01):
+        try:
+            import sounddevice
+        except ImportError:
+            raise FacePolicyError("listening to the microphone needs the sounddevice package: pip install "
+                                  "'facepolicy[live]' (or pip install sounddevice)") from None
+        except OSError as exc:  # the package is there, the PortAudio library it loads is not
+            raise FacePolicyError(f"the microphone cannot be used: sounddevice could not load PortAudio ({exc}); "
+                                  "install PortAudio (e.g. apt install libportaudio2)") from None
+        try:
+            device = sounddevice.query_devices(kind="input")
+        except Exception as exc:  # noqa: BLE001 - PortAudio reports a missing device with its own error types
+            raise FacePolicyError(f"no microphone was found ({str(exc).splitlines()[0]})") from None
+        self.name = str(device["name"])
+        self.rate = int(rate or device["default_samplerate"])
+        self._blocks: queue.Queue[np.ndarray] = queue.Queue()
+        try:
+            self._stream = sounddevice.InputStream(samplerate=self.rate, channels=1, dtype="float32",
+                                                   blocksize=max(1, int(self.rate * block_seconds)),
+                                                   callback=self._callback)
+            self._stream.start()
+        except Exception as exc:  # noqa: BLE001 - PortAudio's errors
+            raise FacePolicyError(f'the microphone "{self.name}" cannot be opened at {self.rate} Hz ({exc})') \
+                from None
+
+    def _callback(self, indata, frames, when, status) -> None:  # PortAudio's thread
+        self._blocks.put(indata[:, 0].copy())
+
+    def read(self, timeout: float = 0.5) -> np.ndarray:
+        """The next block, or no samples when none came within ``timeout`` seconds."""
+        try:
+            return self._blocks.get(timeout=timeout)
+        except queue.Empty:
+            return np.zeros(0, np.float32)
+
+    def close(self) -> None:
+        self._stream.stop()
+        self._stream.close()

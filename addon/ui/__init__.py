@@ -3,11 +3,11 @@
 import bpy
 
 from ..preview import viewport
-from . import animate, characters, doctor, panel, prefs, props
+from . import animate, characters, doctor, live, panel, prefs, props
 
 # Order matters: property groups before the classes that point to them, panels last (the splat preview's panel
 # sits below the main one).
-_MODULES = (props, prefs, doctor, characters, animate, panel, viewport)
+_MODULES = (props, prefs, doctor, characters, animate, live, panel, viewport)
 
 
 def _classes():

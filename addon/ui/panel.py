@@ -11,6 +11,7 @@ from ..blender.bake import engine_features
 from ..core.errors import FacePolicyError
 from .animate import bake_running
 from .characters import draw_rig_report
+from .live import live_session
 
 
 def _label_wrapped(layout, text: str, icon: str = "NONE", width: int = 44) -> None:
@@ -27,6 +28,19 @@ def _valid_target(context, settings):
     except FacePolicyError as exc:
         return None, str(exc)
     return obj, None
+
+
+def _draw_live(layout, settings, can_start: bool) -> None:
+    """The Live toggle and Record, and while live how far behind the voice the face is."""
+    session = live_session()
+    row = layout.row(align=True)
+    row.enabled = can_start or session is not None
+    row.operator("facepolicy.live", text="Stop Live" if session else "Live", icon="REC" if session else "SPEAKER",
+                 depress=session is not None)
+    row.prop(settings, "live_record", toggle=True)
+    if session is not None:
+        layout.label(text=f"{session.frames_out} frames · {session.stream.latency() * 1000:.0f} ms behind the voice",
+                     icon="INFO")
 
 
 class VIEW3D_PT_facepolicy(bpy.types.Panel):
@@ -62,6 +76,7 @@ class VIEW3D_PT_facepolicy(bpy.types.Panel):
             layout.label(text="Esc to cancel", icon="CANCEL")
         elif job.status:
             _label_wrapped(layout, job.status, icon="INFO")
+        _draw_live(layout, settings, obj is not None and engine_problem is None and not running)
         if obj is not None:
             self._draw_takes(layout, obj)
         elif problem:

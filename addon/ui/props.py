@@ -112,6 +112,9 @@ class FacePolicySettings(bpy.types.PropertyGroup):
     start_frame: IntProperty(name="Start Frame", default=1, description="Frame where the audio starts")
     add_sound_strip: BoolProperty(name="Add Sound Strip", default=True,
                                   description="Put the audio in the sequencer at the start frame")
+    live_record: BoolProperty(name="Record", default=True,
+                              description="When Live stops, keep the performance as a new take (an action, with "
+                              "the recorded audio as a sound strip) starting at the current frame")
 
 
 class FacePolicyJobState(bpy.types.PropertyGroup):
