@@ -6,15 +6,15 @@ Five clips (two CMU ARCTIC lines, the bundled LibriVox line, two pocketsphinx-te
 transcript beside it and without one; the Neural engine in both accuracy modes with seeds 0, 1 and 2, and the
 Phonetic engine in both modes; every export format. Each configuration is one `python -m facepolicy.cli bake` run
 (so PYTHONPATH can point it at another checkout's package to compare two versions). The list is sorted; compare two
-lists with `diff`. Files whose bytes carry a time stamp (FBX) are hashed after blanking their creation time, so two
-runs of the same code give the same list.
+lists with `diff`. FBX and .blend bytes differ from run to run (object ids, pointers, time stamps), so they are hashed
+by what they hold: the FBX node tree without ids and time stamps, the .blend's objects, shape keys, actions (every
+keyframe), scene range and sound strips, read with bpy. Two runs of the same code give the same list.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import re
 import shutil
 import subprocess
 import sys
@@ -27,8 +27,7 @@ LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 CLIPS = [ARCTIC / "arctic_a0007.wav", ARCTIC / "arctic_a0009.wav", ROOT / "assets" / "audio" / "demo" / "dashwood.wav",
          LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0870.wav",
          LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0880.wav"]
-# FBX binary headers hold the export time (CreationTimeStamp values, CreationTime, FileId); blank them.
-_FBX_STAMP = re.compile(rb"(CreationTime.{1,8}?S\x13\x00\x00\x00)\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}")
+_FBX_VOLATILE = {b"CreationTimeStamp", b"CreationTime", b"FileId", b"Creator"}
 
 
 def configurations(quick: bool) -> list[tuple[str, list[str]]]:
@@ -51,10 +50,50 @@ def transcript_of(clip: Path) -> str | None:
     return None
 
 
+def _fbx_content(path: Path) -> bytes:
+    """The FBX node tree without what changes between runs (ids are int64 scalars; time stamps, file id)."""
+    sys.path.insert(0, str(ROOT / "tests" / "journeys"))
+    from test_export_sync import parse_fbx
+
+    def walk(nodes) -> list:
+        out = []
+        for name, props, children in nodes:
+            if name in _FBX_VOLATILE:
+                continue
+            kept = [p.tobytes() if hasattr(p, "tobytes") else p for p in props if not isinstance(p, int)]
+            out.append((name, repr(kept), walk(children)))
+        return out
+
+    return repr(walk(parse_fbx(path))).encode()
+
+
+def _blend_content(path: Path) -> bytes:
+    """What a .blend holds for an animator: objects, shape keys, actions with every keyframe, range, sound strips."""
+    import bpy
+
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    from facepolicy.blender import compat
+
+    scene = bpy.context.scene
+    out = [(scene.frame_start, scene.frame_end, scene.render.fps, scene.render.fps_base)]
+    for ob in sorted(bpy.data.objects, key=lambda o: o.name):
+        keys = ob.data.shape_keys if ob.type == "MESH" else None
+        out.append((ob.name, ob.type, [(k.name, round(k.value, 6)) for k in keys.key_blocks] if keys else None))
+    for action in sorted(bpy.data.actions, key=lambda a: a.name):
+        curves = sorted((fc.data_path, fc.array_index, [tuple(k.co) for k in fc.keyframe_points])
+                        for fc in compat.action_fcurves(action))
+        out.append((action.name, curves))
+    out += sorted((s.name, s.frame_start, s.channel) for s in compat.all_strips(scene))
+    return repr(out).encode()
+
+
 def digest(path: Path) -> str:
-    data = path.read_bytes()
     if path.suffix == ".fbx":
-        data = _FBX_STAMP.sub(lambda m: m.group(1) + b"0" * 23, data)
+        data = _fbx_content(path)
+    elif path.suffix == ".blend":
+        data = _blend_content(path)
+    else:
+        data = path.read_bytes()
     return hashlib.sha256(data).hexdigest()
 
 
