@@ -79,7 +79,7 @@ def main() -> int:
         out = Path(tmp) / "out.csv"
         code = ("import sys; from facepolicy.core.engine import BakeOptions, animate; "
                 "from facepolicy.core.livelink import write_livelink_csv; "
-                f"t = animate(sys.argv[1], BakeOptions(engine='phonetic', extra={{'accuracy': '{args.accuracy}'}})); "
+                f"t = animate(sys.argv[1], BakeOptions(engine='phonetic', accuracy='{args.accuracy}')); "
                 "write_livelink_csv(t, sys.argv[2]); print(t.meta['phonetic']['mode'], t.meta['warnings'])")
         walls, cpus, mode = [], [], ""
         for _ in range(args.runs):

@@ -111,7 +111,7 @@ def run(engines: list[str], modes: list[str], seconds: float) -> list[tuple[str,
         audio = from_array(x, RATE, source="")
         for engine in engines:
             for mode in modes:
-                track = animate(audio, BakeOptions(engine=engine, extra={"accuracy": mode}))
+                track = animate(audio, BakeOptions(engine=engine, accuracy=mode))
                 rows.append((engine, mode, name, measure(track) | {"evidence": _how(track)}))
     return rows
 

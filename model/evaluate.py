@@ -108,7 +108,7 @@ def evaluate_real(engine: NeuralEngine, clips, modes=NEURAL_MODES, phonetic: boo
         for clip in clips:
             audio = Audio(clip.audio.samples, clip.audio.sample_rate, "")  # no sidecar transcript
             options = BakeOptions(engine="neural", transcript=clip.transcript if mode == "transcript" else None,
-                                  extra={"accuracy": "accurate" if mode == "accurate" else "fast"}, seed=seed)
+                                  accuracy="accurate" if mode == "accurate" else "fast", seed=seed)
             track = engine.animate(audio, options, lambda f, m: None, None)
             scores.append(metrics.score_clip(track, clip.reference, clip.audio.samples))
         name = f"neural {mode}" if seed == seeds[0] else f"neural {mode}, seed {seed}"

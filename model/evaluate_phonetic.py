@@ -144,7 +144,7 @@ def run_mode(mode: str, clip: Clip):
     if mode == "teacher":
         return animate_phones(clip.reference, clip.audio.samples, duration=clip.audio.duration)
     options = BakeOptions(engine="phonetic", transcript=clip.transcript if mode == "transcript" else None,
-                          extra={"accuracy": "accurate" if mode == "accurate" else "fast"})
+                          accuracy="accurate" if mode == "accurate" else "fast")
     if mode != "transcript":
         # No sidecar transcript either: recognition only.
         clip = Clip(clip.name, Audio(clip.audio.samples, clip.audio.sample_rate, ""), None, clip.reference,

@@ -85,6 +85,9 @@ def _add_bake(subparsers) -> None:
                    "alone: no prior, no jaw floor in recognised vowels, no smoothing) to 1 (default: 0.25)")
     p.add_argument("--steps", type=int, metavar="N",
                    help="Neural engine: denoising steps per chunk (default: the model's, usually 4)")
+    p.add_argument("--model", metavar="DIR",
+                   help="Neural engine: a model folder with model.json, e.g. one made by fine-tuning, instead of the "
+                   "bundled model; its checksums are verified")
     ray_arguments.add_arguments(p)  # --executor local|ray, --address, --ray-data, --ray-retries
     p.set_defaults(func=run)
 
@@ -201,22 +204,29 @@ def build_plan(args) -> tuple[list[batch.BakeRow], list[batch.RowResult], batch.
         if blend_path.suffix.lower() != ".blend":
             raise FacePolicyError(f'--blend "{args.blend}": not a .blend file')
         blend = str(blend_path.absolute())
+    model_dir = None
+    if args.model:
+        from ..core.model_files import read_model_files
+
+        model_dir = str(Path(args.model).expanduser().absolute())
+        read_model_files(model_dir)  # checked once, before any line, so a corrupt file fails the batch at once
     fps = float(args.fps or spec.MODEL_FPS)
     fps = next((c for c in spec.COMMON_FPS if abs(fps - c) / c < 5e-4), fps)  # 29.97 means 30000/1001
     opts = batch.BatchOptions(
         out_dir=str(out_dir), formats=formats, fps=fps, takes=args.takes,
         strength=args.strength, device=args.device, blend=blend, accuracy=args.accuracy,
         emotion=args.emotion, emotion_intensity=args.intensity, audio_guidance=args.audio_guidance, steps=args.steps,
-        prior_weight=args.phonetic_prior,
+        prior_weight=args.phonetic_prior, model_dir=model_dir,
     )
     defaults = batch.RowDefaults(
         style=args.style, seed=args.seed, object=args.object, engine=args.engine,
         transcript=str(Path(args.transcript).absolute()) if args.transcript else None,
     )
-    batch.check_style(args.style, batch.style_presets())
+    presets = batch.style_presets(model_dir)
+    batch.check_style(args.style, presets)
     entries = _entries(args, single_name)
     rows, failures = [], []
-    engines, presets = list(engine.ENGINES), batch.style_presets()
+    engines = list(engine.ENGINES)
     # Rows are planned group by group (arguments, manifest) because relative paths resolve differently.
     claimed: dict = {}
     for idx, (source, values, base) in enumerate(entries, start=1):

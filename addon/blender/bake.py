@@ -188,9 +188,9 @@ def request_from_settings(context, settings, prefs=None) -> BakeRequest:
         if "emotion" in features:
             options.emotion, options.emotion_intensity = settings.emotion, settings.emotion_intensity
         if "accuracy" in features and settings.accuracy != "DEFAULT":
-            options.extra["accuracy"] = settings.accuracy.lower()
+            options.accuracy = settings.accuracy.lower()
         if prefs and prefs.model_dir:
-            options.extra["model_dir"] = bpy.path.abspath(prefs.model_dir)
+            options.model_dir = bpy.path.abspath(prefs.model_dir)
         plan = rig_report.rig_plan(obj)
         return BakeRequest(
             object_name=obj.name, audio_path=path, audio_name=stem, options=options,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -35,7 +35,14 @@ class BakeOptions:
     emotion_intensity: float = 0.0
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # 0: onnxruntime's default
-    extra: dict = field(default_factory=dict)
+    accuracy: str | None = None  # spec.ACCURACY_MODES; None: the engine's default (Neural accurate, Phonetic fast)
+    # The Neural engine's sampling: guidance on audio (>1 articulates more strongly, with one more model pass),
+    # denoising steps per plan (None: the model's) and the pull toward the Phonetic engine's mouth (None: the
+    # sampler's default, SampleSettings.prior_weight).
+    audio_guidance: float = 1.0
+    steps: int | None = None
+    prior_weight: float | None = None
+    model_dir: str | None = None  # the Neural model's folder (its model.json); None: the bundled assets/models
 
 
 class Engine(Protocol):

@@ -16,6 +16,7 @@ from .align import AlignerMissing, Alignment
 from .errors import Cancelled, FacePolicyError
 from .evidence import AUDIO_ONLY, Evidence, calm_nonspeech, gather_evidence, sidecar_transcript
 from .facetrack import FaceTrack
+from .model_files import MANIFEST, default_model_dir
 from .phones import BILABIALS, VOWELS
 from .phonetic import phonetic_prior_take
 from .sampler import ARTICULATION, NeuralPolicy, SampleSettings, emotion_vector
@@ -122,29 +123,40 @@ DEFAULT_ACCURACY = "accurate"  # quality on real voices first (docs/BENCHMARKS.m
 class NeuralEngine:
     """The diffusion-policy engine (name "neural"): no transcript needed, a new take per seed, style control.
 
-    Accuracy "accurate" (default) adds pocketsphinx phone recognition (with the audio encoder's second opinion on
-    closures) as evidence, steers the mouth toward the Phonetic engine's for that evidence (the prior weight,
-    default SampleSettings.prior_weight; with a jaw floor inside recognised vowels) and seals the lips over the
-    bilabials it hears (sample_with_evidence); "fast" listens with the learned audio encoder only. A transcript
-    (the option, or a ``.txt`` beside the audio) is force-aligned and used as evidence in both modes. Where the
-    evidence says the audio is not speech, the mouth rests. ``options.style``: a preset name, or a reference
-    performance (.json FaceTrack or Live Link .csv); ``options.strength``: style guidance scale;
+    ``options.model_dir``: the model folder (default: the engine's, else the bundled one). ``options.accuracy``:
+    "accurate" (default) adds pocketsphinx phone recognition (with the audio encoder's second opinion on
+    closures) as evidence, steers the mouth toward the Phonetic engine's for that evidence
+    (``options.prior_weight``, default SampleSettings.prior_weight; with a jaw floor inside recognised vowels)
+    and seals the lips over the bilabials it hears (sample_with_evidence); "fast" listens with the learned audio
+    encoder only. A transcript (the option, or a ``.txt`` beside the audio) is force-aligned and used as evidence
+    in both modes. Where the evidence says the audio is not speech, the mouth rests. ``options.style``: a preset
+    name, or a reference performance (.json FaceTrack or Live Link .csv); ``options.strength``: style guidance
+    scale; ``options.audio_guidance``, ``options.steps``: SampleSettings.audio_scale and steps;
     ``options.emotion`` / ``emotion_intensity``: emotion preset.
     """
 
     name = "neural"
 
     def __init__(self, model_dir: Path | str | None = None):
-        self.model_dir = model_dir
-        self._policies: dict[tuple[str, int], NeuralPolicy] = {}
+        self.model_dir = model_dir  # the folder used when the options name none (None: the bundled model)
+        self._policies: dict[tuple, tuple[tuple | None, NeuralPolicy]] = {}  # (folder, device, threads) → version
         self._lock = threading.Lock()
 
-    def policy(self, device: str = "auto", threads: int = 0) -> NeuralPolicy:
+    def policy(self, device: str = "auto", threads: int = 0, model_dir: Path | str | None = None) -> NeuralPolicy:
+        """The warm policy of ``model_dir`` (default: the engine's folder) on ``device``. A folder whose model.json
+        changed since (a model exported again into it) is read and checked again."""
+        root = Path(model_dir or self.model_dir or default_model_dir()).absolute()
+        try:
+            st = (root / MANIFEST).stat()
+            version = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            version = None  # read_model_files says what is missing
         with self._lock:
-            key = (device, threads)
-            if key not in self._policies:
-                self._policies[key] = NeuralPolicy(self.model_dir, device, threads)
-            return self._policies[key]
+            key = (root, device, threads)
+            held = self._policies.get(key)
+            if held is None or held[0] != version:
+                self._policies[key] = (version, NeuralPolicy(root, device, threads))
+            return self._policies[key][1]
 
     def style_code(self, policy: NeuralPolicy, style: str | None) -> tuple[np.ndarray, str]:
         if not style:
@@ -170,7 +182,7 @@ class NeuralEngine:
         """The line's phone evidence (core.evidence.gather_evidence): the transcript's alignment, the phone
         recognition of the accurate mode, or none; and where the audio is not speech. A transcript that is not
         English, cannot be aligned or does not match the audio is not used: the line is animated as without one."""
-        accuracy = str(options.extra.get("accuracy") or DEFAULT_ACCURACY)
+        accuracy = options.accuracy or DEFAULT_ACCURACY
         if accuracy not in ACCURACY_MODES:
             raise FacePolicyError(f"unknown accuracy {accuracy!r} for the neural engine; use fast or accurate")
         transcript = options.transcript or sidecar_transcript(audio.source)
@@ -183,7 +195,7 @@ class NeuralEngine:
     def animate(self, audio, options, progress, cancel) -> FaceTrack:
         if audio.sample_rate != spec.SAMPLE_RATE:
             raise FacePolicyError(f"the neural engine needs {spec.SAMPLE_RATE} Hz audio (load it with load_audio)")
-        policy = self.policy(options.device, options.threads)
+        policy = self.policy(options.device, options.threads, options.model_dir)
         emotion = emotion_vector(options.emotion, options.emotion_intensity)
         style, style_name = self.style_code(policy, options.style)
         progress(0.02, "listening")
@@ -197,11 +209,9 @@ class NeuralEngine:
             progress(base + (0.98 - base) * f, message)
 
         settings = SampleSettings(seed=int(options.seed), style_scale=float(options.strength),
-                                  audio_scale=float(options.extra.get("audio_guidance", 1.0)),
-                                  steps=options.extra.get("steps"))
-        prior_weight = options.extra.get("prior_weight")
-        if prior_weight is not None:
-            settings.prior_weight = float(prior_weight)
+                                  audio_scale=float(options.audio_guidance), steps=options.steps)
+        if options.prior_weight is not None:
+            settings.prior_weight = float(options.prior_weight)
         states = sample_with_evidence(policy, audio.samples, settings, heard, style=style, emotion=emotion,
                                       progress=step, cancel=cancel)
         # Where the audio is not speech (music, tones, noise) the mouth rests, whatever the model makes of it: the

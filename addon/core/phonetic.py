@@ -53,7 +53,7 @@ class PhoneticEngine:
 
     def animate(self, audio: Audio, options: BakeOptions, progress: ProgressFn,
                 cancel: threading.Event) -> FaceTrack:
-        accuracy = str(options.extra.get("accuracy") or "fast")
+        accuracy = options.accuracy or "fast"
         if accuracy not in ACCURACY_MODES:
             raise FacePolicyError(f"unknown accuracy {accuracy!r} for the phonetic engine; use fast or accurate")
         if options.emotion not in EMOTIONS:
@@ -70,7 +70,7 @@ class PhoneticEngine:
         result = evidence.alignment
         phones, confidence = cleaned_phones(result)
         progress(0.85, "animating")
-        style = SpeakerStyle.from_dict(dict(options.extra.get("style_params") or {}))
+        style = SpeakerStyle()
         style.emotion = options.emotion
         style.emotion_intensity = float(np.clip(options.emotion_intensity, 0.0, 1.0))
         track = animate_phones(phones, samples, rate=rate, fps=spec.MODEL_FPS, style=style, seed=options.seed,

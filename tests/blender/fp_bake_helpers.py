@@ -63,7 +63,7 @@ class WriterTestEngine:
         track.values[:, spec.CHANNEL_INDEX["jawOpen"]] = env / max(float(env.max()), 1e-9)
         track.values[:, spec.CHANNEL_INDEX["mouthSmileLeft"]] = (options.seed % 7) / 10
         track.values[:, spec.CHANNEL_INDEX["headYaw"]] = 0.1
-        track.meta["accuracy"] = options.extra.get("accuracy")
+        track.meta["accuracy"] = options.accuracy
         if options.transcript:
             track.meta["warnings"] = [f"transcript seen: {options.transcript}"]
         for k in range(0, n, max(1, n // 4)):

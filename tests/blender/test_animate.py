@@ -1,6 +1,9 @@
 """The Animate from Audio operator and the bake steps behind it: one undo step, cancel, bad input, engines."""
 
+import json
+import shutil
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -360,11 +363,34 @@ def test_transcript_from_a_text_block_reaches_the_engine(setup):
     settings.transcript_text = text
     settings.accuracy = "ACCURATE"
     request = bake.request_from_settings(bpy.context, settings)
-    assert request.options.transcript == "Hello there." and request.options.extra["accuracy"] == "accurate"
+    assert request.options.transcript == "Hello there." and request.options.accuracy == "accurate"
     result, reports = bake.bake(bpy.context, request)
     assert ("WARNING", "transcript seen: Hello there.") in reports, "the engine's warnings reach the report area"
 
 
+
+def test_the_model_folder_preference_reaches_the_neural_engine(setup, tmp_path):
+    from facepolicy.core import engine
+    from facepolicy.core.assets import asset_root
+
+    scene, settings, obj = setup
+    folder = tmp_path / "my model"
+    shutil.copytree(asset_root() / "models", folder)
+    manifest = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    default = manifest["default_style"]
+    manifest["styles"][default] = manifest["styles"][next(n for n in sorted(manifest["styles"]) if n != default)]
+    (folder / "model.json").write_text(json.dumps(manifest), encoding="utf-8")
+    settings.engine = "neural"
+    settings.accuracy = "FAST"
+    preferences = SimpleNamespace(device="CPU", threads=0, model_dir=str(folder), default_style="")
+    request = bake.request_from_settings(bpy.context, settings, preferences)
+    assert request.options.model_dir == str(folder)
+    mine = engine.animate(settings.audio_path, request.options)
+    preferences.model_dir = ""
+    request = bake.request_from_settings(bpy.context, settings, preferences)
+    assert request.options.model_dir is None
+    bundled = engine.animate(settings.audio_path, request.options)
+    assert np.abs(mine.values - bundled.values).max() > 0.05, "the folder's own style must change the face"
 def test_head_rotation_onto_a_bone_through_the_operator(setup):
     scene, settings, obj = setup
     arm = bpy.data.objects.new("Rig", bpy.data.armatures.new("Rig"))

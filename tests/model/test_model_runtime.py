@@ -105,7 +105,7 @@ def test_progress_and_cancel(policy, clip):
 def test_engine_contract_styles_and_errors(tmp_path, clip):
     engine = NeuralEngine(exported_tiny())
     audio = audio_mod.from_array(clip.samples, spec.SAMPLE_RATE)
-    track = engine.animate(audio, BakeOptions(engine="neural", seed=1, extra={"accuracy": "fast"}),
+    track = engine.animate(audio, BakeOptions(engine="neural", seed=1, accuracy="fast"),
                            lambda f, m: None, threading.Event())
     assert track.fps == spec.MODEL_FPS and track.names == spec.CHANNEL_NAMES
     assert track.n_frames == features.n_model_frames(len(audio.samples))

@@ -69,7 +69,7 @@ def test_a_wrong_transcript_falls_back_to_recognition_with_a_warning(bare_a9, ca
 
 
 def test_accurate_mode_recognises_words_then_aligns_them(bare_a9):
-    track = animate(bare_a9, BakeOptions(engine="phonetic", extra={"accuracy": "accurate"}))
+    track = animate(bare_a9, BakeOptions(engine="phonetic", accuracy="accurate"))
     assert track.meta["phonetic"]["mode"] == "recognised-words"
     s = metrics.score_clip(track, lab(), load_audio(bare_a9).samples).summary()
     assert s["bilabial"] == 1.0 and s["open"] >= 0.9
@@ -107,7 +107,7 @@ def test_noise_and_music_give_a_calm_mouth_not_chatter(kind, bare_a9):
 
 def test_bad_options_and_cancel(bare_a9):
     with pytest.raises(FacePolicyError, match="unknown accuracy"):
-        animate(bare_a9, BakeOptions(engine="phonetic", extra={"accuracy": "perfect"}))
+        animate(bare_a9, BakeOptions(engine="phonetic", accuracy="perfect"))
     with pytest.raises(FacePolicyError, match="unknown emotion"):
         animate(bare_a9, BakeOptions(engine="phonetic", emotion="bored"))
     cancel = threading.Event()

@@ -54,8 +54,8 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
             options = BakeOptions(engine=row.engine, transcript=transcript, seed=row.seed + take - 1,
                                   style=row.style, strength=opts.strength, device=opts.device,
                                   emotion=opts.emotion, emotion_intensity=opts.emotion_intensity,
-                                  extra={"accuracy": opts.accuracy, "audio_guidance": opts.audio_guidance,
-                                         "steps": opts.steps, "prior_weight": opts.prior_weight})
+                                  accuracy=opts.accuracy, audio_guidance=opts.audio_guidance, steps=opts.steps,
+                                  prior_weight=opts.prior_weight, model_dir=opts.model_dir)
             track = animate(audio, options, progress=_take_progress(progress, take, opts.takes), cancel=cancel)
             track.meta["take"] = take
             if abs(track.fps - opts.fps) > 1e-9:

@@ -138,11 +138,12 @@ def _check_writable(folder: Path) -> None:
         raise FacePolicyError(f'cannot write to "{folder}": the folder "{probe}" is not writable')
 
 
-def style_presets() -> list[str]:
-    """Names of the style presets the installed Neural model ships (the "styles" of assets/models/model.json)."""
+def style_presets(model_dir: str | None = None) -> list[str]:
+    """Names of the style presets of the Neural model in ``model_dir`` (default: the installed one, whose
+    assets/models/model.json lists them under "styles")."""
     from ..model_files import MANIFEST, default_model_dir
 
-    path = default_model_dir() / MANIFEST
+    path = Path(model_dir or default_model_dir()) / MANIFEST
     try:
         st = path.stat()
     except OSError:

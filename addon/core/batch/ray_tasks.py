@@ -56,6 +56,8 @@ def _scene_exporter(factory):
 def _missing_paths(row: BakeRow, opts: BatchOptions) -> list[str]:
     """Inputs and the output folder that this node cannot see."""
     missing = [str(p) for p in row_inputs(row, opts) if not p.exists()]
+    if opts.model_dir and not Path(opts.model_dir).is_dir():
+        missing.append(opts.model_dir)
     if not Path(opts.out_dir).is_dir():
         missing.append(opts.out_dir)
     return missing

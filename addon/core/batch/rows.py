@@ -56,6 +56,7 @@ class BatchOptions:
     audio_guidance: float = 1.0  # the Neural engine's classifier-free guidance on audio
     steps: int | None = None  # the Neural engine's DDIM steps (None: the model's default)
     prior_weight: float | None = None  # the Neural engine's phonetic prior weight (None: its default)
+    model_dir: str | None = None  # the Neural engine's model folder (None: the bundled model)
 
     def to_dict(self) -> dict:
         return asdict(self)

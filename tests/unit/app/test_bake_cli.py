@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from batch_helpers import UNIT, WORKER, write_line
 
 from facepolicy.app import bake
 from facepolicy.core import batch
+from facepolicy.core.assets import asset_root
 from facepolicy.core.errors import FacePolicyError
 from facepolicy.core.facetrack import FaceTrack
 from facepolicy.core.livelink import read_livelink_csv
@@ -273,13 +275,22 @@ def test_emotion_and_neural_settings_reach_the_engine_options_and_the_resume_fin
     assert run(argv + ["--emotion", "happy", "--intensity", "0.8", "--audio-guidance", "1.5", "--steps", "6",
                        "--phonetic-prior", "0.5"]) == 0
     assert (seen[0].emotion, seen[0].emotion_intensity) == ("happy", 0.8)
-    assert seen[0].extra["audio_guidance"] == 1.5 and seen[0].extra["steps"] == 6
-    assert seen[0].extra["prior_weight"] == 0.5
+    assert seen[0].audio_guidance == 1.5 and seen[0].steps == 6
+    assert seen[0].prior_weight == 0.5 and seen[0].model_dir is None
+    model = tmp_path / "model"
+    shutil.copytree(asset_root() / "models", model)
+    assert run(argv + ["--model", str(model)]) == 0
+    assert seen[-1].model_dir == str(model.absolute())
     prints = set()
     for extra in ([], ["--emotion", "sad"], ["--emotion", "sad", "--intensity", "1"], ["--steps", "8"],
-                  ["--audio-guidance", "2"], ["--phonetic-prior", "0"]):
+                  ["--audio-guidance", "2"], ["--phonetic-prior", "0"], ["--model", str(model)]):
         rows, failures, opts = bake.build_plan(parse(argv + extra))
         prints.add(batch.row_fingerprint(rows[0], opts))
-    assert len(prints) == 6, "every setting that changes the output must re-bake, not skip"
+    assert len(prints) == 7, "every setting that changes the output must re-bake, not skip"
+    # Another model in the same folder (its model.json changed) re-bakes too.
+    manifest = model / "model.json"
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace('"name"', '"name" ', 1), encoding="utf-8")
+    rows, failures, opts = bake.build_plan(parse(argv + ["--model", str(model)]))
+    assert batch.row_fingerprint(rows[0], opts) not in prints
     with pytest.raises(SystemExit):
         parse(argv + ["--emotion", "grumpy"])
