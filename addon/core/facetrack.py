@@ -91,12 +91,10 @@ class FaceTrack:
     # --- JSON: {fps, names, weights, meta} -------------------------------------------------------------
 
     def to_dict(self) -> dict:
-        return {
-            "fps": self.fps,
-            "names": list(self.names),
-            "weights": self.values.tolist(),
-            "meta": self.meta,
-        }
+        return self._shell(self.values.tolist())
+
+    def _shell(self, weights) -> dict:
+        return {"fps": self.fps, "names": list(self.names), "weights": weights, "meta": self.meta}
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "track") -> FaceTrack:
@@ -122,7 +120,18 @@ class FaceTrack:
             raise TrackFormatError(f'"{source}": {exc}') from None
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
+        return "".join(self._json_chunks())
+
+    def _json_chunks(self, block: int = 2000):
+        """``to_json``'s text in pieces, the weights ``block`` frames at a time: the same bytes as one
+        ``json.dumps`` of ``to_dict()``, without an hour's take as one list of lists or one string."""
+        marker = "\u0000weights\u0000"
+        head, tail = json.dumps(self._shell(marker), separators=(",", ":")).split(json.dumps(marker))
+        yield head + "["
+        for a in range(0, self.n_frames, block):
+            rows = json.dumps(self.values[a : a + block].tolist(), separators=(",", ":"))[1:-1]
+            yield ("," if a else "") + rows
+        yield "]" + tail
 
     @classmethod
     def from_json(cls, text: str, source: str = "track") -> FaceTrack:
@@ -135,9 +144,11 @@ class FaceTrack:
         return cls.from_dict(data, source)
 
     def save_json(self, path) -> None:
-        from .fileio import atomic_write_text
+        from .fileio import atomic_path
 
-        atomic_write_text(path, self.to_json())
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for text in self._json_chunks():
+                f.write(text)
 
     @classmethod
     def load_json(cls, path) -> FaceTrack:

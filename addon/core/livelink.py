@@ -50,35 +50,43 @@ def _nominal_rate(fps: float) -> int:
     return max(1, int(round(fps)))
 
 
-def track_to_livelink_csv(track: FaceTrack, start_seconds: float = 0.0) -> str:
-    """The Live Link Face CSV text for ``track``. Channels the track lacks are written as 0."""
-    full = track.select(spec.CHANNEL_NAMES)
+def _livelink_csv_blocks(track: FaceTrack, start_seconds: float = 0.0, block: int = 2000):
+    """The Live Link Face CSV text for ``track``: the header, then ``block`` frames at a time (so an hour's take
+    never exists as one string or one float64 table)."""
     rate = _nominal_rate(track.fps)
     n_arkit = spec.NUM_ARKIT
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(_HEADER_PREFIX + spec.LIVELINK_COLUMNS)
+    csv.writer(buf, lineterminator="\n").writerow(_HEADER_PREFIX + spec.LIVELINK_COLUMNS)
+    yield buf.getvalue()
     extra_idx = [
         spec.CHANNEL_INDEX[c] if c is not None else None for c in spec.LIVELINK_EXTRA_TO_CHANNEL.values()
     ]
-    # Every value as the shortest repr of its float64 (exact for the float32 it came from), a row per frame; the
-    # rows hold only numbers and timecodes, so they need no CSV quoting and are joined directly (10x faster).
-    table = np.zeros((full.n_frames, n_arkit + len(extra_idx)), np.float64)
-    table[:, :n_arkit] = full.values[:, :n_arkit]
-    for j, i in enumerate(extra_idx):
-        if i is not None:
-            table[:, n_arkit + j] = full.values[:, i]
     count = str(len(spec.LIVELINK_COLUMNS))
-    for k, row in enumerate(table.tolist()):
-        tc = format_timecode(start_seconds + k / track.fps, rate)
-        buf.write(f"{tc},{count},{','.join(map(repr, row))}\n")
-    return buf.getvalue()
+    for a in range(0, track.n_frames, block):
+        full = FaceTrack(track.fps, track.names, track.values[a : a + block]).select(spec.CHANNEL_NAMES)
+        table = np.zeros((full.n_frames, n_arkit + len(extra_idx)), np.float64)
+        table[:, :n_arkit] = full.values[:, :n_arkit]
+        for j, i in enumerate(extra_idx):
+            if i is not None:
+                table[:, n_arkit + j] = full.values[:, i]
+        # Every value as the shortest repr of its float64 (exact for the float32 it came from), a row per frame; the
+        # rows hold only numbers and timecodes, so they need no CSV quoting and are joined directly (10x faster).
+        times = (format_timecode(start_seconds + (a + k) / track.fps, rate) for k in range(full.n_frames))
+        rows = zip(times, table.tolist(), strict=True)
+        yield "".join(f"{tc},{count},{','.join(map(repr, row))}\n" for tc, row in rows)
+
+
+def track_to_livelink_csv(track: FaceTrack, start_seconds: float = 0.0) -> str:
+    """The Live Link Face CSV text for ``track``. Channels the track lacks are written as 0."""
+    return "".join(_livelink_csv_blocks(track, start_seconds))
 
 
 def write_livelink_csv(track: FaceTrack, path, start_seconds: float = 0.0) -> None:
-    from .fileio import atomic_write_text
+    from .fileio import atomic_path
 
-    atomic_write_text(path, track_to_livelink_csv(track, start_seconds))
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        for text in _livelink_csv_blocks(track, start_seconds):
+            f.write(text)
 
 
 def _snap_fps(fps: float) -> float:

@@ -115,3 +115,17 @@ def test_atomic_outputs_get_normal_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (path.stat().st_mode & 0o777) == (0o666 & ~mask)
+
+
+def test_json_is_written_in_blocks_with_the_bytes_of_one_json_dumps(tmp_path):
+
+    rng = np.random.default_rng(4)
+    track = FaceTrack(30.0, spec.CHANNEL_NAMES, rng.random((4001, spec.NUM_CHANNELS)).astype(np.float32),
+                      {"engine": "test", "warnings": ["a \u00e9"]})
+    whole = json.dumps({"fps": track.fps, "names": list(track.names), "weights": track.values.tolist(),
+                        "meta": track.meta}, separators=(",", ":"))
+    assert track.to_json() == whole
+    assert len(list(track._json_chunks(block=2000))) == 2 + 3
+    track.save_json(tmp_path / "t.json")
+    assert (tmp_path / "t.json").read_text(encoding="utf-8") == whole
+    assert FaceTrack.zeros(0).to_json() == json.dumps(FaceTrack.zeros(0).to_dict(), separators=(",", ":"))

@@ -102,3 +102,16 @@ def test_write_is_atomic(tmp_path):
     write_livelink_csv(make_track(31, 30), path)
     assert read_livelink_csv(path).n_frames == 31
     assert [p.name for p in tmp_path.iterdir()] == ["take.csv"]
+
+
+def test_the_csv_is_written_in_blocks_with_the_same_bytes_as_at_once(tmp_path):
+    """An hour's take is written 2000 frames at a time; the bytes equal the whole text (block edges included)."""
+    from facepolicy.core.livelink import _livelink_csv_blocks, track_to_livelink_csv, write_livelink_csv
+
+    rng = np.random.default_rng(3)
+    track = FaceTrack(30.0, spec.CHANNEL_NAMES, rng.random((4501, spec.NUM_CHANNELS)).astype(np.float32))
+    blocks = list(_livelink_csv_blocks(track, block=2000))
+    assert len(blocks) == 1 + 3
+    write_livelink_csv(track, tmp_path / "take.csv")
+    assert (tmp_path / "take.csv").read_text(encoding="utf-8") == track_to_livelink_csv(track) == "".join(blocks)
+    assert read_livelink_csv(tmp_path / "take.csv").n_frames == 4501
