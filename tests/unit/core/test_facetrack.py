@@ -118,7 +118,6 @@ def test_atomic_outputs_get_normal_permissions(tmp_path):
 
 
 def test_json_is_written_in_blocks_with_the_bytes_of_one_json_dumps(tmp_path):
-
     rng = np.random.default_rng(4)
     track = FaceTrack(30.0, spec.CHANNEL_NAMES, rng.random((4001, spec.NUM_CHANNELS)).astype(np.float32),
                       {"engine": "test", "warnings": ["a \u00e9"]})
