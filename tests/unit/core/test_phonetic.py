@@ -14,7 +14,7 @@ from facepolicy.core.errors import Cancelled, FacePolicyError
 
 pytest.importorskip("pocketsphinx", reason="the Phonetic engine needs pocketsphinx (pip install pocketsphinx)")
 
-ARCTIC = Path(__file__).resolve().parent.parent / "data" / "arctic"
+ARCTIC = Path(__file__).resolve().parents[2] / "data" / "arctic"
 A9 = ARCTIC / "arctic_a0009.wav"
 A9_TEXT = "He turned sharply, and faced Gregson across the table."
 

@@ -176,7 +176,7 @@ def test_fade_in_starts_on_the_previous_plan_and_ends_on_the_new_one():
     np.testing.assert_array_equal(x, new)
 
 
-ARCTIC_A0009 = Path(__file__).resolve().parent.parent / "data" / "arctic" / "arctic_a0009.wav"
+ARCTIC_A0009 = Path(__file__).resolve().parents[2] / "data" / "arctic" / "arctic_a0009.wav"
 
 
 def test_replanning_boundaries_jump_less_with_phone_evidence():
