@@ -1,5 +1,5 @@
 """Gaussian smoothing along time: the one low-pass used by the articulation teacher (articulator inertia), the
-panel's Smoothing slider (core.rigtrack) and the Neural engine's articulation clean-up (core.policy)."""
+panel's Smoothing slider (core.rigtrack) and the Neural engine's articulation clean-up (core.neural)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The one Gaussian smoother: what it does to a signal, and the same bits as each of the three it replaced.
 
 The reference functions below are the smoothers as they were before core.smoothing (the teacher's articulator
-inertia, the panel's Smoothing slider in core.rigtrack, the Neural engine's articulation clean-up in core.policy),
+inertia, the panel's Smoothing slider in core.rigtrack, the Neural engine's articulation clean-up in core.neural),
 copied verbatim apart from their names; each caller's parameters must give their results bit for bit.
 """
 
