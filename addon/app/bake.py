@@ -36,7 +36,9 @@ def _add_bake(subparsers) -> None:
         help="bake audio lines to facial animation files (csv, json, fbx, glb, blend)",
         description="Bake speech audio to ARKit-52 facial animation. csv (Live Link Face) and json need no Blender; "
         "fbx, glb and blend are written with Blender's bpy (the bundled default head unless --blend is given). "
-        "A .txt with the same name beside an audio file is used as its transcript. Outputs that are already "
+        "A .txt with the same name beside an audio file is used as its transcript (English only: a transcript that "
+        "is not English or does not match the audio is not used, the line is animated as without one and the "
+        "summary says why). Outputs that are already "
         "up to date are skipped, so an interrupted batch can simply be run again.",
         epilog="Manifest columns (CSV header or JSON keys): audio, output, style, seed, object, engine, transcript. "
         "Relative paths in a manifest are relative to the manifest's folder; output names are relative to -o "
@@ -60,7 +62,9 @@ def _add_bake(subparsers) -> None:
     p.add_argument("--style", metavar="PRESET|FILE", help="a style preset (see 'facepolicy styles') or a "
                    "reference file (.json track or Live Link .csv)")
     p.add_argument("--strength", type=float, default=1.0, metavar="X", help="style strength (default: 1.0)")
-    p.add_argument("--transcript", metavar="FILE", help="transcript text file for a single AUDIO")
+    p.add_argument("--transcript", metavar="FILE",
+                   help="transcript text file for a single AUDIO (English only; one that is not English or does not "
+                   "match the audio is not used: the line is animated as without one, and the summary says why)")
     p.add_argument("--engine", default=default_engine, metavar="neural|phonetic",
                    help=f"animation engine (default: {default_engine})")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
