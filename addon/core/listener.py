@@ -21,7 +21,7 @@ class BilabialListener:
     """The audio encoder's phone classifier (named for its first use, the closures recognition misses)."""
 
     MARGIN = 40  # mel frames of context each side of a block (the encoder's receptive field is smaller)
-    BLOCK = 6000  # mel frames per encoder call (60 s), so memory stays bounded on long audio
+    BLOCK = 1000  # mel frames per encoder call (10 s): memory stays bounded on long audio, the same probabilities
 
     def __init__(self, model_dir: Path | str | None = None, block: int | None = None, *, session=None,
                  stride: int = 1):
