@@ -127,7 +127,7 @@ def _file_source(path: str, realtime: bool) -> tuple[int, Iterator[np.ndarray]]:
 
 def _mic_source(rate: int | None) -> tuple[int, Iterator[np.ndarray]]:
     mic = Microphone(rate, CHUNK_SECONDS)
-    log.info("listening to %s at %d Hz; Ctrl-C stops", mic.name, mic.rate)
+    log.info("the microphone is %s; Ctrl-C stops", mic.name)
 
     def chunks():
         try:
@@ -189,6 +189,8 @@ def run(args) -> int:
     sender = Sender(args.livelink, args.fps, args.subject) if args.livelink else None
     take = CsvTake(Path(args.csv), args.fps) if args.csv else None
     resampler = Resampler(rate)
+    log.info("live: listening (%d Hz in, %d fps out); each frame leaves %.0f ms after its audio", rate, args.fps,
+             stream.latency() * 1000)
 
     def send(frames: np.ndarray) -> None:
         if sender is not None:

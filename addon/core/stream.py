@@ -16,7 +16,6 @@ the session: audio, phones, probabilities and states are kept for a few seconds 
 
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
@@ -28,7 +27,6 @@ from .errors import FacePolicyError
 from .phones import PhoneSegment
 from .phonetic import phonetic_prior_take
 from .policy import (
-    ARTICULATION_SMOOTHING,
     NeuralPolicy,
     SampleSettings,
     seal_bilabials,
@@ -37,12 +35,9 @@ from .policy import (
 )
 from .stream_evidence import PhoneProbs, PhoneStream, window_evidence
 
-log = logging.getLogger("facepolicy")
-
 LOOKAHEAD = 2  # model frames of audio each plan hears past the frame it executes
 SMOOTH = 1  # model frames each side of the centred articulation smoothing
 LATENCY = (LOOKAHEAD + SMOOTH) / spec.MODEL_FPS
-SMOOTHING = ARTICULATION_SMOOTHING  # seconds: the Gaussian of the centred articulation smoothing
 HISTORY = 4.0  # seconds of phones and audio before a plan that its evidence and prior see
 _GRID = spec.SAMPLE_RATE // 10  # 0.1 s = 3 model frames = 10 mel frames: audio cut here keeps every grid whole
 _GRID_FRAMES = spec.MODEL_FPS // 10
@@ -298,7 +293,7 @@ class FaceStream:
             j = self._emitted
             top = self._k - 1 if last is None else last
             rows = np.stack([self._planned[min(max(i, 0), top)] for i in range(j - SMOOTH, j + SMOOTH + 1)])
-            self._ready += self._rate.push(smooth_articulation(rows, SMOOTHING)[SMOOTH])
+            self._ready += self._rate.push(smooth_articulation(rows)[SMOOTH])
             self._planned.pop(j - SMOOTH, None)
             self._emitted += 1
 
