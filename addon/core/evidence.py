@@ -357,8 +357,12 @@ class Evidence:
 def calm_nonspeech(states: np.ndarray, gate: np.ndarray, rest: np.ndarray, channels) -> np.ndarray:
     """(frames, C) states whose ``channels`` are pulled to ``rest`` (C,) by 1 - ``gate`` (Evidence.speech_gate)."""
     out = np.array(states, copy=True)
-    g = np.asarray(gate, np.float32)[: len(out), None]
-    out[: len(g), channels] = rest[channels] + g * (out[: len(g), channels] - rest[channels])
+    g = np.asarray(gate, np.float32)[: len(out)]
+    rows = np.nonzero(g < 1)[0]  # frames the gate leaves at 1 (speech) keep their values bit for bit
+    if len(rows):
+        cols = np.asarray(channels)
+        where = np.ix_(rows, cols)
+        out[where] = rest[cols] + g[rows, None] * (out[where] - rest[cols])
     return out
 
 

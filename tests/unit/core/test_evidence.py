@@ -141,3 +141,19 @@ def test_clips_of_a_few_samples_give_evidence_and_leave_the_decoders_working():
         assert heard.speech.dtype == bool and len(heard.speech_gate(1)) == 1
         assert heard.source == "phone recognition" and len(heard.warnings) == 1
     assert gather_evidence(load_audio(A9).samples, A9_TEXT, None).source == TRANSCRIPT
+
+
+def test_calm_nonspeech_leaves_speech_frames_bit_for_bit():
+    """Where the gate is 1 (speech) the states keep their exact values; only gated frames move toward rest."""
+    from facepolicy.core.evidence import calm_nonspeech
+
+    rng = np.random.default_rng(7)
+    states = rng.random((50, 8)).astype(np.float32)
+    rest = rng.random(8).astype(np.float32)
+    gate = np.ones(50)
+    gate[:5] = 0.0
+    gate[5:8] = 0.5
+    out = calm_nonspeech(states, gate, rest, [0, 2, 3])
+    assert np.array_equal(out[8:], states[8:]) and np.array_equal(out[:, [1, 4, 5, 6, 7]], states[:, [1, 4, 5, 6, 7]])
+    np.testing.assert_array_equal(out[:5, [0, 2, 3]], np.broadcast_to(rest[[0, 2, 3]], (5, 3)))
+    np.testing.assert_allclose(out[5:8, [0, 2, 3]], 0.5 * (states[5:8, [0, 2, 3]] + rest[[0, 2, 3]]), rtol=1e-6)
