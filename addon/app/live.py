@@ -63,6 +63,8 @@ def add_parser(subparsers) -> None:
                    help="accurate (default): pocketsphinx hears the phones as they come and the lips seal on "
                    "p/b/m; fast: the model listens alone (less CPU, fewer closures)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
+    p.add_argument("--model", metavar="DIR", help="a model folder with model.json, e.g. one made by fine-tuning, "
+                   "instead of the bundled model; its checksums are verified")
     p.set_defaults(func=run)
 
 
@@ -179,7 +181,7 @@ def run(args) -> int:
         rate, chunks = _file_source(args.input, args.realtime)
     engine = get_engine("neural")
     # One thread per ONNX call: the live plans are small, and more threads cost CPU without cutting the latency.
-    policy = engine.policy(args.device, threads=1)
+    policy = engine.policy(args.device, threads=1, model_dir=args.model)
     style, _ = engine.style_code(policy, args.style)
     stream = FaceStream(policy, SampleSettings(seed=args.seed, style_scale=args.strength), style,
                         emotion_vector(args.emotion, args.intensity), fps=args.fps,

@@ -184,13 +184,14 @@ def write_options(settings, start_frame: int) -> keys.WriteOptions:
 
 def stream_from_settings(settings, prefs=None) -> FaceStream:
     """The live stream the panel's engine settings ask for: style (preset, action or Live Link CSV), strength,
-    emotion, seed and accuracy (Fast: the model listens alone), on the preferences' device."""
+    emotion, seed and accuracy (Fast: the model listens alone), with the preferences' model folder and device."""
     from ..core.engine import get_engine
     from ..core.policy import SampleSettings, emotion_vector
 
     engine = get_engine("neural")
     # One thread per ONNX call: the live plans are small, and more threads cost CPU without cutting the latency.
-    policy = engine.policy(prefs.device.lower() if prefs else "auto", threads=1)
+    model_dir = bpy.path.abspath(prefs.model_dir) if prefs and prefs.model_dir else None
+    policy = engine.policy(prefs.device.lower() if prefs else "auto", threads=1, model_dir=model_dir)
     if settings.style_source == "ACTION":
         if settings.style_action is None:
             raise FacePolicyError("no reference action was chosen for the style")
