@@ -11,12 +11,12 @@ BPY_LTS="bpy==4.2.*"
 # bpy 4.2/5.0 are built against numpy 1.x; numpy 2 breaks parts of them.
 NUMPY="numpy==1.26.4"
 
-# Debian packages: X/GL libraries the bpy wheel links against, a C++ compiler with OpenMP for the splat preview;
+# Debian packages: X/GL libraries the bpy wheel links against, a C++ compiler for the splat preview;
 # for the tests also real speech (LibriVox clips), the TTS voices the training corpus is made with, and wine (the
 # Windows zip's splat library is run under it). The TTS tools (GPL) only make training data: the add-on never links
 # or bundles them.
 APT_RUNTIME=(libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libsm6 libice6 libgl1 libxext6 libxxf86vm1
-             g++ libgomp1)
+             g++)
 APT_TEST=(pocketsphinx-testdata espeak-ng festival festlex-cmu festvox-kallpc16k festvox-kdlpc16k
           festvox-us-slt-hts flite sox wine64)
 
