@@ -19,7 +19,6 @@ from ..core.facetrack import FaceTrack
 from ..core.livelink import track_to_livelink_csv
 from ..core.livelink_packet import DEFAULT_PORT, DEFAULT_SUBJECT, Sender
 from ..core.pcm import Microphone, PcmDecoder, Resampler
-from ..core.teacher import EMOTIONS
 
 log = logging.getLogger("facepolicy")
 
@@ -56,7 +55,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--style", metavar="PRESET|FILE", help="a style preset (see 'facepolicy styles') or a "
                    "reference file (.json track or Live Link .csv)")
     p.add_argument("--strength", type=float, default=1.0, metavar="X", help="style strength (default: 1.0)")
-    p.add_argument("--emotion", default="neutral", choices=EMOTIONS, help="emotion preset (default: neutral)")
+    p.add_argument("--emotion", default="neutral", choices=spec.EMOTIONS, help="emotion preset (default: neutral)")
     p.add_argument("--intensity", type=float, default=0.5, metavar="X",
                    help="emotion intensity, 0 to 1 (default: 0.5)")
     p.add_argument("--accuracy", choices=("fast", "accurate"), default="accurate",

@@ -22,25 +22,10 @@ DEFAULT_PORT = 11111  # the port Live Link Face and Unreal's Live Link Face sour
 DEFAULT_SUBJECT = "FacePolicy"
 DEVICE_ID = "FacePolicy"
 
-# Unreal's EARFaceBlendShape order. It is not the Live Link Face CSV's (spec.ARKIT_NAMES): the enum has jawLeft
+# Unreal's EARFaceBlendShape order: the Live Link Face CSV's (spec.ARKIT_NAMES) except that the enum has jawLeft
 # before jawRight and mouthLeft before mouthRight.
-EAR_NAMES: tuple[str, ...] = (
-    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
-    "eyeSquintLeft", "eyeWideLeft",
-    "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
-    "eyeSquintRight", "eyeWideRight",
-    "jawForward", "jawLeft", "jawRight", "jawOpen",
-    "mouthClose", "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight",
-    "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight",
-    "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
-    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
-    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight",
-    "mouthUpperUpLeft", "mouthUpperUpRight",
-    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
-    "cheekPuff", "cheekSquintLeft", "cheekSquintRight",
-    "noseSneerLeft", "noseSneerRight",
-    "tongueOut",
-)
+_EAR_SWAPS = {"jawRight": "jawLeft", "jawLeft": "jawRight", "mouthRight": "mouthLeft", "mouthLeft": "mouthRight"}
+EAR_NAMES: tuple[str, ...] = tuple(_EAR_SWAPS.get(n, n) for n in spec.ARKIT_NAMES)
 # The packet's 61 values by name: the weights, then the Live Link columns for head and eyes (eye roll is always 0).
 PACKET_NAMES: tuple[str, ...] = EAR_NAMES + spec.LIVELINK_EXTRA_COLUMNS
 NUM_VALUES = len(PACKET_NAMES)

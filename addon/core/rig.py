@@ -202,10 +202,11 @@ class RigMapping:
             rows += [(ch, m.key, m.how) for m in found] or [(ch, "", "unmatched")]
         return rows
 
-    def warnings(self) -> list[str]:
+    def warnings(self, unmatched_keys_idle: bool = True) -> list[str]:
+        """Collisions, skipped keys and (``unmatched_keys_idle``: when nothing else drives them) unmatched keys."""
         out = [c.message for c in self.collisions]
         out += [f'"{k}": {why}' for k, why in self.skipped.items()]
-        if self.unmatched_keys:
+        if self.unmatched_keys and unmatched_keys_idle:
             shown = ", ".join(f'"{k}"' for k in self.unmatched_keys[:8])
             more = f" and {len(self.unmatched_keys) - 8} more" if len(self.unmatched_keys) > 8 else ""
             out.append(f"{len(self.unmatched_keys)} shape keys match no channel ({shown}{more}); they stay as they are")

@@ -120,15 +120,8 @@ class RigPlan:
         return "; ".join(parts)
 
     def warnings(self) -> list[str]:
-        """The mapping's own warnings, less the "keys stay as they are" line when the solve drives those keys."""
-        out = [c.message for c in self.mapping.collisions]
-        out += [f'"{k}": {why}' for k, why in self.mapping.skipped.items()]
-        idle = () if self.needs_solve else self.mapping.unmatched_keys
-        if idle:
-            shown = ", ".join(f'"{k}"' for k in idle[:8])
-            more = f" and {len(idle) - 8} more" if len(idle) > 8 else ""
-            out.append(f"{len(idle)} shape keys match no channel ({shown}{more}); they stay as they are")
-        return out
+        """The mapping's warnings, less "these keys stay as they are" when the solve drives those keys."""
+        return self.mapping.warnings(unmatched_keys_idle=not self.needs_solve)
 
 
 def plan_rig(mapping: RigMapping) -> RigPlan:

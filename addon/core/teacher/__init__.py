@@ -6,10 +6,9 @@ both (style.py). A take is rendered window by window with the same bits as all a
 deterministic for a given seed and style, and the style is recorded in the track's meta.
 """
 
-from ..spec import EMOTIONS  # also importable from here: core.policy and core.phonetic import it from this package
 from .mouth import TARGETS, closure_weight, phone_emphasis
 from .style import STYLE_RANGES, SpeakerStyle, sample_style
 from .take import TEACHER_VERSION, TeacherTake, animate_phones
 
-__all__ = ["EMOTIONS", "STYLE_RANGES", "TARGETS", "TEACHER_VERSION", "SpeakerStyle", "TeacherTake", "animate_phones",
+__all__ = ["STYLE_RANGES", "TARGETS", "TEACHER_VERSION", "SpeakerStyle", "TeacherTake", "animate_phones",
            "closure_weight", "phone_emphasis", "sample_style"]

@@ -8,7 +8,6 @@ import pytest
 from facepolicy.core import metrics, spec
 from facepolicy.core.phones import PhoneSegment
 from facepolicy.core.teacher import (
-    EMOTIONS,
     STYLE_RANGES,
     SpeakerStyle,
     animate_phones,
@@ -180,7 +179,7 @@ def test_sample_style_covers_at_least_eight_continuous_parameters_and_emotions()
     for name, (lo, hi) in STYLE_RANGES.items():
         v = np.array([getattr(s, name) for s in styles])
         assert lo <= v.min() and v.max() <= hi and v.std() > 0.15 * (hi - lo), name
-    assert {s.emotion for s in styles} == set(EMOTIONS)
+    assert {s.emotion for s in styles} == set(spec.EMOTIONS)
     with pytest.raises(ValueError, match="unknown emotion"):
         SpeakerStyle(emotion="bored")
 
