@@ -15,13 +15,13 @@ import subprocess
 import termios
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 from journey import ARCTIC, DEMO_WAV, console_script, facepolicy, write_wav
+from test_preview_command import decode_png  # the one PNG reader of the tests (tests/unit, see conftest.py)
 
 REFUSAL = ('facepolicy: error: -o "{output}": bake writes .csv, .json, .fbx, .glb, .blend files, not {suffix}; '
            'end a folder name with "/" to use it as a folder\n')
@@ -138,27 +138,6 @@ def test_a_truncated_wav_bakes_what_is_there_and_says_how_much(tmp_path):
 # --- preview of a Live Link CSV take ------------------------------------------------------------------------
 
 
-def read_png(data: bytes) -> np.ndarray:
-    """Decode an 8-bit RGB/RGBA PNG as any viewer would, checking every chunk's CRC and the row filters."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat, header = 8, b"", None
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        assert struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + body)
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    width, height, depth, color = header[:4]
-    assert depth == 8 and color in (2, 6)
-    channels = 3 if color == 2 else 4
-    rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + width * channels)
-    assert (rows[:, 0] == 0).all()
-    return rows[:, 1:].reshape(height, width, channels)
-
-
 @pytest.fixture(scope="module")
 def splat_library():
     from facepolicy.preview import build
@@ -176,7 +155,7 @@ def test_preview_of_a_live_link_csv_take(tmp_path, splat_library):
                      "--columns", "3", "--backend", "cpu", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "3 frames (0..40) of take.csv" in run.stdout
-    sheet = read_png((tmp_path / "sheet.png").read_bytes()).astype(float)
+    sheet = decode_png((tmp_path / "sheet.png").read_bytes()).astype(float)
     assert sheet.shape[:2] == (64, 3 * 64 + 2 * 2)
     assert sheet[16:48, 16:48].mean() > 60  # the head is drawn
     run = facepolicy("preview", "take.csv", "-o", "sheet.jpg", cwd=tmp_path)

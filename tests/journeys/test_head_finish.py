@@ -14,7 +14,7 @@ import json
 import numpy as np
 from journey import facepolicy
 from numpy.lib.stride_tricks import sliding_window_view
-from test_cli_edges import read_png
+from test_preview_command import decode_png
 
 SIZE = 384
 TOP_LIMIT, BOTTOM_LIMIT = 0.03, 0.55
@@ -39,7 +39,7 @@ def test_the_preview_outline_is_smooth_at_the_scalp_and_the_neck(tmp_path):
     (tmp_path / "take.json").write_text(json.dumps(track), encoding="utf-8")
     run = facepolicy("preview", "take.json", "-o", "sheet.png", "--size", SIZE, "--backend", "cpu", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    image = read_png((tmp_path / "sheet.png").read_bytes()).astype(float)
+    image = decode_png((tmp_path / "sheet.png").read_bytes()).astype(float)
     image = image[:SIZE - 40]  # the frame number is drawn in the bottom rows
     drawn = np.abs(image - image[5, 5]).sum(-1) > 12
     columns = np.flatnonzero(drawn.any(axis=0))

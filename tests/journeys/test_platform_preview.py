@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from journey import ROOT, facepolicy
-from test_cli_edges import read_png
+from test_preview_command import decode_png
 
 HARNESS = ROOT / "tests" / "data" / "preview" / "wine_harness.c"
 # Two float32 renders of one scene by two compilers' maths libraries (expf, logf, sqrtf): the Windows DLL and the
@@ -194,8 +194,8 @@ def test_preview_without_the_library_draws_the_same_sheet_with_numpy(tmp_path):
     assert len(notes) == 1 and notes[0].startswith("note: No splat library for ")
     assert notes[0].endswith("so the splat preview draws with the slower numpy renderer.")
     assert "numpy renderer" in run.stdout.splitlines()[-1]
-    with_library = read_png((tmp_path / "with_library.png").read_bytes()).astype(int)
-    with_numpy = read_png((tmp_path / "numpy.png").read_bytes()).astype(int)
+    with_library = decode_png((tmp_path / "with_library.png").read_bytes()).astype(int)
+    with_numpy = decode_png((tmp_path / "numpy.png").read_bytes()).astype(int)
     assert with_numpy.shape == with_library.shape == (96, 3 * 96 + 2 * 2, 3)
     # 8-bit pixels: the renderers agree to 3e-6, so at most a rounding step apart.
     assert np.abs(with_numpy - with_library).max() <= 1

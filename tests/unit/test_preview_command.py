@@ -18,7 +18,8 @@ from facepolicy.preview.png import encode_png
 
 
 def decode_png(data: bytes) -> np.ndarray:
-    """Just enough PNG decoding for what encode_png writes (8-bit RGB/RGBA, filter 0)."""
+    """Decode an 8-bit RGB/RGBA PNG with filter 0 (what encode_png writes), checking every chunk's CRC and the row
+    filters; the preview journey reads its sheets with it too."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, header = 8, b"", None
     while pos < len(data):
@@ -31,6 +32,7 @@ def decode_png(data: bytes) -> np.ndarray:
             idat += body
         pos += 12 + length
     w, h, depth, color = header[:4]
+    assert depth == 8 and color in (2, 6)
     channels = {2: 3, 6: 4}[color]
     rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, 1 + w * channels)
     assert (rows[:, 0] == 0).all()
