@@ -21,6 +21,8 @@ def _add_doctor(subparsers) -> None:
         "libsndfile, pocketsphinx, and the sha256 of every bundled asset. Exit code 1 if something is wrong.",
     )
     p.add_argument("--no-blender", action="store_true", help="do not load bpy to report Blender's version")
+    p.add_argument("--model", metavar="DIR", help="also list and check a model folder of one's own (one made by "
+                   "'facepolicy finetune'): its checksums, style presets and what it was fine-tuned on")
     p.set_defaults(func=_run_doctor)
 
 
@@ -28,7 +30,7 @@ def _run_doctor(args) -> int:
     from ..blender.status import blender_status
     from ..core.doctor import build_report
 
-    report = build_report(VERSION, blender=None if args.no_blender else blender_status())
+    report = build_report(VERSION, blender=None if args.no_blender else blender_status(), model_dir=args.model)
     print(report.text())
     return 1 if report.problems else 0
 
@@ -38,6 +40,7 @@ _SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     (".bake", "add_parser"),  # bake, styles
     ("..preview.command", "add_parser"),  # preview (contact sheet of the splat head)
     (".live", "add_parser"),  # live (speech to Live Link and a CSV in real time)
+    (".finetune", "add_parser"),  # finetune (a performer's model folder from Live Link Face captures)
 )
 
 

@@ -141,8 +141,10 @@ def _both_onnxruntimes() -> bool:
     return found == 2
 
 
-def build_report(version: str, blender: str | None = None) -> Report:
-    """The report; ``blender`` is the Blender line as the caller found it (core never imports bpy), or None."""
+def build_report(version: str, blender: str | None = None, model_dir: str | Path | None = None) -> Report:
+    """The report; ``blender`` is the Blender line as the caller found it (core never imports bpy), or None;
+    ``model_dir``: a model folder of one's own (`--model`, the add-on's Model Folder preference), listed and
+    checked after the bundled model."""
     r = Report()
     r.add("facepolicy", version)
     r.add("python", f"{platform.python_version()} ({sys.executable})")
@@ -176,6 +178,8 @@ def build_report(version: str, blender: str | None = None) -> Report:
     except Exception:
         r.add("pocketsphinx", "not installed (the Phonetic engine needs it)")
     _neural_model(r)
+    if model_dir:
+        _neural_model(r, Path(model_dir))
     root = asset_root()
     statuses = check_assets(root)
     r.add("assets", f"{root} ({len(statuses)} listed in SHA256SUMS)")
@@ -188,17 +192,33 @@ def build_report(version: str, blender: str | None = None) -> Report:
     return r
 
 
-def _neural_model(r: Report) -> None:
-    """The Neural engine's model: its name, whether every ONNX file matches its sha256, and the style presets."""
+def _neural_model(r: Report, folder: Path | None = None) -> None:
+    """A Neural model (the bundled one, or ``folder``): its name, whether every ONNX file matches its sha256, the
+    style presets, and for a fine-tuned folder what it learned from and its held-out figures."""
     from .errors import AssetError
     from .model_files import read_model_files
 
+    key = "neural model" if folder is None else "model folder"
     try:
-        files = read_model_files()
+        files = read_model_files(folder)
     except AssetError as exc:
-        r.add("neural model", "NOT USABLE")
+        r.add(key, "NOT USABLE" if folder is None else f"{folder}: NOT USABLE")
         r.problems.append(str(exc))
         return
     m = files.manifest
-    r.add("neural model", f"{m.get('name', '?')}: {len(m['files'])} ONNX files, sha256 ok; style presets "
-          f"{', '.join(sorted(m.get('styles') or {})) or 'none'}")
+    where = "" if folder is None else f"{files.root}: "
+    r.add(key, f"{where}{m.get('name', '?')}: {len(m['files'])} ONNX files, sha256 ok; style presets "
+          f"{', '.join(sorted(m.get('styles') or {})) or 'none'}"
+          + (f" (default {m['default_style']})" if folder is not None and m.get("default_style") else ""))
+    tuned = m.get("finetune")
+    if folder is None or not isinstance(tuned, dict):
+        return
+    caps = tuned.get("captures", {})
+    base = tuned.get("base_model", {})
+    r.add("  fine-tuned", f"from {base.get('name', '?')} on {len(caps.get('takes', []))} takes "
+          f"({60 * float(caps.get('hours', 0)):.1f} min) of {caps.get('folder', '?')}, {tuned.get('steps', '?')} steps")
+    held = tuned.get("held_out") or {}
+    if "shipped" in held and "fine-tuned" in held:
+        groups = [g for g in held["shipped"] if g in held["fine-tuned"]]
+        pairs = "; ".join(f"{g} {held['shipped'][g]:.3f} → {held['fine-tuned'][g]:.3f}" for g in groups)
+        r.add("  held-out error", f"{pairs} (shipped → fine-tuned, {held.get('held_out_seconds')} s)")

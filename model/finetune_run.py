@@ -1,0 +1,256 @@
+"""One `facepolicy finetune` run: check the captures, fine-tune (model.finetune), measure the held-out takes with
+the shipped and the fine-tuned model, and write the model folder (ONNX, model.json with its checksums, MODEL_CARD.md,
+the performer's style preset) into a temporary folder beside MODEL_DIR that becomes MODEL_DIR only at the end.
+
+    python -m model.finetune_run CAPTURE_DIR -o MODEL_DIR        # what the console command runs
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from facepolicy.core import spec
+from facepolicy.core.assets import sha256_file
+from facepolicy.core.captures import CaptureError, check_folder, find_takes
+from facepolicy.core.errors import FacePolicyError
+from facepolicy.core.model_files import MANIFEST, default_model_dir, read_model_files
+
+from .finetune import FineTuner, FinetuneSettings, cache_key, default_cache_root, take_arrays, unit
+
+# Channel groups of the held-out figures (ARKit weights; head and gaze are left out).
+GROUPS = {"mouth": ("mouth",), "brows": ("brows",), "eyes": ("eyes", "blinks")}
+GROUP_INDEX = {g: [i for i, n in enumerate(spec.ARKIT_NAMES) if spec.region_of(n) in regions]
+               for g, regions in GROUPS.items()}
+
+
+def preset_name(folder: Path) -> str:
+    """The style preset's name: the capture folder's name in lower case, other characters as '_'."""
+    name = re.sub(r"[^a-z0-9_-]+", "_", folder.resolve().name.lower()).strip("_")
+    return name or "performer"
+
+
+def group_errors(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    """Mean absolute error per channel group between two (T, C) state arrays."""
+    n = min(len(pred), len(ref))
+    return {g: float(np.abs(pred[:n, idx] - ref[:n, idx]).mean()) for g, idx in GROUP_INDEX.items()}
+
+
+def sample_take(policy, take, code: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The engine's accurate-mode states for a take, with the take's own evidence (as `bake` makes them)."""
+    from facepolicy.core.evidence import calm_nonspeech
+    from facepolicy.core.policy import ARTICULATION, SampleSettings, sample_with_evidence
+
+    states = sample_with_evidence(policy, take.samples, SampleSettings(seed=seed), take.evidence.alignment,
+                                  style=code)
+    return calm_nonspeech(states, take.evidence.speech_gate(len(states)), policy.rest_state, ARTICULATION)
+
+
+def held_out_figures(base_dir, model_dir, takes, valid_items, base_code, code) -> dict:
+    """Per channel group, the error of the shipped model (its default style) and of the fine-tuned one (the
+    performer's preset) against the held-out captured frames."""
+    from facepolicy.core.policy import NeuralPolicy
+
+    by_name = {t.name: t for t in takes}
+    out = {}
+    for label, root, style in (("shipped", base_dir, base_code), ("fine-tuned", model_dir, code)):
+        policy = NeuralPolicy(root, threads=1)
+        errs, frames = {g: 0.0 for g in GROUPS}, 0
+        for it in valid_items:
+            take = by_name[it.name]
+            pred = sample_take(policy, take, style)[it.lo : it.hi]
+            n = len(pred)
+            for g, e in group_errors(pred, take.states[it.lo : it.hi]).items():
+                errs[g] += e * n
+            frames += n
+        out[label] = {g: round(v / max(1, frames), 4) for g, v in errs.items()}
+    out["held_out_seconds"] = round(sum(it.hi - it.lo for it in valid_items) / spec.MODEL_FPS, 1)
+    out["held_out_takes"] = sorted({it.name for it in valid_items})
+    return out
+
+
+def rest_state(arrays: list[dict], base_rest: np.ndarray) -> np.ndarray:
+    """The performer's face where the audio is not speech (median over those frames), else the base's."""
+    quiet = [a["states"][~a["speech"]] for a in arrays if (~a["speech"]).sum() >= 5]
+    if not quiet:
+        return base_rest
+    return np.median(np.concatenate(quiet), axis=0).astype(np.float32)
+
+
+def write_model_dir(tuner: FineTuner, arrays, takes, out: Path, base_dir: Path, name: str, capture_dir: Path,
+                    command: str) -> dict:
+    """Export the best fine-tuned denoiser and the shipped encoders into ``out`` with model.json and the card."""
+    from export_onnx.export import FILES, export_networks
+
+    model = tuner.best_model()
+    diffs = export_networks(model, tuner.cfg, out)
+    base = read_model_files(base_dir, verify=False)
+    for net in ("audio_encoder", "style_encoder"):  # the encoders are the shipped ones, byte for byte
+        shutil.copyfile(base.network(net), out / FILES[net])
+    m = json.loads(json.dumps(base.manifest))
+    m["name"] = name
+    m["parity_max_abs_diff"] = diffs
+    m["styles"][name] = tuner.preset.tolist()
+    m["style_presets_made_from"] = dict(m.get("style_presets_made_from", {}))
+    m["style_presets_made_from"][name] = (f"the performer's captures ({len(tuner.train)} training takes of "
+                                          f"{capture_dir.name})")
+    m["default_style"] = name
+    m["normalisation"]["rest_state"] = rest_state(arrays, np.asarray(m["normalisation"]["rest_state"])).tolist()
+    m["files"] = {f: sha256_file(out / f) for f in FILES.values()}
+    seconds = sum(a["seconds"] for a in arrays)
+    held = {it.name for it in tuner.valid}
+    m["finetune"] = {
+        "base_model": {"name": base.manifest.get("name"), "folder": str(base.root),
+                       "model_json_sha256": sha256_file(base.root / MANIFEST)},
+        "captures": {"folder": str(capture_dir), "takes": [
+            {"name": t.name, "seconds": round(t.seconds, 2), "capture_fps": t.fps,
+             "sync_offset_ms": round(1000 * t.sync.offset, 1) if t.sync else None,
+             "sync_corrected": bool(t.sync and t.sync.corrected), "held_out": t.name in held,
+             "evidence": t.evidence.source if t.evidence else None} for t in takes],
+            "hours": round(seconds / 3600, 4)},
+        "settings": asdict(tuner.settings), "command": command,
+        "steps": tuner.step, "best_step": tuner.best_step, "stopped_early": tuner.stopped_early,
+        "train_seconds": round(tuner.elapsed, 1),
+        "held_out_loss": {"shipped": round(tuner.base_valid, 5), "fine-tuned": round(tuner.best_valid, 5)},
+        "history": tuner.history,
+    }
+    (out / MANIFEST).write_text(json.dumps(m, indent=1), encoding="utf-8")
+    return m
+
+
+def add_figures(out: Path, m: dict, figures: dict) -> None:
+    m["finetune"]["held_out"] = figures
+    (out / MANIFEST).write_text(json.dumps(m, indent=1), encoding="utf-8")
+    (out / "MODEL_CARD.md").write_text(model_card(m), encoding="utf-8")
+
+
+def model_card(m: dict) -> str:
+    f = m["finetune"]
+    caps = f["captures"]
+    held = f.get("held_out", {})
+    lines = [
+        f"# FacePolicy model `{m['name']}`: fine-tuned on a performer's captures",
+        "",
+        f"The shipped model `{f['base_model']['name']}` (model.json sha256 `{f['base_model']['model_json_sha256']}`)"
+        f" with its denoiser fine-tuned on Live Link Face captures; the audio and style encoders are the shipped"
+        f" ones. Its default style preset `{m['default_style']}` is the performer's style code.",
+        "",
+        "## Captures",
+        "",
+        f"- folder: `{caps['folder']}`; {len(caps['takes'])} takes, {caps['hours'] * 60:.1f} min"
+        f" ({caps['hours']:.3f} h)",
+        *[f"- `{t['name']}`: {t['seconds']:.1f} s at {t['capture_fps']:g} fps, sync {t['sync_offset_ms']} ms"
+          f"{' (corrected)' if t['sync_corrected'] else ''}, phones from {t['evidence']}"
+          f"{', held out' if t['held_out'] else ''}" for t in caps["takes"]],
+        "",
+        "## Training",
+        "",
+        f"- command: `{f['command']}`",
+        f"- steps: {f['steps']} (best held-out loss at step {f['best_step']}"
+        f"{', stopped early' if f['stopped_early'] else ''}); {f['train_seconds'] / 60:.1f} min of training on the"
+        " CPU",
+        f"- held-out denoising loss: shipped {f['held_out_loss']['shipped']}, fine-tuned"
+        f" {f['held_out_loss']['fine-tuned']}",
+        "",
+        "## Held-out takes",
+        "",
+    ]
+    if held:
+        lines += [f"Mean absolute error of the ARKit weights against the captured curves on {held['held_out_seconds']}"
+                  f" s held out ({', '.join(held['held_out_takes'])}), accurate mode, seed 0:", "",
+                  "| model | " + " | ".join(GROUPS) + " |", "|---|" + "---|" * len(GROUPS)]
+        for label in ("shipped", "fine-tuned"):
+            lines.append(f"| {label} | " + " | ".join(f"{held[label][g]:.4f}" for g in GROUPS) + " |")
+    else:
+        lines.append("- not measured")
+    lines += ["", "## Files", "", *[f"- `{k}`: sha256 `{v}`" for k, v in m["files"].items()], ""]
+    return "\n".join(lines)
+
+
+def finetune(capture_dir, out_dir, settings: FinetuneSettings | None = None, base_dir=None, cache_root=None,
+             overwrite: bool = False, log=print, progress_bar=None, command: str = "") -> dict:
+    """Check, train, measure and write; returns the manifest. MODEL_DIR is written only when everything finished
+    (FacePolicyError otherwise, with MODEL_DIR as it was)."""
+    settings = settings or FinetuneSettings()
+    capture_dir, out_dir = Path(capture_dir), Path(out_dir)
+    base_dir = Path(base_dir) if base_dir else default_model_dir()
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise FacePolicyError(f'"{out_dir}" already exists and is not empty; choose a new model folder, or add '
+                              "--overwrite to replace it when the run finishes")
+    if out_dir.resolve() == base_dir.resolve():
+        raise FacePolicyError(f'"{out_dir}" is the base model\'s own folder; write the fine-tuned model elsewhere')
+    files, problems = find_takes(capture_dir)
+    if problems:
+        raise CaptureError(problems, f"{len(problems)} problem(s) in the captures; nothing was trained:")
+    base = read_model_files(base_dir)
+    cache = Path(cache_root or default_cache_root()) / cache_key(files, base.root / MANIFEST, settings)
+    t0 = time.perf_counter()
+    takes, warnings = check_folder(capture_dir)
+    for w in warnings:
+        log(w)
+    from facepolicy.core.policy import NeuralPolicy
+
+    policy = NeuralPolicy(base_dir, threads=settings.threads)
+    arrays = [take_arrays(policy, t) for t in takes]
+    minutes = sum(a["seconds"] for a in arrays) / 60
+    log(f"{len(takes)} takes, {minutes:.1f} min of captures checked in {time.perf_counter() - t0:.0f} s")
+    tuner = FineTuner(base_dir, arrays, settings, cache, log=log)
+    if tuner.try_resume():
+        log(f"resuming from {tuner.ckpt} at step {tuner.step}")
+    held = sum(it.hi - it.lo for it in tuner.valid) / spec.MODEL_FPS
+    log(f"fine-tuning on {len(tuner.train)} take(s), holding out {held:.0f} s "
+        f"({', '.join(sorted({it.name for it in tuner.valid}))}); checkpoints in {cache}")
+    bar = progress_bar(tuner) if progress_bar else None
+    tuner.quiet_log = bar is None
+    try:
+        tuner.run(bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not tuner.finished:
+        raise FacePolicyError(f"stopped after {tuner.step} of {settings.steps} steps (--max-minutes); run the same "
+                              f"command again to resume from {tuner.ckpt}; nothing was written to \"{out_dir}\"")
+    name = preset_name(capture_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        m = write_model_dir(tuner, arrays, takes, tmp, base_dir, name, capture_dir, command)
+        base_code = policy.style_preset(policy.default_style)
+        log("measuring the held-out takes with the shipped and the fine-tuned model")
+        add_figures(tmp, m, held_out_figures(base_dir, tmp, takes, tuner.valid, base_code, unit(tuner.preset)))
+        read_model_files(tmp)  # the folder checks as `bake --model` will check it
+        _move_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return m
+
+
+def _move_into_place(tmp: Path, out_dir: Path) -> None:
+    """``tmp`` becomes ``out_dir``; an existing ``out_dir`` (with --overwrite) is set aside first and then removed."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{int(time.time())}")
+        out_dir.rename(old)
+    tmp.chmod(0o755)
+    tmp.rename(out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def main(argv=None) -> int:
+    from facepolicy.app.cli import run
+
+    return run(["finetune", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
