@@ -1,14 +1,18 @@
-"""Build the Blender extension zips: dist/facepolicy-<version>-<platform>.zip, one per platform.
+"""Build the Blender extension zips: one per platform and Blender range (Python ABI), named for both:
+dist/facepolicy-<version>-<platform>-for-blender-4.2-to-5.0.zip (Python 3.11) and
+dist/facepolicy-<version>-<platform>-for-blender-5.1-and-later.zip (Python 3.13).
 
 Builds the splat preview's CPU library for every platform with the preview's one build command (this machine's
 compiler for this machine, zig for the others; zig comes from the `ziglang` wheel on PyPI, installed into
-build/toolchains/ when it is not found), slims the runtime wheels to what the add-on runs (see slim_wheels), stages
-addon/ (the package) + assets/ + the wheels + that platform's library into build/extension/<platform>/, then runs
-Blender's own builder (bl_pkg/cli/blender_ext.py from the bpy wheel) with --split-platforms, and validates every zip it
-made. Nothing from model/, tests/ or export_onnx/ goes in.
+build/toolchains/ when it is not found), slims the runtime wheels to what the add-on runs (see WHEEL_DROPS), stages
+addon/ (the package) + assets/ + that platform's library + that Python's wheels into
+build/extension/<platform>-<abi>/ with the Blender range in its manifest, then runs Blender's own builder
+(bl_pkg/cli/blender_ext.py from the bpy wheel), validates every zip it made and checks the set with the builder's
+repository listing (server-generate), which refuses two zips that Blender could both pick. Nothing from model/,
+tests/ or export_onnx/ goes in.
 
-    python tools/build_extension.py                      # all platforms
-    python tools/build_extension.py --platforms linux-x64
+    python tools/build_extension.py                      # all platforms, both Blender ranges
+    python tools/build_extension.py --platforms linux-x64 --pythons 3.11
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -32,7 +38,25 @@ from addon.preview import build as preview_build  # noqa: E402
 # Runtime wheels: onnxruntime (the Neural engine), soundfile + cffi (audio decoding), pocketsphinx (Phonetic
 # engine). Blender already ships numpy. --no-deps: onnxruntime's sympy/protobuf are not needed for inference.
 RUNTIME_WHEELS = ("onnxruntime", "soundfile", "cffi", "pocketsphinx")
-PYTHONS = ("3.11", "3.13")  # Blender 4.2–5.0, and 5.1+
+
+
+class BlenderRange(NamedTuple):
+    """The Blender releases one zip serves: those that run its Python. ``maximum`` is exclusive, as the manifest's
+    blender_version_max is (None: no upper bound); ``label`` names the range in the zip's file name."""
+    minimum: str
+    maximum: str | None
+    label: str
+
+
+# One zip per platform and Python ABI, so each carries one copy of the compiled wheels (two copies put every zip
+# over 60 MB). Blender installs a zip only where its Python matches the wheels (the builder reads the ABI from their
+# names); blender_version_min/max say the same range to users and to the extensions platform. The ranges meet end to
+# end: 4.2 up to (not including) 5.1, then 5.1 and later.
+BLENDER_RANGES = {
+    "3.11": BlenderRange("4.2.0", "5.1.0", "for-blender-4.2-to-5.0"),
+    "3.13": BlenderRange("5.1.0", None, "for-blender-5.1-and-later"),
+}
+PYTHONS = tuple(BLENDER_RANGES)
 PLATFORM_TAGS = {
     "linux-x64": ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"),
     "windows-x64": ("win_amd64",),
@@ -44,14 +68,13 @@ PREVIEW_LIBS = {name: preview_build.PLATFORMS[name].library("cpu") for name in P
 ZIGLANG = "ziglang==0.17.1"  # the cross toolchain, when zig is not found (build/toolchains/, git-ignored)
 
 # What the add-on does not run, left out of the wheels: onnxruntime's C API library (the Python binding does not
-# load it: 13 MB per Python ABI) and its model-tooling packages; pocketsphinx's model (the same files for every
-# Python ABI) moves to one model wheel per zip (see pocketsphinx_model_wheel).
+# load it: 13 MB) and its model-tooling packages. pocketsphinx ships whole: every file of its en-us model is read
+# (the word LM and dictionary by word recognition and alignment, the phone LM by phone recognition, the acoustic model
+# by all three).
 WHEEL_DROPS = {
     "onnxruntime": re.compile(r"^onnxruntime/(capi/(libonnxruntime\.so\.|libonnxruntime\.[0-9.]+dylib$|"
                               r"onnxruntime\.dll$)|transformers/|quantization/|tools/|datasets/)"),
-    "pocketsphinx": re.compile(r"^pocketsphinx/model/"),
 }
-MODEL_PREFIX = "pocketsphinx/model/"
 
 
 def blender_ext_script() -> Path:
@@ -67,10 +90,10 @@ def blender_ext_script() -> Path:
     return hits[-1]
 
 
-def download_wheels(platforms: list[str], wheel_dir: Path) -> list[Path]:
+def download_wheels(platforms: list[str], pythons: list[str], wheel_dir: Path) -> list[Path]:
     wheel_dir.mkdir(parents=True, exist_ok=True)
     for plat in platforms:
-        for py in PYTHONS:
+        for py in pythons:
             cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                    "--python-version", py, "--implementation", "cp", "-d", str(wheel_dir)]
             for tag in PLATFORM_TAGS[plat]:
@@ -89,6 +112,13 @@ def _have_wheel(wheel_dir: Path, name: str, py: str, plat: str) -> bool:
         if _wheel_platform(w) in (plat, "any") and (abi in tags[2] or tags[2].startswith("py")):
             return True
     return False
+
+
+def wheel_python(wheel: Path | str) -> str | None:
+    """The Python a wheel is built for ("3.11" from cp311), or None when any Python 3 runs it (py3, abi3)."""
+    abi = Path(wheel).name[:-4].split("-")[-2]
+    match = re.fullmatch(r"cp(\d)(\d+)", abi)
+    return f"{match[1]}.{match[2]}" if match else None
 
 
 def _wheel_platform(wheel: Path) -> str:
@@ -158,48 +188,22 @@ def slim_wheel(wheel: Path, out_dir: Path) -> Path:
     return out
 
 
-def pocketsphinx_model_wheel(wheels: list[Path], out_dir: Path) -> Path | None:
-    """pocketsphinx's model, once, as a wheel that installs it where pocketsphinx looks (pocketsphinx/model/), for
-    every Python ABI. Its version is pocketsphinx's, so Blender replaces both together. None when this platform's
-    pocketsphinx wheels do not carry the same model (then they keep their own)."""
-    models = []
-    for wheel in (w for w in wheels if w.name.startswith("pocketsphinx-")):
-        with zipfile.ZipFile(wheel) as zf:
-            models.append({n: zf.read(n) for n in zf.namelist() if n.startswith(MODEL_PREFIX) and not n.endswith("/")})
-            license_text = zf.read(next(n for n in zf.namelist() if n.endswith("licenses/LICENSE")))
-    if not models or any(m != models[0] for m in models):
-        return None
-    version = next(w.name.split("-")[1] for w in wheels if w.name.startswith("pocketsphinx-"))
-    name = "pocketsphinx_model"
-    dist_info = f"{name}-{version}.dist-info"
-    meta = (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: the en-us model of pocketsphinx "
-            f"{version}, split out of its wheels by FacePolicy's extension build (one copy for every Python)\n"
-            "License: BSD-2-Clause\n").encode()
-    files = {**models[0], f"{dist_info}/METADATA": meta, f"{dist_info}/licenses/LICENSE": license_text,
-             f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: facepolicy\nRoot-Is-Purelib: true\n"
-                                   b"Tag: py3-none-any\n"}
-    out = out_dir / f"{name}-{version}-py3-none-any.whl"
-    _write_wheel(out, files, dist_info)
-    return out
-
-
 def slim_wheels(wheels: list[Path], out_dir: Path) -> list[Path]:
-    """One platform's runtime wheels as the zip carries them: slimmed, plus the shared pocketsphinx model."""
+    """One zip's runtime wheels as it carries them: slimmed where WHEEL_DROPS says, the others as they are."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
-    model = pocketsphinx_model_wheel(wheels, out_dir)
-    slim = []
-    for wheel in wheels:
-        if model is None and wheel.name.startswith("pocketsphinx-"):
-            shutil.copy2(wheel, out_dir / wheel.name)
-            slim.append(out_dir / wheel.name)
-        else:
-            slim.append(slim_wheel(wheel, out_dir))
-    return sorted(slim + ([model] if model else []))
+    return sorted(slim_wheel(wheel, out_dir) for wheel in wheels)
 
 
-def stage(platform: str, wheels: list[Path], stage_dir: Path) -> None:
+def zip_name(version: str, platform: str, python: str) -> str:
+    """The zip's file name: the platform as Blender's --split-platforms writes it, then the Blender range."""
+    return f"facepolicy-{version}-{platform.replace('-', '_')}-{BLENDER_RANGES[python].label}.zip"
+
+
+def stage(platform: str, python: str, wheels: list[Path], stage_dir: Path) -> None:
+    """build/extension/<platform>-<abi>/: the add-on, its assets, this platform's library and this Python's wheels,
+    with a manifest that names the one platform, the wheels and the Blender range that runs this Python."""
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
     # Each zip carries its own platform's preview library and no other (nor a CUDA library: see PREVIEW_LIBS).
@@ -211,18 +215,51 @@ def stage(platform: str, wheels: list[Path], stage_dir: Path) -> None:
     (stage_dir / "preview" / "lib").mkdir()
     shutil.copy2(library, stage_dir / "preview" / "lib" / library.name)
     shutil.copytree(ROOT / "assets", stage_dir / "assets", ignore=ignore)
-    wheels = slim_wheels([w for w in wheels if _wheel_platform(w) in (platform, "any")], stage_dir / "wheels")
+    mine = [w for w in wheels if _wheel_platform(w) in (platform, "any") and wheel_python(w) in (python, None)]
+    missing = [n for n in RUNTIME_WHEELS if not any(w.name.startswith(f"{n}-") for w in mine)]
+    if missing:
+        sys.exit(f"error: no {', '.join(missing)} wheel for Python {python} on {platform} in the wheel folder")
+    wheels = slim_wheels(mine, stage_dir / "wheels")
+    (stage_dir / "blender_manifest.toml").write_text(manifest_for(platform, python, wheels), encoding="utf-8")
+
+
+def manifest_for(platform: str, python: str, wheels: list[Path]) -> str:
+    """The repository's manifest for one zip: its platform, its wheels and its Blender range."""
     manifest = (ROOT / "blender_manifest.toml").read_text(encoding="utf-8")
+    blender = BLENDER_RANGES[python]
+    source_min = re.search(r'(?m)^blender_version_min = "([0-9.]+)"$', manifest)
+    if source_min is None or source_min[1] != BLENDER_RANGES[PYTHONS[0]].minimum:
+        sys.exit(f"error: blender_manifest.toml's blender_version_min is not {BLENDER_RANGES[PYTHONS[0]].minimum}, "
+                 "where BLENDER_RANGES starts; change both together")
+    bounds = f'blender_version_min = "{blender.minimum}"'
+    if blender.maximum:
+        bounds += f'\nblender_version_max = "{blender.maximum}"'
+    manifest = manifest[:source_min.start()] + bounds + manifest[source_min.end():]
     wheel_list = ",\n".join(f'  "./wheels/{w.name}"' for w in wheels)
     manifest = re.sub(r"(?m)^wheels = \[\]$", f"wheels = [\n{wheel_list}\n]", manifest)
-    manifest = re.sub(r"(?m)^platforms = .*$", f'platforms = ["{platform}"]', manifest)
-    (stage_dir / "blender_manifest.toml").write_text(manifest, encoding="utf-8")
+    return re.sub(r"(?m)^platforms = .*$", f'platforms = ["{platform}"]', manifest)
+
+
+def check_repository(script: Path, zips: list[Path]) -> None:
+    """Blender's repository listing of the zips (the builder's server-generate): it refuses two zips with the same
+    platform and Python whose Blender ranges overlap, so Blender never has two candidates."""
+    with tempfile.TemporaryDirectory(prefix="fp_repo_") as tmp:
+        for z in zips:
+            (Path(tmp) / z.name).symlink_to(z.resolve())
+        proc = subprocess.run([sys.executable, str(script), "server-generate", "--repo-dir", tmp],
+                              capture_output=True, text=True)
+    if proc.returncode != 0 or "duplicate" in proc.stdout + proc.stderr:
+        sys.exit(f"error: Blender's repository listing refused the zips: {(proc.stdout + proc.stderr).strip()}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--platforms", default=",".join(PLATFORM_TAGS),
                         help="comma-separated: " + ", ".join(PLATFORM_TAGS))
+    parser.add_argument("--pythons", default=",".join(PYTHONS),
+                        help="comma-separated Pythons, one zip each: " + ", ".join(
+                            f"{py} (Blender {r.label.removeprefix('for-blender-').replace('-', ' ')})"
+                            for py, r in BLENDER_RANGES.items()))
     parser.add_argument("--output-dir", default=str(ROOT / "dist"))
     parser.add_argument("--wheel-dir", default=str(ROOT / "wheels"), help="download cache for runtime wheels")
     args = parser.parse_args(argv)
@@ -230,26 +267,32 @@ def main(argv=None) -> int:
     unknown = [p for p in platforms if p not in PLATFORM_TAGS]
     if unknown:
         parser.error(f"unknown platform(s) {unknown}; choose from {list(PLATFORM_TAGS)}")
+    pythons = [p.strip() for p in args.pythons.split(",") if p.strip()]
+    unknown = [p for p in pythons if p not in BLENDER_RANGES]
+    if unknown:
+        parser.error(f"unknown Python(s) {unknown}; choose from {list(BLENDER_RANGES)}")
 
     build_preview_libraries(platforms)
-    wheels = download_wheels(platforms, Path(args.wheel_dir))
+    wheels = download_wheels(platforms, pythons, Path(args.wheel_dir))
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     script = blender_ext_script()
     for old in out.glob("facepolicy-*.zip"):
         old.unlink()
+    version = re.search(r'(?m)^version = "([^"]+)"$', (ROOT / "blender_manifest.toml").read_text("utf-8"))[1]
+    zips = []
     for platform in platforms:
-        # One staging per platform, so each zip carries only its own wheels and compiled libraries.
-        stage_dir = ROOT / "build" / "extension" / platform
-        stage(platform, wheels, stage_dir)
-        subprocess.run([sys.executable, str(script), "build", "--source-dir", str(stage_dir), "--output-dir",
-                        str(out), "--split-platforms"], check=True)
-    zips = sorted(out.glob("facepolicy-*.zip"))
-    if not zips:
-        print("error: Blender's builder produced no zip", file=sys.stderr)
-        return 1
+        for python in pythons:
+            # One staging per zip, so each carries only its own platform's library and its own Python's wheels.
+            stage_dir = ROOT / "build" / "extension" / f"{platform}-cp{python.replace('.', '')}"
+            stage(platform, python, wheels, stage_dir)
+            zips.append(out / zip_name(version, platform, python))
+            subprocess.run([sys.executable, str(script), "build", "--source-dir", str(stage_dir),
+                            "--output-filepath", str(zips[-1])], check=True)
     for z in zips:
         subprocess.run([sys.executable, str(script), "validate", str(z)], check=True)
+    check_repository(script, zips)
+    for z in zips:
         print(f"built {z.relative_to(ROOT) if z.is_relative_to(ROOT) else z} ({z.stat().st_size / 1e6:.1f} MB)")
     return 0
 
