@@ -274,8 +274,9 @@ def _move_take(take: keys.TakeResult, scene: bpy.types.Scene, start: int) -> Non
 # --- the batch's SceneExporter -----------------------------------------------------------------------------
 
 
-def export_scene(tracks, row, opts, targets) -> None:
-    """Write ``targets`` ({format: {take: path}}) for one batch row; see core.batch.SceneExporter.
+def export_scene(tracks, row, opts, targets) -> list[str]:
+    """Write ``targets`` ({format: {take: path}}) for one batch row; see core.batch.SceneExporter. Returns
+    warnings (a .blend saved without its sound strip).
 
     With ``opts.fbx_armature`` a character that has no armature gets a one-bone skeleton for this row, and the
     bone carries the head rotation in every format (Unreal then imports the FBX as a skeletal mesh).
@@ -288,6 +289,7 @@ def export_scene(tracks, row, opts, targets) -> None:
     head = keys.HeadTarget(skeleton, ROOT_BONE) if skeleton is not None else None
     objects = _with_children(obj) + ([skeleton] if skeleton is not None else [])
     audio_name = Path(row.audio).stem
+    warnings: list[str] = []
     for take, track in enumerate(tracks, start=1):
         # The FBX take (animation stack) is named after the scene: name it after the line, as Unreal shows it.
         scene.name = compat.fit_id_name(Path(targets_stem(targets, take)).name)
@@ -303,7 +305,8 @@ def export_scene(tracks, row, opts, targets) -> None:
             export_fbx(objects, targets["fbx"][take])
         if "blend" in targets:
             _move_take(result, scene, blend_start)
-            save_blend(targets["blend"][take], audio=row.audio, obj=obj, start_frame=blend_start)
+            warnings += save_blend(targets["blend"][take], audio=row.audio, obj=obj, start_frame=blend_start)
+    return list(dict.fromkeys(warnings))
 
 
 def targets_stem(targets: dict, take: int) -> str:

@@ -198,6 +198,8 @@ def test_every_export_starts_at_audio_time_zero(tmp_path, fps):
         ((strip_start, strip_end),) = sounds
         assert strip_start == take_range[0]  # the first key plays with the first sample of the line
         assert abs((strip_end - strip_start) - duration * fps) <= 1
+    else:  # a Blender without audio says the .blend has no sound strip instead of leaving it out silently
+        assert not sounds and "the sound strip was not added" in res.stdout + res.stderr
 
 
 def build_character_blend(path: Path, frame_start: int) -> Path:
@@ -239,3 +241,5 @@ def test_a_shot_starting_at_frame_1001_keeps_its_timeline_and_its_exports_start_
     assert take_range == scene_range == (1001, 1001 + n - 1)  # the line starts where the shot starts
     if blender_has_audio():
         assert [start for start, _end in sounds] == [1001]
+    else:
+        assert not sounds and "the sound strip was not added" in res.stdout + res.stderr

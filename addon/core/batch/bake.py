@@ -63,11 +63,12 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
             tracks.append(track)
         if progress is not None:
             progress(1.0, "writing files")
-        result.files = _write_outputs(row, opts, tracks, fingerprint, scene_exporter)
+        result.files, export_warnings = _write_outputs(row, opts, tracks, fingerprint, scene_exporter)
         result.status = "ok"
-        # What the user should know (a truncated file, a transcript the engine could not align, ...) shows in the
-        # summary, one line per row.
-        warnings = dict.fromkeys([*audio.warnings, *(str(w) for t in tracks for w in t.meta.get("warnings") or ())])
+        # What the user should know (a truncated file, a transcript the engine could not align, a .blend without
+        # its sound strip, ...) shows in the summary, one line per row.
+        warnings = dict.fromkeys([*audio.warnings, *(str(w) for t in tracks for w in t.meta.get("warnings") or ()),
+                                  *export_warnings])
         result.message = "; ".join(warnings)
     except Cancelled:
         result.status, result.message = "cancelled", "cancelled"
@@ -87,8 +88,9 @@ def _take_progress(progress: ProgressFn | None, take: int, takes: int) -> Progre
 
 
 def _write_outputs(row: BakeRow, opts: BatchOptions, tracks: list[FaceTrack], fingerprint: str,
-                   scene_exporter: SceneExporter | None) -> list[str]:
-    """Write every output of the row as one group (fileio.FileGroup), the sidecar last; returns their paths."""
+                   scene_exporter: SceneExporter | None) -> tuple[list[str], list[str]]:
+    """Write every output of the row as one group (fileio.FileGroup), the sidecar last; returns their paths and
+    the scene exporter's warnings."""
     from ..fileio import FileGroup
     from ..livelink import write_livelink_csv
 
@@ -103,19 +105,20 @@ def _write_outputs(row: BakeRow, opts: BatchOptions, tracks: list[FaceTrack], fi
             if "json" in targets:
                 track.save_json(group.stage(targets["json"][k]))
         scene_targets = {f: t for f, t in targets.items() if f in SCENE_FORMATS}
+        warnings: list[str] = []
         if scene_targets:
             # Blender's exporters name the take after the file, so they write the final paths themselves.
             for takes in scene_targets.values():
                 for path in takes.values():
                     group.claim(path)
-            scene_exporter(tracks, row, opts, scene_targets)
+            warnings = list(scene_exporter(tracks, row, opts, scene_targets) or ())
         files = [p.name for takes in targets.values() for p in takes.values()]
         group.stage_text(side, json.dumps({
             "fingerprint": fingerprint, "files": files, "audio": row.audio, "engine": row.engine,
             "seed": row.seed, "takes": opts.takes, "frames": tracks[0].n_frames, "fps": opts.fps,
         }, indent=1))
         group.commit()
-    return [str(p) for takes in targets.values() for p in takes.values()]
+    return [str(p) for takes in targets.values() for p in takes.values()], warnings
 
 
 def _read_transcript(path: Path | None) -> str | None:

@@ -95,8 +95,9 @@ class RowResult:
 
 
 # SceneExporter(tracks, row, opts, targets): write every target {format: final path} for these takes.
-# ``tracks[k]`` is take k+1; each target path is ``{format: {take: path}}``. Raises FacePolicyError on bad input.
-SceneExporter = Callable[[list[FaceTrack], BakeRow, BatchOptions, dict[str, dict[int, Path]]], None]
+# ``tracks[k]`` is take k+1; each target path is ``{format: {take: path}}``. Raises FacePolicyError on bad input;
+# returns what the user should know about files it wrote all the same (e.g. a .blend without its sound strip).
+SceneExporter = Callable[[list[FaceTrack], BakeRow, BatchOptions, dict[str, dict[int, Path]]], "list[str] | None"]
 
 
 # --- output names -------------------------------------------------------------------------------------
