@@ -48,8 +48,8 @@ class BlenderRange(NamedTuple):
     label: str
 
 
-# One zip per platform and Python ABI, so each carries one copy of the compiled wheels (two copies made them 55-67 MB
-# MB). Blender installs a zip only where its Python matches the wheels (the builder reads the ABI from their
+# One zip per platform and Python ABI, so each carries one copy of the compiled wheels (two copies made them 55 to
+# 67 MB). Blender installs a zip only where its Python matches the wheels (the builder reads the ABI from their
 # names); blender_version_min/max say the same range to users and to the extensions platform. The ranges meet end to
 # end: 4.2 up to (not including) 5.1, then 5.1 and later.
 BLENDER_RANGES = {
