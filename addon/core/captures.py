@@ -199,10 +199,9 @@ def _regularise(path: Path, t: np.ndarray, values: np.ndarray) -> Curves:
 
 
 def _snap_fps(fps: float) -> float:
-    for common in spec.COMMON_FPS + (120.0,):
-        if abs(fps - common) / common < 0.01:
-            return float(common)
-    return round(fps, 2)
+    """The nearest common rate within 1 % (timecodes in whole milliseconds blur 29.97 and 30), else ``fps``."""
+    common = min(spec.COMMON_FPS + (120.0,), key=lambda c: abs(fps - c))
+    return float(common) if abs(fps - common) / common < 0.01 else round(fps, 2)
 
 
 def check_curves(path: Path, curves: Curves) -> tuple[list[CaptureProblem], list[str]]:
@@ -243,7 +242,7 @@ def folder_rate_problems(takes: list[tuple[TakeFiles, Curves]]) -> list[CaptureP
     if not rates:
         return []
     values, counts = np.unique(rates, return_counts=True)
-    usual = float(values[counts.argmax()])
+    usual = float(values[counts == counts.max()].max())  # a tie goes to the higher rate (the app's default is 60)
     return [CaptureProblem(f.csv, f'"{f.csv.name}": recorded at {c.fps:g} fps while the other takes are at '
                                   f"{usual:g} fps; record every take of a performer with the same capture settings")
             for f, c in takes if c.fps != usual]

@@ -1,0 +1,203 @@
+"""Fine-tuning on a synthetic performer (model.synthetic_performer): captures of 1, 3 and 10 minutes, fine-tuned with
+`facepolicy finetune`'s own code, then held-out lines of the same performer baked by the shipped model (its default
+style) and by each fine-tuned model (the performer's preset), accurate mode, seed 0:
+
+- error against the performer per channel group (mouth, brows, eyes) and on the habit channels (mouthSmile L/R,
+  jawOpen, browInnerUp, browOuterUp L/R);
+- each habit as recovered: mean smile, mean jaw opening over speech, brow raise on stressed vowels, lip lead
+  (core.capture_sync's offset of the mouth against the sound, teacher's timing = 0);
+- lip-sync figures on the held-out lines (their exact TTS phones) and on the real clips model/evaluate.py scores.
+
+These are figures on a synthetic performer (the teacher's face with habits added, flite voices the shipped model
+never heard); real captures are what the feature is for.
+
+    flock /tmp/fp/bench.lock .venv/bin/python bench/bench_finetune.py [--minutes 1 3 10] [--work DIR] [--no-real]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from facepolicy.core import metrics, spec  # noqa: E402
+from facepolicy.core.capture_sync import check_sync  # noqa: E402
+from facepolicy.core.captures import check_folder  # noqa: E402
+from facepolicy.core.facetrack import FaceTrack  # noqa: E402
+from facepolicy.core.phonetic import phonetic_prior_take  # noqa: E402
+from facepolicy.core.policy import NeuralPolicy, default_model_dir  # noqa: E402
+from model.finetune import FinetuneSettings  # noqa: E402
+from model.finetune_run import finetune, group_errors, sample_take  # noqa: E402
+from model.synthetic_performer import (  # noqa: E402
+    HABIT_CHANNELS,
+    JAW,
+    SMILE,
+    Performer,
+    performer_lines,
+    stressed_vowels,
+    write_take,
+)
+
+HABIT_INDEX = sorted({c for cs in HABIT_CHANNELS.values() for c in cs})
+BROW = spec.CHANNEL_INDEX["browInnerUp"]
+
+
+def make_data(work: Path, performer: Performer) -> tuple[Path, list[dict]]:
+    """10 minutes of capture takes (seed 1) and 90 s of held-out lines (seed 99), written once into ``work``."""
+    captures, held = work / "captures_10min", work / "held_out"
+    lines_file = work / "held_out_lines.npz"
+    if not (captures / "done").exists():
+        for k, take in enumerate(performer_lines(performer, 600.0, seed=1), 1):
+            write_take(captures, f"take{k:02d}", take["samples"], take["states"], start_timecode=36000.0 + 100 * k)
+        (captures / "done").write_text("")
+    if not lines_file.exists():
+        lines = performer_lines(performer, 90.0, seed=99)
+        for k, line in enumerate(lines, 1):
+            write_take(held, f"line{k:02d}", line["samples"], line["states"])
+        np.savez(lines_file, phones=np.array([json.dumps([[p.phone, p.start, p.end] for p in x["phones"]])
+                                              for x in lines]))
+    from facepolicy.core.phones import PhoneSegment
+
+    phones = [[PhoneSegment(p, s, e) for p, s, e in json.loads(str(x))] for x in np.load(lines_file)["phones"]]
+    return captures, phones
+
+
+def subset(captures: Path, minutes: float, work: Path) -> Path:
+    """The first takes of the 10-minute folder that make ``minutes`` (symlinks, so the sets are nested)."""
+    out = work / f"captures_{minutes:g}min"
+    out.mkdir(exist_ok=True)
+    total = 0.0
+    for wav in sorted(captures.glob("*.wav")):
+        if total >= minutes * 60 - 5:
+            break
+        total += sf.info(str(wav)).duration
+        for f in (wav, wav.with_suffix(".csv")):
+            if not (out / f.name).exists():
+                os.symlink(f, out / f.name)
+    return out
+
+
+def habit_figures(states: np.ndarray, take, phones) -> dict:
+    speech = take.evidence.speech_gate(len(states)) >= 0.5
+    t = np.arange(len(states)) / spec.MODEL_FPS
+    stressed = [0.5 * (p.start + p.end) for p in stressed_vowels(phones)]
+    vowels = [0.5 * (p.start + p.end) for p in phones if p.phone in {"aa", "ae", "ah", "ao", "aw", "ay", "eh", "er",
+                                                                     "ey", "ih", "iy", "ow", "oy", "uh", "uw"}]
+    other = sorted(set(vowels) - set(stressed))
+    at = lambda times: np.interp(times, t, states[:, BROW]).mean() if times else np.nan  # noqa: E731
+    reference = phonetic_prior_take(take.evidence.alignment, take.samples, take.seconds)
+    lead = check_sync(take.samples, states[:, JAW], np.asarray(reference[0 : len(states)])[:, JAW])
+    return {"smile": float(states[:, list(SMILE)].mean()), "jaw": float(states[speech, JAW].mean()),
+            "brow_raise": float(at(stressed) - at(other)), "lead_ms": 1000 * lead.offset}
+
+
+def evaluate(model_dir: Path, style: str | None, takes, phones) -> dict:
+    policy = NeuralPolicy(model_dir, threads=2)
+    code = policy.style_preset(style or policy.default_style)
+    errs, habit, figs, scores, frames = {}, 0.0, [], [], 0
+    for take, ph in zip(takes, phones, strict=True):
+        pred = sample_take(policy, take, code)
+        n = min(len(pred), len(take.states))
+        for g, e in group_errors(pred[:n], take.states[:n]).items():
+            errs[g] = errs.get(g, 0.0) + e * n
+        habit += float(np.abs(pred[:n, HABIT_INDEX] - take.states[:n, HABIT_INDEX]).mean()) * n
+        frames += n
+        figs.append(habit_figures(pred, take, ph))
+        scores.append(metrics.score_clip(FaceTrack(spec.MODEL_FPS, spec.CHANNEL_NAMES, pred), ph, take.samples))
+    out = {g: v / frames for g, v in errs.items()}
+    out["habit"] = habit / frames
+    out.update({k: float(np.nanmean([f[k] for f in figs])) for k in figs[0]})
+    out["lipsync"] = metrics.aggregate(scores)
+    return out
+
+
+def real_clips(model_dir: Path) -> dict:
+    from facepolicy.core.policy import NeuralEngine
+    from model import evaluate_phonetic as ep
+    from model.evaluate import evaluate_real
+
+    clips = ep.arctic_clips() + ep.librivox_clips()
+    return evaluate_real(NeuralEngine(model_dir), clips, modes=("accurate",), phonetic=False)["neural accurate"]
+
+
+def lipsync_line(label: str, m: dict) -> str:
+    return (f"  {label:<26} bilabial {m['bilabial']:.3f}  m {m['m']:.3f}  open {m['open']:.3f}  pause {m['pause']:.3f}"
+            f"  SLCC {m['slcc']:.3f}  lag {m['lag_ms']:.0f} ms  "
+            f"jitter {m['jitter']:.3f}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, nargs="+", default=[1.0, 3.0, 10.0])
+    ap.add_argument("--work", default="/tmp/facepolicy-bench-finetune")
+    ap.add_argument("--steps", type=int, help="most training steps (default: the command's)")
+    ap.add_argument("--no-real", action="store_true", help="skip the real clips")
+    ap.add_argument("--json", help="write every figure here")
+    args = ap.parse_args(argv)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    performer = Performer()
+    print(f"performer: flite voice {performer.voice}, habits {performer.habits}")
+    captures, phones = make_data(work, performer)
+    takes, _ = check_folder(work / "held_out")
+    print(f"held-out lines: {len(takes)}, {sum(t.seconds for t in takes):.0f} s")
+    results = {"shipped": evaluate(default_model_dir(), None, takes, phones)}
+    truth = [habit_figures(t.states, t, p) for t, p in zip(takes, phones, strict=True)]
+    results["performer"] = {k: float(np.nanmean([f[k] for f in truth])) for k in truth[0]}
+    if not args.no_real:
+        results["shipped"]["real"] = real_clips(default_model_dir())
+    for minutes in args.minutes:
+        folder = subset(captures, minutes, work)
+        settings = FinetuneSettings()
+        if args.steps:
+            settings.steps = args.steps
+        out = work / f"model_{minutes:g}min"
+        t0 = time.perf_counter()
+        m = finetune(folder, out, settings, cache_root=work / "cache", overwrite=True, log=lambda s: None)
+        wall = time.perf_counter() - t0
+        r = evaluate(out, None, takes, phones)
+        r.update(wall_s=wall, train_s=m["finetune"]["train_seconds"], steps=m["finetune"]["steps"],
+                 best_step=m["finetune"]["best_step"], capture_min=60 * m["finetune"]["captures"]["hours"])
+        if not args.no_real:
+            r["real"] = real_clips(out)
+        results[f"{minutes:g} min"] = r
+        s = results["shipped"]
+        print(f"finetune {r['capture_min']:.1f} min captures: {wall / 60:.1f} min wall ({r['train_s'] / 60:.1f} min "
+              f"training, {r['steps']} steps, best {r['best_step']}), habit-channel error {s['habit']:.4f} → "
+              f"{r['habit']:.4f} ({r['habit'] / s['habit']:.2f}x)", flush=True)
+    print("\nheld-out lines (mean absolute error of ARKit weights against the performer):")
+    print(f"  {'model':<12} {'mouth':>7} {'brows':>7} {'eyes':>7} {'habit':>7} | {'smile':>6} {'jaw':>6} "
+          f"{'brow↑':>6} {'lead ms':>7}")
+    perf = results["performer"]
+    print(f"  {'performer':<12} {'':>7} {'':>7} {'':>7} {'':>7} | {perf['smile']:6.3f} {perf['jaw']:6.3f} "
+          f"{perf['brow_raise']:6.3f} {perf['lead_ms']:7.0f}")
+    for key, r in results.items():
+        if key == "performer":
+            continue
+        print(f"  {key:<12} {r['mouth']:7.4f} {r['brows']:7.4f} {r['eyes']:7.4f} {r['habit']:7.4f} | "
+              f"{r['smile']:6.3f} {r['jaw']:6.3f} {r['brow_raise']:6.3f} {r['lead_ms']:7.0f}")
+    print("\nlip sync, held-out lines (exact TTS phones):")
+    for key, r in results.items():
+        if key != "performer":
+            print(lipsync_line(key, r["lipsync"]))
+    if not args.no_real:
+        print("\nlip sync, real clips (ARCTIC + LibriVox, accurate mode):")
+        for key, r in results.items():
+            if "real" in r:
+                print(lipsync_line(key, r["real"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
