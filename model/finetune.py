@@ -36,13 +36,14 @@ CHECKPOINT = "finetune.pt"
 class FinetuneSettings:
     """How a fine-tuning run trains (the defaults fit 10 minutes of captures in about 15 minutes on two cores)."""
 
-    steps: int = 1200  # most optimiser steps; early stopping usually ends the run before
+    steps: int = 600  # most optimiser steps; early stopping may end the run before
     batch: int = 24
     lr: float = 3e-4
     warmup: int = 30
     ema: float = 0.98
     eval_every: int = 100
-    patience: int = 3  # held-out evaluations without a better loss before stopping
+    patience: int = 2  # held-out evaluations without a better loss (by min_gain) before stopping
+    min_gain: float = 0.01  # a held-out loss counts as better when it is this share below the best
     held_out: float = 0.15  # share of the capture seconds held out (whole takes; the end of a single take)
     threads: int = 2
     seed: int = 0
@@ -93,10 +94,11 @@ def _speech_mask(take: Take, n: int) -> np.ndarray:
     return take.evidence.speech_gate(n) >= 0.5
 
 
-def split_items(arrays: list[dict], held_share: float) -> tuple[list[Item], list[Item]]:
+def split_items(arrays: list[dict], held_share: float, horizon: int = 32) -> tuple[list[Item], list[Item]]:
     """Training and held-out items. From four takes up, whole takes are held out (the ones named last) until
     ``held_share`` of the seconds, keeping the rest for training; with fewer, each take holds out its last
-    ``held_share`` (a minute of captures in two takes would otherwise lose half of it)."""
+    ``held_share``, and at least one action chunk of ``horizon`` frames each side (a minute of captures in two takes
+    would otherwise lose half of it)."""
     total = sum(a["seconds"] for a in arrays)
     held: set[int] = set()
     if len(arrays) >= 4:
@@ -111,7 +113,7 @@ def split_items(arrays: list[dict], held_share: float) -> tuple[list[Item], list
         n = len(a["states"])
         args = (a["name"], a["states"], a["audio"], a["evidence"], a["code"])
         if len(arrays) < 4:
-            cut = int(n * (1.0 - held_share))
+            cut = min(max(int(n * (1.0 - held_share)), horizon), n - horizon)
             train.append(Item(*args, 0, cut))
             valid.append(Item(*args, cut, n))
         elif i in held:
@@ -146,7 +148,7 @@ class Windows:
             it = self.items[i]
             t = int(self.rng.integers(it.lo, it.hi - self.h + 1))
             x0.append(it.states[t : t + self.h])
-            idx = np.clip(np.arange(t - self.t_o, t), it.lo, None)
+            idx = np.clip(np.arange(t - self.t_o, t), 0, None)  # a held-out tail's past is the take's own
             past.append(it.states[idx])
             audio.append(it.audio[t : t + self.h])
             evid.append(it.evidence[t : t + self.h])
@@ -180,7 +182,7 @@ class FineTuner:
         self.cfg = self.manifest["training"]["config"]
         self.model.requires_grad_(False)
         self.model.denoiser.requires_grad_(True)
-        self.train, self.valid = split_items(arrays, settings.held_out)
+        self.train, self.valid = split_items(arrays, settings.held_out, self.cfg["policy"]["horizon"])
         train_codes = [it.code for it in self.train]
         self.preset = unit(np.mean([a["code"] for a in arrays if a["name"] in {it.name for it in self.train}], 0))
         pol = self.cfg["policy"]
@@ -313,14 +315,16 @@ class FineTuner:
             self.log(f"step {self.step}/{self.settings.steps}: held-out loss {valid:.4f} (shipped "
                      f"{self.base_valid:.4f}, best {min(valid, self.best_valid):.4f}), {self.elapsed / 60:.1f} min")
         if valid < self.best_valid:
-            self.best_valid, self.best_step, self.stale = valid, self.step, 0
+            gained = valid < self.best_valid * (1.0 - self.settings.min_gain)
+            self.best_valid, self.best_step = valid, self.step
             self.best.load_state_dict(self.ema.state_dict())
+            self.stale = 0 if gained else self.stale + 1
         else:
             self.stale += 1
-            if self.stale >= self.settings.patience:
-                self.stopped_early = True
-                self.log(f"held-out loss has not improved for {self.stale} evaluations: stopping at step "
-                         f"{self.step}, keeping step {self.best_step}")
+        if self.stale >= self.settings.patience:
+            self.stopped_early = True
+            self.log(f"held-out loss has not improved by {self.settings.min_gain:.0%} for {self.stale} evaluations: "
+                     f"stopping at step {self.step}, keeping step {self.best_step}")
         self.save()
 
     def best_model(self):

@@ -35,8 +35,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR",
                    help="the model folder to write (must not exist, or be empty, unless --overwrite)")
     p.add_argument("--base", metavar="DIR", help="the model folder to start from (default: the bundled model)")
-    p.add_argument("--steps", type=int, metavar="N", help="most training steps (default: 1200; early stopping "
-                   "usually ends sooner)")
+    p.add_argument("--steps", type=int, metavar="N", help="most training steps (default: 600; early stopping "
+                   "may end sooner)")
     p.add_argument("--batch", type=int, metavar="N", help="windows per step (default: 24)")
     p.add_argument("--lr", type=float, metavar="X", help="learning rate (default: 3e-4)")
     p.add_argument("--eval-every", type=int, metavar="N", help="steps between held-out checks (default: 100)")

@@ -17,6 +17,7 @@ from . import spec
 RATE = 100.0  # Hz of the correlated signals (a 10 ms step; the model's 33 ms frames are too coarse)
 MAX_OFFSET_S = 0.5
 KEEP_S = 0.1
+SEARCH_S = 2.0  # lags searched each side, wider than MAX_OFFSET_S so a take further out is found and refused
 MIN_CORRELATION = 0.2  # below this peak correlation the check cannot tell, and the take is left as it is
 
 
@@ -85,7 +86,7 @@ def check_sync(samples: np.ndarray, captured_jaw: np.ndarray, reference_jaw: np.
     same lag for ``reference_jaw`` (the teacher's mouth for the take's recognised phones)."""
     n = int(len(samples) / spec.SAMPLE_RATE * RATE)
     env = speech_envelope(samples, n)
-    max_lag = int(round((MAX_OFFSET_S + KEEP_S) * RATE))
+    max_lag = int(round(SEARCH_S * RATE))
     lag_c, corr, inside = lag_of(_resample(captured_jaw, fps, n), env, max_lag)
     lag_r, _, _ = lag_of(_resample(reference_jaw, fps, n), env, max_lag)
     offset = (lag_c - lag_r) / RATE

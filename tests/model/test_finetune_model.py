@@ -1,0 +1,72 @@
+"""The fine-tuning side: the shipped ONNX networks reload into torch with the same outputs (no checkpoint ships), and
+a fine-tuning run interrupted mid-way resumes to exactly the weights of an uninterrupted one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tiny_model import ROOT  # noqa: F401 - puts the repository root on sys.path
+
+from facepolicy.core import features, spec
+from model.base_weights import ROUND_TRIP_TOL, load_base_model, round_trip_difference
+from model.finetune import FinetuneSettings, FineTuner, split_items, unit
+from model_synthetic import make_clip
+
+
+def test_the_shipped_onnx_networks_reload_into_torch_with_the_same_outputs():
+    model, manifest = load_base_model()
+    diffs = round_trip_difference(model)
+    assert set(diffs) == {"audio_encoder", "style_encoder", "denoiser"}
+    assert max(diffs.values()) <= ROUND_TRIP_TOL, diffs
+    # GroupNorm's affine (exported as Mul/Add constants, not under its own name) came back too: not its defaults.
+    assert not torch.allclose(model.denoiser.down1.norm1.weight, torch.ones_like(model.denoiser.down1.norm1.weight))
+    assert np.allclose(model.state_std.numpy(), manifest["normalisation"]["state_std"])
+
+
+def _arrays(n_takes: int = 2) -> list[dict]:
+    out = []
+    for k in range(n_takes):
+        clip = make_clip(seed=10 + k, style=k, voice=k, duration=6.0)
+        n = len(clip.states)
+        rng = np.random.default_rng(k)
+        out.append({"name": f"take{k}", "states": clip.states.astype(np.float32),
+                    "audio": rng.standard_normal((n, 128)).astype(np.float32),
+                    "evidence": np.zeros((n, features.NUM_PHONES + 1), np.float32),
+                    "code": unit(rng.standard_normal(128)), "seconds": n / spec.MODEL_FPS,
+                    "speech": np.ones(n, bool)})
+    return out
+
+
+def test_held_out_splits_keep_whole_takes_from_four_up():
+    arrays = _arrays(2)
+    train, valid = split_items(arrays, 0.1)
+    assert [(i.name, i.lo) for i in train] == [("take0", 0), ("take1", 0)]
+    assert all(v.lo == len(v.states) - 32 and v.hi == len(v.states) for v in valid)  # 10 % < one 32-frame chunk
+    four = [dict(a, name=f"t{k}") for k, a in enumerate(_arrays(2) + _arrays(2))]
+    train, valid = split_items(four, 0.2)
+    assert [v.name for v in valid] == ["t3"] and all(i.lo == 0 for i in train + valid)
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    arrays = _arrays()
+    settings = FinetuneSettings(steps=4, batch=3, eval_every=2, threads=1, warmup=2)
+    straight = FineTuner(None, arrays, settings, tmp_path / "a", log=lambda s: None)
+    straight.run()
+
+    def stop_at_two(step, loss, best):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    first = FineTuner(None, arrays, settings, tmp_path / "b", log=lambda s: None)
+    with pytest.raises(KeyboardInterrupt):
+        first.run(stop_at_two)
+    assert first.step == 2 and first.ckpt.is_file()
+    again = FineTuner(None, arrays, settings, tmp_path / "b", log=lambda s: None)
+    assert again.try_resume() and again.step == 2
+    again.run()
+    assert again.step == straight.step == 4 and again.finished
+    for (name, a), b in zip(straight.model.denoiser.state_dict().items(), again.model.denoiser.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name
+    assert again.best_valid == straight.best_valid and again.history == straight.history
