@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from model_synthetic import make_clip
 from tiny_model import ROOT  # noqa: F401 - puts the repository root on sys.path
 
 from facepolicy.core import features, spec
 from model.base_weights import ROUND_TRIP_TOL, load_base_model, round_trip_difference
-from model.finetune import FinetuneSettings, FineTuner, split_items, unit
-from model_synthetic import make_clip
+from model.finetune import FineTuner, FinetuneSettings, split_items, unit
 
 
 def test_the_shipped_onnx_networks_reload_into_torch_with_the_same_outputs():
