@@ -77,12 +77,19 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
     out["style"] = time.perf_counter() - t
     result = None
     if accuracy == "accurate":
-        from facepolicy.core.align import shared_aligner
-        from facepolicy.core.evidence import second_opinion
+        from facepolicy.core.evidence import second_opinion, speech_frames
+        from facepolicy.core.phones import SIL
         from facepolicy.core.phonetic import phonetic_prior
+        from facepolicy.core.recognition import PAUSE_SILENCE, recognise_chunks, shared_decoders, speech_chunks
 
         t = time.perf_counter()
-        result = shared_aligner().recognise_phones(samples, 16000)
+        listener = policy.listener()
+        silence = listener.phone_probs(samples, (SIL,))[:, 0]
+        pause = (silence >= PAUSE_SILENCE) | ~speech_frames(samples, silence, listener.frame_rate)
+        out["pauses (encoder, spectrum)"] = time.perf_counter() - t
+        t = time.perf_counter()
+        chunks = speech_chunks(len(samples), pause, listener.frame_rate, samples=samples)
+        result = recognise_chunks(samples, chunks, shared_decoders())
         out["phone recognition (accurate)"] = time.perf_counter() - t
         t = time.perf_counter()
         second_opinion(result, samples, [], None, policy.listener())

@@ -23,6 +23,7 @@ from .errors import Cancelled, FacePolicyError
 from .listener import BILABIAL_PHONES, BilabialListener, shared_listener
 from .phones import BILABIALS, PHONES, SIL, VOWELS, PhoneSegment
 from .pitch import convolve_same
+from .recognition import PAUSE_SILENCE, cores, recognise_chunks, shared_decoders, speech_chunks
 from .transcript import transcript_language
 
 # --- the transcript ------------------------------------------------------------------------------------------------
@@ -380,6 +381,8 @@ def gather_evidence(samples: np.ndarray, transcript: str | None, recognise: str 
     progress = progress or (lambda fraction, message: None)
     text = (transcript or "").strip()
     warnings: list[str] = []
+    if recognise == "phones" and not text:
+        shared_decoders().warm(cores())  # the decoders load while the encoder listens
     probs, columns, rate = _listen(samples, listener, bool(text), recognise, warnings, cancel)
     speech = speech_frames(samples, None if probs is None else probs[:, columns.index(SIL)], rate)
     result: Alignment | None = None
@@ -389,10 +392,14 @@ def gather_evidence(samples: np.ndarray, transcript: str | None, recognise: str 
     source = TRANSCRIPT if result is not None else RECOGNISERS.get(recognise, AUDIO_ONLY)
     added = None
     if result is None and recognise is not None:
-        aligner = shared_aligner()
         step = functools.partial(_step, progress, "recognising speech")
-        hear = aligner.recognise_words if recognise == "words" else aligner.recognise_phones
-        result = hear(samples, spec.SAMPLE_RATE, progress=step, cancel=cancel)
+        if recognise == "words":
+            result = shared_aligner().recognise_words(samples, spec.SAMPLE_RATE, progress=step, cancel=cancel)
+        else:
+            # Only the speech between pauses is decoded, in chunks on every core (core.recognition).
+            pause = None if probs is None else (probs[:, columns.index(SIL)] >= PAUSE_SILENCE) | ~speech
+            chunks = speech_chunks(len(samples), pause, rate, samples=samples)
+            result = recognise_chunks(samples, chunks, shared_decoders(), progress=step, cancel=cancel)
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled")
         if recognise == "phones":

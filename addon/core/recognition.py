@@ -1,0 +1,351 @@
+"""All-phone recognition of a whole line, cut at its pauses and decoded on several cores.
+
+The audio encoder already says where the pauses are (its P(silence)), so recognition decodes only the speech between
+them, each stretch with a little of its pauses either side, in independent chunks: the decoder's front end is reset
+for every chunk (core.align's rule), so a chunk's phones are a function of its own audio, and the chunks can be
+decoded in any order on any number of decoders with the same result. The pauses themselves become silence.
+
+pocketsphinx's Python binding holds the GIL while it decodes, so its decoders run here through the same library's C
+functions over ctypes, which releases the GIL for each call: plain threads then decode in parallel, inside Blender
+as well as on the command line (no processes, no re-imported bpy). Where the C functions cannot be found (a build
+that does not export them) the binding decodes the same chunks one after another: the same phones, slower.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+import numpy as np
+
+from . import spec
+from .align import (
+    FRAME_RATE,
+    MAX_CHUNK,
+    PHONE_LM_WEIGHT,
+    Alignment,
+    _confidence,
+    _pcm16,
+    _pocketsphinx,
+    bilabial_phone_lm,
+    chunk_bounds,
+    merge_silences,
+)
+from .errors import Cancelled
+from .phones import PHONE_INDEX, SIL, PhoneSegment
+
+# A pause is a run of encoder frames with P(sil) of at least PAUSE_SILENCE (or not speech at all) lasting at least
+# MIN_PAUSE seconds; the decoder still hears PAUSE_MARGIN seconds of it next to the speech (its silence model needs
+# a few frames to settle on, and a closure at the edge of a pause keeps its onset). Measured in
+# bench/bench_recognition.py and with model.evaluate (docs/BENCHMARKS.md, issue 17).
+PAUSE_SILENCE = 0.5
+MIN_PAUSE = 0.4
+PAUSE_MARGIN = 0.15
+_HOP = spec.SAMPLE_RATE // FRAME_RATE  # samples per decoder frame: chunk bounds lie on the decoder's grid
+
+ChunkProgress = Callable[[float], None]
+
+
+# --- where to decode -------------------------------------------------------------------------------------------------
+
+def speech_chunks(n_samples: int, pause: np.ndarray | None, frame_rate: float, min_pause: float = MIN_PAUSE,
+                  margin: float | None = PAUSE_MARGIN, max_len: float = MAX_CHUNK,
+                  samples: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """Sample ranges to decode, in order: the speech between pauses (``pause``: True per frame at ``frame_rate``
+    where the audio is a pause) with ``margin`` seconds of each pause either side, each at most ``max_len`` s
+    (longer stretches are cut at their quietest point, core.align.chunk_bounds). ``margin`` None keeps the pauses:
+    the audio is cut in the middle of each pause and every sample is decoded. Without ``pause``: chunk_bounds."""
+    if pause is None or not len(pause) or n_samples == 0:
+        return _split_long(0, n_samples, max_len, samples)
+    per_frame = spec.SAMPLE_RATE / frame_rate
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(pause, np.int8), [0]])))
+    runs = [(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True) if (b - a) / frame_rate >= min_pause]
+    spans: list[tuple[int, int]] = []  # speech stretches in samples (with margins)
+    start = 0
+    for a, b in runs:
+        lo, hi = int(a * per_frame), min(n_samples, int(b * per_frame))
+        if margin is None:
+            if lo == 0 or hi >= n_samples:  # a pause at either end is decoded with its speech
+                continue
+            cut = _on_grid((lo + hi) // 2, n_samples)
+            if cut > start:
+                spans.append((start, cut))
+            start = cut
+            continue
+        m = int(margin * spec.SAMPLE_RATE)
+        end = _on_grid(min(hi, lo + m), n_samples) if lo > 0 else 0
+        if end > start:
+            spans.append((start, end))
+        start = _on_grid(max(lo, hi - m), n_samples) if hi < n_samples else n_samples
+    if start < n_samples:
+        spans.append((start, n_samples))
+    return [c for lo, hi in spans for c in _split_long(lo, hi, max_len, samples)]
+
+
+def _on_grid(sample: int, n_samples: int) -> int:
+    return min(n_samples, int(round(sample / _HOP)) * _HOP)
+
+
+def _split_long(lo: int, hi: int, max_len: float, samples: np.ndarray | None) -> list[tuple[int, int]]:
+    if hi - lo <= max_len * spec.SAMPLE_RATE or samples is None:
+        return [(lo, hi)] if hi > lo else []
+    return [(lo + a, lo + b) for a, b in chunk_bounds(samples[lo:hi], spec.SAMPLE_RATE, max_len)]
+
+
+# --- the decoders ----------------------------------------------------------------------------------------------------
+
+class _NativeDecoder:
+    """One all-phone decoder driven through pocketsphinx's C functions (each call releases the GIL)."""
+
+    def __init__(self, lib, config_json: bytes, logbase: float):
+        config = lib.ps_config_parse_json(None, config_json)
+        if not config:
+            raise OSError("pocketsphinx could not read the decoder settings")
+        self._lib, self._ps = lib, lib.ps_init(config)
+        lib.ps_config_free(config)  # the decoder keeps its own reference
+        if not self._ps:
+            raise OSError("pocketsphinx could not start a decoder")
+        self._log_base = math.log(logbase)
+
+    def decode(self, pcm: bytes) -> list[tuple[str, int, int, float]] | None:
+        """(label, first frame, last frame, acoustic score as the binding gives it) per segment; None when nothing
+        could be decoded (a few ms of audio)."""
+        lib, ps = self._lib, self._ps
+        lib.ps_reinit_feat(ps, None)  # every chunk from a fresh front end (core.align.Aligner._run)
+        lib.ps_start_utt(ps)
+        try:
+            if pcm:
+                lib.ps_process_raw(ps, pcm, len(pcm) // 2, 0, 1)
+        finally:
+            lib.ps_end_utt(ps)
+        if lib.ps_get_hyp(ps, None) is None:
+            return None
+        out = []
+        first, last = ctypes.c_int(), ctypes.c_int()
+        ascr, lscr, lback = ctypes.c_int32(), ctypes.c_int32(), ctypes.c_int32()
+        seg = lib.ps_seg_iter(ps)
+        while seg:
+            lib.ps_seg_frames(seg, ctypes.byref(first), ctypes.byref(last))
+            lib.ps_seg_prob(seg, ctypes.byref(ascr), ctypes.byref(lscr), ctypes.byref(lback))
+            # The binding reports a segment's acoustic score as logmath's exp of it; core.align's confidence
+            # reads that value, so it is given the same here.
+            out.append((lib.ps_seg_word(seg).decode(), first.value, last.value,
+                        math.exp(ascr.value * self._log_base)))
+            seg = lib.ps_seg_next(seg)  # frees the iterator at the end
+        return out
+
+    def __del__(self):
+        if getattr(self, "_ps", None):
+            self._lib.ps_free(self._ps)
+            self._ps = None
+
+
+class _BindingDecoder:
+    """The same decoder through pocketsphinx's Python binding (holds the GIL: one at a time)."""
+
+    def __init__(self, config):
+        self._d = _pocketsphinx().Decoder(config)
+
+    def decode(self, pcm: bytes) -> list[tuple[str, int, int, float]] | None:
+        d = self._d
+        d.reinit_feat()
+        d.start_utt()
+        try:
+            if pcm:
+                d.process_raw(pcm, no_search=False, full_utt=True)
+        finally:
+            d.end_utt()
+        if d.hyp() is None:
+            return None
+        return [(s.word, s.start_frame, s.end_frame, s.ascore) for s in d.seg()]
+
+
+_V = ctypes.c_void_p
+_I32P = ctypes.POINTER(ctypes.c_int32)
+_C_FUNCTIONS = {  # name: (result type, argument types)
+    "ps_config_parse_json": (_V, [_V, ctypes.c_char_p]), "ps_config_free": (ctypes.c_int, [_V]),
+    "ps_init": (_V, [_V]), "ps_free": (ctypes.c_int, [_V]), "ps_reinit_feat": (ctypes.c_int, [_V, _V]),
+    "ps_start_utt": (ctypes.c_int, [_V]), "ps_end_utt": (ctypes.c_int, [_V]),
+    "ps_process_raw": (ctypes.c_int, [_V, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]),
+    "ps_get_hyp": (ctypes.c_char_p, [_V, _I32P]), "ps_seg_iter": (_V, [_V]), "ps_seg_next": (_V, [_V]),
+    "ps_seg_word": (ctypes.c_char_p, [_V]),
+    "ps_seg_frames": (None, [_V, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int)]),
+    "ps_seg_prob": (ctypes.c_int32, [_V, _I32P, _I32P, _I32P]),
+}
+
+
+def _native_library():
+    """pocketsphinx's C functions from its extension module, or None where they are not exported."""
+    try:
+        from pocketsphinx import _pocketsphinx as extension
+
+        lib = ctypes.CDLL(extension.__file__)
+        for name, (restype, argtypes) in _C_FUNCTIONS.items():
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = restype, argtypes
+    except (ImportError, OSError, AttributeError):
+        return None
+    return lib
+
+
+class PhoneDecoders:
+    """Warm all-phone decoders (core.align's recognise_phones settings), as many as the cores, made on first use."""
+
+    def __init__(self, native: bool = True) -> None:
+        self._ready = threading.Condition()
+        self._free: list = []
+        self._loading = 0  # decoders being made in the background (warm)
+        self._config = None
+        self._lib = _native_library() if native else None
+
+    @property
+    def parallel(self) -> bool:
+        """Whether decoders run in parallel (the C functions were found)."""
+        return self._lib is not None
+
+    def _settings(self):
+        with self._ready:
+            if self._config is None:
+                self._config = _pocketsphinx().Config(allphone=str(bilabial_phone_lm()), lm=None,
+                                                      loglevel="FATAL", bestpath=False, lw=PHONE_LM_WEIGHT)
+            return self._config
+
+    def _make(self):
+        config = self._settings()
+        if self._lib is None:
+            return _BindingDecoder(config)
+        return _NativeDecoder(self._lib, config.dumps().encode(), float(config["logbase"]))
+
+    def warm(self, count: int) -> None:
+        """Start making decoders in the background until ``count`` are free or on their way, so that loading them
+        (about 0.15 s each) overlaps the audio encoder's pass. Only where they run in parallel: the binding would
+        hold the GIL while it loads."""
+        if self._lib is None:
+            return
+        with self._ready:
+            missing = max(0, count - len(self._free) - self._loading)
+            self._loading += missing
+        for _ in range(missing):
+            threading.Thread(target=self._load, name="facepolicy-decoder", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            decoder = self._make()
+        except Exception:  # noqa: BLE001 - the next decode makes its own and reports the error there
+            decoder = None
+        with self._ready:
+            self._loading -= 1
+            if decoder is not None:
+                self._free.append(decoder)
+            self._ready.notify_all()
+
+    def _take(self):
+        with self._ready:
+            while not self._free and self._loading:
+                self._ready.wait()
+            if self._free:
+                return self._free.pop()
+        return self._make()
+
+    def _give(self, decoder) -> None:
+        with self._ready:
+            self._free.append(decoder)
+            self._ready.notify_all()
+
+    def decode(self, pcm: bytes):
+        decoder = self._take()
+        try:
+            return decoder.decode(pcm)
+        finally:
+            self._give(decoder)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def recognise_chunks(samples: np.ndarray, chunks: list[tuple[int, int]], decoders: PhoneDecoders,
+                     workers: int | None = None, progress: ChunkProgress | None = None,
+                     cancel: threading.Event | None = None) -> Alignment:
+    """All-phone recognition of ``chunks`` (sample ranges of 16 kHz ``samples``, in order) on up to ``workers``
+    threads (default: the cores); everything outside the chunks is silence. The same Alignment whatever the number
+    of workers. Raises Cancelled when ``cancel`` is set (no new chunk starts after that)."""
+    n = len(samples)
+    workers = max(1, min(workers or cores(), len(chunks))) if decoders.parallel else 1
+    results: list = [None] * len(chunks)
+
+    def decode(k: int):
+        if cancel is not None and cancel.is_set():
+            return k, None
+        lo, hi = chunks[k]
+        return k, decoders.decode(_pcm16(samples[lo:hi]))
+
+    done = 0
+    if workers == 1:
+        for k in range(len(chunks)):
+            results[k] = decode(k)[1]
+            done += 1
+            if progress:
+                progress(done / len(chunks))
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="facepolicy-recognise") as pool:
+            # The longest chunks first, so the threads finish together.
+            pending = {pool.submit(decode, k) for k in sorted(range(len(chunks)), key=lambda k: chunks[k][0]
+                                                              - chunks[k][1])}
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    k, segs = f.result()
+                    results[k] = segs
+                    done += 1
+                if progress:  # on the calling thread
+                    progress(done / len(chunks))
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("cancelled")
+    return _alignment(chunks, results, n)
+
+
+def _alignment(chunks, results, n: int) -> Alignment:
+    rate = spec.SAMPLE_RATE
+    result = Alignment([], [], [], "recognised-phones")
+    position = 0
+    for (lo, hi), segs in zip(chunks, results, strict=True):
+        if lo > position:  # a pause that was not decoded
+            result.phones.append(PhoneSegment(SIL, position / rate, lo / rate))
+            result.confidence.append(1.0)
+        off = lo / rate
+        if segs is None:  # too short to decode: nothing was said in it
+            result.phones.append(PhoneSegment(SIL, off, hi / rate))
+            result.confidence.append(1.0)
+        for label, first, last, ascore in segs or ():
+            frames = max(1, last + 1 - first)
+            phone = label.lower() if label.lower() in PHONE_INDEX else SIL
+            result.phones.append(PhoneSegment(phone, off + first / FRAME_RATE, off + (last + 1) / FRAME_RATE))
+            result.confidence.append(_confidence(ascore / frames) if phone != SIL else 1.0)
+        position = hi
+    if position < n:
+        result.phones.append(PhoneSegment(SIL, position / rate, n / rate))
+        result.confidence.append(1.0)
+    merge_silences(result)
+    return result
+
+
+_shared: PhoneDecoders | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_decoders() -> PhoneDecoders:
+    """One set of warm decoders per process (each takes about 0.15 s to load)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = PhoneDecoders()
+        return _shared
