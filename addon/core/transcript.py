@@ -106,9 +106,10 @@ def letter_to_sound(word: str) -> list[str]:
 # --- which language ------------------------------------------------------------------------------------------------
 
 # A transcript is taken for another language when most of its letters are not Latin, when more of its words are
-# common words of one of these languages than of English (at least two), or when most of its words are neither in
-# the pronouncing dictionary nor plain ASCII. Words that are also English words ("a", "in", "no", "son", "die",
-# "was", "er", "ma", "hoe") are left out of the other lists.
+# common words of one of these languages than of English (at least two), when one word in five is spelled with
+# letters English never uses, or when most of its words are neither in the pronouncing dictionary nor plain ASCII.
+# Words that are also English words ("a", "in", "no", "son", "die", "was", "er", "ma", "hoe") are left out of the
+# other lists.
 _ENGLISH_WORDS = frozenset("""
     the a an and or but of to in on at for with by from is are was were be been being it its this that these those
     i you he she we they me him us them my your his her our their not no yes do does did have has had will would
@@ -122,14 +123,22 @@ _OTHER_WORDS = {
     "French": frozenset("""le la les de des du et un une est sont je tu il elle nous vous ils elles pas que qui
         avec pour dans sur mais ou où très c'est bonjour merci oui suis avons êtes ce cette""".split()),
     "German": frozenset("""der das und ist ich nicht zu ein eine einen mit für wo bitte sehr heute sind wir sie
-        es auf den dem auch noch nur wie kein keine haben habe danke ja nein guten ihr mein dein""".split()),
+        es auf den dem auch noch nur wie kein keine haben habe danke ja nein guten ihr mein dein im am vom zum zur
+        beim""".split()),
     "Italian": frozenset("""il la le gli di che non un una per con sono è mi si ti ci molto della del al dove
         questo questa quella grazie ciao buongiorno anche io tu lui lei""".split()),
     "Portuguese": frozenset("""os de que não um uma eu meu minha você ele ela nós com para por muito onde
         obrigado obrigada sim isso este esta está é da dos das""".split()),
     "Dutch": frozenset("""de het een en ik je jij van niet waar wat dat met voor op zijn wij ze hij maar ook nog
         graag dank ja nee goed""".split()),
+    "Swedish": frozenset("""och på är det en med inte som för jag du vi hon han ett att av""".split()),
+    "Polish": frozenset("""nie się jest na że z po ja ty jak tak ale czy""".split()),
+    "Turkish": frozenset("""bir ve bu da için çok ne ile değil yok""".split()),
 }
+# Letters that English spelling never uses (loanwords such as café, naïve, façade, jalapeño keep theirs out of it):
+# a transcript with at least one word in five spelled with them is not English.
+_FOREIGN_LETTERS = frozenset("åøöüßłśżźćńąęşğıőűřěůčšžäõã")
+_FOREIGN_WORD_SHARE = 0.2
 _LETTER_WORDS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 
 
@@ -149,6 +158,8 @@ def transcript_language(text: str, in_dictionary: Callable[[str], bool]) -> str 
     if most >= 2 and most > english:
         leaders = [lang for lang, n in votes.items() if n == most]
         return f"looks like {leaders[0]}" if len(leaders) == 1 else "is not English"
+    if sum(1 for w in words if _FOREIGN_LETTERS.intersection(w)) >= _FOREIGN_WORD_SHARE * len(words):
+        return "is not English"
     known = sum(1 for w in words if in_dictionary(plain_ascii(w)))
     if known < 0.5 * len(words):
         return "has mostly words that are not English"

@@ -33,9 +33,22 @@ def test_english_lines_with_names_numbers_and_loanwords_are_english(text):
     ("こんにちは、元気ですか？", "is not written in the Latin alphabet"),
     ("Привет, как дела?", "is not written in the Latin alphabet"),
     ("Zyxx qorvath belmani stravok.", "has mostly words that are not English"),
+    # Lines of the per-language development set (model/data/languages.py) that were taken for English and aligned
+    # with English phones before the Swedish, Polish and Turkish words and the letters English never spells with:
+    ("Am Abend spielen die Kinder im Park Ball.", "looks like German"),
+    ("Po pracy poszliśmy do parku na spacer.", "looks like Polish"),
+    ("Barnen leker med en boll i parken.", "looks like Swedish"),
+    ("Mormor bjuder på kaffe och bullar.", "looks like Swedish"),
+    ("Mehmet bir bardak su ve biraz ekmek istedi.", "looks like Turkish"),
 ])
 def test_other_languages_are_named_before_anything_is_aligned(text, why):
     assert transcript_language(text, known) == why
+
+
+@pytest.mark.parametrize("text", ["Pappa köpte mjölk och smör.", "Lütfen pencereyi aç, burası sıcak.",
+                                  "Mój brat ma małego psa."])
+def test_letters_english_never_spells_with_mark_another_language_even_when_the_dictionary_knows_the_words(text):
+    assert transcript_language(text, lambda word: True) == "is not English"
 
 
 def test_accents_and_typographic_apostrophes_are_spoken_as_plain_letters():
