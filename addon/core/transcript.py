@@ -126,11 +126,12 @@ _OTHER_WORDS = {
         es auf den dem auch noch nur wie kein keine haben habe danke ja nein guten ihr mein dein im am vom zum zur
         beim""".split()),
     "Italian": frozenset("""il la le gli di che non un una per con sono è mi si ti ci molto della del al dove
-        questo questa quella grazie ciao buongiorno anche io tu lui lei""".split()),
+        questo questa quella grazie ciao buongiorno anche io tu lui lei abbiamo siamo ho hai nel nella sul sulla
+        bella bello ogni""".split()),
     "Portuguese": frozenset("""os de que não um uma eu meu minha você ele ela nós com para por muito onde
-        obrigado obrigada sim isso este esta está é da dos das""".split()),
+        obrigado obrigada sim isso este esta está é da dos das vamos na amanhã hoje também""".split()),
     "Dutch": frozenset("""de het een en ik je jij van niet waar wat dat met voor op zijn wij ze hij maar ook nog
-        graag dank ja nee goed""".split()),
+        graag dank ja nee goed bij hebben heb heeft geen vaak""".split()),
     "Swedish": frozenset("""och på är det en med inte som för jag du vi hon han ett att av""".split()),
     "Polish": frozenset("""nie się jest na że z po ja ty jak tak ale czy""".split()),
     "Turkish": frozenset("""bir ve bu da için çok ne ile değil yok""".split()),
@@ -139,6 +140,7 @@ _OTHER_WORDS = {
 # a transcript with at least one word in five spelled with them is not English.
 _FOREIGN_LETTERS = frozenset("åøöüßłśżźćńąęşğıőűřěůčšžäõã")
 _FOREIGN_WORD_SHARE = 0.2
+_PINYIN_SYLLABLE = re.compile(r"[a-zü]+[1-5]")  # tone-numbered pinyin: "ba4 ba5 mei3 tian1"
 _LETTER_WORDS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 
 
@@ -151,6 +153,9 @@ def transcript_language(text: str, in_dictionary: Callable[[str], bool]) -> str 
     latin = sum(1 for c in letters if c.isascii() or unicodedata.name(c, "").startswith("LATIN"))
     if latin < 0.5 * len(letters):
         return "is not written in the Latin alphabet"
+    pinyin = len(_PINYIN_SYLLABLE.findall(text.lower()))
+    if pinyin >= 3 and pinyin >= 0.5 * len(_LETTER_WORDS.findall(text)):
+        return "looks like Mandarin pinyin"
     words = _LETTER_WORDS.findall(text.lower())
     english = sum(1 for w in words if w in _ENGLISH_WORDS)
     votes = {lang: sum(1 for w in words if w in common) for lang, common in _OTHER_WORDS.items()}

@@ -92,7 +92,8 @@ def test_another_lines_text_is_refused_in_one_sentence_and_the_line_still_bakes(
     ("es", "¿Dónde está la biblioteca? Necesito un libro.", "¿Dónde está la biblioteca? Necesito un libro.",
      "looks like Spanish"),
     ("en-us", "Hello, how are you?", "こんにちは、お元気ですか？", "is not written in the Latin alphabet"),
-], ids=["spanish", "japanese"])
+    ("sv", "Barnen leker med en boll i parken.", "Barnen leker med en boll i parken.", "looks like Swedish"),
+], ids=["spanish", "japanese", "swedish"])
 def test_a_transcript_in_another_language_gets_the_one_language_sentence(tmp_path, voice, spoken, transcript, why):
     line(tmp_path, "npc", espeak, spoken, voice, transcript=transcript)
     for engine in ("neural", "phonetic"):

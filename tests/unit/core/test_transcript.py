@@ -7,7 +7,7 @@ from facepolicy.core.transcript import plain_ascii, transcript_language, transcr
 # A stand-in for the pronouncing dictionary: the English words of these examples.
 ENGLISH = set("""greetings ser of the awaits hello there yes follow me ok hmm ugh it costs or percent more than last
     year and walked into we need to move boxes before meeting begins drew their blades he said left cafe au lait naive
-    facade""".split())
+    facade bomber sector take gate""".split())
 
 
 def known(word: str) -> bool:
@@ -17,7 +17,8 @@ def known(word: str) -> bool:
 @pytest.mark.parametrize("text", [
     "Greetings, Ser Aldric of Vhalmoor! The Dreadlord Xarneth awaits.", "Hello there.", "Yes.", "Follow me, Kaelthas.",
     "OK", "Hmm, grrr... ugh!", "It costs $444.01, or 84 percent more than last year.",
-    "We need to move the boxes before the meeting begins", "Café au lait, naïve façade.", "1984", "..."])
+    "We need to move the boxes before the meeting begins", "Café au lait, naïve façade.", "1984", "...",
+    "B2 bomber, sector 7G.", "Take the A4 to gate B12."])
 def test_english_lines_with_names_numbers_and_loanwords_are_english(text):
     assert transcript_language(text, known) is None
 
@@ -40,6 +41,10 @@ def test_english_lines_with_names_numbers_and_loanwords_are_english(text):
     ("Barnen leker med en boll i parken.", "looks like Swedish"),
     ("Mormor bjuder på kaffe och bullar.", "looks like Swedish"),
     ("Mehmet bir bardak su ve biraz ekmek istedi.", "looks like Turkish"),
+    ("Abbiamo passato una bella settimana a Roma.", "looks like Italian"),
+    ("Amanhã vamos passear na praia com o Paulo.", "looks like Portuguese"),
+    ("We hebben in de zomer vaak bij de zee gespeeld.", "looks like Dutch"),
+    ("wo3 men5 ming2 tian1 qu4 gong1 yuan2 pa2 shan1.", "looks like Mandarin pinyin"),
 ])
 def test_other_languages_are_named_before_anything_is_aligned(text, why):
     assert transcript_language(text, known) == why
