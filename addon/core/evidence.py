@@ -396,7 +396,7 @@ def gather_evidence(samples: np.ndarray, transcript: str | None, recognise: str 
         if recognise == "words":
             result = shared_aligner().recognise_words(samples, spec.SAMPLE_RATE, progress=step, cancel=cancel)
         else:
-            # Only the speech between pauses is decoded, in chunks on every core (core.recognition).
+            # Cut at the encoder's pauses into chunks decoded on every core (core.recognition).
             pause = None if probs is None else (probs[:, columns.index(SIL)] >= PAUSE_SILENCE) | ~speech
             chunks = speech_chunks(len(samples), pause, rate, samples=samples)
             result = recognise_chunks(samples, chunks, shared_decoders(), progress=step, cancel=cancel)

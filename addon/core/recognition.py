@@ -1,14 +1,15 @@
 """All-phone recognition of a whole line, cut at its pauses and decoded on several cores.
 
-The audio encoder already says where the pauses are (its P(silence)), so recognition decodes only the speech between
-them, each stretch with a little of its pauses either side, in independent chunks: the decoder's front end is reset
-for every chunk (core.align's rule), so a chunk's phones are a function of its own audio, and the chunks can be
-decoded in any order on any number of decoders with the same result. The pauses themselves become silence.
+The audio encoder already says where the pauses are (its P(silence)), so the audio is cut in the middle of each
+pause into independent chunks: the decoder's front end is reset for every chunk (core.align's rule), so a chunk's
+phones are a function of its own audio, and the chunks can be decoded in any order on any number of decoders with
+the same result.
 
 pocketsphinx's Python binding holds the GIL while it decodes, so its decoders run here through the same library's C
 functions over ctypes, which releases the GIL for each call: plain threads then decode in parallel, inside Blender
-as well as on the command line (no processes, no re-imported bpy). Where the C functions cannot be found (a build
-that does not export them) the binding decodes the same chunks one after another: the same phones, slower.
+as well as on the command line (no processes, no re-imported bpy). Where the C functions are not exported (the
+Windows wheel exports only the module's init function) the binding decodes the same chunks one after another: the
+same phones, on one core.
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ from .errors import Cancelled
 from .phones import PHONE_INDEX, SIL, PhoneSegment
 
 # A pause is a run of encoder frames with P(sil) of at least PAUSE_SILENCE (or not speech at all) lasting at least
-# MIN_PAUSE seconds; the decoder still hears PAUSE_MARGIN seconds of it next to the speech (its silence model needs
-# a few frames to settle on, and a closure at the edge of a pause keeps its onset). Measured in
-# bench/bench_recognition.py and with model.evaluate (docs/BENCHMARKS.md, issue 17).
+# MIN_PAUSE seconds. PAUSE_MARGIN: how much of each pause the decoder hears next to the speech, the rest being
+# silence without decoding it; None decodes the pauses too (cut in their middle). Skipping them saved 7 % (0.3 s
+# kept) to 13 % (0.15 s) of the decoding on 60 s of real speech but cost up to one open vowel and 0.003-0.008 of
+# SLCC on the evaluation sets, while None leaves every short clip's phones as they were (bench/bench_recognition.py,
+# model.evaluate; docs/BENCHMARKS.md, issue 17).
 PAUSE_SILENCE = 0.5
 MIN_PAUSE = 0.4
-PAUSE_MARGIN = 0.15
+PAUSE_MARGIN: float | None = None
 _HOP = spec.SAMPLE_RATE // FRAME_RATE  # samples per decoder frame: chunk bounds lie on the decoder's grid
 
 ChunkProgress = Callable[[float], None]
