@@ -141,11 +141,16 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default="/tmp/facepolicy-bench-finetune")
     ap.add_argument("--steps", type=int, help="most training steps (default: the command's)")
     ap.add_argument("--no-real", action="store_true", help="skip the real clips")
+    ap.add_argument("--lip-lead", type=float, help="the performer's lip lead in seconds (default: Habits' 0.04)")
     ap.add_argument("--json", help="write every figure here")
     args = ap.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     performer = Performer()
+    if args.lip_lead is not None:
+        import dataclasses
+
+        performer = dataclasses.replace(performer, habits=dataclasses.replace(performer.habits, lip_lead=args.lip_lead))
     print(f"performer: flite voice {performer.voice}, habits {performer.habits}")
     captures, phones = make_data(work, performer)
     takes, _ = check_folder(work / "held_out")
