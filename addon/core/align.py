@@ -27,13 +27,13 @@ MAX_CHUNK = 30.0  # seconds per decoder call
 PHONE_LM_WEIGHT = 2.0
 BILABIAL_BOOST = 1.2  # log10 added to phone-LM probabilities of M, B and P
 # Recognised phones whose acoustic score per frame is worse than this are treated as uncertain
-# (music, noise, coughs); see ``_confidence``.
+# (music, noise, coughs); see ``phone_confidence``.
 _SCORE_GOOD = -1500.0
 _SCORE_BAD = -4500.0
 # Forced alignment follows one line of words, so it can afford beams far wider than recognition's: the default
 # (1e-48) pruned the spoken path of synthetic voices, whose frames score poorly against a model of real speech.
 ALIGN_BEAM = 1e-200
-# Runs of at least DIGITAL_SILENCE exact-zero samples get a noise floor of ±NOISE_FLOOR of 32767 (_pcm16).
+# Runs of at least DIGITAL_SILENCE exact-zero samples get a noise floor of ±NOISE_FLOOR of 32767 (pcm16).
 DIGITAL_SILENCE = 160
 NOISE_FLOOR = 2
 
@@ -44,7 +44,8 @@ class AlignerMissing(FacePolicyError):
     """pocketsphinx is not installed."""
 
 
-def _pocketsphinx():
+def load_pocketsphinx():
+    """The pocketsphinx module; AlignerMissing (one sentence) when it is not installed."""
     try:
         import pocketsphinx
     except ImportError as exc:
@@ -105,7 +106,7 @@ def _phone_lm_arpa(source: str) -> str:
     The LogMath is held in a variable on purpose: NGramModel keeps only a borrowed pointer to it, and a temporary
     (or NGramModel.readfile's implicit one) is freed under the model, which then writes garbage scores.
     """
-    ps = _pocketsphinx()
+    ps = load_pocketsphinx()
     logmath = ps.LogMath()
     config = ps.Config()
     model = ps.NGramModel(config, logmath, source)
@@ -126,7 +127,7 @@ def bilabial_phone_lm(boost: float = BILABIAL_BOOST) -> Path:
 
     Built once from the installed model and kept in the temp folder (about 0.4 MB).
     """
-    ps = _pocketsphinx()
+    ps = load_pocketsphinx()
     source = Path(ps.get_model_path("en-us/en-us-phone.lm.bin"))
     stat = source.stat()
     out = Path(tempfile.gettempdir()) / f"facepolicy-phone-lm-{stat.st_size}-{int(stat.st_mtime)}-{boost:.2f}.arpa"
@@ -148,7 +149,7 @@ def bilabial_phone_lm(boost: float = BILABIAL_BOOST) -> Path:
     return out
 
 
-def _pcm16(samples: np.ndarray) -> bytes:
+def pcm16(samples: np.ndarray) -> bytes:
     """16-bit PCM for the decoders. Stretches of digital silence (TTS output between words) get a faint fixed noise
     floor: on exact zeros pocketsphinx's front end has no energy to take the log of, and forced alignment lost the
     spoken path of most espeak-ng lines. Real recordings never hold 10 ms of exact zeros."""
@@ -162,9 +163,13 @@ def _pcm16(samples: np.ndarray) -> bytes:
     return x.tobytes()
 
 
-def _confidence(score_per_frame: float) -> float:
+def phone_confidence(score_per_frame: float) -> float:
+    """0..1 from a recognised phone's acoustic score per frame (_SCORE_BAD → 0, _SCORE_GOOD → 1)."""
     return float(np.clip((score_per_frame - _SCORE_BAD) / (_SCORE_GOOD - _SCORE_BAD), 0.0, 1.0))
 
+
+# The names core.recognition imports until it uses the public ones above.
+_pocketsphinx, _pcm16, _confidence = load_pocketsphinx, pcm16, phone_confidence
 
 def merge_silences(result: Alignment) -> None:
     """Drop empty phones and join neighbouring silences (in place)."""
@@ -197,7 +202,7 @@ class Aligner:
 
     # decoders ------------------------------------------------------------------------------------------
     def _decoder(self, kind: str):
-        ps = _pocketsphinx()
+        ps = load_pocketsphinx()
         if kind == "align":
             if self._align is None:
                 self._align = ps.Decoder(lm=None, loglevel="FATAL", bestpath=False, beam=ALIGN_BEAM,
@@ -268,7 +273,7 @@ class Aligner:
 
     def _align_chunk(self, samples: np.ndarray, words: list[str], offset: float) -> Alignment:
         d = self._decoder("align")
-        pcm = _pcm16(samples)
+        pcm = pcm16(samples)
         d.set_align_text(" ".join(words))
         self._run(d, pcm)
         if d.hyp() is None:
@@ -300,7 +305,7 @@ class Aligner:
         """Word-level pass over the whole audio, then phone-level passes chunk by chunk between pauses."""
         d = self._decoder("align")
         d.set_align_text(" ".join(words))
-        self._run(d, _pcm16(samples))
+        self._run(d, pcm16(samples))
         if d.hyp() is None:
             raise FacePolicyError("the transcript could not be aligned to the audio")
         segs = [(re.sub(r"\(\d+\)$", "", s.word), s.start_frame / FRAME_RATE, (s.end_frame + 1) / FRAME_RATE)
@@ -346,7 +351,7 @@ class Aligner:
             for k, (lo, hi) in enumerate(bounds):
                 if cancel is not None and cancel.is_set():
                     break
-                self._run(d, _pcm16(samples[lo:hi]))
+                self._run(d, pcm16(samples[lo:hi]))
                 off = lo / rate
                 decoded = d.hyp() is not None
                 if not decoded:  # too short to decode (a few ms; seg() is None then): nothing was said in it
@@ -358,7 +363,7 @@ class Aligner:
                     phone = label if label in PHONE_INDEX else SIL
                     result.phones.append(PhoneSegment(phone, off + s.start_frame / FRAME_RATE,
                                                       off + (s.end_frame + 1) / FRAME_RATE))
-                    result.confidence.append(_confidence(s.ascore / frames) if phone != SIL else 1.0)
+                    result.confidence.append(phone_confidence(s.ascore / frames) if phone != SIL else 1.0)
                 if progress:
                     progress((k + 1) / len(bounds))
         merge_silences(result)
@@ -373,7 +378,7 @@ class Aligner:
             if cancel is not None and cancel.is_set():
                 break
             off = lo / rate
-            pcm = _pcm16(samples[lo:hi])
+            pcm = pcm16(samples[lo:hi])
             with self._lock:
                 d = self._decoder("words")
                 self._run(d, pcm)

@@ -1,5 +1,6 @@
 """Gaussian smoothing along time: the one low-pass used by the articulation teacher (articulator inertia), the
-panel's Smoothing slider (core.rigtrack) and the Neural engine's articulation clean-up (core.neural)."""
+panel's Smoothing slider (core.rigtrack) and the Neural engine's articulation clean-up (core.neural); and the live
+stream's blend of consecutive plans (core.stream), which cannot wait for the frames a centred window needs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import math
 import numpy as np
 
 BLOCK_FRAMES = 2000  # frames smoothed at a time
+# The live stream's frame k: plan k's first frame with this share of plan k - 1's prediction of frame k blended in.
+# Plan k - 1 heard one frame less of the audio, so a larger share lags and under-opens vowels (docs/BENCHMARKS.md).
+PLAN_BLEND = 0.25
 
 
 def gaussian_kernel(sigma: float, radius: int) -> np.ndarray:
@@ -50,4 +54,19 @@ def gaussian_smooth(x: np.ndarray, sigma: float, *, radius: int | None = None, d
             out[pending[0] : pending[1], cols] = pending[2].T
         pending = (a, b, smoothed)
     out[pending[0] : pending[1], cols] = pending[2].T
+    return out
+
+
+def blend_plans(newest: np.ndarray, previous: np.ndarray | None, share: float = PLAN_BLEND,
+                columns=None) -> np.ndarray:
+    """A live frame from two receding-horizon plans: ``newest`` (C,), the newest plan's prediction of the frame,
+    moved toward ``previous`` (C,), the plan before's prediction of the same frame, by ``share`` on ``columns``
+    (default all); the other columns are ``newest``'s. Consecutive plans hear the phones differently, and each
+    frame from one plan alone trembles with them: the blend is the offline sampler's plan fade-in, made causal.
+    ``previous`` None (the first frame): ``newest`` itself."""
+    out = np.array(newest, copy=True)
+    if previous is None or share <= 0:
+        return out
+    cols = slice(None) if columns is None else np.asarray(columns, np.int64)
+    out[cols] = newest[cols] + np.asarray(share, out.dtype) * (previous[cols] - newest[cols])
     return out

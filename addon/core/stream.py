@@ -5,9 +5,14 @@ The Neural engine's receding horizon runs causally: model frame k is planned as 
 sampler's own plan), hearing the audio so far, and executes its first frame; the next plan starts from the frames
 executed before it. With phone evidence (the default), each plan is conditioned on the phones pocketsphinx has heard
 so far (core.stream_evidence), steered toward the Phonetic engine's mouth for them with the jaw floor in their vowels,
-and the lips seal over their p/b/m, as the offline accurate mode does (policy.sample_with_evidence). Re-planning at
-every frame trembles more than the offline streams, so the articulation's light smoothing (ARTICULATION_SMOOTHING)
-is applied in both modes; it is centred, so a frame leaves SMOOTH frames after it is planned.
+and the lips seal over their p/b/m, as the offline accurate mode does (policy.sample_with_evidence).
+
+Consecutive plans hear the newest phones differently (the recogniser revises its last phones as audio comes), and a
+frame from one plan alone trembles with them. So, as the offline sampler fades each plan in over the one before, a
+frame's articulation is its plan's first frame blended with the previous plan's prediction of it
+(core.smoothing.blend_plans), then lightly smoothed (ARTICULATION_SMOOTHING, centred, so a frame leaves SMOOTH frames
+after it is planned); then, as offline, the lips seal over every p/b/m that a plan covering the frame heard
+(plans k - 1, k and k + 1), so a closure one plan heard is not blended away.
 
 Latency: a frame is given out once the audio reaches LATENCY = (LOOKAHEAD + SMOOTH) / MODEL_FPS = 100 ms past it
 (at other frame rates, a frame between two model frames also waits for the later one). Memory does not grow with
@@ -33,6 +38,8 @@ from .policy import (
     smooth_articulation,
     vowel_mask,
 )
+from .sampler import ARTICULATION
+from .smoothing import blend_plans
 from .stream_evidence import PhoneProbs, PhoneStream, window_evidence
 
 LOOKAHEAD = 2  # model frames of audio each plan hears past the frame it executes
@@ -156,7 +163,11 @@ class FaceStream:
         self._fed = 0  # samples the phone recogniser has heard
         self._k = 0  # next model frame to plan
         self._past = np.zeros((policy.past_frames, spec.NUM_CHANNELS), np.float32)  # normalised, last executed
-        self._planned: dict[int, np.ndarray] = {}  # model frames not yet given out (and the one before)
+        # Per plan k not yet forgotten: its (2, NUM_CHANNELS) predictions of frames k and k + 1, and its evidence
+        # with the time its phones are relative to (None without phones).
+        self._planned: dict[int, np.ndarray] = {}
+        self._heard_by: dict[int, tuple | None] = {}
+        self._blended: dict[int, np.ndarray] = {}  # frames blended from their two plans, not yet smoothed
         self._emitted = 0  # model frames given out
         self._alignment = None  # the newest plan's evidence and the time its phones are relative to
         self._rate = _FrameRate(fps)
@@ -259,9 +270,10 @@ class FaceStream:
         x = p.plan([k], audio[None], evidence[None], self._past[None], self.settings, self.style, self.emotion,
                    None if prior is None else prior[None], has_past=k > 0)[0]
         self._past = np.concatenate([self._past[1:], x[:1]])
-        y = x[0] * p.state_std + p.state_mean
-        y[: spec.NUM_ARKIT] = np.clip(y[: spec.NUM_ARKIT], 0.0, 1.0)
-        self._planned[k] = y if self._alignment is None else self._seal(y, k)
+        y = x[:2] * p.state_std + p.state_mean
+        y[:, : spec.NUM_ARKIT] = np.clip(y[:, : spec.NUM_ARKIT], 0.0, 1.0)
+        self._planned[k] = y
+        self._heard_by[k] = self._alignment
         self._k = k + 1
 
     def _evidence(self, k: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -288,19 +300,33 @@ class FaceStream:
     # --- giving frames out ---------------------------------------------------------------------------------------
 
     def _give_out(self, upto: int, last: int | None = None) -> None:
-        """Smooth, seal and hand on model frames up to ``upto``; ``last``: the final frame (held past the end)."""
+        """Blend, smooth, seal and hand on model frames up to ``upto``; ``last``: the final frame (held past the
+        end)."""
         while self._emitted <= upto:
             j = self._emitted
             top = self._k - 1 if last is None else last
-            rows = np.stack([self._planned[min(max(i, 0), top)] for i in range(j - SMOOTH, j + SMOOTH + 1)])
-            self._ready += self._rate.push(smooth_articulation(rows)[SMOOTH])
-            self._planned.pop(j - SMOOTH, None)
+            rows = np.stack([self._blend(min(max(i, 0), top)) for i in range(j - SMOOTH, j + SMOOTH + 1)])
+            frame = smooth_articulation(rows)[SMOOTH]
+            for k in range(j - 1, j + 2):
+                if self._heard_by.get(k) is not None:
+                    frame = self._seal(frame, j, self._heard_by[k])
+            self._ready += self._rate.push(frame)
+            for old in (self._planned, self._heard_by, self._blended):
+                old.pop(j - SMOOTH - 1, None)
             self._emitted += 1
 
-    def _seal(self, frame: np.ndarray, j: int) -> np.ndarray:
-        """Model frame ``j`` with the lips sealed over the bilabials of the newest evidence (seal_bilabials at its
-        time). It is sealed when planned, before the smoothing, which softens a closure heard late."""
-        result, t0 = self._alignment
+    def _blend(self, i: int) -> np.ndarray:
+        """Model frame ``i``: plan i's first frame with plan i - 1's prediction of it blended into the articulation
+        (core.smoothing.blend_plans; the rest of the face is plan i's)."""
+        if i not in self._blended:
+            previous = self._planned[i - 1][1] if i - 1 in self._planned else None
+            self._blended[i] = blend_plans(self._planned[i][0], previous, columns=ARTICULATION)
+        return self._blended[i]
+
+    def _seal(self, frame: np.ndarray, j: int, heard: tuple) -> np.ndarray:
+        """Model frame ``j`` with the lips sealed over the bilabials of one plan's evidence ``heard`` (its Alignment
+        and the time its phones are relative to; seal_bilabials at the frame's time)."""
+        result, t0 = heard
         t = j / spec.MODEL_FPS - t0
         near = [PhoneSegment(q.phone, q.start - t, q.end - t) for q in result.phones if q.end > t - 1.0
                 and q.start < t + 1.0]

@@ -13,10 +13,16 @@ from __future__ import annotations
 import numpy as np
 
 from . import spec
-from .align import FRAME_RATE, PHONE_LM_WEIGHT, Alignment, bilabial_phone_lm, merge_silences
-from .align import _confidence as phone_confidence
-from .align import _pcm16 as pcm16
-from .align import _pocketsphinx as pocketsphinx
+from .align import (
+    FRAME_RATE,
+    PHONE_LM_WEIGHT,
+    Alignment,
+    bilabial_phone_lm,
+    load_pocketsphinx,
+    merge_silences,
+    pcm16,
+    phone_confidence,
+)
 from .evidence import apply_second_opinion
 from .listener import BILABIAL_PHONES
 from .phones import PHONE_INDEX, PHONES, SIL, PhoneSegment
@@ -26,6 +32,9 @@ UTTERANCE_MAX = 12.0  # seconds: an utterance this long is cut at its latest set
 CUT_PAUSE = 0.2  # seconds: the shortest pause to cut at
 SETTLED = 0.3  # seconds: a cut is made at least this far behind the newest audio, where the hypothesis holds
 KEEP = 8.0  # seconds of phones and probabilities kept behind the newest audio
+# pocketsphinx's partial hypothesis ends 50 ms behind the audio it was given (its front end's feature window): a gap
+# up to this long after the last phone heard is audio not decoded yet, not a pause.
+UNDECODED = 0.1
 _COLUMNS = [PHONES.index(p) for p in (*BILABIAL_PHONES, SIL)]
 
 
@@ -37,7 +46,7 @@ class PhoneStream:
     """
 
     def __init__(self) -> None:
-        ps = pocketsphinx()  # AlignerMissing when pocketsphinx is not installed
+        ps = load_pocketsphinx()  # AlignerMissing when pocketsphinx is not installed
         # A light phone-LM weight and a prior towards bilabials, as for offline recognition (core.align).
         self.decoder = ps.Decoder(allphone=str(bilabial_phone_lm()), lm=None, loglevel="FATAL", bestpath=False,
                                   lw=PHONE_LM_WEIGHT)
@@ -157,7 +166,11 @@ class PhoneProbs:
 def window_evidence(heard: list[tuple[PhoneSegment, float]], probs: PhoneProbs, t0: float, t1: float) -> Alignment:
     """The recognised phones between ``t0`` and ``t1`` seconds with times relative to ``t0`` (a phone crossing t0
     starts there; silence where nothing was heard yet), given the second opinion of the encoder's probabilities
-    as offline recognition is (core.evidence.apply_second_opinion). ``t0`` lies on the encoder's grid."""
+    as offline recognition is (core.evidence.apply_second_opinion). ``t0`` lies on the encoder's grid.
+
+    The last UNDECODED seconds or less that the recogniser has not decoded yet continue its last phone (after the
+    second opinion, which may still find a closure there): as a pause, every plan heard speech stopping 50 ms ahead.
+    """
     phones, confidence = [], []
     for p, c in heard:
         if p.end <= t0 or p.start >= t1:
@@ -165,6 +178,7 @@ def window_evidence(heard: list[tuple[PhoneSegment, float]], probs: PhoneProbs, 
         phones.append(PhoneSegment(p.phone, max(p.start, t0) - t0, min(p.end, t1) - t0))
         confidence.append(c)
     covered = phones[-1].end if phones else 0.0
+    tail = bool(phones) and phones[-1].phone != SIL and t1 - t0 - covered <= UNDECODED
     if covered < t1 - t0 - 1e-6:
         phones.append(PhoneSegment(SIL, covered, t1 - t0))
         confidence.append(1.0)
@@ -173,4 +187,17 @@ def window_evidence(heard: list[tuple[PhoneSegment, float]], probs: PhoneProbs, 
     first = int(round(t0 * probs.frame_rate))
     window = probs.window(first, int(np.ceil((t1 - t0) * probs.frame_rate)))
     apply_second_opinion(result, window[:, :3], window[:, 3], probs.frame_rate)
+    if tail:
+        _continue_last_phone(result, covered)
     return result
+
+
+def _continue_last_phone(result: Alignment, covered: float) -> None:
+    """In place: the final pause, where it is only the undecoded tail from ``covered`` on, joins the phone heard
+    last (unless the second opinion put a closure in it: then the phone before the pause is not the one heard)."""
+    ph = result.phones
+    if len(ph) < 2 or ph[-1].phone != SIL or abs(ph[-1].start - covered) > 1e-6 or abs(ph[-2].end - covered) > 1e-6:
+        return
+    last = ph[-2]
+    ph[-2:] = [PhoneSegment(last.phone, last.start, ph[-1].end)]
+    del result.confidence[-1]

@@ -24,9 +24,11 @@ from facepolicy.core.livelink_packet import (
     parse_address,
 )
 from facepolicy.core.pcm import PcmDecoder, Resampler
+from facepolicy.core.phones import PHONES, SIL, PhoneSegment
 from facepolicy.core.policy import NeuralPolicy, SampleSettings
+from facepolicy.core.smoothing import PLAN_BLEND
 from facepolicy.core.stream import LATENCY, LOOKAHEAD, SMOOTH, FaceStream, Loudness
-from facepolicy.core.stream_evidence import KEEP, UTTERANCE_MAX, PhoneStream
+from facepolicy.core.stream_evidence import KEEP, UNDECODED, UTTERANCE_MAX, PhoneProbs, PhoneStream, window_evidence
 
 ROOT = Path(__file__).resolve().parents[3]
 CLIP = ROOT / "tests" / "data" / "arctic" / "arctic_a0007.wav"
@@ -266,3 +268,49 @@ def test_a_long_session_keeps_bounded_buffers(policy, speech):
     assert late[:, 1].max() <= KEEP * 50 + 1 and late[:, 2].max() < 200 and late[:, 3].max() <= 3
     assert s.frames_out == features.n_model_frames(len(x))
 
+
+
+def test_audio_the_recogniser_has_not_decoded_yet_is_not_a_pause():
+    # pocketsphinx's partial hypothesis ends 50 ms behind the audio it was given. That tail used to become a pause in
+    # every plan's evidence, so the teacher and the model heard speech stopping 50 ms ahead of every frame.
+    probs = PhoneProbs(50.0)  # no encoder opinion: all zeros
+    heard = [(PhoneSegment("hh", 0.0, 0.1), 0.9), (PhoneSegment("aa", 0.1, 0.45), 0.8)]
+    got = window_evidence(heard, probs, 0.0, 0.5)
+    assert [(p.phone, round(p.start, 3), round(p.end, 3)) for p in got.phones] == [("hh", 0.0, 0.1), ("aa", 0.1, 0.5)]
+    assert got.confidence == [0.9, 0.8]
+    # A longer gap is a pause the recogniser has not heard the end of; a heard pause stays a pause.
+    late = window_evidence(heard, probs, 0.0, 0.45 + UNDECODED + 0.05)
+    assert late.phones[-1].phone == SIL and late.phones[-2].end == pytest.approx(0.45)
+    quiet = window_evidence([*heard, (PhoneSegment(SIL, 0.45, 0.47), 1.0)], probs, 0.0, 0.5)
+    assert quiet.phones[-1].phone == SIL and quiet.phones[-1].start == pytest.approx(0.45)
+    # The encoder's second opinion still finds a closure in the undecoded tail (it may be where one begins).
+    probs.update(0, np.where(np.arange(len(PHONES))[None] == PHONES.index("m"), 9.0, 0.0).repeat(30, 0), 30)
+    closing = window_evidence(heard[:1] + [(PhoneSegment("ay", 0.1, 0.36), 0.8)], probs, 0.3, 0.4)
+    assert "m" in [p.phone for p in closing.phones]
+
+
+def test_a_live_frame_blends_two_plans_and_keeps_every_closure_a_plan_heard(policy, speech):
+    from facepolicy.core import stream as stream_module
+
+    s = FaceStream(policy, SampleSettings())
+    s.push(speech[: spec.SAMPLE_RATE])
+    planned = {k: v.copy() for k, v in s._planned.items()}
+    j = s._emitted  # the next frame to leave (with plan j + 1): plans j - 2, j - 1 and j are held
+    assert set(planned) == {j - 2, j - 1, j} and all(v.shape == (2, spec.NUM_CHANNELS) for v in planned.values())
+    blended = s._blend(j)
+    art = stream_module.ARTICULATION
+    expected = planned[j][0][art] + np.float32(PLAN_BLEND) * (planned[j - 1][1][art] - planned[j][0][art])
+    np.testing.assert_allclose(blended[art], expected, rtol=0, atol=1e-6)
+    rest = np.setdiff1d(np.arange(spec.NUM_CHANNELS), art)
+    assert np.array_equal(blended[rest], planned[j][0][rest])
+    # A /m/ that only the plan before heard still seals the frame (it is not blended away).
+    result, t0 = s._heard_by[j - 1]
+    t = j / spec.MODEL_FPS - t0
+    result.phones = [PhoneSegment(SIL, 0.0, max(0.0, t - 0.05)), PhoneSegment("m", max(0.0, t - 0.05), t + 0.05)]
+    result.confidence = [1.0, 1.0]
+    s._heard_by[j] = None
+    s.push(speech[spec.SAMPLE_RATE : spec.SAMPLE_RATE + spec.SAMPLE_RATE // spec.MODEL_FPS + 1])
+    frame = s.pull()[0]
+    ci = spec.CHANNEL_INDEX
+    assert frame[ci["jawOpen"]] > 0 and frame[ci["mouthClose"]] >= frame[ci["jawOpen"]] - 1e-6
+    assert frame[ci["mouthUpperUpLeft"]] == 0 and frame[ci["mouthFunnel"]] == 0
