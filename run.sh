@@ -97,7 +97,7 @@ case "${1:-}" in
     ;;
   test)
     apt_install "${APT_RUNTIME[@]}" "${APT_TEST[@]}"
-    make_venv .venv "$BPY_MAIN" "test,ray,train"
+    make_venv .venv "$BPY_MAIN" "test,ray,train,video"
     make_venv .venv-bpy42 "$BPY_LTS" "test"
     build_preview --cpu-only  # tests/unit/test_cuda_build.py compiles the CUDA library itself
     run_tests
