@@ -14,7 +14,16 @@ ray_tasks.py: what a Ray worker runs · progress.py: the progress bar and the su
 from .bake import bake_row, remove_partial_files
 from .executors import Executor, InProcessExecutor, ResultFn, load_scene_exporter
 from .manifest import MANIFEST_COLUMNS, ManifestEntry, read_manifest
-from .plan import RowDefaults, check_row, check_style, finite_positive, plan_rows, row_from_values, style_presets
+from .plan import (
+    RowDefaults,
+    check_model_folder,
+    check_row,
+    check_style,
+    finite_positive,
+    plan_rows,
+    row_from_values,
+    style_presets,
+)
 from .progress import Progress, summary_table
 from .resume import SIDECAR_VERSION, file_digest, is_up_to_date, row_fingerprint
 from .rows import (
@@ -29,6 +38,7 @@ from .rows import (
     output_paths,
     parse_formats,
     row_inputs,
+    row_model_dir,
     sidecar_path,
     style_file,
     take_stem,
@@ -39,8 +49,9 @@ from .workers import RESULT_PREFIX, ProcessExecutor, serve
 __all__ = [
     "BLENDER_HINT", "FORMATS", "MANIFEST_COLUMNS", "RESULT_PREFIX", "SCENE_FORMATS", "SIDECAR_VERSION", "BakeRow",
     "BatchOptions", "Executor", "InProcessExecutor", "ManifestEntry", "ProcessExecutor", "Progress", "ResultFn",
-    "RowDefaults", "RowResult", "SceneExporter", "bake_row", "check_output_name", "check_row", "check_style",
-    "file_digest", "finite_positive", "is_up_to_date", "load_scene_exporter", "output_paths", "parse_formats",
-    "plan_rows", "read_manifest", "remove_partial_files", "row_fingerprint", "row_from_values", "row_inputs",
-    "serve", "sidecar_path", "style_file", "style_presets", "summary_table", "take_stem", "transcript_for",
+    "RowDefaults", "RowResult", "SceneExporter", "bake_row", "check_model_folder", "check_output_name", "check_row",
+    "check_style", "file_digest", "finite_positive", "is_up_to_date", "load_scene_exporter", "output_paths",
+    "parse_formats", "plan_rows", "read_manifest", "remove_partial_files", "row_fingerprint", "row_from_values",
+    "row_inputs", "row_model_dir", "serve", "sidecar_path", "style_file", "style_presets", "summary_table",
+    "take_stem", "transcript_for",
 ]

@@ -23,6 +23,7 @@ from .rows import (
     RowResult,
     SceneExporter,
     output_paths,
+    row_model_dir,
     sidecar_path,
     transcript_for,
 )
@@ -55,7 +56,7 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
                                   style=row.style, strength=opts.strength, device=opts.device,
                                   emotion=opts.emotion, emotion_intensity=opts.emotion_intensity,
                                   accuracy=opts.accuracy, audio_guidance=opts.audio_guidance, steps=opts.steps,
-                                  prior_weight=opts.prior_weight, model_dir=opts.model_dir)
+                                  prior_weight=opts.prior_weight, model_dir=row_model_dir(row, opts))
             track = animate(audio, options, progress=_take_progress(progress, take, opts.takes), cancel=cancel)
             track.meta["take"] = take
             if abs(track.fps - opts.fps) > 1e-9:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from ..errors import FacePolicyError
 
-MANIFEST_COLUMNS = ("audio", "output", "style", "seed", "object", "engine", "transcript")
+MANIFEST_COLUMNS = ("audio", "output", "style", "seed", "object", "engine", "transcript", "model")
 # Other spellings accepted in a manifest header or JSON row.
-_COLUMN_ALIASES = {"output_name": "output", "name": "output", "out": "output", "file": "audio", "wav": "audio"}
+_COLUMN_ALIASES = {"output_name": "output", "name": "output", "out": "output", "file": "audio", "wav": "audio",
+                   "model_dir": "model", "model_folder": "model"}
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Planning a batch: rows built from the command line's and a manifest's values, each checked before anything is
-baked (audio, transcript, engine, style, output folder), and no two rows writing the same file."""
+baked (audio, transcript, engine, model folder, style, output folder), and no two rows writing the same file."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def row_from_values(index: int, source: str, values: dict, defaults: RowDefaults
     style = _opt_str(values.get("style")) or defaults.style
     if style and looks_like_path(style):
         style = _resolve(style, base)
+    model = _opt_str(values.get("model"))
     return BakeRow(
         index=index,
         audio=audio_path,
@@ -79,6 +80,7 @@ def row_from_values(index: int, source: str, values: dict, defaults: RowDefaults
         object=_opt_str(values.get("object")) or defaults.object,
         engine=_opt_str(values.get("engine")) or defaults.engine,
         transcript=_resolve(transcript, base) if transcript else defaults.transcript,
+        model=_resolve(model, base) if model else None,
     )
 
 
@@ -96,6 +98,12 @@ def check_row(row: BakeRow, opts: BatchOptions, engines: Iterable[str], presets:
     if row.engine not in engines:
         reason = NOT_SHIPPED.get(row.engine, f"unknown engine {row.engine!r}")
         raise FacePolicyError(f"{reason}; available: {', '.join(engines) or 'none'}")
+    if row.model:
+        if row.engine != "neural":
+            raise FacePolicyError(f'model folder "{row.model}" is for the neural engine, and this row uses '
+                                  f"{row.engine}; leave its model cell empty or set its engine to neural")
+        check_model_folder(row.model)
+        presets = style_presets(row.model)  # a style preset must be one of the row's own model
     check_style(row.style, presets)
     out_root = Path(opts.out_dir)
     final = out_root / row.output
@@ -136,6 +144,32 @@ def _check_writable(folder: Path) -> None:
         raise FacePolicyError(f'cannot write to "{folder}": "{probe}" is a file, not a folder')
     if not os.access(probe, os.W_OK | os.X_OK):
         raise FacePolicyError(f'cannot write to "{folder}": the folder "{probe}" is not writable')
+
+
+def check_model_folder(folder: str) -> None:
+    """FacePolicyError naming ``folder`` when it is not a model folder the engine can load (its model.json, and
+    every file it lists matching its sha256: read_model_files). Each version of a folder's files is checked once,
+    however many rows name it."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise FacePolicyError(f'model folder "{folder}" not found' if not path.exists()
+                              else f'model folder "{folder}" is a file; give the folder that holds model.json')
+    stamp = tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in path.iterdir() if f.is_file()))
+    problem = _model_folder_problem(str(path), stamp)
+    if problem:
+        raise FacePolicyError(problem)
+
+
+@functools.lru_cache(maxsize=32)
+def _model_folder_problem(folder: str, stamp: tuple) -> str:
+    """The reason ``folder`` (whose files are ``stamp``) cannot be loaded, or ''."""
+    from ..model_files import read_model_files
+
+    try:
+        read_model_files(folder)
+    except FacePolicyError as exc:
+        return str(exc)
+    return ""
 
 
 def style_presets(model_dir: str | None = None) -> list[str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from ..engine import ENGINES, register_engine
 from ..version import VERSION
 from .bake import bake_row, remove_partial_files
-from .rows import BakeRow, BatchOptions, RowResult, output_paths, row_inputs, sidecar_path
+from .rows import BakeRow, BatchOptions, RowResult, output_paths, row_inputs, row_model_dir, sidecar_path
 
 _warm: dict = {}  # per worker process: the scene exporter and the engine registrations already applied
 
@@ -54,10 +54,11 @@ def _scene_exporter(factory):
 
 
 def _missing_paths(row: BakeRow, opts: BatchOptions) -> list[str]:
-    """Inputs and the output folder that this node cannot see."""
+    """Inputs, the row's model folder and the output folder that this node cannot see."""
     missing = [str(p) for p in row_inputs(row, opts) if not p.exists()]
-    if opts.model_dir and not Path(opts.model_dir).is_dir():
-        missing.append(opts.model_dir)
+    model_dir = row_model_dir(row, opts)
+    if model_dir and not Path(model_dir).is_dir():
+        missing.append(model_dir)
     if not Path(opts.out_dir).is_dir():
         missing.append(opts.out_dir)
     return missing
@@ -127,6 +128,12 @@ def bake_shipped(row_data: dict, ctx: dict, inputs: dict[str, bytes],
     _ensure_engines(ctx["engines"])
     _remove_dead_staging()
     row, opts = BakeRow(**row_data), BatchOptions.from_dict(ctx["opts"])
+    model_dir = row_model_dir(row, opts)
+    if model_dir and not Path(model_dir).is_dir():
+        # Model folders do not travel through the object store (three networks per row would): they are read in place.
+        return RowResult(row.index, row.output, "failed",
+                         f'model folder "{model_dir}" not found on node {_node_name()}: with --ray-data object-store '
+                         "every Ray node needs the model folder at the same path").to_dict(), {}
     with tempfile.TemporaryDirectory(prefix=f"{_STAGING_PREFIX}{os.getpid()}-") as tmp:
         staged: dict[str, str] = {}
         for i, (original, data) in enumerate(sorted(inputs.items())):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..model_files import MANIFEST
 from ..version import VERSION
-from .rows import BakeRow, BatchOptions, output_paths, row_inputs, sidecar_path, style_file
+from .rows import BakeRow, BatchOptions, output_paths, row_inputs, row_model_dir, sidecar_path, style_file
 
 SIDECAR_VERSION = 1
 
@@ -51,10 +51,12 @@ def row_fingerprint(row: BakeRow, opts: BatchOptions) -> str:
         "blend": bool(opts.blend) if opts.needs_blender else None,
         "inputs": [file_digest(p) for p in row_inputs(row, opts)],
     }
-    if opts.model_dir:
-        # model.json records the sha256 of every network, so its own digest names the model; without --model the
-        # bundled model goes with the version, and the fingerprint keeps its earlier bytes.
-        manifest = Path(opts.model_dir) / MANIFEST
+    model_dir = row_model_dir(row, opts)
+    if model_dir:
+        # model.json records the sha256 of every network, so its own digest names the model; without a model folder
+        # (--model or the manifest's model column) the bundled model goes with the version, and the fingerprint
+        # keeps its earlier bytes.
+        manifest = Path(model_dir) / MANIFEST
         params["model"] = file_digest(manifest) if manifest.is_file() else None
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 

@@ -31,6 +31,7 @@ class BakeRow:
     object: str | None = None
     engine: str = field(default_factory=lambda: BakeOptions().engine)
     transcript: str | None = None  # path of a text file
+    model: str | None = None  # the Neural engine's model folder for this row (None: the batch's --model)
 
     def label(self) -> str:
         return self.source or f"row {self.index}"
@@ -184,6 +185,12 @@ def style_file(style: str | None) -> Path | None:
     if style and (looks_like_path(style) or Path(style).is_file()):
         return Path(style)
     return None
+
+
+def row_model_dir(row: BakeRow, opts: BatchOptions) -> str | None:
+    """The Neural model folder the row bakes with: its manifest's ``model``, else the batch's --model, else None
+    (the bundled model)."""
+    return row.model or opts.model_dir
 
 
 def row_inputs(row: BakeRow, opts: BatchOptions, include_blend: bool = True) -> list[Path]:
