@@ -6,7 +6,9 @@ and optionally for an older package in the same run (runs interleaved, so a busy
 
 ``--old DIR``: a folder holding another copy of the package as ``DIR/facepolicy`` (for instance a symlink to the
 ``addon`` folder of a ``git worktree`` at an older commit); it runs with the same assets. Linux only (it pins the
-child with sched_setaffinity).
+child with sched_setaffinity). onnxruntime pins its own threads to cores of its choosing whatever the process's
+mask, so the pinning limits the phone decoders (core.recognition uses the cores the process may run on) and the
+rest of Python, not the model's threads: the 1-core row is "one decoder", not a one-core machine.
 """
 
 from __future__ import annotations
