@@ -8,11 +8,11 @@ so far (core.stream_evidence), steered toward the Phonetic engine's mouth for th
 and the lips seal over their p/b/m, as the offline accurate mode does (policy.sample_with_evidence).
 
 Consecutive plans hear the newest phones differently (the recogniser revises its last phones as audio comes), and a
-frame from one plan alone trembles with them. So, as the offline sampler fades each plan in over the one before, a
-frame's articulation is its plan's first frame blended with the previous plan's prediction of it
-(core.smoothing.blend_plans), then lightly smoothed (ARTICULATION_SMOOTHING, centred, so a frame leaves SMOOTH frames
-after it is planned); then, as offline, the lips seal over every p/b/m that a plan covering the frame heard
-(plans k - 1, k and k + 1), so a closure one plan heard is not blended away.
+frame from one plan alone trembles with them. So, as the offline sampler fades each plan in over the one before when
+there is phone evidence, a frame's articulation is then its plan's first frame blended with the previous plan's
+prediction of it (core.smoothing.blend_plans). In both modes it is then lightly smoothed (ARTICULATION_SMOOTHING,
+centred, so a frame leaves SMOOTH frames after it is planned); then, as offline, the lips seal over every p/b/m that
+a plan covering the frame heard (plans k - 1, k and k + 1), so a closure one plan heard is not blended away.
 
 Latency: a frame is given out once the audio reaches LATENCY = (LOOKAHEAD + SMOOTH) / MODEL_FPS = 100 ms past it
 (at other frame rates, a frame between two model frames also waits for the later one). Memory does not grow with
@@ -317,9 +317,11 @@ class FaceStream:
 
     def _blend(self, i: int) -> np.ndarray:
         """Model frame ``i``: plan i's first frame with plan i - 1's prediction of it blended into the articulation
-        (core.smoothing.blend_plans; the rest of the face is plan i's)."""
+        (core.smoothing.blend_plans; the rest of the face is plan i's). Only with phone evidence, as the offline
+        sampler fades plans (SampleSettings.plan_blend): without it, nothing restores the brief closures of the
+        model's own that a blend would soften."""
         if i not in self._blended:
-            previous = self._planned[i - 1][1] if i - 1 in self._planned else None
+            previous = self._planned[i - 1][1] if i - 1 in self._planned and self.evidence else None
             self._blended[i] = blend_plans(self._planned[i][0], previous, columns=ARTICULATION)
         return self._blended[i]
 
