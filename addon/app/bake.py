@@ -22,8 +22,11 @@ def add_parser(subparsers) -> None:
     _add_bake(subparsers)
     p = subparsers.add_parser(
         "styles", help="list the style presets --style accepts",
-        description="List the installed style presets. --style also accepts a reference file: a FacePolicy "
-        ".json track or a Live Link Face .csv.")
+        description="List the installed style presets, or those of a model folder (--model DIR, e.g. one made by "
+        "'facepolicy finetune'). --style also accepts a reference file: a FacePolicy .json track or a Live Link "
+        "Face .csv.")
+    p.add_argument("--model", metavar="DIR", help="list the presets of this model folder (its checksums are "
+                   "verified) instead of the bundled model's")
     p.set_defaults(func=run)
 
 
@@ -106,11 +109,22 @@ def run(args) -> int:
 
 
 def run_styles(args) -> int:
-    presets = batch.style_presets()
+    folder = getattr(args, "model", None)
+    if folder:
+        from ..core.model_files import read_model_files
+
+        files = read_model_files(Path(folder).expanduser())  # one sentence naming a missing or corrupt file
+        presets = sorted(files.manifest.get("styles") or {})
+        default = files.manifest.get("default_style")
+        where = f"the model folder {files.root}"
+    else:
+        presets, default, where = batch.style_presets(), None, None
     if presets:
-        print("Style presets (use with --style NAME):")
+        print(f"Style presets{f' of {where}' if where else ''} (use with --style NAME):")
         for name in presets:
-            print(f"  {name}")
+            print(f"  {name}{'  (default: used when --style names none)' if name == default else ''}")
+    elif where:
+        print(f"No style presets in {where}: its model.json lists none.")
     else:
         print("No style presets are installed: they ship with the Neural model (assets/models/model.json).")
     print("--style also accepts a reference file: a FacePolicy .json track or a Live Link Face .csv take.")

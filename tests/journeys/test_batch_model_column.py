@@ -117,3 +117,17 @@ def test_each_row_bakes_with_its_own_model_folder_and_a_bad_folder_fails_alone(t
     for name in ("ben", "bundled"):
         assert "up to date" in row_line(again.stdout, name), again.stdout
     assert (press_at(curves(out / "anna.csv"), first) < press_at(anna, first) - 0.05).all()
+
+
+def test_styles_lists_a_model_folders_presets(tmp_path):
+    folder = model_copy(tmp_path, "anna", lambda m: m.update(default_style="anna",
+                                                              styles={**m["styles"], "anna": m["styles"]["calm"]}))
+    done = facepolicy("styles", "--model", folder, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert str(folder) in done.stdout
+    assert "  anna  (default" in done.stdout and "  calm" in done.stdout
+    bundled = facepolicy("styles", timeout=120)
+    assert "anna" not in bundled.stdout
+    done = facepolicy("styles", "--model", tmp_path / "nobody", timeout=120)
+    assert done.returncode == 1 and str(tmp_path / "nobody") in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
