@@ -20,7 +20,7 @@ import numpy as np
 from . import spec
 from .align import Aligner, AlignerMissing, Alignment, merge_silences, shared_aligner
 from .errors import Cancelled, FacePolicyError
-from .listener import BILABIAL_PHONES, BilabialListener, shared_listener
+from .listener import BILABIAL_PHONES, BilabialListener, EncodedAudio, shared_listener
 from .phones import BILABIALS, PHONES, SIL, VOWELS, PhoneSegment
 from .pitch import convolve_same
 from .recognition import PAUSE_SILENCE, cores, recognise_chunks, shared_decoders, speech_chunks
@@ -344,6 +344,7 @@ class Evidence:
     warnings: list[str] = field(default_factory=list)
     bilabials_added: int | None = None  # closures the second opinion added to all-phone recognition
     fit: float | None = None  # transcript_fit of the transcript, when one was checked
+    encoded: EncodedAudio | None = None  # the encoder's features of the listening pass (keep_features)
 
     def speech_gate(self, n_frames: int, fps: float = spec.MODEL_FPS) -> np.ndarray:
         """0..1 per output frame at ``fps``: 0 where the audio is not speech, with ramps of about 0.1 s."""
@@ -369,21 +370,22 @@ def calm_nonspeech(states: np.ndarray, gate: np.ndarray, rest: np.ndarray, chann
 
 def gather_evidence(samples: np.ndarray, transcript: str | None, recognise: str | None,
                     listener: BilabialListener | None = None, progress: Progress | None = None,
-                    cancel: threading.Event | None = None) -> Evidence:
+                    cancel: threading.Event | None = None, keep_features: bool = False) -> Evidence:
     """The one line's evidence, for 16 kHz ``samples``.
 
     ``transcript``: the line's text (None or blank: none); ``recognise``: what is done without a usable transcript,
     "phones" (all-phone recognition with the second opinion), "words" (word recognition, then alignment of the
     hypothesis) or None (no phones: the audio alone); ``listener``: the audio encoder that checks the transcript,
-    gives the second opinion and finds nonspeech (default: the shipped model's). Raises AlignerMissing when
-    pocketsphinx is needed and missing, Cancelled when ``cancel`` is set."""
+    gives the second opinion and finds nonspeech (default: the shipped model's); ``keep_features``: keep the
+    encoder's audio features of that pass in Evidence.encoded (the Neural engine samples with them). Raises
+    AlignerMissing when pocketsphinx is needed and missing, Cancelled when ``cancel`` is set."""
     samples = np.asarray(samples, np.float32)
     progress = progress or (lambda fraction, message: None)
     text = (transcript or "").strip()
     warnings: list[str] = []
     if recognise == "phones" and not text:
         shared_decoders().warm(cores())  # the decoders load while the encoder listens
-    probs, columns, rate = _listen(samples, listener, bool(text), recognise, warnings, cancel)
+    probs, encoded, columns, rate = _listen(samples, listener, bool(text), recognise, warnings, cancel, keep_features)
     speech = speech_frames(samples, None if probs is None else probs[:, columns.index(SIL)], rate)
     result: Alignment | None = None
     fit = None
@@ -409,21 +411,23 @@ def gather_evidence(samples: np.ndarray, transcript: str | None, recognise: str 
                 added = apply_second_opinion(result, bms, probs[:, columns.index(SIL)], rate)
     if result is not None:
         silence_nonspeech(result, speech, rate)
-    return Evidence(result, source, speech, rate, warnings, added, fit)
+    return Evidence(result, source, speech, rate, warnings, added, fit, encoded)
 
 
 def _step(progress: Progress, message: str, fraction: float) -> None:
     progress(fraction, message)
 
 
-def _listen(samples, listener, checking: bool, recognise: str | None, warnings: list[str],
-            cancel) -> tuple[np.ndarray | None, tuple[str, ...], float]:
+def _listen(samples, listener, checking: bool, recognise: str | None, warnings: list[str], cancel,
+            keep: bool) -> tuple[np.ndarray | None, EncodedAudio | None, tuple[str, ...], float]:
     """The encoder's probabilities, (frames, len(columns)), of every phone (with a transcript to check) or of p, b,
-    m and sil, with their columns and frame rate; None and a warning when the model cannot be used."""
+    m and sil, its features with ``keep``, the columns and the frame rate; None and a warning when the model cannot
+    be used."""
     columns = PHONES if checking else (*BILABIAL_PHONES, SIL)
     try:
         listener = listener or shared_listener()
-        return listener.phone_probs(samples, columns, cancel), columns, listener.frame_rate
+        probs, encoded = listener.listen(samples, columns, cancel, keep)
+        return probs, encoded, columns, listener.frame_rate
     except Cancelled:
         raise
     except (FacePolicyError, ImportError) as exc:
@@ -433,7 +437,7 @@ def _listen(samples, listener, checking: bool, recognise: str | None, warnings: 
         if recognise == "phones":
             lost.insert(0, "lip closures come from phone recognition alone")
         warnings.append(f"the neural model's audio encoder is unavailable ({exc}); {', and '.join(lost)}")
-        return None, columns, SPEECH_RATE
+        return None, None, columns, SPEECH_RATE
 
 
 def _use_transcript(samples, text: str, probs, rate: float, recognise: str | None, warnings: list[str],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,22 @@ from .engine import check_cancel
 from .errors import FacePolicyError
 from .model_files import create_session, read_model_files
 from .phones import PHONES
+from .spec import SAMPLE_RATE
 
 BILABIAL_PHONES = ("p", "b", "m")
+# The encoder's features of a listening pass are kept for the sampler up to this much audio (10 min: 15 MB); longer
+# lines are encoded again group by group, so memory stays bounded on long audio.
+KEEP_SECONDS = 600.0
+
+
+@dataclass
+class EncodedAudio:
+    """The audio encoder's features over a whole line, as the listener computed them: ``features`` (rows, D) on the
+    encoder's grid (MEL_RATE / stride), row 0 being grid frame ``first`` (negative: frames before the audio).
+    Rows before the audio's end are the ones the sampler's own windows compute, bit for bit."""
+
+    features: np.ndarray
+    first: int
 
 
 class BilabialListener:
@@ -51,23 +66,37 @@ class BilabialListener:
     def phone_probs(self, samples: np.ndarray, phones, cancel: threading.Event | None = None) -> np.ndarray:
         """(frames, len(phones)) probabilities of ``phones`` per encoder frame; blocks overlap by MARGIN mel
         frames, so the result does not depend on the block size."""
+        return self.listen(samples, phones, cancel)[0]
+
+    def listen(self, samples: np.ndarray, phones, cancel: threading.Event | None = None,
+               keep: bool = False) -> tuple[np.ndarray, EncodedAudio | None]:
+        """phone_probs, and with ``keep`` the encoder's audio features of the same pass (EncodedAudio; None for
+        audio longer than KEEP_SECONDS), which the sampler uses instead of encoding the audio again."""
         from .features import log_mel, n_mel_frames
 
         columns = [PHONES.index(p) for p in phones]
         n_mel = n_mel_frames(len(samples))
         n_mel += (-n_mel) % self.stride
-        out = []
+        keep = keep and len(samples) <= KEEP_SECONDS * SAMPLE_RATE
+        out, kept = [], []
         for m0 in range(0, n_mel, self.block):
             check_cancel(cancel)
             m1 = min(n_mel, m0 + self.block)
             lo = m0 - self.MARGIN
             mel = log_mel(samples, start_frame=lo, n_frames=m1 - lo + self.MARGIN)
-            _, logits = self.session.run(None, {"mel": mel[None]})
-            logits = logits[0, self.MARGIN // self.stride : (self.MARGIN + m1 - m0) // self.stride].astype(np.float64)
+            feats, logits = self.session.run(None, {"mel": mel[None]})
+            inner = slice(self.MARGIN // self.stride, (self.MARGIN + m1 - m0) // self.stride)
+            if keep:
+                # The first block's left margin too: the sampler's first window starts MARGIN mel frames before the
+                # audio as well, so those rows are the ones it would compute.
+                kept.append(feats[0, : inner.stop] if m0 == 0 else feats[0, inner])
+            logits = logits[0, inner].astype(np.float64)
             logits -= logits.max(axis=1, keepdims=True)
             p = np.exp(logits)
             out.append(p[:, columns] / p.sum(axis=1, keepdims=True))
-        return np.concatenate(out) if out else np.zeros((0, len(columns)))
+        probs = np.concatenate(out) if out else np.zeros((0, len(columns)))
+        encoded = EncodedAudio(np.concatenate(kept), -self.MARGIN // self.stride) if kept else None
+        return probs, encoded
 
 
 @functools.lru_cache(maxsize=1)

@@ -16,6 +16,7 @@ from .align import AlignerMissing, Alignment
 from .errors import Cancelled, FacePolicyError
 from .evidence import AUDIO_ONLY, Evidence, calm_nonspeech, gather_evidence, sidecar_transcript
 from .facetrack import FaceTrack
+from .listener import EncodedAudio
 from .model_files import MANIFEST, default_model_dir
 from .phones import BILABIALS, VOWELS
 from .phonetic import phonetic_prior_take
@@ -91,21 +92,23 @@ def recognised_evidence(policy: NeuralPolicy | None, samples: np.ndarray, warnin
 def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: SampleSettings,
                          evidence: Alignment | None = None, style: np.ndarray | None = None,
                          emotion: np.ndarray | None = None, progress: Callable[[float, str], None] | None = None,
-                         cancel: threading.Event | None = None) -> np.ndarray:
+                         cancel: threading.Event | None = None, encoded: EncodedAudio | None = None) -> np.ndarray:
     """The engine's states for 16 kHz ``samples``. With ``evidence`` (a transcript alignment, or recognition with
     the second opinion), its phones condition the model, the Phonetic engine's mouth for them is the prior the
     sampler steers toward (settings.prior_weight; inside its vowels the jaw opens at least as far as the prior's,
     settings.vowel_floor), the articulation is lightly smoothed (ARTICULATION_SMOOTHING) and the lips seal over
-    its p/b/m. Without evidence, the model alone."""
+    its p/b/m. Without evidence, the model alone. ``encoded``: the listener's features of ``samples``
+    (Evidence.encoded), so the sampler does not encode the audio again."""
     if evidence is None:
-        return policy.sample(samples, settings, style=style, emotion=emotion, progress=progress, cancel=cancel)
+        return policy.sample(samples, settings, style=style, emotion=emotion, progress=progress, cancel=cancel,
+                             encoded=encoded)
     prior = floor = None
     if settings.prior_weight > 0 and evidence.phones:
         prior = phonetic_prior_take(evidence, samples, len(samples) / spec.SAMPLE_RATE)
         if settings.vowel_floor:
             floor = vowel_mask(evidence.phones, len(prior), confidence=evidence.confidence)
     states = policy.sample(samples, settings, style=style, emotion=emotion, phones=evidence.phones, prior=prior,
-                           floor=floor, progress=progress, cancel=cancel)
+                           floor=floor, progress=progress, cancel=cancel, encoded=encoded)
     if prior is not None:
         smooth_articulation(states, in_place=True)
     return seal_bilabials(states, evidence.phones, in_place=True)
@@ -188,7 +191,8 @@ class NeuralEngine:
         transcript = options.transcript or sidecar_transcript(audio.source)
         try:
             return gather_evidence(audio.samples, transcript, "phones" if accuracy == "accurate" else None,
-                                   policy.listener(), lambda f, message: progress(0.05 + 0.3 * f, message), cancel)
+                                   policy.listener(), lambda f, message: progress(0.05 + 0.3 * f, message), cancel,
+                                   keep_features=True)
         except AlignerMissing as exc:
             return Evidence(None, AUDIO_ONLY, np.ones(0, bool), 1.0, [f"{exc}; listened to the audio only"])
 
@@ -213,7 +217,7 @@ class NeuralEngine:
         if options.prior_weight is not None:
             settings.prior_weight = float(options.prior_weight)
         states = sample_with_evidence(policy, audio.samples, settings, heard, style=style, emotion=emotion,
-                                      progress=step, cancel=cancel)
+                                      progress=step, cancel=cancel, encoded=evidence.encoded)
         # Where the audio is not speech (music, tones, noise) the mouth rests, whatever the model makes of it: the
         # model alone opens the jaw on a pure tone (bench/nonspeech_calm.py --why).
         states = calm_nonspeech(states, evidence.speech_gate(len(states)), policy.rest_state, ARTICULATION)

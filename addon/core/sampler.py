@@ -21,7 +21,7 @@ import numpy as np
 from . import features, spec
 from .errors import Cancelled, FacePolicyError
 from .facetrack import FaceTrack
-from .listener import BilabialListener
+from .listener import BilabialListener, EncodedAudio
 from .model_files import create_session, read_model_files
 from .spec import EMOTIONS
 
@@ -211,8 +211,20 @@ class NeuralPolicy:
         code = codes.mean(axis=0)
         return (code / max(float(np.linalg.norm(code)), 1e-8)).astype(np.float32)
 
-    def audio_features(self, samples: np.ndarray, start: int, n_frames: int, cancel: _CancelWatch) -> np.ndarray:
-        """(n_frames, D) encoder features for model frames start..start+n_frames (outside the audio: silence)."""
+    def audio_features(self, samples: np.ndarray, start: int, n_frames: int, cancel: _CancelWatch,
+                       encoded: EncodedAudio | None = None) -> np.ndarray:
+        """(n_frames, D) encoder features for model frames start..start+n_frames (outside the audio: silence).
+        ``encoded``: the listener's features of the whole line, used where they cover the frames (the same values
+        as encoding them here), so the audio is not encoded twice."""
+        if encoded is not None and n_frames > 0:
+            # The grid rows these model frames read (model_frame_interp); a window that reaches past the rows the
+            # listener kept (past the audio's end) is encoded here whole: a window of another length gives other
+            # rounding, and the states are the same bit for bit this way.
+            first, last = ((np.array([start, start + n_frames - 1]) * (features.MEL_RATE / spec.MODEL_FPS)
+                            - (self.audio_stride - 1) / 2) / self.audio_stride - encoded.first)
+            if first >= 0 and np.ceil(last) <= len(encoded.features) - 1:
+                return features.to_model_rate(encoded.features, n_frames, start=start, stride=self.audio_stride,
+                                              offset=encoded.first)
         return self.encode(samples, start, n_frames, cancel.run_options)[0]
 
     def encode(self, samples: np.ndarray, start: int, n_frames: int,
@@ -234,7 +246,7 @@ class NeuralPolicy:
     def sample(self, samples: np.ndarray, settings: SampleSettings | None = None, style: np.ndarray | None = None,
                emotion: np.ndarray | None = None, phones=None, prior: np.ndarray | None = None,
                floor: np.ndarray | None = None, progress: Callable[[float, str], None] | None = None,
-               cancel: threading.Event | None = None) -> np.ndarray:
+               cancel: threading.Event | None = None, encoded: EncodedAudio | None = None) -> np.ndarray:
         """(N, NUM_CHANNELS) states at MODEL_FPS for 16 kHz ``samples``; N = features.n_model_frames.
 
         ``style``: a style code (None: no style, the model's average speaker); ``emotion``: emotion_vector();
@@ -243,7 +255,8 @@ class NeuralPolicy:
         channels toward, by ``settings.prior_weight``: an array, or anything that slices like one (the TeacherTake
         of phonetic_prior_take renders each group's window only); ``floor``: 0..1 per frame, how far the jaw is
         raised to at least the prior's (1: never less open than the prior). Long audio runs in groups of streams
-        (MAX_GROUP_STREAMS), so memory beyond the states returned does not grow with its length.
+        (MAX_GROUP_STREAMS), so memory beyond the states returned does not grow with its length. ``encoded``: the
+        listener's features of these samples (audio_features), when it has listened to them already.
         """
         settings = settings or SampleSettings()
         samples = np.asarray(samples, np.float32)
@@ -266,7 +279,7 @@ class NeuralPolicy:
                 starts = [k * step for k in streams]
                 span0 = starts[0]
                 span1 = starts[-1] + self._stream_span()
-                audio = self.audio_features(samples, span0, span1 - span0, watch)
+                audio = self.audio_features(samples, span0, span1 - span0, watch, encoded)
                 evid = self._evidence(phones, span0, span1 - span0)
                 pri = None if prior is None else self._prior_window(prior, floor, span0, span1)
                 reach = min(n, starts[-1] + self.stream_frames)
