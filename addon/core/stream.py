@@ -12,7 +12,10 @@ frame from one plan alone trembles with them. So, as the offline sampler fades e
 there is phone evidence, a frame's articulation is then its plan's first frame blended with the previous plan's
 prediction of it (core.smoothing.blend_plans). In both modes it is then lightly smoothed (ARTICULATION_SMOOTHING,
 centred, so a frame leaves SMOOTH frames after it is planned); then, as offline, the lips seal over every p/b/m that
-a plan covering the frame heard (plans k - 1, k and k + 1), so a closure one plan heard is not blended away.
+a plan covering the frame heard (plans k - 1, k and k + 1), so a closure one plan heard is not blended away: those
+of plan k and of the newest plan k + 1 as heard, those of plan k - 1 (the least audio) only where the encoder's
+newest probabilities still hear a bilabial (BILABIAL_EVIDENCE in one of its frames) — a p/b/m the recogniser has
+revised away since with no closure in the audio (a dh heard as b for a plan) is not sealed.
 
 Latency: a frame is given out once the audio reaches LATENCY = (LOOKAHEAD + SMOOTH) / MODEL_FPS = 100 ms past it
 (at other frame rates, a frame between two model frames also waits for the later one). Memory does not grow with
@@ -29,7 +32,8 @@ from . import features, spec
 from .align import AlignerMissing
 from .audio import MAX_GAIN_DB, SILENCE_RMS_DB, TARGET_RMS_DB
 from .errors import FacePolicyError
-from .phones import PhoneSegment
+from .evidence import BILABIAL_EVIDENCE
+from .phones import BILABIALS, PhoneSegment
 from .phonetic import phonetic_prior_take
 from .policy import (
     NeuralPolicy,
@@ -309,7 +313,7 @@ class FaceStream:
             frame = smooth_articulation(rows)[SMOOTH]
             for k in range(j - 1, j + 2):
                 if self._heard_by.get(k) is not None:
-                    frame = self._seal(frame, j, self._heard_by[k])
+                    frame = self._seal(frame, j, self._heard_by[k], confirm=k < j)
             self._ready += self._rate.push(frame)
             for old in (self._planned, self._heard_by, self._blended):
                 old.pop(j - SMOOTH - 1, None)
@@ -325,14 +329,23 @@ class FaceStream:
             self._blended[i] = blend_plans(self._planned[i][0], previous, columns=ARTICULATION)
         return self._blended[i]
 
-    def _seal(self, frame: np.ndarray, j: int, heard: tuple) -> np.ndarray:
+    def _seal(self, frame: np.ndarray, j: int, heard: tuple, confirm: bool = False) -> np.ndarray:
         """Model frame ``j`` with the lips sealed over the bilabials of one plan's evidence ``heard`` (its Alignment
-        and the time its phones are relative to; seal_bilabials at the frame's time)."""
+        and the time its phones are relative to; seal_bilabials at the frame's time). ``confirm``: only over those
+        in which the encoder, as the newest plan heard it, still hears a bilabial (see the module docstring)."""
         result, t0 = heard
         t = j / spec.MODEL_FPS - t0
         near = [PhoneSegment(q.phone, q.start - t, q.end - t) for q in result.phones if q.end > t - 1.0
-                and q.start < t + 1.0]
+                and q.start < t + 1.0 and not (confirm and q.phone in BILABIALS and not self._confirmed(q, t0))]
         return seal_bilabials(frame[None].copy(), near, in_place=True)[0]
+
+    def _confirmed(self, q: PhoneSegment, t0: float) -> bool:
+        """Whether the encoder's newest probabilities reach BILABIAL_EVIDENCE in a frame of ``q`` (times relative to
+        ``t0``)."""
+        rate = self.probs.frame_rate
+        a = int(math.floor((q.start + t0) * rate))
+        window = self.probs.window(a, max(1, int(math.ceil((q.end + t0) * rate)) - a))
+        return bool(window[:, :3].sum(axis=1).max() >= BILABIAL_EVIDENCE)
 
     def _forget(self) -> None:
         """Drop the audio no later plan reads (kept from the older of the encoder's context and HISTORY)."""

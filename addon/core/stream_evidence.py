@@ -35,6 +35,11 @@ KEEP = 8.0  # seconds of phones and probabilities kept behind the newest audio
 # pocketsphinx's partial hypothesis ends 50 ms behind the audio it was given (its front end's feature window): a gap
 # up to this long after the last phone heard is audio not decoded yet, not a pause.
 UNDECODED = 0.1
+# The live encoder hears a closure as one or two frames of P(p, b, m) near 1 (it has 0.1 s of audio after a frame
+# when the frame must be sent; offline the second opinion wants two frames over 0.5). A frame at SPIKE or more in two
+# plans in a row, where the recogniser heard a labial consonant (the lips were involved), is taken as a closure.
+SPIKE = 0.9
+LABIAL_HOSTS = ("f", "v", "w")
 _COLUMNS = [PHONES.index(p) for p in (*BILABIAL_PHONES, SIL)]
 
 
@@ -133,10 +138,12 @@ class PhoneProbs:
         self.frame_rate = frame_rate
         self.base = 0  # absolute encoder frame of values[0]
         self.values = np.zeros((0, len(_COLUMNS)), np.float32)
+        self.previous = np.zeros((0, len(_COLUMNS)), np.float32)  # each frame's values before its last update
 
     def update(self, first: int, logits: np.ndarray, valid: int) -> None:
         """Store the probabilities of the encoder's ``logits`` (frames, NUM_PHONES) whose first row is absolute
-        encoder frame ``first``; rows from absolute frame ``valid`` on heard no audio and are dropped."""
+        encoder frame ``first``; rows from absolute frame ``valid`` on heard no audio and are dropped. The values
+        they replace are kept as ``previous`` (0 where a frame is heard for the first time)."""
         logits = np.asarray(logits, np.float64)[: max(0, valid - first)]
         if not len(logits):
             return
@@ -145,21 +152,24 @@ class PhoneProbs:
         probs = (p[:, _COLUMNS] / p.sum(axis=1, keepdims=True)).astype(np.float32)
         end = first + len(probs)
         if end > self.base + len(self.values):
-            self.values = np.concatenate([self.values, np.zeros((end - self.base - len(self.values), len(_COLUMNS)),
-                                                                np.float32)])
+            grow = np.zeros((end - self.base - len(self.values), len(_COLUMNS)), np.float32)
+            self.values = np.concatenate([self.values, grow])
+            self.previous = np.concatenate([self.previous, grow])
         lo = max(first, self.base)
+        self.previous[lo - self.base : end - self.base] = self.values[lo - self.base : end - self.base]
         self.values[lo - self.base : end - self.base] = probs[lo - first :]
         drop = end - int(KEEP * self.frame_rate) - self.base
         if drop > 0:
-            self.values = self.values[drop:]
+            self.values, self.previous = self.values[drop:], self.previous[drop:]
             self.base += drop
 
-    def window(self, first: int, count: int) -> np.ndarray:
-        """(count, 4) probabilities of absolute encoder frames first..first+count (0 where none were heard)."""
+    def window(self, first: int, count: int, previous: bool = False) -> np.ndarray:
+        """(count, 4) probabilities of absolute encoder frames first..first+count (0 where none were heard);
+        ``previous``: the values before the newest plan heard them again."""
         out = np.zeros((count, len(_COLUMNS)), np.float32)
         lo, hi = max(first, self.base), min(first + count, self.base + len(self.values))
         if hi > lo:
-            out[lo - first : hi - first] = self.values[lo - self.base : hi - self.base]
+            out[lo - first : hi - first] = (self.previous if previous else self.values)[lo - self.base : hi - self.base]
         return out
 
 
@@ -187,6 +197,8 @@ def window_evidence(heard: list[tuple[PhoneSegment, float]], probs: PhoneProbs, 
     first = int(round(t0 * probs.frame_rate))
     window = probs.window(first, int(np.ceil((t1 - t0) * probs.frame_rate)))
     apply_second_opinion(result, window[:, :3], window[:, 3], probs.frame_rate)
+    _add_labial_closures(result, np.minimum(window, probs.window(first, len(window), previous=True)),
+                         probs.frame_rate)
     if tail:
         _continue_last_phone(result, covered)
     return result
@@ -201,3 +213,24 @@ def _continue_last_phone(result: Alignment, covered: float) -> None:
     last = ph[-2]
     ph[-2:] = [PhoneSegment(last.phone, last.start, ph[-1].end)]
     del result.confidence[-1]
+
+
+def _add_labial_closures(result: Alignment, steady: np.ndarray, frame_rate: float) -> None:
+    """In place: a closure over each encoder frame where the recogniser heard a labial consonant (LABIAL_HOSTS)
+    and the encoder a bilabial at SPIKE or more in the last two plans (``steady``: (frames, 4), the lower of each
+    frame's last two hearings); the host is split around it, as core.evidence.add_missed_bilabials does."""
+    for j in np.flatnonzero(steady[:, :3].sum(axis=1) >= SPIKE):
+        s, e = j / frame_rate, (j + 1) / frame_rate
+        ph = result.phones
+        if any(p.phone in BILABIAL_PHONES and p.start < e and p.end > s for p in ph):
+            continue
+        host = next((k for k, p in enumerate(ph) if p.start <= 0.5 * (s + e) < p.end), None)
+        if host is None or ph[host].phone not in LABIAL_HOSTS:
+            continue
+        p, c = ph[host], result.confidence[host]
+        s, e = max(s, p.start), min(e, p.end)
+        parts = [PhoneSegment(p.phone, p.start, s)] if s - p.start > 0.005 else []
+        parts.append(PhoneSegment(BILABIAL_PHONES[int(np.argmax(steady[j, :3]))], s, e))
+        parts += [PhoneSegment(p.phone, e, p.end)] if p.end - e > 0.005 else []
+        ph[host : host + 1] = parts
+        result.confidence[host : host + 1] = [c] * len(parts)
