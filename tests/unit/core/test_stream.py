@@ -303,14 +303,73 @@ def test_a_live_frame_blends_two_plans_and_keeps_every_closure_a_plan_heard(poli
     np.testing.assert_allclose(blended[art], expected, rtol=0, atol=1e-6)
     rest = np.setdiff1d(np.arange(spec.NUM_CHANNELS), art)
     assert np.array_equal(blended[rest], planned[j][0][rest])
-    # A /m/ that only the plan before heard still seals the frame (it is not blended away).
+    # A /m/ that only the plan before heard still seals the frame (it is not blended away), where the encoder still
+    # hears a bilabial in it (made so here; the next test checks that rule).
     result, t0 = s._heard_by[j - 1]
     t = j / spec.MODEL_FPS - t0
     result.phones = [PhoneSegment(SIL, 0.0, max(0.0, t - 0.05)), PhoneSegment("m", max(0.0, t - 0.05), t + 0.05)]
     result.confidence = [1.0, 1.0]
     s._heard_by[j] = None
+    s._confirmed = lambda q, t0: True
     s.push(speech[spec.SAMPLE_RATE : spec.SAMPLE_RATE + spec.SAMPLE_RATE // spec.MODEL_FPS + 1])
     frame = s.pull()[0]
     ci = spec.CHANNEL_INDEX
     assert frame[ci["jawOpen"]] > 0 and frame[ci["mouthClose"]] >= frame[ci["jawOpen"]] - 1e-6
     assert frame[ci["mouthUpperUpLeft"]] == 0 and frame[ci["mouthFunnel"]] == 0
+
+
+def test_an_older_plans_closure_seals_only_where_the_encoder_still_hears_one(policy, speech):
+    # The recogniser revises its newest phones: the plan before may have heard a p/b/m (a dh taken for b) that the
+    # newer plans no longer hear. Its closure seals the frame only where the encoder's newest values hear a bilabial
+    # (BILABIAL_EVIDENCE in a frame of it); the newest plans' closures seal as heard.
+    from facepolicy.core.stream_evidence import Alignment
+
+    s = FaceStream(policy, SampleSettings())
+    s.push(speech[: spec.SAMPLE_RATE])
+    j = s._emitted
+    t0 = 0.0
+    t = j / spec.MODEL_FPS
+    heard = (Alignment([PhoneSegment(SIL, 0.0, t - 0.05), PhoneSegment("b", t - 0.05, t + 0.05)], [1.0, 1.0], [],
+                       "recognised-phones"), t0)
+    ci = spec.CHANNEL_INDEX
+    frame = np.zeros(spec.NUM_CHANNELS, np.float32)
+    frame[ci["jawOpen"]], frame[ci["mouthFunnel"]] = 0.4, 0.3
+    rate = s.probs.frame_rate
+    a, b = int((t - 0.05) * rate) - s.probs.base, int(np.ceil((t + 0.05) * rate)) - s.probs.base
+    s.probs.values[a:b] = [0.0, 0.0, 0.0, 1.0]  # the encoder hears a pause there
+    for confirm, sealed in ((False, True), (True, False)):
+        out = s._seal(frame.copy(), j, heard, confirm=confirm)
+        assert (out[ci["mouthClose"]] >= 0.4 - 1e-6) == sealed and (out[ci["mouthFunnel"]] == 0) == sealed
+    s.probs.values[a + 1] = [0.0, 0.6, 0.0, 0.4]  # one frame of it over BILABIAL_EVIDENCE
+    out = s._seal(frame.copy(), j, heard, confirm=True)
+    assert out[ci["mouthClose"]] >= 0.4 - 1e-6 and out[ci["mouthFunnel"]] == 0
+
+
+def test_a_steady_encoder_closure_inside_a_heard_labial_is_a_closure():
+    # The live encoder hears a closure as one frame near P(p, b, m) = 1 (the /m/ of "them" in LibriVox 0870 was
+    # heard as v by the recogniser). One such frame in two plans in a row, inside a heard f, v or w, is a closure;
+    # a frame that only the newest plan heard so (it may still change), or one inside another phone, is not.
+    heard = [(PhoneSegment("ah", 0.0, 0.2), 0.8), (PhoneSegment("v", 0.2, 0.3), 0.7),
+             (PhoneSegment("l", 0.3, 0.4), 0.6)]
+    m = PHONES.index("m")
+
+    def logits(frames):
+        out = np.zeros((25, len(PHONES)))
+        out[list(frames), m] = 12.0
+        return out
+
+    def phones(result):
+        return [(p.phone, round(p.start, 3), round(p.end, 3)) for p in result.phones]
+
+    probs = PhoneProbs(50.0)
+    probs.update(0, logits([11, 16]), 25)  # 0.22-0.24 s (in the v), 0.32-0.34 s (in the l)
+    assert "m" not in [p for p, *_ in phones(window_evidence(heard, probs, 0.0, 0.5))]  # heard once only
+    probs.update(0, logits([11, 16]), 25)
+    got = window_evidence(heard, probs, 0.0, 0.5)
+    assert phones(got)[:5] == [("ah", 0.0, 0.2), ("v", 0.2, 0.22), ("m", 0.22, 0.24), ("v", 0.24, 0.3),
+                               ("l", 0.3, 0.5)]  # the undecoded tail continues the l
+    assert got.confidence[:5] == [0.8, 0.7, 0.7, 0.7, 0.6]
+    # Inside a vowel, a one-frame spike is no closure either.
+    probs.update(0, logits([5]), 25)
+    probs.update(0, logits([5]), 25)
+    assert "m" not in [p for p, *_ in phones(window_evidence(heard, probs, 0.0, 0.5))]
