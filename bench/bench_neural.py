@@ -56,62 +56,58 @@ def whole_process(model: str, wav: Path, out: Path, threads: int, accuracy: str)
 
 
 def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> dict[str, float]:
-    from facepolicy.core import features, spec
+    """The engine's steps one by one, as NeuralEngine.animate runs them (gather_evidence, sample_with_evidence)."""
+    from facepolicy.core import spec
+    from facepolicy.core.evidence import apply_second_opinion, speech_frames
+    from facepolicy.core.listener import BILABIAL_PHONES
     from facepolicy.core.neural import seal_bilabials, smooth_articulation, states_to_track, vowel_mask
-    from facepolicy.core.sampler import NeuralPolicy, SampleSettings, _CancelWatch
+    from facepolicy.core.phones import SIL
+    from facepolicy.core.recognition import PAUSE_SILENCE, cores, recognise_chunks, shared_decoders, speech_chunks
+    from facepolicy.core.sampler import NeuralPolicy, SampleSettings
 
     out = {}
     t = time.perf_counter()
     policy = NeuralPolicy(model, threads=threads)
     out["start-up"] = time.perf_counter() - t
     t = time.perf_counter()
-    features.log_mel(samples)
-    out["log-mel"] = time.perf_counter() - t
-    t = time.perf_counter()
-    watch = _CancelWatch(None)
-    policy.audio_features(samples, 0, features.n_model_frames(len(samples)), watch)
-    watch.close()
-    out["audio encoder"] = time.perf_counter() - t
-    t = time.perf_counter()
     style = policy.style_preset(policy.default_style)
     out["style"] = time.perf_counter() - t
+    if accuracy == "accurate":
+        shared_decoders().warm(cores())  # as gather_evidence does: they load while the encoder listens
+    t = time.perf_counter()
+    listener = policy.listener()
+    probs, encoded = listener.listen(samples, (*BILABIAL_PHONES, SIL), keep=True)
+    out["listening (log-mel, encoder: once)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    speech = speech_frames(samples, probs[:, 3], listener.frame_rate)
+    out["nonspeech (spectrum)"] = time.perf_counter() - t
     result = None
     if accuracy == "accurate":
-        from facepolicy.core.evidence import second_opinion, speech_frames
-        from facepolicy.core.phones import SIL
         from facepolicy.core.phonetic import phonetic_prior
-        from facepolicy.core.recognition import PAUSE_SILENCE, recognise_chunks, shared_decoders, speech_chunks
 
         t = time.perf_counter()
-        listener = policy.listener()
-        silence = listener.phone_probs(samples, (SIL,))[:, 0]
-        pause = (silence >= PAUSE_SILENCE) | ~speech_frames(samples, silence, listener.frame_rate)
-        out["pauses (encoder, spectrum)"] = time.perf_counter() - t
-        t = time.perf_counter()
-        chunks = speech_chunks(len(samples), pause, listener.frame_rate, samples=samples)
+        chunks = speech_chunks(len(samples), (probs[:, 3] >= PAUSE_SILENCE) | ~speech, listener.frame_rate,
+                               samples=samples)
         result = recognise_chunks(samples, chunks, shared_decoders())
-        out["phone recognition (accurate)"] = time.perf_counter() - t
+        out[f"phone recognition ({len(chunks)} chunks, {cores()} cores)"] = time.perf_counter() - t
         t = time.perf_counter()
-        second_opinion(result, samples, [], None, policy.listener())
-        out["second opinion on closures (accurate)"] = time.perf_counter() - t
+        apply_second_opinion(result, probs[:, :3], probs[:, 3], listener.frame_rate)
+        out["second opinion on closures"] = time.perf_counter() - t
         t = time.perf_counter()
         prior = phonetic_prior(result, samples, len(samples) / 16000).select(spec.CHANNEL_NAMES).values
-        out["phonetic prior (accurate)"] = time.perf_counter() - t
+        out["phonetic prior"] = time.perf_counter() - t
         floor = vowel_mask(result.phones, len(prior), confidence=result.confidence)
     t = time.perf_counter()
     if result is None:
-        states = policy.sample(samples, SampleSettings(seed=0), style=style)
+        states = policy.sample(samples, SampleSettings(seed=0), style=style, encoded=encoded)
     else:
         states = policy.sample(samples, SampleSettings(seed=0), style=style, phones=result.phones, prior=prior,
-                               floor=floor)
-    out["sampling (incl. features)"] = time.perf_counter() - t
+                               floor=floor, encoded=encoded)
+    out["sampling"] = time.perf_counter() - t
     if result is not None:
         t = time.perf_counter()
-        states = smooth_articulation(states)
-        out["smoothing the articulation"] = time.perf_counter() - t
-        t = time.perf_counter()
-        states = seal_bilabials(states, result.phones)
-        out["sealing bilabials"] = time.perf_counter() - t
+        states = seal_bilabials(smooth_articulation(states), result.phones)
+        out["smoothing and sealing"] = time.perf_counter() - t
     t = time.perf_counter()
     states_to_track(states).resample(24.0)
     out["resampling"] = time.perf_counter() - t
@@ -135,7 +131,7 @@ def main(argv=None) -> int:
                 for _ in range(args.runs)]
     parts = [breakdown(args.model, samples, args.threads, args.accuracy) for _ in range(args.runs)]
     for key in parts[0]:
-        print(f"  {key:28s} {statistics.median(p[key] for p in parts):.3f} s")
+        print(f"  {key:40s} {statistics.median(p[key] for p in parts):.3f} s")
     wall = statistics.median(r[0] for r in runs)
     cpu = statistics.median(r[1] for r in runs)
     seconds = len(samples) / 16000
