@@ -303,14 +303,18 @@ def recognise_chunks(samples: np.ndarray, chunks: list[tuple[int, int]], decoder
             # The longest chunks first, so the threads finish together.
             pending = {pool.submit(decode, k) for k in sorted(range(len(chunks)), key=lambda k: chunks[k][0]
                                                               - chunks[k][1])}
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    k, segs = f.result()
-                    results[k] = segs
-                    done += 1
-                if progress:  # on the calling thread
-                    progress(done / len(chunks))
+            try:
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        k, segs = f.result()
+                        results[k] = segs
+                        done += 1
+                    if progress:  # on the calling thread
+                        progress(done / len(chunks))
+            finally:  # an error or Ctrl-C: the chunks not started are dropped, the running ones finish
+                for f in pending:
+                    f.cancel()
     if cancel is not None and cancel.is_set():
         raise Cancelled("cancelled")
     return _alignment(chunks, results, n)
