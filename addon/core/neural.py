@@ -20,6 +20,7 @@ from .listener import EncodedAudio
 from .model_files import MANIFEST, default_model_dir
 from .phones import BILABIALS, VOWELS
 from .phonetic import phonetic_prior_take
+from .recognition import cores, shared_decoders
 from .sampler import ARTICULATION, NeuralPolicy, SampleSettings, emotion_vector
 from .smoothing import gaussian_smooth
 from .spec import ACCURACY_MODES
@@ -199,6 +200,9 @@ class NeuralEngine:
     def animate(self, audio, options, progress, cancel) -> FaceTrack:
         if audio.sample_rate != spec.SAMPLE_RATE:
             raise FacePolicyError(f"the neural engine needs {spec.SAMPLE_RATE} Hz audio (load it with load_audio)")
+        if (options.accuracy or DEFAULT_ACCURACY) == "accurate" and not (options.transcript
+                                                                       or sidecar_transcript(audio.source)):
+            shared_decoders().warm(cores())  # the phone decoders load while the model does (core.recognition)
         policy = self.policy(options.device, options.threads, options.model_dir)
         emotion = emotion_vector(options.emotion, options.emotion_intensity)
         style, style_name = self.style_code(policy, options.style)
