@@ -4,7 +4,8 @@
   real pace, 10 ms per write; a loopback receiver timestamps each Live Link packet. A sample's latency is the time
   from its write to the arrival of the packet for its frame (round(t × fps)); p50 and p95 over every sample. CPU is
   the process's user + system time from the moment it listens to its exit, per second of audio.
-- quality (--quality): the real clips of model.evaluate (ARCTIC + LibriVox) piped as 16-bit PCM into
+- quality (--quality): the real clips of model.evaluate (ARCTIC + LibriVox; --testdata: the second real set of
+  model.evaluate_phonetic, pocketsphinx-testdata's cards and goforward) piped as 16-bit PCM into
   `facepolicy live - --csv` (accurate: phones heard live; fast: the model alone), and `facepolicy bake --accuracy
   fast` on the same files (no transcript beside them), every CSV scored with core.metrics against the clips'
   reference phones. The stream's frames do not depend on how fast the audio comes (tests/unit/core/test_stream.py),
@@ -13,7 +14,7 @@
 - long (--long MIN): MIN minutes of speech piped as fast as the process reads it, --csv to a temporary file; the
   process's RSS every 5 s; frames counted in the CSV against round(duration × fps).
 
-    .venv/bin/python bench/bench_live.py --latency 5 [--quality] [--check-pace] [--long 30] [--fps 30]
+    .venv/bin/python bench/bench_live.py --latency 5 [--quality [--testdata]] [--check-pace] [--long 30] [--fps 30]
 
 Prints one parseable line per measurement, e.g.
     live latency 300.0 s at real pace, 30 fps: p50 112 ms, p95 131 ms; CPU 0.27 s per s of audio; 9000 frames ...
@@ -151,10 +152,10 @@ def latency(minutes: float, fps: int) -> str:
             f"start-up); {len(arrivals)} packets (expected {expected} ± 1, {lost} missing); load average {load:.1f}")
 
 
-def _clips():
+def _clips(testdata: bool = False):
     from model import evaluate_phonetic as ep
 
-    return ep.arctic_clips() + ep.librivox_clips()
+    return ep.testdata_clips() if testdata else ep.arctic_clips() + ep.librivox_clips()
 
 
 def _score(csvs: list[Path], clips) -> dict:
@@ -172,15 +173,21 @@ def _row(name: str, s: dict) -> str:
             f"{s['pause']:.2f}, SLCC {s['slcc']:.3f}, lag {s['lag_ms']:+.0f} ms, jitter {s['jitter']:.3f}")
 
 
-def quality(check_pace: bool) -> list[str]:
-    clips = _clips()
+def quality(check_pace: bool, testdata: bool = False) -> list[str]:
+    clips = _clips(testdata)
+    if not clips:
+        raise SystemExit("no clips found (install pocketsphinx-testdata)")
+    label = "second real set" if testdata else "real clips"
     out = []
     with tempfile.TemporaryDirectory(prefix="bench_live_") as tmp:
         tmp = Path(tmp)
         wavs = []
         for c in clips:  # copies without the .txt beside them: no transcript for the bake either
             wav = tmp / f"{c.name}.wav"
-            shutil.copy(c.audio.source, wav)
+            if c.audio.source:
+                shutil.copy(c.audio.source, wav)
+            else:  # goforward.raw: headerless 16-bit PCM
+                sf.write(str(wav), c.audio.samples, c.audio.sample_rate, subtype="PCM_16")
             wavs.append(wav)
         rows = {}
         for mode in ("accurate", "fast"):
@@ -205,7 +212,7 @@ def quality(check_pace: bool) -> list[str]:
         rows["offline fast"] = _score(csvs, clips)
         seconds = sum(c.audio.duration for c in clips)
         for name, s in rows.items():
-            out.append(f"live lip sync, real clips ({len(clips)}, {seconds:.1f} s), " + _row(name, s))
+            out.append(f"live lip sync, {label} ({len(clips)}, {seconds:.1f} s), " + _row(name, s))
         off, on = rows["offline fast"], rows["streamed accurate"]
         out.append("live lip sync, streamed accurate minus offline fast: " + ", ".join(
             f"{k} {on[k] - off[k]:+.3f}" for k in ("bilabial", "m", "open", "slcc", "jitter")))
@@ -273,13 +280,16 @@ def main(argv=None) -> int:
     ap.add_argument("--latency", type=float, metavar="MIN", help="minutes of speech at real pace (≥ 5)")
     ap.add_argument("--quality", action="store_true", help="lip-sync figures of the streamed CSVs on the real clips")
     ap.add_argument("--check-pace", action="store_true", help="with --quality: one clip at real pace, compared")
+    ap.add_argument("--testdata", action="store_true",
+                    help="with --quality: the second real set (pocketsphinx-testdata's cards and goforward clips) "
+                         "instead of the real clips")
     ap.add_argument("--long", type=float, metavar="MIN", help="minutes of speech for the drift and memory run")
     ap.add_argument("--fps", type=int, default=30, choices=(30, 60))
     args = ap.parse_args(argv)
     if args.latency:
         print(latency(args.latency, args.fps), flush=True)
     if args.quality:
-        for line in quality(args.check_pace):
+        for line in quality(args.check_pace, args.testdata):
             print(line, flush=True)
     if args.long:
         print(long_run(args.long, args.fps), flush=True)
