@@ -37,9 +37,12 @@ KEEP = 8.0  # seconds of phones and probabilities kept behind the newest audio
 UNDECODED = 0.1
 # The live encoder hears a closure as one or two frames of P(p, b, m) near 1 (it has 0.1 s of audio after a frame
 # when the frame must be sent; offline the second opinion wants two frames over 0.5). A frame at SPIKE or more in two
-# plans in a row, where the recogniser heard a labial consonant (the lips were involved), is taken as a closure.
+# plans in a row, where the recogniser heard a voiced labial (an m or b it took for v or w: LibriVox 0870 at 6.74 s,
+# 0920 at 1.64 s), is taken as a closure. Not inside f: on the real clips its three such spikes were the f's own lip
+# contact. Not elsewhere: over every consonant and pause of the real clips, 26 of 31 such spikes were no closure;
+# inside vowels they gained no hit and cost jitter (measured with bench/bench_live.py's figures, issue 18).
 SPIKE = 0.9
-LABIAL_HOSTS = ("f", "v", "w")
+LABIAL_HOSTS = ("v", "w")
 _COLUMNS = [PHONES.index(p) for p in (*BILABIAL_PHONES, SIL)]
 
 
@@ -216,7 +219,7 @@ def _continue_last_phone(result: Alignment, covered: float) -> None:
 
 
 def _add_labial_closures(result: Alignment, steady: np.ndarray, frame_rate: float) -> None:
-    """In place: a closure over each encoder frame where the recogniser heard a labial consonant (LABIAL_HOSTS)
+    """In place: a closure over each encoder frame where the recogniser heard a voiced labial (LABIAL_HOSTS)
     and the encoder a bilabial at SPIKE or more in the last two plans (``steady``: (frames, 4), the lower of each
     frame's last two hearings); the host is split around it, as core.evidence.add_missed_bilabials does."""
     for j in np.flatnonzero(steady[:, :3].sum(axis=1) >= SPIKE):

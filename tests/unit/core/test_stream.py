@@ -347,7 +347,7 @@ def test_an_older_plans_closure_seals_only_where_the_encoder_still_hears_one(pol
 
 def test_a_steady_encoder_closure_inside_a_heard_labial_is_a_closure():
     # The live encoder hears a closure as one frame near P(p, b, m) = 1 (the /m/ of "them" in LibriVox 0870 was
-    # heard as v by the recogniser). One such frame in two plans in a row, inside a heard f, v or w, is a closure;
+    # heard as v by the recogniser). One such frame in two plans in a row, inside a heard v or w, is a closure;
     # a frame that only the newest plan heard so (it may still change), or one inside another phone, is not.
     heard = [(PhoneSegment("ah", 0.0, 0.2), 0.8), (PhoneSegment("v", 0.2, 0.3), 0.7),
              (PhoneSegment("l", 0.3, 0.4), 0.6)]
