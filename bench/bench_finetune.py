@@ -6,7 +6,11 @@ style) and by each fine-tuned model (the performer's preset), accurate mode, see
   jawOpen, browInnerUp, browOuterUp L/R);
 - each habit as recovered: mean smile, mean jaw opening over speech, brow raise on stressed vowels, lip lead
   (core.capture_sync's offset of the mouth against the sound, teacher's timing = 0);
-- lip-sync figures on the held-out lines (their exact TTS phones) and on the real clips model/evaluate.py scores.
+- per habit channel, the same error of the shipped model with the habits added exactly (what learning the habits
+  perfectly, and nothing else, would score);
+- lip-sync figures on the held-out lines (their exact TTS phones) and on the real clips model/evaluate.py scores,
+  each fine-tuned model at its own prior weight (model.json "sampling"), and the shipped model's real-clip tracks
+  with the performer's lip lead added (the metrics time the lips against the sound).
 
 These are figures on a synthetic performer (the teacher's face with habits added, flite voices the shipped model
 never heard); real captures are what the feature is for.
@@ -33,10 +37,11 @@ from facepolicy.core import metrics, spec  # noqa: E402
 from facepolicy.core.capture_sync import check_sync  # noqa: E402
 from facepolicy.core.captures import check_folder  # noqa: E402
 from facepolicy.core.facetrack import FaceTrack  # noqa: E402
+from facepolicy.core.model_files import read_model_files  # noqa: E402
 from facepolicy.core.phonetic import phonetic_prior_take  # noqa: E402
 from facepolicy.core.policy import NeuralPolicy, default_model_dir  # noqa: E402
 from model.finetune import FinetuneSettings  # noqa: E402
-from model.finetune_run import finetune, group_errors, sample_take  # noqa: E402
+from model.finetune_run import finetune, group_errors, sample_settings, sample_take  # noqa: E402
 from model.synthetic_performer import (  # noqa: E402
     HABIT_CHANNELS,
     JAW,
@@ -100,39 +105,85 @@ def habit_figures(states: np.ndarray, take, phones) -> dict:
             "brow_raise": float(at(stressed) - at(other)), "lead_ms": 1000 * lead.offset}
 
 
-def evaluate(model_dir: Path, style: str | None, takes, phones) -> dict:
+def evaluate(model_dir: Path, style: str | None, takes, phones, **override) -> dict:
+    """Held-out figures of one model; ``override``: SampleSettings fields instead of the model's (prior_weight,
+    vowel_floor)."""
     policy = NeuralPolicy(model_dir, threads=2)
     code = policy.style_preset(style or policy.default_style)
-    errs, habit, figs, scores, frames = {}, 0.0, [], [], 0
+    errs, figs, scores, frames = {}, [], [], 0
+    per_channel = np.zeros(len(HABIT_INDEX))
     for take, ph in zip(takes, phones, strict=True):
-        pred = sample_take(policy, take, code)
+        pred = sample_take(policy, take, code, **override)
         n = min(len(pred), len(take.states))
         for g, e in group_errors(pred[:n], take.states[:n]).items():
             errs[g] = errs.get(g, 0.0) + e * n
-        habit += float(np.abs(pred[:n, HABIT_INDEX] - take.states[:n, HABIT_INDEX]).mean()) * n
+        per_channel += np.abs(pred[:n, HABIT_INDEX] - take.states[:n, HABIT_INDEX]).mean(0) * n
         frames += n
         figs.append(habit_figures(pred, take, ph))
         scores.append(metrics.score_clip(FaceTrack(spec.MODEL_FPS, spec.CHANNEL_NAMES, pred), ph, take.samples))
     out = {g: v / frames for g, v in errs.items()}
-    out["habit"] = habit / frames
+    out["habit"] = float(per_channel.mean() / frames)
+    out["habit_channels"] = {spec.CHANNEL_NAMES[c]: float(e / frames)
+                             for c, e in zip(HABIT_INDEX, per_channel, strict=True)}
+    out["prior_weight"] = sample_settings(policy).prior_weight
     out.update({k: float(np.nanmean([f[k] for f in figs])) for k in figs[0]})
     out["lipsync"] = metrics.aggregate(scores)
     return out
 
 
-def real_clips(model_dir: Path) -> dict:
-    from facepolicy.core.policy import NeuralEngine
+def real_clips(model_dir: Path, lead: float = 0.0) -> dict:
+    """Lip-sync figures on the real clips model/evaluate.py scores, accurate mode, at the model folder's own prior
+    weight (model.json "sampling", given to the engine as --phonetic-prior gives it). ``lead`` (s): the articulation
+    channels of every baked track moved that much earlier before scoring (a lip lead added to a model without one)."""
+    from facepolicy.core.audio import Audio
+    from facepolicy.core.engine import BakeOptions
+    from facepolicy.core.policy import ARTICULATION, NeuralEngine
     from model import evaluate_phonetic as ep
-    from model.evaluate import evaluate_real
 
-    clips = ep.arctic_clips() + ep.librivox_clips()
-    return evaluate_real(NeuralEngine(model_dir), clips, modes=("accurate",), phonetic=False)["neural accurate"]
+    engine = NeuralEngine(model_dir)
+    own = read_model_files(model_dir, verify=False).sampling.get("prior_weight")
+    scores = []
+    for clip in ep.arctic_clips() + ep.librivox_clips():
+        options = BakeOptions(engine="neural", accuracy="accurate", seed=0, prior_weight=own)
+        track = engine.animate(Audio(clip.audio.samples, clip.audio.sample_rate, ""), options, lambda f, m: None, None)
+        if lead:
+            t = np.arange(track.n_frames) / track.fps
+            values = track.values.copy()
+            for c in ARTICULATION:
+                values[:, c] = np.interp(t + lead, t, track.values[:, c])
+            track = FaceTrack(track.fps, track.names, values)
+        scores.append(metrics.score_clip(track, clip.reference, clip.audio.samples))
+    out = metrics.aggregate(scores)
+    out["hits"] = {k: [sum(getattr(x, f"{k}_hits") for x in scores), sum(getattr(x, f"{k}_total") for x in scores)]
+                     for k in ("bilabial", "open")}
+    return out
+
+
+def habit_ceiling(takes, phones, performer: Performer) -> dict:
+    """The habit channels' error of the shipped model's own states with the performer's habits added exactly (the
+    function that made the performer, on the exact TTS phones): what a model that learned the habits perfectly but
+    kept everything else of the shipped model would score. The smile counts as learned exactly (added to the shipped
+    default style's own smile it would be counted twice)."""
+    from model.synthetic_performer import apply_habits
+
+    policy = NeuralPolicy(default_model_dir(), threads=2)
+    code = policy.style_preset(policy.default_style)
+    err, frames = np.zeros(len(HABIT_INDEX)), 0
+    for take, ph in zip(takes, phones, strict=True):
+        pred = apply_habits(sample_take(policy, take, code), ph, performer.habits)
+        n = min(len(pred), len(take.states))
+        pred[:n, list(SMILE)] = take.states[:n, list(SMILE)]
+        err += np.abs(pred[:n, HABIT_INDEX] - take.states[:n, HABIT_INDEX]).mean(0) * n
+        frames += n
+    return {spec.CHANNEL_NAMES[c]: float(e / frames) for c, e in zip(HABIT_INDEX, err, strict=True)}
 
 
 def lipsync_line(label: str, m: dict) -> str:
-    return (f"  {label:<26} bilabial {m['bilabial']:.3f}  m {m['m']:.3f}  open {m['open']:.3f}  pause {m['pause']:.3f}"
-            f"  SLCC {m['slcc']:.3f}  lag {m['lag_ms']:.0f} ms  "
-            f"jitter {m['jitter']:.3f}")
+    counts = m.get("hits")
+    hits = (f"bilabial {counts['bilabial'][0]}/{counts['bilabial'][1]}  open {counts['open'][0]}/{counts['open'][1]}"
+            if counts else f"bilabial {m['bilabial']:.3f}  open {m['open']:.3f}")
+    return (f"  {label:<30} {hits}  m {m['m']:.3f}  pause {m['pause']:.3f}  SLCC {m['slcc']:.3f}  "
+            f"lag {m['lag_ms']:.0f} ms  jitter {m['jitter']:.3f}")
 
 
 def main(argv=None) -> int:
@@ -158,8 +209,12 @@ def main(argv=None) -> int:
     results = {"shipped": evaluate(default_model_dir(), None, takes, phones)}
     truth = [habit_figures(t.states, t, p) for t, p in zip(takes, phones, strict=True)]
     results["performer"] = {k: float(np.nanmean([f[k] for f in truth])) for k in truth[0]}
+    ceiling = habit_ceiling(takes, phones, performer)
     if not args.no_real:
         results["shipped"]["real"] = real_clips(default_model_dir())
+        if performer.habits.lip_lead:
+            # The metrics time the lips against the sound: the shipped model's own tracks with the performer's lead.
+            results["shipped"]["real, lips ahead"] = real_clips(default_model_dir(), performer.habits.lip_lead)
     for minutes in args.minutes:
         folder = subset(captures, minutes, work)
         settings = FinetuneSettings()
@@ -178,7 +233,7 @@ def main(argv=None) -> int:
         s = results["shipped"]
         print(f"finetune {r['capture_min']:.1f} min captures: {wall / 60:.1f} min wall ({r['train_s'] / 60:.1f} min "
               f"training, {r['steps']} steps, best {r['best_step']}), habit-channel error {s['habit']:.4f} → "
-              f"{r['habit']:.4f} ({r['habit'] / s['habit']:.2f}x)", flush=True)
+              f"{r['habit']:.4f} ({r['habit'] / s['habit']:.2f}x), prior weight {r['prior_weight']}", flush=True)
     print("\nheld-out lines (mean absolute error of ARKit weights against the performer):")
     print(f"  {'model':<12} {'mouth':>7} {'brows':>7} {'eyes':>7} {'habit':>7} | {'smile':>6} {'jaw':>6} "
           f"{'brow↑':>6} {'lead ms':>7}")
@@ -190,6 +245,13 @@ def main(argv=None) -> int:
             continue
         print(f"  {key:<12} {r['mouth']:7.4f} {r['brows']:7.4f} {r['eyes']:7.4f} {r['habit']:7.4f} | "
               f"{r['smile']:6.3f} {r['jaw']:6.3f} {r['brow_raise']:6.3f} {r['lead_ms']:7.0f}")
+    print("\nhabit channels (mean absolute error against the performer):")
+    names = list(ceiling)
+    print(f"  {'model':<26} " + " ".join(f"{n[:13]:>13}" for n in names) + f" {'mean':>7}")
+    rows = {k: r["habit_channels"] for k, r in results.items() if "habit_channels" in r}
+    rows["shipped + exact habits"] = ceiling
+    for key, ch in rows.items():
+        print(f"  {key:<26} " + " ".join(f"{ch[n]:13.4f}" for n in names) + f" {np.mean(list(ch.values())):7.4f}")
     print("\nlip sync, held-out lines (exact TTS phones):")
     for key, r in results.items():
         if key != "performer":
@@ -197,8 +259,10 @@ def main(argv=None) -> int:
     if not args.no_real:
         print("\nlip sync, real clips (ARCTIC + LibriVox, accurate mode):")
         for key, r in results.items():
-            if "real" in r:
-                print(lipsync_line(key, r["real"]))
+            for label in ("real", "real, lips ahead"):
+                if label in r:
+                    name = key if label == "real" else f"{key}, lips {1000 * performer.habits.lip_lead:.0f} ms ahead"
+                    print(lipsync_line(name, r[label]))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=float))
     return 0

@@ -38,7 +38,7 @@ class FinetuneSettings:
 
     steps: int = 600  # most optimiser steps; early stopping may end the run before
     batch: int = 24
-    lr: float = 3e-4
+    lr: float = 1e-3  # the held-out loss stops improving by about step 300 (3e-4: 600 steps, the same figures)
     warmup: int = 30
     ema: float = 0.98
     eval_every: int = 100
@@ -48,6 +48,8 @@ class FinetuneSettings:
     threads: int = 2
     seed: int = 0
     max_minutes: float | None = None  # stop (with a checkpoint) after this long; the next run resumes
+    evidence_dropout: float | None = None  # share of windows trained without phone evidence (None: the shipped's)
+    lip_weight: float | None = None  # the vertex loss's weight on the lips (None: the shipped training's)
 
 
 # --- the takes as training arrays -------------------------------------------------------------------------------
@@ -179,7 +181,11 @@ class FineTuner:
         torch.set_num_threads(max(1, settings.threads))
         torch.manual_seed(settings.seed)
         self.model, self.manifest = load_base_model(base_dir)
-        self.cfg = self.manifest["training"]["config"]
+        self.cfg = copy.deepcopy(self.manifest["training"]["config"])
+        if settings.evidence_dropout is not None:
+            self.cfg["dropout"]["p_evidence"] = float(settings.evidence_dropout)
+        if settings.lip_weight is not None:
+            self.cfg["loss"]["lip_weight"] = float(settings.lip_weight)
         self.model.requires_grad_(False)
         self.model.denoiser.requires_grad_(True)
         self.train, self.valid = split_items(arrays, settings.held_out, self.cfg["policy"]["horizon"])

@@ -22,7 +22,7 @@ from facepolicy.core import spec
 from facepolicy.core.assets import sha256_file
 from facepolicy.core.captures import CaptureError, check_folder, find_takes
 from facepolicy.core.errors import FacePolicyError
-from facepolicy.core.model_files import MANIFEST, default_model_dir, read_model_files
+from facepolicy.core.model_files import MANIFEST, SAMPLING, default_model_dir, read_model_files
 
 from .finetune import FineTuner, FinetuneSettings, cache_key, default_cache_root, take_arrays, unit
 
@@ -44,34 +44,69 @@ def group_errors(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     return {g: float(np.abs(pred[:n, idx] - ref[:n, idx]).mean()) for g, idx in GROUP_INDEX.items()}
 
 
-def sample_take(policy, take, code: np.ndarray, seed: int = 0) -> np.ndarray:
-    """The engine's accurate-mode states for a take, with the take's own evidence (as `bake` makes them)."""
-    from facepolicy.core.evidence import calm_nonspeech
-    from facepolicy.core.policy import ARTICULATION, SampleSettings, sample_with_evidence
+def sample_settings(policy, seed: int = 0, **override):
+    """The accurate mode's SampleSettings for ``policy`` as the engine makes them: the model folder's own sampler
+    defaults (model.json "sampling": a fine-tuned performer's prior weight and jaw floor), then ``override``."""
+    from facepolicy.core.policy import SampleSettings
 
-    states = sample_with_evidence(policy, take.samples, SampleSettings(seed=seed), take.evidence.alignment,
-                                  style=code)
+    settings = SampleSettings(seed=seed)
+    for key, value in {**policy.files.sampling, **override}.items():
+        if value is not None:
+            setattr(settings, key, value)
+    return settings
+
+
+def sample_take(policy, take, code: np.ndarray, seed: int = 0, **override) -> np.ndarray:
+    """The engine's accurate-mode states for a take, with the take's own evidence (as `bake` makes them);
+    ``override``: SampleSettings fields (prior_weight, vowel_floor) instead of the model's."""
+    from facepolicy.core.evidence import calm_nonspeech
+    from facepolicy.core.policy import ARTICULATION, sample_with_evidence
+
+    states = sample_with_evidence(policy, take.samples, sample_settings(policy, seed, **override),
+                                  take.evidence.alignment, style=code)
     return calm_nonspeech(states, take.evidence.speech_gate(len(states)), policy.rest_state, ARTICULATION)
+
+
+# The accurate mode's phonetic prior pulls the mouth toward the teacher's for the heard phones, and so pulls a
+# performer's own articulation (a larger jaw, lips ahead of the sound) back toward the teacher's. A fine-tuned model
+# keeps the weight among these that fits its held-out takes best (model.json "sampling"; the engine's default is the
+# first), a lower one only where it fits clearly better (PRIOR_MARGIN).
+PRIOR_WEIGHTS = (0.25, 0.15, 0.1, 0.05)
+PRIOR_MARGIN = 0.02
+
+
+def held_out_errors(policy, by_name: dict, valid_items, code, **override) -> dict[str, float]:
+    """Mean absolute error per channel group of ``policy``'s accurate-mode states against the held-out frames."""
+    errs, frames = {g: 0.0 for g in GROUPS}, 0
+    for it in valid_items:
+        take = by_name[it.name]
+        pred = sample_take(policy, take, code, **override)[it.lo : it.hi]
+        n = len(pred)
+        for g, e in group_errors(pred, take.states[it.lo : it.hi]).items():
+            errs[g] += e * n
+        frames += n
+    return {g: round(v / max(1, frames), 4) for g, v in errs.items()}
+
+
+def choose_prior_weight(mouth_error: dict[float, float]) -> float:
+    """The highest prior weight whose held-out mouth error is within PRIOR_MARGIN of the lowest."""
+    best = min(mouth_error.values())
+    return max(w for w, e in mouth_error.items() if e <= best * (1.0 + PRIOR_MARGIN))
 
 
 def held_out_figures(base_dir, model_dir, takes, valid_items, base_code, code) -> dict:
     """Per channel group, the error of the shipped model (its default style) and of the fine-tuned one (the
-    performer's preset) against the held-out captured frames."""
+    performer's preset, at the prior weight its held-out mouth fits best) against the held-out captured frames."""
     from facepolicy.core.policy import NeuralPolicy
 
     by_name = {t.name: t for t in takes}
-    out = {}
-    for label, root, style in (("shipped", base_dir, base_code), ("fine-tuned", model_dir, code)):
-        policy = NeuralPolicy(root, threads=1)
-        errs, frames = {g: 0.0 for g in GROUPS}, 0
-        for it in valid_items:
-            take = by_name[it.name]
-            pred = sample_take(policy, take, style)[it.lo : it.hi]
-            n = len(pred)
-            for g, e in group_errors(pred, take.states[it.lo : it.hi]).items():
-                errs[g] += e * n
-            frames += n
-        out[label] = {g: round(v / max(1, frames), 4) for g, v in errs.items()}
+    out = {"shipped": held_out_errors(NeuralPolicy(base_dir, threads=1), by_name, valid_items, base_code)}
+    tuned = NeuralPolicy(model_dir, threads=1)
+    per_weight = {w: held_out_errors(tuned, by_name, valid_items, code, prior_weight=w) for w in PRIOR_WEIGHTS}
+    weight = choose_prior_weight({w: e["mouth"] for w, e in per_weight.items()})
+    out["fine-tuned"] = per_weight[weight]
+    out["prior_weight"] = weight
+    out["mouth_error_by_prior_weight"] = {str(w): e["mouth"] for w, e in per_weight.items()}
     out["held_out_seconds"] = round(sum(it.hi - it.lo for it in valid_items) / spec.MODEL_FPS, 1)
     out["held_out_takes"] = sorted({it.name for it in valid_items})
     return out
@@ -127,7 +162,9 @@ def write_model_dir(tuner: FineTuner, arrays, takes, out: Path, base_dir: Path, 
 
 
 def add_figures(out: Path, m: dict, figures: dict) -> None:
+    """The held-out figures into model.json and the card, and the prior weight they chose as the model's own."""
     m["finetune"]["held_out"] = figures
+    m[SAMPLING] = {"prior_weight": figures["prior_weight"]}
     (out / MANIFEST).write_text(json.dumps(m, indent=1), encoding="utf-8")
     (out / "MODEL_CARD.md").write_text(model_card(m), encoding="utf-8")
 
@@ -169,6 +206,11 @@ def model_card(m: dict) -> str:
                   "| model | " + " | ".join(GROUPS) + " |", "|---|" + "---|" * len(GROUPS)]
         for label in ("shipped", "fine-tuned"):
             lines.append(f"| {label} | " + " | ".join(f"{held[label][g]:.4f}" for g in GROUPS) + " |")
+        if "prior_weight" in held:
+            tried = ", ".join(f"{w}: {e:.4f}" for w, e in held["mouth_error_by_prior_weight"].items())
+            lines += ["", f"Phonetic prior weight {held['prior_weight']} (model.json `sampling`; the shipped model's"
+                      f" is 0.25), the one whose held-out mouth error was lowest ({tried}), the highest within"
+                      f" {PRIOR_MARGIN:.0%} of it. `--phonetic-prior W` overrides it."]
     else:
         lines.append("- not measured")
     lines += ["", "## Files", "", *[f"- `{k}`: sha256 `{v}`" for k, v in m["files"].items()], ""]

@@ -38,7 +38,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--steps", type=int, metavar="N", help="most training steps (default: 600; early stopping "
                    "may end sooner)")
     p.add_argument("--batch", type=int, metavar="N", help="windows per step (default: 24)")
-    p.add_argument("--lr", type=float, metavar="X", help="learning rate (default: 3e-4)")
+    p.add_argument("--lr", type=float, metavar="X", help="learning rate (default: 1e-3)")
     p.add_argument("--eval-every", type=int, metavar="N", help="steps between held-out checks (default: 100)")
     p.add_argument("--held-out", type=float, metavar="SHARE",
                    help="share of the capture seconds held out for early stopping and the card (default: 0.15)")

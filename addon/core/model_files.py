@@ -15,6 +15,7 @@ log = logging.getLogger("facepolicy")
 
 MODEL_DIR = "models"  # under assets/
 MANIFEST = "model.json"
+SAMPLING = "sampling"  # model.json's section of per-model sampler defaults (ModelFiles.sampling)
 _BUNDLED_REMEDY = "reinstall FacePolicy"
 _OWN_REMEDY = "copy the model folder again, or export it again with its model.json"
 
@@ -31,6 +32,15 @@ class ModelFiles:
     def network(self, name: str) -> Path:
         """The ONNX file of one network ("audio_encoder", "style_encoder" or "denoiser")."""
         return self.root / self.manifest["onnx"][name]
+
+    @property
+    def sampling(self) -> dict:
+        """The model's own defaults for the sampler, from model.json's "sampling" section (checked when read):
+        ``prior_weight`` (0..1, how strongly the accurate mode steers the mouth toward the Phonetic engine's) and
+        ``vowel_floor`` (whether the jaw opens at least as far as that mouth inside recognised vowels). A model
+        fine-tuned on a performer sets them, because the prior pulls the performer's own articulation (jaw size,
+        lip timing) back toward the teacher's; the bundled model sets none. Options the user gives win."""
+        return dict(self.manifest.get(SAMPLING) or {})
 
 
 def default_model_dir() -> Path:
@@ -56,6 +66,7 @@ def read_model_files(root: Path | str | None = None, verify: bool = True) -> Mod
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         files = manifest["files"]
+        _check_sampling(manifest.get(SAMPLING))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise AssetError(f'neural model "{manifest_path}" is corrupt ({exc}); {remedy}') from None
     if verify:
@@ -63,6 +74,23 @@ def read_model_files(root: Path | str | None = None, verify: bool = True) -> Mod
             path = root / name
             verify_file(path, expected, f'neural model file "{path}"', remedy)
     return ModelFiles(root, manifest)
+
+
+def _check_sampling(section) -> None:
+    """ValueError unless ``section`` (model.json's "sampling") is absent or holds only a prior_weight in 0..1 and a
+    true/false vowel_floor."""
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise ValueError(f'"{SAMPLING}" must be an object')
+    unknown = sorted(set(section) - {"prior_weight", "vowel_floor"})
+    if unknown:
+        raise ValueError(f'"{SAMPLING}" has unknown key(s) {", ".join(unknown)}')
+    weight = section.get("prior_weight", 0.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+        raise ValueError(f'"{SAMPLING}.prior_weight" must be a number from 0 to 1, got {weight!r}')
+    if not isinstance(section.get("vowel_floor", True), bool):
+        raise ValueError(f'"{SAMPLING}.vowel_floor" must be true or false, got {section["vowel_floor"]!r}')
 
 
 def _bundled_name(path: Path) -> str | None:

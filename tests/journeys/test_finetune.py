@@ -64,8 +64,13 @@ def test_captures_become_a_model_folder_that_bake_and_doctor_accept(tmp_path, li
     assert [t["name"] for t in tuned["captures"]["takes"]] == ["take1", "take2"]
     assert tuned["base_model"]["name"] == "default" and tuned["steps"] == 4
     assert set(tuned["held_out"]["fine-tuned"]) == {"mouth", "brows", "eyes"}
+    # The phonetic prior weight that fits the held-out takes best becomes the model's own (the engine's default is
+    # 0.25; a performer's articulation may want less of the teacher's mouth).
+    weight = manifest["sampling"]["prior_weight"]
+    tried = {float(w): e for w, e in tuned["held_out"]["mouth_error_by_prior_weight"].items()}
+    assert weight in tried and tried[weight] <= min(tried.values()) * 1.02, (weight, tried)
     card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
-    assert "take1" in card and "| fine-tuned |" in card
+    assert "take1" in card and "| fine-tuned |" in card and f"Phonetic prior weight {weight}" in card
     assert not [p for p in out.parent.iterdir() if p.name != "anna"], "the temporary folder must be gone"
 
     bundled = tmp_path / "bundled.csv"
