@@ -30,6 +30,7 @@ from .diffusion import Diffusion, drop_conditions
 from .losses import default_vertex_factor, trajectory_losses
 
 CHECKPOINT = "finetune.pt"
+CHECKPOINT_VERSION = 2  # in the cache key: a checkpoint of another layout or recipe is never resumed
 
 
 @dataclass
@@ -48,8 +49,6 @@ class FinetuneSettings:
     threads: int = 2
     seed: int = 0
     max_minutes: float | None = None  # stop (with a checkpoint) after this long; the next run resumes
-    evidence_dropout: float | None = None  # share of windows trained without phone evidence (None: the shipped's)
-    lip_weight: float | None = None  # the vertex loss's weight on the lips (None: the shipped training's)
 
 
 # --- the takes as training arrays -------------------------------------------------------------------------------
@@ -181,11 +180,7 @@ class FineTuner:
         torch.set_num_threads(max(1, settings.threads))
         torch.manual_seed(settings.seed)
         self.model, self.manifest = load_base_model(base_dir)
-        self.cfg = copy.deepcopy(self.manifest["training"]["config"])
-        if settings.evidence_dropout is not None:
-            self.cfg["dropout"]["p_evidence"] = float(settings.evidence_dropout)
-        if settings.lip_weight is not None:
-            self.cfg["loss"]["lip_weight"] = float(settings.lip_weight)
+        self.cfg = self.manifest["training"]["config"]
         self.model.requires_grad_(False)
         self.model.denoiser.requires_grad_(True)
         self.train, self.valid = split_items(arrays, settings.held_out, self.cfg["policy"]["horizon"])
@@ -345,7 +340,7 @@ class FineTuner:
 def cache_key(takes_files: list, base_manifest_path: Path, settings: FinetuneSettings) -> str:
     """A digest of the capture files (name, size, mtime), the base model.json and the settings that change the
     result: a run with the same inputs resumes, anything else starts afresh."""
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"checkpoint {CHECKPOINT_VERSION};".encode())
     for f in sorted(takes_files, key=lambda f: f.name):
         for path in (f.csv, f.audio, f.transcript):
             if path is not None:
