@@ -124,6 +124,8 @@ def run(args) -> int:
         figures = "; held-out error (mouth, brows, eyes) " + ", ".join(
             f"{label} {' / '.join(f'{held[label][g]:.3f}' for g in ('mouth', 'brows', 'eyes'))}"
             for label in ("shipped", "fine-tuned"))
+    weight = (manifest.get("sampling") or {}).get("prior_weight")
+    prior = f", phonetic prior weight {weight}" if weight is not None else ""
     print(f"wrote {args.output}: style preset '{manifest['default_style']}', {len(f['captures']['takes'])} takes "
-          f"({f['captures']['hours'] * 60:.1f} min), {f['steps']} steps{figures}")
+          f"({f['captures']['hours'] * 60:.1f} min), {f['steps']} steps{prior}{figures}")
     return 0

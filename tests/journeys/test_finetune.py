@@ -56,7 +56,7 @@ def test_captures_become_a_model_folder_that_bake_and_doctor_accept(tmp_path, li
     assert said and "late; corrected" in said[0], done.stderr
     late_ms = float(said[0].split("curves ")[1].split(" ms")[0])
     assert abs(late_ms - (250 - 1000 * synthetic.Habits().lip_lead)) <= 25, said
-    assert "wrote" in done.stdout and "'anna'" in done.stdout
+    assert "wrote" in done.stdout and "'anna'" in done.stdout and "phonetic prior weight" in done.stdout
 
     manifest = json.loads((out / "model.json").read_text(encoding="utf-8"))
     assert manifest["default_style"] == "anna" and "anna" in manifest["styles"]
