@@ -43,7 +43,8 @@ def _add_bake(subparsers) -> None:
         "is not English or does not match the audio is not used, the line is animated as without one and the "
         "summary says why). Outputs that are already "
         "up to date are skipped, so an interrupted batch can simply be run again.",
-        epilog="Manifest columns (CSV header or JSON keys): audio, output, style, seed, object, engine, transcript. "
+        epilog="Manifest columns (CSV header or JSON keys): audio, output, style, seed, object, engine, transcript, "
+        "model (a model folder this row bakes with instead of --model, e.g. one `facepolicy finetune` wrote). "
         "Relative paths in a manifest are relative to the manifest's folder; output names are relative to -o "
         "and may not leave it. A line's files appear together: a line that fails or is interrupted leaves "
         "none of them. Exit code: 0 when every line is baked or up to date, 1 when any line failed, "
@@ -241,7 +242,8 @@ def build_plan(args) -> tuple[list[batch.BakeRow], list[batch.RowResult], batch.
         transcript=str(Path(args.transcript).absolute()) if args.transcript else None,
     )
     presets = batch.style_presets(model_dir)
-    batch.check_style(args.style, presets)
+    if not args.manifest:  # a manifest row may name its own model folder, whose presets its style is checked against
+        batch.check_style(args.style, presets)
     entries = _entries(args, single_name)
     rows, failures = [], []
     engines = list(engine.ENGINES)

@@ -131,3 +131,22 @@ def test_styles_lists_a_model_folders_presets(tmp_path):
     done = facepolicy("styles", "--model", tmp_path / "nobody", timeout=120)
     assert done.returncode == 1 and str(tmp_path / "nobody") in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
+
+
+def test_style_given_for_the_batch_is_checked_against_each_rows_own_model_folder(tmp_path):
+    # `--style anna` names the performer preset that only the rows' own folder has (what `finetune` writes): the rows
+    # with that folder bake; the row on the bundled model fails alone, saying which presets it has.
+    work = tmp_path / "project"
+    work.mkdir()
+    shutil.copy(LINE, work / "line.wav")
+    model_copy(work, "anna", lambda m: m["styles"].update(anna=m["styles"]["calm"]))
+    (work / "manifest.csv").write_text("audio,output,model\nline.wav,anna,models/anna\nline.wav,bundled,\n",
+                                       encoding="utf-8")
+    out = tmp_path / "out"
+    done = facepolicy("bake", "--manifest", work / "manifest.csv", "-o", out, "--format", "csv", "--style", "anna",
+                      "--accuracy", "fast", timeout=600)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert row_line(done.stdout, "anna").split()[2] == "ok", done.stdout
+    said = row_line(done.stdout, "bundled")
+    assert said.split()[2] == "failed" and "anna" in said, said
+    assert (out / "anna.csv").exists() and not (out / "bundled.csv").exists()
