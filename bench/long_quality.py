@@ -60,7 +60,10 @@ def main(argv=None) -> int:
         track = engine.animate(Audio(samples, 16000, ""), BakeOptions(engine="neural", seed=seed),
                                lambda f, m: None, None)
         r = metrics.aggregate([metrics.score_clip(track, ref, samples)])
-        print(f"{seed:4d} " + " ".join(f"{r[k]:8.4f}" for k in names))
+        c = r["counts"]
+        print(f"{seed:4d} " + " ".join(f"{r[k]:8.4f}" for k in names) + f"   bilabial {c['bilabial_hits']}/"
+              f"{c['bilabial_total']}, /m/ {c['m_hits']}/{c['m_total']}, open {c['open_hits']}/{c['open_total']}, "
+              f"pause {c['pause_closed']}/{c['pause_total']}")
     return 0
 
 
