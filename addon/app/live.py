@@ -168,7 +168,7 @@ class CsvTake:
 
 def run(args) -> int:
     from ..core.engine import get_engine
-    from ..core.policy import SampleSettings, emotion_vector
+    from ..core.policy import emotion_vector
     from ..core.stream import FaceStream
 
     _check(args)
@@ -182,7 +182,7 @@ def run(args) -> int:
     # One thread per ONNX call: the live plans are small, and more threads cost CPU without cutting the latency.
     policy = engine.policy(args.device, threads=1, model_dir=args.model)
     style, _ = engine.style_code(policy, args.style)
-    stream = FaceStream(policy, SampleSettings(seed=args.seed, style_scale=args.strength), style,
+    stream = FaceStream(policy, policy.settings(seed=args.seed, style_scale=args.strength), style,
                         emotion_vector(args.emotion, args.intensity), fps=args.fps,
                         evidence=args.accuracy == "accurate")
     for warning in stream.warnings:

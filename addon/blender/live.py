@@ -186,7 +186,7 @@ def stream_from_settings(settings, prefs=None) -> FaceStream:
     """The live stream the panel's engine settings ask for: style (preset, action or Live Link CSV), strength,
     emotion, seed and accuracy (Fast: the model listens alone), with the preferences' model folder and device."""
     from ..core.engine import get_engine
-    from ..core.policy import SampleSettings, emotion_vector
+    from ..core.policy import emotion_vector
 
     engine = get_engine("neural")
     # One thread per ONNX call: the live plans are small, and more threads cost CPU without cutting the latency.
@@ -202,6 +202,6 @@ def stream_from_settings(settings, prefs=None) -> FaceStream:
     else:
         preset = settings.style_preset if settings.style_preset != "DEFAULT" else ""
         style, _ = engine.style_code(policy, preset or (prefs.default_style if prefs else "") or None)
-    return FaceStream(policy, SampleSettings(seed=settings.seed, style_scale=settings.style_strength), style,
+    return FaceStream(policy, policy.settings(seed=settings.seed, style_scale=settings.style_strength), style,
                       emotion_vector(settings.emotion, settings.emotion_intensity),
                       evidence=settings.accuracy != "FAST")

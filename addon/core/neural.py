@@ -216,8 +216,8 @@ class NeuralEngine:
         def step(f: float, message: str) -> None:
             progress(base + (0.98 - base) * f, message)
 
-        settings = SampleSettings(seed=int(options.seed), style_scale=float(options.strength),
-                                  audio_scale=float(options.audio_guidance), steps=options.steps)
+        settings = policy.settings(seed=int(options.seed), style_scale=float(options.strength),
+                                   audio_scale=float(options.audio_guidance), steps=options.steps)
         if options.prior_weight is not None:
             settings.prior_weight = float(options.prior_weight)
         states = sample_with_evidence(policy, audio.samples, settings, heard, style=style, emotion=emotion,

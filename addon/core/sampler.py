@@ -178,6 +178,11 @@ class NeuralPolicy:
         self.audio_stride = int(m["model"].get("audio_stride", 1))
         self._listener = None
 
+    def settings(self, **fields) -> SampleSettings:
+        """SampleSettings for this model: its folder's own defaults (model.json's "sampling", e.g. the prior weight
+        a fine-tuned performer's model chose), then ``fields``."""
+        return SampleSettings(**{**self.files.sampling, **fields})
+
     def listener(self) -> BilabialListener:
         """The audio encoder's phone classifier as a BilabialListener (the same ONNX session)."""
         if self._listener is None:

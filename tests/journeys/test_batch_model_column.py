@@ -150,3 +150,20 @@ def test_style_given_for_the_batch_is_checked_against_each_rows_own_model_folder
     said = row_line(done.stdout, "bundled")
     assert said.split()[2] == "failed" and "anna" in said, said
     assert (out / "anna.csv").exists() and not (out / "bundled.csv").exists()
+
+
+def test_a_model_folders_own_prior_weight_is_what_bake_uses_unless_the_user_gives_one(tmp_path):
+    # `finetune` writes the prior weight a performer's model chose into model.json's "sampling"; bake reads it from
+    # the folder (the user's --phonetic-prior still wins).
+    own = model_copy(tmp_path, "own", lambda m: m.update(sampling={"prior_weight": 0.0}))
+    plain = model_copy(tmp_path, "plain", lambda m: None)
+    csvs = {}
+    for name, args in (("own", ("--model", own)), ("plain0", ("--model", plain, "--phonetic-prior", "0")),
+                       ("plain", ("--model", plain)), ("own25", ("--model", own, "--phonetic-prior", "0.25"))):
+        csvs[name] = tmp_path / f"{name}.csv"
+        done = facepolicy("bake", LINE, "-o", csvs[name], *args, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+    track = {name: curves(path) for name, path in csvs.items()}
+    assert all(np.array_equal(track["own"][k], track["plain0"][k]) for k in track["own"])
+    assert all(np.array_equal(track["own25"][k], track["plain"][k]) for k in track["own"])
+    assert any(not np.array_equal(track["own"][k], track["plain"][k]) for k in track["own"])
