@@ -166,8 +166,21 @@ def test_the_second_opinion_never_cuts_a_vowel_doubles_a_closure_or_trusts_a_bli
     probs = closure_probs(50, runs, "p")
     if case == "weak":
         probs *= 0.5  # 0.45 + small: below the evidence threshold
+    if case == "in a vowel":
+        probs[12:16, 0] = 0.8  # sure enough for a consonant, not for cutting a vowel (BILABIAL_IN_VOWEL)
     phones, conf, added = add_missed_bilabials(heard, [1.0] * 5, probs, 50.0)
     assert added == 0 and phones == heard and len(conf) == 5
+
+
+def test_a_closure_the_encoder_is_sure_of_cuts_the_vowel_it_was_heard_in():
+    from facepolicy.core.evidence import add_missed_bilabials
+
+    # An /m/ between two vowels (French "ma maman", Japanese "mama") recognised as part of one long vowel; the
+    # encoder hears it at 0.94 for three frames.
+    heard = seg(("sil", 0.0, 0.2), ("aa", 0.2, 0.4), ("b", 0.4, 0.46), ("ah", 0.46, 0.6), ("sil", 0.6, 1.0))
+    phones, conf, added = add_missed_bilabials(heard, [1.0, 0.8, 1.0, 0.9, 1.0], closure_probs(50, [(14, 17)]), 50.0)
+    assert added == 1 and [p.phone for p in phones] == ["sil", "aa", "m", "aa", "b", "ah", "sil"]
+    assert conf == [1.0, 0.8, 0.8, 0.8, 1.0, 0.9, 1.0]
 
 
 def test_a_closure_in_a_pause_takes_the_phone_the_encoder_favours():
