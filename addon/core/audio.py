@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,11 @@ TRUNCATION_TOLERANCE_S = 1.0 / spec.MODEL_FPS
 # A RIFF data size this large (or 0) is the placeholder of a writer that could not seek back to fill it in,
 # e.g. `espeak-ng --stdout > line.wav`: the file's length is then unknown, not wrong.
 _STREAMING_SIZE = 0x7FFF0000
+# A file longer than this is decoded once to a temporary file and animated segment by segment (SpooledAudio), so
+# memory does not grow with its length: an hour would otherwise hold 230 MB of samples through the whole bake.
+LONG_AUDIO_SECONDS = 15 * 60.0
+SEGMENT_SECONDS = 5 * 60.0  # about this long each, cut at the quietest 0.1 s within 20 s of the mark
+_CUT_SEARCH_SECONDS = 20.0
 
 
 @dataclass
@@ -186,8 +192,9 @@ class _Growing:
         return out.copy() if len(out) < len(self.data) // 2 else out  # do not keep a mostly empty buffer alive
 
 
-def _decode(path, sample_rate: int) -> tuple[np.ndarray, int, int, list[str]]:
-    """(mono float32 samples at ``sample_rate``, the file's rate, its channels, warnings), read block by block.
+def _decode(path, sample_rate: int, spool=None) -> tuple[np.ndarray, int, int, list[str]]:
+    """(mono float32 samples at ``sample_rate``, the file's rate, its channels, warnings), read block by block;
+    with ``spool`` (a _Spool) the samples go to its file instead and what is returned for them is its result.
 
     A file that stops early (truncated, or damaged so that decoding stops) gives what could be read and a
     one-line warning saying how much that is.
@@ -197,7 +204,7 @@ def _decode(path, sample_rate: int) -> tuple[np.ndarray, int, int, list[str]]:
         rate, channels = f.samplerate, f.channels
         expected = announced_frames(path, f.format) or max(f.frames, 0)
         resampler = _Resampler(rate, sample_rate) if rate != sample_rate else None
-        out = _Growing(int(math.ceil(expected * sample_rate / rate)) + 1)
+        out = spool if spool is not None else _Growing(int(math.ceil(expected * sample_rate / rate)) + 1)
         n_read, damage = 0, ""
         while True:
             try:
@@ -276,6 +283,20 @@ def _block_power(x: np.ndarray, hop: int) -> np.ndarray:
     return power
 
 
+def loudness_gain(power: np.ndarray) -> float | None:
+    """The gain that puts the active (speech) part at TARGET_RMS_DB, from the mean square of each 10 ms block;
+    None for silence (left silent rather than amplifying the noise floor) or no block at all."""
+    if len(power) == 0:
+        return None
+    block_db = 10 * np.log10(power + 1e-20)
+    peak_db = float(np.max(block_db))
+    if peak_db < SILENCE_RMS_DB:
+        return None
+    active = block_db > max(SILENCE_RMS_DB, peak_db - 30.0)
+    active_db = 10 * math.log10(float(np.mean(power[active])) + 1e-20)
+    return 10 ** (min(MAX_GAIN_DB, TARGET_RMS_DB - active_db) / 20)
+
+
 def normalise_loudness(x: np.ndarray, rate: int, in_place: bool = False) -> np.ndarray:
     """Scale so the active (speech) part sits at TARGET_RMS_DB, with a peak limit and a gain cap.
 
@@ -283,18 +304,10 @@ def normalise_loudness(x: np.ndarray, rate: int, in_place: bool = False) -> np.n
     """
     if x.size == 0:
         return x
-    hop = max(1, rate // 100)  # 10 ms blocks
-    power = _block_power(x, hop)
-    if len(power) == 0:
+    gain = loudness_gain(_block_power(x, max(1, rate // 100)))  # 10 ms blocks
+    if gain is None:
         return x
-    block_db = 10 * np.log10(power + 1e-20)
-    peak_db = float(np.max(block_db))
-    if peak_db < SILENCE_RMS_DB:
-        return x  # silence: leave it silent rather than amplifying the noise floor
-    active = block_db > max(SILENCE_RMS_DB, peak_db - 30.0)
-    active_db = 10 * math.log10(float(np.mean(power[active])) + 1e-20)
-    gain_db = min(MAX_GAIN_DB, TARGET_RMS_DB - active_db)
-    y = np.multiply(x, np.float32(10 ** (gain_db / 20)), out=x if in_place else None)
+    y = np.multiply(x, np.float32(gain), out=x if in_place else None)
     peak = max(float(np.max(y)), -float(np.min(y)))
     if peak > 0.99:
         y *= np.float32(0.99 / peak)
@@ -328,3 +341,126 @@ def from_array(samples: np.ndarray, rate: int, sample_rate: int = spec.SAMPLE_RA
     if normalise:
         out = normalise_loudness(out, sample_rate)
     return Audio(out, sample_rate, source, rate, 1)
+
+
+# --- long files: decoded once to disk, read back a segment at a time -------------------------------------------------
+
+
+class _Spool:
+    """_decode's sink for a long file: the samples go to an unnamed temporary file; the mean square of every 10 ms
+    block and the peak are kept (what the loudness normalisation needs)."""
+
+    def __init__(self, sample_rate: int):
+        self.hop = max(1, sample_rate // 100)
+        self.file = tempfile.TemporaryFile(prefix="facepolicy-audio-")
+        self.n = 0
+        self.peak = 0.0
+        self._carry = np.zeros(0, np.float32)
+        self._powers: list[np.ndarray] = []
+
+    def extend(self, x: np.ndarray) -> None:
+        x = np.ascontiguousarray(x, np.float32)
+        if not len(x):
+            return
+        self.file.write(x.tobytes())
+        self.n += len(x)
+        self.peak = max(self.peak, float(np.max(np.abs(x))))
+        y = np.concatenate([self._carry, x])
+        whole = len(y) // self.hop * self.hop
+        if whole:
+            self._powers.append(_block_power(y[:whole], self.hop))
+        self._carry = y[whole:]
+
+    def result(self, n: int) -> None:
+        self.n = min(n, self.n)  # the resampler's last block may reach past the file's end
+
+    def power(self) -> np.ndarray:
+        power = np.concatenate(self._powers) if self._powers else np.zeros(0)
+        return power[: self.n // self.hop]
+
+
+@dataclass
+class SpooledAudio:
+    """A long file decoded once to a temporary file (16 kHz mono float32, not yet scaled): ``audio(start, stop)``
+    reads one segment back as an Audio with the whole file's loudness gain; ``segments()`` says where to cut."""
+
+    spool: _Spool
+    sample_rate: int
+    source: str
+    original_rate: int
+    original_channels: int
+    warnings: list[str]
+    scale: float  # the loudness gain of the whole file, peak limit included (1 without normalisation)
+
+    @property
+    def n_samples(self) -> int:
+        return self.spool.n
+
+    @property
+    def duration(self) -> float:
+        return self.n_samples / self.sample_rate
+
+    def segments(self, seconds: float = SEGMENT_SECONDS) -> list[tuple[int, int]]:
+        """(start, stop) sample ranges that tile the file, each about ``seconds`` long, cut on a 0.1 s grid (3 frames
+        at 30 fps, so the segments' frames tile the whole file's) at the quietest point near each mark."""
+        grid = self.sample_rate // 10
+        per_cell = max(1, grid // self.spool.hop)
+        power = self.spool.power()
+        cells = power[: len(power) // per_cell * per_cell].reshape(-1, per_cell).mean(axis=1)
+        n_cells = len(cells)
+        step = int(seconds * 10)
+        search = min(int(_CUT_SEARCH_SECONDS * 10), step // 4)
+        cuts = [0]
+        mark = step
+        while mark + step // 2 < n_cells:  # the last segment is at least half as long as the others
+            lo, hi = max(cuts[-1] + step // 2, mark - search), min(n_cells - step // 2, mark + search)
+            if lo >= hi:
+                break
+            quiet = cells[lo - 1 : hi - 1] + cells[lo:hi]  # the two cells either side of each boundary
+            cuts.append(lo + int(np.argmin(quiet)))
+            mark = cuts[-1] + step
+        bounds = [c * grid for c in cuts] + [self.n_samples]
+        return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+    def audio(self, start: int, stop: int) -> Audio:
+        """Samples start..stop as an Audio (the file's warnings go with the first segment only)."""
+        self.spool.file.seek(4 * start)
+        x = np.frombuffer(self.spool.file.read(4 * (stop - start)), np.float32).copy()
+        if self.scale != 1.0:
+            x *= np.float32(self.scale)
+        return Audio(x, self.sample_rate, self.source, self.original_rate, self.original_channels,
+                     list(self.warnings) if start == 0 else [])
+
+    def close(self) -> None:
+        self.spool.file.close()
+
+    def __enter__(self) -> SpooledAudio:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def file_seconds(path) -> float | None:
+    """The length the file says it has, without decoding it (None when it does not say)."""
+    try:
+        with _open(path) as f:
+            return f.frames / f.samplerate if 0 < f.frames < 2**62 else None
+    except AudioError:
+        return None
+
+
+def load_line_audio(path, sample_rate: int = spec.SAMPLE_RATE, normalise: bool = True) -> Audio | SpooledAudio:
+    """``load_audio``, or for a file longer than LONG_AUDIO_SECONDS a SpooledAudio (close it when done)."""
+    seconds = file_seconds(path)
+    if seconds is None or seconds <= LONG_AUDIO_SECONDS:
+        return load_audio(path, sample_rate, normalise)
+    spool = _Spool(sample_rate)
+    try:
+        _, rate, channels, warnings = _decode(path, sample_rate, spool)
+        gain = loudness_gain(spool.power()) if normalise else None
+        scale = 1.0 if gain is None else gain * min(1.0, 0.99 / (gain * spool.peak)) if spool.peak else gain
+    except BaseException:
+        spool.file.close()
+        raise
+    return SpooledAudio(spool, sample_rate, str(path), rate, channels, warnings, float(scale))

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from . import spec
-from .audio import Audio, load_audio
+from .audio import Audio, SpooledAudio, load_audio
 from .errors import Cancelled, FacePolicyError
 from .facetrack import FaceTrack
 
@@ -96,12 +98,17 @@ def check_cancel(cancel: threading.Event | None) -> None:
         raise Cancelled("cancelled")
 
 
-def animate(audio: Audio | str | Path, options: BakeOptions | None = None,
+def animate(audio: Audio | SpooledAudio | str | Path, options: BakeOptions | None = None,
             progress: ProgressFn | None = None, cancel: threading.Event | None = None) -> FaceTrack:
-    """Run one engine on one audio input and return a FaceTrack at the model rate."""
+    """Run one engine on one audio input and return a FaceTrack at the model rate. A SpooledAudio (a long file,
+    core.audio.load_line_audio) is animated segment by segment, unless there is a transcript to align."""
     options = options or BakeOptions()
     progress = progress or _no_progress
     cancel = cancel or threading.Event()
+    if isinstance(audio, SpooledAudio):
+        if not (options.transcript or "").strip():
+            return _animate_segments(audio, options, progress, cancel)
+        audio = audio.audio(0, audio.n_samples)  # the transcript is aligned to the whole line
     if not isinstance(audio, Audio):
         audio = load_audio(audio)
     engine = get_engine(options.engine)
@@ -113,3 +120,23 @@ def animate(audio: Audio | str | Path, options: BakeOptions | None = None,
     if audio.source:
         track.meta.setdefault("audio", Path(audio.source).name)
     return track.select(spec.CHANNEL_NAMES) if track.names != spec.CHANNEL_NAMES else track
+
+
+def _animate_segments(long: SpooledAudio, options: BakeOptions, progress: ProgressFn,
+                      cancel: threading.Event) -> FaceTrack:
+    """A long file, one segment at a time (cut in pauses on a 0.1 s grid): memory holds one segment's samples and
+    the track so far, whatever the file's length. The segments' frames tile the file's, frame k at k / fps."""
+    segments = long.segments()
+    tracks: list[FaceTrack] = []
+    for k, (start, stop) in enumerate(segments):
+        def part_progress(fraction: float, message: str, k: int = k) -> None:
+            progress((k + fraction) / len(segments), message)
+
+        tracks.append(animate(long.audio(start, stop), options, part_progress, cancel))
+    first = tracks[0]
+    meta = dict(first.meta)
+    meta["warnings"] = list(dict.fromkeys(str(w) for t in tracks for w in t.meta.get("warnings") or ()))
+    meta["segments"] = len(segments)
+    values = np.concatenate([t.values for t in tracks])
+    del tracks
+    return FaceTrack(first.fps, first.names, values, meta)

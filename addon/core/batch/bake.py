@@ -6,6 +6,7 @@ blend) are written by a ``SceneExporter`` the caller passes in, so this module n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -41,14 +42,16 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
 
     t0 = time.perf_counter()
     result = RowResult(row.index, row.output, "failed")
+    stack = contextlib.ExitStack()
     try:
         if opts.needs_blender and scene_exporter is None:
             raise FacePolicyError(f"fbx, glb and blend need Blender; {BLENDER_HINT}")
         fingerprint = row_fingerprint(row, opts)
         transcript = _read_transcript(transcript_for(row))
-        from ..audio import load_audio
+        from ..audio import load_line_audio
 
-        audio = load_audio(row.audio)
+        audio = load_line_audio(row.audio)  # a long file is spooled to disk and animated in segments
+        stack.callback(getattr(audio, "close", lambda: None))
         result.audio_seconds = audio.duration
         tracks = []
         for take in range(1, opts.takes + 1):
@@ -77,6 +80,8 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
         result.message = str(exc)
     except Exception as exc:  # a bug or a bpy failure on one row must not end the batch
         result.message = f"internal error: {type(exc).__name__}: {exc}"
+    finally:
+        stack.close()
     result.seconds = time.perf_counter() - t0
     return result
 
