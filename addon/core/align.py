@@ -168,9 +168,6 @@ def phone_confidence(score_per_frame: float) -> float:
     return float(np.clip((score_per_frame - _SCORE_BAD) / (_SCORE_GOOD - _SCORE_BAD), 0.0, 1.0))
 
 
-# The names core.recognition imports until it uses the public ones above.
-_pocketsphinx, _pcm16, _confidence = load_pocketsphinx, pcm16, phone_confidence
-
 def merge_silences(result: Alignment) -> None:
     """Drop empty phones and join neighbouring silences (in place)."""
     scores = result.scores or [0.0] * len(result.phones)

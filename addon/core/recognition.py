@@ -31,12 +31,12 @@ from .align import (
     MAX_CHUNK,
     PHONE_LM_WEIGHT,
     Alignment,
-    _confidence,
-    _pcm16,
-    _pocketsphinx,
     bilabial_phone_lm,
     chunk_bounds,
+    load_pocketsphinx,
     merge_silences,
+    pcm16,
+    phone_confidence,
 )
 from .errors import Cancelled
 from .fileio import atomic_write_text
@@ -154,7 +154,7 @@ class _BindingDecoder:
     """The same decoder through pocketsphinx's Python binding (holds the GIL: one at a time)."""
 
     def __init__(self, config):
-        self._d = _pocketsphinx().Decoder(config)
+        self._d = load_pocketsphinx().Decoder(config)
 
     def decode(self, pcm: bytes) -> list[tuple[str, int, int, float]] | None:
         d = self._d
@@ -226,7 +226,7 @@ class PhoneDecoders:
     def _settings(self):
         with self._ready:
             if self._config is None:
-                self._config = _pocketsphinx().Config(allphone=str(bilabial_phone_lm()), lm=None,
+                self._config = load_pocketsphinx().Config(allphone=str(bilabial_phone_lm()), lm=None,
                                                       dict=str(_phone_dictionary()), loglevel="FATAL",
                                                       bestpath=False, lw=PHONE_LM_WEIGHT)
             return self._config
@@ -303,7 +303,7 @@ def recognise_chunks(samples: np.ndarray, chunks: list[tuple[int, int]], decoder
         if cancel is not None and cancel.is_set():
             return k, None
         lo, hi = chunks[k]
-        return k, decoders.decode(_pcm16(samples[lo:hi]))
+        return k, decoders.decode(pcm16(samples[lo:hi]))
 
     done = 0
     if workers == 1:
@@ -350,7 +350,7 @@ def _alignment(chunks, results, n: int) -> Alignment:
             frames = max(1, last + 1 - first)
             phone = label.lower() if label.lower() in PHONE_INDEX else SIL
             result.phones.append(PhoneSegment(phone, off + first / FRAME_RATE, off + (last + 1) / FRAME_RATE))
-            result.confidence.append(_confidence(ascore / frames) if phone != SIL else 1.0)
+            result.confidence.append(phone_confidence(ascore / frames) if phone != SIL else 1.0)
         position = hi
     if position < n:
         result.phones.append(PhoneSegment(SIL, position / rate, n / rate))

@@ -124,7 +124,7 @@ def test_without_the_audio_encoder_a_transcript_is_used_unchecked_and_the_user_i
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 def test_a_tts_line_with_digital_silence_aligns_to_its_own_text(tmp_path):
-    """espeak-ng writes exact zeros between words; before the noise floor (core.align._pcm16) and the alignment's
+    """espeak-ng writes exact zeros between words; before the noise floor (core.align.pcm16) and the alignment's
     wide beams, its lines failed to align to their own text."""
     wav = tmp_path / "npc.wav"
     text = "Maybe my mom made plum pie for the bumpy bus trip."
