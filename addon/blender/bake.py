@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core import engine as core_engine
 from ..core import spec
-from ..core.audio import SILENCE_RMS_DB, load_audio
+from ..core.audio import SILENCE_RMS_DB, SpooledAudio, load_line_audio
 from ..core.engine import BakeOptions, ProgressFn
 from ..core.errors import AudioError, Cancelled, FacePolicyError, RigError
 from ..core.facetrack import FaceTrack
@@ -228,9 +228,15 @@ def run_engine(request: BakeRequest, progress: ProgressFn | None = None,
     cancel = cancel or threading.Event()
     t0 = time.perf_counter()
     progress(0.0, "reading audio")
-    audio = load_audio(request.audio_path)
-    core_engine.check_cancel(cancel)
-    track = core_engine.animate(audio, request.options, progress, cancel)
+    audio = load_line_audio(request.audio_path)  # a file over 15 minutes: spooled to disk, animated in segments
+    try:
+        core_engine.check_cancel(cancel)
+        track = core_engine.animate(audio, request.options, progress, cancel)
+        silent = (audio.loudest_db() < SILENCE_RMS_DB if isinstance(audio, SpooledAudio)
+                  else is_silent(audio.samples, audio.sample_rate))
+    finally:
+        if isinstance(audio, SpooledAudio):
+            audio.close()
     shaped_to_rig = None
     if request.plan is not None:
         if request.plan.needs_solve:
@@ -238,8 +244,7 @@ def run_engine(request: BakeRequest, progress: ProgressFn | None = None,
         shaped = keys.shape_track(track, request.fps, request.write_options())
         shaped_to_rig = rig_track(shaped, request.plan, request.geometry)
         core_engine.check_cancel(cancel)
-    return BakeOutcome(track, audio.duration, time.perf_counter() - t0, is_silent(audio.samples, audio.sample_rate),
-                       shaped_to_rig)
+    return BakeOutcome(track, audio.duration, time.perf_counter() - t0, silent, shaped_to_rig)
 
 
 # --- apply (main thread) ---------------------------------------------------------------------------------------

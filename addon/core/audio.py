@@ -400,9 +400,10 @@ class SpooledAudio:
     def duration(self) -> float:
         return self.n_samples / self.sample_rate
 
-    def segments(self, seconds: float = SEGMENT_SECONDS) -> list[tuple[int, int]]:
+    def segments(self, seconds: float | None = None) -> list[tuple[int, int]]:
         """(start, stop) sample ranges that tile the file, each about ``seconds`` long, cut on a 0.1 s grid (3 frames
         at 30 fps, so the segments' frames tile the whole file's) at the quietest point near each mark."""
+        seconds = seconds or SEGMENT_SECONDS
         grid = self.sample_rate // 10
         per_cell = max(1, grid // self.spool.hop)
         power = self.spool.power()
@@ -430,6 +431,11 @@ class SpooledAudio:
             x *= np.float32(self.scale)
         return Audio(x, self.sample_rate, self.source, self.original_rate, self.original_channels,
                      list(self.warnings) if start == 0 else [])
+
+    def loudest_db(self) -> float:
+        """The loudest 10 ms block of the scaled samples, in dB (what a silence check needs, without the samples)."""
+        power = self.spool.power()
+        return 10 * math.log10(float(np.max(power)) * self.scale**2 + 1e-20) if len(power) else -math.inf
 
     def close(self) -> None:
         self.spool.file.close()

@@ -551,3 +551,27 @@ def test_silence_on_the_phonetic_engine_gives_a_calm_face_with_blinks(setup, tmp
 
     assert peak("jawOpen") < 0.1
     assert max(peak("eyeBlinkLeft"), peak("eyeBlinkRight")) > 0.5
+
+
+def test_a_long_file_is_animated_in_segments_and_keys_cover_all_of_it(setup, tmp_path, monkeypatch):
+    # The operator takes the same long-file path as the CLI (core.engine.animate on a spooled file): here "long"
+    # is lowered to 5 s so that a 12 s line is cut in two or three.
+    import soundfile
+
+    from facepolicy.core import audio as core_audio
+
+    monkeypatch.setattr(core_audio, "LONG_AUDIO_SECONDS", 5.0)
+    monkeypatch.setattr(core_audio, "SEGMENT_SECONDS", 5.0)
+    scene, settings, obj = setup
+    t = np.arange(12 * 16000) / 16000
+    line = (0.3 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * t / 1.7) > 0)).astype(np.float32)
+    soundfile.write(str(tmp_path / "long.wav"), line, 16000)
+    settings.audio_path = str(tmp_path / "long.wav")
+    request = bake.request_from_settings(bpy.context, settings)
+    outcome = bake.run_engine(request)
+    assert outcome.track.meta["segments"] >= 2 and not outcome.silent
+    assert outcome.track.n_frames == 12 * 30
+    result, _ = bake.bake(bpy.context, request)
+    jaw = next(fc for fc in compat.action_fcurves(result.action) if "jawOpen" in fc.data_path)
+    frames = [k.co[0] for k in jaw.keyframe_points]
+    assert min(frames) == result.frame_start and max(frames) - min(frames) >= 12 * keys.scene_fps(scene) - 2
