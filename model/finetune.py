@@ -28,6 +28,7 @@ from facepolicy.core.captures import Take
 from .base_weights import load_base_model
 from .diffusion import Diffusion, drop_conditions
 from .losses import default_vertex_factor, trajectory_losses
+from .train import lr_at
 
 CHECKPOINT = "finetune.pt"
 CHECKPOINT_VERSION = 2  # in the cache key: a checkpoint of another layout or recipe is never resumed
@@ -161,13 +162,6 @@ class Windows:
 
 # --- the run --------------------------------------------------------------------------------------------------------
 
-def lr_at(step: int, total: int, base: float, warmup: int) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    p = (step - warmup) / max(1, total - warmup)
-    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
-
-
 class FineTuner:
     """The denoiser of the base model trained on the takes; ``run`` trains, resuming from ``cache`` when a
     checkpoint of the same captures and settings is there, and leaves the best held-out weights in ``best``."""
@@ -292,7 +286,7 @@ class FineTuner:
                 self.model.denoiser.train()
                 loss = self.losses(self.model.denoiser, self.windows.batch(s.batch), self.gen, train=True)["total"]
                 for g in self.opt.param_groups:
-                    g["lr"] = lr_at(self.step, s.steps, s.lr, s.warmup)
+                    g["lr"] = lr_at(self.step, s.steps, s.lr, s.warmup, floor=0.1)
                 self.opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)

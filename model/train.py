@@ -37,11 +37,12 @@ def set_threads(n: int) -> None:
     torch.set_num_threads(max(1, n))
 
 
-def lr_at(step: int, total: int, base: float, warmup: int) -> float:
+def lr_at(step: int, total: int, base: float, warmup: int, floor: float = 0.05) -> float:
+    """Linear warm-up to ``base``, then a cosine decay to ``floor`` × ``base`` at ``total`` steps."""
     if step < warmup:
         return base * (step + 1) / warmup
     p = (step - warmup) / max(1, total - warmup)
-    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
 
 class Trainer:
