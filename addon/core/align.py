@@ -168,6 +168,33 @@ def phone_confidence(score_per_frame: float) -> float:
     return float(np.clip((score_per_frame - _SCORE_BAD) / (_SCORE_GOOD - _SCORE_BAD), 0.0, 1.0))
 
 
+def alignment_from_chunks(chunks, results, n: int, rate: int = spec.SAMPLE_RATE) -> Alignment:
+    """Recognised phones of consecutive sample ranges ``chunks``: ``results[k]`` holds (label, first frame, last
+    frame, acoustic score) for each phone decoded in chunk k, or None when it was too short to decode; everything
+    outside the chunks, up to sample ``n``, is silence."""
+    result = Alignment([], [], [], "recognised-phones")
+    position = 0
+    for (lo, hi), segs in zip(chunks, results, strict=True):
+        if lo > position:  # a pause that was not decoded
+            result.phones.append(PhoneSegment(SIL, position / rate, lo / rate))
+            result.confidence.append(1.0)
+        off = lo / rate
+        if segs is None:  # too short to decode: nothing was said in it
+            result.phones.append(PhoneSegment(SIL, off, hi / rate))
+            result.confidence.append(1.0)
+        for label, first, last, ascore in segs or ():
+            frames = max(1, last + 1 - first)
+            phone = label.lower() if label.lower() in PHONE_INDEX else SIL
+            result.phones.append(PhoneSegment(phone, off + first / FRAME_RATE, off + (last + 1) / FRAME_RATE))
+            result.confidence.append(phone_confidence(ascore / frames) if phone != SIL else 1.0)
+        position = hi
+    if position < n:
+        result.phones.append(PhoneSegment(SIL, position / rate, n / rate))
+        result.confidence.append(1.0)
+    merge_silences(result)
+    return result
+
+
 def merge_silences(result: Alignment) -> None:
     """Drop empty phones and join neighbouring silences (in place)."""
     scores = result.scores or [0.0] * len(result.phones)
@@ -343,28 +370,19 @@ class Aligner:
         """Phones from an all-phone decode with the phonetic language model (fast)."""
         with self._lock:
             d = self._decoder("phones")
-            result = Alignment([], [], [], "recognised-phones")
+            chunks, results = [], []
             bounds = chunk_bounds(samples, rate)
             for k, (lo, hi) in enumerate(bounds):
                 if cancel is not None and cancel.is_set():
                     break
                 self._run(d, pcm16(samples[lo:hi]))
-                off = lo / rate
-                decoded = d.hyp() is not None
-                if not decoded:  # too short to decode (a few ms; seg() is None then): nothing was said in it
-                    result.phones.append(PhoneSegment(SIL, off, hi / rate))
-                    result.confidence.append(1.0)
-                for s in d.seg() if decoded else ():
-                    frames = max(1, s.end_frame + 1 - s.start_frame)
-                    label = s.word.lower()
-                    phone = label if label in PHONE_INDEX else SIL
-                    result.phones.append(PhoneSegment(phone, off + s.start_frame / FRAME_RATE,
-                                                      off + (s.end_frame + 1) / FRAME_RATE))
-                    result.confidence.append(phone_confidence(s.ascore / frames) if phone != SIL else 1.0)
+                # seg() is None when the chunk was too short to decode (a few ms): nothing was said in it
+                results.append([(s.word, s.start_frame, s.end_frame, s.ascore) for s in d.seg()]
+                               if d.hyp() is not None else None)
+                chunks.append((lo, hi))
                 if progress:
                     progress((k + 1) / len(bounds))
-        merge_silences(result)
-        return result
+        return alignment_from_chunks(chunks, results, chunks[-1][1] if chunks else 0, rate)
 
     def recognise_words(self, samples: np.ndarray, rate: int = spec.SAMPLE_RATE,
                         progress: ChunkProgress | None = None, cancel: threading.Event | None = None) -> Alignment:

@@ -31,16 +31,14 @@ from .align import (
     MAX_CHUNK,
     PHONE_LM_WEIGHT,
     Alignment,
+    alignment_from_chunks,
     bilabial_phone_lm,
     chunk_bounds,
     load_pocketsphinx,
-    merge_silences,
     pcm16,
-    phone_confidence,
 )
 from .errors import Cancelled
 from .fileio import atomic_write_text
-from .phones import PHONE_INDEX, SIL, PhoneSegment
 
 # A pause is a run of encoder frames with P(sil) of at least PAUSE_SILENCE (or not speech at all) lasting at least
 # MIN_PAUSE seconds. PAUSE_MARGIN: how much of each pause the decoder hears next to the speech, the rest being
@@ -331,32 +329,7 @@ def recognise_chunks(samples: np.ndarray, chunks: list[tuple[int, int]], decoder
                     f.cancel()
     if cancel is not None and cancel.is_set():
         raise Cancelled("cancelled")
-    return _alignment(chunks, results, n)
-
-
-def _alignment(chunks, results, n: int) -> Alignment:
-    rate = spec.SAMPLE_RATE
-    result = Alignment([], [], [], "recognised-phones")
-    position = 0
-    for (lo, hi), segs in zip(chunks, results, strict=True):
-        if lo > position:  # a pause that was not decoded
-            result.phones.append(PhoneSegment(SIL, position / rate, lo / rate))
-            result.confidence.append(1.0)
-        off = lo / rate
-        if segs is None:  # too short to decode: nothing was said in it
-            result.phones.append(PhoneSegment(SIL, off, hi / rate))
-            result.confidence.append(1.0)
-        for label, first, last, ascore in segs or ():
-            frames = max(1, last + 1 - first)
-            phone = label.lower() if label.lower() in PHONE_INDEX else SIL
-            result.phones.append(PhoneSegment(phone, off + first / FRAME_RATE, off + (last + 1) / FRAME_RATE))
-            result.confidence.append(phone_confidence(ascore / frames) if phone != SIL else 1.0)
-        position = hi
-    if position < n:
-        result.phones.append(PhoneSegment(SIL, position / rate, n / rate))
-        result.confidence.append(1.0)
-    merge_silences(result)
-    return result
+    return alignment_from_chunks(chunks, results, n)
 
 
 _shared: PhoneDecoders | None = None
