@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
-import numpy as np
 
 from ..core import engine as core_engine
 from ..core import spec
-from ..core.audio import SILENCE_RMS_DB, SpooledAudio, load_line_audio
+from ..core.audio import SpooledAudio, load_line_audio
 from ..core.engine import BakeOptions, ProgressFn
 from ..core.errors import AudioError, Cancelled, FacePolicyError, RigError
 from ..core.facetrack import FaceTrack
@@ -211,17 +210,6 @@ def request_from_settings(context, settings, prefs=None) -> BakeRequest:
 # --- run (any thread; never touches bpy) -----------------------------------------------------------------------
 
 
-def is_silent(samples: np.ndarray, rate: int) -> bool:
-    """True when no 50 ms block rises above the silence floor."""
-    hop = max(1, rate // 20)
-    n = len(samples) // hop
-    if n == 0:
-        return True
-    blocks = samples[: n * hop].reshape(n, hop).astype(np.float64)
-    loudest = 10 * np.log10(float(np.max(np.mean(blocks**2, axis=1))) + 1e-20)
-    return loudest < SILENCE_RMS_DB
-
-
 def run_engine(request: BakeRequest, progress: ProgressFn | None = None,
                cancel: threading.Event | None = None) -> BakeOutcome:
     progress = progress or (lambda f, m: None)
@@ -232,8 +220,7 @@ def run_engine(request: BakeRequest, progress: ProgressFn | None = None,
     try:
         core_engine.check_cancel(cancel)
         track = core_engine.animate(audio, request.options, progress, cancel)
-        silent = (audio.loudest_db() < SILENCE_RMS_DB if isinstance(audio, SpooledAudio)
-                  else is_silent(audio.samples, audio.sample_rate))
+        silent = audio.is_silent()
     finally:
         if isinstance(audio, SpooledAudio):
             audio.close()

@@ -47,6 +47,15 @@ class Audio:
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
 
+    def is_silent(self) -> bool:
+        """True when no 50 ms block rises above the silence floor."""
+        return _silent(_block_power(self.samples, max(1, self.sample_rate // 20)))
+
+
+def _silent(power_50ms: np.ndarray) -> bool:
+    """The one silence rule: no 50 ms block (its mean square here) above SILENCE_RMS_DB."""
+    return not len(power_50ms) or 10 * math.log10(float(np.max(power_50ms)) + 1e-20) < SILENCE_RMS_DB
+
 
 def _soundfile():
     try:
@@ -283,9 +292,10 @@ def _block_power(x: np.ndarray, hop: int) -> np.ndarray:
     return power
 
 
-def loudness_gain(power: np.ndarray) -> float | None:
-    """The gain that puts the active (speech) part at TARGET_RMS_DB, from the mean square of each 10 ms block;
-    None for silence (left silent rather than amplifying the noise floor) or no block at all."""
+def loudness_gain(power: np.ndarray, peak: float | None = None) -> float | None:
+    """The gain that puts the active (speech) part at TARGET_RMS_DB, from the mean square of each 10 ms block, and
+    held so that ``peak`` (the largest |sample|, when given) stays at 0.99; None for silence (left silent rather
+    than amplifying the noise floor) or no block at all."""
     if len(power) == 0:
         return None
     block_db = 10 * np.log10(power + 1e-20)
@@ -294,7 +304,8 @@ def loudness_gain(power: np.ndarray) -> float | None:
         return None
     active = block_db > max(SILENCE_RMS_DB, peak_db - 30.0)
     active_db = 10 * math.log10(float(np.mean(power[active])) + 1e-20)
-    return 10 ** (min(MAX_GAIN_DB, TARGET_RMS_DB - active_db) / 20)
+    gain = 10 ** (min(MAX_GAIN_DB, TARGET_RMS_DB - active_db) / 20)
+    return min(gain, 0.99 / peak) if peak is not None and peak * gain > 0.99 else gain
 
 
 def normalise_loudness(x: np.ndarray, rate: int, in_place: bool = False) -> np.ndarray:
@@ -432,10 +443,10 @@ class SpooledAudio:
         return Audio(x, self.sample_rate, self.source, self.original_rate, self.original_channels,
                      list(self.warnings) if start == 0 else [])
 
-    def loudest_db(self) -> float:
-        """The loudest 10 ms block of the scaled samples, in dB (what a silence check needs, without the samples)."""
+    def is_silent(self) -> bool:
+        """Audio.is_silent for the whole file, from the spool's 10 ms block powers (five to a 50 ms block)."""
         power = self.spool.power()
-        return 10 * math.log10(float(np.max(power)) * self.scale**2 + 1e-20) if len(power) else -math.inf
+        return _silent(power[: len(power) // 5 * 5].reshape(-1, 5).mean(axis=1) * self.scale**2)
 
     def close(self) -> None:
         self.spool.file.close()
@@ -464,8 +475,8 @@ def load_line_audio(path, sample_rate: int = spec.SAMPLE_RATE, normalise: bool =
     spool = _Spool(sample_rate)
     try:
         _, rate, channels, warnings = _decode(path, sample_rate, spool)
-        gain = loudness_gain(spool.power()) if normalise else None
-        scale = 1.0 if gain is None else gain * min(1.0, 0.99 / (gain * spool.peak)) if spool.peak else gain
+        gain = loudness_gain(spool.power(), spool.peak) if normalise else None
+        scale = 1.0 if gain is None else gain
     except BaseException:
         spool.file.close()
         raise

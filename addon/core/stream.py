@@ -30,7 +30,7 @@ import numpy as np
 
 from . import features, spec
 from .align import AlignerMissing
-from .audio import MAX_GAIN_DB, SILENCE_RMS_DB, TARGET_RMS_DB
+from .audio import loudness_gain
 from .errors import FacePolicyError
 from .evidence import BILABIAL_EVIDENCE
 from .phones import BILABIALS, PhoneSegment
@@ -84,16 +84,8 @@ class Loudness:
 
     @property
     def gain(self) -> float:
-        if not len(self.power):
-            return 1.0
-        block_db = 10 * np.log10(self.power + 1e-20)
-        top = float(block_db.max())
-        if top < SILENCE_RMS_DB:
-            return 1.0
-        active = block_db > max(SILENCE_RMS_DB, top - 30.0)
-        gain = 10 ** (min(MAX_GAIN_DB, TARGET_RMS_DB - 10 * math.log10(float(self.power[active].mean()))) / 20)
-        peak = float(self.peak.max())
-        return min(gain, 0.99 / peak) if peak * gain > 0.99 else gain
+        gain = loudness_gain(self.power, float(self.peak.max(initial=0.0)))
+        return 1.0 if gain is None else gain
 
 
 class _FrameRate:

@@ -48,10 +48,11 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
             raise FacePolicyError(f"fbx, glb and blend need Blender; {BLENDER_HINT}")
         fingerprint = row_fingerprint(row, opts)
         transcript = _read_transcript(transcript_for(row))
-        from ..audio import load_line_audio
+        from ..audio import SpooledAudio, load_line_audio
 
         audio = load_line_audio(row.audio)  # a long file is spooled to disk and animated in segments
-        stack.callback(getattr(audio, "close", lambda: None))
+        if isinstance(audio, SpooledAudio):
+            stack.callback(audio.close)
         result.audio_seconds = audio.duration
         tracks = []
         for take in range(1, opts.takes + 1):
