@@ -131,10 +131,11 @@ def evaluate(model_dir: Path, style: str | None, takes, phones, **override) -> d
     return out
 
 
-def real_clips(model_dir: Path, lead: float = 0.0) -> dict:
-    """Lip-sync figures on the real clips model/evaluate.py scores, accurate mode, at the model folder's own prior
-    weight (model.json "sampling", given to the engine as --phonetic-prior gives it). ``lead`` (s): the articulation
-    channels of every baked track moved that much earlier before scoring (a lip lead added to a model without one)."""
+def real_clips(model_dir: Path, lead: float = 0.0, seed: int = 0) -> dict:
+    """Lip-sync figures on the real clips model/evaluate.py scores, accurate mode, sampling ``seed``, at the model
+    folder's own prior weight (model.json "sampling", given to the engine as --phonetic-prior gives it). ``lead`` (s):
+    the articulation channels of every baked track moved that much earlier before scoring (a lip lead added to a
+    model without one)."""
     from facepolicy.core.audio import Audio
     from facepolicy.core.engine import BakeOptions
     from facepolicy.core.policy import ARTICULATION, NeuralEngine
@@ -144,7 +145,7 @@ def real_clips(model_dir: Path, lead: float = 0.0) -> dict:
     own = read_model_files(model_dir, verify=False).sampling.get("prior_weight")
     scores = []
     for clip in ep.arctic_clips() + ep.librivox_clips():
-        options = BakeOptions(engine="neural", accuracy="accurate", seed=0, prior_weight=own)
+        options = BakeOptions(engine="neural", accuracy="accurate", seed=seed, prior_weight=own)
         track = engine.animate(Audio(clip.audio.samples, clip.audio.sample_rate, ""), options, lambda f, m: None, None)
         if lead:
             t = np.arange(track.n_frames) / track.fps
@@ -157,6 +158,20 @@ def real_clips(model_dir: Path, lead: float = 0.0) -> dict:
     out["hits"] = {k: [sum(getattr(x, f"{k}_hits") for x in scores), sum(getattr(x, f"{k}_total") for x in scores)]
                      for k in ("bilabial", "open")}
     return out
+
+
+REAL_FIGURES = ("bilabial", "m", "open", "pause", "slcc", "jitter")
+
+
+def real_over_seeds(model_dir: Path, seeds: int) -> dict:
+    """The real clips at sampling seeds 0..seeds-1: {"per_seed": [...], "mean": {...}, "sd": {...}}."""
+    runs = [real_clips(model_dir, seed=s) for s in range(seeds)]
+    return {"per_seed": runs, "mean": {k: float(np.mean([r[k] for r in runs])) for k in REAL_FIGURES},
+            "sd": {k: float(np.std([r[k] for r in runs], ddof=1)) if seeds > 1 else 0.0 for k in REAL_FIGURES}}
+
+
+def spread_line(label: str, m: dict) -> str:
+    return f"  {label:<30} " + "  ".join(f"{k} {m['mean'][k]:.3f} ± {m['sd'][k]:.3f}" for k in REAL_FIGURES)
 
 
 def habit_ceiling(takes, phones, performer: Performer) -> dict:
@@ -193,6 +208,10 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, help="most training steps (default: the command's)")
     ap.add_argument("--no-real", action="store_true", help="skip the real clips")
     ap.add_argument("--lip-lead", type=float, help="the performer's lip lead in seconds (default: Habits' 0.04)")
+    ap.add_argument("--seeds", type=int, default=1, help="score the real clips at sampling seeds 0..N-1 (mean and "
+                    "standard deviation; the run-to-run spread against which 'no worse' is judged)")
+    ap.add_argument("--keep-timing", action="store_true", help="fine-tune as `finetune --keep-timing` does (and "
+                    "align the held-out lines so): the lip lead kept as the performer's own timing")
     ap.add_argument("--json", help="write every figure here")
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -204,20 +223,24 @@ def main(argv=None) -> int:
         performer = dataclasses.replace(performer, habits=dataclasses.replace(performer.habits, lip_lead=args.lip_lead))
     print(f"performer: flite voice {performer.voice}, habits {performer.habits}")
     captures, phones = make_data(work, performer)
-    takes, _ = check_folder(work / "held_out")
+    takes, _ = check_folder(work / "held_out", keep_timing=args.keep_timing)
     print(f"held-out lines: {len(takes)}, {sum(t.seconds for t in takes):.0f} s")
     results = {"shipped": evaluate(default_model_dir(), None, takes, phones)}
     truth = [habit_figures(t.states, t, p) for t, p in zip(takes, phones, strict=True)]
     results["performer"] = {k: float(np.nanmean([f[k] for f in truth])) for k in truth[0]}
     ceiling = habit_ceiling(takes, phones, performer)
     if not args.no_real:
-        results["shipped"]["real"] = real_clips(default_model_dir())
-        if performer.habits.lip_lead:
+        if args.seeds > 1:
+            results["shipped"]["real_seeds"] = real_over_seeds(default_model_dir(), args.seeds)
+            results["shipped"]["real"] = results["shipped"]["real_seeds"]["per_seed"][0]
+        else:
+            results["shipped"]["real"] = real_clips(default_model_dir())
+        if performer.habits.lip_lead and args.keep_timing:
             # The metrics time the lips against the sound: the shipped model's own tracks with the performer's lead.
             results["shipped"]["real, lips ahead"] = real_clips(default_model_dir(), performer.habits.lip_lead)
     for minutes in args.minutes:
         folder = subset(captures, minutes, work)
-        settings = FinetuneSettings()
+        settings = FinetuneSettings(keep_timing=args.keep_timing)
         if args.steps:
             settings.steps = args.steps
         out = work / f"model_{minutes:g}min"
@@ -228,7 +251,11 @@ def main(argv=None) -> int:
         r.update(wall_s=wall, train_s=m["finetune"]["train_seconds"], steps=m["finetune"]["steps"],
                  best_step=m["finetune"]["best_step"], capture_min=60 * m["finetune"]["captures"]["hours"])
         if not args.no_real:
-            r["real"] = real_clips(out)
+            if args.seeds > 1:
+                r["real_seeds"] = real_over_seeds(out, args.seeds)
+                r["real"] = r["real_seeds"]["per_seed"][0]
+            else:
+                r["real"] = real_clips(out)
         results[f"{minutes:g} min"] = r
         s = results["shipped"]
         print(f"finetune {r['capture_min']:.1f} min captures: {wall / 60:.1f} min wall ({r['train_s'] / 60:.1f} min "
@@ -263,6 +290,11 @@ def main(argv=None) -> int:
                 if label in r:
                     name = key if label == "real" else f"{key}, lips {1000 * performer.habits.lip_lead:.0f} ms ahead"
                     print(lipsync_line(name, r[label]))
+        if args.seeds > 1:
+            print(f"\nreal clips over sampling seeds 0..{args.seeds - 1} (mean ± standard deviation):")
+            for key, r in results.items():
+                if "real_seeds" in r:
+                    print(spread_line(key, r["real_seeds"]))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=float))
     return 0

@@ -31,7 +31,7 @@ from .losses import default_vertex_factor, trajectory_losses
 from .train import lr_at
 
 CHECKPOINT = "finetune.pt"
-CHECKPOINT_VERSION = 2  # in the cache key: a checkpoint of another layout or recipe is never resumed
+CHECKPOINT_VERSION = 3  # in the cache key: a checkpoint of another layout or recipe is never resumed
 
 
 @dataclass
@@ -50,6 +50,7 @@ class FinetuneSettings:
     threads: int = 2
     seed: int = 0
     max_minutes: float | None = None  # stop (with a checkpoint) after this long; the next run resumes
+    keep_timing: bool = False  # keep sync offsets within 0.1 s as the performer's own (else beyond the check's 20 ms)
 
 
 # --- the takes as training arrays -------------------------------------------------------------------------------

@@ -25,8 +25,9 @@ def add_parser(subparsers) -> None:
         "Every NAME.csv in CAPTURE_DIR (Live Link Face: Timecode, BlendShapeCount and the 61 curves) with NAME.wav "
         "(or another audio file, or a .mov/.mp4 take with the video extra) beside it is one take; a NAME.txt "
         "transcript beside it is used for the phones. Every take is checked first (columns, frame rate, dropped or "
-        "repeated timecodes, audio length, flat or clipped curves, speech) and put in sync with its audio; a take "
-        "with a problem stops the run before training, naming the file. Training runs on the CPU, resumes from "
+        "repeated timecodes, audio length, flat or clipped curves, speech) and put in sync with its audio (curves "
+        "more than 20 ms early or late of the sound are moved onto it, up to 0.5 s); a take with a problem stops "
+        "the run before training, naming the file. Training runs on the CPU, resumes from "
         "its cache after an interruption, and stops early when the held-out takes stop improving. MODEL_DIR is "
         "written only when the run finishes; its default style preset is named after CAPTURE_DIR.",
         epilog="Example: 'facepolicy finetune captures/anna -o models/anna', then "
@@ -47,6 +48,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-minutes", type=float, metavar="M",
                    help="stop training after M minutes; the same command later resumes where it stopped")
     p.add_argument("--cache", metavar="DIR", help="where checkpoints are kept (default: ~/.cache/facepolicy/finetune)")
+    p.add_argument("--keep-timing", action="store_true",
+                   help="keep curves up to 0.1 s early or late of the sound as the performer's own timing (default: "
+                   "anything beyond the sync check's 20 ms precision is corrected, so the model's lips follow the "
+                   "sound)")
     p.add_argument("--overwrite", action="store_true", help="replace MODEL_DIR when the run finishes")
     p.set_defaults(func=run)
 
@@ -77,6 +82,7 @@ def _settings(args, settings_cls):
         value = getattr(args, name)
         if value is not None:
             setattr(s, name, value)
+    s.keep_timing = bool(getattr(args, "keep_timing", False))
     if s.steps < 1 or s.batch < 1 or s.eval_every < 1 or s.threads < 1:
         raise FacePolicyError("--steps, --batch, --eval-every and --threads must be at least 1")
     if not (math.isfinite(s.lr) and s.lr > 0):

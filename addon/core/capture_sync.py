@@ -2,8 +2,12 @@
 speech envelope, measured for the capture and for the articulation teacher's mouth on the same recognised phones,
 so the mouth's natural lag behind the sound cancels and what is left is the capture's offset.
 
-Offsets within KEEP_S are the performer's own timing (people open the mouth before the sound, by up to about
-0.1 s) and are kept; larger ones up to MAX_OFFSET_S are corrected; beyond that the take is refused.
+Offsets beyond KEEP_S (the check's own precision, bench/bench_capture_sync.py) and up to MAX_OFFSET_S are corrected:
+the curves then follow the sound as the teacher's mouth does, which is the timing the lip-sync figures score and the
+one at which a plosive's closure opens with its burst. A uniform lead kept from the captures is learned as a lead,
+and lips that part before every burst look early. ``keep`` = PERFORMER_TIMING_S (`facepolicy finetune --keep-timing`)
+keeps offsets up to 0.1 s as the performer's own timing instead (people open the mouth before the sound, by up to
+about 0.1 s). Beyond MAX_OFFSET_S the take is refused.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from . import spec
 
 RATE = 100.0  # Hz of the correlated signals (a 10 ms step; the model's 33 ms frames are too coarse)
 MAX_OFFSET_S = 0.5
-KEEP_S = 0.1
+KEEP_S = 0.02  # offsets within this are the check's precision, and are left as they are
+PERFORMER_TIMING_S = 0.1  # --keep-timing: offsets within this are kept as the performer's own timing
 SEARCH_S = 2.0  # lags searched each side, wider than MAX_OFFSET_S so a take further out is found and refused
 MIN_CORRELATION = 0.2  # below this peak correlation the check cannot tell, and the take is left as it is
 
@@ -28,6 +33,7 @@ class SyncCheck:
     corrected: bool  # the curves are moved by -offset
     refused: bool  # |offset| beyond MAX_OFFSET_S
     clear: bool  # the correlation was strong enough to measure anything
+    keep: float = KEEP_S  # offsets within this were left as recorded
 
     def sentence(self, name: str) -> str:
         if not self.clear:
@@ -39,8 +45,12 @@ class SyncCheck:
         if self.corrected:
             late = "late" if self.offset > 0 else "early"
             return f'"{name}": curves {abs(self.offset) * 1000:.0f} ms {late}; corrected'
-        return (f'"{name}": in sync ({self.offset * 1000:+.0f} ms from the teacher\'s timing, kept as the performer\'s '
-                "own)")
+        if abs(self.offset) <= KEEP_S:
+            return (f'"{name}": in sync ({self.offset * 1000:+.0f} ms from the teacher\'s timing, within the check\'s '
+                    "precision)")
+        late = "late" if self.offset > 0 else "early"
+        return (f'"{name}": curves {abs(self.offset) * 1000:.0f} ms {late} of the teacher\'s timing; kept as the '
+                "performer's own (--keep-timing)")
 
 
 def speech_envelope(samples: np.ndarray, n: int, rate: float = RATE) -> np.ndarray:
@@ -81,9 +91,10 @@ def lag_of(mouth: np.ndarray, envelope: np.ndarray, max_lag: int) -> tuple[float
 
 
 def check_sync(samples: np.ndarray, captured_jaw: np.ndarray, reference_jaw: np.ndarray,
-               fps: float = spec.MODEL_FPS) -> SyncCheck:
+               fps: float = spec.MODEL_FPS, keep: float = KEEP_S) -> SyncCheck:
     """The capture's offset: its jawOpen (at ``fps`` on the audio's clock) against the speech envelope, minus the
-    same lag for ``reference_jaw`` (the teacher's mouth for the take's recognised phones)."""
+    same lag for ``reference_jaw`` (the teacher's mouth for the take's recognised phones). Offsets within ``keep``
+    are left as recorded, larger ones (up to MAX_OFFSET_S) are to be corrected."""
     n = int(len(samples) / spec.SAMPLE_RATE * RATE)
     env = speech_envelope(samples, n)
     max_lag = int(round(SEARCH_S * RATE))
@@ -92,5 +103,5 @@ def check_sync(samples: np.ndarray, captured_jaw: np.ndarray, reference_jaw: np.
     offset = (lag_c - lag_r) / RATE
     clear = corr >= MIN_CORRELATION
     refused = clear and (not inside or abs(offset) > MAX_OFFSET_S)
-    corrected = clear and not refused and abs(offset) > KEEP_S
-    return SyncCheck(offset if clear else 0.0, corr, corrected, refused, clear)
+    corrected = clear and not refused and abs(offset) > keep
+    return SyncCheck(offset if clear else 0.0, corr, corrected, refused, clear, keep)

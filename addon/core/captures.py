@@ -372,12 +372,10 @@ def speech_seconds(evidence) -> float:
     return float(sum(p.end - p.start for p in evidence.alignment.phones if p.phone != "sil"))
 
 
-def listen_and_sync(take: Take, listener=None) -> list[CaptureProblem]:
-    """The take's phone evidence (its NAME.txt transcript when one is beside it, else phone recognition), the
-    speech check and the sync check, which moves the curves when they are late or early (core.capture_sync)."""
-    from .capture_sync import check_sync
+def listen(take: Take, listener=None) -> list[CaptureProblem]:
+    """The take's phone evidence (its NAME.txt transcript when one is beside it, else phone recognition) and the
+    speech check."""
     from .evidence import gather_evidence
-    from .phonetic import phonetic_prior_take
 
     text = None
     if take.files.transcript is not None:
@@ -386,9 +384,19 @@ def listen_and_sync(take: Take, listener=None) -> list[CaptureProblem]:
     if speech_seconds(take.evidence) < MIN_SPEECH_S:
         return [CaptureProblem(take.files.audio, f'"{take.files.audio.name}": no speech heard (less than '
                                f"{MIN_SPEECH_S:g} s of phones); a take must be the performer speaking")]
+    return []
+
+
+def sync(take: Take, keep_timing: bool = False) -> list[CaptureProblem]:
+    """The sync check of a listened take, which moves the curves when they are late or early (core.capture_sync):
+    beyond the check's precision, or with ``keep_timing`` beyond the performer's own timing (0.1 s)."""
+    from .capture_sync import KEEP_S, PERFORMER_TIMING_S, check_sync
+    from .phonetic import phonetic_prior_take
+
     reference = phonetic_prior_take(take.evidence.alignment, take.samples, take.seconds)
     jaw = spec.CHANNEL_INDEX["jawOpen"]
-    take.sync = check_sync(take.samples, take.states[:, jaw], np.asarray(reference[0 : len(take.states)])[:, jaw])
+    take.sync = check_sync(take.samples, take.states[:, jaw], np.asarray(reference[0 : len(take.states)])[:, jaw],
+                           keep=PERFORMER_TIMING_S if keep_timing else KEEP_S)
     if take.sync.refused:
         return [CaptureProblem(take.files.csv, take.sync.sentence(take.files.csv.name))]
     if take.sync.corrected:
@@ -398,8 +406,15 @@ def listen_and_sync(take: Take, listener=None) -> list[CaptureProblem]:
     return []
 
 
-def check_folder(folder: Path | str, listener=None, progress=None) -> tuple[list[Take], list[str]]:
-    """Every take of ``folder`` read, checked, listened to and put in sync; returns (takes, warnings). Raises
+def listen_and_sync(take: Take, listener=None, keep_timing: bool = False) -> list[CaptureProblem]:
+    """listen, then sync."""
+    return listen(take, listener) or sync(take, keep_timing)
+
+
+def check_folder(folder: Path | str, listener=None, progress=None,
+                 keep_timing: bool = False) -> tuple[list[Take], list[str]]:
+    """Every take of ``folder`` read, checked, listened to and put in sync (``keep_timing``: offsets within 0.1 s
+    kept as the performer's own timing); returns (takes, warnings). Raises
     CaptureError listing every problem of every take when any take has one (nothing is half used)."""
     progress = progress or (lambda fraction, message: None)
     files, problems = find_takes(folder)
@@ -427,7 +442,7 @@ def check_folder(folder: Path | str, listener=None, progress=None) -> tuple[list
         problems += found
         if take is None:
             continue
-        found = listen_and_sync(take, listener)
+        found = listen_and_sync(take, listener, keep_timing)
         problems += found
         if not found:
             takes.append(take)
