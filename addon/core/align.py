@@ -26,10 +26,6 @@ FRAME_RATE = 100  # pocketsphinx frames per second
 MAX_CHUNK = 30.0  # seconds per decoder call
 PHONE_LM_WEIGHT = 2.0
 BILABIAL_BOOST = 1.2  # log10 added to phone-LM probabilities of M, B and P
-# Recognised phones whose acoustic score per frame is worse than this are treated as uncertain
-# (music, noise, coughs); see ``phone_confidence``.
-_SCORE_GOOD = -1500.0
-_SCORE_BAD = -4500.0
 # Forced alignment follows one line of words, so it can afford beams far wider than recognition's: the default
 # (1e-48) pruned the spoken path of synthetic voices, whose frames score poorly against a model of real speech.
 ALIGN_BEAM = 1e-200
@@ -163,15 +159,14 @@ def pcm16(samples: np.ndarray) -> bytes:
     return x.tobytes()
 
 
-def phone_confidence(score_per_frame: float) -> float:
-    """0..1 from a recognised phone's acoustic score per frame (_SCORE_BAD → 0, _SCORE_GOOD → 1)."""
-    return float(np.clip((score_per_frame - _SCORE_BAD) / (_SCORE_GOOD - _SCORE_BAD), 0.0, 1.0))
-
-
 def alignment_from_chunks(chunks, results, n: int, rate: int = spec.SAMPLE_RATE) -> Alignment:
     """Recognised phones of consecutive sample ranges ``chunks``: ``results[k]`` holds (label, first frame, last
-    frame, acoustic score) for each phone decoded in chunk k, or None when it was too short to decode; everything
-    outside the chunks, up to sample ``n``, is silence."""
+    frame) for each phone decoded in chunk k, or None when it was too short to decode; everything outside the chunks,
+    up to sample ``n``, is silence.
+
+    Every recognised phone starts with confidence 1: pocketsphinx's segment scores are relative to the best path
+    frame by frame, so they do not say whether a phone was spoken at all (music and noise are told apart later, by
+    the phones' durations and the audio encoder: core.evidence)."""
     result = Alignment([], [], [], "recognised-phones")
     position = 0
     for (lo, hi), segs in zip(chunks, results, strict=True):
@@ -182,11 +177,10 @@ def alignment_from_chunks(chunks, results, n: int, rate: int = spec.SAMPLE_RATE)
         if segs is None:  # too short to decode: nothing was said in it
             result.phones.append(PhoneSegment(SIL, off, hi / rate))
             result.confidence.append(1.0)
-        for label, first, last, ascore in segs or ():
-            frames = max(1, last + 1 - first)
+        for label, first, last in segs or ():
             phone = label.lower() if label.lower() in PHONE_INDEX else SIL
             result.phones.append(PhoneSegment(phone, off + first / FRAME_RATE, off + (last + 1) / FRAME_RATE))
-            result.confidence.append(phone_confidence(ascore / frames) if phone != SIL else 1.0)
+            result.confidence.append(1.0)
         position = hi
     if position < n:
         result.phones.append(PhoneSegment(SIL, position / rate, n / rate))
@@ -377,7 +371,7 @@ class Aligner:
                     break
                 self._run(d, pcm16(samples[lo:hi]))
                 # seg() is None when the chunk was too short to decode (a few ms): nothing was said in it
-                results.append([(s.word, s.start_frame, s.end_frame, s.ascore) for s in d.seg()]
+                results.append([(s.word, s.start_frame, s.end_frame) for s in d.seg()]
                                if d.hyp() is not None else None)
                 chunks.append((lo, hi))
                 if progress:

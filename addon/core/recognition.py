@@ -15,7 +15,6 @@ same phones, on one core.
 from __future__ import annotations
 
 import ctypes
-import math
 import os
 import tempfile
 import threading
@@ -105,7 +104,7 @@ def _split_long(lo: int, hi: int, max_len: float, samples: np.ndarray | None) ->
 class _NativeDecoder:
     """One all-phone decoder driven through pocketsphinx's C functions (each call releases the GIL)."""
 
-    def __init__(self, lib, config_json: bytes, logbase: float):
+    def __init__(self, lib, config_json: bytes):
         config = lib.ps_config_parse_json(None, config_json)
         if not config:
             raise OSError("pocketsphinx could not read the decoder settings")
@@ -113,11 +112,9 @@ class _NativeDecoder:
         lib.ps_config_free(config)  # the decoder keeps its own reference
         if not self._ps:
             raise OSError("pocketsphinx could not start a decoder")
-        self._log_base = math.log(logbase)
 
-    def decode(self, pcm: bytes) -> list[tuple[str, int, int, float]] | None:
-        """(label, first frame, last frame, acoustic score as the binding gives it) per segment; None when nothing
-        could be decoded (a few ms of audio)."""
+    def decode(self, pcm: bytes) -> list[tuple[str, int, int]] | None:
+        """(label, first frame, last frame) per segment; None when nothing could be decoded (a few ms of audio)."""
         lib, ps = self._lib, self._ps
         lib.ps_reinit_feat(ps, None)  # every chunk from a fresh front end (core.align.Aligner._run)
         lib.ps_start_utt(ps)
@@ -130,15 +127,10 @@ class _NativeDecoder:
             return None
         out = []
         first, last = ctypes.c_int(), ctypes.c_int()
-        ascr, lscr, lback = ctypes.c_int32(), ctypes.c_int32(), ctypes.c_int32()
         seg = lib.ps_seg_iter(ps)
         while seg:
             lib.ps_seg_frames(seg, ctypes.byref(first), ctypes.byref(last))
-            lib.ps_seg_prob(seg, ctypes.byref(ascr), ctypes.byref(lscr), ctypes.byref(lback))
-            # The binding reports a segment's acoustic score as logmath's exp of it; core.align's confidence
-            # reads that value, so it is given the same here.
-            out.append((lib.ps_seg_word(seg).decode(), first.value, last.value,
-                        math.exp(ascr.value * self._log_base)))
+            out.append((lib.ps_seg_word(seg).decode(), first.value, last.value))
             seg = lib.ps_seg_next(seg)  # frees the iterator at the end
         return out
 
@@ -154,7 +146,7 @@ class _BindingDecoder:
     def __init__(self, config):
         self._d = load_pocketsphinx().Decoder(config)
 
-    def decode(self, pcm: bytes) -> list[tuple[str, int, int, float]] | None:
+    def decode(self, pcm: bytes) -> list[tuple[str, int, int]] | None:
         d = self._d
         d.reinit_feat()
         d.start_utt()
@@ -165,7 +157,7 @@ class _BindingDecoder:
             d.end_utt()
         if d.hyp() is None:
             return None
-        return [(s.word, s.start_frame, s.end_frame, s.ascore) for s in d.seg()]
+        return [(s.word, s.start_frame, s.end_frame) for s in d.seg()]
 
 
 _V = ctypes.c_void_p
@@ -178,7 +170,6 @@ _C_FUNCTIONS = {  # name: (result type, argument types)
     "ps_get_hyp": (ctypes.c_char_p, [_V, _I32P]), "ps_seg_iter": (_V, [_V]), "ps_seg_next": (_V, [_V]),
     "ps_seg_word": (ctypes.c_char_p, [_V]),
     "ps_seg_frames": (None, [_V, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int)]),
-    "ps_seg_prob": (ctypes.c_int32, [_V, _I32P, _I32P, _I32P]),
 }
 
 
@@ -233,7 +224,7 @@ class PhoneDecoders:
         config = self._settings()
         if self._lib is None:
             return _BindingDecoder(config)
-        return _NativeDecoder(self._lib, config.dumps().encode(), float(config["logbase"]))
+        return _NativeDecoder(self._lib, config.dumps().encode())
 
     def warm(self, count: int) -> None:
         """Start making decoders in the background until ``count`` are free or on their way, so that loading them

@@ -21,7 +21,6 @@ from .align import (
     load_pocketsphinx,
     merge_silences,
     pcm16,
-    phone_confidence,
 )
 from .evidence import apply_second_opinion
 from .listener import BILABIAL_PHONES
@@ -96,9 +95,8 @@ class PhoneStream:
         for s in self.decoder.seg():
             label = s.word.lower()
             phone = label if label in PHONE_INDEX else SIL
-            frames = max(1, s.end_frame + 1 - s.start_frame)
             out.append((PhoneSegment(phone, offset + s.start_frame / FRAME_RATE, offset + (s.end_frame + 1) /
-                                     FRAME_RATE), phone_confidence(s.ascore / frames) if phone != SIL else 1.0))
+                                     FRAME_RATE), 1.0))  # confidence: see core.align.alignment_from_chunks
         return out
 
     def _cut_point(self, partial) -> float | None:
