@@ -4,7 +4,7 @@ ask for. Importing this module does not import Ray."""
 from __future__ import annotations
 
 from ...core.errors import FacePolicyError
-from .executor import DATA_MODES, OBJECT_STORE_LIMIT, RayExecutor
+from .executor import BLEND_LIMIT, DATA_MODES, MODEL_LIMIT, OBJECT_STORE_LIMIT, RayExecutor
 
 
 def add_arguments(parser) -> None:
@@ -17,8 +17,9 @@ def add_arguments(parser) -> None:
                         "listening on 127.0.0.1 only)")
     parser.add_argument("--ray-data", choices=DATA_MODES, default="shared",
                         help="with --executor ray: 'shared' when every node sees the same paths (default), "
-                        f"'object-store' to send inputs and outputs (up to {OBJECT_STORE_LIMIT // 2**20} MiB a line) "
-                        "through Ray")
+                        f"'object-store' to send inputs and outputs (up to {OBJECT_STORE_LIMIT // 2**20} MiB a line), "
+                        f"and, once a batch, the --blend file (up to {BLEND_LIMIT // 2**20} MiB) and each model folder "
+                        f"(up to {MODEL_LIMIT // 2**20} MiB) through Ray")
     parser.add_argument("--ray-retries", type=int, default=3, metavar="N",
                         help="with --executor ray: retries of a line whose worker crashed (default: 3)")
 

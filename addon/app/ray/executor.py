@@ -2,7 +2,8 @@
 rows as tasks (core/batch/ray_tasks.py holds what a worker runs) and collects their results.
 
 Ray is imported only when a RayExecutor runs, never by the add-on. In the object-store mode this machine reads each
-row's inputs, and writes the files a worker returns as one group, the sidecar last, as ``bake_row`` does.
+row's inputs (the --blend file and each model folder once per batch), and writes the files a worker returns as one
+group, the sidecar last, as ``bake_row`` does.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from ...core.batch import (
     output_paths,
     remove_partial_files,
     row_inputs,
+    row_model_dir,
     sidecar_path,
     transcript_for,
 )
+from ...core.batch.model_shipping import MODEL_LIMIT, pack_model_folder
 from ...core.batch.ray_tasks import bake_shared, bake_shipped, probe_node
 from ...core.errors import FacePolicyError
 from .network import check_reachable, local_auth_token, parse_address, prepare_environment
@@ -233,6 +236,7 @@ class RayExecutor(Executor):
         todo = list(rows)
         todo.reverse()
         pending: dict = {}  # ObjectRef of the RowResult → (row, ref of the files or None)
+        models: dict[str, dict | str] = {}  # model folder → what its rows send (_ship_model), or why it cannot go
 
         def submit() -> None:
             while todo and len(pending) < window:
@@ -240,6 +244,7 @@ class RayExecutor(Executor):
                 if shipped:
                     try:
                         inputs = self._read_inputs(row, opts)
+                        model = self._ship_model(ray, row_model_dir(row, opts), models)
                     except FacePolicyError as exc:
                         on_result(RowResult(row.index, row.output, "failed", str(exc)))
                         continue
@@ -247,7 +252,7 @@ class RayExecutor(Executor):
                         on_result(RowResult(row.index, row.output, "failed",
                                             f'"{exc.filename or row.audio}": cannot read ({exc.strerror or exc})'))
                         continue
-                    result_ref, files_ref = task.remote(asdict(row), ctx, inputs, blend)
+                    result_ref, files_ref = task.remote(asdict(row), ctx, inputs, blend, model)
                     pending[result_ref] = (row, files_ref)
                 else:
                     pending[task.remote(asdict(row), ctx)] = (row, None)
@@ -275,6 +280,25 @@ class RayExecutor(Executor):
                                   f"{BLEND_LIMIT // 2**20} MiB sent through Ray's object store; put it on a shared "
                                   "filesystem and use --ray-data shared")
         return ray.put(Path(opts.blend).read_bytes())
+
+    @staticmethod
+    def _ship_model(ray, folder: str | None, models: dict):
+        """What a row sends for its model folder (None: the bundled model, which every node has). Each folder is
+        read and put in the object store once, when its first row is sent; every row naming it sends the same
+        reference, and a worker fetches the files only when it has not written that folder yet (ray_tasks)."""
+        if not folder:
+            return None
+        if folder not in models:
+            try:
+                packed = pack_model_folder(folder, MODEL_LIMIT)
+                models[folder] = {"path": folder, "digest": packed["digest"], "files": ray.put(packed["files"])}
+            except FacePolicyError as exc:
+                models[folder] = str(exc)
+            except OSError as exc:
+                models[folder] = f'model folder "{folder}": cannot read "{exc.filename}" ({exc.strerror or exc})'
+        if isinstance(models[folder], str):
+            raise FacePolicyError(models[folder])
+        return models[folder]
 
     def _read_inputs(self, row: BakeRow, opts: BatchOptions):
         # The --blend travels once per batch (_ship_blend); a transcript beside the audio was made explicit.

@@ -6,7 +6,8 @@ hands these functions to ``ray.remote``, and Ray stays an optional dependency.
 
 ``ctx`` is what the driver puts in the object store once per batch: ``opts`` (BatchOptions.to_dict()), ``engines``
 (the driver's engine registry, name → [module, class]) and ``scene_exporter`` (a factory of the SceneExporter, called
-on the first fbx/glb/blend row of a worker process).
+on the first fbx/glb/blend row of a worker process). In the object-store mode a row's model folder comes with the
+task too (core/batch/model_shipping.py), once per batch in the object store and once per worker process on disk.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..engine import ENGINES, register_engine
+from ..errors import FacePolicyError
 from ..version import VERSION
 from .bake import bake_row, remove_partial_files
+from .model_shipping import unpack_model_folder
 from .rows import BakeRow, BatchOptions, RowResult, output_paths, row_inputs, row_model_dir, sidecar_path
 
 _warm: dict = {}  # per worker process: the scene exporter and the engine registrations already applied
@@ -117,23 +120,56 @@ def _staged_blend(path: str, data: bytes) -> str:
     return _warm["blend"][1]
 
 
-def bake_shipped(row_data: dict, ctx: dict, inputs: dict[str, bytes],
-                 blend: bytes | None = None) -> tuple[dict, dict[str, bytes]]:
+def _staged_model(model: dict) -> str:
+    """The row's shipped model folder (``model``: "path", the folder the user named; "digest", the checksum of its
+    files; "files", its files or, as the driver sends them, a reference to them in the object store), written once
+    per worker process and content into a private folder: a later or retried row of the same model reuses it, and
+    a worker fetches the files only when it has not written them yet."""
+    models = _warm.setdefault("models", {})
+    digest = model["digest"]
+    if digest not in models or not Path(models[digest]).is_dir():
+        files = model["files"]
+        if not isinstance(files, dict):  # an ObjectRef: the driver put the folder in the object store once
+            files = sys.modules["ray"].get(files)
+        target = Path(tempfile.gettempdir()) / f"{_STAGING_PREFIX}{os.getpid()}-model-{digest[:16]}"
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            unpack_model_folder(model["path"], digest, files, target, _node_name())
+        except OSError as exc:
+            shutil.rmtree(target, ignore_errors=True)
+            raise FacePolicyError(f'cannot write model folder "{model["path"]}" on node {_node_name()} '
+                                  f"({exc.strerror or exc})") from None
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        atexit.register(shutil.rmtree, target, True)
+        models[digest] = str(target)
+    return models[digest]
+
+
+def bake_shipped(row_data: dict, ctx: dict, inputs: dict[str, bytes], blend: bytes | None = None,
+                 model: dict | None = None) -> tuple[dict, dict[str, bytes]]:
     """One row whose inputs came through the object store; bakes in a private folder and returns the files.
 
-    ``inputs`` maps the row's original paths to their bytes; ``blend`` is the batch's --blend file. Files are
-    staged under their own names, so the outputs (which may name the audio file) are the same as when baked in
-    place.
+    ``inputs`` maps the row's original paths to their bytes; ``blend`` is the batch's --blend file; ``model`` the
+    row's model folder (``_staged_model``), None for the bundled model. Files are staged under their own names, so
+    the outputs (which may name the audio file) are the same as when baked in place; the model's copy has the same
+    model.json, so the sidecar's fingerprint is too, and messages name the folder the user gave.
     """
     _ensure_engines(ctx["engines"])
     _remove_dead_staging()
     row, opts = BakeRow(**row_data), BatchOptions.from_dict(ctx["opts"])
     model_dir = row_model_dir(row, opts)
-    if model_dir and not Path(model_dir).is_dir():
-        # Model folders do not travel through the object store (three networks per row would): they are read in place.
+    staged_model = None
+    if model_dir and model is not None:
+        try:
+            staged_model = _staged_model(model)
+        except FacePolicyError as exc:
+            return RowResult(row.index, row.output, "failed", str(exc)).to_dict(), {}
+    elif model_dir and not Path(model_dir).is_dir():
         return RowResult(row.index, row.output, "failed",
-                         f'model folder "{model_dir}" not found on node {_node_name()}: with --ray-data object-store '
-                         "every Ray node needs the model folder at the same path").to_dict(), {}
+                         f'model folder "{model_dir}" not found on node {_node_name()}, and it was not sent with '
+                         "the row").to_dict(), {}
     with tempfile.TemporaryDirectory(prefix=f"{_STAGING_PREFIX}{os.getpid()}-") as tmp:
         staged: dict[str, str] = {}
         for i, (original, data) in enumerate(sorted(inputs.items())):
@@ -145,11 +181,14 @@ def bake_shipped(row_data: dict, ctx: dict, inputs: dict[str, bytes],
         # The transcript must stay beside the audio under the audio's stem when it was found that way.
         local_row = replace(row, audio=staged[row.audio],
                             transcript=staged.get(row.transcript) if row.transcript else None,
-                            style=staged.get(row.style, row.style) if row.style else None)
+                            style=staged.get(row.style, row.style) if row.style else None,
+                            model=staged_model or row.model)
         local_opts = replace(opts, out_dir=str(Path(tmp) / "out"),
                              blend=_staged_blend(opts.blend, blend) if opts.blend and blend is not None else None)
         Path(local_opts.out_dir).mkdir()
         result = _bake(local_row, local_opts, ctx)
+        if staged_model:
+            result.message = result.message.replace(staged_model, model_dir)
         files: dict[str, bytes] = {}
         if result.status == "ok":
             out = Path(local_opts.out_dir)

@@ -10,6 +10,8 @@ import argparse
 import errno
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from batch_helpers import ray_ctx, write_tone
 
 from facepolicy.app.ray import arguments, executor, network
 from facepolicy.core import batch
+from facepolicy.core.assets import asset_root
 from facepolicy.core.batch import ray_tasks
 from facepolicy.core.errors import FacePolicyError
 
@@ -227,3 +230,72 @@ def test_a_local_instance_runs_its_workers_at_normal_priority(monkeypatch):
     monkeypatch.setenv("RAY_worker_niceness", "10")  # the user's choice wins
     network.prepare_environment(None)
     assert os.environ["RAY_worker_niceness"] == "10"
+
+
+class ObjectStore:
+    """Stands for Ray's object store on the driver and in a worker process: put, get, and nothing else."""
+
+    def __init__(self):
+        self.objects: dict[str, object] = {}
+
+    def put(self, value) -> str:
+        ref = f"ref-{len(self.objects)}"
+        self.objects[ref] = value
+        return ref
+
+    def get(self, ref):
+        return self.objects[ref]
+
+    @staticmethod
+    def is_initialized() -> bool:
+        return False
+
+
+def test_a_model_folder_goes_once_per_batch_and_its_rows_match_the_local_bake(tmp_path, monkeypatch):
+    monkeypatch.setattr(ray_tasks, "_warm", {})
+    anna = tmp_path / "models" / "anna"
+    shutil.copytree(asset_root() / "models", anna)
+    manifest = json.loads((anna / "model.json").read_text(encoding="utf-8"))
+    manifest["default_style"] = next(n for n in sorted(manifest["styles"]) if n != manifest["default_style"])
+    (anna / "model.json").write_text(json.dumps(manifest), encoding="utf-8")
+    wav = write_tone(tmp_path / "in" / "line.wav", seconds=0.6)
+    # The batch's --model, and a row naming the same folder in the manifest's model column.
+    rows = [batch.BakeRow(i, str(wav), f"line{i}", engine="neural", seed=i, model=str(anna) if i == 3 else None)
+            for i in (1, 2, 3)]
+    settings = dict(formats=("csv", "json"), accuracy="fast", steps=4, model_dir=str(anna))
+    local = batch.BatchOptions(out_dir=str(tmp_path / "local"), **settings)
+    assert all(batch.bake_row(row, local).status == "ok" for row in rows)
+
+    store = ObjectStore()
+    monkeypatch.setitem(sys.modules, "ray", store)
+    opts = batch.BatchOptions(out_dir=str(tmp_path / "shipped"), **settings)
+    models: dict = {}
+    sent = [executor.RayExecutor._ship_model(store, batch.row_model_dir(row, opts), models) for row in rows]
+    assert len(store.objects) == 1 and all(s == sent[0] for s in sent)  # one object for the three rows
+    assert sent[0]["path"] == str(anna) and isinstance(sent[0]["files"], str)  # a reference, not the bytes
+    assert executor.RayExecutor._ship_model(store, None, models) is None  # the bundled model stays home
+    anna.rename(tmp_path / "models" / "anna-elsewhere")  # the workers' machine has no such folder
+    for row, model in zip(rows, sent):
+        inputs = {str(p): p.read_bytes() for p in batch.row_inputs(row, opts, include_blend=False)}
+        data, files = ray_tasks.bake_shipped(asdict(row), ray_ctx(opts), inputs, None, model)
+        result = batch.RowResult.from_dict(data)
+        assert result.status == "ok", result.message
+        executor._write_returned_files(row, opts, result, files)
+    assert tree(tmp_path / "shipped") == tree(tmp_path / "local")
+    (tmp_path / "models" / "anna-elsewhere").rename(anna)
+    assert all(batch.is_up_to_date(row, opts) for row in rows)
+
+
+def test_a_model_folder_over_the_limit_is_refused_for_its_rows_in_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setattr(executor, "MODEL_LIMIT", 2**20)
+    anna = tmp_path / "anna"
+    shutil.copytree(asset_root() / "models", anna)
+    store, models = ObjectStore(), {}
+    for _ in range(2):  # every row naming the folder, with the folder read once
+        with pytest.raises(FacePolicyError) as info:
+            executor.RayExecutor._ship_model(store, str(anna), models)
+        assert re.fullmatch(rf'model folder "{re.escape(str(anna))}" is \d+ MiB, more than the 1 MiB sent through '
+                            "Ray's object store; put it on a shared filesystem and use --ray-data shared",
+                            str(info.value)), info.value
+        shutil.rmtree(anna, ignore_errors=True)
+    assert not store.objects

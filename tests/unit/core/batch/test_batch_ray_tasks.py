@@ -3,15 +3,21 @@ tests/unit/app/test_ray_executor.py, real clusters in tests/integration/test_ray
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
-from dataclasses import asdict
+import sys
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import envelope_engine
-from batch_helpers import ray_ctx, write_tone
+import pytest
+from batch_helpers import ray_ctx, write_line, write_tone
 
 from facepolicy.core import batch
-from facepolicy.core.batch import ray_tasks
+from facepolicy.core.assets import asset_root
+from facepolicy.core.batch import model_shipping, ray_tasks
+from facepolicy.core.errors import FacePolicyError
 
 envelope_engine.register()
 
@@ -65,3 +71,125 @@ def test_the_blend_file_is_staged_once_per_worker_process(tmp_path, monkeypatch)
     assert Path(first).read_bytes() == b"touched"  # not written again for the next row
     other = ray_tasks._staged_blend("/studio/chars/villain.blend", b"BLENDER-v500 other")
     assert Path(other).read_bytes() == b"BLENDER-v500 other" and not Path(first).exists()
+
+
+# --- a model folder through the object store ----------------------------------------------------------------------
+
+
+def own_model(folder: Path) -> Path:
+    """A model folder of one's own: the bundled model with another default style, so its lines differ."""
+    shutil.copytree(asset_root() / "models", folder)
+    manifest = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    default = manifest["default_style"]
+    manifest["styles"][default] = manifest["styles"][next(n for n in sorted(manifest["styles"]) if n != default)]
+    (folder / "model.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+class ObjectStore:
+    """Stands for Ray in a worker process: ``get`` returns what the driver put, and counts the fetches."""
+
+    def __init__(self, objects: dict):
+        self.objects, self.fetched = objects, []
+
+    def get(self, ref):
+        self.fetched.append(ref)
+        return self.objects[ref]
+
+    @staticmethod
+    def is_initialized() -> bool:
+        return False
+
+
+def shipped_outputs(row, opts, model, audio: bytes) -> tuple[batch.RowResult, dict[str, bytes]]:
+    data, files = ray_tasks.bake_shipped(asdict(row), ray_ctx(opts), {row.audio: audio}, None, model)
+    return batch.RowResult.from_dict(data), files
+
+
+def test_a_shipped_model_folder_bakes_on_a_node_without_it_like_the_folder_in_place(tmp_path, monkeypatch):
+    monkeypatch.setattr(ray_tasks, "_warm", {})
+    anna = own_model(tmp_path / "studio" / "models" / "anna")
+    wav = write_line(tmp_path / "studio" / "line.wav", 0.6)
+    row = batch.BakeRow(1, str(wav), "line", engine="neural", model=str(anna))
+    settings = dict(formats=("csv", "json"), accuracy="fast", steps=4)
+
+    # Shared mode, the folder in place: the reference files.
+    shared = batch.BatchOptions(out_dir=str(tmp_path / "shared"), **settings)
+    (tmp_path / "shared").mkdir()
+    result = batch.RowResult.from_dict(ray_tasks.bake_shared(asdict(row), ray_ctx(shared)))
+    assert result.status == "ok", result.message
+    bundled = batch.BatchOptions(out_dir=str(tmp_path / "bundled"), **settings)
+    (tmp_path / "bundled").mkdir()
+    assert batch.bake_row(batch.BakeRow(1, str(wav), "line", engine="neural"), bundled).status == "ok"
+    assert (tmp_path / "bundled" / "line.csv").read_bytes() != (tmp_path / "shared" / "line.csv").read_bytes()
+
+    # What the driver sends; then the folder is gone, as on a node of a cluster without a shared filesystem.
+    packed = model_shipping.pack_model_folder(str(anna))
+    assert sorted(packed["files"]) == ["audio_encoder.onnx", "denoiser.onnx", "model.json", "style_encoder.onnx"]
+    anna.rename(tmp_path / "studio" / "models" / "anna-on-the-laptop")
+    store = ObjectStore({"ref-anna": packed["files"]})
+    monkeypatch.setitem(sys.modules, "ray", store)
+    model = {"path": str(anna), "digest": packed["digest"], "files": "ref-anna"}
+    opts = batch.BatchOptions(out_dir=str(tmp_path / "unused"), **settings)
+    result, files = shipped_outputs(row, opts, model, wav.read_bytes())
+    assert result.status == "ok", result.message
+    side = batch.sidecar_path(row, shared).name
+    assert sorted(files) == sorted(["line.csv", "line.json", side])
+    assert files["line.csv"] == (tmp_path / "shared" / "line.csv").read_bytes()
+    assert files["line.json"] == (tmp_path / "shared" / "line.json").read_bytes()
+    # The sidecar records the same fingerprint (the copy has the same model.json); the driver restores "audio".
+    record = json.loads(files[side])
+    assert {**record, "audio": str(wav)} == json.loads((tmp_path / "shared" / side).read_text(encoding="utf-8"))
+
+    # A later or retried row of the same folder on this worker process reuses the copy without fetching it again.
+    result, files = shipped_outputs(replace(row, output="again"), opts, model, wav.read_bytes())
+    assert result.status == "ok" and files["again.csv"] == (tmp_path / "shared" / "line.csv").read_bytes()
+    assert store.fetched == ["ref-anna"]
+    staged = Path(ray_tasks._warm["models"][packed["digest"]])
+    assert staged.is_dir() and not staged.is_relative_to(tmp_path)
+
+
+def test_a_model_folder_damaged_on_the_way_is_refused_in_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setattr(ray_tasks, "_warm", {})
+    anna = own_model(tmp_path / "models" / "anna")
+    wav = write_line(tmp_path / "line.wav", 0.6)
+    row = batch.BakeRow(1, str(wav), "line", engine="neural", model=str(anna))
+    opts = batch.BatchOptions(out_dir=str(tmp_path / "unused"), formats=("csv",), accuracy="fast", steps=4)
+    packed = model_shipping.pack_model_folder(str(anna))
+    shutil.rmtree(anna)
+
+    # Bytes that changed on the way: the checksum the driver sent does not match.
+    damaged = dict(packed["files"])
+    damaged["denoiser.onnx"] = damaged["denoiser.onnx"][:-1] + bytes([damaged["denoiser.onnx"][-1] ^ 1])
+    model = {"path": str(anna), "digest": packed["digest"], "files": damaged}
+    result, files = shipped_outputs(row, opts, model, wav.read_bytes())
+    assert result.status == "failed" and not files
+    assert result.message.startswith(f'model folder "{anna}" arrived damaged on node this machine (')
+    assert result.message.count(". ") == 0 and "run the batch again" in result.message
+    assert not ray_tasks._warm.get("models"), "a damaged folder is not kept for the next row"
+
+    # A folder sent as it was, whose file does not match its model.json (damaged before it was sent): the engine's
+    # own sha256 check runs on the copy, and the message names the folder the user gave, not the copy.
+    model = {"path": str(anna), "digest": model_shipping.content_digest(damaged), "files": damaged}
+    result, files = shipped_outputs(row, opts, model, wav.read_bytes())
+    assert result.status == "failed" and not files
+    assert result.message.startswith(f'neural model file "{anna / "denoiser.onnx"}" is corrupt: its sha256 is not')
+    assert ray_tasks._STAGING_PREFIX not in result.message and result.message.count(". ") == 0
+
+
+def test_a_model_folder_is_packed_with_the_files_its_model_json_names(tmp_path):
+    anna = own_model(tmp_path / "anna")
+    (anna / "checkpoint.pt").write_bytes(b"fine-tuning state that stays home")
+    packed = model_shipping.pack_model_folder(str(anna))
+    assert "checkpoint.pt" not in packed["files"] and "MODEL_CARD.md" not in packed["files"]
+    assert packed["digest"] == model_shipping.pack_model_folder(str(anna))["digest"]
+    with pytest.raises(FacePolicyError, match=r'model folder ".*anna" is \d+ MiB, more than the 1 MiB .*'
+                                              r"--ray-data shared"):
+        model_shipping.pack_model_folder(str(anna), limit=2**20)
+    manifest = json.loads((anna / "model.json").read_text(encoding="utf-8"))
+    manifest["files"]["../../etc/passwd"] = "0" * 64
+    (anna / "model.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(FacePolicyError, match=r'names "\.\./\.\./etc/passwd", outside the folder'):
+        model_shipping.pack_model_folder(str(anna))
+    with pytest.raises(FacePolicyError, match=r'model folder ".*nowhere" not found on this machine'):
+        model_shipping.pack_model_folder(str(tmp_path / "nowhere"))
