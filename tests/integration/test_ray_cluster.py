@@ -2,14 +2,17 @@
 
 The cluster is started with Ray's own API (ray.cluster_utils.Cluster: one gcs_server and one raylet process per
 node, exactly what 'ray start' runs) and shared by the tests of this module. Rows use the 'marked' test engine
-(the envelope engine plus a note of which process baked each line), so the tests are fast and deterministic.
+(the envelope engine plus a note of which process baked each line), so the tests are fast and deterministic; the
+test of model folders uses the Neural engine (fast accuracy, 4 steps), whose lines depend on the model.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +40,9 @@ from facepolicy.app.ray import arguments  # noqa: E402
 from facepolicy.app.ray import executor as ray_executor  # noqa: E402
 from facepolicy.blender.worker import scene_exporter  # noqa: E402
 from facepolicy.core import batch  # noqa: E402
+from facepolicy.core.assets import asset_root  # noqa: E402
+from facepolicy.core.batch import ray_tasks  # noqa: E402
+from facepolicy.core.batch.model_shipping import pack_model_folder  # noqa: E402
 from facepolicy.core.errors import FacePolicyError  # noqa: E402
 from facepolicy.core.facetrack import FaceTrack  # noqa: E402
 
@@ -56,6 +62,10 @@ def cluster():
     if ray.is_initialized():
         ray.shutdown()
     c.shutdown()
+    # The private folders of workers that the cluster's end killed (staged --blend files and model folders), which
+    # the next worker on a node would otherwise remove.
+    ray_tasks._warm.pop("staging_checked", None)
+    ray_tasks._remove_dead_staging()
 
 
 def runtime_env(marks: Path, **env) -> dict:
@@ -222,6 +232,57 @@ def test_object_store_mode_gives_the_same_files(cluster, tmp_path):
     local, remote = tree(tmp_path / "local"), tree(tmp_path / "ray")
     assert remote.keys() == local.keys() and all(remote[k] == local[k] for k in local)
     assert all(batch.is_up_to_date(r, opts) for r in rows)
+
+
+def model_copy(folder: Path, style_offset: int) -> Path:
+    """A model folder of one's own: the bundled model with another default style, so its lines differ."""
+    shutil.copytree(Path(asset_root()) / "models", folder)
+    manifest = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    names = sorted(manifest["styles"])
+    manifest["default_style"] = names[(names.index(manifest["default_style"]) + style_offset) % len(names)]
+    (folder / "model.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+def test_the_manifests_model_folders_travel_through_the_object_store(cluster, tmp_path, capsys, monkeypatch):
+    # Two performers' model folders next to the manifest, and a line with the bundled model. Each folder goes once
+    # through the object store, and the files are those of the local run.
+    models = {name: model_copy(tmp_path / "models" / name, k) for k, name in enumerate(("anna", "ben"), start=1)}
+    rows = make_rows(tmp_path / "audio", 4)
+    lines = ["audio,output,model,engine"] + [f"audio/{Path(r.audio).name},{r.output},{m},neural" for r, m in
+                                            zip(rows, ["models/anna", "models/ben", "models/anna", ""], strict=True)]
+    manifest = tmp_path / "lines.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    fast = ("--accuracy", "fast", "--steps", "4")
+    assert bake.run_bake(bake_args(manifest, tmp_path / "local", "--jobs", "1", *fast)) == 0
+    capsys.readouterr()
+
+    # Once this machine has read a folder it moves away, so no worker can read it in place: the cluster has no
+    # shared filesystem for it.
+    packed: list[str] = []
+
+    def pack_then_hide(folder, limit):
+        found = pack_model_folder(folder, limit)
+        packed.append(Path(folder).name)
+        Path(folder).rename(f"{folder}-away")
+        return found
+
+    monkeypatch.setattr(ray_executor, "pack_model_folder", pack_then_hide)
+    args = bake_args(manifest, tmp_path / "ray", "--executor", "ray", "--address", cluster.address,
+                     "--ray-data", "object-store", *fast)
+    executor = arguments.executor_from_args(args)
+    executor.runtime_env = runtime_env(tmp_path / "marks")
+    assert bake.run_bake(args, executor=executor) == 0, capsys.readouterr().out
+    assert "4 baked" in capsys.readouterr().out
+    assert sorted(packed) == ["anna", "ben"], "each folder is read and sent once for the batch"
+    local, remote = tree(tmp_path / "local"), tree(tmp_path / "ray")
+    assert len(local) == 4 * 3 and remote.keys() == local.keys() and all(remote[k] == local[k] for k in local)
+    assert len({remote[f"line0{i}.csv"] for i in range(4)}) == 4  # each line baked with its own model
+
+    for folder in models.values():
+        Path(f"{folder}-away").rename(folder)
+    assert bake.run_bake(args, executor=executor) == 0
+    assert "0 baked, 4 up to date" in capsys.readouterr().out
 
 
 def small_character_blend(path: Path) -> Path:

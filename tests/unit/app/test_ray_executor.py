@@ -275,7 +275,7 @@ def test_a_model_folder_goes_once_per_batch_and_its_rows_match_the_local_bake(tm
     assert sent[0]["path"] == str(anna) and isinstance(sent[0]["files"], str)  # a reference, not the bytes
     assert executor.RayExecutor._ship_model(store, None, models) is None  # the bundled model stays home
     anna.rename(tmp_path / "models" / "anna-elsewhere")  # the workers' machine has no such folder
-    for row, model in zip(rows, sent):
+    for row, model in zip(rows, sent, strict=True):
         inputs = {str(p): p.read_bytes() for p in batch.row_inputs(row, opts, include_blend=False)}
         data, files = ray_tasks.bake_shipped(asdict(row), ray_ctx(opts), inputs, None, model)
         result = batch.RowResult.from_dict(data)
