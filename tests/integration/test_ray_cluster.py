@@ -61,9 +61,13 @@ def cluster():
     yield c
     if ray.is_initialized():
         ray.shutdown()
+    workers = descendants(os.getpid())
     c.shutdown()
-    # The private folders of workers that the cluster's end killed (staged --blend files and model folders), which
-    # the next worker on a node would otherwise remove.
+    # The private folders of the workers that the cluster's end killed (staged --blend files and model folders),
+    # which the next worker on a node would otherwise remove: once those workers are gone.
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
     ray_tasks._warm.pop("staging_checked", None)
     ray_tasks._remove_dead_staging()
 
