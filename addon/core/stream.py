@@ -12,7 +12,8 @@ frame from one plan alone trembles with them. So, as the offline sampler fades e
 there is phone evidence, a frame's articulation is then its plan's first frame blended with the previous plan's
 prediction of it (core.smoothing.blend_plans). In both modes it is then lightly smoothed (ARTICULATION_SMOOTHING,
 centred, so a frame leaves SMOOTH frames after it is planned); then, as offline, the lips seal over every p/b/m that
-a plan covering the frame heard (plans k - 1, k and k + 1), so a closure one plan heard is not blended away: those
+a plan covering the frame heard (plans k - 1, k and k + 1) in the audio the recogniser had decoded for it, so a
+closure one plan heard is not blended away: those
 of plan k and of the newest plan k + 1 as heard, those of plan k - 1 (the least audio) only where the encoder's
 newest probabilities still hear a bilabial (BILABIAL_EVIDENCE in one of its frames) — a p/b/m the recogniser has
 revised away since with no closure in the audio (a dh heard as b for a plan) is not sealed.
@@ -54,6 +55,14 @@ _GRID = spec.SAMPLE_RATE // 10  # 0.1 s = 3 model frames = 10 mel frames: audio 
 _GRID_FRAMES = spec.MODEL_FPS // 10
 _CONTEXT = 0.6  # seconds of audio before a plan that the audio encoder reads (its mel margin is 0.4 s)
 _ENCODER_HOP = features.HOP  # samples per mel frame
+
+
+def _decoded_closures(phones: list[PhoneSegment], decoded: float) -> list[PhoneSegment]:
+    """``phones`` with a p/b/m that runs past ``decoded`` (the end of the audio the recogniser has decoded, the
+    phones' time) cut there: its continuation into the undecoded tail tells the plans that speech goes on, but the
+    lips are sealed only over what was heard (sealing the tail closed the vowel after it)."""
+    return [PhoneSegment(q.phone, q.start, decoded) if q.phone in BILABIALS and q.start < decoded < q.end else q
+            for q in phones]
 
 
 def _on_grid(frame: int) -> int:
@@ -165,7 +174,8 @@ class FaceStream:
         self._heard_by: dict[int, tuple | None] = {}
         self._blended: dict[int, np.ndarray] = {}  # frames blended from their two plans, not yet smoothed
         self._emitted = 0  # model frames given out
-        self._alignment = None  # the newest plan's evidence and the time its phones are relative to
+        # The newest plan's evidence, the time its phones are relative to, and the end of the decoded audio.
+        self._alignment = None
         self._rate = _FrameRate(fps)
         self._ready: list[np.ndarray] = []
         self._finished = False
@@ -278,8 +288,9 @@ class FaceStream:
         p, h = self.policy, self.policy.horizon
         first = _on_grid(k - int(HISTORY * spec.MODEL_FPS))
         t0, edge = first / spec.MODEL_FPS, self._heard / spec.SAMPLE_RATE
-        result = window_evidence(self.phones.phones(), self.probs, t0, edge)
-        self._alignment = (result, t0)
+        heard = self.phones.phones()
+        result = window_evidence(heard, self.probs, t0, edge)
+        self._alignment = (result, t0, heard[-1][0].end if heard else t0)
         at = k - first  # the plan's first frame in the window
         evidence = np.zeros((h, features.NUM_PHONES + 1), np.float32)
         evidence[:, :-1] = features.phone_frames(result.phones, h, spec.MODEL_FPS, at)
@@ -325,10 +336,11 @@ class FaceStream:
         """Model frame ``j`` with the lips sealed over the bilabials of one plan's evidence ``heard`` (its Alignment
         and the time its phones are relative to; seal_bilabials at the frame's time). ``confirm``: only over those
         in which the encoder, as the newest plan heard it, still hears a bilabial (see the module docstring)."""
-        result, t0 = heard
+        result, t0, decoded = heard
         t = j / spec.MODEL_FPS - t0
-        near = [PhoneSegment(q.phone, q.start - t, q.end - t) for q in result.phones if q.end > t - 1.0
-                and q.start < t + 1.0 and not (confirm and q.phone in BILABIALS and not self._confirmed(q, t0))]
+        near = [PhoneSegment(q.phone, q.start - t, q.end - t) for q in _decoded_closures(result.phones, decoded - t0)
+                if q.end > t - 1.0 and q.start < t + 1.0
+                and not (confirm and q.phone in BILABIALS and not self._confirmed(q, t0))]
         return seal_bilabials(frame[None].copy(), near, in_place=True)[0]
 
     def _confirmed(self, q: PhoneSegment, t0: float) -> bool:

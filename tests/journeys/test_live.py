@@ -111,6 +111,24 @@ def test_speech_piped_in_reaches_a_live_link_receiver_frame_by_frame(tmp_path):
     assert "frames at 30 fps" in r.stderr
 
 
+def test_a_tts_line_streamed_live_opens_the_vowels_between_its_closures(tmp_path):
+    """NPCs voiced by TTS at run time: between p/b/m the live face opens its vowels (a closure heard at the edge of
+    the decoded audio used to be carried into the vowel after it, which then stayed shut), scored against flite's own
+    phone timings with the lip-sync metrics."""
+    from facepolicy.core import metrics
+    from model.data import flite
+
+    if not flite.available():
+        pytest.skip("flite is not installed (bash run.sh test installs it)")
+    utt = flite.synthesize("Pam, Bob and Mimi bought a combo, a mop and a pump.", flite.FliteVoice("awb"))
+    data = (np.clip(utt.samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    r = live(tmp_path, "-", "--csv", tmp_path / "take.csv", stdin_bytes=data)
+    assert r.returncode == 0, r.stderr
+    s = metrics.score_clip(read_livelink_csv(tmp_path / "take.csv"), utt.phones, utt.samples)
+    assert s.bilabial_hits == s.bilabial_total, f"lips missed {s.missed}"
+    assert s.open_hits >= s.open_total - 1, f"open vowels {s.open_hits}/{s.open_total}: missed {s.missed}"
+
+
 def test_any_rate_and_any_cut_of_the_bytes_gives_as_many_frames_as_the_audio_lasts(tmp_path):
     x, _ = sf.read(str(SPEECH), dtype="float32")
     t = np.arange(int(len(x) * 3)) / 48000  # the clip at 48 kHz, as an audio interface would deliver it

@@ -28,7 +28,16 @@ from facepolicy.core.phones import PHONES, SIL, PhoneSegment
 from facepolicy.core.policy import NeuralPolicy, SampleSettings
 from facepolicy.core.smoothing import PLAN_BLEND
 from facepolicy.core.stream import LATENCY, LOOKAHEAD, SMOOTH, FaceStream, Loudness
-from facepolicy.core.stream_evidence import KEEP, UNDECODED, UTTERANCE_MAX, PhoneProbs, PhoneStream, window_evidence
+from facepolicy.core.stream_evidence import (
+    CLOSURE_MAX,
+    KEEP,
+    TAIL_AFTER_CLOSURE,
+    UNDECODED,
+    UTTERANCE_MAX,
+    PhoneProbs,
+    PhoneStream,
+    window_evidence,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 CLIP = ROOT / "tests" / "data" / "arctic" / "arctic_a0007.wav"
@@ -289,6 +298,30 @@ def test_audio_the_recogniser_has_not_decoded_yet_is_not_a_pause():
     assert "m" in [p.phone for p in closing.phones]
 
 
+def test_a_closure_heard_last_is_not_carried_through_the_undecoded_tail():
+    # A p/b/m at the edge of the decoded audio used to fill the whole undecoded tail, so the plans (and the seal) kept
+    # the lips shut into the vowel after it; it now lasts CLOSURE_MAX from its start, and speech goes on as a schwa.
+    probs = PhoneProbs(50.0)
+    heard = [(PhoneSegment("aa", 0.0, 0.3), 1.0), (PhoneSegment("b", 0.3, 0.4), 1.0)]
+    got = window_evidence(heard, probs, 0.0, 0.48)
+    cut = round(0.3 + CLOSURE_MAX, 3)
+    assert [(p.phone, round(p.start, 3), round(p.end, 3)) for p in got.phones] == [
+        ("aa", 0.0, 0.3), ("b", 0.3, cut), (TAIL_AFTER_CLOSURE, cut, 0.48)]
+    assert len(got.confidence) == len(got.phones)
+    # A short one still reaches the edge when the tail is within CLOSURE_MAX of its start.
+    short = window_evidence(heard, probs, 0.0, 0.41)
+    assert [p.phone for p in short.phones] == ["aa", "b"] and short.phones[-1].end == pytest.approx(0.41)
+
+
+def test_the_seal_covers_a_closure_only_as_far_as_the_recogniser_has_decoded():
+    from facepolicy.core.stream import _decoded_closures
+
+    phones = [PhoneSegment("aa", 0.0, 0.3), PhoneSegment("b", 0.3, 0.45), PhoneSegment("m", 0.5, 0.55)]
+    got = _decoded_closures(phones, 0.38)
+    assert got[1] == PhoneSegment("b", 0.3, 0.38)  # cut where the decoded audio ends
+    assert got[0] == phones[0] and got[2] == phones[2]  # vowels, and a closure wholly in the tail (the encoder's)
+
+
 def test_a_live_frame_blends_two_plans_and_keeps_every_closure_a_plan_heard(policy, speech):
     from facepolicy.core import stream as stream_module
 
@@ -305,7 +338,8 @@ def test_a_live_frame_blends_two_plans_and_keeps_every_closure_a_plan_heard(poli
     assert np.array_equal(blended[rest], planned[j][0][rest])
     # A /m/ that only the plan before heard still seals the frame (it is not blended away), where the encoder still
     # hears a bilabial in it (made so here; the next test checks that rule).
-    result, t0 = s._heard_by[j - 1]
+    result, t0, _ = s._heard_by[j - 1]
+    s._heard_by[j - 1] = (result, t0, np.inf)  # all of it decoded
     t = j / spec.MODEL_FPS - t0
     result.phones = [PhoneSegment(SIL, 0.0, max(0.0, t - 0.05)), PhoneSegment("m", max(0.0, t - 0.05), t + 0.05)]
     result.confidence = [1.0, 1.0]
@@ -330,7 +364,7 @@ def test_an_older_plans_closure_seals_only_where_the_encoder_still_hears_one(pol
     t0 = 0.0
     t = j / spec.MODEL_FPS
     heard = (Alignment([PhoneSegment(SIL, 0.0, t - 0.05), PhoneSegment("b", t - 0.05, t + 0.05)], [1.0, 1.0], [],
-                       "recognised-phones"), t0)
+                       "recognised-phones"), t0, t + 0.05)  # decoded to the closure's end
     ci = spec.CHANNEL_INDEX
     frame = np.zeros(spec.NUM_CHANNELS, np.float32)
     frame[ci["jawOpen"]], frame[ci["mouthFunnel"]] = 0.4, 0.3
