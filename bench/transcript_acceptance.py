@@ -13,7 +13,14 @@ reported on both. Prints a table, then one parseable summary line:
     transcript acceptance (fit >= -7.2): exact rejected 0/74 (tts 0/60, real 0/14), swapped rejected 74/74
     (100.0%), near-miss rejected 30/74; tune: exact min -6.3 swapped max -8.1 -> -7.2; test: ...
 
+It first checks which language core.transcript takes each text for: generated English sentences
+(model.data.sentences, 3000 by default) must all be English, and every sentence of the per-language development set
+(model.data.languages) its own language (aligned as it where core.letters has it enabled, else refused):
+
+    language detection: 0/3000 generated English sentences taken for another language; dev set: 66/66 ...
+
     .venv/bin/python bench/transcript_acceptance.py [--seed 15] [--keep DIR] [--json results.json]
+        [--detection 3000] [--detection-only]
 """
 
 from __future__ import annotations
@@ -147,14 +154,54 @@ def midpoint(rows: list[dict]) -> tuple[float, float, float]:
     return low, high, round(0.5 * (low + high), 1)
 
 
+def language_detection(n: int, seed: int) -> str:
+    """One line: how many of ``n`` generated English sentences are taken for another language (each is named), and
+    how many sentences of the per-language development set are taken for their own language."""
+    from facepolicy.core.align import shared_aligner
+    from facepolicy.core.letters import ALIGNED
+    from facepolicy.core.transcript import transcript_language
+    from model.data import languages, sentences
+
+    known = shared_aligner().in_dictionary
+    rng = np.random.default_rng(seed)
+    wrong = []
+    for _ in range(n):
+        text, _kind = sentences.sentence(rng)
+        verdict = transcript_language(text, known)
+        if not verdict.english:
+            wrong.append(f"{text!r} ({verdict.reason})")
+    for line in wrong:
+        print(f"  English sentence taken for another language: {line}")
+    own = total = aligned = 0
+    for lang in languages.LANGUAGES:
+        if lang.code == "en":
+            continue
+        for text in lang.sentences:
+            code = transcript_language(text, known).code
+            total += 1
+            own += code == lang.code
+            aligned += code == lang.code and code in ALIGNED
+            if code != lang.code:
+                print(f"  {lang.name} sentence taken for {code}: {text!r}")
+    return (f"language detection: {len(wrong)}/{n} generated English sentences taken for another language; dev set: "
+            f"{own}/{total} sentences taken for their own language, {aligned} of them aligned as it "
+            f"({', '.join(ALIGNED)})")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sentences", type=int, default=48, help="generated sentences (12 short barks are added)")
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--keep", type=Path, help="keep the synthesized lines here")
     ap.add_argument("--json", type=Path, help="write every try here")
+    ap.add_argument("--detection", type=int, default=3000, help="generated English sentences for the language check")
+    ap.add_argument("--detection-only", action="store_true", help="only the language check (no audio)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    detection = language_detection(args.detection, args.seed)
+    print(detection)
+    if args.detection_only:
+        return 0
     from facepolicy.core.evidence import TRANSCRIPT_MIN_FIT
 
     with tempfile.TemporaryDirectory(prefix="fp_transcripts_") as tmp:
@@ -198,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntranscript acceptance (fit >= {TRANSCRIPT_MIN_FIT}): exact rejected {fr}/{fn} (tts {tr}/{tn}, real "
           f"{rr}/{rn}), swapped rejected {sr}/{sn} ({100 * sr / max(1, sn):.1f}%), near-miss rejected {nr}/{nn}; "
           + "; ".join(halves))
+    print(detection)
     return 0
 
 

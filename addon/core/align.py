@@ -10,17 +10,18 @@ import functools
 import re
 import tempfile
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import spec
+from . import letters, spec
 from .errors import FacePolicyError
 from .fileio import atomic_write_text
 from .phones import PHONE_INDEX, SIL, PhoneSegment, normalise_phone
-from .transcript import letter_to_sound, transcript_words
+from .transcript import letter_to_sound, plain_ascii, transcript_words
 
 FRAME_RATE = 100  # pocketsphinx frames per second
 MAX_CHUNK = 30.0  # seconds per decoder call
@@ -256,24 +257,51 @@ class Aligner:
 
     # forced alignment -----------------------------------------------------------------------------------
     def align(self, samples: np.ndarray, transcript: str, rate: int = spec.SAMPLE_RATE,
-              progress: ChunkProgress | None = None) -> Alignment:
-        """Phones of ``transcript`` aligned to the audio. Raises FacePolicyError when they cannot be aligned."""
-        words = transcript_words(transcript)
-        if not words:
-            raise FacePolicyError("the transcript has no words to align")
+              progress: ChunkProgress | None = None, language: str = "en") -> Alignment:
+        """Phones of ``transcript`` aligned to the audio. Raises FacePolicyError when they cannot be aligned.
+
+        ``language``: "en" (the pronouncing dictionary, letter-to-sound rules for the words it lacks) or a code of
+        core.letters (every word pronounced by that language's rules, in the English model's phones)."""
         with self._lock:
-            oov = [w for w in words if not self._decoder("align").lookup_word(w)]
-            for w in oov:
-                self.pronunciation(w)
-            words = [w for w in words if self._decoder("align").lookup_word(w)]
-            if len(samples) <= MAX_CHUNK * rate:
-                result = self._align_chunk(samples, words, 0.0)
+            if language == "en":
+                words, oov = self._english_words(transcript)
             else:
-                result = self._align_long(samples, words, rate, progress)
+                words, oov = self._foreign_words(transcript, language), []
+            if not words:
+                raise FacePolicyError("the transcript has no words to align")
+            keys = [key for key, _ in words]
+            if len(samples) <= MAX_CHUNK * rate:
+                result = self._align_chunk(samples, keys, 0.0)
+            else:
+                result = self._align_long(samples, keys, rate, progress)
+        spelled = dict(words)
+        result.words = [(spelled.get(name, name), s, e) for name, s, e in result.words]
         merge_silences(result)
         if oov:
             result.warnings.append(f"pronounced by letter-to-sound rules: {', '.join(sorted(set(oov))[:10])}")
         return result
+
+    def _english_words(self, transcript: str) -> tuple[list[tuple[str, str]], list[str]]:
+        """(dictionary key, word) for each word the aligner can say, and the words letter-to-sound pronounced."""
+        words = transcript_words(transcript)
+        d = self._decoder("align")
+        oov = [w for w in words if not d.lookup_word(w)]
+        for w in oov:
+            self.pronunciation(w)
+        return [(w, w) for w in words if d.lookup_word(w)], oov
+
+    def _foreign_words(self, transcript: str, language: str) -> list[tuple[str, str]]:
+        """(dictionary key, word) for each word of a transcript in ``language``: each gets an entry of its own,
+        keyed by language, spelling and phones, so it never takes an English word's pronunciation (Spanish "pan")."""
+        d = self._decoder("align")
+        out = []
+        for word, phones in letters.pronounce(language, transcript):
+            said = " ".join(p.upper() for p in phones)
+            key = f"{language}_{re.sub(r'[^a-z]', '', plain_ascii(word)) or 'w'}_{zlib.crc32(said.encode()):08x}"
+            if not d.lookup_word(key):
+                d.add_word(key, said, True)
+            out.append((key, word))
+        return out
 
     def _run(self, d, pcm: bytes) -> None:
         # The front end carries its noise estimate and cepstral mean from one utterance to the next, so a line

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import spec
+from . import letters, spec
 from .align import Aligner, AlignerMissing, Alignment, merge_silences, shared_aligner
 from .errors import Cancelled, FacePolicyError
 from .listener import BILABIAL_PHONES, BilabialListener, EncodedAudio, shared_listener
 from .phones import BILABIALS, PHONES, SIL, VOWELS, PhoneSegment
 from .pitch import convolve_same
 from .recognition import PAUSE_SILENCE, cores, recognise_chunks, shared_decoders, speech_chunks
-from .transcript import transcript_language
+from .transcript import LANGUAGE_NAMES, transcript_language
 
 # --- the transcript ------------------------------------------------------------------------------------------------
 
@@ -446,23 +446,32 @@ def _listen(samples, listener, checking: bool, recognise: str | None, warnings: 
 
 def _use_transcript(samples, text: str, probs, rate: float, recognise: str | None, warnings: list[str],
                     progress: Progress) -> tuple[Alignment | None, float | None]:
-    """The transcript's forced alignment and its fit, or (None, fit) with one warning sentence when it is not
-    English, cannot be aligned, or does not match the audio."""
+    """The transcript's forced alignment and its fit, or (None, fit) with one warning sentence when it is in a
+    language that is not aligned, cannot be aligned, or does not match the audio. A transcript aligned in another
+    language than English gets one line saying which."""
     aligner: Aligner = shared_aligner()
     instead = _INSTEAD[recognise]
-    foreign = transcript_language(text, aligner.in_dictionary)
-    if foreign:
-        warnings.append(f"the transcript {foreign}, and transcripts are aligned only in English (pocketsphinx's "
-                        f"bundled model), so {instead}")
-        return None, None
+    language = transcript_language(text, aligner.in_dictionary)
+    if not language.english:
+        if language.code not in letters.ALIGNED:
+            warnings.append(f"the transcript {language.reason}, and transcripts are aligned only in "
+                            f"{aligned_languages()}, so {instead}")
+            return None, None
+        unsaid = letters.unspeakable(language.code, text)
+        if unsaid:
+            warnings.append(f"the transcript {language.reason} but {unsaid}, so {instead}")
+            return None, None
     try:
         result = aligner.align(samples, text, spec.SAMPLE_RATE,
-                               progress=functools.partial(_step, progress, "aligning"))
+                               progress=functools.partial(_step, progress, "aligning"), language=language.code)
     except AlignerMissing:
         raise
     except FacePolicyError as exc:
         warnings.append(f"{exc}, so {instead}")
         return None, None
+    if not language.english:
+        result.warnings.append(f"the transcript was aligned as {language.name} (letter-to-sound rules and the "
+                               "English acoustic model)")
     if probs is None:
         warnings += result.warnings
         return result, None
@@ -473,3 +482,9 @@ def _use_transcript(samples, text: str, probs, rate: float, recognise: str | Non
         return None, fit
     warnings += result.warnings
     return result, fit
+
+
+def aligned_languages() -> str:
+    """The languages whose transcripts are aligned, for a sentence: "English, Spanish and Italian"."""
+    names = ["English", *(LANGUAGE_NAMES[code] for code in letters.ALIGNED)]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]

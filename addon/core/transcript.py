@@ -1,12 +1,14 @@
 """A transcript's text: its words as spoken (numbers spelled out), letter-to-sound pronunciations for words the
-pronouncing dictionary lacks, and whether it can be English at all: pocketsphinx's bundled model and dictionary are
-American English, so only English transcripts can be aligned (core.evidence says so when a line's is not)."""
+pronouncing dictionary lacks, and which language it is written in: pocketsphinx's bundled model and dictionary are
+American English, so a transcript in another language is aligned only where core.letters has its letter-to-sound
+rules (core.evidence says which language a line was aligned as, or why its transcript was not used)."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 
 # --- text → words --------------------------------------------------------------------------------------------
 
@@ -105,8 +107,10 @@ def letter_to_sound(word: str) -> list[str]:
 
 # --- which language ------------------------------------------------------------------------------------------------
 
-# A transcript is taken for another language when most of its letters are not Latin, when more of its words are
-# common words of one of these languages than of English (at least two), when one word in five is spelled with
+# A transcript is taken for Japanese when most of its letters are kana, for another language when most of its letters
+# are not Latin, for Mandarin when most of its words are tone-numbered pinyin syllables, for one of these languages
+# when more of its words are common words of it (or spelled with letters only it uses) than common English words
+# (at least two), for a language not told apart when one word in five is spelled with
 # letters English never uses, or when most of its words are neither in the pronouncing dictionary nor plain ASCII.
 # Words that are also English words ("a", "in", "no", "son", "die", "was", "er", "ma", "hoe") are left out of the
 # other lists.
@@ -116,26 +120,34 @@ _ENGLISH_WORDS = frozenset("""
     can could shall should may might must what where when who why how which there here all some any just so if
     then than up out about into over now oh well hey hello please thank thanks okay ok let let's i'm you're it's
     don't can't won't isn't""".split())
+LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian",
+                  "pt": "Portuguese", "nl": "Dutch", "sv": "Swedish", "pl": "Polish", "tr": "Turkish",
+                  "zh": "Mandarin pinyin", "ja": "Japanese"}
 _OTHER_WORDS = {
-    "Spanish": frozenset("""el la los las del que y en un una unos unas por con para es está están estoy pero
+    "es": frozenset("""el la los las del que y en un una unos unas por con para es está están estoy pero
         como cómo más muy yo tú usted ustedes nosotros ellos ella su sus mi mis tu qué dónde cuando cuándo porque
-        hay estar tengo tiene quiero hola gracias sí también ahora aquí bueno buenos buenas señor señora""".split()),
-    "French": frozenset("""le la les de des du et un une est sont je tu il elle nous vous ils elles pas que qui
+        hay estar tengo tiene quiero hola gracias sí también ahora aquí bueno buenos buenas señor señora de al lo
+        se nos les bien todo nada algo antes después siempre nunca puedo puedes puede""".split()),
+    "fr": frozenset("""le la les de des du et un une est sont je tu il elle nous vous ils elles pas que qui
         avec pour dans sur mais ou où très c'est bonjour merci oui suis avons êtes ce cette""".split()),
-    "German": frozenset("""der das und ist ich nicht zu ein eine einen mit für wo bitte sehr heute sind wir sie
+    "de": frozenset("""der das und ist ich nicht zu ein eine einen mit für wo bitte sehr heute sind wir sie
         es auf den dem auch noch nur wie kein keine haben habe danke ja nein guten ihr mein dein im am vom zum zur
         beim""".split()),
-    "Italian": frozenset("""il la le gli di che non un una per con sono è mi si ti ci molto della del al dove
+    "it": frozenset("""il la le gli di che non un una per con sono è mi si ti ci molto della del al dove
         questo questa quella grazie ciao buongiorno anche io tu lui lei abbiamo siamo ho hai nel nella sul sulla
-        bella bello ogni""".split()),
-    "Portuguese": frozenset("""os de que não um uma eu meu minha você ele ela nós com para por muito onde
-        obrigado obrigada sim isso este esta está é da dos das vamos na amanhã hoje também""".split()),
-    "Dutch": frozenset("""de het een en ik je jij van niet waar wat dat met voor op zijn wij ze hij maar ook nog
+        bella bello ogni mio mia sempre domani oggi""".split()),
+    "pt": frozenset("""os de que não um uma eu meu minha você ele ela nós com para por muito onde
+        obrigado obrigada sim isso este esta está é da dos das vamos na amanhã hoje também em""".split()),
+    "nl": frozenset("""de het een en ik je jij van niet waar wat dat met voor op zijn wij ze hij maar ook nog
         graag dank ja nee goed bij hebben heb heeft geen vaak""".split()),
-    "Swedish": frozenset("""och på är det en med inte som för jag du vi hon han ett att av""".split()),
-    "Polish": frozenset("""nie się jest na że z po ja ty jak tak ale czy""".split()),
-    "Turkish": frozenset("""bir ve bu da için çok ne ile değil yok""".split()),
+    "sv": frozenset("""och på är det en med inte som för jag du vi hon han ett att av varje mycket
+        här där också""".split()),
+    "pl": frozenset("""nie się jest na że z po ja ty jak tak ale czy nad przez bardzo tylko jutro""".split()),
+    "tr": frozenset("""bir ve bu da için çok ne ile değil yok""".split()),
 }
+# Letters that only one of these languages spells with: a word with one of them votes for that language too.
+_OWN_LETTERS = {"es": frozenset("ñ"), "de": frozenset("ß"), "pt": frozenset("ãõ"), "sv": frozenset("å"),
+                "pl": frozenset("łśżźćńąę"), "tr": frozenset("şğı")}
 # Letters that English spelling never uses (loanwords such as café, naïve, façade, jalapeño keep theirs out of it):
 # a transcript with at least one word in five spelled with them is not English.
 _FOREIGN_LETTERS = frozenset("åøöüßłśżźćńąęşğıőűřěůčšžäõã")
@@ -144,31 +156,60 @@ _PINYIN_SYLLABLE = re.compile(r"[a-zü]+[1-5]")  # tone-numbered pinyin: "ba4 ba
 _LETTER_WORDS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 
 
-def transcript_language(text: str, in_dictionary: Callable[[str], bool]) -> str | None:
-    """None when ``text`` can be English, else why not ("looks like Spanish", ...). ``in_dictionary(word)``: whether
-    the pronouncing dictionary knows a lower-case ASCII word."""
+@dataclass(frozen=True)
+class TranscriptLanguage:
+    """What a transcript is written in: ``code`` "en", another language's code (LANGUAGE_NAMES), or None where it
+    is not English but no one language stands out; ``reason`` says why it is not English ("" when it is)."""
+
+    code: str | None
+    reason: str = ""
+
+    @property
+    def english(self) -> bool:
+        return self.code == "en"
+
+    @property
+    def name(self) -> str:
+        return LANGUAGE_NAMES.get(self.code or "", "another language")
+
+
+ENGLISH = TranscriptLanguage("en")
+
+
+def transcript_language(text: str, in_dictionary: Callable[[str], bool]) -> TranscriptLanguage:
+    """The language ``text`` is written in: English, one named language ("looks like Spanish"), or not English at
+    all. ``in_dictionary(word)``: whether the pronouncing dictionary knows a lower-case ASCII word."""
     letters = [c for c in text if c.isalpha()]
     if not letters:
-        return None
+        return ENGLISH
+    if sum(1 for c in letters if _is_kana(c)) >= 0.5 * len(letters):
+        return TranscriptLanguage("ja", "looks like Japanese")
     latin = sum(1 for c in letters if c.isascii() or unicodedata.name(c, "").startswith("LATIN"))
     if latin < 0.5 * len(letters):
-        return "is not written in the Latin alphabet"
+        return TranscriptLanguage(None, "is not written in the Latin alphabet")
     pinyin = len(_PINYIN_SYLLABLE.findall(text.lower()))
     if pinyin >= 3 and pinyin >= 0.5 * len(_LETTER_WORDS.findall(text)):
-        return "looks like Mandarin pinyin"
+        return TranscriptLanguage("zh", "looks like Mandarin pinyin")
     words = _LETTER_WORDS.findall(text.lower())
     english = sum(1 for w in words if w in _ENGLISH_WORDS)
-    votes = {lang: sum(1 for w in words if w in common) for lang, common in _OTHER_WORDS.items()}
+    votes = {code: sum(1 for w in words if w in common or _OWN_LETTERS.get(code, frozenset()).intersection(w))
+             for code, common in _OTHER_WORDS.items()}
     most = max(votes.values())
     if most >= 2 and most > english:
-        leaders = [lang for lang, n in votes.items() if n == most]
-        return f"looks like {leaders[0]}" if len(leaders) == 1 else "is not English"
+        leaders = [code for code, n in votes.items() if n == most]
+        if len(leaders) == 1:
+            return TranscriptLanguage(leaders[0], f"looks like {LANGUAGE_NAMES[leaders[0]]}")
+        return TranscriptLanguage(None, "is not English")
     if sum(1 for w in words if _FOREIGN_LETTERS.intersection(w)) >= _FOREIGN_WORD_SHARE * len(words):
-        return "is not English"
+        return TranscriptLanguage(None, "is not English")
     known = sum(1 for w in words if in_dictionary(plain_ascii(w)))
     if known < 0.5 * len(words):
-        return "has mostly words that are not English"
-    return None
+        return TranscriptLanguage(None, "has mostly words that are not English")
+    return ENGLISH
+
+
+def _is_kana(c: str) -> bool:
+    return "\u3041" <= c <= "\u30ff" and c not in "\u30fb"  # hiragana and katakana (the middle dot is not)
 
 
 def plain_ascii(text: str) -> str:

@@ -1,0 +1,65 @@
+"""Letter-to-sound for transcripts in languages other than English, so they can be force-aligned with pocketsphinx's
+English acoustic model: each word's spelling becomes the ARPAbet phones closest to its sounds (bilabials exact, open
+vowels open, rounded vowels rounded), which core.align supplies in place of the English dictionary's.
+
+``ALIGNED`` lists the languages whose transcripts are aligned: only those where bench/bench_languages.py showed the
+default mode with the transcript beating it without (docs/BENCHMARKS.md). core.transcript detects the language.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+
+from . import romance
+
+# Language code → the word → phones rules of that language.
+_RULES: dict[str, Callable[[str], list[str]]] = {
+    "es": romance.spanish,
+    "it": romance.italian,
+}
+# Language code → how a word's first phones change after the word before it (None: the phrase starts with it).
+_JOINS: dict[str, Callable[[list[str] | None, list[str]], list[str]]] = {
+    "es": romance.spanish_join,
+}
+# The languages whose transcripts are aligned (a subset of _RULES: the others are refused, as before).
+ALIGNED: tuple[str, ...] = ("es", "it")
+
+_WORDS = re.compile(r"[^\W\d_]+")
+_PHRASE_END = re.compile(r"[.,;:!?¿¡()\u2014\u2026\"]")
+
+
+def has_rules(code: str) -> bool:
+    return code in _RULES
+
+
+def spoken_words(text: str) -> list[tuple[str, bool]]:
+    """The lower-case words of a transcript in another language, accents kept (apostrophes split: "l'acqua"), each
+    with whether it starts a phrase (the transcript's start, or after punctuation)."""
+    out = []
+    for phrase in _PHRASE_END.split(unicodedata.normalize("NFC", text.lower())):
+        out += [(w, k == 0) for k, w in enumerate(_WORDS.findall(phrase))]
+    return out
+
+
+def unspeakable(code: str, text: str) -> str | None:
+    """Why ``code``'s rules cannot say all of ``text`` (numbers written as digits), or None."""
+    if re.search(r"\d", text):
+        return "writes numbers as digits, which only English transcripts spell out"
+    return None
+
+
+def pronounce(code: str, text: str) -> list[tuple[str, list[str]]]:
+    """Each word of ``text`` with its ARPAbet phones by ``code``'s rules; words with no phones are left out."""
+    rules = _RULES[code]
+    join = _JOINS.get(code)
+    out: list[tuple[str, list[str]]] = []
+    for word, starts in spoken_words(text):
+        phones = rules(word)
+        if not phones:
+            continue
+        if join is not None:
+            phones = join(out[-1][1] if out and not starts else None, phones)
+        out.append((word, phones))
+    return out

@@ -1,0 +1,79 @@
+"""Letter-to-sound rules of the languages other than English (core.letters): the phones each spelling becomes, above
+all the lip closures (p, b, m) and the vowels' openness and rounding, which is what the face shows."""
+
+import re
+
+import pytest
+
+from facepolicy.core import letters
+from facepolicy.core.letters.rules import Rules
+from facepolicy.core.phones import ARPABET
+
+
+def say(code: str, text: str) -> list[str]:
+    return [" ".join(phones) for _, phones in letters.pronounce(code, text)]
+
+
+def test_rules_take_the_longest_spelling_whose_context_matches_and_refuse_unknown_phones():
+    rules = Rules("""
+        c s / _[ei]
+        c k
+        ch ch
+        a aa
+        e eh % a comment
+        h -
+    """)
+    assert rules.pronounce("cace") == ["k", "aa", "s", "eh"]
+    assert rules.pronounce("chah") == ["ch", "aa"]
+    assert rules.pronounce("cax") == ["k", "aa"]  # x: no rule, skipped
+    with pytest.raises(ValueError, match="not ARPAbet"):
+        Rules("a xx")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("mamá", ["m aa m aa"]),
+    ("pan", ["p aa n"]),
+    ("Mi madre compró pan", ["m iy", "m aa dh r ey", "k ow m p r ow", "p aa n"]),
+    ("pueblo", ["p w ey v l ow"]),  # b after a vowel: the lips narrow (β), they do not close
+    ("el barco blanco", ["ey l", "v aa r k ow", "v l aa n k ow"]),  # also across words
+    ("Barco. Un barco", ["b aa r k ow", "uw n", "b aa r k ow"]),  # a phrase's first b, and b after n, close
+    ("también", ["t aa m b y ey n"]),
+    ("guerra queso cena", ["g ey r aa", "k ey s ow", "th ey n aa"]),
+    ("niño calle hay", ["n iy n y ow", "k aa y ey", "aa iy"]),
+    ("jamón hola", ["hh aa m ow n", "ow l aa"]),
+])
+def test_spanish(text, expected):
+    assert say("es", text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("mamma", ["m aa m aa"]),  # double consonants: one closure
+    ("bambino", ["b aa m b iy n ow"]),
+    ("Mia madre ha comprato un bel pomodoro", ["m y aa", "m aa d r eh", "aa", "k ow m p r aa t ow", "uw n",
+                                               "b eh l", "p ow m ow d ow r ow"]),
+    ("ciao giorno chiesa", ["ch aa ow", "jh ow r n ow", "k y eh s aa"]),
+    ("gli gnocchi sciare", ["l y iy", "n y ow k iy", "sh aa r eh"]),
+    ("pizza però", ["p iy t s aa", "p eh r ao"]),
+    ("dell'acqua", ["d eh l", "aa k w aa"]),
+])
+def test_italian(text, expected):
+    assert say("it", text) == expected
+
+
+@pytest.mark.parametrize("code", sorted(letters.ALIGNED))
+def test_every_aligned_language_speaks_only_arpabet_and_keeps_every_bilabial(code):
+    from model.data.languages import BY_CODE
+
+    for sentence in BY_CODE[code].sentences:
+        words = letters.pronounce(code, sentence)
+        phones = [p for _, ps in words for p in ps]
+        assert phones and set(phones) <= set(ARPABET), sentence
+        # every written p, b and m is a lip closure (or, for a Spanish b/v after a vowel, the lip-narrowing v)
+        closures = sum(p in ("p", "b", "m") or (code == "es" and p == "v") for p in phones)
+        assert closures >= len(re.findall(r"([pbm])\1?", sentence.lower())), sentence
+
+
+def test_numbers_written_as_digits_cannot_be_said():
+    assert letters.unspeakable("es", "Tengo 3 gatos.") == ("writes numbers as digits, which only English transcripts "
+                                                           "spell out")
+    assert letters.unspeakable("es", "Tengo tres gatos.") is None
