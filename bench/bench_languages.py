@@ -9,8 +9,13 @@ falls back to recognition with one warning; the last column counts the clips who
 on the exact phone timings (the ceiling). Times are in process with a warm engine (model loading excluded), so they
 compare across languages and modes, not with bench_neural's whole-process figure.
 
+A transcript is aligned in the languages core.letters enables (letters.ALIGNED); ``--align-also ja`` aligns other
+languages whose letter-to-sound rules exist too, to measure them before enabling them (a language is enabled only
+where "accurate transcript" is at least as good as "accurate" on bilabial, /m/, open, SLCC and jitter, and better
+on one).
+
     flock /tmp/fp/bench.lock .venv/bin/python bench/bench_languages.py [--languages es,fr] [--modes fast,accurate]
-        [--no-teacher] [--model assets/models] [--json out.json]
+        [--no-teacher] [--model assets/models] [--align-also ja] [--json out.json]
 """
 
 from __future__ import annotations
@@ -59,8 +64,19 @@ def main(argv=None) -> int:
                          "(fast mode with the text)")
     ap.add_argument("--no-teacher", action="store_true", help="skip the teacher on exact phone timings")
     ap.add_argument("--cache", default=str(ROOT / "cache" / "languages"), help="where the development set is built")
+    ap.add_argument("--align-also", default="", help="also align transcripts in these languages whose letter-to-sound "
+                    "rules exist but are not enabled (codes, e.g. ja; 'all': every one)")
     ap.add_argument("--json", help="write all results here")
     args = ap.parse_args(argv)
+    if args.align_also:
+        from facepolicy.core import letters
+
+        extra = letters.RULE_LANGUAGES if args.align_also == "all" else tuple(args.align_also.split(","))
+        unknown = [code for code in extra if code not in letters.RULE_LANGUAGES]
+        if unknown:
+            ap.error(f"no letter-to-sound rules for {', '.join(unknown)} (there are: "
+                     f"{', '.join(letters.RULE_LANGUAGES)})")
+        letters.ALIGNED = tuple(dict.fromkeys(letters.ALIGNED + extra))
 
     from facepolicy.core.policy import NeuralEngine
 
@@ -72,6 +88,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     results = evaluate_languages(engine, codes, modes, teacher=not args.no_teacher, root=Path(args.cache))
     wall = time.perf_counter() - t0
+    from facepolicy.core.letters import ALIGNED
+
+    print(f"transcripts aligned in: en, {', '.join(ALIGNED)}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"command: {' '.join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])}")
     print()

@@ -19,8 +19,11 @@ It first checks which language core.transcript takes each text for: generated En
 
     language detection: 0/3000 generated English sentences taken for another language; dev set: 66/66 ...
 
+With --languages, the development set's clips of every language core.letters aligns are tried with their own text
+and with another clip's, through the same rule (one line per language: exact used, swapped refused, the fits).
+
     .venv/bin/python bench/transcript_acceptance.py [--seed 15] [--keep DIR] [--json results.json]
-        [--detection 3000] [--detection-only]
+        [--detection 3000] [--detection-only] [--languages]
 """
 
 from __future__ import annotations
@@ -188,6 +191,34 @@ def language_detection(n: int, seed: int) -> str:
             f"({', '.join(ALIGNED)})")
 
 
+def language_acceptance(root: Path) -> list[str]:
+    """Per language that core.letters aligns: its dev-set clips with their own text and with the text of the clip
+    two on (other sentences, same voicing); one line each."""
+    import soundfile as sf
+
+    from facepolicy.core.evidence import TRANSCRIPT, gather_evidence
+    from facepolicy.core.letters import ALIGNED
+    from model.data import languages
+
+    out = []
+    for code in ALIGNED:
+        folder = languages.build_language(languages.BY_CODE[code], root)
+        wavs = sorted(folder.glob("*.wav"))
+        texts = [w.with_suffix(".txt").read_text(encoding="utf-8") for w in wavs]
+        tries = {"exact": [], "swapped": []}
+        for k, wav in enumerate(wavs):
+            samples, _ = sf.read(str(wav), dtype="float32")
+            for case, text in (("exact", texts[k]), ("swapped", texts[(k + 2) % len(wavs)])):
+                heard = gather_evidence(samples, text, None)
+                tries[case].append((heard.source == TRANSCRIPT, heard.fit))
+        fits = {case: [f for _, f in t if f is not None] for case, t in tries.items()}
+        out.append(f"{code}: exact used {sum(u for u, _ in tries['exact'])}/{len(wavs)} (lowest fit "
+                   f"{min(fits['exact'], default=float('nan')):.1f}), swapped refused "
+                   f"{sum(not u for u, _ in tries['swapped'])}/{len(wavs)} (highest fit "
+                   f"{max(fits['swapped'], default=float('nan')):.1f}; unaligned {len(wavs) - len(fits['swapped'])})")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sentences", type=int, default=48, help="generated sentences (12 short barks are added)")
@@ -196,11 +227,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write every try here")
     ap.add_argument("--detection", type=int, default=3000, help="generated English sentences for the language check")
     ap.add_argument("--detection-only", action="store_true", help="only the language check (no audio)")
+    ap.add_argument("--languages", action="store_true",
+                    help="only the aligned languages' dev-set clips with their own and another clip's text")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     detection = language_detection(args.detection, args.seed)
     print(detection)
-    if args.detection_only:
+    if args.languages:
+        for line in language_acceptance(ROOT / "cache" / "languages"):
+            print(line)
+    if args.detection_only or args.languages:
         return 0
     from facepolicy.core.evidence import TRANSCRIPT_MIN_FIT
 

@@ -12,31 +12,39 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-from . import romance
+from . import kana, pinyin, romance, turkish_polish
 
 # Language code → the word → phones rules of that language.
 _RULES: dict[str, Callable[[str], list[str]]] = {
     "es": romance.spanish,
     "it": romance.italian,
+    "tr": turkish_polish.turkish,
+    "pl": turkish_polish.polish,
+    "zh": pinyin.mandarin,
+    "ja": kana.japanese,
 }
 # Language code → how a word's first phones change after the word before it (None: the phrase starts with it).
 _JOINS: dict[str, Callable[[list[str] | None, list[str]], list[str]]] = {
     "es": romance.spanish_join,
 }
-# The languages whose transcripts are aligned (a subset of _RULES: the others are refused, as before).
-ALIGNED: tuple[str, ...] = ("es", "it")
+RULE_LANGUAGES = tuple(_RULES)
+# The languages whose transcripts are aligned: those of RULE_LANGUAGES whose figures beat recognition's on
+# bench/bench_languages.py (Japanese kana does not yet: its jitter is higher; --align-also ja measures it).
+ALIGNED: tuple[str, ...] = ("es", "it", "tr", "pl", "zh")
 
 _WORDS = re.compile(r"[^\W\d_]+")
-_PHRASE_END = re.compile(r"[.,;:!?¿¡()\u2014\u2026\"]")
+_PHRASE_END = re.compile(r"[.,;:!?¿¡()\u2014\u2026\"、。！？]")
 
 
 def has_rules(code: str) -> bool:
     return code in _RULES
 
 
-def spoken_words(text: str) -> list[tuple[str, bool]]:
+def spoken_words(text: str, code: str = "") -> list[tuple[str, bool]]:
     """The lower-case words of a transcript in another language, accents kept (apostrophes split: "l'acqua"), each
     with whether it starts a phrase (the transcript's start, or after punctuation)."""
+    if code == "tr":  # Turkish dotless I and dotted İ
+        text = text.replace("I", "ı").replace("İ", "i")
     out = []
     for phrase in _PHRASE_END.split(unicodedata.normalize("NFC", text.lower())):
         out += [(w, k == 0) for k, w in enumerate(_WORDS.findall(phrase))]
@@ -44,9 +52,14 @@ def spoken_words(text: str) -> list[tuple[str, bool]]:
 
 
 def unspeakable(code: str, text: str) -> str | None:
-    """Why ``code``'s rules cannot say all of ``text`` (numbers written as digits), or None."""
-    if re.search(r"\d", text):
+    """Why ``code``'s rules cannot say all of ``text`` (numbers written as digits, words they cannot read), or
+    None."""
+    digits = re.sub(r"(?<=[^\W\d_])[1-5](?!\d)", "", text) if code == "zh" else text  # pinyin's tone digits
+    if re.search(r"\d", digits):
         return "writes numbers as digits, which only English transcripts spell out"
+    unread = [word for word, _ in spoken_words(text, code) if not _RULES[code](word)]
+    if unread:
+        return f"has words its letter-to-sound rules cannot read ({', '.join(unread[:3])})"
     return None
 
 
@@ -55,7 +68,7 @@ def pronounce(code: str, text: str) -> list[tuple[str, list[str]]]:
     rules = _RULES[code]
     join = _JOINS.get(code)
     out: list[tuple[str, list[str]]] = []
-    for word, starts in spoken_words(text):
+    for word, starts in spoken_words(text, code):
         phones = rules(word)
         if not phones:
             continue

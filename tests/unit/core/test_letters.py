@@ -77,3 +77,55 @@ def test_numbers_written_as_digits_cannot_be_said():
     assert letters.unspeakable("es", "Tengo 3 gatos.") == ("writes numbers as digits, which only English transcripts "
                                                            "spell out")
     assert letters.unspeakable("es", "Tengo tres gatos.") is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Babam bol meyve aldı", ["b aa b aa m", "b ao l", "m eh y v eh", "aa l d ih"]),
+    ("annem pazardan", ["aa n eh m", "p aa z aa r d aa n"]),  # nn: one n
+    ("bahçede şu ağaç", ["b aa hh ch eh d eh", "sh uw", "aa aa ch"]),  # ğ lengthens, it is not said
+    ("göz üzüm", ["g ow z", "uw z uw m"]),  # front rounded vowels stay rounded
+    ("IŞIK İstanbul", ["ih sh ih k", "iy s t aa n b uw l"]),  # dotless I and dotted İ
+])
+def test_turkish(text, expected):
+    assert say("tr", text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Moja mama", ["m ao y aa", "m aa m aa"]),
+    ("Pan Paweł pije mleko", ["p aa n", "p aa v eh w", "p iy y eh", "m l eh k ao"]),  # ł is w, w is v
+    ("bułkę z masłem", ["b uw w k eh", "z", "m aa s w eh m"]),
+    ("mieście się nie", ["m y eh sh ch eh", "sh eh", "n y eh"]),  # si, ci, ni before a vowel are soft
+    ("szczęście żaba rzeka", ["sh ch eh n sh ch eh", "zh aa b aa", "zh eh k aa"]),
+    ("ząb dąb otwórz", ["z ao m b", "d ao m b", "ao t f uw zh"]),  # ą before b: the lips close for m b
+])
+def test_polish(text, expected):
+    assert say("pl", text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("ma1 ma5 mai3", ["m aa", "m aa", "m ay"]),
+    ("ba4 ba5 bu4 pao3", ["b aa", "b aa", "b uw", "p aw"]),
+    ("mei4 mian4 bao1", ["m ey", "m y eh n", "b aw"]),
+    ("ni3hao3 zhongguo", ["n iy", "hh aw", "jh ow ng g w ao"]),  # syllables run together, with or without tones
+    ("shi4 zi4 chi1", ["sh ih", "t s ih", "ch ih"]),  # the buzz after sh, z, ch
+    ("yu2 yue4 xue2 wu3 yi1 wo3", ["uw", "uw eh", "sh uw eh", "uw", "iy", "w ao"]),  # y and w spell i, ü, u
+])
+def test_mandarin_pinyin(text, expected):
+    assert say("zh", text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("ままわ まいあさ ぱんを たべます。", ["m aa m aa w aa", "m aa iy aa s aa", "p aa n ow", "t aa b ey m aa s uh"]),
+    ("ぼーる ボール", ["b ow d uh", "b ow d uh"]),  # katakana as hiragana, ー lengthens
+    ("きょう しゃしん ふね", ["k y ow uh", "sh aa sh iy n", "f uh n ey"]),
+    ("いっぱい", ["iy p aa iy"]),  # っ: one closure, held
+])
+def test_japanese_kana(text, expected):
+    assert say("ja", text) == expected
+
+
+def test_what_the_rules_cannot_read_is_said_in_words():
+    why = letters.unspeakable("ja", "こんにちは、お元気ですか？")
+    assert why == "has words its letter-to-sound rules cannot read (お元気ですか)"
+    assert letters.unspeakable("zh", "ma1 ma5 mai3 le5") is None  # tone digits are not numbers
+    assert letters.unspeakable("zh", "wo3 you3 3 ge4") is not None
