@@ -1,7 +1,8 @@
 """Phone timings from real speech with pocketsphinx 5: forced alignment to a transcript, or phone recognition.
 
-Words missing from CMUdict get a letter-to-sound pronunciation. Long audio is cut at quiet points into chunks of
-at most ``MAX_CHUNK`` seconds, so the decoders' memory stays bounded whatever the input length.
+Words missing from CMUdict get a letter-to-sound pronunciation; a transcript in another language that core.letters
+enables is aligned with its rules' pronunciations, in the English acoustic model's phones. Long audio is cut at quiet
+points into chunks of at most ``MAX_CHUNK`` seconds, so the decoders' memory stays bounded whatever the input length.
 """
 
 from __future__ import annotations
