@@ -333,9 +333,10 @@ class FaceStream:
         return self._blended[i]
 
     def _seal(self, frame: np.ndarray, j: int, heard: tuple, confirm: bool = False) -> np.ndarray:
-        """Model frame ``j`` with the lips sealed over the bilabials of one plan's evidence ``heard`` (its Alignment
-        and the time its phones are relative to; seal_bilabials at the frame's time). ``confirm``: only over those
-        in which the encoder, as the newest plan heard it, still hears a bilabial (see the module docstring)."""
+        """Model frame ``j`` with the lips sealed over the bilabials of one plan's evidence ``heard`` (its Alignment,
+        the time its phones are relative to and the end of the decoded audio; seal_bilabials at the frame's time).
+        ``confirm``: only over those in which the encoder, as the newest plan heard it, still hears a bilabial (see
+        the module docstring)."""
         result, t0, decoded = heard
         t = j / spec.MODEL_FPS - t0
         near = [PhoneSegment(q.phone, q.start - t, q.end - t) for q in _decoded_closures(result.phones, decoded - t0)

@@ -37,7 +37,7 @@ UNDECODED = 0.1
 # A p/b/m heard last continues into that undecoded tail for at most CLOSURE_MAX seconds from its start (lips seldom
 # stay closed longer); the rest of the tail is a schwa: speech goes on, but the next plans are not told the lips
 # stay shut over audio nobody has decoded (on held-out TTS voices, vowels right after a bilabial stayed closed:
-# open 188 → 198 of 210, bench/bench_live.py).
+# open 188 → 197 of 210, bench/bench_live.py --quality --tts 40).
 CLOSURE_MAX = 0.12
 TAIL_AFTER_CLOSURE = "ah"
 # The live encoder hears a closure as one or two frames of P(p, b, m) near 1 (it has 0.1 s of audio after a frame
