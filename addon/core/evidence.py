@@ -1,7 +1,8 @@
 """Phone evidence for one line, made in one place for both engines (``gather_evidence`` → ``Evidence``).
 
-A transcript is force-aligned when it is English and the audio encoder hears its phones where the alignment puts
-them; otherwise the phones are recognised from the audio (or, in the Neural engine's fast mode, there are none).
+A transcript is force-aligned when it is English or in a language core.letters aligns, and the audio encoder hears
+its phones where the alignment puts them; otherwise the phones are recognised from the audio (or, in the Neural
+engine's fast mode, there are none).
 Recognised phones get the audio encoder's second opinion (closures recognition missed, vowels it hears as silence).
 Wherever the audio is not speech at all (music, tones, noise) the evidence has no phones and the engines keep the
 mouth at rest. Runtime only: numpy, pocketsphinx and onnxruntime.
