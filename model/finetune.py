@@ -24,6 +24,7 @@ import torch
 
 from facepolicy.core import features, spec
 from facepolicy.core.captures import Take
+from facepolicy.core.sampler import ARTICULATION
 
 from .base_weights import load_base_model
 from .diffusion import Diffusion, drop_conditions
@@ -51,6 +52,7 @@ class FinetuneSettings:
     seed: int = 0
     max_minutes: float | None = None  # stop (with a checkpoint) after this long; the next run resumes
     keep_timing: bool = False  # keep sync offsets within 0.1 s as the performer's own (else beyond the check's 20 ms)
+    keep_dynamics: float = 3.0  # weight of the term that keeps the base model's articulation over time (dynamics_loss)
 
 
 # --- the takes as training arrays -------------------------------------------------------------------------------
@@ -189,6 +191,7 @@ class FineTuner:
         lw = self.cfg["loss"]
         self.factor = torch.from_numpy(default_vertex_factor(lw.get("lip_weight", 5.0)))
         self.ema = copy.deepcopy(self.model.denoiser).requires_grad_(False)
+        self.base = copy.deepcopy(self.model.denoiser).requires_grad_(False).eval() if settings.keep_dynamics else None
         self.best = copy.deepcopy(self.model.denoiser).requires_grad_(False)
         self.opt = torch.optim.AdamW(self.model.denoiser.parameters(), lr=settings.lr, weight_decay=1e-4)
         self.gen = torch.Generator().manual_seed(settings.seed)
@@ -222,9 +225,15 @@ class FineTuner:
         inputs = drop_conditions(inputs, probs, gen)
         t = self.diffusion.sample_steps(x0.shape[0], gen)
         xt = self.diffusion.q_sample(x0, t, torch.randn(x0.shape, generator=gen))
-        x0_hat = denoiser(xt, t.float(), inputs["audio"], inputs["evidence"], inputs["past"], inputs["style"],
-                          inputs["cond"])
-        return trajectory_losses(x0_hat, x0, m.state_std, self.factor, self.cfg["loss"])
+        args = (xt, t.float(), inputs["audio"], inputs["evidence"], inputs["past"], inputs["style"], inputs["cond"])
+        x0_hat = denoiser(*args)
+        out = trajectory_losses(x0_hat, x0, m.state_std, self.factor, self.cfg["loss"])
+        if train and self.base is not None:
+            with torch.no_grad():
+                base_hat = self.base(*args)
+            out["dynamics"] = dynamics_loss(x0_hat, base_hat)
+            out["total"] = out["total"] + self.settings.keep_dynamics * out["dynamics"]
+        return out
 
     @torch.no_grad()
     def validate(self, denoiser) -> float:
@@ -328,6 +337,24 @@ class FineTuner:
         model = copy.deepcopy(self.model)
         model.denoiser.load_state_dict(self.best.state_dict())
         return model.eval()
+
+
+DYNAMICS_CHANNELS = list(ARTICULATION)  # the channels whose shape in time keep_dynamics holds to the base model's
+
+
+def dynamics_loss(pred: torch.Tensor, base: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """How far ``pred``'s articulation channels (B, H, C) move otherwise over each window than the base model's
+    ``base`` on the same input: 1 − their Pearson correlation over time, per window and channel, weighted by how much
+    the base moves there. Correlation ignores scale and offset, so a larger jaw or a resting smile cost nothing; what
+    costs is another shape in time (another timing against the sound)."""
+    ch = DYNAMICS_CHANNELS
+    p = pred[..., ch] - pred[..., ch].mean(1, keepdim=True)
+    b = base[..., ch] - base[..., ch].mean(1, keepdim=True)
+    sp = torch.sqrt((p * p).mean(1) + eps * eps)
+    sb = torch.sqrt((b * b).mean(1) + eps * eps)
+    r = (p * b).mean(1) / (sp * sb)
+    w = sb / sb.sum()
+    return ((1.0 - r) * w).sum()
 
 
 # --- the cache key ---------------------------------------------------------------------------------------------------

@@ -3,11 +3,15 @@ articulation teacher's face for a voice the shipped model never trained on (flit
 changed by habits the shipped model does not have, and written as Live Link Face takes (NAME.csv at the capture rate
 with timecodes, NAME.wav beside it) exactly as `facepolicy finetune` reads them.
 
+The face (Performer.face) is the teacher's ("teacher", the harder test: the teacher's own articulation is not the
+shipped model's) or the shipped model's own bake of the same audio ("shipped", accurate mode: a performer whose
+articulation the shipped model already has, so only the habits are new).
+
 Habits (Habits): a resting smile, a larger jaw, brows that rise on stressed syllables (long vowels), and lips that
 lead the sound. The figures these give are figures on synthetic performers; real captures are what the feature is
 for.
 
-    python -m model.synthetic_performer OUT_DIR --minutes 3 [--held-out-minutes 1.5] [--seed 1]
+    python -m model.synthetic_performer OUT_DIR --minutes 3 [--seed 1] [--voice awb] [--face teacher|shipped]
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class Performer:
     voice: str = "awb"  # a flite voice
     stretch: float = 1.0
     habits: Habits = Habits()
+    face: str = "teacher"  # "teacher" or "shipped": whose articulation the habits are added to
     style: dict = dataclasses.field(default_factory=lambda: SpeakerStyle().to_dict())
 
 
@@ -85,6 +90,20 @@ def apply_habits(states: np.ndarray, phones: list[PhoneSegment], habits: Habits,
     return out
 
 
+def shipped_face(samples: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """(n, C) states of the shipped model's own bake of ``samples`` (accurate mode, default style, ``seed``)."""
+    from facepolicy.core.audio import Audio
+    from facepolicy.core.engine import BakeOptions
+    from facepolicy.core.policy import NeuralEngine, default_model_dir
+
+    options = BakeOptions(engine="neural", accuracy="accurate", seed=seed)
+    track = NeuralEngine(default_model_dir()).animate(Audio(samples, spec.SAMPLE_RATE, ""), options,
+                                                      lambda f, m: None, None)
+    values = track.resample(spec.MODEL_FPS).values if track.fps != spec.MODEL_FPS else track.values
+    values = np.asarray(values, np.float32)[:n]
+    return np.concatenate([values, np.repeat(values[-1:], n - len(values), 0)]) if len(values) < n else values
+
+
 def performer_lines(performer: Performer, seconds: float, seed: int) -> list[dict]:
     """Takes of about 20–40 s each, ``seconds`` in all: samples, phones, the performer's states, text."""
     from model.data import flite, sentences
@@ -107,6 +126,10 @@ def performer_lines(performer: Performer, seconds: float, seed: int) -> list[dic
         duration = utt.duration
         states = teacher.animate_phones(utt.phones, utt.samples, style=style, seed=int(rng.integers(2**31)),
                                         duration=duration, fps=spec.MODEL_FPS).values
+        if performer.face == "shipped":
+            states = shipped_face(utt.samples, len(states), int(rng.integers(2**31)))
+        elif performer.face != "teacher":
+            raise ValueError(f"unknown performer face {performer.face!r} (teacher or shipped)")
         states = apply_habits(states, utt.phones, performer.habits)
         takes.append({"samples": utt.samples, "phones": utt.phones, "states": states, "text": utt.text})
         total += duration
@@ -154,8 +177,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--voice", default="awb")
     ap.add_argument("--fps", type=float, default=60.0, help="capture frame rate of the CSVs")
+    ap.add_argument("--face", choices=("teacher", "shipped"), default="teacher",
+                    help="whose articulation the habits are added to")
     args = ap.parse_args(argv)
-    performer = Performer(voice=args.voice)
+    performer = Performer(voice=args.voice, face=args.face)
     takes = make_capture_folder(Path(args.out), performer, args.minutes, args.seed, args.fps)
     (Path(args.out) / "performer.json").write_text(json.dumps(dataclasses.asdict(performer), indent=1))
     print(format_lines(takes))

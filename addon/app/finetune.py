@@ -48,6 +48,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-minutes", type=float, metavar="M",
                    help="stop training after M minutes; the same command later resumes where it stopped")
     p.add_argument("--cache", metavar="DIR", help="where checkpoints are kept (default: ~/.cache/facepolicy/finetune)")
+    p.add_argument("--keep-dynamics", type=float, metavar="W",
+                   help="how strongly the lips' and jaw's movement over time is held to the shipped model's, so lip "
+                   "sync on new voices stays as good (a larger jaw or a resting smile are learned freely; default 3, "
+                   "0 learns the captured articulation freely)")
     p.add_argument("--keep-timing", action="store_true",
                    help="keep curves up to 0.1 s early or late of the sound as the performer's own timing (default: "
                    "anything beyond the sync check's 20 ms precision is corrected, so the model's lips follow the "
@@ -78,7 +82,7 @@ def _training_side():
 
 def _settings(args, settings_cls):
     s = settings_cls()
-    for name in ("steps", "batch", "lr", "eval_every", "held_out", "threads", "seed", "max_minutes"):
+    for name in ("steps", "batch", "lr", "eval_every", "held_out", "threads", "seed", "max_minutes", "keep_dynamics"):
         value = getattr(args, name)
         if value is not None:
             setattr(s, name, value)
@@ -87,6 +91,8 @@ def _settings(args, settings_cls):
         raise FacePolicyError("--steps, --batch, --eval-every and --threads must be at least 1")
     if not (math.isfinite(s.lr) and s.lr > 0):
         raise FacePolicyError(f"--lr must be a positive number, got {s.lr}")
+    if not (math.isfinite(s.keep_dynamics) and s.keep_dynamics >= 0):
+        raise FacePolicyError(f"--keep-dynamics must be 0 or a positive number, got {s.keep_dynamics}")
     if not 0 < s.held_out < 0.9:
         raise FacePolicyError(f"--held-out must be between 0 and 0.9, got {s.held_out}")
     if s.max_minutes is not None and not (math.isfinite(s.max_minutes) and s.max_minutes > 0):

@@ -63,6 +63,7 @@ def test_captures_become_a_model_folder_that_bake_and_doctor_accept(tmp_path, li
     assert [t["name"] for t in tuned["captures"]["takes"]] == ["take1", "take2"]
     assert [t["sync_corrected"] for t in tuned["captures"]["takes"]] == [True, True]
     assert tuned["base_model"]["name"] == "default" and tuned["steps"] == 4
+    assert tuned["settings"]["keep_dynamics"] == 3 and not tuned["settings"]["keep_timing"]
     assert set(tuned["held_out"]["fine-tuned"]) == {"mouth", "brows", "eyes"}
     # The phonetic prior weight that fits the held-out takes best becomes the model's own (the engine's default is
     # 0.25; a performer's articulation may want less of the teacher's mouth).
@@ -106,14 +107,15 @@ def test_keep_timing_keeps_the_performers_lip_lead(tmp_path, lines):
     """With --keep-timing an offset within 0.1 s is the performer's own timing: reported and left as recorded."""
     folder = capture_folder(tmp_path, lines, offsets=(0.0, 0.25))
     out = tmp_path / "models" / "anna"
-    done = finetune(folder, out, tmp_path, "--keep-timing")
+    done = finetune(folder, out, tmp_path, "--keep-timing", "--keep-dynamics", "0")
     assert done.returncode == 0, done.stdout + done.stderr
     lead_ms = 1000 * synthetic.Habits().lip_lead
     assert _sync_said(done, "take1", "kept as the performer's own") == pytest.approx(lead_ms, abs=10)
     assert _sync_said(done, "take2", "late; corrected") == pytest.approx(250 - lead_ms, abs=10)
     takes = json.loads((out / "model.json").read_text(encoding="utf-8"))["finetune"]["captures"]["takes"]
     assert [t["sync_corrected"] for t in takes] == [False, True]
-    assert json.loads((out / "model.json").read_text(encoding="utf-8"))["finetune"]["settings"]["keep_timing"]
+    settings = json.loads((out / "model.json").read_text(encoding="utf-8"))["finetune"]["settings"]
+    assert settings["keep_timing"] and settings["keep_dynamics"] == 0
 
 
 def _drop_columns(path: Path, names: set[str]) -> None:
@@ -160,6 +162,7 @@ def test_bad_captures_are_refused_naming_the_file_and_nothing_is_written(tmp_pat
     empty = tmp_path / "empty"
     empty.mkdir()
     _refused(finetune(empty, out, tmp_path), out, "no takes found")
+    _refused(finetune(empty, out, tmp_path, "--keep-dynamics", "-1"), out, "--keep-dynamics must be 0 or a positive")
 
     # A model folder that already holds something is not overwritten without --overwrite.
     out.mkdir()

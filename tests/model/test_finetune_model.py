@@ -70,3 +70,33 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
                             strict=True):
         assert torch.equal(a, b), name
     assert again.best_valid == straight.best_valid and again.history == straight.history
+
+
+def test_the_dynamics_term_lets_habits_through_and_holds_the_base_models_timing():
+    """keep_dynamics: a larger jaw or a resting smile (scale, offset) cost nothing; the same mouth moved two frames
+    later, or flattened, costs; the term pulls a fine-tuning run's articulation toward the base's shape in time."""
+    from facepolicy.core.sampler import ARTICULATION
+    from model.finetune import dynamics_loss
+
+    rng = np.random.default_rng(3)
+    base = torch.from_numpy(np.cumsum(rng.standard_normal((4, 40, spec.NUM_CHANNELS)), axis=1).astype(np.float32))
+    habits = 1.4 * base + 0.3
+    assert float(dynamics_loss(habits, base)) == pytest.approx(0.0, abs=1e-4)
+    later = torch.roll(base, 2, dims=1)
+    flat = base.clone()
+    flat[..., ARTICULATION] = 0.0
+    assert float(dynamics_loss(later, base)) > 0.05 and float(dynamics_loss(flat, base)) > 0.9
+    # Other channels (the brows) are free.
+    brows = base.clone()
+    brows[..., spec.CHANNEL_INDEX["browInnerUp"]] = torch.roll(base[..., spec.CHANNEL_INDEX["browInnerUp"]], 5, 1)
+    assert float(dynamics_loss(brows, base)) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_a_run_with_the_dynamics_term_trains_and_records_it(tmp_path):
+    settings = FinetuneSettings(steps=2, batch=3, eval_every=2, threads=1, warmup=1, keep_dynamics=1.0)
+    tuner = FineTuner(None, _arrays(), settings, tmp_path / "c", log=lambda s: None)
+    batch = tuner.windows.batch(3)
+    terms = tuner.losses(tuner.model.denoiser, batch, torch.Generator().manual_seed(0), train=True)
+    assert float(terms["dynamics"]) == pytest.approx(0.0, abs=1e-5)  # the base model agrees with itself
+    tuner.run()
+    assert tuner.finished and "dynamics" not in tuner.losses(tuner.model.denoiser, batch, tuner.gen, train=False)
