@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-from . import kana, pinyin, romance, turkish_polish
+from . import french, germanic, kana, pinyin, portuguese, romance, turkish_polish
 
 # Language code → the word → phones rules of that language.
 _RULES: dict[str, Callable[[str], list[str]]] = {
@@ -22,6 +22,9 @@ _RULES: dict[str, Callable[[str], list[str]]] = {
     "pl": turkish_polish.polish,
     "zh": pinyin.mandarin,
     "ja": kana.japanese,
+    "de": germanic.german,
+    "pt": portuguese.portuguese,
+    "fr": french.french,
 }
 # Language code → how a word's first phones change after the word before it (None: the phrase starts with it).
 _JOINS: dict[str, Callable[[list[str] | None, list[str]], list[str]]] = {
@@ -29,8 +32,9 @@ _JOINS: dict[str, Callable[[list[str] | None, list[str]], list[str]]] = {
 }
 RULE_LANGUAGES = tuple(_RULES)
 # The languages whose transcripts are aligned: those of RULE_LANGUAGES whose figures beat recognition's on
-# bench/bench_languages.py (Japanese kana does not yet: its jitter is higher; --align-also ja measures it).
-ALIGNED: tuple[str, ...] = ("es", "it", "tr", "pl", "zh")
+# bench/bench_languages.py (Japanese kana and French do not yet: their jitter is higher, though French closes every
+# bilabial; --align-also ja,fr measures them).
+ALIGNED: tuple[str, ...] = ("es", "it", "tr", "pl", "zh", "de", "pt")
 
 _WORDS = re.compile(r"[^\W\d_]+")
 _PHRASE_END = re.compile(r"[.,;:!?¿¡()\u2014\u2026\"、。！？]")
