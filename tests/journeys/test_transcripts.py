@@ -136,6 +136,35 @@ def test_a_spanish_line_is_aligned_as_spanish_and_its_lips_close_on_every_bilabi
     assert meta(tmp_path / "phonetic", "npc")["phonetic"]["mode"] == "aligned"
 
 
+
+def test_a_german_line_is_aligned_as_german_and_its_lips_close_on_every_bilabial(tmp_path):
+    """A line localised into German: an espeak-ng German voice with its exact text beside it. The bake says in one
+    line that the text was aligned as German, and the face closes the lips on every p, b and m and opens them on every
+    open vowel of espeak-ng's own phone timings (recognition alone, what a German transcript got before, misses some)."""
+    from facepolicy.core import metrics
+    from facepolicy.core.livelink import read_livelink_csv
+    from model.data import espeak as espeak_lib
+    from model.data import languages
+
+    if not espeak_lib.available():
+        pytest.skip("the espeak-ng library is not installed (bash run.sh test installs it)")
+    text = "Bitte bring mir morgen ein Paket mit Obst und Brot vom Markt."
+    utt = languages.synthesize(text, espeak_lib.EspeakVoice("de", "", 175, 50))
+    write_wav(tmp_path / "npc.wav", utt.samples)
+    (tmp_path / "npc.txt").write_text(text + "\n", encoding="utf-8")
+    for engine in ("neural", "phonetic"):
+        done, out = bake(tmp_path, "--engine", engine, out=engine)
+        m = meta(out, "npc")
+        assert m["warnings"] == ["the transcript was aligned as German (letter-to-sound rules and the English "
+                                 "acoustic model)"], engine
+        assert m["warnings"][0] in done.stdout
+        s = metrics.score_clip(read_livelink_csv(out / "npc.csv"), utt.phones, utt.samples)
+        assert s.bilabial_total >= 6
+        assert s.bilabial_hits == s.bilabial_total, (engine, f"lips missed {s.missed}")
+        assert s.open_hits == s.open_total, (engine, f"open vowels missed {s.missed}")
+    assert meta(tmp_path / "neural", "npc")["neural"]["evidence"] == "transcript alignment"
+    assert meta(tmp_path / "phonetic", "npc")["phonetic"]["mode"] == "aligned"
+
 def test_a_japanese_transcript_with_kanji_is_refused_in_one_sentence(tmp_path):
     line(tmp_path, "npc", espeak, "Hello, how are you?", "en-us", transcript="こんにちは、お元気ですか？")
     done, out = bake(tmp_path)
