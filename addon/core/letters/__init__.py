@@ -25,6 +25,8 @@ _RULES: dict[str, Callable[[str], list[str]]] = {
     "de": germanic.german,
     "pt": portuguese.portuguese,
     "fr": french.french,
+    "nl": germanic.dutch,
+    "sv": germanic.swedish,
 }
 # Language code → how a word's first phones change after the word before it (None: the phrase starts with it).
 _JOINS: dict[str, Callable[[list[str] | None, list[str]], list[str]]] = {
@@ -33,8 +35,8 @@ _JOINS: dict[str, Callable[[list[str] | None, list[str]], list[str]]] = {
 RULE_LANGUAGES = tuple(_RULES)
 # The languages whose transcripts are aligned: those of RULE_LANGUAGES whose figures beat recognition's on
 # bench/bench_languages.py (Japanese kana and French do not yet: their jitter is higher, though French closes every
-# bilabial; --align-also ja,fr measures them).
-ALIGNED: tuple[str, ...] = ("es", "it", "tr", "pl", "zh", "de", "pt")
+# bilabial; nor Dutch: its SLCC is lower; --align-also ja,fr,nl measures them).
+ALIGNED: tuple[str, ...] = ("es", "it", "tr", "pl", "zh", "de", "pt", "sv")
 
 _WORDS = re.compile(r"[^\W\d_]+")
 _PHRASE_END = re.compile(r"[.,;:!?¿¡()\u2014\u2026\"、。！？]")

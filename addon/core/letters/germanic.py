@@ -100,3 +100,131 @@ GERMAN = Rules("""
 
 def german(word: str) -> list[str]:
     return collapse_doubles(GERMAN.pronounce(word))
+
+
+# Dutch: short vowels before two consonants (a e i o u as aa eh ih ao uh), long before one and a vowel or doubled
+# (aa ee oo uu as aa ey ow uw); oe uw, ie iy, eu the rounded ow (ø), ij ei ey, ui oy, ou au aw; an unstressed e (de,
+# een, -en -er -el -e, ge- be- ver-) is the schwa ah; g and ch are hh (ɣ x), sch s hh, w and v v, j y, final b d p t.
+DUTCH = Rules("""
+    aa aa
+    a aa
+    ee ey
+    e ah / #[dtwmjz]?_#            % de, te, we, me, je, ze
+    een ah n / #_#                 % the article
+    e ah / V[^#]*_(?:[lnrst]|ns)?#
+    e ah / #(?:g|b|v|t)_C          % ge-, be-, ver-, te- prefixes
+    e ey / _CV
+    e eh
+    eu ow
+    ei ey
+    ij ey
+    ie iy
+    i ih
+    oe uw
+    oo ow
+    ou aw
+    au aw
+    o ao / _CC
+    o ao / _C#
+    o ow
+    uu uw
+    ui oy
+    u uh / _CC
+    u uw
+    y iy
+    sch s hh
+    ch hh
+    g hh
+    tje ch ah
+    sj sh
+    j y
+    w v
+    v v
+    ng ng
+    n ng / _k
+    b p / _#
+    d t / _#
+    c s / _[eiy]
+    c k
+    qu k w
+    x k s
+    z z
+    h hh
+    b b
+    d d
+    f f
+    k k
+    l l
+    m m
+    n n
+    p p
+    r r
+    s s
+    t t
+""", {"V": "[aeiouy]", "C": "[bcdfghjklmnpqrstvwxz]"})
+
+# Swedish: a aa, å ow, ä eh, ö ow (ao before two consonants), o and u uw (ao and ow before two consonants), y uw, e ey
+# (eh before two consonants, the unstressed ah at a word's end and in -en -er -et -el); sj skj stj and sk before a
+# front vowel sh (ɧ), tj kj and k before a front vowel sh (ɕ), g before a front vowel and gj dj hj lj y, ck k.
+SWEDISH = Rules("""
+    a aa
+    å ow
+    ä eh
+    ö ao / _CC
+    ö ow
+    o ao / _CC
+    o uw
+    u ow / _CC
+    u uw
+    y uw
+    e ah / V[^#]*_[lnrt]?#
+    e eh / _CC
+    e ey
+    i ih / _CC
+    i iy
+    och ao k / #_#
+    skj sh
+    stj sh
+    sj sh
+    sk sh / _[eiyäö]
+    tj sh
+    kj sh
+    k sh / #_[eiyäö]
+    gj y
+    dj y
+    hj y
+    lj y
+    g y / #_[eiyäö]
+    ck k
+    ng ng
+    n ng / _k
+    j y
+    w v
+    x k s
+    z s
+    c s / _[eiy]
+    c k
+    h hh
+    b b
+    d d
+    f f
+    g g
+    k k
+    l l
+    m m
+    n n
+    p p
+    q k
+    r r
+    s s
+    t t
+    v v
+""", {"V": "[aeiouyåäö]", "C": "[bcdfghjklmnpqrstvwxz]"})
+
+
+def dutch(word: str) -> list[str]:
+    return collapse_doubles(DUTCH.pronounce(word))
+
+
+def swedish(word: str) -> list[str]:
+    return collapse_doubles(SWEDISH.pronounce(word))

@@ -168,3 +168,22 @@ def test_portuguese(text, expected):
 ])
 def test_french(text, expected):
     assert say("fr", text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Min mamma bakar bröd", ["m iy n", "m aa m aa", "b aa k aa r", "b r ow d"]),
+    ("Pappa köpte mjölk och smör", ["p aa p aa", "sh ao p t ah", "m y ao l k", "ao k", "s m ow r"]),  # ö rounded
+    ("Mormor bjuder på kaffe", ["m ao r m uw r", "b y uw d ah r", "p ow", "k aa f ah"]),  # å rounded, final e ah
+    ("sju kyrka gärna", ["sh uw", "sh uw r k aa", "y eh r n aa"]),  # sj, k and g before a front vowel
+])
+def test_swedish(text, expected):
+    assert say("sv", text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Mijn moeder maakt boterbrood", ["m ey n", "m uw d ah r", "m aa k t", "b ow t eh r b r ow t"]),
+    ("Papa en de bakker", ["p aa p aa", "eh n", "d ah", "b aa k ah r"]),
+    ("We gaan met de boot", ["v ah", "hh aa n", "m eh t", "d ah", "b ow t"]),  # w is v, g is hh
+])
+def test_dutch(text, expected):
+    assert say("nl", text) == expected
