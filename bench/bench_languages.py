@@ -9,13 +9,13 @@ falls back to recognition with one warning; the last column counts the clips who
 on the exact phone timings (the ceiling). Times are in process with a warm engine (model loading excluded), so they
 compare across languages and modes, not with bench_neural's whole-process figure.
 
-A transcript is aligned in the languages core.letters enables (letters.ALIGNED); ``--align-also ja`` aligns other
+A transcript is aligned in the languages core.letters enables (letters.ALIGNED); ``--align-also ja,fr,nl`` aligns other
 languages whose letter-to-sound rules exist too, to measure them before enabling them (a language is enabled only
 where "accurate transcript" is at least as good as "accurate" on bilabial, /m/, open, SLCC and jitter, and better
 on one).
 
     flock /tmp/fp/bench.lock .venv/bin/python bench/bench_languages.py [--languages es,fr] [--modes fast,accurate]
-        [--no-teacher] [--model assets/models] [--align-also ja] [--json out.json]
+        [--no-teacher] [--model assets/models] [--align-also ja,fr,nl] [--json out.json]
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""German spelling → ARPAbet: letters with context (vowel length from the consonants after it, final devoicing).
+"""German, Dutch and Swedish spelling → ARPAbet: letters with context (a vowel's length from the consonants after
+it, final devoicing). Dutch and Swedish have their tables below.
 
-A vowel before two consonants (or a doubled one) is short and open (a e o as aa eh ao), before one consonant and a
-vowel long (e o as ey ow); ä is eh, the front rounded ü and ö stay rounded (uw, ow), ie is iy; ei ai ay, au aw, eu äu
+German: a vowel before two consonants (or a doubled one) is short and open (a e o as aa eh ao), before one consonant and
+a vowel long (e o as ey ow); ä is eh, the front rounded ü and ö stay rounded (uw, ow), ie is iy; ei ai ay, au aw, eu äu
 oy; an unstressed final e (and the e of -en -el -es -et -em after an earlier vowel) is the schwa ah, a final -er the
-r-coloured er. sch is sh, ch hh (ç and x alike), s before a vowel z, sp and st at a word's start sh p and sh t, z ts,
-w v and v f; b d g at a word's end or before a voiceless consonant are p t k (final devoicing), a vowel's h is silent.
+r-coloured er. sch is sh, ch hh (ç and x alike), s before a vowel z, sp and st at a word's start sh p and sh t, z ts, w
+v and v f; b d g at a word's end or before a voiceless consonant are p t k (final devoicing), a vowel's h is silent.
 """
 
 from __future__ import annotations
