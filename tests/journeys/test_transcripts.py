@@ -89,12 +89,10 @@ def test_another_lines_text_is_refused_in_one_sentence_and_the_line_still_bakes(
 
 
 @pytest.mark.parametrize(("voice", "spoken", "transcript", "why"), [
-    ("fr", "Nous aimons beaucoup marcher au bord de la mer.", "Nous aimons beaucoup marcher au bord de la mer.",
-     "looks like French"),
     ("en-us", "Hello, how are you?", "Привет, как дела?", "is not written in the Latin alphabet"),
     ("nl", "Mijn moeder maakt met plezier een beetje boterbrood.",
      "Mijn moeder maakt met plezier een beetje boterbrood.", "looks like Dutch"),
-], ids=["french", "russian", "dutch"])
+], ids=["russian", "dutch"])
 def test_a_transcript_in_a_language_that_is_not_aligned_gets_the_one_language_sentence(tmp_path, voice, spoken,
                                                                                          transcript, why):
     from facepolicy.core.evidence import aligned_languages
@@ -166,6 +164,32 @@ def test_a_german_line_is_aligned_as_german_and_its_lips_close_on_every_bilabial
         assert s.open_hits == s.open_total, (engine, f"open vowels missed {s.missed}")
     assert meta(tmp_path / "neural", "npc")["neural"]["evidence"] == "transcript alignment"
     assert meta(tmp_path / "phonetic", "npc")["phonetic"]["mode"] == "aligned"
+
+def test_a_french_line_is_aligned_as_french_and_opens_its_vowels(tmp_path):
+    """A line localised into French (refused before: its jitter rose with the transcript, though under the teacher's
+    own on the exact phones). The bake says it was aligned as French; the lips close on every p, b and m and open on
+    the open vowels of espeak-ng's timings (recognition alone opened 7 of 10: it missed "café" and "lait")."""
+    from facepolicy.core import metrics
+    from facepolicy.core.livelink import read_livelink_csv
+    from model.data import espeak as espeak_lib
+    from model.data import languages
+
+    if not espeak_lib.available():
+        pytest.skip("the espeak-ng library is not installed (bash run.sh test installs it)")
+    text = "Mon papa boit un bon café au lait ce matin."
+    utt = languages.synthesize(text, espeak_lib.EspeakVoice("fr", "", 175, 50))
+    write_wav(tmp_path / "npc.wav", utt.samples)
+    (tmp_path / "npc.txt").write_text(text + "\n", encoding="utf-8")
+    for engine in ("neural", "phonetic"):
+        done, out = bake(tmp_path, "--engine", engine, out=engine)
+        m = meta(out, "npc")
+        assert m["warnings"] == ["the transcript was aligned as French (letter-to-sound rules and the English "
+                                 "acoustic model)"], engine
+        s = metrics.score_clip(read_livelink_csv(out / "npc.csv"), utt.phones, utt.samples)
+        assert s.bilabial_total == 6 and s.bilabial_hits == s.bilabial_total, (engine, f"lips missed {s.missed}")
+        # the line's first vowel may open late (the face starts from rest)
+        assert s.open_hits >= s.open_total - 1, (engine, f"open vowels missed {s.missed}")
+
 
 def test_a_japanese_transcript_with_kanji_is_refused_in_one_sentence(tmp_path):
     line(tmp_path, "npc", espeak, "Hello, how are you?", "en-us", transcript="こんにちは、お元気ですか？")

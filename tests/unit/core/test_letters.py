@@ -74,6 +74,8 @@ def test_every_aligned_language_speaks_only_arpabet_and_keeps_every_bilabial(cod
         written = sentence.lower()
         if code == "pt":
             written = re.sub(r"m(?=s?\b)", "", written)
+        if code == "fr":  # silent in French: a final p or b after a vowel (beaucoup, plomb), the p of a final pt (sept)
+            written = re.sub(r"(?<=[aeiouy])[pb]s?\b|p(?=ts?\b)", "", written)
         assert closures >= len(re.findall(r"([pbm])\1?", written)), sentence
 
 
