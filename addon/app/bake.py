@@ -40,8 +40,9 @@ def _add_bake(subparsers) -> None:
         description="Bake speech audio to ARKit-52 facial animation. csv (Live Link Face) and json need no Blender; "
         "fbx, glb and blend are written with Blender's bpy (the bundled default head unless --blend is given). "
         "A .txt with the same name beside an audio file is used as its transcript (English, Spanish, Italian, "
-        "Turkish, Polish or Mandarin pinyin: a transcript in another language or one that does not match the audio "
-        "is not used, the line is animated as without one and the summary says why). Outputs that are already "
+        "German, French, Portuguese, Swedish, Polish, Turkish, Mandarin pinyin or Japanese kana: a transcript in "
+        "another language or one that does not match the audio is not used, the line is animated as without one "
+        "and the summary says why). Outputs that are already "
         "up to date are skipped, so an interrupted batch can simply be run again.",
         epilog="Manifest columns (CSV header or JSON keys): audio, output, style, seed, object, engine, transcript, "
         "model (a model folder this row bakes with instead of --model, e.g. one `facepolicy finetune` wrote). "
@@ -67,9 +68,10 @@ def _add_bake(subparsers) -> None:
                    "reference file (.json track or Live Link .csv)")
     p.add_argument("--strength", type=float, default=1.0, metavar="X", help="style strength (default: 1.0)")
     p.add_argument("--transcript", metavar="FILE",
-                   help="transcript text file for a single AUDIO (English, Spanish, Italian, Turkish, Polish or "
-                   "Mandarin pinyin; one in another language or that does not match the audio is not used: the line "
-                   "is animated as without one, and the summary says why)")
+                   help="transcript text file for a single AUDIO (English, Spanish, Italian, German, French, "
+                   "Portuguese, Swedish, Polish, Turkish, Mandarin pinyin or Japanese kana; one in another "
+                   "language or that does not match the audio is not used: the line is animated as without one, and "
+                   "the summary says why)")
     p.add_argument("--engine", default=default_engine, metavar="neural|phonetic",
                    help=f"animation engine (default: {default_engine})")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
