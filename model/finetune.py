@@ -4,8 +4,10 @@ The takes are checked and put in sync by facepolicy.core.captures. The audio enc
 shipped (the listener that finds phones and nonspeech keeps its bits, and style codes stay comparable); the denoiser
 learns the performer from the shipped weights: windows of the takes with the runtime's own audio features (the
 shipped ONNX encoder), the runtime's phone evidence for each take (recognition, or a NAME.txt transcript), and the
-performer's style code. Training is on the CPU, resumable from a checkpoint in a cache folder, and stops early
-when the held-out takes stop improving; model.finetune_export writes the model folder.
+performer's style code. A second loss term (keep_dynamics, dynamics_loss) holds the articulation channels' shape in
+time to the shipped denoiser's, so what the performer's captures teach (a larger jaw, a smile, their brows) does not
+cost lip sync on other voices. Training is on the CPU, resumable from a checkpoint in a cache folder, and stops early
+when the held-out takes stop improving; model.finetune_run writes the model folder.
 """
 
 from __future__ import annotations
