@@ -11,6 +11,7 @@ from ..blender.worker import scene_exporter
 from ..core import batch
 from ..core.engine import ProgressFn
 from ..core.errors import FacePolicyError
+from ..core.letters import aligned_languages
 from ..core.spec import ACCURACY_MODES, EMOTIONS
 from .ray import arguments as ray_arguments
 
@@ -39,10 +40,9 @@ def _add_bake(subparsers) -> None:
         help="bake audio lines to facial animation files (csv, json, fbx, glb, blend)",
         description="Bake speech audio to ARKit-52 facial animation. csv (Live Link Face) and json need no Blender; "
         "fbx, glb and blend are written with Blender's bpy (the bundled default head unless --blend is given). "
-        "A .txt with the same name beside an audio file is used as its transcript (English, Spanish, Italian, "
-        "German, French, Portuguese, Swedish, Polish, Turkish, Mandarin pinyin or Japanese kana: a transcript in "
-        "another language or one that does not match the audio is not used, the line is animated as without one "
-        "and the summary says why). Outputs that are already "
+        "A .txt with the same name beside an audio file is used as its transcript (in "
+        f"{aligned_languages('or')}: a transcript in another language or one that does not match the audio is "
+        "not used, the line is animated as without one and the summary says why). Outputs that are already "
         "up to date are skipped, so an interrupted batch can simply be run again.",
         epilog="Manifest columns (CSV header or JSON keys): audio, output, style, seed, object, engine, transcript, "
         "model (a model folder this row bakes with instead of --model, e.g. one `facepolicy finetune` wrote). "
@@ -68,8 +68,7 @@ def _add_bake(subparsers) -> None:
                    "reference file (.json track or Live Link .csv)")
     p.add_argument("--strength", type=float, default=1.0, metavar="X", help="style strength (default: 1.0)")
     p.add_argument("--transcript", metavar="FILE",
-                   help="transcript text file for a single AUDIO (English, Spanish, Italian, German, French, "
-                   "Portuguese, Swedish, Polish, Turkish, Mandarin pinyin or Japanese kana; one in another "
+                   help=f"transcript text file for a single AUDIO (in {aligned_languages('or')}; one in another "
                    "language or that does not match the audio is not used: the line is animated as without one, and "
                    "the summary says why)")
     p.add_argument("--engine", default=default_engine, metavar="neural|phonetic",

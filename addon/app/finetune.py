@@ -49,9 +49,9 @@ def add_parser(subparsers) -> None:
                    help="stop training after M minutes; the same command later resumes where it stopped")
     p.add_argument("--cache", metavar="DIR", help="where checkpoints are kept (default: ~/.cache/facepolicy/finetune)")
     p.add_argument("--keep-dynamics", type=float, metavar="W",
-                   help="how strongly the lips' and jaw's movement over time is held to the shipped model's, so lip "
-                   "sync on new voices stays as good (a larger jaw or a resting smile are learned freely; default 3, "
-                   "0 learns the captured articulation freely)")
+                   help="how strongly the lips' and jaw's movement over time is held to the base model's (--base; "
+                   "the bundled one by default), so lip sync on new voices stays as good (a larger jaw or a resting "
+                   "smile are learned freely; default 3, 0 learns the captured articulation freely)")
     p.add_argument("--keep-timing", action="store_true",
                    help="keep curves up to 0.1 s early or late of the sound as the performer's own timing (default: "
                    "anything beyond the sync check's 20 ms precision is corrected, so the model's lips follow the "

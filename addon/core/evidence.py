@@ -25,7 +25,7 @@ from .listener import BILABIAL_PHONES, BilabialListener, EncodedAudio, shared_li
 from .phones import BILABIALS, PHONES, SIL, VOWELS, PhoneSegment
 from .pitch import convolve_same
 from .recognition import PAUSE_SILENCE, cores, recognise_chunks, shared_decoders, speech_chunks
-from .transcript import LANGUAGE_NAMES, transcript_language
+from .transcript import transcript_language
 
 # --- the transcript ------------------------------------------------------------------------------------------------
 
@@ -456,7 +456,7 @@ def _use_transcript(samples, text: str, probs, rate: float, recognise: str | Non
     if not language.english:
         if language.code not in letters.ALIGNED:
             warnings.append(f"the transcript {language.reason}, and transcripts are aligned only in "
-                            f"{aligned_languages()}, so {instead}")
+                            f"{letters.aligned_languages()}, so {instead}")
             return None, None
         unsaid = letters.unspeakable(language.code, text)
         if unsaid:
@@ -485,7 +485,3 @@ def _use_transcript(samples, text: str, probs, rate: float, recognise: str | Non
     return result, fit
 
 
-def aligned_languages() -> str:
-    """The languages whose transcripts are aligned, for a sentence: "English, Spanish and Italian"."""
-    names = ["English", *(LANGUAGE_NAMES[code] for code in letters.ALIGNED)]
-    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]

@@ -122,12 +122,12 @@ _ENGLISH_WORDS = frozenset("""
     don't can't won't isn't""".split())
 LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian",
                   "pt": "Portuguese", "nl": "Dutch", "sv": "Swedish", "pl": "Polish", "tr": "Turkish",
-                  "zh": "Mandarin pinyin", "ja": "Japanese"}
+                  "zh": "tone-numbered Mandarin pinyin", "ja": "Japanese"}
 _OTHER_WORDS = {
     "es": frozenset("""el la los las del que y en un una unos unas por con para es está están estoy pero
         como cómo más muy yo tú usted ustedes nosotros ellos ella su sus mi mis tu qué dónde cuando cuándo porque
-        hay estar tengo tiene quiero hola gracias sí también ahora aquí bueno buenos buenas señor señora de al lo
-        se nos les bien todo nada algo antes después siempre nunca puedo puedes puede""".split()),
+        hay estar tengo tiene quiero hola gracias sí también ahora aquí bueno buenos buenas señor señora de nos
+        algo antes después siempre nunca puedo puedes puede""".split()),
     "fr": frozenset("""le la les de des du et un une est sont je tu il elle nous vous ils elles pas que qui
         avec pour dans sur mais ou où très c'est bonjour merci oui suis avons êtes ce cette""".split()),
     "de": frozenset("""der das und ist ich nicht zu ein eine einen mit für wo bitte sehr heute sind wir sie
@@ -135,9 +135,9 @@ _OTHER_WORDS = {
         beim""".split()),
     "it": frozenset("""il la le gli di che non un una per con sono è mi si ti ci molto della del al dove
         questo questa quella grazie ciao buongiorno anche io tu lui lei abbiamo siamo ho hai nel nella sul sulla
-        bella bello ogni mio mia sempre domani oggi""".split()),
+        bella bello ogni mio sempre domani oggi""".split()),
     "pt": frozenset("""os de que não um uma eu meu minha você ele ela nós com para por muito onde
-        obrigado obrigada sim isso este esta está é da dos das vamos na amanhã hoje também em""".split()),
+        obrigado obrigada sim isso este esta está é da dos das vamos na amanhã hoje também""".split()),
     "nl": frozenset("""de het een en ik je jij van niet waar wat dat met voor op zijn wij ze hij maar ook nog
         graag dank ja nee goed bij hebben heb heeft geen vaak""".split()),
     "sv": frozenset("""och på är det en med inte som för jag du vi hon han ett att av varje mycket
@@ -145,9 +145,11 @@ _OTHER_WORDS = {
     "pl": frozenset("""nie się jest na że z po ja ty jak tak ale czy nad przez bardzo tylko jutro""".split()),
     "tr": frozenset("""bir ve bu da için çok ne ile değil yok""".split()),
 }
-# Letters that only one of these languages spells with: a word with one of them votes for that language too.
-_OWN_LETTERS = {"es": frozenset("ñ"), "de": frozenset("ß"), "pt": frozenset("ãõ"), "sv": frozenset("å"),
-                "pl": frozenset("łśżźćńąę"), "tr": frozenset("şğı")}
+# Letters that only one of these languages spells with: a word with one of them votes for that language too. Not ñ
+# or å: English lines keep them in loanwords and names (jalapeño, Muñoz, Håkan), as _FOREIGN_LETTERS leaves ñ out.
+_OWN_LETTERS = {"de": frozenset("ß"), "pt": frozenset("ãõ"), "pl": frozenset("łśżźćńąę"), "tr": frozenset("şğı")}
+# Letters that rule a language out: Danish and Norwegian spell with them, Swedish never does.
+_NOT_LETTERS = {"sv": frozenset("øæ")}
 # Letters that English spelling never uses (loanwords such as café, naïve, façade, jalapeño keep theirs out of it):
 # a transcript with at least one word in five spelled with them is not English.
 _FOREIGN_LETTERS = frozenset("åøöüßłśżźćńąęşğıőűřěůčšžäõã")
@@ -189,11 +191,16 @@ def transcript_language(text: str, in_dictionary: Callable[[str], bool]) -> Tran
         return TranscriptLanguage(None, "is not written in the Latin alphabet")
     pinyin = len(_PINYIN_SYLLABLE.findall(text.lower()))
     if pinyin >= 3 and pinyin >= 0.5 * len(_LETTER_WORDS.findall(text)):
-        return TranscriptLanguage("zh", "looks like Mandarin pinyin")
+        return TranscriptLanguage("zh", f"looks like {LANGUAGE_NAMES['zh']}")
     words = _LETTER_WORDS.findall(text.lower())
     english = sum(1 for w in words if w in _ENGLISH_WORDS)
-    votes = {code: sum(1 for w in words if w in common or _OWN_LETTERS.get(code, frozenset()).intersection(w))
-             for code, common in _OTHER_WORDS.items()}
+    votes = {}
+    for code, common in _OTHER_WORDS.items():
+        if _NOT_LETTERS.get(code, frozenset()).intersection("".join(words)):
+            votes[code] = 0
+            continue
+        own = _OWN_LETTERS.get(code, frozenset())
+        votes[code] = sum(1 for w in words if w in common or own.intersection(w))
     most = max(votes.values())
     if most >= 2 and most > english:
         leaders = [code for code, n in votes.items() if n == most]

@@ -95,7 +95,7 @@ def test_another_lines_text_is_refused_in_one_sentence_and_the_line_still_bakes(
 ], ids=["russian", "dutch"])
 def test_a_transcript_in_a_language_that_is_not_aligned_gets_the_one_language_sentence(tmp_path, voice, spoken,
                                                                                          transcript, why):
-    from facepolicy.core.evidence import aligned_languages
+    from facepolicy.core.letters import aligned_languages
 
     line(tmp_path, "npc", espeak, spoken, voice, transcript=transcript)
     for engine in ("neural", "phonetic"):

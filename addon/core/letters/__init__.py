@@ -45,6 +45,14 @@ _WORDS = re.compile(r"[^\W\d_]+")
 _PHRASE_END = re.compile(r"[.,;:!?¿¡()\u2014\u2026\"、。！？]")
 
 
+def aligned_languages(conjunction: str = "and") -> str:
+    """The languages whose transcripts are aligned, for a sentence: "English, Spanish and Italian"."""
+    from ..transcript import LANGUAGE_NAMES
+
+    names = ["English", *(LANGUAGE_NAMES[code] for code in ALIGNED)]
+    return ", ".join(names[:-1]) + f" {conjunction} " + names[-1] if len(names) > 1 else names[0]
+
+
 def has_rules(code: str) -> bool:
     return code in _RULES
 

@@ -64,7 +64,8 @@ POLISH = Rules("""
     y ih
     ch hh
     cz ch
-    ci ch
+    ci ch / _V
+    ci ch iy
     ć ch
     c t s
     dzi jh / _V

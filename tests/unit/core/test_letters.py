@@ -103,6 +103,7 @@ def test_turkish(text, expected):
     ("mieście się nie", ["m y eh sh ch eh", "sh eh", "n y eh"]),  # si, ci, ni before a vowel are soft
     ("szczęście żaba rzeka", ["sh ch eh n sh ch eh", "zh aa b aa", "zh eh k aa"]),
     ("ząb dąb otwórz", ["z ao m b", "d ao m b", "ao t f uw zh"]),  # ą before b: the lips close for m b
+    ("cicho dzieci", ["ch iy hh ao", "jh eh ch iy"]),  # ci before a consonant or at the end keeps its vowel
 ])
 def test_polish(text, expected):
     assert say("pl", text) == expected
