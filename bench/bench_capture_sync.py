@@ -35,14 +35,19 @@ def measure(folder: Path, evidence: dict) -> dict[str, float]:
     out = {}
     for f in files:
         take, problems = load_take(f, read_curves(f.csv))
-        assert take is not None, problems
+        if take is None:
+            raise SystemExit(f"{f.name}: {problems}")
         key = f.name.split("_")[0]
         if key in evidence:
             take.evidence = evidence[key]
         else:
-            assert not listen(take), f.name
+            problems = listen(take)
+            if problems:
+                raise SystemExit(f"{f.name}: {problems}")
             evidence[key] = take.evidence
-        assert not sync(take), f.name
+        problems = sync(take)
+        if problems:
+            raise SystemExit(f"{f.name}: {problems}")
         out[f.name] = take.sync.offset
     return out
 

@@ -30,6 +30,7 @@ _MORA.update({k: tuple(v.split()) for k, v in _SPECIAL.items()})
 _MORA.update({k: (v,) for k, v in _SMALL_VOWELS.items()})
 _MORA["ゎ"] = ("w", "aa")
 KANA = frozenset(_MORA) | frozenset(_SMALL_Y) | {_SOKUON, _LONG}
+_VOWEL_PHONES = frozenset(_SMALL_VOWELS.values())
 
 
 def hiragana(text: str) -> str:
@@ -51,6 +52,11 @@ def japanese(word: str) -> list[str]:
             out.append(_SMALL_Y[c])
         elif c in _SMALL_Y:
             out += ["y", _SMALL_Y[c]]
+        elif c in _SMALL_VOWELS and out and out[-1] in _VOWEL_PHONES:  # ティ ファ ウィ: the small vowel replaces
+            last = out.pop()
+            if not out or out[-1] in _VOWEL_PHONES:  # after a bare vowel, a glide (ウィ: w iy, イェ: y ey)
+                out.append("w" if last == "uh" else "y")
+            out.append(_SMALL_VOWELS[c])
         elif c not in (_SOKUON, _LONG):
             out += _MORA[c]
     return out

@@ -126,6 +126,7 @@ def test_mandarin_pinyin(text, expected):
     ("ぼーる ボール", ["b ow d uh", "b ow d uh"]),  # katakana as hiragana, ー lengthens
     ("きょう しゃしん ふね", ["k y ow uh", "sh aa sh iy n", "f uh n ey"]),
     ("いっぱい", ["iy p aa iy"]),  # っ: one closure, held
+    ("パーティー ファン ウィンド", ["p aa t iy", "f aa n", "w iy n d ow"]),  # a small vowel replaces the mora's
 ])
 def test_japanese_kana(text, expected):
     assert say("ja", text) == expected
