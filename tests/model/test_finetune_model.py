@@ -92,7 +92,7 @@ def test_the_dynamics_term_lets_habits_through_and_holds_the_base_models_timing(
     assert float(dynamics_loss(brows, base)) == pytest.approx(0.0, abs=1e-4)
 
 
-def test_a_run_with_the_dynamics_term_trains_and_records_it(tmp_path):
+def test_a_run_with_the_dynamics_term_trains_and_leaves_the_held_out_loss_plain(tmp_path):
     settings = FinetuneSettings(steps=2, batch=3, eval_every=2, threads=1, warmup=1, keep_dynamics=1.0)
     tuner = FineTuner(None, _arrays(), settings, tmp_path / "c", log=lambda s: None)
     batch = tuner.windows.batch(3)
