@@ -28,15 +28,16 @@ def content_digest(files: dict[str, bytes]) -> str:
 
 def _listed_names(folder: Path) -> list[str]:
     """model.json and the files it names ("files" with their sha256, "onnx" the networks); just model.json when it
-    cannot be read (the engine then says what is wrong with it, on the copy, as it would in place)."""
+    cannot be read, and no name that is not a file name ("", ".", a number): the engine then says what is wrong with
+    the model.json, on the copy, as it would in place."""
     names = [MANIFEST]
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        names += [str(n) for n in manifest.get("files") or {}]
-        names += [str(n) for n in (manifest.get("onnx") or {}).values()]
+        names += list(manifest.get("files") or {})
+        names += list((manifest.get("onnx") or {}).values())
     except (OSError, ValueError, AttributeError, TypeError):
         pass
-    return list(dict.fromkeys(names))
+    return list(dict.fromkeys(n for n in names if isinstance(n, str) and n.strip() not in ("", ".")))
 
 
 def pack_model_folder(folder: str, limit: int = MODEL_LIMIT) -> dict:

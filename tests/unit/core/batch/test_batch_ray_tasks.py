@@ -193,3 +193,16 @@ def test_a_model_folder_is_packed_with_the_files_its_model_json_names(tmp_path):
         model_shipping.pack_model_folder(str(anna))
     with pytest.raises(FacePolicyError, match=r'model folder ".*nowhere" not found on this machine'):
         model_shipping.pack_model_folder(str(tmp_path / "nowhere"))
+
+
+def test_a_model_json_that_names_no_file_is_sent_for_the_engine_to_judge(tmp_path):
+    # "", "." or a number where a file name belongs is a broken model.json, not a path outside the folder: it is
+    # sent as it is, and the engine's own sentence about it comes from the worker.
+    anna = own_model(tmp_path / "anna")
+    manifest = json.loads((anna / "model.json").read_text(encoding="utf-8"))
+    first = next(iter(manifest["onnx"]))
+    for broken in ("", ".", 7):
+        manifest["onnx"][first] = broken
+        (anna / "model.json").write_text(json.dumps(manifest), encoding="utf-8")
+        packed = model_shipping.pack_model_folder(str(anna))
+        assert "model.json" in packed["files"] and "" not in packed["files"] and "." not in packed["files"]
