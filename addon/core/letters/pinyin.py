@@ -36,19 +36,26 @@ def syllable(initial: str, final: str) -> list[str] | None:
         initial, final = "", (final if final.startswith("u") else "u" + final)
     elif initial in ("j", "q", "x") and final.startswith("u"):
         final = "ü" + final[1:]
+    elif initial in ("n", "l") and final == "ue":  # nüe, lüe written without the dots
+        final = "üe"
+    erhua = final.endswith("r") and final != "er"  # nar, dianr: the final with an r after it
+    if erhua:
+        final = final[:-1]
     if initial in _BUZZ and final == "i":
         said = "ih"
     else:
         said = _FINALS.get(final)
     if said is None:
         return None
-    return ((_INITIALS[initial] + " ") if initial else "").split() + said.split()
+    return ((_INITIALS[initial] + " ") if initial else "").split() + said.split() + ["r"] * erhua
 
 
 def mandarin(word: str) -> list[str]:
     """The phones of a run of pinyin syllables (tone digits already gone); [] when the run is not pinyin."""
     out: list[str] = []
     at = 0
+    if word == "r":  # erhua after a tone digit ("dian3r"): the syllable before ends in r
+        return ["r"]
     while at < len(word):
         m = _SYLLABLE.match(word, at)
         phones = syllable(m.group(1) or "", m.group(2)) if m else None

@@ -116,6 +116,7 @@ def test_polish(text, expected):
     ("ni3hao3 zhongguo", ["n iy", "hh aw", "jh ow ng g w ao"]),  # syllables run together, with or without tones
     ("shi4 zi4 chi1", ["sh ih", "t s ih", "ch ih"]),  # the buzz after sh, z, ch
     ("yu2 yue4 xue2 wu3 yi1 wo3", ["uw", "uw eh", "sh uw eh", "uw", "iy", "w ao"]),  # y and w spell i, ü, u
+    ("yi4dian3r nar3 nue4 lue4", ["iy", "d y eh n", "r", "n aa r", "n uw eh", "l uw eh"]),  # erhua; nüe as nue
 ])
 def test_mandarin_pinyin(text, expected):
     assert say("zh", text) == expected
