@@ -106,10 +106,29 @@ def test_a_transcript_in_a_language_that_is_not_aligned_gets_the_one_language_se
         assert "1 baked" in done.stdout
 
 
-def test_a_spanish_line_is_aligned_as_spanish_and_its_lips_close_on_every_bilabial(tmp_path):
-    """A localised NPC line: an espeak-ng Spanish voice with its exact text beside it. The bake says in one line that
-    the text was aligned as Spanish, and the face closes the lips on every p, b and m of espeak-ng's own phone timings
-    (recognition alone, what a Spanish transcript got before, misses the "P" of "Pablo" that opens the line)."""
+# A localised NPC line per aligned language: espeak-ng voice, text, and how many of espeak-ng's open vowels may stay
+# shut (recognition alone, what these transcripts got before, missed the "P" of "Pablo", an open vowel of "Paket",
+# three of ten French vowels and two Japanese b).
+LOCALISED = [
+    ("es", "es", "Pablo bebe un vaso de agua y come pan con mantequilla.", "Spanish", 0),
+    ("de", "de", "Bitte bring mir morgen ein Paket mit Obst und Brot vom Markt.", "German", 0),
+    ("fr", "fr", "Mon papa boit un bon café au lait ce matin.", "French", 1),  # the first vowel may open late
+    ("it", "it", "Maria mangia una mela e un panino con il burro.", "Italian", 0),
+    ("pt", "pt", "O meu pai compra pão e bolo para a mamã.", "Portuguese", 2),
+    ("sv", "sv", "Min bror bakar bröd och köper mjölk på morgonen.", "Swedish", 0),
+    ("pl", "pl", "Mama kupiła mleko i bułki na obiad.", "Polish", 0),
+    ("tr", "tr", "Bu akşam babam ve ben çok güzel bir pasta yaptık.", "Turkish", 1),
+    ("zh", "cmn-latn-pinyin", "ma1ma5 mai3 le5 mian4bao1 he2 pu2tao2.", "tone-numbered Mandarin pinyin", 0),
+    ("ja", "ja", "ぼくは まいにち ぱんを たべます。", "Japanese", 0),
+]
+
+
+@pytest.mark.parametrize(("code", "voice", "text", "name", "shut"), LOCALISED, ids=[c[0] for c in LOCALISED])
+def test_a_localised_line_is_aligned_in_its_language_and_its_lips_close_on_every_bilabial(tmp_path, code, voice,
+                                                                                          text, name, shut):
+    """A line localised for a game, with its exact text beside it. The bake says in one line which language the text
+    was aligned as, and the face closes the lips on every p, b and m of espeak-ng's own phone timings and opens them
+    on its open vowels, in both engines."""
     from facepolicy.core import metrics
     from facepolicy.core.livelink import read_livelink_csv
     from model.data import espeak as espeak_lib
@@ -117,78 +136,21 @@ def test_a_spanish_line_is_aligned_as_spanish_and_its_lips_close_on_every_bilabi
 
     if not espeak_lib.available():
         pytest.skip("the espeak-ng library is not installed (bash run.sh test installs it)")
-    text = "Pablo bebe un vaso de agua y come pan con mantequilla."
-    utt = languages.synthesize(text, espeak_lib.EspeakVoice("es", "", 175, 50))
+    utt = languages.synthesize(text, espeak_lib.EspeakVoice(voice, "", 175, 50))
     write_wav(tmp_path / "npc.wav", utt.samples)
     (tmp_path / "npc.txt").write_text(text + "\n", encoding="utf-8")
     for engine in ("neural", "phonetic"):
         done, out = bake(tmp_path, "--engine", engine, out=engine)
         m = meta(out, "npc")
-        assert m["warnings"] == ["the transcript was aligned as Spanish (letter-to-sound rules and the English "
+        assert m["warnings"] == [f"the transcript was aligned as {name} (letter-to-sound rules and the English "
                                  "acoustic model)"], engine
         assert m["warnings"][0] in done.stdout  # the bake's summary shows it on the line's row
         s = metrics.score_clip(read_livelink_csv(out / "npc.csv"), utt.phones, utt.samples)
-        assert s.bilabial_total == 6
+        assert s.bilabial_total >= 5
         assert s.bilabial_hits == s.bilabial_total, (engine, f"lips missed {s.missed}")
-        assert s.open_hits == s.open_total, (engine, f"open vowels missed {s.missed}")
+        assert s.open_hits >= s.open_total - shut, (engine, f"open vowels missed {s.missed}")
     assert meta(tmp_path / "neural", "npc")["neural"]["evidence"] == "transcript alignment"
     assert meta(tmp_path / "phonetic", "npc")["phonetic"]["mode"] == "aligned"
-
-
-
-def test_a_german_line_is_aligned_as_german_and_its_lips_close_on_every_bilabial(tmp_path):
-    """A line localised into German: an espeak-ng German voice with its exact text beside it. The bake says in one
-    line that the text was aligned as German, and the face closes the lips on every p, b and m and opens them on
-    every open vowel of espeak-ng's own phone timings (recognition alone, what a German transcript got before, misses
-    the open vowel of "Paket")."""
-    from facepolicy.core import metrics
-    from facepolicy.core.livelink import read_livelink_csv
-    from model.data import espeak as espeak_lib
-    from model.data import languages
-
-    if not espeak_lib.available():
-        pytest.skip("the espeak-ng library is not installed (bash run.sh test installs it)")
-    text = "Bitte bring mir morgen ein Paket mit Obst und Brot vom Markt."
-    utt = languages.synthesize(text, espeak_lib.EspeakVoice("de", "", 175, 50))
-    write_wav(tmp_path / "npc.wav", utt.samples)
-    (tmp_path / "npc.txt").write_text(text + "\n", encoding="utf-8")
-    for engine in ("neural", "phonetic"):
-        done, out = bake(tmp_path, "--engine", engine, out=engine)
-        m = meta(out, "npc")
-        assert m["warnings"] == ["the transcript was aligned as German (letter-to-sound rules and the English "
-                                 "acoustic model)"], engine
-        assert m["warnings"][0] in done.stdout
-        s = metrics.score_clip(read_livelink_csv(out / "npc.csv"), utt.phones, utt.samples)
-        assert s.bilabial_total >= 6
-        assert s.bilabial_hits == s.bilabial_total, (engine, f"lips missed {s.missed}")
-        assert s.open_hits == s.open_total, (engine, f"open vowels missed {s.missed}")
-    assert meta(tmp_path / "neural", "npc")["neural"]["evidence"] == "transcript alignment"
-    assert meta(tmp_path / "phonetic", "npc")["phonetic"]["mode"] == "aligned"
-
-def test_a_french_line_is_aligned_as_french_and_opens_its_vowels(tmp_path):
-    """A line localised into French (refused before: its jitter rose with the transcript, though under the teacher's
-    own on the exact phones). The bake says it was aligned as French; the lips close on every p, b and m and open on
-    the open vowels of espeak-ng's timings (recognition alone opened 7 of 10: it missed "café" and "lait")."""
-    from facepolicy.core import metrics
-    from facepolicy.core.livelink import read_livelink_csv
-    from model.data import espeak as espeak_lib
-    from model.data import languages
-
-    if not espeak_lib.available():
-        pytest.skip("the espeak-ng library is not installed (bash run.sh test installs it)")
-    text = "Mon papa boit un bon café au lait ce matin."
-    utt = languages.synthesize(text, espeak_lib.EspeakVoice("fr", "", 175, 50))
-    write_wav(tmp_path / "npc.wav", utt.samples)
-    (tmp_path / "npc.txt").write_text(text + "\n", encoding="utf-8")
-    for engine in ("neural", "phonetic"):
-        done, out = bake(tmp_path, "--engine", engine, out=engine)
-        m = meta(out, "npc")
-        assert m["warnings"] == ["the transcript was aligned as French (letter-to-sound rules and the English "
-                                 "acoustic model)"], engine
-        s = metrics.score_clip(read_livelink_csv(out / "npc.csv"), utt.phones, utt.samples)
-        assert s.bilabial_total == 6 and s.bilabial_hits == s.bilabial_total, (engine, f"lips missed {s.missed}")
-        # the line's first vowel may open late (the face starts from rest)
-        assert s.open_hits >= s.open_total - 1, (engine, f"open vowels missed {s.missed}")
 
 
 def test_a_japanese_transcript_with_kanji_is_refused_in_one_sentence(tmp_path):
