@@ -94,6 +94,7 @@ def bake_shared(row_data: dict, ctx: dict) -> dict:
 
 
 _STAGING_PREFIX = "facepolicy-ray-"
+MODELS_KEPT = 2  # shipped model folders a worker keeps written (the least recently used goes first)
 
 
 def _remove_dead_staging() -> None:
@@ -124,9 +125,11 @@ def _staged_model(model: dict) -> str:
     """The row's shipped model folder (``model``: "path", the folder the user named; "digest", the checksum of its
     files; "files", its files or, as the driver sends them, a reference to them in the object store), written once
     per worker process and content into a private folder: a later or retried row of the same model reuses it, and
-    a worker fetches the files only when it has not written them yet."""
+    a worker fetches the files only when it has not written them yet. It keeps the MODELS_KEPT used last."""
     models = _warm.setdefault("models", {})
     digest = model["digest"]
+    if digest in models:
+        models[digest] = models.pop(digest)  # used last
     if digest not in models or not Path(models[digest]).is_dir():
         files = model["files"]
         if not isinstance(files, dict):  # an ObjectRef: the driver put the folder in the object store once
@@ -144,6 +147,8 @@ def _staged_model(model: dict) -> str:
             raise
         atexit.register(shutil.rmtree, target, True)
         models[digest] = str(target)
+        while len(models) > MODELS_KEPT:
+            shutil.rmtree(models.pop(next(iter(models))), ignore_errors=True)
     return models[digest]
 
 

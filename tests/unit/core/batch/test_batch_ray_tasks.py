@@ -206,3 +206,20 @@ def test_a_model_json_that_names_no_file_is_sent_for_the_engine_to_judge(tmp_pat
         (anna / "model.json").write_text(json.dumps(manifest), encoding="utf-8")
         packed = model_shipping.pack_model_folder(str(anna))
         assert "model.json" in packed["files"] and "" not in packed["files"] and "." not in packed["files"]
+
+
+def test_a_worker_keeps_only_the_model_folders_it_used_last(monkeypatch):
+    # A long-lived worker of a batch with many model folders keeps MODELS_KEPT of them written, not every one.
+    monkeypatch.setattr(ray_tasks, "_warm", {})
+    packs = []
+    for k in range(ray_tasks.MODELS_KEPT + 1):
+        files = {"model.json": json.dumps({"name": f"actor {k}"}).encode()}
+        packs.append({"path": f"/studio/models/actor{k}", "digest": model_shipping.content_digest(files),
+                      "files": files})
+    first, second, third = (ray_tasks._staged_model(p) for p in packs[:3])
+    assert not Path(first).exists() and Path(second).is_dir() and Path(third).is_dir()
+    assert ray_tasks._staged_model(packs[1]) == second  # used again: now the newest
+    fourth = ray_tasks._staged_model(packs[0])  # written again; the third, used least lately, goes
+    assert Path(fourth).is_dir() and Path(second).is_dir() and not Path(third).exists()
+    for folder in (second, fourth):
+        shutil.rmtree(folder, ignore_errors=True)
