@@ -11,6 +11,7 @@ import math
 import sys
 from pathlib import Path
 
+from ..core.capture_sync import KEEP_S, MAX_OFFSET_S, PERFORMER_TIMING_S
 from ..core.errors import FacePolicyError
 
 TRAIN_HINT = ("fine-tuning needs torch and onnx, the `train` extra: in the FacePolicy source folder run "
@@ -26,7 +27,8 @@ def add_parser(subparsers) -> None:
         "(or another audio file, or a .mov/.mp4 take with the video extra) beside it is one take; a NAME.txt "
         "transcript beside it is used for the phones. Every take is checked first (columns, frame rate, dropped or "
         "repeated timecodes, audio length, flat or clipped curves, speech) and put in sync with its audio (curves "
-        "more than 20 ms early or late of the sound are moved onto it, up to 0.5 s); a take with a problem stops "
+        f"more than {KEEP_S * 1000:.0f} ms early or late of the sound are moved onto it, up to {MAX_OFFSET_S:g} s); "
+        "a take with a problem stops "
         "the run before training, naming the file. Training runs on the CPU, resumes from "
         "its cache after an interruption, and stops early when the held-out takes stop improving. MODEL_DIR is "
         "written only when the run finishes; its default style preset is named after CAPTURE_DIR.",
@@ -53,9 +55,9 @@ def add_parser(subparsers) -> None:
                    "the bundled one by default), so lip sync on new voices stays as good (a larger jaw or a resting "
                    "smile are learned freely; default 3, 0 learns the captured articulation freely)")
     p.add_argument("--keep-timing", action="store_true",
-                   help="keep curves up to 0.1 s early or late of the sound as the performer's own timing (default: "
-                   "anything beyond the sync check's 20 ms precision is corrected, so the model's lips follow the "
-                   "sound)")
+                   help=f"keep curves up to {PERFORMER_TIMING_S:g} s early or late of the sound as the performer's own "
+                   f"timing (default: anything beyond the sync check's {KEEP_S * 1000:.0f} ms precision is corrected, "
+                   "so the model's lips follow the sound)")
     p.add_argument("--overwrite", action="store_true", help="replace MODEL_DIR when the run finishes")
     p.set_defaults(func=run)
 

@@ -154,7 +154,8 @@ _NOT_LETTERS = {"sv": frozenset("øæ")}
 # a transcript with at least one word in five spelled with them is not English.
 _FOREIGN_LETTERS = frozenset("åøöüßłśżźćńąęşğıőűřěůčšžäõã")
 _FOREIGN_WORD_SHARE = 0.2
-_PINYIN_SYLLABLE = re.compile(r"[a-zü]+[1-5]")  # tone-numbered pinyin: "ba4 ba5 mei3 tian1"
+TONE_DIGIT = r"(?<=[a-zü])[1-5](?!\d)"  # a tone number after a pinyin syllable, in lower case ("ba4", not "b12")
+_PINYIN_SYLLABLE = re.compile(r"[a-zü]+" + TONE_DIGIT)  # tone-numbered pinyin: "ba4 ba5 mei3 tian1"
 _LETTER_WORDS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 
 

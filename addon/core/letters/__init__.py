@@ -71,7 +71,9 @@ def spoken_words(text: str, code: str = "") -> list[tuple[str, bool]]:
 def unspeakable(code: str, text: str) -> str | None:
     """Why ``code``'s rules cannot say all of ``text`` (numbers written as digits, words they cannot read), or
     None."""
-    digits = re.sub(r"(?<=[^\W\d_])[1-5](?!\d)", "", text) if code == "zh" else text  # pinyin's tone digits
+    from ..transcript import TONE_DIGIT
+
+    digits = re.sub(TONE_DIGIT, "", text.lower()) if code == "zh" else text  # pinyin's tone digits
     if re.search(r"\d", digits):
         return "writes numbers as digits, which only English transcripts spell out"
     unread = [word for word, _ in spoken_words(text, code) if not _RULES[code](word)]
