@@ -31,6 +31,7 @@ BILABIAL_BOOST = 1.2  # log10 added to phone-LM probabilities of M, B and P
 # Forced alignment follows one line of words, so it can afford beams far wider than recognition's: the default
 # (1e-48) pruned the spoken path of synthetic voices, whose frames score poorly against a model of real speech.
 ALIGN_BEAM = 1e-200
+RETRY_PAD = 0.1  # seconds of silence each side of a line whose alignment failed, for a second try
 # Runs of at least DIGITAL_SILENCE exact-zero samples get a noise floor of ±NOISE_FLOOR of 32767 (pcm16).
 DIGITAL_SILENCE = 160
 NOISE_FLOOR = 2
@@ -272,7 +273,10 @@ class Aligner:
                 raise FacePolicyError("the transcript has no words to align")
             keys = [key for key, _ in words]
             if len(samples) <= MAX_CHUNK * rate:
-                result = self._align_chunk(samples, keys, 0.0)
+                try:
+                    result = self._align_chunk(samples, keys, 0.0)
+                except FacePolicyError:
+                    result = self._align_padded(samples, keys, rate)
             else:
                 result = self._align_long(samples, keys, rate, progress)
         spelled = dict(words)
@@ -347,6 +351,23 @@ class Aligner:
                 conf.append(1.0)
                 scores.append(float(p.score))
         return Alignment(phones, conf, out_words, "aligned", scores=scores)
+
+    def _align_padded(self, samples: np.ndarray, words: list[str], rate: int) -> Alignment:
+        """The second try of a line the search lost: the same audio with RETRY_PAD seconds of silence each side (the
+        search's path through a line is fragile: 1 in 24 espeak-ng lines failed and aligned with 0.1 s more silence,
+        or at half the level), its times moved back onto the line's and clipped to it. Raises FacePolicyError when
+        this fails too."""
+        pad = np.zeros(int(RETRY_PAD * rate), np.float32)
+        result = self._align_chunk(np.concatenate([pad, np.asarray(samples, np.float32), pad]), words, -RETRY_PAD)
+        end = len(samples) / rate
+        kept = [(PhoneSegment(p.phone, min(max(p.start, 0.0), end), min(max(p.end, 0.0), end)), c, s)
+                for p, c, s in zip(result.phones, result.confidence, result.scores, strict=True)]
+        kept = [k for k in kept if k[0].end > k[0].start]
+        result.phones = [p for p, _, _ in kept]
+        result.confidence = [c for _, c, _ in kept]
+        result.scores = [s for _, _, s in kept]
+        result.words = [(w, min(max(s, 0.0), end), min(max(e, 0.0), end)) for w, s, e in result.words]
+        return result
 
     def _align_long(self, samples, words, rate, progress) -> Alignment:
         """Word-level pass over the whole audio, then phone-level passes chunk by chunk between pauses."""
