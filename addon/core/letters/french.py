@@ -109,7 +109,6 @@ _TABLE = """
     gu g / _F
     g zh / _F
     ge zh / _[aou]
-    g g
     j zh
     h -
     ph f
@@ -119,21 +118,8 @@ _TABLE = """
     tion s y ao NASAL
     ss s
     s z / V_V
-    s s
     x k s
     w v
-    b b
-    d d
-    f f
-    k k
-    l l
-    m m
-    n n
-    p p
-    r r
-    t t
-    v v
-    z z
 """
 
 # Elided words ("l'eau", "qu'il", "c'est", "j'ai") keep their consonant, which the final-letter rules would drop.
@@ -142,7 +128,7 @@ _ELIDED = {"c": ["s"], "j": ["zh"], "qu": ["k"], "l": ["l"], "d": ["d"], "m": ["
 
 
 def _rules(nasal: str) -> Rules:
-    return Rules(_TABLE.replace("NASAL", nasal), _CLASSES)
+    return Rules(_TABLE.replace("NASAL", nasal), _CLASSES, plain="bdfgklmnprstvz")
 
 
 FRENCH = _rules(NASAL)

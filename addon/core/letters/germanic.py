@@ -61,7 +61,6 @@ GERMAN = Rules("""
     s z / V_V
     ss s
     ß s
-    s s
     tz t s
     z t s
     tion t s y ow n
@@ -85,18 +84,7 @@ GERMAN = Rules("""
     x k s
     c t s / _[eiäy]
     c k
-    b b
-    d d
-    f f
-    g g
-    k k
-    l l
-    m m
-    n n
-    p p
-    r r
-    t t
-""", _CLASSES)
+""", _CLASSES, plain="bdfgklmnprst")
 
 
 def german(word: str) -> list[str]:
@@ -140,7 +128,6 @@ DUTCH = Rules("""
     sj sh
     j y
     w v
-    v v
     ng ng
     n ng / _k
     b p / _#
@@ -149,20 +136,8 @@ DUTCH = Rules("""
     c k
     qu k w
     x k s
-    z z
     h hh
-    b b
-    d d
-    f f
-    k k
-    l l
-    m m
-    n n
-    p p
-    r r
-    s s
-    t t
-""", {"V": "[aeiouy]", "C": "[bcdfghjklmnpqrstvwxz]"})
+""", {"V": "[aeiouy]", "C": "[bcdfghjklmnpqrstvwxz]"}, plain="bdfklmnprstvz")
 
 # Swedish: a aa, å ow, ä eh, ö ow (ao before two consonants), o and u uw (ao and ow before two consonants), y uw, e ey
 # (eh before two consonants, the unstressed ah at a word's end and in -en -er -et -el); sj skj stj and sk before a
@@ -206,21 +181,8 @@ SWEDISH = Rules("""
     c s / _[eiy]
     c k
     h hh
-    b b
-    d d
-    f f
-    g g
-    k k
-    l l
-    m m
-    n n
-    p p
     q k
-    r r
-    s s
-    t t
-    v v
-""", {"V": "[aeiouyåäö]", "C": "[bcdfghjklmnpqrstvwxz]"})
+""", {"V": "[aeiouyåäö]", "C": "[bcdfghjklmnpqrstvwxz]"}, plain="bdfgklmnprstv")
 
 
 def dutch(word: str) -> list[str]:

@@ -69,7 +69,6 @@ PORTUGUESE = Rules("""
     c s / _F
     c k
     g zh / _F
-    g g
     j zh
     h -
     qu k / _F
@@ -80,24 +79,10 @@ PORTUGUESE = Rules("""
     s z / V_V
     s zh / _[bdgvmnlr]
     s sh / _(?:C|#)
-    s s
     x sh
     z sh / _#
-    z z
-    b b
-    d d
-    f f
-    k k
-    l l
-    m m
-    n n
-    p p
-    r r
-    t t
-    v v
-    w w
     y iy
-""", _CLASSES)
+""", _CLASSES, plain="bdfgklmnprstvwz")
 
 
 def portuguese(word: str) -> list[str]:

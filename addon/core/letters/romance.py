@@ -29,13 +29,11 @@ SPANISH = Rules("""
     ú uw
     ü w
     y iy / _#
-    y y
     b b / #_
     b b / [mn]_
     b v
     v b / #_
     v b / [mn]_
-    v v
     c th / _F
     ch ch
     cc k s
@@ -44,7 +42,6 @@ SPANISH = Rules("""
     d d / [nl]_
     d dh
     g hh / _F
-    g g
     h -
     j hh
     ll y
@@ -54,19 +51,9 @@ SPANISH = Rules("""
     q k
     rr r
     r d / V_V               % the tap between vowels is an English flap
-    r r
     x k s
     z th
-    f f
-    k k
-    l l
-    m m
-    n n
-    p p
-    s s
-    t t
-    w w
-""", _CLASSES)
+""", _CLASSES, plain="fgklmnprstvwy")
 
 ITALIAN = Rules("""
     a aa
@@ -94,7 +81,6 @@ ITALIAN = Rules("""
     gl l y / _i
     gn n y
     g jh / _F
-    g g
     sch s k
     sc sh / _F
     h -
@@ -104,21 +90,7 @@ ITALIAN = Rules("""
     z t s
     x k s
     j y
-    b b
-    d d
-    f f
-    k k
-    l l
-    m m
-    n n
-    p p
-    r r
-    s s
-    t t
-    v v
-    w w
-    y y
-""", _CLASSES)
+""", _CLASSES, plain="bdfgklmnprstvwy")
 
 
 def spanish(word: str) -> list[str]:

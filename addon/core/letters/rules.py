@@ -1,6 +1,8 @@
 """Ordered grapheme rules with context, the machinery of every language's letter-to-sound table.
 
-A table is plain text, one rule a line: ``spelling  phones  [/ left _ right]``. ``phones`` are ARPAbet (``-`` for a
+A table is plain text, one rule a line: ``spelling  phones  [/ left _ right]``; the letters a language says as the
+ARPAbet phone of the same name everywhere (b, m, p, ...) are given once as ``plain`` and come after every written
+rule. ``phones`` are ARPAbet (``-`` for a
 silent letter); ``left`` and ``right`` are regular expressions that must match just before and just after the
 spelling, inside the word padded with ``#`` at both ends. At each position the longest spelling whose contexts match
 wins; among rules of equal length the first written wins, so special cases go above the general rule.
@@ -25,10 +27,11 @@ class Rule:
 class Rules:
     """One language's table, compiled; ``pronounce(word)`` gives the ARPAbet phones of a lower-case word."""
 
-    def __init__(self, table: str, classes: dict[str, str] | None = None) -> None:
-        """``classes``: names written in capitals in the contexts (``V`` → ``[aeiou]``), expanded before compiling."""
+    def __init__(self, table: str, classes: dict[str, str] | None = None, plain: str = "") -> None:
+        """``classes``: names written in capitals in the contexts (``V`` → ``[aeiou]``), expanded before compiling;
+        ``plain``: letters said as the phone of the same name where no written rule of theirs matches."""
         self.rules: list[Rule] = []
-        for line in table.strip().splitlines():
+        for line in [*table.strip().splitlines(), *(f"{letter} {letter}" for letter in plain)]:
             line = line.split("%", 1)[0].strip()
             if not line:
                 continue

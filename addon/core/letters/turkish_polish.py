@@ -27,23 +27,8 @@ TURKISH = Rules("""
     ğ -                 % lengthens the vowel before it
     j zh
     h hh
-    y y
-    b b
-    d d
-    f f
-    g g
-    k k
-    l l
-    m m
     n ng / _[kg]
-    n n
-    p p
-    r r
-    s s
-    t t
-    v v
-    z z
-""")
+""", plain="bdfgklmnprstvyz")
 
 _POLISH_VOWELS = "[aąeęioóuy]"
 POLISH = Rules("""
@@ -73,37 +58,24 @@ POLISH = Rules("""
     dź jh
     dż jh
     dz d z
-    d d
     h hh
     j y
     ł w
     ń n y
     ni n y / _V
     n ng / _[kg]
-    n n
     rz zh
-    r r
     sz sh
     si sh / _V
     si sh iy
     ś sh
-    s s
     w f / [ptkcsf]_      % after a voiceless consonant (otwórz, twój)
     w v
     zi zh / _V
     zi zh iy
     ź zh
     ż zh
-    z z
-    b b
-    f f
-    g g
-    k k
-    l l
-    m m
-    p p
-    t t
-""", {"V": _POLISH_VOWELS})
+""", {"V": _POLISH_VOWELS}, plain="bdfgklmnprstz")
 
 
 def turkish(word: str) -> list[str]:
