@@ -67,6 +67,20 @@ def test_tts_lines_with_their_exact_transcript_are_aligned(tmp_path):
         assert m["neural"]["evidence"] == "transcript alignment", name
 
 
+def test_english_lines_with_names_other_languages_spell_are_aligned_as_english(tmp_path):
+    """Names that are common words elsewhere (Spanish al, les; Italian mia) or spelled with ñ: the lines are English,
+    aligned with the English dictionary, with no note (a first version of the language check aligned them with
+    Spanish or Italian letter-to-sound rules)."""
+    line(tmp_path, "les", espeak, "Les and Al went home.", "en-us")
+    line(tmp_path, "mia", espeak, "Mia and Al sang.", "en-us")
+    line(tmp_path, "munoz", espeak, "Muñoz and Núñez went home.", "en-us")
+    _, out = bake(tmp_path)
+    for name in ("les", "mia", "munoz"):
+        m = meta(out, name)
+        assert m["warnings"] == [], (name, m["warnings"])
+        assert m["neural"]["evidence"] == "transcript alignment", name
+
+
 def test_the_phonetic_engine_aligns_the_issue_line_too(tmp_path):
     line(tmp_path, "npc", espeak, ISSUE_LINE, "en-us")
     _, out = bake(tmp_path, "--engine", "phonetic")
