@@ -13,6 +13,7 @@ from ..core.engine import ProgressFn
 from ..core.errors import FacePolicyError
 from ..core.letters import aligned_languages
 from ..core.spec import ACCURACY_MODES, EMOTIONS
+from ..core.transcript import AUTO, LANGUAGE_NAMES, told_language
 from .ray import arguments as ray_arguments
 
 COMMANDS = ("bake", "styles")
@@ -45,6 +46,7 @@ def _add_bake(subparsers) -> None:
         "not used, the line is animated as without one and the summary says why). Outputs that are already "
         "up to date are skipped, so an interrupted batch can simply be run again.",
         epilog="Manifest columns (CSV header or JSON keys): audio, output, style, seed, object, engine, transcript, "
+        "transcript_language (as --transcript-language, for this row), "
         "model (a model folder this row bakes with instead of --model, e.g. one `facepolicy finetune` wrote). "
         "Relative paths in a manifest are relative to the manifest's folder; output names are relative to -o "
         "and may not leave it. A line's files appear together: a line that fails or is interrupted leaves "
@@ -71,6 +73,10 @@ def _add_bake(subparsers) -> None:
                    help=f"transcript text file for a single AUDIO (in {aligned_languages('or')}; one in another "
                    "language or that does not match the audio is not used: the line is animated as without one, and "
                    "the summary says why)")
+    p.add_argument("--transcript-language", metavar="LANG", default=AUTO,
+                   help="the language the transcripts are written in, as a code or English name (" +
+                   ", ".join(LANGUAGE_NAMES) + f"; default {AUTO}: told from each text's words and letters). Set it "
+                   "for short lines, whose few words may not tell their language")
     p.add_argument("--engine", default=default_engine, metavar="neural|phonetic",
                    help=f"animation engine (default: {default_engine})")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
@@ -242,6 +248,7 @@ def build_plan(args) -> tuple[list[batch.BakeRow], list[batch.RowResult], batch.
     defaults = batch.RowDefaults(
         style=args.style, seed=args.seed, object=args.object, engine=args.engine,
         transcript=str(Path(args.transcript).absolute()) if args.transcript else None,
+        transcript_language=told_language(args.transcript_language),
     )
     presets = batch.style_presets(model_dir)
     if not args.manifest:  # a manifest row may name its own model folder, whose presets its style is checked against

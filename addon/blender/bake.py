@@ -180,6 +180,7 @@ def request_from_settings(context, settings, prefs=None) -> BakeRequest:
                               threads=prefs.threads if prefs else 0)
         if "transcript" in features:
             options.transcript = _read_transcript(settings)
+            options.transcript_language = settings.transcript_language  # AUTO: detected
         if "seed" in features:
             options.seed = settings.seed
         if "style" in features:

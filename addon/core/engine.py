@@ -30,6 +30,9 @@ class BakeOptions:
 
     engine: str = "neural"
     transcript: str | None = None  # the text itself, not a path
+    # The transcript's language as the user set it (a code or English name, core.transcript.told_language; None or
+    # "auto": detected from the text).
+    transcript_language: str | None = None
     seed: int = 0
     style: str | None = None  # a preset name, or a path to a reference (.json FaceTrack or Live Link .csv)
     strength: float = 1.0  # style strength (classifier-free guidance scale)

@@ -25,7 +25,7 @@ from .listener import BILABIAL_PHONES, BilabialListener, EncodedAudio, shared_li
 from .phones import BILABIALS, PHONES, SIL, VOWELS, PhoneSegment
 from .pitch import convolve_same
 from .recognition import PAUSE_SILENCE, cores, recognise_chunks, shared_decoders, speech_chunks
-from .transcript import transcript_language
+from .transcript import language_as_told, told_language, transcript_language
 
 # --- the transcript ------------------------------------------------------------------------------------------------
 
@@ -375,15 +375,19 @@ def calm_nonspeech(states: np.ndarray, gate: np.ndarray, rest: np.ndarray, chann
 
 def gather_evidence(samples: np.ndarray, transcript: str | None, recognise: str | None,
                     listener: BilabialListener | None = None, progress: Progress | None = None,
-                    cancel: threading.Event | None = None, keep_features: bool = False) -> Evidence:
+                    cancel: threading.Event | None = None, keep_features: bool = False,
+                    language: str | None = None) -> Evidence:
     """The one line's evidence, for 16 kHz ``samples``.
 
     ``transcript``: the line's text (None or blank: none); ``recognise``: what is done without a usable transcript,
     "phones" (all-phone recognition with the second opinion), "words" (word recognition, then alignment of the
     hypothesis) or None (no phones: the audio alone); ``listener``: the audio encoder that checks the transcript,
     gives the second opinion and finds nonspeech (default: the shipped model's); ``keep_features``: keep the
-    encoder's audio features of that pass in Evidence.encoded (the Neural engine samples with them). Raises
+    encoder's audio features of that pass in Evidence.encoded (the Neural engine samples with them); ``language``:
+    the transcript's language as the user set it (a code or name, core.transcript.told_language; None or "auto":
+    detected from the text; FacePolicyError for one it does not know). Raises
     AlignerMissing when pocketsphinx is needed and missing, Cancelled when ``cancel`` is set."""
+    told = told_language(language)
     samples = np.asarray(samples, np.float32)
     progress = progress or (lambda fraction, message: None)
     text = (transcript or "").strip()
@@ -395,7 +399,7 @@ def gather_evidence(samples: np.ndarray, transcript: str | None, recognise: str 
     result: Alignment | None = None
     fit = None
     if text:
-        result, fit = _use_transcript(samples, text, probs, rate, recognise, warnings, progress)
+        result, fit = _use_transcript(samples, text, probs, rate, recognise, warnings, progress, told)
     source = TRANSCRIPT if result is not None else RECOGNISERS.get(recognise, AUDIO_ONLY)
     added = None
     if result is None and recognise is not None:
@@ -446,17 +450,18 @@ def _listen(samples, listener, checking: bool, recognise: str | None, warnings: 
 
 
 def _use_transcript(samples, text: str, probs, rate: float, recognise: str | None, warnings: list[str],
-                    progress: Progress) -> tuple[Alignment | None, float | None]:
+                    progress: Progress, told: str | None = None) -> tuple[Alignment | None, float | None]:
     """The transcript's forced alignment and its fit, or (None, fit) with one warning sentence when it is in a
     language that is not aligned, cannot be aligned, or does not match the audio. A transcript aligned in another
-    language than English gets one line saying which."""
+    language than English gets one line saying which. ``told``: the language the user set (None: detected)."""
     aligner: Aligner = shared_aligner()
     instead = _INSTEAD[recognise]
-    language = transcript_language(text, aligner.in_dictionary)
+    language = language_as_told(told) if told else transcript_language(text, aligner.in_dictionary)
     if not language.english:
         if language.code not in letters.ALIGNED:
+            tell = " (set the transcript's language if it is one of them)" if language.undecided else ""
             warnings.append(f"the transcript {language.reason}, and transcripts are aligned only in "
-                            f"{letters.aligned_languages()}, so {instead}")
+                            f"{letters.aligned_languages()}{tell}, so {instead}")
             return None, None
         unsaid = letters.unspeakable(language.code, text)
         if unsaid:

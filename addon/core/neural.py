@@ -193,7 +193,7 @@ class NeuralEngine:
         try:
             return gather_evidence(audio.samples, transcript, "phones" if accuracy == "accurate" else None,
                                    policy.listener(), lambda f, message: progress(0.05 + 0.3 * f, message), cancel,
-                                   keep_features=True)
+                                   keep_features=True, language=options.transcript_language)
         except AlignerMissing as exc:
             return Evidence(None, AUDIO_ONLY, np.ones(0, bool), 1.0, [f"{exc}; listened to the audio only"])
 

@@ -65,7 +65,8 @@ class PhoneticEngine:
         transcript = options.transcript or sidecar_transcript(audio.source)
         progress(0.02, "listening")
         evidence = gather_evidence(samples, transcript, "words" if accuracy == "accurate" else "phones",
-                                   progress=lambda f, message: progress(0.05 + 0.75 * f, message), cancel=cancel)
+                                   progress=lambda f, message: progress(0.05 + 0.75 * f, message), cancel=cancel,
+                                   language=options.transcript_language)
         check_cancel(cancel)
         result = evidence.alignment
         phones, confidence = cleaned_phones(result)

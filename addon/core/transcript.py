@@ -10,6 +10,8 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .errors import FacePolicyError
+
 # --- text → words --------------------------------------------------------------------------------------------
 
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -172,11 +174,17 @@ class TranscriptLanguage:
         return self.code == "en"
 
     @property
+    def undecided(self) -> bool:
+        """Written in Latin letters, not English, but no one language stands out: the user may tell it."""
+        return self.code is None and self.reason != NOT_LATIN
+
+    @property
     def name(self) -> str:
         return LANGUAGE_NAMES.get(self.code or "", "another language")
 
 
 ENGLISH = TranscriptLanguage("en")
+NOT_LATIN = "is not written in the Latin alphabet"
 
 
 def transcript_language(text: str, in_dictionary: Callable[[str], bool]) -> TranscriptLanguage:
@@ -189,7 +197,7 @@ def transcript_language(text: str, in_dictionary: Callable[[str], bool]) -> Tran
         return TranscriptLanguage("ja", "looks like Japanese")
     latin = sum(1 for c in letters if c.isascii() or unicodedata.name(c, "").startswith("LATIN"))
     if latin < 0.5 * len(letters):
-        return TranscriptLanguage(None, "is not written in the Latin alphabet")
+        return TranscriptLanguage(None, NOT_LATIN)
     pinyin = len(_PINYIN_SYLLABLE.findall(text.lower()))
     if pinyin >= 3 and pinyin >= 0.5 * len(_LETTER_WORDS.findall(text)):
         return TranscriptLanguage("zh", f"looks like {LANGUAGE_NAMES['zh']}")
@@ -214,6 +222,32 @@ def transcript_language(text: str, in_dictionary: Callable[[str], bool]) -> Tran
     if known < 0.5 * len(words):
         return TranscriptLanguage(None, "has mostly words that are not English")
     return ENGLISH
+
+
+# What a user may call a language when telling it (--transcript-language, the manifest's transcript_language column,
+# the panel's Language): its code or its English name, any case; AUTO (or nothing) leaves it to transcript_language.
+AUTO = "auto"
+_NAMES_TOLD = {**{name.lower(): code for code, name in LANGUAGE_NAMES.items()},
+               "mandarin": "zh", "chinese": "zh", "pinyin": "zh"}
+
+
+def told_language(value: str | None) -> str | None:
+    """The language code a user named for a transcript ("es", "Spanish", "ES"), or None for "detect it" (None, "",
+    "auto"). FacePolicyError (one sentence listing the choices) for anything else."""
+    key = (value or "").strip().lower()
+    if key in ("", AUTO):
+        return None
+    if key in LANGUAGE_NAMES:
+        return key
+    if key in _NAMES_TOLD:
+        return _NAMES_TOLD[key]
+    raise FacePolicyError(f"transcript language {value.strip()!r} is not one FacePolicy knows: use {AUTO} (detect "
+                          f"it) or one of {', '.join(LANGUAGE_NAMES)}")
+
+
+def language_as_told(code: str) -> TranscriptLanguage:
+    """The TranscriptLanguage of a language the user named (told_language's code): no detection."""
+    return ENGLISH if code == "en" else TranscriptLanguage(code, f"was set to {LANGUAGE_NAMES[code]}")
 
 
 def _is_kana(c: str) -> bool:

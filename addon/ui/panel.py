@@ -115,6 +115,7 @@ class VIEW3D_PT_facepolicy(bpy.types.Panel):
                 col.prop(settings, "transcript_path", text="File")
             elif settings.transcript_source == "TEXT":
                 col.prop(settings, "transcript_text", text="Text")
+            col.prop(settings, "transcript_language")
         if "accuracy" in features:
             col.prop(settings, "accuracy")
         if "style" in features:

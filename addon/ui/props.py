@@ -14,8 +14,14 @@ from bpy.props import (
 
 from ..blender import sound
 from ..core import engine as core_engine
+from ..core.letters import ALIGNED
 from ..core.spec import EMOTIONS
+from ..core.transcript import LANGUAGE_NAMES
 
+# The panel's Language: detection, or one of the languages whose transcripts are aligned (core.letters.ALIGNED).
+TRANSCRIPT_LANGUAGES = (("AUTO", "Detect", "Tell the transcript's language from its words and letters"),
+                        *((code, LANGUAGE_NAMES[code], f"The transcript is in {LANGUAGE_NAMES[code]}")
+                          for code in ("en", *ALIGNED)))
 ENGINE_LABELS = {"neural": ("Neural", "The diffusion-policy model: no transcript needed, styles, variations"),
                  "phonetic": ("Phonetic", "Phone recognition or alignment (pocketsphinx) plus the articulation "
                               "model; a transcript makes it more accurate")}
@@ -74,6 +80,10 @@ class FacePolicySettings(bpy.types.PropertyGroup):
         ("TEXT", "Text Block", "A text block in this file"),
     ), default="NONE")
     transcript_path: StringProperty(name="Transcript File", subtype="FILE_PATH")
+    transcript_language: EnumProperty(
+        name="Language", items=TRANSCRIPT_LANGUAGES, default="AUTO",
+        description="The language the transcript is written in (set it for short lines, whose few words may not "
+                    "tell their language)")
     transcript_text: PointerProperty(name="Text Block", type=bpy.types.Text)
     style_source: EnumProperty(name="Style", items=(
         ("PRESET", "Preset", "A bundled style preset"),

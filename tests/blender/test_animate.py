@@ -484,7 +484,7 @@ def test_panel_draws_every_control(setup, state, monkeypatch):
         assert {"transcript_path", "accuracy", "emotion", "seed"} <= set(log) and "style_preset" not in log
     if state.startswith("style"):
         assert {"style_action" if state == "style action" else "style_csv", "style_strength", "transcript_text",
-                "emotion_intensity"} <= set(log)
+                "transcript_language", "emotion_intensity"} <= set(log)
     if state == "no target":
         assert any("no target" in str(entry) for entry in log)
         assert all(len(str(entry)) <= 44 for entry in log), "long messages are wrapped"

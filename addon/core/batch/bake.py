@@ -56,7 +56,8 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
         result.audio_seconds = audio.duration
         tracks = []
         for take in range(1, opts.takes + 1):
-            options = BakeOptions(engine=row.engine, transcript=transcript, seed=row.seed + take - 1,
+            options = BakeOptions(engine=row.engine, transcript=transcript,
+                                  transcript_language=row.transcript_language, seed=row.seed + take - 1,
                                   style=row.style, strength=opts.strength, device=opts.device,
                                   emotion=opts.emotion, emotion_intensity=opts.emotion_intensity,
                                   accuracy=opts.accuracy, audio_guidance=opts.audio_guidance, steps=opts.steps,

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ..errors import FacePolicyError
 
-MANIFEST_COLUMNS = ("audio", "output", "style", "seed", "object", "engine", "transcript", "model")
+MANIFEST_COLUMNS = ("audio", "output", "style", "seed", "object", "engine", "transcript", "transcript_language",
+                    "model")
 # Other spellings accepted in a manifest header or JSON row.
 _COLUMN_ALIASES = {"output_name": "output", "name": "output", "out": "output", "file": "audio", "wav": "audio",
                    "model_dir": "model", "model_folder": "model"}

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..engine import NOT_SHIPPED, BakeOptions
 from ..errors import FacePolicyError
 from ..facetrack import FaceTrack
+from ..transcript import told_language
 from .rows import (
     BakeRow,
     BatchOptions,
@@ -35,6 +36,7 @@ class RowDefaults:
     object: str | None = None
     engine: str = field(default_factory=lambda: BakeOptions().engine)
     transcript: str | None = None
+    transcript_language: str | None = None  # a code (core.transcript.told_language); None: detected
 
 
 def _opt_str(v) -> str | None:
@@ -70,6 +72,7 @@ def row_from_values(index: int, source: str, values: dict, defaults: RowDefaults
     if style and looks_like_path(style):
         style = _resolve(style, base)
     model = _opt_str(values.get("model"))
+    language = _opt_str(values.get("transcript_language"))
     return BakeRow(
         index=index,
         audio=audio_path,
@@ -80,6 +83,7 @@ def row_from_values(index: int, source: str, values: dict, defaults: RowDefaults
         object=_opt_str(values.get("object")) or defaults.object,
         engine=_opt_str(values.get("engine")) or defaults.engine,
         transcript=_resolve(transcript, base) if transcript else defaults.transcript,
+        transcript_language=told_language(language) if language else defaults.transcript_language,
         model=_resolve(model, base) if model else None,
     )
 

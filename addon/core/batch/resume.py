@@ -51,6 +51,8 @@ def row_fingerprint(row: BakeRow, opts: BatchOptions) -> str:
         "blend": bool(opts.blend) if opts.needs_blender else None,
         "inputs": [file_digest(p) for p in row_inputs(row, opts)],
     }
+    if row.transcript_language:  # only when set, so that earlier sidecars keep their fingerprints
+        params["transcript_language"] = row.transcript_language
     model_dir = row_model_dir(row, opts)
     if model_dir:
         # model.json records the sha256 of every network, so its own digest names the model; without a model folder

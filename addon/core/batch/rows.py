@@ -31,6 +31,7 @@ class BakeRow:
     object: str | None = None
     engine: str = field(default_factory=lambda: BakeOptions().engine)
     transcript: str | None = None  # path of a text file
+    transcript_language: str | None = None  # its language's code as the user set it (None: detected from the text)
     model: str | None = None  # the Neural engine's model folder for this row (None: the batch's --model)
 
     def label(self) -> str:

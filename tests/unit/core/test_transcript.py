@@ -90,3 +90,40 @@ def test_accents_and_typographic_apostrophes_are_spoken_as_plain_letters():
     assert plain_ascii("Café, don’t") == "Cafe, don't"
     assert transcript_words("Café au lait, don’t — naïve jalapeño") == ["cafe", "au", "lait", "don't", "naive",
                                                                         "jalapeno"]
+
+
+# --- the language a user sets ----------------------------------------------------------------------------------------
+
+def test_a_told_language_is_a_code_or_an_english_name_in_any_case():
+    from facepolicy.core.transcript import told_language
+
+    assert told_language("pl") == "pl"
+    assert told_language(" Polish ") == "pl"
+    assert told_language("ES") == "es"
+    assert told_language("Mandarin") == told_language("chinese") == "zh"
+    assert told_language("en") == "en"
+    for auto in (None, "", "auto", "AUTO", "  "):
+        assert told_language(auto) is None
+
+
+def test_an_unknown_told_language_is_one_sentence_naming_the_choices():
+    from facepolicy.core.errors import FacePolicyError
+    from facepolicy.core.transcript import told_language
+
+    with pytest.raises(FacePolicyError) as err:
+        told_language("klingon")
+    message = str(err.value)
+    assert message.startswith("transcript language 'klingon' is not one FacePolicy knows")
+    assert "auto" in message and "es" in message and "ja" in message and ". " not in message
+
+
+def test_a_told_language_replaces_detection_and_says_so_where_it_is_not_aligned():
+    from facepolicy.core.transcript import ENGLISH, language_as_told, transcript_language
+
+    assert language_as_told("en") == ENGLISH
+    dutch = language_as_told("nl")
+    assert dutch.code == "nl" and dutch.reason == "was set to Dutch" and not dutch.undecided
+    # what detection alone makes of a short line: not English, but no one language stands out
+    short = transcript_language("Mama kupiła mleko.", lambda word: False)
+    assert short.code is None and short.undecided
+    assert not transcript_language("Привет, как дела?", lambda word: False).undecided
