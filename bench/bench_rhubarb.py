@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from facepolicy.core import metrics, spec  # noqa: E402
 from facepolicy.core.facetrack import FaceTrack  # noqa: E402
+from facepolicy.core.phones import BILABIALS  # noqa: E402
 
 FPS = 30  # the frame rate our tracks are scored at (bench_live's CSVs, the engines' MODEL_FPS)
 SHAPES = "ABCDEFGHX"
@@ -81,7 +82,7 @@ def parse_tsv(text: str, source: str = "Rhubarb output") -> list[Cue]:
     return cues
 
 
-# --- shapes → ARKit -------------------------------------------------------------------------------------------------
+# --- shapes → ARKit ------------------------------------------------------------------------------------------------
 
 def pose(jaw=0.0, lips=0.0, spread=0.0, pucker=0.0, funnel=0.0, tongue=0.0, tuck=0.0, sealed=False,
          press=0.0) -> dict[str, float]:
@@ -202,7 +203,7 @@ def cues_to_track(cues: list[Cue], duration: float, table: dict[str, dict[str, f
     return FaceTrack(fps, spec.CHANNEL_NAMES, values.astype(np.float32), {"source": "rhubarb"})
 
 
-# --- running Rhubarb -------------------------------------------------------------------------------------------------
+# --- running Rhubarb -----------------------------------------------------------------------------------------------
 
 def check_binary(path: str | None) -> Path:
     if not path:
@@ -246,7 +247,7 @@ def load_clips(testdata: bool, tts: int):
     return ep.arctic_clips() + ep.librivox_clips(), "real clips (ARCTIC + LibriVox)"
 
 
-# --- our tracks on the same clips --------------------------------------------------------------------------------------
+# --- our tracks on the same clips ----------------------------------------------------------------------------------
 
 def our_tracks(clips, wavs: list[Path], folder: Path) -> dict[str, list[FaceTrack]]:
     """Offline Neural accurate (the default) and fast, in process as model.evaluate runs them (no transcript), and
@@ -276,7 +277,7 @@ def our_tracks(clips, wavs: list[Path], folder: Path) -> dict[str, list[FaceTrac
     return out
 
 
-# --- report --------------------------------------------------------------------------------------------------------------
+# --- report --------------------------------------------------------------------------------------------------------
 
 def _counts(s: dict) -> str:
     c = s["counts"]
@@ -284,17 +285,17 @@ def _counts(s: dict) -> str:
             f"open {c['open_hits']}/{c['open_total']}")
 
 
-def _m_detail(clip, score) -> str:
-    """Which reference /m/ the track missed, with the phones around it."""
+def _closure_misses(clip, score) -> str:
+    """Which reference p, b, m the track left open, with the phones around each."""
     phones = clip.reference
     out = []
     for phone, start in score.missed:
-        if phone != "m":
+        if phone not in BILABIALS:
             continue
-        i = next(j for j, p in enumerate(phones) if p.phone == "m" and abs(p.start - start) < 1e-9)
-        ctx = " ".join(p.phone for p in phones[max(0, i - 2):i]) + " [m] " + " ".join(
+        i = next(j for j, p in enumerate(phones) if p.phone == phone and abs(p.start - start) < 1e-9)
+        ctx = " ".join(p.phone for p in phones[max(0, i - 2):i]) + f" [{phone}] " + " ".join(
             p.phone for p in phones[i + 1:i + 3])
-        out.append(f"{start:.2f} s ({ctx.strip()})")
+        out.append(f"{phone} {start:.2f} s ({ctx.strip()})")
     return ", ".join(out)
 
 
@@ -389,15 +390,16 @@ def main(argv=None) -> int:
     for name, wall in walls.items():
         print(f"{name}: {wall:.1f} s wall for the {len(clips)} clips ({seconds:.1f} s of audio)")
     if args.per_clip:
-        print("\nper clip /m/ hits (missed /m/: reference start, phones around it)")
+        print("\nper clip /m/ and p/b/m hits (misses: phone, reference start, phones around it)")
         for name, scores in rows.items():
             if "[" in name and not name.endswith("[main]"):
-                continue  # closures do not depend on the table beyond which shapes are closed
+                continue  # closures depend on a table only through which shapes it closes
             print(f"  {name}")
             for c, s in zip(clips, scores, strict=True):
-                if s.m_total:
-                    miss = _m_detail(c, s)
-                    print(f"    {c.name}: {s.m_hits}/{s.m_total}" + (f"; missed {miss}" if miss else ""))
+                if s.bilabial_total:
+                    miss = _closure_misses(c, s)
+                    print(f"    {c.name}: /m/ {s.m_hits}/{s.m_total}, p/b/m {s.bilabial_hits}/{s.bilabial_total}"
+                          + (f"; missed {miss}" if miss else ""))
     return 0
 
 
