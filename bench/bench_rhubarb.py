@@ -282,7 +282,7 @@ def our_tracks(clips, wavs: list[Path], folder: Path) -> dict[str, list[FaceTrac
 def _counts(s: dict) -> str:
     c = s["counts"]
     return (f"bilabial {c['bilabial_hits']}/{c['bilabial_total']}, /m/ {c['m_hits']}/{c['m_total']}, "
-            f"open {c['open_hits']}/{c['open_total']}")
+            f"open {c['open_hits']}/{c['open_total']}, SLCC {s['slcc']:.3f}, jitter {s['jitter']:.3f}")
 
 
 def _closure_misses(clip, score) -> str:
