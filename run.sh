@@ -91,14 +91,14 @@ run_tests() {
 case "${1:-}" in
   demo)
     apt_install "${APT_RUNTIME[@]}"
-    make_venv .venv "$BPY_MAIN" "test"
+    make_venv .venv "$BPY_MAIN" "test,video"
     build_preview
     main_job
     ;;
   test)
     apt_install "${APT_RUNTIME[@]}" "${APT_TEST[@]}"
     make_venv .venv "$BPY_MAIN" "test,ray,train,video"
-    make_venv .venv-bpy42 "$BPY_LTS" "test"
+    make_venv .venv-bpy42 "$BPY_LTS" "test,video"
     build_preview --cpu-only  # tests/unit/test_cuda_build.py compiles the CUDA library itself
     run_tests
     ;;

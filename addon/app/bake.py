@@ -53,7 +53,9 @@ def _add_bake(subparsers) -> None:
         "none of them. Exit code: 0 when every line is baked or up to date, 1 when any line failed, "
         "130 when interrupted.",
     )
-    p.add_argument("audio", nargs="*", metavar="AUDIO", help="audio files (wav, flac, ogg, mp3)")
+    p.add_argument("audio", nargs="*", metavar="AUDIO",
+                   help="audio files (wav, flac, ogg, mp3; the sound of a movie, .mov, .mp4, .m4a, .mkv, .webm, "
+                   "with the video extra: pip install 'facepolicy[video]')")
     p.add_argument("--blend", metavar="FILE", help="a .blend holding the character (default: the bundled head)")
     p.add_argument("--object", metavar="NAME",
                    help="the object to animate in --blend (default: the active mesh with shape keys)")

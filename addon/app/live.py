@@ -40,7 +40,8 @@ def add_parser(subparsers) -> None:
         "'facepolicy live line.wav --realtime --livelink 192.168.1.20:11111 --csv take.csv'; "
         "'facepolicy live --mic --livelink 127.0.0.1:11111' (needs: pip install 'facepolicy[live]').")
     p.add_argument("input", nargs="?", metavar="-|FILE",
-                   help="'-': 16-bit little-endian mono PCM on standard input; or an audio file (wav, flac, ogg, mp3)")
+                   help="'-': 16-bit little-endian mono PCM on standard input; or an audio file (wav, flac, ogg, "
+                   "mp3, or a movie's sound with the video extra)")
     p.add_argument("--mic", action="store_true", help="listen to the default microphone (needs sounddevice)")
     p.add_argument("--input-rate", type=int, metavar="HZ",
                    help="sample rate of standard input or the microphone (default: 16000 for standard input, the "

@@ -17,7 +17,7 @@ import bpy
 
 from ..core import engine as core_engine
 from ..core import spec
-from ..core.audio import SpooledAudio, load_line_audio
+from ..core.audio import SpooledAudio
 from ..core.engine import BakeOptions, ProgressFn
 from ..core.errors import AudioError, Cancelled, FacePolicyError, RigError
 from ..core.facetrack import FaceTrack
@@ -217,7 +217,9 @@ def run_engine(request: BakeRequest, progress: ProgressFn | None = None,
     cancel = cancel or threading.Event()
     t0 = time.perf_counter()
     progress(0.0, "reading audio")
-    audio = load_line_audio(request.audio_path)  # a file over 15 minutes: spooled to disk, animated in segments
+    # A file over 15 minutes is spooled to disk and animated in segments; a movie's sound comes through the video
+    # extra, or Blender's own Audaspace where that is not installed.
+    audio = sound.load_line_audio(request.audio_path)
     try:
         core_engine.check_cancel(cancel)
         track = core_engine.animate(audio, request.options, progress, cancel)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import bpy
 
+from ..core import audio, movie, spec
 from ..core.errors import AudioError
 from . import compat
 
@@ -68,3 +69,22 @@ def strip_audio_path(strip) -> tuple[str, bool]:
     if not path:
         raise AudioError(f'strip "{strip.name}" has no sound file')
     return os.path.normpath(path), False
+
+
+def load_line_audio(path):
+    """core.audio.load_line_audio; a movie's sound track through Blender's own Audaspace (its ffmpeg) where the
+    video extra is not installed: the extension zip does not carry it. Safe to call from a worker thread."""
+    if not (movie.is_movie(path) and Path(path).is_file() and not movie.available()):
+        return audio.load_line_audio(path)
+    try:
+        import aud
+    except ImportError:  # a bpy build without sound: core's sentence ("needs the video extra")
+        return audio.load_line_audio(path)
+    name = Path(path).name
+    try:
+        samples = aud.Sound(str(path)).resample(spec.SAMPLE_RATE, False).rechannel(1).data()
+    except Exception as exc:  # noqa: BLE001 - Audaspace raises plain errors for unreadable files
+        raise AudioError(f'"{name}": Blender could not read its sound ({exc})') from None
+    if samples.size == 0:
+        raise AudioError(f'"{name}": the file has no sound track')
+    return audio.from_array(samples[:, 0], spec.SAMPLE_RATE, source=str(path))

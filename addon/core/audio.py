@@ -1,4 +1,5 @@
-"""Audio input: any file libsndfile reads → 16 kHz mono float32, loudness-normalised."""
+"""Audio input: any file libsndfile reads, or a movie's sound track (core.movie) → 16 kHz mono float32,
+loudness-normalised."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from . import spec
 from .errors import AudioError
+from .movie import MovieSound, is_movie, probe_seconds
 
 # Loudness target for speech (RMS of the active part) and the most gain we apply, so that
 # near-silent files are not pumped up into noise.
@@ -65,8 +67,9 @@ def _soundfile():
     return soundfile
 
 
-def _open(path):
-    """The open soundfile.SoundFile of ``path``, with user-facing errors."""
+def _open(path, sample_rate: int = spec.SAMPLE_RATE):
+    """The open soundfile.SoundFile of ``path`` (a movie: its sound track at ``sample_rate``, core.movie), with
+    user-facing errors."""
     path = Path(path)
     if not str(path) or str(path) in (".", ""):
         raise AudioError("no audio file was given")
@@ -76,6 +79,8 @@ def _open(path):
         raise AudioError(f'"{path}": is a folder, not an audio file')
     if path.stat().st_size == 0:
         raise AudioError(f'"{path.name}": the file is empty')
+    if is_movie(path):
+        return MovieSound(path, sample_rate)
     sf = _soundfile()
     try:
         f = sf.SoundFile(str(path))
@@ -209,7 +214,7 @@ def _decode(path, sample_rate: int, spool=None) -> tuple[np.ndarray, int, int, l
     one-line warning saying how much that is.
     """
     name = Path(path).name
-    with _open(path) as f:
+    with _open(path, sample_rate) as f:
         rate, channels = f.samplerate, f.channels
         expected = announced_frames(path, f.format) or max(f.frames, 0)
         resampler = _Resampler(rate, sample_rate) if rate != sample_rate else None
@@ -231,7 +236,8 @@ def _decode(path, sample_rate: int, spool=None) -> tuple[np.ndarray, int, int, l
                 out.extend(piece)
     if n_read == 0:
         if damage:
-            raise AudioError(f'"{name}": could not decode audio (libsndfile: {damage}); try WAV, FLAC, OGG or MP3')
+            reader = "ffmpeg" if is_movie(path) else "libsndfile"
+            raise AudioError(f'"{name}": could not decode audio ({reader}: {damage}); try WAV, FLAC, OGG or MP3')
         raise AudioError(f'"{name}": the file holds no audio samples')
     if resampler:
         for piece in resampler.finish():
@@ -460,6 +466,8 @@ class SpooledAudio:
 
 def file_seconds(path) -> float | None:
     """The length the file says it has, without decoding it (None when it does not say)."""
+    if is_movie(path) and Path(path).is_file():
+        return probe_seconds(path) or None
     try:
         with _open(path) as f:
             return f.frames / f.samplerate if 0 < f.frames < 2**62 else None

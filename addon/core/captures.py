@@ -20,10 +20,10 @@ from . import spec
 from .audio import load_audio
 from .errors import FacePolicyError
 from .livelink import _guess_timecode_rate, parse_timecode
+from .movie import MOVIE_SUFFIXES
 
 # Audio the product reads beside a take, in the order one is picked when several exist (core.audio: libsndfile).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
-VIDEO_SUFFIXES = (".mov", ".mp4")
 # Columns a take must have: the 52 ARKit curves, head rotation and the eyes' yaw and pitch (the eyes' roll
 # carries no channel, so its absence loses nothing).
 REQUIRED_COLUMNS = ("Timecode", "BlendShapeCount", *spec.LIVELINK_ARKIT_COLUMNS,
@@ -117,7 +117,7 @@ def find_takes(folder: Path | str) -> tuple[list[TakeFiles], list[CaptureProblem
     csvs = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
     for path in csvs:
         beside = {p.suffix.lower(): p for p in folder.iterdir() if p.is_file() and p.stem == path.stem}
-        audio = next((beside[s] for s in AUDIO_SUFFIXES + VIDEO_SUFFIXES if s in beside), None)
+        audio = next((beside[s] for s in AUDIO_SUFFIXES + MOVIE_SUFFIXES if s in beside), None)
         if audio is None:
             problems.append(CaptureProblem(path, f'"{path.name}": no audio beside it (expected {path.stem}.wav, or '
                                            f"another audio file or a .mov/.mp4 take named {path.stem})"))
@@ -251,32 +251,10 @@ def folder_rate_problems(takes: list[tuple[TakeFiles, Curves]]) -> list[CaptureP
 # --- the audio ------------------------------------------------------------------------------------------------------
 
 def read_take_audio(files: TakeFiles) -> tuple[np.ndarray, list[str]]:
-    """16 kHz mono samples of the take's audio (a .mov/.mp4 through the optional video reader)."""
-    if files.audio.suffix.lower() in VIDEO_SUFFIXES:
-        return _video_audio(files.audio), []
+    """16 kHz mono samples of the take's audio (a .mov/.mp4 take's sound track through core.movie) and the reader's
+    warnings."""
     audio = load_audio(files.audio)
     return audio.samples, list(audio.warnings)
-
-
-def _video_audio(path: Path) -> np.ndarray:
-    """The sound track of a .mov/.mp4 take through imageio-ffmpeg's ffmpeg binary (the optional `video` extra)."""
-    import subprocess
-
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise FacePolicyError(f'"{path.name}": reading the sound of a .mov/.mp4 take needs the video extra '
-                              "(pip install 'facepolicy[video]'), or save the take's audio as "
-                              f"{path.stem}.wav beside it") from None
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar",
-           str(spec.SAMPLE_RATE), "-f", "f32le", "-"]
-    done = subprocess.run(cmd, capture_output=True)
-    if done.returncode != 0 or not done.stdout:
-        reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no sound track"]
-        raise FacePolicyError(f'"{path.name}": could not read its sound ({reason[0]})')
-    from .audio import normalise_loudness
-
-    return normalise_loudness(np.frombuffer(done.stdout, np.float32).copy(), spec.SAMPLE_RATE)
 
 
 def audio_timecode(path: Path) -> float | None:

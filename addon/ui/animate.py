@@ -12,10 +12,13 @@ from bpy.props import BoolProperty, StringProperty
 
 from ..blender import bake, keys
 from ..core.errors import Cancelled, FacePolicyError
+from ..core.movie import MOVIE_SUFFIXES
 from .prefs import get_preferences
 from .report import reports_errors
 
 _jobs: list[bake.BakeJob] = []  # bakes started by the modal operator and not yet finished
+
+MOVIE_GLOB = ";".join("*" + suffix for suffix in MOVIE_SUFFIXES)  # the file browser shows movies too
 
 
 def bake_running() -> bool:
@@ -194,8 +197,10 @@ class FACEPOLICY_OT_select_audio(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     filepath: StringProperty(subtype="FILE_PATH")
-    filter_glob: StringProperty(default="*.wav;*.flac;*.ogg;*.oga;*.mp3;*.aif;*.aiff;*.opus", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.wav;*.flac;*.ogg;*.oga;*.mp3;*.aif;*.aiff;*.opus;" + MOVIE_GLOB,
+                               options={"HIDDEN"})
     filter_sound: BoolProperty(default=True, options={"HIDDEN"})
+    filter_movie: BoolProperty(default=True, options={"HIDDEN"})  # a movie's sound track (core.movie)
     filter_folder: BoolProperty(default=True, options={"HIDDEN"})
 
     def invoke(self, context, event):

@@ -126,7 +126,12 @@ def _inside(path: Path, root: Path) -> bool:
 
 def _check_audio_header(path: Path) -> None:
     from ..audio import _soundfile
+    from ..movie import is_movie, probe_seconds
 
+    if is_movie(path):
+        if probe_seconds(path) <= 0:  # AudioError: no sound track, no video extra, unreadable
+            raise FacePolicyError(f'"{path.name}": the file holds no audio samples')
+        return
     sf = _soundfile()
     try:
         info = sf.info(str(path))
