@@ -64,20 +64,24 @@ HABIT_INDEX = sorted({c for cs in HABIT_CHANNELS.values() for c in cs})
 BROW = spec.CHANNEL_INDEX["browInnerUp"]
 
 
-def make_data(work: Path, performer: Performer) -> tuple[Path, list[dict]]:
-    """10 minutes of capture takes (seed 1) and 90 s of held-out lines (seed 99), written once into ``work``."""
-    captures, held = work / "captures_10min", work / "held_out"
-    lines_file = work / "held_out_lines.npz"
+LINE_SEEDS = {"held_out": 99, "tuning": 7}  # the held-out lines report; the tuning lines choose settings
+
+
+def make_data(work: Path, performer: Performer, lines: str = "held_out") -> tuple[Path, list[dict]]:
+    """10 minutes of capture takes (seed 1) and 90 s of held-out lines (seed 99; ``lines="tuning"``: another 90 s,
+    seed 7, on which settings are chosen so that the held-out lines stay unseen), written once into ``work``."""
+    captures, held = work / "captures_10min", work / lines
+    lines_file = work / f"{lines}_lines.npz"
     if not (captures / "done").exists():
         for k, take in enumerate(performer_lines(performer, 600.0, seed=1), 1):
             write_take(captures, f"take{k:02d}", take["samples"], take["states"], start_timecode=36000.0 + 100 * k)
         (captures / "done").write_text("")
     if not lines_file.exists():
-        lines = performer_lines(performer, 90.0, seed=99)
-        for k, line in enumerate(lines, 1):
+        made = performer_lines(performer, 90.0, seed=LINE_SEEDS[lines])
+        for k, line in enumerate(made, 1):
             write_take(held, f"line{k:02d}", line["samples"], line["states"])
         np.savez(lines_file, phones=np.array([json.dumps([[p.phone, p.start, p.end] for p in x["phones"]])
-                                              for x in lines]))
+                                              for x in made]))
     from facepolicy.core.phones import PhoneSegment
 
     phones = [[PhoneSegment(p, s, e) for p, s, e in json.loads(str(x))] for x in np.load(lines_file)["phones"]]
@@ -225,6 +229,12 @@ def main(argv=None) -> int:
     ap.add_argument("--face", choices=("teacher", "shipped"), default="teacher", help="the performer's face: the "
                     "teacher's (default, the harder test) or the shipped model's own bakes; use another --work")
     ap.add_argument("--train-seed", type=int, default=0, help="fine-tuning seed (windows, noise)")
+    ap.add_argument("--lines", choices=tuple(LINE_SEEDS), default="held_out", help="the lines measured: the "
+                    "held-out lines (default, the reported figures) or the tuning lines (another 90 s of the "
+                    "performer, seed 7), on which fine-tuning settings are chosen")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a FinetuneSettings field for the fine-tuning runs (repeatable), e.g. brow_weight=1")
+    ap.add_argument("--tag", default="", help="added to the model folders' names")
     ap.add_argument("--json", help="write every figure here")
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -235,9 +245,9 @@ def main(argv=None) -> int:
 
         performer = dataclasses.replace(performer, habits=dataclasses.replace(performer.habits, lip_lead=args.lip_lead))
     print(f"performer: flite voice {performer.voice}, the {performer.face}'s face, habits {performer.habits}")
-    captures, phones = make_data(work, performer)
-    takes, _ = check_folder(work / "held_out", keep_timing=args.keep_timing)
-    print(f"held-out lines: {len(takes)}, {sum(t.seconds for t in takes):.0f} s")
+    captures, phones = make_data(work, performer, args.lines)
+    takes, _ = check_folder(work / args.lines, keep_timing=args.keep_timing)
+    print(f"{args.lines} lines: {len(takes)}, {sum(t.seconds for t in takes):.0f} s")
     results = {"shipped": evaluate(default_model_dir(), None, takes, phones)}
     truth = [habit_figures(t.states, t, p) for t, p in zip(takes, phones, strict=True)]
     results["performer"] = {k: float(np.nanmean([f[k] for f in truth])) for k in truth[0]}
@@ -258,7 +268,15 @@ def main(argv=None) -> int:
             settings.keep_dynamics = args.keep_dynamics
         if args.steps:
             settings.steps = args.steps
-        out = work / f"model_{minutes:g}min_w{settings.keep_dynamics:g}_s{settings.seed}"
+        for item in args.set:
+            name, _, value = item.partition("=")
+            if not hasattr(settings, name):
+                ap.error(f"--set {item}: FinetuneSettings has no field {name!r}")
+            kind = type(getattr(settings, name))
+            setattr(settings, name, None if value == "None" else (value.lower() in ("1", "true", "yes"))
+                    if kind is bool else (float(value) if "." in value or "e" in value else int(value))
+                    if kind in (int, float, type(None)) else kind(value))
+        out = work / f"model_{minutes:g}min_w{settings.keep_dynamics:g}_s{settings.seed}{args.tag}"
         t0 = time.perf_counter()
         m = finetune(folder, out, settings, cache_root=work / "cache", overwrite=True, log=lambda s: None)
         wall = time.perf_counter() - t0

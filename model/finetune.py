@@ -34,7 +34,7 @@ from .losses import default_vertex_factor, trajectory_losses
 from .train import lr_at
 
 CHECKPOINT = "finetune.pt"
-CHECKPOINT_VERSION = 3  # in the cache key: a checkpoint of another layout or recipe is never resumed
+CHECKPOINT_VERSION = 6  # in the cache key: a checkpoint of another layout or recipe is never resumed
 
 
 @dataclass
@@ -55,6 +55,8 @@ class FinetuneSettings:
     max_minutes: float | None = None  # stop (with a checkpoint) after this long; the next run resumes
     keep_timing: bool = False  # keep sync offsets within 0.1 s as the performer's own (else beyond the check's 20 ms)
     keep_dynamics: float = 3.0  # weight of the term that keeps the base model's articulation over time (dynamics_loss)
+    brow_weight: float = 0.5  # extra weight of the brows' error (brow_loss): the base loss counts them little
+    keep_closures: float = 0.05  # weight of the term that keeps the base model's closed lips closed (closure_loss)
 
 
 # --- the takes as training arrays -------------------------------------------------------------------------------
@@ -193,7 +195,9 @@ class FineTuner:
         lw = self.cfg["loss"]
         self.factor = torch.from_numpy(default_vertex_factor(lw.get("lip_weight", 5.0)))
         self.ema = copy.deepcopy(self.model.denoiser).requires_grad_(False)
-        self.base = copy.deepcopy(self.model.denoiser).requires_grad_(False).eval() if settings.keep_dynamics else None
+        held = settings.keep_dynamics or settings.keep_closures
+        self.base = copy.deepcopy(self.model.denoiser).requires_grad_(False).eval() if held else None
+        self.gap = LipGap()
         self.best = copy.deepcopy(self.model.denoiser).requires_grad_(False)
         self.opt = torch.optim.AdamW(self.model.denoiser.parameters(), lr=settings.lr, weight_decay=1e-4)
         self.gen = torch.Generator().manual_seed(settings.seed)
@@ -230,11 +234,18 @@ class FineTuner:
         args = (xt, t.float(), inputs["audio"], inputs["evidence"], inputs["past"], inputs["style"], inputs["cond"])
         x0_hat = denoiser(*args)
         out = trajectory_losses(x0_hat, x0, m.state_std, self.factor, self.cfg["loss"])
+        if train and self.settings.brow_weight:
+            out["brows"] = brow_loss(x0_hat, x0)
+            out["total"] = out["total"] + self.settings.brow_weight * out["brows"]
         if train and self.base is not None:
             with torch.no_grad():
                 base_hat = self.base(*args)
             out["dynamics"] = dynamics_loss(x0_hat, base_hat)
             out["total"] = out["total"] + self.settings.keep_dynamics * out["dynamics"]
+            if self.settings.keep_closures:
+                states = lambda x: x * m.state_std + m.state_mean  # noqa: E731
+                out["closures"] = closure_loss(self.gap(states(x0_hat)), self.gap(states(base_hat)), self.gap.closed)
+                out["total"] = out["total"] + self.settings.keep_closures * out["closures"]
         return out
 
     @torch.no_grad()
@@ -342,6 +353,7 @@ class FineTuner:
 
 
 DYNAMICS_CHANNELS = list(ARTICULATION)  # the channels whose shape in time keep_dynamics holds to the base model's
+BROW_CHANNELS = [i for i, n in enumerate(spec.CHANNEL_NAMES) if n.startswith("brow")]
 
 
 def dynamics_loss(pred: torch.Tensor, base: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -357,6 +369,38 @@ def dynamics_loss(pred: torch.Tensor, base: torch.Tensor, eps: float = 1e-3) -> 
     r = (p * b).mean(1) / (sp * sb)
     w = sb / sb.sum()
     return ((1.0 - r) * w).sum()
+
+
+class LipGap:
+    """The product's lip gap (core.metrics: affine in the ARKit weights per inner-lip pair of the default head, the
+    mean of the pairs' gaps clamped at 0) in millimetres, for torch states (..., C); ``closed``: the gap under which
+    the figures count the lips as closed."""
+
+    def __init__(self):
+        from facepolicy.core import metrics
+
+        g = metrics.default_geometry()
+        self.slope = torch.tensor(g.slope * 1000.0, dtype=torch.float32)
+        self.offset = torch.tensor(g.offset * 1000.0, dtype=torch.float32)
+        self.closed = 1000.0 * g.threshold(metrics.CLOSED_FRACTION)
+
+    def __call__(self, states: torch.Tensor) -> torch.Tensor:
+        return torch.relu(states[..., : spec.NUM_ARKIT] @ self.slope + self.offset).mean(-1)
+
+
+def closure_loss(gap: torch.Tensor, base_gap: torch.Tensor, closed: float) -> torch.Tensor:
+    """Where the base model's lips are closed (its gap under ``closed`` mm, the figures' closed lips), how far
+    (mm, squared) ``gap`` opens past ``closed``: lips the base model closes stay closed, while anywhere else, and
+    within the closed range, a larger jaw is free."""
+    shut = (base_gap <= closed).float()
+    return ((torch.relu(gap - closed) ** 2) * shut).sum() / shut.sum().clamp(min=1.0)
+
+
+def brow_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The brows' squared error and (twice, as the base loss weighs velocity) that of their frame-to-frame change,
+    averaged over the brow channels alone (normalised units, as the base loss)."""
+    err = (pred - target)[..., BROW_CHANNELS]
+    return (err ** 2).mean() + 2.0 * ((err[:, 1:] - err[:, :-1]) ** 2).mean()
 
 
 # --- the cache key ---------------------------------------------------------------------------------------------------

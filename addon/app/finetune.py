@@ -54,6 +54,12 @@ def add_parser(subparsers) -> None:
                    help="how strongly the lips' and jaw's movement over time is held to the base model's (--base; "
                    "the bundled one by default), so lip sync on new voices stays as good (a larger jaw or a resting "
                    "smile are learned freely; default 3, 0 learns the captured articulation freely)")
+    p.add_argument("--keep-closures", type=float, metavar="W",
+                   help="how strongly lips the base model closes at a p, b or m stay closed (a larger jaw could "
+                   "otherwise part lips the base model only just closes; default 0.05, 0 turns it off)")
+    p.add_argument("--brow-weight", type=float, metavar="W",
+                   help="extra weight of the brows' error in the training loss (the base loss counts a brow's "
+                   "error four times less than the jaw's; default 0.5, 0 is the base loss)")
     p.add_argument("--keep-timing", action="store_true",
                    help=f"keep curves up to {PERFORMER_TIMING_S:g} s early or late of the sound as the performer's own "
                    f"timing (default: anything beyond the sync check's {KEEP_S * 1000:.0f} ms precision is corrected, "
@@ -84,7 +90,8 @@ def _training_side():
 
 def _settings(args, settings_cls):
     s = settings_cls()
-    for name in ("steps", "batch", "lr", "eval_every", "held_out", "threads", "seed", "max_minutes", "keep_dynamics"):
+    for name in ("steps", "batch", "lr", "eval_every", "held_out", "threads", "seed", "max_minutes", "keep_dynamics",
+                 "keep_closures", "brow_weight"):
         value = getattr(args, name)
         if value is not None:
             setattr(s, name, value)
@@ -93,8 +100,10 @@ def _settings(args, settings_cls):
         raise FacePolicyError("--steps, --batch, --eval-every and --threads must be at least 1")
     if not (math.isfinite(s.lr) and s.lr > 0):
         raise FacePolicyError(f"--lr must be a positive number, got {s.lr}")
-    if not (math.isfinite(s.keep_dynamics) and s.keep_dynamics >= 0):
-        raise FacePolicyError(f"--keep-dynamics must be 0 or a positive number, got {s.keep_dynamics}")
+    for flag, value in (("--keep-dynamics", s.keep_dynamics), ("--keep-closures", s.keep_closures),
+                        ("--brow-weight", s.brow_weight)):
+        if not (math.isfinite(value) and value >= 0):
+            raise FacePolicyError(f"{flag} must be 0 or a positive number, got {value}")
     if not 0 < s.held_out < 0.9:
         raise FacePolicyError(f"--held-out must be between 0 and 0.9, got {s.held_out}")
     if s.max_minutes is not None and not (math.isfinite(s.max_minutes) and s.max_minutes > 0):

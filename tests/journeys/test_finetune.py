@@ -64,6 +64,7 @@ def test_captures_become_a_model_folder_that_bake_and_doctor_accept(tmp_path, li
     assert [t["sync_corrected"] for t in tuned["captures"]["takes"]] == [True, True]
     assert tuned["base_model"]["name"] == "default" and tuned["steps"] == 4
     assert tuned["settings"]["keep_dynamics"] == 3 and not tuned["settings"]["keep_timing"]
+    assert tuned["settings"]["brow_weight"] == 0.5 and tuned["settings"]["keep_closures"] == 0.05
     assert set(tuned["held_out"]["fine-tuned"]) == {"mouth", "brows", "eyes"}
     # The phonetic prior weight that fits the held-out takes best becomes the model's own (the engine's default is
     # 0.25; a performer's articulation may want less of the teacher's mouth).
@@ -163,6 +164,8 @@ def test_bad_captures_are_refused_naming_the_file_and_nothing_is_written(tmp_pat
     empty.mkdir()
     _refused(finetune(empty, out, tmp_path), out, "no takes found")
     _refused(finetune(empty, out, tmp_path, "--keep-dynamics", "-1"), out, "--keep-dynamics must be 0 or a positive")
+    _refused(finetune(empty, out, tmp_path, "--brow-weight", "nan"), out, "--brow-weight must be 0 or a positive")
+    _refused(finetune(empty, out, tmp_path, "--keep-closures", "-0.1"), out, "--keep-closures must be 0 or a positive")
 
     # A model folder that already holds something is not overwritten without --overwrite.
     out.mkdir()

@@ -100,3 +100,58 @@ def test_a_run_with_the_dynamics_term_trains_and_leaves_the_held_out_loss_plain(
     assert float(terms["dynamics"]) == pytest.approx(0.0, abs=1e-5)  # the base model agrees with itself
     tuner.run()
     assert tuner.finished and "dynamics" not in tuner.losses(tuner.model.denoiser, batch, tuner.gen, train=False)
+
+
+def test_the_brow_term_measures_the_brows_alone_and_is_trained_when_asked(tmp_path):
+    """brow_weight: the brows' error (and its change over time) is added to the loss; other channels do not count
+    in it, and with brow_weight 0 the loss is the base one."""
+    from model.finetune import BROW_CHANNELS, brow_loss
+
+    rng = np.random.default_rng(4)
+    target = torch.from_numpy(rng.standard_normal((3, 32, spec.NUM_CHANNELS)).astype(np.float32))
+    mouth = target.clone()
+    mouth[..., spec.CHANNEL_INDEX["jawOpen"]] += 1.0
+    brows = target.clone()
+    brows[..., spec.CHANNEL_INDEX["browInnerUp"]] += 0.5
+    assert float(brow_loss(target, target)) == 0.0 and float(brow_loss(mouth, target)) == 0.0
+    assert float(brow_loss(brows, target)) == pytest.approx(0.25 / len(BROW_CHANNELS), rel=1e-5)
+    assert {spec.CHANNEL_NAMES[c] for c in BROW_CHANNELS} >= {"browInnerUp", "browOuterUpLeft", "browDownRight"}
+    arrays = _arrays()
+    alone = {"threads": 1, "keep_dynamics": 0.0, "keep_closures": 0.0}
+    plain = FineTuner(None, arrays, FinetuneSettings(**alone, brow_weight=0.0), tmp_path / "p", log=lambda s: None)
+    weighted = FineTuner(None, arrays, FinetuneSettings(**alone, brow_weight=2.0), tmp_path / "w", log=lambda s: None)
+    batch = plain.windows.batch(3)
+    a = plain.losses(plain.model.denoiser, batch, torch.Generator().manual_seed(0), train=True)
+    b = weighted.losses(weighted.model.denoiser, batch, torch.Generator().manual_seed(0), train=True)
+    assert "brows" not in a and float(b["brows"]) > 0
+    assert float(b["total"]) == pytest.approx(float(a["total"]) + 2.0 * float(b["brows"]), rel=1e-5)
+
+
+def test_the_closure_term_keeps_the_base_models_closed_lips_closed_and_nothing_else():
+    """keep_closures: the lip gap is the figures' own (core.metrics); where the base model's lips are closed the
+    fine-tuned model's may not open past the closed threshold; a wider jaw elsewhere, or within it, costs nothing."""
+    from facepolicy.core import metrics
+    from facepolicy.core.facetrack import FaceTrack
+    from model.finetune import LipGap, closure_loss
+
+    gap = LipGap()
+    rng = np.random.default_rng(6)
+    weights = rng.uniform(0.0, 0.5, (20, spec.NUM_CHANNELS)).astype(np.float32)
+    track = FaceTrack(spec.MODEL_FPS, spec.CHANNEL_NAMES, weights)
+    assert np.allclose(gap(torch.from_numpy(weights)).numpy(), 1000 * metrics.lip_gap(track), atol=1e-4)
+    assert gap.closed == pytest.approx(1000 * metrics.default_geometry().threshold(metrics.CLOSED_FRACTION))
+    base = torch.tensor([[1.0, 2.0, 9.0, 12.0]])
+    assert float(closure_loss(torch.tensor([[1.5, 4.0, 20.0, 3.0]]), base, 5.0)) == 0.0  # closed stays closed
+    assert float(closure_loss(torch.tensor([[7.0, 2.0, 9.0, 12.0]]), base, 5.0)) == pytest.approx(4.0 / 2)
+
+
+def test_a_run_with_the_closure_term_starts_at_zero_and_trains(tmp_path):
+    settings = FinetuneSettings(steps=2, batch=3, eval_every=2, threads=1, warmup=1, keep_dynamics=0.0,
+                                keep_closures=1.0)
+    tuner = FineTuner(None, _arrays(), settings, tmp_path / "k", log=lambda s: None)
+    assert tuner.base is not None  # the base denoiser is kept for this term alone
+    batch = tuner.windows.batch(3)
+    terms = tuner.losses(tuner.model.denoiser, batch, torch.Generator().manual_seed(0), train=True)
+    assert float(terms["closures"]) == pytest.approx(0.0, abs=1e-6)  # the base model keeps its own closures
+    tuner.run()
+    assert tuner.finished and "closures" not in tuner.losses(tuner.model.denoiser, batch, tuner.gen, train=False)
