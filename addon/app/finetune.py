@@ -55,7 +55,7 @@ def add_parser(subparsers) -> None:
                    "the bundled one by default), so lip sync on new voices stays as good (a larger jaw or a resting "
                    "smile are learned freely; default 3, 0 learns the captured articulation freely)")
     p.add_argument("--keep-closures", type=float, metavar="W",
-                   help="how strongly lips the base model closes at a p, b or m stay closed (a larger jaw could "
+                   help="how strongly lips the base model (--base) closes stay closed (a larger jaw could "
                    "otherwise part lips the base model only just closes; default 0.05, 0 turns it off)")
     p.add_argument("--brow-weight", type=float, metavar="W",
                    help="extra weight of the brows' error in the training loss (the base loss counts a brow's "
