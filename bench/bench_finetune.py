@@ -24,6 +24,9 @@ never heard); real captures are what the feature is for.
 
     flock /tmp/fp/bench.lock .venv/bin/python bench/bench_finetune.py [--minutes 1 3 10] [--work DIR] [--seeds 3]
         [--keep-timing] [--keep-dynamics W] [--train-seed S] [--face teacher|shipped] [--no-real] [--json FILE]
+        [--lines held_out|tuning] [--set NAME=VALUE ...] [--tag TAG]
+
+Settings are chosen with --lines tuning (another 90 s of the same performer) so that the held-out lines stay unseen.
 """
 
 from __future__ import annotations

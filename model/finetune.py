@@ -6,8 +6,10 @@ learns the performer from the shipped weights: windows of the takes with the run
 shipped ONNX encoder), the runtime's phone evidence for each take (recognition, or a NAME.txt transcript), and the
 performer's style code. A second loss term (keep_dynamics, dynamics_loss) holds the articulation channels' shape in
 time to the shipped denoiser's, so what the performer's captures teach (a larger jaw, a smile, their brows) does not
-cost lip sync on other voices. Training is on the CPU, resumable from a checkpoint in a cache folder, and stops early
-when the held-out takes stop improving; model.finetune_run writes the model folder.
+cost lip sync on other voices; a third (brow_weight, brow_loss) weighs the brows' error more than the base loss does;
+a fourth (keep_closures, closure_loss) keeps lips the base model closes closed by the figures' own lip gap. Training
+is on the CPU, resumable from a checkpoint in a cache folder, and stops early when the held-out takes stop improving;
+model.finetune_run writes the model folder.
 """
 
 from __future__ import annotations
