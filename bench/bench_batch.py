@@ -4,6 +4,14 @@ The lines are spoken by espeak-ng (a GPL tool used here only to make test audio;
 transcript beside each one. The bake runs as the real command in a subprocess, so worker start-up, bpy import and
 file writing are all counted. Prints one summary line per run and a final median line, e.g.
 ``bake batch 100 lines (4.0 s avg) -> fbx, jobs 2, engine phonetic: 95.1s wall, 63.1 lines/min (median of 3)``.
+
+``--speech``: real speech instead (bench_phonetic's ARCTIC + LibriVox clips repeated and cut into lines of
+``--seconds``) with no transcript, so the default mode recognises phones: a dialogue batch without scripts.
+``--old DIR``: also an older package (``DIR/facepolicy``, e.g. a symlink to a worktree's ``addon``), runs
+interleaved with the current one so that a busy machine weighs on both alike, and the ratio of their medians.
+
+    .venv/bin/python bench/bench_batch.py [--lines 100] [--seconds 4] [--jobs 2] [--format fbx] [--repeats 3]
+        [--speech] [--old DIR]
 """
 
 from __future__ import annotations
@@ -55,19 +63,41 @@ def make_lines(folder: Path, n: int, seconds: float, seed: int = 0) -> list[tupl
     return lines
 
 
+def speech_lines(folder: Path, n: int, seconds: float) -> list[tuple[Path, float]]:
+    """n lines of real speech of ``seconds`` each (no transcripts), cut from bench_phonetic's clips."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_phonetic import speech
+
+    folder.mkdir(parents=True, exist_ok=True)
+    samples, _texts = speech(n * seconds)
+    step = int(seconds * 16000)
+    lines = []
+    for i in range(n):
+        wav = folder / f"speech{i:04d}.wav"
+        if not wav.exists():
+            sf.write(str(wav), samples[i * step:(i + 1) * step], 16000)
+        lines.append((wav, sf.info(str(wav)).duration))
+    return lines
+
+
 def _children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
 
 
-def run_bake(manifest: Path, out: Path, formats: str, jobs: int, engine: str | None) -> tuple[float, float, str]:
-    """(wall seconds, CPU seconds of the command and its workers, stdout)."""
+def run_bake(manifest: Path, out: Path, formats: str, jobs: int, engine: str | None,
+             package: Path | None = None) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the command and its workers, stdout); ``package``: a folder holding another
+    ``facepolicy`` package to run instead."""
     cmd = [sys.executable, "-c", "from facepolicy.cli import main; main()", "bake", "--manifest", str(manifest),
            "-o", str(out), "--format", formats, "--jobs", str(jobs)]
     if engine:
         cmd += ["--engine", engine]
+    env = dict(os.environ)
+    if package is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(package), str(package.parent)])
     cpu0, t0 = _children_cpu(), time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     if proc.returncode != 0:
         sys.exit(f"bench_batch: the bake failed (exit {proc.returncode}):\n"
@@ -111,9 +141,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "facepolicy-bench-batch")
     ap.add_argument("--stages", type=int, default=0, metavar="N",
                     help="instead: the CPU cost of each stage, over N lines baked in this process")
+    ap.add_argument("--speech", action="store_true", help="real speech lines without transcripts (see above)")
+    ap.add_argument("--old", type=Path, metavar="DIR", help="also DIR/facepolicy, interleaved (see above)")
     args = ap.parse_args()
 
-    lines = make_lines(args.work / "lines", args.stages or args.lines, args.seconds)
+    if args.speech:
+        lines = speech_lines(args.work / "speech", args.lines, args.seconds)
+    else:
+        lines = make_lines(args.work / "lines", args.stages or args.lines, args.seconds)
     if args.stages:
         print(stage_costs(lines[: args.stages], args.work / "stages", args.format))
         return
@@ -122,18 +157,25 @@ def main() -> None:
         w = csv.writer(f)
         w.writerow(["audio", "output", "seed"])
         for i, (wav, _dur) in enumerate(lines):
-            w.writerow([f"lines/{wav.name}", f"fbx/{wav.stem}", i])
+            w.writerow([f"{wav.parent.name}/{wav.name}", f"fbx/{wav.stem}", i])
     avg = statistics.mean(d for _, d in lines)
     engine = args.engine or _default_engine()
-    rates = []
+    rates, old_rates = [], []
     for r in range(args.repeats):
-        out = args.work / "out"
-        shutil.rmtree(out, ignore_errors=True)
-        wall, cpu, _stdout = run_bake(manifest, out, args.format, args.jobs, args.engine)
-        rate = len(lines) / (wall / 60)
-        rates.append((rate, wall, cpu / len(lines)))
-        print(f"run {r + 1}: {len(lines)} lines, {wall:.1f}s wall, {rate:.1f} lines/min, "
-              f"{cpu / len(lines):.2f} CPU-s per line, load average {os.getloadavg()[0]:.1f}", flush=True)
+        for package, runs in ((None, rates), (args.old, old_rates)) if args.old else ((None, rates),):
+            out = args.work / "out"
+            shutil.rmtree(out, ignore_errors=True)
+            wall, cpu, _stdout = run_bake(manifest, out, args.format, args.jobs, args.engine, package)
+            rate = len(lines) / (wall / 60)
+            runs.append((rate, wall, cpu / len(lines)))
+            print(f"run {r + 1}{' (old)' if package else ''}: {len(lines)} lines, {wall:.1f}s wall, {rate:.1f} "
+                  f"lines/min, {cpu / len(lines):.2f} CPU-s per line, load average {os.getloadavg()[0]:.1f}",
+                  flush=True)
+    if old_rates:
+        old_rate, old_wall, old_cpu = sorted(old_rates)[len(old_rates) // 2]
+        new_rate = sorted(rates)[len(rates) // 2][0]
+        print(f"old package: {old_wall:.1f}s wall, {old_rate:.1f} lines/min, {old_cpu:.2f} CPU-s per line "
+              f"(median of {len(old_rates)}); current / old throughput {new_rate / old_rate:.2f}x")
     resume_wall, _cpu, stdout = run_bake(manifest, args.work / "out", args.format, args.jobs, args.engine)
     assert f"0 baked, {len(lines)} up to date" in stdout, stdout[-500:]
     rate, wall, cpu_line = sorted(rates)[len(rates) // 2]

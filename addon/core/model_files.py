@@ -101,15 +101,23 @@ def _bundled_name(path: Path) -> str | None:
         return None
 
 
+DEFAULT_THREADS = 1  # onnxruntime threads per model when ``threads`` is 0 (see create_session)
+
+
 def create_session(path: Path, device: str = "auto", threads: int = 0):
-    """An onnxruntime session on CUDA when asked for or available, else the CPU; returns (session, provider)."""
+    """An onnxruntime session on CUDA when asked for or available, else the CPU, with ``threads`` CPU threads (0:
+    DEFAULT_THREADS); returns (session, provider)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads > 0:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
+    # One thread per model unless told otherwise, and none spin-waiting: the networks are small and run as many
+    # short passes with Python between them, so onnxruntime's default (a thread per core, spinning after every run)
+    # spent 0.5 CPU-s of a 60 s bake waiting, taken from the phone decoders beside it, and was slower even alone
+    # (bench/bench_cores.py, bench/bench_batch.py --speech; the same frames, docs/BENCHMARKS.md).
+    opts.intra_op_num_threads = threads if threads > 0 else DEFAULT_THREADS
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # A missing or failing CUDA is the same for every model file: it is said once per process, and after a
     # failure the next files do not try CUDA again.
     cuda_state: set[str] = create_session.__dict__.setdefault("cuda_state", set())

@@ -15,7 +15,6 @@ same phones, on one core.
 from __future__ import annotations
 
 import ctypes
-import os
 import tempfile
 import threading
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from .align import (
     load_pocketsphinx,
     pcm16,
 )
+from .cpu import cores
 from .errors import Cancelled
 from .fileio import atomic_write_text
 
@@ -268,14 +268,6 @@ class PhoneDecoders:
             return decoder.decode(pcm)
         finally:
             self._give(decoder)
-
-
-def cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def recognise_chunks(samples: np.ndarray, chunks: list[tuple[int, int]], decoders: PhoneDecoders,

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from ..cpu import BUDGET_VARIABLE, share
 from .bake import bake_row, remove_partial_files
 from .executors import Executor, load_scene_exporter
 from .rows import BakeRow, BatchOptions, RowResult, SceneExporter
@@ -41,13 +42,20 @@ class ProcessExecutor(Executor):
         self.log_dir = log_dir
         self.env = env
 
+    def worker_env(self) -> dict:
+        """The workers' environment: each uses its share of the cores (core.cpu), so ``jobs`` workers do not each
+        start a decoder and a model thread per core."""
+        env = dict(os.environ if self.env is None else self.env)
+        env[BUDGET_VARIABLE] = str(share(self.jobs))
+        return env
+
     def _start(self, slot: int, log_dir: Path) -> tuple[subprocess.Popen, Path]:
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"worker-{slot}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - the worker owns it for its lifetime
         proc = subprocess.Popen(
             self.worker_command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-            env=self.env, start_new_session=True,  # Ctrl-C reaches only us; we stop the workers cleanly
+            env=self.worker_env(), start_new_session=True,  # Ctrl-C reaches only us; we stop the workers cleanly
         )
         log.close()
         return proc, log_path
