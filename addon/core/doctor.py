@@ -177,6 +177,11 @@ def build_report(version: str, blender: str | None = None, model_dir: str | Path
         r.add("pocketsphinx", getattr(pocketsphinx, "__version__", "installed"))
     except Exception:
         r.add("pocketsphinx", "not installed (the Phonetic engine needs it)")
+    from .movie import MOVIE_SUFFIXES, available
+
+    r.add("movie sound", f"ffmpeg (the video extra) reads {', '.join(MOVIE_SUFFIXES)}" if available() else
+          "not installed (pip install 'facepolicy[video]' to read the sound of .mov, .mp4 and other movies; Blender "
+          "reads them itself)")
     _neural_model(r)
     if model_dir:
         _neural_model(r, Path(model_dir))

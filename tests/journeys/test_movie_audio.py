@@ -52,6 +52,11 @@ def test_a_line_recorded_as_a_movie_bakes_like_its_wav(tmp_path):
     assert meta["neural"]["evidence"] == "transcript alignment", "the transcript beside the movie is used"
 
 
+def test_doctor_says_movies_are_read():
+    done = facepolicy("doctor", timeout=120)
+    assert "movie sound                  ffmpeg (the video extra) reads .mov, .mp4" in done.stdout
+
+
 def test_a_movie_without_sound_is_one_sentence_and_the_other_lines_still_bake(tmp_path):
     wav = espeak(tmp_path / "line.wav", LINE)
     to_movie(wav, tmp_path / "mute.mp4", sound=False)
