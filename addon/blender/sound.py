@@ -8,7 +8,7 @@ from pathlib import Path
 
 import bpy
 
-from ..core import audio, movie, spec
+from ..core import audio, movie
 from ..core.errors import AudioError
 from . import compat
 
@@ -73,7 +73,9 @@ def strip_audio_path(strip) -> tuple[str, bool]:
 
 def load_line_audio(path):
     """core.audio.load_line_audio; a movie's sound track through Blender's own Audaspace (its ffmpeg) where the
-    video extra is not installed: the extension zip does not carry it. Safe to call from a worker thread."""
+    video extra is not installed (the extension zip does not carry it): Audaspace writes it to a temporary WAV at its
+    own rate, which core.audio then reads as any file (resampled by its rule; spooled when long). Safe to call from a
+    worker thread."""
     if not (movie.is_movie(path) and Path(path).is_file() and not movie.available()):
         return audio.load_line_audio(path)
     try:
@@ -81,10 +83,21 @@ def load_line_audio(path):
     except ImportError:  # a bpy build without sound: core's sentence ("needs the video extra")
         return audio.load_line_audio(path)
     name = Path(path).name
+    fd, wav = tempfile.mkstemp(prefix="facepolicy-movie-", suffix=".wav")
+    os.close(fd)
     try:
-        samples = aud.Sound(str(path)).resample(spec.SAMPLE_RATE, False).rechannel(1).data()
-    except Exception as exc:  # noqa: BLE001 - Audaspace raises plain errors for unreadable files
-        raise AudioError(f'"{name}": Blender could not read its sound ({exc})') from None
-    if samples.size == 0:
-        raise AudioError(f'"{name}": the file has no sound track')
-    return audio.from_array(samples[:, 0], spec.SAMPLE_RATE, source=str(path))
+        try:
+            sound = aud.Sound(str(path))
+            rate = int(sound.specs[0])
+            sound.rechannel(1).write(wav, rate, aud.CHANNELS_MONO, aud.FORMAT_FLOAT32, aud.CONTAINER_WAV,
+                                     aud.CODEC_PCM, 0, 65536)
+        except Exception as exc:  # noqa: BLE001 - Audaspace raises plain errors for unreadable files
+            raise AudioError(f'"{name}": Blender could not read its sound ({exc})') from None
+        if Path(wav).stat().st_size <= 44:
+            raise AudioError(f'"{name}": the file has no sound track')
+        loaded = audio.load_line_audio(wav)  # a long one is spooled: the WAV can go once it is read
+        loaded.source = str(path)  # the transcript beside the movie, and messages, name the movie
+        loaded.warnings = [w.replace(Path(wav).name, name) for w in loaded.warnings]
+        return loaded
+    finally:
+        os.unlink(wav)

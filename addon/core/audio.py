@@ -244,7 +244,7 @@ def _decode(path, sample_rate: int, spool=None) -> tuple[np.ndarray, int, int, l
             out.extend(piece)
     samples = out.result(resampler.n_out(n_read) if resampler else n_read)
     warnings = []
-    if damage or (expected - n_read) / rate > TRUNCATION_TOLERANCE_S:
+    if damage or (expected - n_read) / rate > getattr(f, "length_tolerance", TRUNCATION_TOLERANCE_S):
         why = f"truncated or damaged ({damage})" if damage else "truncated"
         of = f" of the {expected / rate:.2f} s its header announces" if expected > n_read else ""
         warnings.append(f'"{name}": the file is {why}; read {n_read / rate:.2f} s{of} and used that')

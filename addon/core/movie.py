@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -43,46 +44,79 @@ def available() -> bool:
     return True
 
 
-def probe_seconds(path) -> float:
-    """The length of the file's sound track in seconds, from ffmpeg's reading of its header. AudioError when it
-    has no sound track or ffmpeg cannot read it."""
-    done = subprocess.run([ffmpeg_binary(path), "-hide_banner", "-i", str(path)], capture_output=True)
-    text = done.stderr.decode(errors="replace")
+def _input(path) -> str:
+    """The path as ffmpeg's input: absolute, through its file protocol (a name with a colon is not a protocol)."""
+    return "file:" + str(Path(path).absolute())
+
+
+def _spawn(path, args: list[str], **kwargs) -> subprocess.Popen:
+    """ffmpeg with ``args``; no console window on Windows (Blender is a GUI program); AudioError when it cannot
+    start."""
+    flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+    try:
+        return subprocess.Popen([ffmpeg_binary(path), *args], stdin=subprocess.DEVNULL, creationflags=flags, **kwargs)
+    except OSError as exc:
+        raise AudioError(f'"{Path(path).name}": ffmpeg (the video extra) could not start ({exc})') from None
+
+
+def probe_seconds(path) -> float | None:
+    """The length of the file's sound track in seconds from its header (None where the header does not say, as in a
+    browser's .webm recording). AudioError when it has no sound track or ffmpeg cannot read it."""
+    with _spawn(path, ["-hide_banner", "-i", _input(path)], stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE) as proc:
+        text = proc.stderr.read().decode(errors="replace")  # the only pipe: it cannot fill up while we wait
     if not re.search(r"Stream #\S+.*: Audio:", text):
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         known = "Input #" in text
         raise AudioError(f'"{Path(path).name}": ' + ("the file has no sound track" if known else
                                                      f"could not read it ({lines[-1] if lines else 'ffmpeg failed'})"))
     m = _DURATION.search(text)
-    return 0.0 if m is None else int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+    return None if m is None else int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
 
 
 class MovieSound:
     """A movie's sound track as libsndfile's SoundFile reads a file (core.audio's reader): ``samplerate``,
-    ``channels`` (1: ffmpeg mixes down), ``frames`` (0: not known until read), ``format``, ``read``."""
+    ``channels`` (1: ffmpeg mixes down), ``frames`` (from the header; 0 where it does not say), ``format``,
+    ``read``. ffmpeg's messages go to a temporary file, not a pipe: a damaged stream logs a line per bad packet,
+    which would fill a pipe and stop ffmpeg while the sound is still being read. Where ffmpeg fails after some
+    sound, the next ``read`` raises RuntimeError, as libsndfile does for a stream damaged part-way."""
 
     format = "MOVIE"
     channels = 1
-    frames = 0
+    # The header's length is the longest stream's (the picture may run on past the sound) and the audio codec pads
+    # its ends, so less than this missing is not a cut file.
+    length_tolerance = 0.5
 
     def __init__(self, path, sample_rate: int):
         self.path = Path(path)
         self.samplerate = int(sample_rate)
-        probe_seconds(self.path)  # a file without sound, or one ffmpeg cannot read, fails here with one sentence
-        cmd = [ffmpeg_binary(path), "-v", "error", "-nostdin", "-i", str(self.path), "-vn", "-ac", "1", "-ar",
-               str(self.samplerate), "-f", "f32le", "-"]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        seconds = probe_seconds(self.path)  # no sound, or unreadable: one sentence here
+        self.frames = 0 if seconds is None else int(round(seconds * self.samplerate))
+        self._log = tempfile.TemporaryFile()
+        self._proc = _spawn(self.path, ["-v", "error", "-nostdin", "-i", _input(self.path), "-vn", "-ac", "1", "-ar",
+                                        str(self.samplerate), "-f", "f32le", "-"],
+                            stdout=subprocess.PIPE, stderr=self._log)
         self._done = False
+        self._failure: str | None = None
+
+    def _error(self) -> str:
+        self._log.seek(0)
+        lines = [ln.strip() for ln in self._log.read().decode(errors="replace").splitlines() if ln.strip()]
+        return lines[-1] if lines else f"ffmpeg stopped (exit {self._proc.returncode})"
 
     def read(self, n: int, dtype: str = "float32", always_2d: bool = True) -> np.ndarray:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise RuntimeError(failure)
         if self._done:
-            return np.zeros((0, 1), np.float32)
+            return np.zeros((0, 1) if always_2d else 0, np.float32)
         data = self._proc.stdout.read(4 * n)
         if len(data) < 4 * n:
             self._done = True
-            if self._proc.wait() != 0 and not data:
-                err = self._proc.stderr.read().decode(errors="replace").strip().splitlines()
-                raise RuntimeError(err[-1] if err else "ffmpeg stopped")
+            if self._proc.wait() != 0:
+                if not data:
+                    raise RuntimeError(self._error())
+                self._failure = self._error()  # reported on the next read, after what was decoded
         out = np.frombuffer(data[: len(data) // 4 * 4], np.float32).astype(dtype, copy=True)
         return out[:, None] if always_2d else out
 
@@ -90,8 +124,8 @@ class MovieSound:
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
-        for pipe in (self._proc.stdout, self._proc.stderr):
-            pipe.close()
+        self._proc.stdout.close()
+        self._log.close()
 
     def __enter__(self) -> MovieSound:
         return self

@@ -129,8 +129,7 @@ def _check_audio_header(path: Path) -> None:
     from ..movie import is_movie, probe_seconds
 
     if is_movie(path):
-        if probe_seconds(path) <= 0:  # AudioError: no sound track, no video extra, unreadable
-            raise FacePolicyError(f'"{path.name}": the file holds no audio samples')
+        probe_seconds(path)  # AudioError: no sound track, no video extra, unreadable
         return
     sf = _soundfile()
     try:
