@@ -162,7 +162,8 @@ def main() -> None:
     engine = args.engine or _default_engine()
     rates, old_rates = [], []
     for r in range(args.repeats):
-        for package, runs in ((None, rates), (args.old, old_rates)) if args.old else ((None, rates),):
+        order = ((None, rates), (args.old, old_rates)) if args.old else ((None, rates),)
+        for package, runs in order if r % 2 == 0 else order[::-1]:  # alternate who goes first
             out = args.work / "out"
             shutil.rmtree(out, ignore_errors=True)
             wall, cpu, _stdout = run_bake(manifest, out, args.format, args.jobs, args.engine, package)

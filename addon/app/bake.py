@@ -13,7 +13,7 @@ from ..core.engine import ProgressFn
 from ..core.errors import FacePolicyError
 from ..core.letters import aligned_languages
 from ..core.spec import ACCURACY_MODES, EMOTIONS
-from ..core.transcript import AUTO, LANGUAGE_NAMES, told_language
+from ..core.transcript import AUTO, settable_languages, told_language
 from .ray import arguments as ray_arguments
 
 COMMANDS = ("bake", "styles")
@@ -77,8 +77,8 @@ def _add_bake(subparsers) -> None:
                    "the summary says why)")
     p.add_argument("--transcript-language", metavar="LANG", default=AUTO,
                    help="the language the transcripts are written in, as a code or English name (" +
-                   ", ".join(LANGUAGE_NAMES) + f"; default {AUTO}: told from each text's words and letters). Set it "
-                   "for short lines, whose few words may not tell their language")
+                   ", ".join(settable_languages()) + f"; default {AUTO}: told from each text's words and letters). "
+                   "Set it for short lines, whose few words may not tell their language")
     p.add_argument("--engine", default=default_engine, metavar="neural|phonetic",
                    help=f"animation engine (default: {default_engine})")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")

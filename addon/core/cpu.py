@@ -1,9 +1,10 @@
-"""How many cores a FacePolicy process uses: the one rule for the phone decoders' threads (core.recognition) and the
-models' threads (core.model_files).
+"""How many cores a FacePolicy process uses: the one rule for the phone decoders' threads (core.recognition; the
+models run one thread each, core.model_files).
 
 ``FACEPOLICY_CORES`` (an environment variable, a whole number ≥ 1) caps it: `facepolicy bake --jobs N` sets it for
-its N worker processes to their share of the machine, so N processes do not each start a thread per core; a user may
-set it to leave cores to other work. A value that is not a whole number ≥ 1 is ignored.
+its N worker processes to their share of the machine and a Ray task to its one CPU, so side-by-side processes do not
+each start a decoder per core; a user may set it to leave cores to other work. A value that is not a whole number
+≥ 1 is ignored.
 """
 
 from __future__ import annotations

@@ -231,18 +231,28 @@ _NAMES_TOLD = {**{name.lower(): code for code, name in LANGUAGE_NAMES.items()},
                "mandarin": "zh", "chinese": "zh", "pinyin": "zh"}
 
 
+def settable_languages() -> tuple[str, ...]:
+    """The codes a user may set (the CLI, the manifest, the panel): English and the languages core.letters aligns."""
+    from .letters import ALIGNED
+
+    return ("en", *ALIGNED)
+
+
 def told_language(value: str | None) -> str | None:
     """The language code a user named for a transcript ("es", "Spanish", "ES"), or None for "detect it" (None, "",
-    "auto"). FacePolicyError (one sentence listing the choices) for anything else."""
+    "auto"). FacePolicyError (one sentence listing the choices) for anything else, a language whose transcripts are
+    not aligned (Dutch) included."""
     key = (value or "").strip().lower()
     if key in ("", AUTO):
         return None
-    if key in LANGUAGE_NAMES:
-        return key
-    if key in _NAMES_TOLD:
-        return _NAMES_TOLD[key]
-    raise FacePolicyError(f"transcript language {value.strip()!r} is not one FacePolicy knows: use {AUTO} (detect "
-                          f"it) or one of {', '.join(LANGUAGE_NAMES)}")
+    code = key if key in LANGUAGE_NAMES else _NAMES_TOLD.get(key)
+    choices = f"use {AUTO} (detect it) or one of {', '.join(settable_languages())}"
+    if code is None:
+        raise FacePolicyError(f"transcript language {value.strip()!r} is not one FacePolicy knows: {choices}")
+    if code not in settable_languages():
+        raise FacePolicyError(f"transcript language {value.strip()!r}: {LANGUAGE_NAMES[code]} transcripts are not "
+                              f"aligned; {choices}")
+    return code
 
 
 def language_as_told(code: str) -> TranscriptLanguage:

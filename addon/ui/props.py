@@ -14,14 +14,13 @@ from bpy.props import (
 
 from ..blender import sound
 from ..core import engine as core_engine
-from ..core.letters import ALIGNED
 from ..core.spec import EMOTIONS
-from ..core.transcript import LANGUAGE_NAMES
+from ..core.transcript import LANGUAGE_NAMES, settable_languages
 
 # The panel's Language: detection, or one of the languages whose transcripts are aligned (core.letters.ALIGNED).
 TRANSCRIPT_LANGUAGES = (("AUTO", "Detect", "Tell the transcript's language from its words and letters"),
                         *((code, LANGUAGE_NAMES[code], f"The transcript is in {LANGUAGE_NAMES[code]}")
-                          for code in ("en", *ALIGNED)))
+                          for code in settable_languages()))
 ENGINE_LABELS = {"neural": ("Neural", "The diffusion-policy model: no transcript needed, styles, variations"),
                  "phonetic": ("Phonetic", "Phone recognition or alignment (pocketsphinx) plus the articulation "
                               "model; a transcript makes it more accurate")}

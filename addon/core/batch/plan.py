@@ -257,7 +257,7 @@ def plan_rows(entries: Sequence[tuple[str, dict]], defaults: RowDefaults, base: 
             check_row(row, opts, engines, presets)
         except FacePolicyError as exc:
             failures.append(RowResult(i, str(values.get("output") or values.get("audio") or ""), "failed",
-                                      f"{label}: {exc}"))
+                                      _labelled(label, str(exc))))
             continue
         dupe = _first_clash(row, opts, claimed)
         if dupe is not None:
@@ -268,6 +268,16 @@ def plan_rows(entries: Sequence[tuple[str, dict]], defaults: RowDefaults, base: 
             claimed[key] = row
         rows.append(row)
     return rows, failures
+
+
+def _labelled(label: str, message: str) -> str:
+    """``message`` after the row's label, unless the label is the audio file given on the command line ('"x.wav"')
+    and the message already starts by naming it ('"x.wav": file not found')."""
+    if label.startswith('"') and label.endswith('"'):
+        given = label[1:-1]
+        if message.startswith((f'"{given}"', f'"{Path(given).name}"', f'"{Path(given).absolute()}"')):
+            return message
+    return f"{label}: {message}"
 
 
 def _claim_keys(row: BakeRow, opts: BatchOptions) -> list[str]:

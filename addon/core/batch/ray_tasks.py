@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from ..cpu import BUDGET_VARIABLE
 from ..engine import ENGINES, register_engine
 from ..errors import FacePolicyError
 from ..version import VERSION
@@ -68,6 +69,19 @@ def _missing_paths(row: BakeRow, opts: BatchOptions) -> list[str]:
 
 
 def _bake(row: BakeRow, opts: BatchOptions, ctx: dict) -> RowResult:
+    # A task is given one CPU (num_cpus=1), and as many run side by side as the node has: its phone decoders use
+    # that one (core.cpu) unless the node's environment sets a budget of its own.
+    given = os.environ.get(BUDGET_VARIABLE)
+    if given is None:
+        os.environ[BUDGET_VARIABLE] = "1"
+    try:
+        return _bake_with_exporter(row, opts, ctx)
+    finally:
+        if given is None:
+            os.environ.pop(BUDGET_VARIABLE, None)
+
+
+def _bake_with_exporter(row: BakeRow, opts: BatchOptions, ctx: dict) -> RowResult:
     exporter = None
     if opts.needs_blender:
         try:

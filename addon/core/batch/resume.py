@@ -9,7 +9,16 @@ from pathlib import Path
 
 from ..model_files import MANIFEST
 from ..version import VERSION
-from .rows import BakeRow, BatchOptions, output_paths, row_inputs, row_model_dir, sidecar_path, style_file
+from .rows import (
+    BakeRow,
+    BatchOptions,
+    output_paths,
+    row_inputs,
+    row_model_dir,
+    sidecar_path,
+    style_file,
+    transcript_for,
+)
 
 SIDECAR_VERSION = 1
 
@@ -51,8 +60,8 @@ def row_fingerprint(row: BakeRow, opts: BatchOptions) -> str:
         "blend": bool(opts.blend) if opts.needs_blender else None,
         "inputs": [file_digest(p) for p in row_inputs(row, opts)],
     }
-    if row.transcript_language:  # only when set, so that earlier sidecars keep their fingerprints
-        params["transcript_language"] = row.transcript_language
+    if row.transcript_language and transcript_for(row) is not None:  # only where it changes the outputs (earlier
+        params["transcript_language"] = row.transcript_language  # sidecars keep their fingerprints)
     model_dir = row_model_dir(row, opts)
     if model_dir:
         # model.json records the sha256 of every network, so its own digest names the model; without a model folder

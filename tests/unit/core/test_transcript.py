@@ -117,12 +117,22 @@ def test_an_unknown_told_language_is_one_sentence_naming_the_choices():
     assert "auto" in message and "es" in message and "ja" in message and ". " not in message
 
 
-def test_a_told_language_replaces_detection_and_says_so_where_it_is_not_aligned():
+def test_a_language_whose_transcripts_are_not_aligned_cannot_be_set():
+    from facepolicy.core.errors import FacePolicyError
+    from facepolicy.core.transcript import settable_languages, told_language
+
+    assert "nl" not in settable_languages() and settable_languages()[0] == "en"
+    with pytest.raises(FacePolicyError, match=r"^transcript language 'Dutch': Dutch transcripts are not aligned; use "
+                                              r"auto \(detect it\) or one of en, es"):
+        told_language("Dutch")
+
+
+def test_a_told_language_replaces_detection():
     from facepolicy.core.transcript import ENGLISH, language_as_told, transcript_language
 
     assert language_as_told("en") == ENGLISH
-    dutch = language_as_told("nl")
-    assert dutch.code == "nl" and dutch.reason == "was set to Dutch" and not dutch.undecided
+    polish = language_as_told("pl")
+    assert polish.code == "pl" and polish.reason == "was set to Polish" and not polish.undecided
     # what detection alone makes of a short line: not English, but no one language stands out
     short = transcript_language("Mama kupiła mleko.", lambda word: False)
     assert short.code is None and short.undecided

@@ -4,6 +4,7 @@ tests/unit/app/test_ray_executor.py, real clusters in tests/integration/test_ray
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import sys
@@ -223,3 +224,17 @@ def test_a_worker_keeps_only_the_model_folders_it_used_last(monkeypatch):
     assert Path(fourth).is_dir() and Path(second).is_dir() and not Path(third).exists()
     for folder in (second, fourth):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_ray_task_decodes_on_the_one_cpu_it_is_given(monkeypatch):
+    from facepolicy.core import cpu
+
+    seen = []
+    monkeypatch.delenv(cpu.BUDGET_VARIABLE, raising=False)
+    monkeypatch.setattr(ray_tasks, "bake_row", lambda row, opts, exporter: seen.append(cpu.cores()) or "done")
+    row, opts = batch.BakeRow(1, "a.wav", "a"), batch.BatchOptions(out_dir=".", formats=("csv",))
+    assert ray_tasks._bake(row, opts, {}) == "done" and seen == [1]
+    assert cpu.BUDGET_VARIABLE not in os.environ, "the worker's environment is left as it was"
+    monkeypatch.setenv(cpu.BUDGET_VARIABLE, "3")
+    ray_tasks._bake(row, opts, {})
+    assert seen[-1] == min(3, cpu.machine_cores()) and os.environ[cpu.BUDGET_VARIABLE] == "3"

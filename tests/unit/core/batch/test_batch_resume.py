@@ -38,3 +38,15 @@ def test_up_to_date_means_same_inputs_same_parameters_and_newer_outputs(tmp_path
     assert batch.bake_row(row, opts).status == "ok" and batch.is_up_to_date(row, opts)
     (tmp_path / "out" / "a.json").unlink()
     assert not batch.is_up_to_date(row, opts)
+
+
+def test_a_transcripts_language_counts_only_where_there_is_a_transcript(tmp_path):
+    from dataclasses import replace
+
+    wav = write_line(tmp_path / "a.wav")
+    opts = batch.BatchOptions(out_dir=str(tmp_path / "out"))
+    row = batch.BakeRow(1, str(wav), "a", engine="envelope")
+    polish = replace(row, transcript_language="pl")
+    assert batch.row_fingerprint(polish, opts) == batch.row_fingerprint(row, opts), "no transcript: nothing changes"
+    (tmp_path / "a.txt").write_text("Mama kupiła mleko.", encoding="utf-8")
+    assert batch.row_fingerprint(polish, opts) != batch.row_fingerprint(row, opts)
