@@ -235,7 +235,8 @@ def finetune(capture_dir, out_dir, settings: FinetuneSettings | None = None, bas
     base = read_model_files(base_dir)
     cache = Path(cache_root or default_cache_root()) / cache_key(files, base.root / MANIFEST, settings)
     t0 = time.perf_counter()
-    takes, warnings = check_folder(capture_dir, keep_timing=settings.keep_timing)
+    takes, warnings = check_folder(capture_dir, keep_timing=settings.keep_timing,
+                                   language=settings.transcript_language)
     for w in warnings:
         log(w)
     from facepolicy.core.policy import NeuralPolicy

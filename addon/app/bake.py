@@ -11,9 +11,8 @@ from ..blender.worker import scene_exporter
 from ..core import batch
 from ..core.engine import ProgressFn
 from ..core.errors import FacePolicyError
-from ..core.letters import aligned_languages
+from ..core.letters import AUTO, aligned_languages, settable_languages, told_language
 from ..core.spec import ACCURACY_MODES, EMOTIONS
-from ..core.transcript import AUTO, settable_languages, told_language
 from .ray import arguments as ray_arguments
 
 COMMANDS = ("bake", "styles")

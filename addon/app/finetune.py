@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..core.capture_sync import KEEP_S, MAX_OFFSET_S, PERFORMER_TIMING_S
 from ..core.errors import FacePolicyError
+from ..core.letters import AUTO, settable_languages, told_language
 
 TRAIN_HINT = ("fine-tuning needs torch and onnx, the `train` extra: in the FacePolicy source folder run "
               "pip install -e '.[train]'")
@@ -60,6 +61,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--brow-weight", type=float, metavar="W",
                    help="extra weight of the brows' error in the training loss (the base loss counts a brow's "
                    "error four times less than the jaw's; default 0.5, 0 is the base loss)")
+    p.add_argument("--transcript-language", metavar="LANG", default=AUTO,
+                   help="the language the takes' NAME.txt transcripts are written in, as a code or English name (" +
+                   ", ".join(settable_languages()) + f"; default {AUTO}: told from each text)")
     p.add_argument("--keep-timing", action="store_true",
                    help=f"keep curves up to {PERFORMER_TIMING_S:g} s early or late of the sound as the performer's own "
                    f"timing (default: anything beyond the sync check's {KEEP_S * 1000:.0f} ms precision is corrected, "
@@ -96,6 +100,7 @@ def _settings(args, settings_cls):
         if value is not None:
             setattr(s, name, value)
     s.keep_timing = bool(getattr(args, "keep_timing", False))
+    s.transcript_language = told_language(getattr(args, "transcript_language", None))
     if s.steps < 1 or s.batch < 1 or s.eval_every < 1 or s.threads < 1:
         raise FacePolicyError("--steps, --batch, --eval-every and --threads must be at least 1")
     if not (math.isfinite(s.lr) and s.lr > 0):

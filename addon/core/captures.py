@@ -350,15 +350,18 @@ def speech_seconds(evidence) -> float:
     return float(sum(p.end - p.start for p in evidence.alignment.phones if p.phone != "sil"))
 
 
-def listen(take: Take, listener=None) -> list[CaptureProblem]:
-    """The take's phone evidence (its NAME.txt transcript when one is beside it, else phone recognition) and the
-    speech check."""
+def listen(take: Take, listener=None, language: str | None = None) -> list[CaptureProblem]:
+    """The take's phone evidence (its NAME.txt transcript when one is beside it, in ``language`` when set, else
+    phone recognition) and the speech check. What the evidence stage says about the transcript (aligned as another
+    language, not used and why) joins the take's warnings, naming the file."""
     from .evidence import gather_evidence
 
     text = None
     if take.files.transcript is not None:
         text = take.files.transcript.read_text(encoding="utf-8", errors="replace")
-    take.evidence = gather_evidence(take.samples, text, "phones", listener)
+    take.evidence = gather_evidence(take.samples, text, "phones", listener, language=language)
+    named = take.files.transcript or take.files.audio
+    take.warnings += [f'"{named.name}": {w}' for w in take.evidence.warnings]
     if speech_seconds(take.evidence) < MIN_SPEECH_S:
         return [CaptureProblem(take.files.audio, f'"{take.files.audio.name}": no speech heard (less than '
                                f"{MIN_SPEECH_S:g} s of phones); a take must be the performer speaking")]
@@ -384,14 +387,16 @@ def sync(take: Take, keep_timing: bool = False) -> list[CaptureProblem]:
     return []
 
 
-def listen_and_sync(take: Take, listener=None, keep_timing: bool = False) -> list[CaptureProblem]:
+def listen_and_sync(take: Take, listener=None, keep_timing: bool = False,
+                    language: str | None = None) -> list[CaptureProblem]:
     """listen, then sync."""
-    return listen(take, listener) or sync(take, keep_timing)
+    return listen(take, listener, language) or sync(take, keep_timing)
 
 
 def check_folder(folder: Path | str, listener=None, progress=None,
-                 keep_timing: bool = False) -> tuple[list[Take], list[str]]:
-    """Every take of ``folder`` read, checked, listened to and put in sync (``keep_timing``: offsets within 0.1 s
+                 keep_timing: bool = False, language: str | None = None) -> tuple[list[Take], list[str]]:
+    """Every take of ``folder`` read, checked, listened to (``language``: the transcripts' language as the user set
+    it, core.transcript.told_language) and put in sync (``keep_timing``: offsets within 0.1 s
     kept as the performer's own timing); returns (takes, warnings). Raises
     CaptureError listing every problem of every take when any take has one (nothing is half used)."""
     progress = progress or (lambda fraction, message: None)
@@ -420,7 +425,7 @@ def check_folder(folder: Path | str, listener=None, progress=None,
         problems += found
         if take is None:
             continue
-        found = listen_and_sync(take, listener, keep_timing)
+        found = listen_and_sync(take, listener, keep_timing, language)
         problems += found
         if not found:
             takes.append(take)

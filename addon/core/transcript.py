@@ -10,8 +10,6 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import FacePolicyError
-
 # --- text → words --------------------------------------------------------------------------------------------
 
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -222,37 +220,6 @@ def transcript_language(text: str, in_dictionary: Callable[[str], bool]) -> Tran
     if known < 0.5 * len(words):
         return TranscriptLanguage(None, "has mostly words that are not English")
     return ENGLISH
-
-
-# What a user may call a language when telling it (--transcript-language, the manifest's transcript_language column,
-# the panel's Language): its code or its English name, any case; AUTO (or nothing) leaves it to transcript_language.
-AUTO = "auto"
-_NAMES_TOLD = {**{name.lower(): code for code, name in LANGUAGE_NAMES.items()},
-               "mandarin": "zh", "chinese": "zh", "pinyin": "zh"}
-
-
-def settable_languages() -> tuple[str, ...]:
-    """The codes a user may set (the CLI, the manifest, the panel): English and the languages core.letters aligns."""
-    from .letters import ALIGNED
-
-    return ("en", *ALIGNED)
-
-
-def told_language(value: str | None) -> str | None:
-    """The language code a user named for a transcript ("es", "Spanish", "ES"), or None for "detect it" (None, "",
-    "auto"). FacePolicyError (one sentence listing the choices) for anything else, a language whose transcripts are
-    not aligned (Dutch) included."""
-    key = (value or "").strip().lower()
-    if key in ("", AUTO):
-        return None
-    code = key if key in LANGUAGE_NAMES else _NAMES_TOLD.get(key)
-    choices = f"use {AUTO} (detect it) or one of {', '.join(settable_languages())}"
-    if code is None:
-        raise FacePolicyError(f"transcript language {value.strip()!r} is not one FacePolicy knows: {choices}")
-    if code not in settable_languages():
-        raise FacePolicyError(f"transcript language {value.strip()!r}: {LANGUAGE_NAMES[code]} transcripts are not "
-                              f"aligned; {choices}")
-    return code
 
 
 def language_as_told(code: str) -> TranscriptLanguage:

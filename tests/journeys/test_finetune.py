@@ -173,3 +173,18 @@ def test_bad_captures_are_refused_naming_the_file_and_nothing_is_written(tmp_pat
     done = finetune(capture_folder(tmp_path, lines, "ok"), out, tmp_path)
     assert done.returncode == 1 and "already exists" in done.stderr
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_a_transcript_a_take_does_not_say_is_reported_and_an_unknown_language_refused(tmp_path, lines):
+    """A NAME.txt beside a take that is another line's text is not used, and the run says so naming the file (it was
+    dropped in silence); a transcript language FacePolicy does not know is one sentence, and nothing is written."""
+    folder = capture_folder(tmp_path, lines)
+    (folder / "take1.txt").write_text("The baby bumped the bubbles with a pink paddle.\n", encoding="utf-8")
+    done = finetune(folder, tmp_path / "out", tmp_path, "--transcript-language", "English")
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = [line for line in (done.stdout + done.stderr).splitlines() if '"take1.txt": the transcript' in line]
+    assert said and "does not match the audio" in said[0], done.stdout + done.stderr
+    bad = finetune(folder, tmp_path / "out2", tmp_path, "--transcript-language", "klingon")
+    assert bad.returncode != 0
+    assert "transcript language 'klingon' is not one FacePolicy knows: use auto (detect it)" in bad.stderr
+    assert not (tmp_path / "out2").exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..engine import NOT_SHIPPED, BakeOptions
 from ..errors import FacePolicyError
 from ..facetrack import FaceTrack
-from ..transcript import told_language
+from ..letters import told_language
 from .rows import (
     BakeRow,
     BatchOptions,

@@ -53,6 +53,39 @@ def aligned_languages(conjunction: str = "and") -> str:
     return ", ".join(names[:-1]) + f" {conjunction} " + names[-1] if len(names) > 1 else names[0]
 
 
+# What a user may call a language when setting it (--transcript-language, the manifest's transcript_language column,
+# the panel's Language): its code or its English name, any case; AUTO (or nothing) leaves it to
+# core.transcript.transcript_language. Only English and the ALIGNED languages can be set.
+AUTO = "auto"
+_OTHER_NAMES = {"mandarin": "zh", "chinese": "zh", "pinyin": "zh"}
+
+
+def settable_languages() -> tuple[str, ...]:
+    """The codes a user may set (the CLI, the manifest, the panel): English and the ALIGNED languages."""
+    return ("en", *ALIGNED)
+
+
+def told_language(value: str | None) -> str | None:
+    """The language code a user named for a transcript ("es", "Spanish", "ES"), or None for "detect it" (None, "",
+    "auto"). FacePolicyError (one sentence listing the choices) for anything else, a language whose transcripts are
+    not aligned (Dutch) included."""
+    from ..errors import FacePolicyError
+    from ..transcript import LANGUAGE_NAMES
+
+    key = (value or "").strip().lower()
+    if key in ("", AUTO):
+        return None
+    names = {**{name.lower(): code for code, name in LANGUAGE_NAMES.items()}, **_OTHER_NAMES}
+    code = key if key in LANGUAGE_NAMES else names.get(key)
+    choices = f"use {AUTO} (detect it) or one of {', '.join(settable_languages())}"
+    if code is None:
+        raise FacePolicyError(f"transcript language {value.strip()!r} is not one FacePolicy knows: {choices}")
+    if code not in settable_languages():
+        raise FacePolicyError(f"transcript language {value.strip()!r}: {LANGUAGE_NAMES[code]} transcripts are not "
+                              f"aligned; {choices}")
+    return code
+
+
 def has_rules(code: str) -> bool:
     return code in _RULES
 

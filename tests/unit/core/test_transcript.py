@@ -95,7 +95,7 @@ def test_accents_and_typographic_apostrophes_are_spoken_as_plain_letters():
 # --- the language a user sets ----------------------------------------------------------------------------------------
 
 def test_a_told_language_is_a_code_or_an_english_name_in_any_case():
-    from facepolicy.core.transcript import told_language
+    from facepolicy.core.letters import told_language
 
     assert told_language("pl") == "pl"
     assert told_language(" Polish ") == "pl"
@@ -108,7 +108,7 @@ def test_a_told_language_is_a_code_or_an_english_name_in_any_case():
 
 def test_an_unknown_told_language_is_one_sentence_naming_the_choices():
     from facepolicy.core.errors import FacePolicyError
-    from facepolicy.core.transcript import told_language
+    from facepolicy.core.letters import told_language
 
     with pytest.raises(FacePolicyError) as err:
         told_language("klingon")
@@ -119,7 +119,7 @@ def test_an_unknown_told_language_is_one_sentence_naming_the_choices():
 
 def test_a_language_whose_transcripts_are_not_aligned_cannot_be_set():
     from facepolicy.core.errors import FacePolicyError
-    from facepolicy.core.transcript import settable_languages, told_language
+    from facepolicy.core.letters import settable_languages, told_language
 
     assert "nl" not in settable_languages() and settable_languages()[0] == "en"
     with pytest.raises(FacePolicyError, match=r"^transcript language 'Dutch': Dutch transcripts are not aligned; use "
