@@ -3,6 +3,7 @@ the real bpy module, the files parsed after writing). Nothing here reaches into 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -46,3 +47,24 @@ def espeak(path: Path, text: str, voice: str = "en-us", speed: int | None = None
 def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
     sf.write(str(path), np.asarray(samples, np.float32), rate, subtype="PCM_16")
     return path
+
+
+@contextlib.contextmanager
+def default_head_with_audio(audio: Path):
+    """The add-on registered in a fresh scene, the bundled head added (Add › FacePolicy Head) and chosen as the target
+    with ``audio`` as the audio file, as an animator sets up Animate from Audio: yields (head object, the panel's
+    settings); unregistered afterwards."""
+    bpy = pytest.importorskip("bpy")
+    import facepolicy as addon
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon.register()
+    try:
+        assert bpy.ops.facepolicy.add_default_head() == {"FINISHED"}
+        obj = bpy.context.active_object
+        settings = bpy.context.scene.facepolicy
+        settings.target, settings.audio_path = obj, str(audio)
+        yield obj, settings
+    finally:
+        addon.unregister()
+        bpy.ops.wm.read_factory_settings(use_empty=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from journey import espeak, facepolicy
+from journey import default_head_with_audio, espeak, facepolicy
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
 
@@ -86,7 +86,6 @@ def test_animate_from_audio_takes_a_movie(tmp_path, monkeypatch, extra):
     not carry it), through Blender's own Audaspace; a bpy build without Audaspace says what is missing in one
     sentence and changes nothing."""
     bpy = pytest.importorskip("bpy")
-    import facepolicy as addon
     from facepolicy.blender import compat
 
     movie = to_movie(espeak(tmp_path / "line.wav", LINE), tmp_path / "line.mov")
@@ -97,13 +96,7 @@ def test_animate_from_audio_takes_a_movie(tmp_path, monkeypatch, extra):
         readable = True
     except ImportError:
         readable = extra
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    addon.register()
-    try:
-        assert bpy.ops.facepolicy.add_default_head() == {"FINISHED"}
-        obj = bpy.context.active_object
-        settings = bpy.context.scene.facepolicy
-        settings.target, settings.audio_path = obj, str(movie)
+    with default_head_with_audio(movie) as (obj, _settings):
         if not readable:
             with pytest.raises(RuntimeError, match=r"reading the sound of a \.mov file needs the video extra"):
                 bpy.ops.facepolicy.animate_from_audio()
@@ -114,6 +107,3 @@ def test_animate_from_audio_takes_a_movie(tmp_path, monkeypatch, extra):
         jaw = next(fc for fc in compat.action_fcurves(take) if '"jawOpen"' in fc.data_path)
         values = [k.co[1] for k in jaw.keyframe_points]
         assert max(values) - min(values) > 0.1, "the jaw moves with the movie's speech"
-    finally:
-        addon.unregister()
-        bpy.ops.wm.read_factory_settings(use_empty=True)

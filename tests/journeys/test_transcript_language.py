@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from journey import facepolicy, write_wav
+from journey import default_head_with_audio, facepolicy, write_wav
 
 LINE = "Mama kupiła mleko."  # Polish: "Mum bought milk."; four bilabials
 ALIGNED = "the transcript was aligned as Polish (letter-to-sound rules and the English acoustic model)"
@@ -87,16 +87,10 @@ def test_the_panels_language_aligns_a_text_block_transcript(tmp_path, capfd):
     """Animate from Audio with the transcript in a text block and Language set to Polish (the real operator, the
     default engine): the report says the line was aligned as Polish, and the take closes the lips."""
     bpy = pytest.importorskip("bpy")
-    import facepolicy as addon
+    from facepolicy.blender import compat
 
     wav, _ = polish_line(tmp_path, transcript=False)
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    addon.register()
-    try:
-        assert bpy.ops.facepolicy.add_default_head() == {"FINISHED"}
-        obj = bpy.context.active_object
-        settings = bpy.context.scene.facepolicy
-        settings.target, settings.audio_path = obj, str(wav)
+    with default_head_with_audio(wav) as (obj, settings):
         text = bpy.data.texts.new("line.txt")
         text.write(LINE)
         settings.transcript_source, settings.transcript_text = "TEXT", text
@@ -105,11 +99,6 @@ def test_the_panels_language_aligns_a_text_block_transcript(tmp_path, capfd):
         assert bpy.ops.facepolicy.animate_from_audio() == {"FINISHED"}
         reported = capfd.readouterr()
         assert ALIGNED in reported.out + reported.err
-        from facepolicy.blender import compat
-
         take = obj.data.shape_keys.animation_data.action
         close = next(fc for fc in compat.action_fcurves(take) if '"mouthClose"' in fc.data_path)
         assert max(k.co[1] for k in close.keyframe_points) > 0.1, "the lips close on the line's bilabials"
-    finally:
-        addon.unregister()
-        bpy.ops.wm.read_factory_settings(use_empty=True)
