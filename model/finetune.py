@@ -58,7 +58,7 @@ class FinetuneSettings:
     keep_timing: bool = False  # keep sync offsets within 0.1 s as the performer's own (else beyond the check's 20 ms)
     keep_dynamics: float = 3.0  # weight of the term that keeps the base model's articulation over time (dynamics_loss)
     brow_weight: float = 0.5  # extra weight of the brows' error (brow_loss): the base loss counts them little
-    transcript_language: str | None = None  # the takes' transcripts' language as set (core.transcript); None: detected
+    transcript_language: str | None = None  # the transcripts' language as set (core.letters.told_language)
     keep_closures: float = 0.05  # weight of the term that keeps the base model's closed lips closed (closure_loss)
 
 

@@ -396,7 +396,7 @@ def listen_and_sync(take: Take, listener=None, keep_timing: bool = False,
 def check_folder(folder: Path | str, listener=None, progress=None,
                  keep_timing: bool = False, language: str | None = None) -> tuple[list[Take], list[str]]:
     """Every take of ``folder`` read, checked, listened to (``language``: the transcripts' language as the user set
-    it, core.transcript.told_language) and put in sync (``keep_timing``: offsets within 0.1 s
+    it, core.letters.told_language) and put in sync (``keep_timing``: offsets within 0.1 s
     kept as the performer's own timing); returns (takes, warnings). Raises
     CaptureError listing every problem of every take when any take has one (nothing is half used)."""
     progress = progress or (lambda fraction, message: None)

@@ -30,7 +30,7 @@ class BakeOptions:
 
     engine: str = "neural"
     transcript: str | None = None  # the text itself, not a path
-    # The transcript's language as the user set it (a code or English name, core.transcript.told_language; None or
+    # The transcript's language as the user set it (a code or English name, core.letters.told_language; None or
     # "auto": detected from the text).
     transcript_language: str | None = None
     seed: int = 0

@@ -385,7 +385,7 @@ def gather_evidence(samples: np.ndarray, transcript: str | None, recognise: str 
     hypothesis) or None (no phones: the audio alone); ``listener``: the audio encoder that checks the transcript,
     gives the second opinion and finds nonspeech (default: the shipped model's); ``keep_features``: keep the
     encoder's audio features of that pass in Evidence.encoded (the Neural engine samples with them); ``language``:
-    the transcript's language as the user set it (a code or name, core.transcript.told_language; None or "auto":
+    the transcript's language as the user set it (a code or name, core.letters.told_language; None or "auto":
     detected from the text; FacePolicyError for one it does not know). Raises
     AlignerMissing when pocketsphinx is needed and missing, Cancelled when ``cancel`` is set."""
     told = told_language(language)

@@ -36,7 +36,7 @@ class RowDefaults:
     object: str | None = None
     engine: str = field(default_factory=lambda: BakeOptions().engine)
     transcript: str | None = None
-    transcript_language: str | None = None  # a code (core.transcript.told_language); None: detected
+    transcript_language: str | None = None  # a code (core.letters.told_language); None: detected
 
 
 def _opt_str(v) -> str | None:
