@@ -73,8 +73,9 @@ def strip_audio_path(strip) -> tuple[str, bool]:
 
 def load_line_audio(path):
     """core.audio.load_line_audio; a movie's sound track through Blender's own Audaspace (its ffmpeg) where the
-    video extra is not installed (the extension zip does not carry it): Audaspace writes it to a temporary WAV at its
-    own rate, which core.audio then reads as any file (resampled by its rule; spooled when long). Safe to call from a
+    video extra is not installed (the extension zip does not carry it), read at the movie's own rate and resampled by
+    core.audio's rule. Audaspace holds the whole sound in memory, so a movie longer than core.audio's
+    LONG_AUDIO_SECONDS is refused in one sentence there (the extra reads it block by block). Safe to call from a
     worker thread."""
     if not (movie.is_movie(path) and Path(path).is_file() and not movie.available()):
         return audio.load_line_audio(path)
@@ -83,21 +84,18 @@ def load_line_audio(path):
     except ImportError:  # a bpy build without sound: core's sentence ("needs the video extra")
         return audio.load_line_audio(path)
     name = Path(path).name
-    fd, wav = tempfile.mkstemp(prefix="facepolicy-movie-", suffix=".wav")
-    os.close(fd)
     try:
-        try:
-            sound = aud.Sound(str(path))
-            rate = int(sound.specs[0])
-            sound.rechannel(1).write(wav, rate, aud.CHANNELS_MONO, aud.FORMAT_FLOAT32, aud.CONTAINER_WAV,
-                                     aud.CODEC_PCM, 0, 65536)
-        except Exception as exc:  # noqa: BLE001 - Audaspace raises plain errors for unreadable files
-            raise AudioError(f'"{name}": Blender could not read its sound ({exc})') from None
-        if Path(wav).stat().st_size <= 44:
-            raise AudioError(f'"{name}": the file has no sound track')
-        loaded = audio.load_line_audio(wav)  # a long one is spooled: the WAV can go once it is read
-        loaded.source = str(path)  # the transcript beside the movie, and messages, name the movie
-        loaded.warnings = [w.replace(Path(wav).name, name) for w in loaded.warnings]
-        return loaded
-    finally:
-        os.unlink(wav)
+        sound = aud.Sound(str(path))
+        rate = int(sound.specs[0])
+        if sound.length > audio.LONG_AUDIO_SECONDS * rate:
+            raise AudioError(f'"{name}": Blender reads a movie\'s sound whole, and this one is longer than '
+                             f"{audio.LONG_AUDIO_SECONDS / 60:.0f} minutes; install the video extra (pip install "
+                             "'facepolicy[video]' into Blender's Python) or save its sound as a WAV file")
+        samples = sound.rechannel(1).data()
+    except AudioError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Audaspace raises plain errors for unreadable files
+        raise AudioError(f'"{name}": Blender could not read its sound ({exc})') from None
+    if samples.size == 0:
+        raise AudioError(f'"{name}": the file has no sound track')
+    return audio.from_array(samples[:, 0], rate, source=str(path))

@@ -107,3 +107,6 @@ def test_animate_from_audio_takes_a_movie(tmp_path, monkeypatch, extra):
         jaw = next(fc for fc in compat.action_fcurves(take) if '"jawOpen"' in fc.data_path)
         values = [k.co[1] for k in jaw.keyframe_points]
         assert max(values) - min(values) > 0.1, "the jaw moves with the movie's speech"
+        fps = bpy.context.scene.render.fps / bpy.context.scene.render.fps_base
+        span = (take.frame_range[1] - take.frame_range[0]) / fps
+        assert abs(span - sf.info(str(tmp_path / "line.wav")).duration) < 0.1, "the take lasts as long as the line"
