@@ -155,3 +155,23 @@ def test_a_run_with_the_closure_term_starts_at_zero_and_trains(tmp_path):
     assert float(terms["closures"]) == pytest.approx(0.0, abs=1e-6)  # the base model keeps its own closures
     tuner.run()
     assert tuner.finished and "closures" not in tuner.losses(tuner.model.denoiser, batch, tuner.gen, train=False)
+
+
+def test_finetune_help_states_the_settings_defaults():
+    """`facepolicy finetune --help` is built without torch, so it states the defaults itself: they must be
+    FinetuneSettings' own."""
+    import argparse
+    import re
+
+    from facepolicy.app import finetune as app_finetune
+    from model.finetune import FinetuneSettings
+
+    parser = argparse.ArgumentParser()
+    app_finetune.add_parser(parser.add_subparsers())
+    sub = next(a for a in parser._subparsers._group_actions[0].choices.values())
+    helps = {a.dest: a.help for a in sub._actions if a.help}
+    defaults = FinetuneSettings()
+    for dest in ("steps", "batch", "lr", "eval_every", "held_out", "threads", "seed", "keep_dynamics",
+                 "keep_closures", "brow_weight"):
+        stated = re.search(r"default:? ([0-9.e-]+)", helps[dest]).group(1).rstrip(".;")
+        assert float(stated) == float(getattr(defaults, dest)), (dest, stated, getattr(defaults, dest))
