@@ -4,6 +4,7 @@ the real bpy module, the files parsed after writing). Nothing here reaches into 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -27,10 +28,13 @@ def console_script() -> str:
     return found
 
 
-def facepolicy(*args, cwd=None, timeout: float = 600, stdin=None) -> subprocess.CompletedProcess:
-    """Run `facepolicy ARGS…` as a user would; output is captured as text."""
+def facepolicy(*args, cwd=None, timeout: float = 600, stdin=None,
+               env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `facepolicy ARGS…` as a user would (``env``: variables set on top of this environment); output is captured
+    as text."""
     return subprocess.run([console_script(), *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, stdin=stdin if stdin is not None else subprocess.DEVNULL)
+                          timeout=timeout, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def espeak(path: Path, text: str, voice: str = "en-us", speed: int | None = None) -> Path:
