@@ -20,12 +20,13 @@ import numpy as np
 
 from . import letters, spec
 from .align import Aligner, AlignerMissing, Alignment, merge_silences, shared_aligner
+from .cpu import cores
 from .errors import Cancelled, FacePolicyError
 from .letters import told_language
 from .listener import BILABIAL_PHONES, BilabialListener, EncodedAudio, shared_listener
 from .phones import BILABIALS, PHONES, SIL, VOWELS, PhoneSegment
 from .pitch import convolve_same
-from .recognition import PAUSE_SILENCE, cores, recognise_chunks, shared_decoders, speech_chunks
+from .recognition import PAUSE_SILENCE, recognise_chunks, shared_decoders, speech_chunks
 from .transcript import language_as_told, transcript_language
 
 # --- the transcript ------------------------------------------------------------------------------------------------

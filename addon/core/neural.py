@@ -13,6 +13,7 @@ import numpy as np
 
 from . import spec
 from .align import AlignerMissing, Alignment
+from .cpu import cores
 from .errors import Cancelled, FacePolicyError
 from .evidence import AUDIO_ONLY, Evidence, calm_nonspeech, gather_evidence, sidecar_transcript
 from .facetrack import FaceTrack
@@ -20,7 +21,7 @@ from .listener import EncodedAudio
 from .model_files import MANIFEST, default_model_dir
 from .phones import BILABIALS, VOWELS
 from .phonetic import phonetic_prior_take
-from .recognition import cores, shared_decoders
+from .recognition import shared_decoders
 from .sampler import ARTICULATION, NeuralPolicy, SampleSettings, emotion_vector
 from .smoothing import gaussian_smooth
 from .spec import ACCURACY_MODES
