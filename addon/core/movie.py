@@ -5,6 +5,7 @@ live and fine-tuning takes; memory bounded for long files)."""
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import tempfile
@@ -61,7 +62,14 @@ def _spawn(path, args: list[str], **kwargs) -> subprocess.Popen:
 
 def probe_seconds(path) -> float | None:
     """The length of the file's sound track in seconds from its header (None where the header does not say, as in a
-    browser's .webm recording). AudioError when it has no sound track or ffmpeg cannot read it."""
+    browser's .webm recording). AudioError when it has no sound track or ffmpeg cannot read it. One ffmpeg run per
+    version of a file (the batch's check, the long-file test and the reader all ask)."""
+    st = Path(path).stat()
+    return _probe(str(Path(path).absolute()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _probe(path: str, _size: int, _mtime_ns: int) -> float | None:
     with _spawn(path, ["-hide_banner", "-i", _input(path)], stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE) as proc:
         text = proc.stderr.read().decode(errors="replace")  # the only pipe: it cannot fill up while we wait
