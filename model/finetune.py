@@ -243,11 +243,12 @@ class FineTuner:
         if train and self.base is not None:
             with torch.no_grad():
                 base_hat = self.base(*args)
-            out["dynamics"] = dynamics_loss(x0_hat, base_hat)
-            out["total"] = out["total"] + self.settings.keep_dynamics * out["dynamics"]
+            if self.settings.keep_dynamics:
+                out["dynamics"] = dynamics_loss(x0_hat, base_hat)
+                out["total"] = out["total"] + self.settings.keep_dynamics * out["dynamics"]
             if self.settings.keep_closures:
-                states = lambda x: x * m.state_std + m.state_mean  # noqa: E731
-                out["closures"] = closure_loss(self.gap(states(x0_hat)), self.gap(states(base_hat)), self.gap.closed)
+                gap, base_gap = (self.gap(x * m.state_std + m.state_mean) for x in (x0_hat, base_hat))
+                out["closures"] = closure_loss(gap, base_gap, self.gap.closed)
                 out["total"] = out["total"] + self.settings.keep_closures * out["closures"]
         return out
 
