@@ -102,3 +102,23 @@ def test_the_panels_language_aligns_a_text_block_transcript(tmp_path, capfd):
         take = obj.data.shape_keys.animation_data.action
         close = next(fc for fc in compat.action_fcurves(take) if '"mouthClose"' in fc.data_path)
         assert max(k.co[1] for k in close.keyframe_points) > 0.1, "the lips close on the line's bilabials"
+
+
+def test_a_language_whose_transcripts_are_not_aligned_cannot_be_set(tmp_path):
+    wav, _ = polish_line(tmp_path)
+    done = facepolicy("bake", wav, "-o", tmp_path / "out", "--transcript-language", "Dutch", timeout=120)
+    assert done.returncode != 0
+    assert ("transcript language 'Dutch': Dutch transcripts are not aligned; use auto (detect it) or one of en, es"
+            in done.stderr)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_setting_a_language_does_not_rebake_lines_without_a_transcript(tmp_path):
+    """A batch re-run with --transcript-language leaves the lines that have no transcript up to date: the language
+    cannot change them."""
+    wav, _ = polish_line(tmp_path, transcript=False)
+    out = tmp_path / "out"
+    first = facepolicy("bake", wav, "-o", out, timeout=600)
+    assert first.returncode == 0 and "1 baked" in first.stdout, first.stdout + first.stderr
+    again = facepolicy("bake", wav, "-o", out, "--transcript-language", "pl", timeout=600)
+    assert again.returncode == 0 and "0 baked, 1 up to date" in again.stdout, again.stdout + again.stderr
