@@ -324,13 +324,15 @@ def test_smoothing_in_blocks_and_in_place_equals_smoothing_at_once(monkeypatch):
     assert not np.array_equal(states, at_once)  # the default leaves its input alone
 
 
-def test_sampling_memory_does_not_grow_beyond_the_states_it_returns():
+def test_sampling_memory_does_not_grow_beyond_the_states_it_returns(monkeypatch):
     """Peak numpy memory of the accurate mode's sampling (prior, floor, sampler, smoothing, seal) for 60 s and for
     150 s of speech (both past the teacher's 60 s windows): the extra 90 s may cost about what their returned
     states take (236 bytes a frame), not whole-length working copies (7 times that before, when an hour of audio
-    peaked at 1.4 GB), and the peak stays far below the 100 MB that 60 s blocks of pitch tracking took."""
+    peaked at 1.4 GB), and the peak stays far below the 100 MB that 60 s blocks of pitch tracking took, with two
+    groups of streams sampled at once (about 16 MB each)."""
     import tracemalloc
 
+    monkeypatch.setattr(sampler, "cores", lambda: 2)
     p = neural.NeuralEngine().policy()
     settings = sampler.SampleSettings(seed=0)
     peaks = {}
@@ -373,3 +375,47 @@ def test_the_denoiser_and_the_encoder_see_at_most_a_group_of_streams_at_once():
     assert max(b for b, _ in batches) == 2 * sampler.MAX_GROUP_STREAMS  # two guidance passes stacked
     group_audio = (sampler.MAX_GROUP_STREAMS + 2) * p.stream_frames * 100 / spec.MODEL_FPS
     assert max(m for _, m in encoded) < group_audio
+
+
+def test_groups_sampled_on_several_cores_give_the_states_of_one_after_another(monkeypatch):
+    # The groups of streams are sampled at once on the process's cores (core.cpu) and cross-faded in order: the
+    # states must be the same bit for bit as with one core, whichever group finishes first.
+    samples, evidence = _repeated_a0009(9.0)
+    p = neural.NeuralEngine().policy()
+    monkeypatch.setattr(p, "group_streams", 2)  # 6 streams in 3 groups
+    monkeypatch.setattr(sampler, "cores", lambda: 1)
+    settings = sampler.SampleSettings(seed=3)
+    alone = p.sample(samples, settings, phones=evidence.phones)
+    threads = set()
+    denoiser = p.denoiser_sess
+
+    class Slow:  # the first group is the slowest, so the others finish before it
+        def run(self, outputs, feeds, *args):
+            threads.add(threading.current_thread().name)
+            if feeds["x"].shape[0] and threading.current_thread().name.endswith("_0"):
+                time.sleep(0.01)
+            return denoiser.run(outputs, feeds, *args)
+
+    monkeypatch.setattr(sampler, "cores", lambda: 3)
+    monkeypatch.setattr(p, "denoiser_sess", Slow())
+    together = p.sample(samples, settings, phones=evidence.phones)
+    assert len(threads) == 3, threads
+    np.testing.assert_array_equal(together, alone)
+
+
+def test_a_failing_group_stops_the_others_and_raises(monkeypatch):
+    samples, _ = _repeated_a0009(9.0)
+    p = neural.NeuralEngine().policy()
+    monkeypatch.setattr(p, "group_streams", 1)  # 6 groups
+    monkeypatch.setattr(sampler, "cores", lambda: 2)
+    calls = []
+
+    class Failing:
+        def run(self, outputs, feeds, *args):
+            calls.append(threading.current_thread().name)
+            raise RuntimeError("the denoiser failed")
+
+    monkeypatch.setattr(p, "denoiser_sess", Failing())
+    with pytest.raises(RuntimeError, match="the denoiser failed"):
+        p.sample(samples, sampler.SampleSettings(seed=0))
+    assert len(calls) <= 3  # the groups not started never ran
