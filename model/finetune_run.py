@@ -23,6 +23,7 @@ from facepolicy.core.assets import sha256_file
 from facepolicy.core.captures import CaptureError, check_folder, find_takes
 from facepolicy.core.errors import FacePolicyError
 from facepolicy.core.model_files import MANIFEST, SAMPLING, default_model_dir, read_model_files
+from facepolicy.core.performer_brows import MIN_GAIN as BROW_MIN_GAIN
 
 from .finetune import FineTuner, FinetuneSettings, cache_key, default_cache_root, take_arrays, unit
 
@@ -94,9 +95,34 @@ def choose_prior_weight(mouth_error: dict[float, float]) -> float:
     return max(w for w, e in mouth_error.items() if e <= best * (1.0 + PRIOR_MARGIN))
 
 
-def held_out_figures(base_dir, model_dir, takes, valid_items, base_code, code) -> dict:
+def fit_brows(policy, by_name: dict, train_items, valid_items, code, weight: float):
+    """The performer's brow layer (core.performer_brows): fitted to what ``policy``'s accurate-mode states at prior
+    ``weight`` leave in the training frames' brows, its strength chosen on the held-out frames (a BrowFit)."""
+    from facepolicy.core.performer_brows import BrowFit, brow_features, fit_brow_layer, performer_f0
+
+    reference = performer_f0(by_name[name].samples for name in sorted({it.name for it in train_items}))
+    if reference is None:
+        return BrowFit(None, 0.0, 0.0, None, {})  # no voiced frame in the training takes
+
+    def items(its):
+        out = []
+        for it in its:
+            take = by_name[it.name]
+            pred = sample_take(policy, take, code, prior_weight=weight)
+            feats = brow_features(take.samples, len(pred), reference)
+            out.append((feats[it.lo : it.hi], pred[it.lo : it.hi], take.states[it.lo : it.hi]))
+        return out
+
+    return fit_brow_layer(items(train_items), items(valid_items), reference)
+
+
+def held_out_figures(base_dir, model_dir, takes, valid_items, base_code, code, train_items=(),
+                     manifest: dict | None = None) -> dict:
     """Per channel group, the error of the shipped model (its default style) and of the fine-tuned one (the
-    performer's preset, at the prior weight its held-out mouth fits best) against the held-out captured frames."""
+    performer's preset, at the prior weight its held-out mouth fits best, with the performer's brow layer where one
+    fitted on ``train_items`` lowers the held-out brows: written into ``manifest`` and model_dir's model.json)
+    against the held-out captured frames."""
+    from facepolicy.core.performer_brows import SECTION as BROWS
     from facepolicy.core.policy import NeuralPolicy
 
     by_name = {t.name: t for t in takes}
@@ -105,6 +131,16 @@ def held_out_figures(base_dir, model_dir, takes, valid_items, base_code, code) -
     per_weight = {w: held_out_errors(tuned, by_name, valid_items, code, prior_weight=w) for w in PRIOR_WEIGHTS}
     weight = choose_prior_weight({w: e["mouth"] for w, e in per_weight.items()})
     out["fine-tuned"] = per_weight[weight]
+    if manifest is not None and train_items:
+        fit = fit_brows(tuned, by_name, train_items, valid_items, code, weight)
+        out["brows"] = {"kept": fit.layer is not None, "error_before": round(fit.error_before, 4),
+                        "error_after": round(fit.error_after, 4), "strength": fit.strength,
+                        "error_by_strength": {str(k): v for k, v in fit.by_strength.items()}}
+        if fit.layer is not None:
+            manifest[BROWS] = fit.layer.to_dict()
+            (Path(model_dir) / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+            with_brows = NeuralPolicy(model_dir, threads=1)
+            out["fine-tuned"] = held_out_errors(with_brows, by_name, valid_items, code, prior_weight=weight)
     out["prior_weight"] = weight
     out["mouth_error_by_prior_weight"] = {str(w): e["mouth"] for w, e in per_weight.items()}
     out["held_out_seconds"] = round(sum(it.hi - it.lo for it in valid_items) / spec.MODEL_FPS, 1)
@@ -211,6 +247,15 @@ def model_card(m: dict) -> str:
             lines += ["", f"Phonetic prior weight {held['prior_weight']} (model.json `sampling`; the shipped model's"
                       f" is 0.25), the one whose held-out mouth error was lowest ({tried}), the highest within"
                       f" {PRIOR_MARGIN:.0%} of it. `--phonetic-prior W` overrides it."]
+        brows = held.get("brows")
+        if brows and brows["kept"]:
+            lines += ["", f"Brow layer (model.json `brows`): the performer's brows from the line's pitch and loudness,"
+                      f" fitted on the training takes; held-out brow error (browDown, browInnerUp, browOuterUp)"
+                      f" {brows['error_before']:.4f} without it, {brows['error_after']:.4f} with it (ridge strength"
+                      f" {brows['strength']:g})."]
+        elif brows:
+            lines += ["", f"No brow layer: fitted to the training takes, it did not lower the held-out brow error"
+                      f" ({brows['error_before']:.4f}) by {BROW_MIN_GAIN:.0%} or more."]
     else:
         lines.append("- not measured")
     lines += ["", "## Files", "", *[f"- `{k}`: sha256 `{v}`" for k, v in m["files"].items()], ""]
@@ -268,7 +313,8 @@ def finetune(capture_dir, out_dir, settings: FinetuneSettings | None = None, bas
         m = write_model_dir(tuner, arrays, takes, tmp, base_dir, name, capture_dir, command)
         base_code = policy.style_preset(policy.default_style)
         log("measuring the held-out takes with the shipped and the fine-tuned model")
-        add_figures(tmp, m, held_out_figures(base_dir, tmp, takes, tuner.valid, base_code, unit(tuner.preset)))
+        add_figures(tmp, m, held_out_figures(base_dir, tmp, takes, tuner.valid, base_code, unit(tuner.preset),
+                                             tuner.train, m))
         read_model_files(tmp)  # the folder checks as `bake --model` will check it
         _move_into_place(tmp, out_dir)
     except BaseException:

@@ -154,6 +154,12 @@ def run(args) -> int:
             for label in ("shipped", "fine-tuned"))
     weight = (manifest.get("sampling") or {}).get("prior_weight")
     prior = f", phonetic prior weight {weight}" if weight is not None else ""
+    brows = held.get("brows") or {}
+    if brows.get("kept"):
+        figures += (f"; brow layer from pitch and loudness: held-out brow error {brows['error_before']:.3f} → "
+                    f"{brows['error_after']:.3f}")
+    elif brows:
+        figures += "; no brow layer (it did not lower the held-out brows)"
     print(f"wrote {args.output}: style preset '{manifest['default_style']}', {len(f['captures']['takes'])} takes "
           f"({f['captures']['hours'] * 60:.1f} min), {f['steps']} steps{prior}{figures}")
     return 0

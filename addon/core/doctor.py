@@ -227,3 +227,5 @@ def _neural_model(r: Report, folder: Path | None = None) -> None:
         groups = [g for g in held["shipped"] if g in held["fine-tuned"]]
         pairs = "; ".join(f"{g} {held['shipped'][g]:.3f} → {held['fine-tuned'][g]:.3f}" for g in groups)
         r.add("  held-out error", f"{pairs} (shipped → fine-tuned, {held.get('held_out_seconds')} s)")
+    if m.get("brows") is not None:
+        r.add("  brow layer", "the performer's brows from pitch and loudness (bake and live)")

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from .assets import asset_root, verify_asset, verify_file
 from .errors import AssetError
+from .performer_brows import SECTION as BROWS
+from .performer_brows import BrowLayer
 
 log = logging.getLogger("facepolicy")
 
@@ -42,6 +45,13 @@ class ModelFiles:
         lip timing) back toward the teacher's; the bundled model sets none. Options the user gives win."""
         return dict(self.manifest.get(SAMPLING) or {})
 
+    @cached_property
+    def brows(self) -> BrowLayer | None:
+        """The performer's brow layer (core.performer_brows) of a fine-tuned model, from model.json's "brows"
+        section (checked when read); None for the bundled model and any model without one."""
+        section = self.manifest.get(BROWS)
+        return None if section is None else BrowLayer.from_dict(section)
+
 
 def default_model_dir() -> Path:
     return asset_root() / MODEL_DIR
@@ -67,6 +77,8 @@ def read_model_files(root: Path | str | None = None, verify: bool = True) -> Mod
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         files = manifest["files"]
         _check_sampling(manifest.get(SAMPLING))
+        if manifest.get(BROWS) is not None:
+            BrowLayer.from_dict(manifest[BROWS])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise AssetError(f'neural model "{manifest_path}" is corrupt ({exc}); {remedy}') from None
     if verify:

@@ -19,6 +19,7 @@ from .evidence import AUDIO_ONLY, Evidence, calm_nonspeech, gather_evidence, sid
 from .facetrack import FaceTrack
 from .listener import EncodedAudio
 from .model_files import MANIFEST, default_model_dir
+from .performer_brows import brow_features
 from .phones import BILABIALS, VOWELS
 from .phonetic import phonetic_prior_take
 from .recognition import shared_decoders
@@ -102,8 +103,8 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
     its p/b/m. Without evidence, the model alone. ``encoded``: the listener's features of ``samples``
     (Evidence.encoded), so the sampler does not encode the audio again."""
     if evidence is None:
-        return policy.sample(samples, settings, style=style, emotion=emotion, progress=progress, cancel=cancel,
-                             encoded=encoded)
+        return performer_brows(policy, samples, policy.sample(samples, settings, style=style, emotion=emotion,
+                                                              progress=progress, cancel=cancel, encoded=encoded))
     prior = floor = None
     if settings.prior_weight > 0 and evidence.phones:
         prior = phonetic_prior_take(evidence, samples, len(samples) / spec.SAMPLE_RATE)
@@ -113,7 +114,16 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
                            floor=floor, progress=progress, cancel=cancel, encoded=encoded)
     if prior is not None:
         smooth_articulation(states, in_place=True)
-    return seal_bilabials(states, evidence.phones, in_place=True)
+    return performer_brows(policy, samples, seal_bilabials(states, evidence.phones, in_place=True))
+
+
+def performer_brows(policy: NeuralPolicy, samples: np.ndarray, states: np.ndarray) -> np.ndarray:
+    """``states`` with the model folder's brow layer added (core.performer_brows: a fine-tuned performer's brows
+    from the line's pitch and loudness); unchanged for a model without one."""
+    layer = policy.files.brows
+    if layer is None:
+        return states
+    return layer.apply(states, brow_features(samples, len(states), layer.reference_f0, layer.taps))
 
 
 def states_to_track(states: np.ndarray, meta: dict | None = None) -> FaceTrack:

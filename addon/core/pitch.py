@@ -82,7 +82,7 @@ def rms_envelope(samples: np.ndarray, rate: int, frame_rate: float, window: floa
     return np.sqrt(np.maximum(np.interp(pos, np.arange(len(smooth)), smooth), 0.0))
 
 
-def _yin_block(frames: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
+def yin_frames(frames: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, win) frames → (f0 Hz, aperiodicity 0..1) per frame."""
     n, win = frames.shape
     tau_min = int(rate / F0_MAX)
@@ -147,7 +147,7 @@ def estimate_prosody(samples: np.ndarray, rate: int = spec.SAMPLE_RATE, pitch: b
         b = min(n_low, (start + m - 1) * hop - _WIN // 2 + _WIN)
         low = samples[a * _DECIMATE : b * _DECIMATE].reshape(-1, _DECIMATE).mean(axis=1)
         frames = frame_signal(low, hop, _WIN, m, start, offset=a)[active]
-        f0[start + active], aper[start + active] = _yin_block(frames, low_rate)
+        f0[start + active], aper[start + active] = yin_frames(frames, low_rate)
         if progress is not None:
             progress((start + m) / n)
     voiced = (aper < 0.35) & (energy > loud_floor) & (f0 >= F0_MIN) & (f0 <= F0_MAX)

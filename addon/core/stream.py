@@ -34,6 +34,7 @@ from .align import AlignerMissing
 from .audio import loudness_gain
 from .errors import FacePolicyError
 from .evidence import BILABIAL_EVIDENCE
+from .performer_brows import frame_features
 from .phones import BILABIALS, PhoneSegment
 from .phonetic import phonetic_prior_take
 from .policy import (
@@ -43,6 +44,7 @@ from .policy import (
     smooth_articulation,
     vowel_mask,
 )
+from .prosody_stream import ProsodyStream
 from .sampler import ARTICULATION
 from .smoothing import blend_plans
 from .stream_evidence import PhoneProbs, PhoneStream, window_evidence
@@ -161,6 +163,13 @@ class FaceStream:
             except AlignerMissing as exc:
                 self.warnings.append(f"{exc}; the live face listens to the audio alone")
         self.loudness = Loudness()
+        # A fine-tuned performer's brows from the voice's pitch and loudness (core.performer_brows), as offline.
+        self.brows = policy.files.brows
+        self.prosody = None
+        if self.brows is not None:
+            if max(self.brows.taps) > LOOKAHEAD + SMOOTH - 2:
+                raise FacePolicyError("this model's brow layer needs more look-ahead than the live stream has")
+            self.prosody = ProsodyStream(keep=-min(self.brows.taps) + 64, reference_f0=self.brows.reference_f0)
         self._audio = np.zeros(0, np.float32)  # raw samples from absolute sample _base
         self._base = 0
         self.samples_in = 0
@@ -223,6 +232,8 @@ class FaceStream:
             self._finished = True
             n = features.n_model_frames(self.samples_in) if self.samples_in else 0
             self._hear(self.samples_in, whole_blocks=False)
+            if self.prosody is not None:
+                self.prosody.finish()
             while self._k < n:
                 self._plan(self._k)
             self._give_out(n - 1, last=n - 1)
@@ -244,6 +255,8 @@ class FaceStream:
         10 ms blocks on the take's grid unless ``whole_blocks`` is False, so what it hears never depends on the
         chunks the audio came in)."""
         self.loudness.push(self._audio[self._heard - self._base : upto - self._base])
+        if self.prosody is not None:
+            self.prosody.push(self._audio[self._heard - self._base : upto - self._base])
         self._heard = upto
         if self.phones is not None:
             end = upto - upto % Loudness.BLOCK if whole_blocks else upto
@@ -317,6 +330,8 @@ class FaceStream:
             for k in range(j - 1, j + 2):
                 if self._heard_by.get(k) is not None:
                     frame = self._seal(frame, j, self._heard_by[k], confirm=k < j)
+            if self.brows is not None:
+                frame = self.brows.apply(frame[None].copy(), frame_features(self.prosody, j, self.brows.taps))[0]
             self._ready += self._rate.push(frame)
             for old in (self._planned, self._heard_by, self._blended):
                 old.pop(j - SMOOTH - 1, None)
