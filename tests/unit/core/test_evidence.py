@@ -157,3 +157,22 @@ def test_calm_nonspeech_leaves_speech_frames_bit_for_bit():
     assert np.array_equal(out[8:], states[8:]) and np.array_equal(out[:, [1, 4, 5, 6, 7]], states[:, [1, 4, 5, 6, 7]])
     np.testing.assert_array_equal(out[:5, [0, 2, 3]], np.broadcast_to(rest[[0, 2, 3]], (5, 3)))
     np.testing.assert_allclose(out[5:8, [0, 2, 3]], 0.5 * (states[5:8, [0, 2, 3]] + rest[[0, 2, 3]]), rtol=1e-6)
+
+
+def test_nonspeech_cues_made_ahead_for_more_frames_give_the_same_frames():
+    # gather_evidence makes the spectrum's cues on another core while the encoder listens, for a frame count it can
+    # only bound from above: each frame's cues must not depend on how many frames follow it (blocks of 3000).
+    from facepolicy.core.nonspeech import spectral_cues
+
+    clip = load_audio(A9).samples
+    t = np.arange(8 * RATE) / RATE
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    samples = np.concatenate([np.tile(clip, 40), tone, clip])  # about 140 s: three blocks, a tone among speech
+    rate = 50.0
+    n = int(np.ceil(len(samples) * rate / RATE))
+    silence = np.random.default_rng(0).uniform(0, 1, n) ** 4
+    ahead = spectral_cues(samples, n + 2, rate)
+    assert len(ahead[0]) == n + 2 and n > 6000
+    fresh = speech_frames(samples, silence, rate)
+    np.testing.assert_array_equal(speech_frames(samples, silence, rate, ahead), fresh)
+    assert not fresh.all() and fresh.any()
