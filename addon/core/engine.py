@@ -92,6 +92,27 @@ def get_engine(name: str) -> Engine:
         return _instances[name]
 
 
+# What an engine can start loading ahead of animate (prepare): name → (module, function of BakeOptions), in a module
+# that imports much less than the engine's own.
+PREPARERS: dict[str, tuple[str, str]] = {
+    "neural": (".prepare", "prepare_neural"),
+}
+
+
+def prepare(options: BakeOptions) -> None:
+    """Start loading what the engine of ``options`` will need to animate with them (the Neural engine: its model's
+    sessions and, in the accurate mode without a transcript, the phone decoders) on threads of their own, so that
+    it overlaps what the caller does before animate (reading the audio, importing the engine). Nothing for an
+    engine without a preparer; a load that fails is left to animate, which reports it."""
+    if options.engine not in PREPARERS:
+        return
+    module, func = PREPARERS[options.engine]
+    try:
+        getattr(importlib.import_module(module, __package__), func)(options)
+    except Exception:  # noqa: BLE001 - animate meets the same problem and says what it is
+        pass
+
+
 def _no_progress(fraction: float, message: str) -> None:
     pass
 

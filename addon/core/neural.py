@@ -18,10 +18,10 @@ from .errors import Cancelled, FacePolicyError
 from .evidence import AUDIO_ONLY, Evidence, calm_nonspeech, gather_evidence, sidecar_transcript
 from .facetrack import FaceTrack
 from .listener import EncodedAudio
-from .model_files import MANIFEST, default_model_dir
 from .performer_brows import brow_features
 from .phones import BILABIALS, VOWELS
 from .phonetic import phonetic_prior_take
+from .prepare import folder_version, held_warm, take_prepared
 from .recognition import shared_decoders
 from .sampler import ARTICULATION, NeuralPolicy, SampleSettings, emotion_vector
 from .smoothing import gaussian_smooth
@@ -158,19 +158,17 @@ class NeuralEngine:
         self._lock = threading.Lock()
 
     def policy(self, device: str = "auto", threads: int = 0, model_dir: Path | str | None = None) -> NeuralPolicy:
-        """The warm policy of ``model_dir`` (default: the engine's folder) on ``device``. A folder whose model.json
-        changed since (a model exported again into it) is read and checked again."""
-        root = Path(model_dir or self.model_dir or default_model_dir()).absolute()
-        try:
-            st = (root / MANIFEST).stat()
-            version = (st.st_size, st.st_mtime_ns)
-        except OSError:
-            version = None  # read_model_files says what is missing
+        """The warm policy of ``model_dir`` (default: the engine's folder, else the bundled one) on ``device``. A
+        folder whose model.json changed since (a model exported again into it) is read and checked again."""
+        root, version = folder_version(model_dir or self.model_dir)
         with self._lock:
             key = (root, device, threads)
             held = self._policies.get(key)
             if held is None or held[0] != version:
-                self._policies[key] = (version, NeuralPolicy(root, device, threads))
+                # The one core.engine.prepare started, else a new one.
+                policy = take_prepared(root, device, threads) or NeuralPolicy(root, device, threads)
+                self._policies[key] = (version, policy)
+                held_warm(root, device, threads, version)
             return self._policies[key][1]
 
     def style_code(self, policy: NeuralPolicy, style: str | None) -> tuple[np.ndarray, str]:

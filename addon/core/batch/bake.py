@@ -38,7 +38,7 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
     is left as it was, earlier files of the line included. ``progress(fraction, message)`` is called on this
     thread while the engine works.
     """
-    from ..engine import animate
+    from ..engine import animate, prepare
 
     t0 = time.perf_counter()
     result = RowResult(row.index, row.output, "failed")
@@ -46,8 +46,9 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
     try:
         if opts.needs_blender and scene_exporter is None:
             raise FacePolicyError(f"fbx, glb and blend need Blender; {BLENDER_HINT}")
-        fingerprint = row_fingerprint(row, opts)
         transcript = _read_transcript(transcript_for(row))
+        prepare(_options(row, opts, transcript, 1))  # the engine's models load while the audio is read
+        fingerprint = row_fingerprint(row, opts)
         from ..audio import SpooledAudio, load_line_audio
 
         audio = load_line_audio(row.audio)  # a long file is spooled to disk and animated in segments
@@ -56,12 +57,7 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
         result.audio_seconds = audio.duration
         tracks = []
         for take in range(1, opts.takes + 1):
-            options = BakeOptions(engine=row.engine, transcript=transcript,
-                                  transcript_language=row.transcript_language, seed=row.seed + take - 1,
-                                  style=row.style, strength=opts.strength, device=opts.device,
-                                  emotion=opts.emotion, emotion_intensity=opts.emotion_intensity,
-                                  accuracy=opts.accuracy, audio_guidance=opts.audio_guidance, steps=opts.steps,
-                                  prior_weight=opts.prior_weight, model_dir=row_model_dir(row, opts))
+            options = _options(row, opts, transcript, take)
             track = animate(audio, options, progress=_take_progress(progress, take, opts.takes), cancel=cancel)
             track.meta["take"] = take
             if abs(track.fps - opts.fps) > 1e-9:
@@ -86,6 +82,15 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
         stack.close()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _options(row: BakeRow, opts: BatchOptions, transcript: str | None, take: int) -> BakeOptions:
+    """What the engine is asked for one take of the row."""
+    return BakeOptions(engine=row.engine, transcript=transcript, transcript_language=row.transcript_language,
+                       seed=row.seed + take - 1, style=row.style, strength=opts.strength, device=opts.device,
+                       emotion=opts.emotion, emotion_intensity=opts.emotion_intensity, accuracy=opts.accuracy,
+                       audio_guidance=opts.audio_guidance, steps=opts.steps, prior_weight=opts.prior_weight,
+                       model_dir=row_model_dir(row, opts))
 
 
 def _take_progress(progress: ProgressFn | None, take: int, takes: int) -> ProgressFn | None:

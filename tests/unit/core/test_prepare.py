@@ -1,0 +1,76 @@
+"""Loading ahead (core.prepare, core.engine.prepare): the Neural engine's policy and phone decoders made on threads
+of their own while a bake reads its audio, handed to the engine once, and never in place of a check."""
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from facepolicy.core import engine, neural, prepare, sampler
+from facepolicy.core.engine import BakeOptions
+from facepolicy.core.errors import AssetError
+from facepolicy.core.model_files import default_model_dir
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A copy of the bundled model folder (a model folder of one's own)."""
+    out = tmp_path / "model"
+    shutil.copytree(default_model_dir(), out)
+    return out
+
+
+def test_the_prepared_policy_is_the_one_the_engine_animates_with(folder, monkeypatch):
+    made = []
+    real = sampler.NeuralPolicy
+
+    class Counted(real):
+        def __init__(self, *args, **kwargs):
+            made.append(args)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(sampler, "NeuralPolicy", Counted)  # what core.prepare makes
+    monkeypatch.setattr(neural, "NeuralPolicy", Counted)  # what the engine makes without it
+    engine.prepare(BakeOptions(engine="neural", model_dir=str(folder), accuracy="fast"))
+    e = neural.NeuralEngine()
+    p = e.policy(model_dir=folder)
+    assert isinstance(p, Counted) and len(made) == 1
+    assert e.policy(model_dir=folder) is p and prepare.take_prepared(folder) is None  # handed over once
+    engine.prepare(BakeOptions(engine="neural", model_dir=str(folder), accuracy="fast"))
+    time.sleep(0.2)
+    assert len(made) == 1  # the engine holds it warm: nothing more is made
+
+
+def test_a_folder_changed_after_it_was_prepared_is_read_and_checked_again(folder):
+    prepare.prepare_policy(folder)
+    prepare._prepared[(folder.absolute(), "auto", 0)][1].join()  # made from the intact folder
+    manifest = folder / "model.json"
+    spec = json.loads(manifest.read_text())
+    onnx = folder / spec["onnx"]["denoiser"]
+    onnx.write_bytes(onnx.read_bytes()[:-10])  # a model exported again, half-copied: its sum is wrong
+    time.sleep(0.01)
+    manifest.write_text(json.dumps(spec) + "\n")
+    with pytest.raises(AssetError, match="corrupt"):
+        neural.NeuralEngine().policy(model_dir=folder)
+
+
+def test_a_prepare_that_fails_leaves_the_error_to_the_engine(tmp_path):
+    missing = tmp_path / "nothing"
+    engine.prepare(BakeOptions(engine="neural", model_dir=str(missing)))
+    with pytest.raises(AssetError, match="missing"):
+        neural.NeuralEngine().policy(model_dir=missing)
+
+
+def test_an_engine_without_a_preparer_and_a_bake_with_one_give_the_same_take(folder):
+    samples = np.random.default_rng(1).normal(0, 0.05, 16000).astype(np.float32)
+    from facepolicy.core.audio import Audio
+
+    audio = Audio(samples, 16000, "")
+    options = BakeOptions(engine="neural", model_dir=str(folder), accuracy="fast")
+    plain = neural.NeuralEngine().animate(audio, options, lambda f, m: None, None).values
+    engine.prepare(options)
+    np.testing.assert_array_equal(neural.NeuralEngine().animate(audio, options, lambda f, m: None, None).values,
+                                  plain)
+    engine.prepare(BakeOptions(engine="phonetic"))  # nothing to prepare
