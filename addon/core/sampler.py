@@ -25,6 +25,7 @@ from . import features, spec
 from .cpu import cores
 from .errors import Cancelled, FacePolicyError
 from .facetrack import FaceTrack
+from .later_sessions import LaterSessions
 from .listener import BilabialListener, EncodedAudio
 from .model_files import create_session, read_model_files
 from .noise import NoiseBlocks, frame_noise  # noqa: F401 - frame_noise: core.policy's name for it
@@ -157,16 +158,16 @@ class SampleSettings:
 class NeuralPolicy:
     """The three ONNX networks and the sampler. Thread-safe for concurrent ``sample`` calls."""
 
+    style_sess = LaterSessions.Slot(0)
+    denoiser_sess = LaterSessions.Slot(1)
+    provider = LaterSessions.Slot(2)  # "cuda" when every network runs there, else "cpu"
+
     def __init__(self, root: Path | str | None = None, device: str = "auto", threads: int = 0,
                  verify: bool = True):
         self.files = read_model_files(root, verify)
         m = self.files.manifest
-        self.audio_sess, p1 = create_session(self.files.network("audio_encoder"), device, threads)
-        self.style_sess, p2 = create_session(self.files.network("style_encoder"), device, threads)
-        self.denoiser_sess, p3 = create_session(self.files.network("denoiser"), device, threads)
-        self.provider = "cuda" if {p1, p2, p3} == {"cuda"} else "cpu"
-        if self.provider == "cpu":
-            log.info("neural engine: running on the CPU")
+        self.audio_sess, provider = create_session(self.files.network("audio_encoder"), device, threads)
+        self._later = LaterSessions(self.files, device, threads, provider)  # style_sess, denoiser_sess, provider
         p = self.files.policy
         self.horizon = int(p["horizon"])
         self.execute = int(p["execute"])

@@ -74,3 +74,22 @@ def test_an_engine_without_a_preparer_and_a_bake_with_one_give_the_same_take(fol
     np.testing.assert_array_equal(neural.NeuralEngine().animate(audio, options, lambda f, m: None, None).values,
                                   plain)
     engine.prepare(BakeOptions(engine="phonetic"))  # nothing to prepare
+
+
+def test_a_network_that_cannot_be_loaded_is_one_sentence_when_the_line_is_animated(folder):
+    # The style encoder and the denoiser load beside the listening (core.later_sessions): a file that passes its
+    # checksum but is no network (a broken export) is still one sentence naming it, from animate.
+    import hashlib
+
+    from facepolicy.core.audio import Audio
+
+    manifest = folder / "model.json"
+    spec = json.loads(manifest.read_text())
+    onnx = folder / spec["onnx"]["denoiser"]
+    onnx.write_bytes(b"not a network")
+    spec["files"][spec["onnx"]["denoiser"]] = hashlib.sha256(b"not a network").hexdigest()
+    manifest.write_text(json.dumps(spec))
+    audio = Audio(np.zeros(16000, np.float32), 16000, "")
+    with pytest.raises(AssetError, match='denoiser.onnx" could not be loaded'):
+        neural.NeuralEngine().animate(audio, BakeOptions(engine="neural", model_dir=str(folder), accuracy="fast"),
+                                      lambda f, m: None, None)

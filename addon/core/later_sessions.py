@@ -1,0 +1,52 @@
+"""The Neural policy's style encoder and denoiser sessions, loaded on a thread of their own (about 0.02 s, mostly
+without the GIL) while the audio encoder, loaded first, listens; their first use waits for them (core.sampler)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from .model_files import ModelFiles, create_session
+
+log = logging.getLogger("facepolicy")
+
+
+class LaterSessions:
+    """(style session, denoiser session, provider) of a model folder's files, made on a thread of its own. A load
+    that fails raises its error at the first use."""
+
+    def __init__(self, files: ModelFiles, device: str, threads: int, audio_provider: str):
+        self._made: list = []
+        self._thread = threading.Thread(target=self._load, args=(files, device, threads, audio_provider),
+                                        name="facepolicy-sessions", daemon=True)
+        self._thread.start()
+
+    def _load(self, files: ModelFiles, device: str, threads: int, audio_provider: str) -> None:
+        try:
+            style, p2 = create_session(files.network("style_encoder"), device, threads)
+            denoiser, p3 = create_session(files.network("denoiser"), device, threads)
+        except BaseException as exc:  # noqa: BLE001 - raised at the first use, on the caller's thread
+            self._made.append(exc)
+            return
+        provider = "cuda" if {audio_provider, p2, p3} == {"cuda"} else "cpu"
+        if provider == "cpu":
+            log.info("neural engine: running on the CPU")
+        self._made.append([style, denoiser, provider])
+
+    def get(self) -> list:
+        self._thread.join()
+        if isinstance(self._made[0], BaseException):
+            raise self._made[0]
+        return self._made[0]
+
+    class Slot:
+        """One of them as an attribute of the object whose ``_later`` they are (settable, e.g. by a test)."""
+
+        def __init__(self, k: int):
+            self.k = k
+
+        def __get__(self, owner, cls=None):
+            return self if owner is None else owner._later.get()[self.k]
+
+        def __set__(self, owner, value) -> None:
+            owner._later.get()[self.k] = value
