@@ -31,7 +31,9 @@ def add_parser(subparsers) -> None:
         f"more than {KEEP_S * 1000:.0f} ms early or late of the sound are moved onto it, up to {MAX_OFFSET_S:g} s); "
         "a take with a problem stops "
         "the run before training, naming the file. Training runs on the CPU, resumes from "
-        "its cache after an interruption, and stops early when the held-out takes stop improving. MODEL_DIR is "
+        "its cache after an interruption, and stops early when the held-out takes stop improving; then how the "
+        "performer's brows follow their voice's pitch and loudness is fitted as a layer that bake and live apply, "
+        "kept only where it lowers the held-out takes' brow error. MODEL_DIR is "
         "written only when the run finishes; its default style preset is named after CAPTURE_DIR.",
         epilog="Example: 'facepolicy finetune captures/anna -o models/anna', then "
         "'facepolicy bake line.wav -o line.fbx --model models/anna'. Needs: pip install -e '.[train]'.")
