@@ -253,6 +253,8 @@ def model_card(m: dict) -> str:
                       f" fitted on the training takes; held-out brow error (browDown, browInnerUp, browOuterUp)"
                       f" {brows['error_before']:.4f} without it, {brows['error_after']:.4f} with it (ridge strength"
                       f" {brows['strength']:g})."]
+        elif brows and not brows["error_by_strength"]:
+            lines += ["", "No brow layer: too few voiced frames (or held-out frames) to fit one."]
         elif brows:
             lines += ["", f"No brow layer: fitted to the training takes, it did not lower the held-out brow error"
                       f" ({brows['error_before']:.4f}) by {BROW_MIN_GAIN:.0%} or more."]

@@ -93,3 +93,28 @@ def test_a_section_this_version_cannot_apply_is_refused_with_the_reason(change, 
     change(section)
     with pytest.raises(ValueError, match=reason):
         BrowLayer.from_dict(section)
+
+
+def test_the_layer_is_kept_only_where_it_lowers_the_held_out_brows():
+    from facepolicy.core import spec
+    from facepolicy.core.performer_brows import CHANNELS, fit_brow_layer
+
+    x = _speech()
+    n = n_model_frames(len(x))
+    feats = brow_features(x, n, 150.0)
+    cols = [spec.CHANNEL_INDEX[c] for c in CHANNELS]
+    rng = np.random.default_rng(1)
+    model = np.full((n, spec.NUM_CHANNELS), 0.2, np.float32)
+    # A performer whose brows rise with the pitch (the features' own columns) over what the model does.
+    truth = model.copy()
+    truth[:, cols] += (0.03 * feats[:, 3 * len(TAPS) + TAPS.index(0)] + 0.02 * feats[:, TAPS.index(0)])[:, None]
+    half = n // 2
+    fit = fit_brow_layer([(feats[:half], model[:half], truth[:half])], [(feats[half:], model[half:], truth[half:])],
+                         150.0)
+    assert fit.layer is not None and fit.error_after < 0.2 * fit.error_before
+    # Brows that have nothing to do with the voice: no layer.
+    noise = model.copy()
+    noise[:, cols] += rng.normal(0, 0.05, (n, len(cols)))
+    fit = fit_brow_layer([(feats[:half], model[:half], noise[:half])], [(feats[half:], model[half:], noise[half:])],
+                         150.0)
+    assert fit.layer is None and fit.error_after == fit.error_before
