@@ -391,6 +391,40 @@ def test_the_model_folder_preference_reaches_the_neural_engine(setup, tmp_path):
     assert request.options.model_dir is None
     bundled = engine.animate(settings.audio_path, request.options)
     assert np.abs(mine.values - bundled.values).max() > 0.05, "the folder's own style must change the face"
+
+
+def test_a_performers_brow_layer_reaches_animate_and_live_through_the_model_folder_preference(setup, tmp_path):
+    from facepolicy.blender import live
+    from facepolicy.core import engine, spec
+    from facepolicy.core.assets import asset_root
+    from facepolicy.core.audio import load_audio
+    from facepolicy.core.performer_brows import TAPS, BrowLayer
+    from facepolicy.core.prosody_stream import FEATURES
+
+    scene, settings, obj = setup
+    folder = tmp_path / "performer"
+    shutil.copytree(asset_root() / "models", folder)
+    manifest = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    weights = np.zeros((len(FEATURES) * len(TAPS) + 1, 1))
+    weights[-1, 0] = 0.3  # this performer's inner brows sit 0.3 higher, whatever the voice does
+    manifest["brows"] = BrowLayer(TAPS, ("browInnerUp",), weights, 120.0).to_dict()
+    (folder / "model.json").write_text(json.dumps(manifest), encoding="utf-8")
+    settings.engine = "neural"
+    settings.accuracy = "FAST"
+    brow = spec.CHANNEL_INDEX["browInnerUp"]
+    out = {}
+    for label, model_dir in (("layer", str(folder)), ("bundled", "")):
+        preferences = SimpleNamespace(device="CPU", threads=0, model_dir=model_dir, default_style="")
+        request = bake.request_from_settings(bpy.context, settings, preferences)
+        baked = engine.animate(settings.audio_path, request.options)
+        stream = live.stream_from_settings(settings, preferences)
+        stream.push(load_audio(settings.audio_path).samples)
+        out[label] = (baked.select(["browInnerUp"]).values[:, 0], stream.finish()[:, brow])
+    for made, bundled in zip(out["layer"], out["bundled"], strict=True):
+        assert made.shape == bundled.shape
+        np.testing.assert_allclose(made, np.clip(bundled + 0.3, 0, 1), atol=1e-5)
+
+
 def test_head_rotation_onto_a_bone_through_the_operator(setup):
     scene, settings, obj = setup
     arm = bpy.data.objects.new("Rig", bpy.data.armatures.new("Rig"))
