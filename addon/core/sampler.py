@@ -113,8 +113,10 @@ class _CancelWatch:
             self._thread.start()
 
     def _watch(self):
-        while not self._done.is_set():
-            if self.cancel.wait(0.05):
+        # It sleeps on _done, so close() wakes it at once (it slept on the cancel event before: closing waited up
+        # to 0.05 s, 0.025 s of every take on average); a cancel is seen within 0.05 s.
+        while not self._done.wait(0.05):
+            if self.cancel.is_set():
                 self.run_options.terminate = True
                 return
 
