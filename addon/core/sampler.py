@@ -62,7 +62,9 @@ def ddim_update(x, x0, ab_t: float, ab_prev: float):
 
 
 def _in_order(items, work: Callable, pool: ThreadPoolExecutor | None, ahead: int):
-    """``work(item)`` for each of ``items``, yielded in order; with a ``pool``, up to ``ahead`` run at once."""
+    """``work(item)`` for each of ``items``, yielded in order; with a ``pool``, up to ``ahead`` are handed to it at
+    once (queued, running or done and not yet yielded), so a thread that finishes early takes the next item while
+    the one before it still runs."""
     if pool is None:
         for item in items:
             yield work(item)
@@ -312,12 +314,12 @@ class NeuralPolicy:
         # The groups are independent (noise is keyed by absolute frame), so on the CPU one per core (core.cpu, at
         # most MAX_GROUPS_AT_ONCE) is sampled at once, each ONNX call releasing the GIL; they are cross-faded in
         # order, the same states bit for bit as one group after another (bench/bench_neural.py: sampling 60 s took
-        # 0.21 s on one core, 0.17 s on two).
+        # 0.21 s on one core, 0.17 s on two). At most two groups a thread wait their turn, done or not started.
         groups = range(0, n_streams, self.group_streams)
         workers = min(len(groups), cores(), MAX_GROUPS_AT_ONCE) if self.provider == "cpu" else 1
         pool = ThreadPoolExecutor(workers, thread_name_prefix="facepolicy-sample") if workers > 1 else None
         try:
-            for starts, ys in _in_order(groups, run_group, pool, workers):
+            for starts, ys in _in_order(groups, run_group, pool, 2 * workers):
                 reach = min(n, starts[-1] + self.stream_frames)
                 out = np.concatenate([out, np.zeros((reach - done - len(out), spec.NUM_CHANNELS))])
                 wsum = np.concatenate([wsum, np.zeros((reach - done - len(wsum), 1))])
