@@ -288,7 +288,23 @@ def make_executor(args, n_rows: int, progress: ProgressFn | None = None) -> batc
     return batch.ProcessExecutor(min(args.jobs, n_rows), worker_command())
 
 
+def _prepare_engine(args, executor: batch.Executor | None) -> None:
+    """Start loading the engine's models (core.engine.prepare) while the batch is planned, for audio files named on
+    the command line and baked in this process (a manifest's rows may each name their own engine and model; they
+    are prepared row by row as they are baked)."""
+    from ..core.engine import BakeOptions, prepare
+
+    if args.manifest or not args.audio or executor is not None or args.jobs > 1 or \
+            getattr(args, "executor", "local") != "local":
+        return
+    beside = Path(args.transcript or Path(args.audio[0]).with_suffix(".txt"))
+    model = str(Path(args.model).expanduser().absolute()) if args.model else None
+    prepare(BakeOptions(engine=args.engine, device=args.device, accuracy=args.accuracy, model_dir=model,
+                        transcript="(beside)" if beside.is_file() else None))
+
+
 def run_bake(args, executor: batch.Executor | None = None) -> int:
+    _prepare_engine(args, executor)
     rows, failures, opts = build_plan(args)
     results: list[batch.RowResult] = list(failures)
     todo = []
