@@ -5,18 +5,18 @@
   from its write to the arrival of the packet for its frame (round(t × fps)); p50 and p95 over every sample. CPU is
   the process's user + system time from the moment it listens to its exit, per second of audio.
 - quality (--quality): the real clips of model.evaluate (ARCTIC + LibriVox; --testdata: the second real set of
-  model.evaluate_phonetic, pocketsphinx-testdata's cards and goforward; --tts N: N held-out festival/flite
-  sentences scored against the synthesisers' own phone timings) piped as 16-bit PCM into
-  `facepolicy live - --csv` (accurate: phones heard live; fast: the model alone), and `facepolicy bake --accuracy
-  fast` on the same files (no transcript beside them), every CSV scored with core.metrics against the clips'
-  reference phones. The stream's frames do not depend on how fast the audio comes (tests/unit/core/test_stream.py),
-  so the clips are piped as fast as the process reads them; --check-pace streams one clip at real pace too and
-  compares the CSVs byte for byte.
+  model.evaluate_phonetic, pocketsphinx-testdata's cards and goforward; --tts N: N held-out festival/flite sentences
+  scored against the synthesisers' own phone timings, --tts-seed another draw of them to tune on) piped as 16-bit PCM
+  into `facepolicy live - --csv` (accurate: phones heard live; fast: the model alone), and `facepolicy bake --accuracy
+  fast` on the same files (no transcript beside them), every CSV scored with core.metrics against the clips' reference
+  phones. The stream's frames do not depend on how fast the audio comes (tests/unit/core/test_stream.py), so the clips
+  are piped as fast as the process reads them; --check-pace streams one clip at real pace too and compares the CSVs
+  byte for byte.
 - long (--long MIN): MIN minutes of speech piped as fast as the process reads it, --csv to a temporary file; the
   process's RSS every 5 s; frames counted in the CSV against round(duration × fps).
 
-    .venv/bin/python bench/bench_live.py --latency 5 [--quality [--testdata | --tts 40]] [--check-pace] [--long 30]
-        [--fps 30]
+    .venv/bin/python bench/bench_live.py --latency 5 [--quality [--testdata | --tts 40 [--tts-seed 90417]]]
+        [--check-pace] [--long 30] [--fps 30]
 
 Prints one parseable line per measurement, e.g.
     live latency 300.0 s at real pace, 30 fps: p50 112 ms, p95 131 ms; CPU 0.27 s per s of audio; 9000 frames ...
@@ -154,11 +154,11 @@ def latency(minutes: float, fps: int) -> str:
             f"start-up); {len(arrivals)} packets (expected {expected} ± 1, {lost} missing); load average {load:.1f}")
 
 
-def _clips(testdata: bool = False, tts: int = 0):
+def _clips(testdata: bool = False, tts: int = 0, tts_seed: int | None = None):
     from model import evaluate_phonetic as ep
 
     if tts:
-        return ep.tts_clips(tts)
+        return ep.tts_clips(tts, ep.TTS_SEED if tts_seed is None else tts_seed)
     return ep.testdata_clips() if testdata else ep.arctic_clips() + ep.librivox_clips()
 
 
@@ -177,11 +177,13 @@ def _row(name: str, s: dict) -> str:
             f"{s['pause']:.2f}, SLCC {s['slcc']:.3f}, lag {s['lag_ms']:+.0f} ms, jitter {s['jitter']:.3f}")
 
 
-def quality(check_pace: bool, testdata: bool = False, tts: int = 0) -> list[str]:
-    clips = _clips(testdata, tts)
+def quality(check_pace: bool, testdata: bool = False, tts: int = 0, tts_seed: int | None = None) -> list[str]:
+    clips = _clips(testdata, tts, tts_seed)
     if not clips:
         raise SystemExit("no clips found (install pocketsphinx-testdata, flite and festival)")
-    label = "held-out TTS voices" if tts else "second real set" if testdata else "real clips"
+    label = "second real set" if testdata else "real clips"
+    if tts:
+        label = "held-out TTS voices" if tts_seed is None else f"TTS voices of draw {tts_seed}"
     out = []
     with tempfile.TemporaryDirectory(prefix="bench_live_") as tmp:
         tmp = Path(tmp)
@@ -290,13 +292,15 @@ def main(argv=None) -> int:
     ap.add_argument("--tts", type=int, default=0, metavar="N",
                     help="with --quality: N held-out festival/flite sentences (model.evaluate's --tts draw) instead of "
                          "the real clips")
+    ap.add_argument("--tts-seed", type=int, default=None, metavar="SEED",
+                    help="with --tts: another sentence draw than the held-out one (tune on it, e.g. 90417)")
     ap.add_argument("--long", type=float, metavar="MIN", help="minutes of speech for the drift and memory run")
     ap.add_argument("--fps", type=int, default=30, choices=(30, 60))
     args = ap.parse_args(argv)
     if args.latency:
         print(latency(args.latency, args.fps), flush=True)
     if args.quality:
-        for line in quality(args.check_pace, args.testdata, args.tts):
+        for line in quality(args.check_pace, args.testdata, args.tts, args.tts_seed):
             print(line, flush=True)
     if args.long:
         print(long_run(args.long, args.fps), flush=True)

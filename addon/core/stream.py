@@ -185,6 +185,7 @@ class FaceStream:
         self._emitted = 0  # model frames given out
         # The newest plan's evidence, the time its phones are relative to, and the end of the decoded audio.
         self._alignment = None
+        self._heard_before: list = []  # the phones the previous plan heard
         self._rate = _FrameRate(fps)
         self._ready: list[np.ndarray] = []
         self._finished = False
@@ -302,7 +303,8 @@ class FaceStream:
         first = _on_grid(k - int(HISTORY * spec.MODEL_FPS))
         t0, edge = first / spec.MODEL_FPS, self._heard / spec.SAMPLE_RATE
         heard = self.phones.phones()
-        result = window_evidence(heard, self.probs, t0, edge)
+        result = window_evidence(heard, self.probs, t0, edge, self._heard_before)
+        self._heard_before = heard
         self._alignment = (result, t0, heard[-1][0].end if heard else t0)
         at = k - first  # the plan's first frame in the window
         evidence = np.zeros((h, features.NUM_PHONES + 1), np.float32)
