@@ -53,8 +53,9 @@ LABIAL_HOSTS = ("v", "w")
 # (BILABIAL_EVIDENCE), the overlap is taken as an m: LibriVox 0930's "amiable" at 1.85 s, heard n then w, P(p, b, m)
 # 0.52 for one plan only, its closure otherwise first heard 0.2 s after the frame had left. Both listeners alone
 # are unsure there: inside real n the live encoder gives up to 0.99 (a nasal host alone cost 19 false closures on the
-# real clips, 33 on 40 TTS sentences), inside real w up to 0.93. On 86 TTS sentences (tuning and held-out draws) and
-# the second real set, the revision happened twice, both with P(p, b, m) under 0.12 (bench/bench_live.py, issue 18).
+# real clips, 33 on 40 TTS sentences), inside real w up to 0.93. On 160 TTS sentences (the tuning and held-out draws
+# and two more) and the second real set this added no closure: the revision happened twice (tuning draw), both with
+# P(p, b, m) under 0.12 (bench/bench_live.py --quality, issue 18).
 REVISED_NASALS = ("n", "ng")
 REVISED_LABIALS = ("v", "w")
 _COLUMNS = [PHONES.index(p) for p in (*BILABIAL_PHONES, SIL)]
