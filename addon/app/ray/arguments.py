@@ -3,8 +3,9 @@ ask for. Importing this module does not import Ray."""
 
 from __future__ import annotations
 
+from ...core.batch.model_shipping import MODEL_LIMIT
 from ...core.errors import FacePolicyError
-from .executor import BLEND_LIMIT, DATA_MODES, MODEL_LIMIT, OBJECT_STORE_LIMIT, RayExecutor
+from .limits import BLEND_LIMIT, DATA_MODES, OBJECT_STORE_LIMIT
 
 
 def add_arguments(parser) -> None:
@@ -24,12 +25,14 @@ def add_arguments(parser) -> None:
                         help="with --executor ray: retries of a line whose worker crashed (default: 3)")
 
 
-def executor_from_args(args) -> RayExecutor | None:
-    """The RayExecutor the arguments ask for, or None for the local executors."""
+def executor_from_args(args):
+    """The RayExecutor (app.ray.executor) the arguments ask for, or None for the local executors."""
     if getattr(args, "executor", "local") != "ray":
         if getattr(args, "address", None):
             raise FacePolicyError("--address needs --executor ray")
         return None
+    from .executor import RayExecutor  # only when asked for: the executor's imports cost every bake
+
     jobs = getattr(args, "jobs", 1)
     return RayExecutor(getattr(args, "address", None), data=getattr(args, "ray_data", "shared"),
                        max_retries=getattr(args, "ray_retries", 3),

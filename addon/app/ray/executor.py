@@ -31,11 +31,9 @@ from ...core.batch import (
 from ...core.batch.model_shipping import MODEL_LIMIT, pack_model_folder
 from ...core.batch.ray_tasks import bake_shared, bake_shipped, probe_node
 from ...core.errors import FacePolicyError
+from .limits import BLEND_LIMIT, DATA_MODES, OBJECT_STORE_LIMIT  # noqa: F401 (named here too)
 from .network import check_reachable, local_auth_token, parse_address, prepare_environment
 
-DATA_MODES = ("shared", "object-store")
-OBJECT_STORE_LIMIT = 64 * 1024 * 1024  # inputs of one row shipped through the object store, in bytes
-BLEND_LIMIT = 1024 * 1024 * 1024  # a --blend file, shipped once for the whole batch
 REQUIRED_ON_WORKERS = ("numpy", "soundfile")  # what bake_row imports on a worker besides facepolicy
 PROBE_TIMEOUT_S = 120.0  # a cold worker on a busy node can take a while to start
 CANCEL_GRACE_S = 5.0
