@@ -46,3 +46,25 @@ def test_console_script_runs_as_a_process():
     proc = subprocess.run([sys.executable, "-m", "facepolicy.cli", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert __version__ in proc.stdout
+
+
+def test_the_console_script_leaves_with_a_thread_pool_still_open():
+    # main() leaves through os._exit after the interpreter's own steps: a thread pool that a command (or a library
+    # it used) left open, its thread idle, must end as it does when the interpreter exits, not keep the process
+    # waiting forever.
+    script = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from facepolicy.app import cli\n"
+        "def run(argv):\n"
+        "    global pool\n"
+        "    pool = ThreadPoolExecutor(1)\n"
+        "    pool.submit(print, 'ran')\n"
+        "    return 3\n"
+        "cli.run = run\n"
+        "cli.main()\n"
+    )
+    try:
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the console script never left: main() waited for an idle thread pool")
+    assert (proc.returncode, proc.stdout) == (3, "ran\n"), proc.stderr
