@@ -33,6 +33,10 @@ class LaterSessions:
             log.info("neural engine: running on the CPU")
         self._made.append([style, denoiser, provider])
 
+    def failed(self) -> bool:
+        """Whether the load has ended in an error (without waiting for a load still under way)."""
+        return not self._thread.is_alive() and bool(self._made) and isinstance(self._made[0], BaseException)
+
     def get(self) -> list:
         self._thread.join()
         if isinstance(self._made[0], BaseException):

@@ -159,12 +159,13 @@ class NeuralEngine:
 
     def policy(self, device: str = "auto", threads: int = 0, model_dir: Path | str | None = None) -> NeuralPolicy:
         """The warm policy of ``model_dir`` (default: the engine's folder, else the bundled one) on ``device``. A
-        folder whose model.json changed since (a model exported again into it) is read and checked again."""
+        folder whose model.json changed since (a model exported again into it), or whose networks failed to load
+        (core.later_sessions), is read and checked again."""
         root, version = folder_version(model_dir or self.model_dir)
         with self._lock:
             key = (root, device, threads)
             held = self._policies.get(key)
-            if held is None or held[0] != version:
+            if held is None or held[0] != version or held[1]._later.failed():
                 # The one core.engine.prepare started, else a new one.
                 policy = take_prepared(root, device, threads) or NeuralPolicy(root, device, threads)
                 self._policies[key] = (version, policy)

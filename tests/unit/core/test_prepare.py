@@ -93,3 +93,27 @@ def test_a_network_that_cannot_be_loaded_is_one_sentence_when_the_line_is_animat
     with pytest.raises(AssetError, match='denoiser.onnx" could not be loaded'):
         neural.NeuralEngine().animate(audio, BakeOptions(engine="neural", model_dir=str(folder), accuracy="fast"),
                                       lambda f, m: None, None)
+
+
+def test_a_network_that_failed_to_load_once_is_loaded_again_for_the_next_line(folder, monkeypatch):
+    # A load that fails for a while (memory, a file being copied) must not stay with the warm engine: the next
+    # line loads the folder again, as it did when the policy was made all at once.
+    from facepolicy.core import later_sessions
+    from facepolicy.core.audio import Audio
+
+    real = later_sessions.create_session
+    failures = []
+
+    def flaky(path, *args):
+        if path.name.startswith("denoiser") and not failures:
+            failures.append(path)
+            raise AssetError(f'neural model file "{path}" could not be loaded (out of memory); reinstall FacePolicy')
+        return real(path, *args)
+
+    monkeypatch.setattr(later_sessions, "create_session", flaky)
+    e = neural.NeuralEngine()
+    audio = Audio(np.zeros(16000, np.float32), 16000, "")
+    options = BakeOptions(engine="neural", model_dir=str(folder), accuracy="fast")
+    with pytest.raises(AssetError, match="out of memory"):
+        e.animate(audio, options, lambda f, m: None, None)
+    assert len(e.animate(audio, options, lambda f, m: None, None).values) == 30
