@@ -297,10 +297,13 @@ def _prepare_engine(args, executor: batch.Executor | None) -> None:
     if args.manifest or not args.audio or executor is not None or args.jobs > 1 or \
             getattr(args, "executor", "local") != "local":
         return
-    beside = Path(args.transcript or Path(args.audio[0]).with_suffix(".txt"))
-    model = str(Path(args.model).expanduser().absolute()) if args.model else None
+    try:
+        beside = Path(args.transcript or Path(args.audio[0]).with_suffix(".txt")).is_file()
+        model = str(Path(args.model).expanduser().absolute()) if args.model else None
+    except (ValueError, OSError, RuntimeError):  # e.g. "." (no file name): build_plan says what is wrong with it
+        return
     prepare(BakeOptions(engine=args.engine, device=args.device, accuracy=args.accuracy, model_dir=model,
-                        transcript="(beside)" if beside.is_file() else None))
+                        transcript="(beside)" if beside else None))
 
 
 def run_bake(args, executor: batch.Executor | None = None) -> int:

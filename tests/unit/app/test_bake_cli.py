@@ -95,6 +95,18 @@ def test_an_output_suffix_the_bake_does_not_write_is_refused_before_anything_is_
     assert sorted(tmp_path.rglob("*")) == before
 
 
+@pytest.mark.parametrize("audio, said", [(".", "is a folder, not an audio file"), ("", "no audio file given")])
+def test_an_audio_argument_without_a_file_name_is_a_failed_line_that_says_why(tmp_path, monkeypatch, capsys, audio,
+                                                                               said):
+    # The Neural engine starts loading before the batch is planned (bake._prepare_engine): an AUDIO it cannot
+    # make a transcript's name of must still reach the plan, which says what is wrong with it.
+    monkeypatch.chdir(tmp_path)
+    assert run(["bake", audio, "-o", "x.csv"]) == 1
+    out = capsys.readouterr().out
+    assert said in out and "0 baked, 0 up to date, 1 failed" in out, out
+    assert sorted(tmp_path.iterdir()) == []
+
+
 def test_a_folder_name_with_a_dot_is_a_folder_with_a_slash_or_when_it_exists(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_line(tmp_path / "a.wav")
