@@ -419,4 +419,4 @@ def test_a_failing_group_stops_the_others_and_raises(monkeypatch):
     monkeypatch.setattr(p, "denoiser_sess", Failing())
     with pytest.raises(RuntimeError, match="the denoiser failed"):
         p.sample(samples, sampler.SampleSettings(seed=0))
-    assert len(calls) <= 3  # the groups not started never ran
+    assert len(calls) <= 4  # at most the groups handed out (two a thread) ran, never all six
