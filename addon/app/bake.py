@@ -11,6 +11,7 @@ from ..blender.worker import scene_exporter
 from ..core import batch
 from ..core.engine import ProgressFn
 from ..core.errors import FacePolicyError
+from ..core.fileio import user_path
 from ..core.letters import AUTO, aligned_languages, settable_languages, told_language
 from ..core.spec import ACCURACY_MODES, EMOTIONS
 from .ray import arguments as ray_arguments
@@ -123,7 +124,7 @@ def run_styles(args) -> int:
     if folder:
         from ..core.model_files import read_model_files
 
-        files = read_model_files(Path(folder).expanduser())  # one sentence naming a missing or corrupt file
+        files = read_model_files(user_path(folder))  # one sentence naming a missing or corrupt file
         presets = sorted(files.manifest.get("styles") or {})
         default = files.manifest.get("default_style")
         where = f"the model folder {files.root}"
@@ -172,7 +173,7 @@ def _output_and_formats(args) -> tuple[Path, str | None, tuple[str, ...]]:
     -o names a folder when it ends with a slash or is one already; otherwise a suffix makes it a file name,
     and a suffix the bake does not write is refused before anything is created.
     """
-    out = Path(args.output).expanduser()
+    out = user_path(args.output)
     formats = batch.parse_formats(args.format) if args.format else None
     folder = args.output.endswith(("/", os.sep)) or out.is_dir()
     suffix = out.suffix.lower().lstrip(".")
@@ -203,7 +204,7 @@ def _entries(args, single_name: str | None) -> list[tuple[str, dict, Path]]:
             values["output"] = single_name
         entries.append((f'"{audio}"', values, cwd))
     if args.manifest:
-        base = Path(args.manifest).expanduser().absolute().parent
+        base = user_path(args.manifest).absolute().parent
         for e in batch.read_manifest(args.manifest):
             entries.append((e.source, e.values if not e.error else {**e.values, "__error__": e.error}, base))
     return entries
@@ -226,7 +227,7 @@ def build_plan(args) -> tuple[list[batch.BakeRow], list[batch.RowResult], batch.
         raise FacePolicyError(f'--object "{args.object}" needs --blend FILE; without it the bundled head is used')
     blend = None
     if args.blend:
-        blend_path = Path(args.blend).expanduser()
+        blend_path = user_path(args.blend)
         if not blend_path.is_file():
             raise FacePolicyError(f'--blend "{args.blend}": file not found')
         if blend_path.suffix.lower() != ".blend":
@@ -236,7 +237,7 @@ def build_plan(args) -> tuple[list[batch.BakeRow], list[batch.RowResult], batch.
     if args.model:
         from ..core.model_files import read_model_files
 
-        model_dir = str(Path(args.model).expanduser().absolute())
+        model_dir = str(user_path(args.model).absolute())
         read_model_files(model_dir)  # checked once, before any line, so a corrupt file fails the batch at once
     fps = float(args.fps or spec.MODEL_FPS)
     fps = next((c for c in spec.COMMON_FPS if abs(fps - c) / c < 5e-4), fps)  # 29.97 means 30000/1001
@@ -299,8 +300,8 @@ def _prepare_engine(args, executor: batch.Executor | None) -> None:
         return
     try:
         beside = Path(args.transcript or Path(args.audio[0]).with_suffix(".txt")).is_file()
-        model = str(Path(args.model).expanduser().absolute()) if args.model else None
-    except (ValueError, OSError, RuntimeError):  # e.g. "." (no file name): build_plan says what is wrong with it
+        model = str(user_path(args.model).absolute()) if args.model else None
+    except (ValueError, OSError, FacePolicyError):  # e.g. "." (no file name): build_plan says what is wrong with it
         return
     prepare(BakeOptions(engine=args.engine, device=args.device, accuracy=args.accuracy, model_dir=model,
                         transcript="(beside)" if beside else None))

@@ -156,3 +156,15 @@ class FileGroup:
                 final.unlink(missing_ok=True)
             for tmp in partial_files(final):  # a writer stopped half-way through its own atomic write
                 tmp.unlink(missing_ok=True)
+
+
+def user_path(text) -> Path:
+    """``text`` as a path with a leading ``~`` or ``~user`` expanded; FacePolicyError in one sentence when that user
+    or home folder does not exist (pathlib raises a bare RuntimeError)."""
+    from .errors import FacePolicyError
+
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        head = str(text).split("/", 1)[0].split(os.sep, 1)[0]
+        raise FacePolicyError(f'"{text}": "{head}" names no home folder on this machine') from None

@@ -228,3 +228,24 @@ def test_one_long_line_shows_progress_with_an_eta_on_a_terminal_only(tmp_path):
     run = facepolicy(*args, "--seed", "1", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "%|" not in run.stderr and "[1/1]" not in run.stderr and "lines/min, " not in run.stderr
+
+
+@pytest.mark.parametrize("option", ["--model", "-o", "--blend", "manifest"])
+def test_a_home_folder_of_no_such_user_is_one_sentence_and_nothing_is_made(tmp_path, option):
+    nowhere = "~nosuchuser-facepolicy/x"
+    line = ARCTIC / "arctic_a0009.wav"
+    if option == "manifest":
+        manifest = tmp_path / "lines.csv"
+        manifest.write_text(f"audio,output\n{nowhere}.wav,a.csv\n{line},b.csv\n", encoding="utf-8")
+        args = ("--manifest", manifest, "-o", tmp_path / "out/")
+    else:
+        args = (line, "-o", tmp_path / "out" / "a.csv", *((option, nowhere) if option != "-o" else ()))
+        if option == "-o":
+            args = (line, "-o", nowhere + ".csv")
+    done = facepolicy("bake", *args, cwd=tmp_path, timeout=300)
+    said = done.stdout + done.stderr
+    assert done.returncode != 0 and "Traceback" not in said, said
+    assert '"~nosuchuser-facepolicy" names no home folder on this machine' in said, said
+    made = files_under(tmp_path / "out") if (tmp_path / "out").exists() else []
+    # A manifest's other line is baked (a batch line is all or nothing, each on its own); else nothing is made.
+    assert [m for m in made if not m.startswith(".")] == (["b.csv", "b.json"] if option == "manifest" else []), made

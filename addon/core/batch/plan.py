@@ -14,6 +14,7 @@ from pathlib import Path
 from ..engine import NOT_SHIPPED, BakeOptions
 from ..errors import FacePolicyError
 from ..facetrack import FaceTrack
+from ..fileio import user_path
 from ..letters import told_language
 from .rows import (
     BakeRow,
@@ -47,7 +48,7 @@ def _opt_str(v) -> str | None:
 
 
 def _resolve(path: str, base: Path) -> str:
-    p = Path(path).expanduser()
+    p = user_path(path)
     return str((p if p.is_absolute() else base / p).absolute())
 
 
