@@ -11,8 +11,11 @@ import sys
 
 def scene_exporter():
     """The Blender exporter (core.batch.SceneExporter); importing it loads bpy, so the first fbx/glb/blend row
-    pays for that once."""
-    from .export import export_scene
+    pays for that once (never while onnxruntime loads on a preparing thread: core.prepare.native_imports)."""
+    from ..core.prepare import native_imports
+
+    with native_imports:
+        from .export import export_scene
 
     return export_scene
 

@@ -117,3 +117,38 @@ def test_a_network_that_failed_to_load_once_is_loaded_again_for_the_next_line(fo
     with pytest.raises(AssetError, match="out of memory"):
         e.animate(audio, options, lambda f, m: None, None)
     assert len(e.animate(audio, options, lambda f, m: None, None).values) == 30
+
+
+_NATIVE_IMPORTS = r"""
+import sys, threading, time
+from facepolicy.core import prepare
+from facepolicy.blender.worker import scene_exporter
+
+assert "onnxruntime" not in sys.modules and "bpy" not in sys.modules
+with prepare.native_imports:  # as while bpy loads for an export: the preparing thread waits to load onnxruntime
+    prepare.prepare_policy()
+    time.sleep(0.5)
+    assert "onnxruntime" not in sys.modules, "onnxruntime loaded beside bpy"
+assert prepare.take_prepared() is not None
+with prepare.native_imports:  # as while onnxruntime loads: the exporter waits to load bpy
+    exporter = threading.Thread(target=scene_exporter)
+    exporter.start()
+    time.sleep(0.5)
+    assert "bpy" not in sys.modules, "bpy loaded beside onnxruntime"
+exporter.join()
+assert "bpy" in sys.modules
+print("ok", flush=True)
+import os
+os._exit(0)  # bpy's destructors may crash a plain interpreter's shutdown (tests/conftest.py)
+"""
+
+
+def test_onnxruntime_and_bpy_never_load_at_once():
+    # A bake with Blender exports hung in about one run in twelve (each thread inside its import for good) when the
+    # preparing thread loaded onnxruntime while the main thread imported bpy: they load one after the other.
+    import subprocess
+    import sys
+
+    pytest.importorskip("bpy")
+    done = subprocess.run([sys.executable, "-c", _NATIVE_IMPORTS], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
