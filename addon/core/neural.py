@@ -100,7 +100,8 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
     the second opinion), its phones condition the model, the Phonetic engine's mouth for them is the prior the
     sampler steers toward (settings.prior_weight; inside its vowels the jaw opens at least as far as the prior's,
     settings.vowel_floor), the articulation is lightly smoothed (ARTICULATION_SMOOTHING) and the lips seal over
-    its p/b/m. Without evidence, the model alone. ``encoded``: the listener's features of ``samples``
+    its p/b/m. Without evidence, the model alone. Either way a fine-tuned performer's brow layer, where the model
+    folder has one, is added (performer_brows). ``encoded``: the listener's features of ``samples``
     (Evidence.encoded), so the sampler does not encode the audio again."""
     if evidence is None:
         return performer_brows(policy, samples, policy.sample(samples, settings, style=style, emotion=emotion,
