@@ -154,16 +154,22 @@ def add_missed_bilabials(phones: list[PhoneSegment], confidence: list[float], pr
         host = next((k for k, p in enumerate(phones) if p.start <= centre < p.end), None)
         if host is None or (phones[host].phone in VOWELS and float(probs[a:b].sum(axis=1).mean()) < BILABIAL_IN_VOWEL):
             continue
-        p, c = phones[host], confidence[host]
-        s, e = max(s, p.start), min(e, p.end)
-        name = BILABIAL_PHONES[int(np.argmax(probs[a:b].sum(axis=0)))]
-        parts = [PhoneSegment(p.phone, p.start, s)] if s - p.start > 0.005 else []
-        parts.append(PhoneSegment(name, s, e))
-        parts += [PhoneSegment(p.phone, e, p.end)] if p.end - e > 0.005 else []
-        phones[host : host + 1] = parts
-        confidence[host : host + 1] = [c] * len(parts)
+        split_phone(phones, confidence, host, s, e, BILABIAL_PHONES[int(np.argmax(probs[a:b].sum(axis=0)))])
         added += 1
     return phones, confidence, added
+
+
+def split_phone(phones: list[PhoneSegment], confidence: list[float], host: int, s: float, e: float,
+                name: str) -> None:
+    """In place: phone ``name`` over ``s``..``e`` (clipped to phone ``host``), the host split around it; every part
+    keeps the host's confidence (slivers under 5 ms are dropped)."""
+    p, c = phones[host], confidence[host]
+    s, e = max(s, p.start), min(e, p.end)
+    parts = [PhoneSegment(p.phone, p.start, s)] if s - p.start > 0.005 else []
+    parts.append(PhoneSegment(name, s, e))
+    parts += [PhoneSegment(p.phone, e, p.end)] if p.end - e > 0.005 else []
+    phones[host : host + 1] = parts
+    confidence[host : host + 1] = [c] * len(parts)
 
 
 def calm_silent_vowels(phones: list[PhoneSegment], confidence: list[float], silence: np.ndarray,

@@ -22,7 +22,7 @@ from .align import (
     merge_silences,
     pcm16,
 )
-from .evidence import BILABIAL_EVIDENCE, apply_second_opinion
+from .evidence import BILABIAL_EVIDENCE, apply_second_opinion, split_phone
 from .listener import BILABIAL_PHONES
 from .phones import PHONE_INDEX, PHONES, SIL, PhoneSegment
 
@@ -255,7 +255,7 @@ def _add_labial_closures(result: Alignment, steady: np.ndarray, frame_rate: floa
         host = next((k for k, p in enumerate(ph) if p.start <= 0.5 * (s + e) < p.end), None)
         if host is None or ph[host].phone not in LABIAL_HOSTS:
             continue
-        _split(result, host, s, e, BILABIAL_PHONES[int(np.argmax(steady[j, :3]))])
+        split_phone(ph, result.confidence, host, s, e, BILABIAL_PHONES[int(np.argmax(steady[j, :3]))])
 
 
 def _add_revised_nasals(result: Alignment, heard, before, bilabial: np.ndarray, frame_rate: float, t0: float,
@@ -281,16 +281,4 @@ def _add_revised_nasals(result: Alignment, heard, before, bilabial: np.ndarray, 
                 continue
             host = next((k for k, p in enumerate(ph) if p.start <= 0.5 * (s + e) < p.end), None)
             if host is not None and ph[host].phone == p1.phone:
-                _split(result, host, s, e, "m")
-
-
-def _split(result: Alignment, host: int, s: float, e: float, phone: str) -> None:
-    """In place: ``phone`` over ``s``..``e`` (clipped to the host phone), the host phone split around it."""
-    ph = result.phones
-    p, c = ph[host], result.confidence[host]
-    s, e = max(s, p.start), min(e, p.end)
-    parts = [PhoneSegment(p.phone, p.start, s)] if s - p.start > 0.005 else []
-    parts.append(PhoneSegment(phone, s, e))
-    parts += [PhoneSegment(p.phone, e, p.end)] if p.end - e > 0.005 else []
-    ph[host : host + 1] = parts
-    result.confidence[host : host + 1] = [c] * len(parts)
+                split_phone(ph, result.confidence, host, s, e, "m")
