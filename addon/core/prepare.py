@@ -15,8 +15,9 @@ from .model_files import MANIFEST, default_model_dir
 
 # onnxruntime's extension module and Blender's (bpy) must not load at the same time: with the first loading on the
 # preparing thread while the main thread imported bpy for a bake's FBX export, the process hung in about one run in
-# twelve (each thread inside its import for good). The preparing thread loads onnxruntime under this lock, and
-# whoever imports bpy while a bake may be preparing holds it (blender.worker.scene_exporter).
+# twelve (each thread inside its import for good). The preparing thread makes its policy (onnxruntime and its
+# sessions) under this lock, and whoever imports bpy while a bake may be preparing holds it
+# (blender.worker.scene_exporter).
 native_imports = threading.Lock()
 
 _prepared: dict[tuple, tuple[tuple | None, threading.Thread, list]] = {}
@@ -65,9 +66,10 @@ def _make(made: list, root: Path, device: str, threads: int) -> None:
     from .sampler import NeuralPolicy
 
     try:
+        # The whole policy under the lock, not only the import: a session on CUDA loads onnxruntime's provider
+        # library as it is made.
         with native_imports:
-            import onnxruntime  # noqa: F401 - loaded here, never beside bpy (native_imports)
-        made.append(NeuralPolicy(root, device, threads))
+            made.append(NeuralPolicy(root, device, threads))
     except Exception:  # noqa: BLE001 - the engine makes its own and reports the error there
         pass
 
