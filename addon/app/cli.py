@@ -103,15 +103,10 @@ def main() -> None:
     import os
     import threading
 
-    # What the interpreter does first when it exits: threading's exit hooks (a thread pool left open wakes its idle
-    # threads, which end; joining them before that waited forever), then the threads that are not daemons joined.
-    shutdown = getattr(threading, "_shutdown", None)
-    if shutdown is not None:
-        shutdown()
-    else:
-        for thread in threading.enumerate():
-            if thread is not threading.main_thread() and not thread.daemon:
-                thread.join()
+    # What the interpreter does first when it exits (CPython 3.11 to 3.13): threading's exit hooks (a thread pool
+    # left open wakes its idle threads, which end; joining them before that waited forever), then the threads that
+    # are not daemons joined.
+    threading._shutdown()
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
