@@ -35,14 +35,17 @@ def partial_files(path) -> list[Path]:
 def atomic_path(path):
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
     path = Path(path)
-    tmp = _temp_beside(path)
+    tmp = None
     try:
+        with signals_held():  # Ctrl-C just after the temporary file is made must still find it to remove
+            tmp = _temp_beside(path)
         yield tmp
         # mkstemp makes the file private (0600); give the output the permissions a plain open() would.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
 
 
@@ -111,8 +114,9 @@ class FileGroup:
             self.rollback()
 
     def stage(self, path) -> Path:
-        tmp = _temp_beside(Path(path))
-        self._staged.append((tmp, Path(path)))
+        with signals_held():  # Ctrl-C between making the temporary file and noting it here would leave it behind
+            tmp = _temp_beside(Path(path))
+            self._staged.append((tmp, Path(path)))
         return tmp
 
     def stage_text(self, path, text: str) -> None:
@@ -121,14 +125,15 @@ class FileGroup:
     def claim(self, path) -> None:
         path = Path(path)
         aside = None
-        if path.exists():
-            aside = _temp_beside(path)
-            try:
-                os.replace(path, aside)
-            except BaseException:
-                aside.unlink(missing_ok=True)  # nothing was moved aside: leave no empty temporary file
-                raise
-        self._claimed.append((path, aside))
+        with signals_held():  # Ctrl-C between moving the file aside and noting it here would lose the user's file
+            if path.exists():
+                aside = _temp_beside(path)
+                try:
+                    os.replace(path, aside)
+                except BaseException:
+                    aside.unlink(missing_ok=True)  # nothing was moved aside: leave no empty temporary file
+                    raise
+            self._claimed.append((path, aside))
 
     def commit(self) -> None:
         mode = 0o666 & ~_umask()

@@ -108,10 +108,12 @@ class ProcessExecutor(Executor):
                                 break
                     except (BrokenPipeError, OSError, ValueError):
                         result = None
-                    in_flight.pop(slot, None)
                     if result is None:
                         if stop.is_set():
+                            # The row stays in flight: the main thread removes its temporary files once every
+                            # worker has stopped (a worker stopped half-way may not have removed them itself).
                             return
+                        in_flight.pop(slot, None)
                         crashed.set()
                         try:
                             proc.wait(timeout=30)
@@ -122,6 +124,8 @@ class ProcessExecutor(Executor):
                                            f"the worker process stopped (exit code {proc.returncode}) "
                                            f"while baking this line; see {log_path}: {_tail(log_path)}")
                         remove_partial_files(row, opts)
+                    else:
+                        in_flight.pop(slot, None)
                     done.put(result)
             finally:
                 done.put(None)

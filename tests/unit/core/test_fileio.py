@@ -3,6 +3,7 @@
 import os
 import signal
 import stat
+import tempfile
 import threading
 
 import pytest
@@ -128,3 +129,30 @@ def test_signals_are_not_touched_off_the_main_thread():
     thread.start()
     thread.join()
     assert seen == [signal.default_int_handler]
+
+
+@pytest.mark.parametrize("step", ["stage", "claim", "atomic write"])
+def test_ctrl_c_just_after_a_temporary_file_is_made_leaves_the_folder_as_it_was(tmp_path, monkeypatch, step):
+    # The moment a bake's Ctrl-C test aimed at (it sends the signal as soon as a line's first file appears): a
+    # signal between making a temporary file and noting it used to leave the file behind, or lose a claimed one.
+    (tmp_path / "line.csv").write_text("old")
+    real = tempfile.mkstemp
+
+    def mkstemp_then_ctrl_c(*args, **kwargs):
+        made = real(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+        return made
+
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", mkstemp_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        if step == "atomic write":
+            fileio.atomic_write_text(tmp_path / "line.csv", "new")
+        else:
+            with FileGroup() as group:
+                if step == "stage":
+                    group.stage_text(tmp_path / "line.csv", "new")
+                else:
+                    group.claim(tmp_path / "line.csv")
+                group.commit()
+    monkeypatch.undo()
+    assert listing(tmp_path) == {"line.csv": b"old"}

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+
 import envelope_engine
 import pytest
 from batch_helpers import WORKER, write_line
@@ -26,3 +31,41 @@ def test_process_executor_bakes_every_row_and_survives_a_worker_crash(tmp_path):
         track = FaceTrack.load_json(tmp_path / "out" / f"{n}.json")
         assert track.n_frames == pytest.approx(30 * (0.5 + 0.1 * ("abcrashd".index(n) + 1)), abs=20)
     assert not list((tmp_path / "out").glob("*.part*"))
+
+
+# A worker that starts writing its row's JSON and is stopped before it can clean up (as one is when the signal lands
+# between making a temporary file and noting it, or when it is killed after the grace period).
+STUCK_WORKER = [sys.executable, "-c", """
+import json, sys, time, pathlib
+msg = json.loads(sys.stdin.readline())
+out = pathlib.Path(msg["opts"]["out_dir"])
+out.mkdir(parents=True, exist_ok=True)
+(out / (".%s.json.stuck.part.json" % msg["row"]["output"])).write_text("{")
+time.sleep(600)
+"""]
+
+DRIVER = """
+import sys
+from facepolicy.core import batch
+rows = [batch.BakeRow(1, sys.argv[1], "line", engine="envelope")]
+opts = batch.BatchOptions(out_dir=sys.argv[2], formats=("json",))
+try:
+    batch.ProcessExecutor(1, %r).run(rows, opts, print)
+except KeyboardInterrupt:
+    sys.exit(130)
+""" % (STUCK_WORKER,)
+
+
+def test_ctrl_c_removes_the_temporary_files_of_a_row_its_worker_left(tmp_path):
+    out = tmp_path / "out"
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(write_line(tmp_path / "line.wav")), str(out)])
+    try:
+        deadline = time.monotonic() + 60
+        while not list(out.glob(".line.json.*")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert list(out.glob(".line.json.*")), "the worker never started the row"
+        driver.send_signal(signal.SIGINT)
+        assert driver.wait(timeout=60) == 130
+    finally:
+        driver.kill()
+    assert list(out.iterdir()) == []
