@@ -40,20 +40,20 @@ import json, sys, time, pathlib
 msg = json.loads(sys.stdin.readline())
 out = pathlib.Path(msg["opts"]["out_dir"])
 out.mkdir(parents=True, exist_ok=True)
-(out / (".%s.json.stuck.part.json" % msg["row"]["output"])).write_text("{")
+(out / (".%s.json.stuck.part.json" % msg["row"]["output"])).write_text("[")
 time.sleep(600)
 """]
 
-DRIVER = """
+DRIVER = f"""
 import sys
 from facepolicy.core import batch
 rows = [batch.BakeRow(1, sys.argv[1], "line", engine="envelope")]
 opts = batch.BatchOptions(out_dir=sys.argv[2], formats=("json",))
 try:
-    batch.ProcessExecutor(1, %r).run(rows, opts, print)
+    batch.ProcessExecutor(1, {STUCK_WORKER!r}).run(rows, opts, print)
 except KeyboardInterrupt:
     sys.exit(130)
-""" % (STUCK_WORKER,)
+"""
 
 
 def test_ctrl_c_removes_the_temporary_files_of_a_row_its_worker_left(tmp_path):
