@@ -67,10 +67,8 @@ def whole_process(model: str, wav: Path, out: Path, threads: int, accuracy: str,
 def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> dict[str, float]:
     """The engine's steps one by one, as NeuralEngine.animate runs them (gather_evidence, sample_with_evidence)."""
     from facepolicy.core import spec
-    from facepolicy.core.evidence import apply_second_opinion, speech_frames
-    from facepolicy.core.listener import BILABIAL_PHONES
+    from facepolicy.core.evidence import OPINION_PHONES, apply_second_opinion, speech_frames
     from facepolicy.core.neural import seal_bilabials, smooth_articulation, states_to_track, vowel_mask
-    from facepolicy.core.phones import SIL
     from facepolicy.core.recognition import PAUSE_SILENCE, cores, recognise_chunks, shared_decoders, speech_chunks
     from facepolicy.core.sampler import NeuralPolicy, SampleSettings
 
@@ -85,7 +83,7 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
         shared_decoders().warm(cores())  # as gather_evidence does: they load while the encoder listens
     t = time.perf_counter()
     listener = policy.listener()
-    probs, encoded = listener.listen(samples, (*BILABIAL_PHONES, SIL), keep=True)
+    probs, encoded = listener.listen(samples, OPINION_PHONES, keep=True)
     out["listening (log-mel, encoder: once)"] = time.perf_counter() - t
     t = time.perf_counter()
     speech = speech_frames(samples, probs[:, 3], listener.frame_rate)
@@ -100,7 +98,7 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
         result = recognise_chunks(samples, chunks, shared_decoders())
         out[f"phone recognition ({len(chunks)} chunks, {cores()} cores)"] = time.perf_counter() - t
         t = time.perf_counter()
-        apply_second_opinion(result, probs[:, :3], probs[:, 3], listener.frame_rate)
+        apply_second_opinion(result, probs, listener.frame_rate)
         out["second opinion on closures"] = time.perf_counter() - t
         t = time.perf_counter()
         prior = phonetic_prior(result, samples, len(samples) / 16000).select(spec.CHANNEL_NAMES).values

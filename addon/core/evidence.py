@@ -3,7 +3,8 @@
 A transcript is force-aligned when it is English or in a language core.letters aligns, and the audio encoder hears
 its phones where the alignment puts them; otherwise the phones are recognised from the audio (or, in the Neural
 engine's fast mode, there are none).
-Recognised phones get the audio encoder's second opinion (closures recognition missed, vowels it hears as silence).
+Recognised phones get the audio encoder's second opinion (closures recognition missed, vowels it heard as pauses,
+vowels it hears as silence).
 Wherever the audio is not speech at all (music, tones, noise) the evidence has no phones and the engines keep the
 mouth at rest. Runtime only: numpy, pocketsphinx and onnxruntime.
 """
@@ -110,6 +111,16 @@ SHORT_CONSONANT = 0.05
 # docs/BENCHMARKS.md). A recognised vowel whose mean P(sil) reaches this gets confidence 0, so the teacher keeps
 # the mouth calm there (and the Neural engine's jaw floor skips it).
 VOWEL_MAX_SILENCE = 0.6
+# The other way round: on synthetic voices all-phone recognition "hears" a pause over steady vowels that the encoder
+# is sure are vowels (P(sil) about 0): in the espeak-ng development set, 49 such pauses over 3.6 s of vowels in eight
+# languages, English too, each closing the mouth in the middle of a word. A run of at least VOWEL_MIN_FRAMES encoder
+# frames inside a recognised pause over which the encoder's P(any vowel) reaches VOWEL_IN_PAUSE becomes the vowel it
+# hears most. Over the real clips of model.evaluate (both sets) no pause has such a run (docs/BENCHMARKS.md, issue 17).
+VOWEL_IN_PAUSE = 0.5
+VOWEL_MIN_FRAMES = 3
+# The encoder's columns the second opinion reads (core.listener's phone_probs): p, b, m, sil, then every vowel.
+OPINION_VOWELS = tuple(p for p in PHONES if p in VOWELS)
+OPINION_PHONES = (*BILABIAL_PHONES, SIL, *OPINION_VOWELS)
 
 
 def plausibility(phones: list[PhoneSegment]) -> list[float]:
@@ -172,6 +183,36 @@ def split_phone(phones: list[PhoneSegment], confidence: list[float], host: int, 
     confidence[host : host + 1] = [c] * len(parts)
 
 
+def vowels_in_pauses(phones: list[PhoneSegment], confidence: list[float], vowels: np.ndarray, frame_rate: float,
+                     decoded: float | None = None, threshold: float = VOWEL_IN_PAUSE,
+                     min_frames: int = VOWEL_MIN_FRAMES) -> tuple[list[PhoneSegment], list[float], int]:
+    """Recognised pauses with the vowels the encoder hears in them: ``vowels`` is (frames, len(OPINION_VOWELS)),
+    its probabilities per frame at ``frame_rate``. A run of at least ``min_frames`` frames whose summed vowel
+    probability exceeds ``threshold`` inside a pause becomes the vowel with the most probability over the run, with
+    that mean summed probability as its confidence; the pause is split around it. ``decoded``: the time up to which
+    the phones were recognised (a live stream's pause after it only stands for audio not decoded yet; None: all of
+    them). Returns (phones, confidence, how many vowels were added)."""
+    vowels = np.asarray(vowels, np.float64).reshape(-1, len(OPINION_VOWELS))
+    on = vowels.sum(axis=1) > threshold
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
+    phones, confidence = list(phones), list(confidence)
+    added = 0
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        s, e = a / frame_rate, b / frame_rate
+        host = next((k for k, p in enumerate(phones) if p.start <= 0.5 * (s + e) < p.end), None)
+        if host is None or phones[host].phone != SIL:
+            continue
+        s, e = max(s, phones[host].start), min(e, phones[host].end, np.inf if decoded is None else decoded)
+        if (e - s) * frame_rate < min_frames - 1e-6:
+            continue
+        run = vowels[a:b]
+        at = host + (s - phones[host].start > 0.005)  # where split_phone puts the vowel
+        split_phone(phones, confidence, host, s, e, OPINION_VOWELS[int(np.argmax(run.sum(axis=0)))])
+        confidence[at] = float(run.sum(axis=1).mean())
+        added += 1
+    return phones, confidence, added
+
+
 def calm_silent_vowels(phones: list[PhoneSegment], confidence: list[float], silence: np.ndarray,
                        frame_rate: float, threshold: float = VOWEL_MAX_SILENCE) -> tuple[list[float], int]:
     """Confidence 0 for the recognised vowels over which the encoder's mean P(sil) (``silence``, per frame at
@@ -224,13 +265,16 @@ def cleaned_phones(result: Alignment) -> tuple[list[PhoneSegment], list[float]]:
     return phones, confidence
 
 
-def apply_second_opinion(result: Alignment, bilabials: np.ndarray, silence: np.ndarray, frame_rate: float) -> int:
-    """The second opinion on recognised phones, in place: the closures the encoder hears (``bilabials``: (frames, 3)
-    P(p), P(b), P(m)) are added, the vowels it hears as silence (``silence``: P(sil)) calmed; returns how many
-    bilabials were added."""
-    result.phones, result.confidence, added = add_missed_bilabials(result.phones, result.confidence, bilabials,
+def apply_second_opinion(result: Alignment, probs: np.ndarray, frame_rate: float, decoded: float | None = None) -> int:
+    """The second opinion on recognised phones, in place, from the encoder's ``probs`` (frames, len(OPINION_PHONES)):
+    the closures it hears are added, the vowels it hears in recognised pauses added (up to ``decoded``, see
+    vowels_in_pauses), the recognised vowels it hears as silence calmed; returns how many bilabials were added."""
+    probs = np.asarray(probs).reshape(-1, len(OPINION_PHONES))
+    result.phones, result.confidence, added = add_missed_bilabials(result.phones, result.confidence, probs[:, :3],
                                                                    frame_rate)
-    result.confidence, _ = calm_silent_vowels(result.phones, result.confidence, silence, frame_rate)
+    result.phones, result.confidence, _ = vowels_in_pauses(result.phones, result.confidence, probs[:, 4:],
+                                                           frame_rate, decoded)
+    result.confidence, _ = calm_silent_vowels(result.phones, result.confidence, probs[:, 3], frame_rate)
     return added
 
 
@@ -239,14 +283,14 @@ def second_opinion(result: Alignment, samples: np.ndarray, warnings: list[str],
     """apply_second_opinion with the encoder's probabilities for ``samples``; without a usable model it warns and
     leaves the recognition as it is. ``listener``: default the shipped model's."""
     try:
-        probs = (listener or shared_listener()).phone_probs(samples, (*BILABIAL_PHONES, SIL), cancel)
+        probs = (listener or shared_listener()).phone_probs(samples, OPINION_PHONES, cancel)
     except Cancelled:
         raise
     except (FacePolicyError, ImportError) as exc:
         warnings.append(f"the neural model's audio encoder is unavailable ({exc}); lip closures come from phone "
                         "recognition alone")
         return 0
-    return apply_second_opinion(result, probs[:, :3], probs[:, 3], (listener or shared_listener()).frame_rate)
+    return apply_second_opinion(result, probs, (listener or shared_listener()).frame_rate)
 
 
 # --- one line's evidence -------------------------------------------------------------------------------------------
@@ -344,8 +388,7 @@ def gather_evidence(samples: np.ndarray, transcript: str | None, recognise: str 
         if recognise == "phones":
             added = 0
             if probs is not None:
-                bms = probs[:, [columns.index(p) for p in BILABIAL_PHONES]]
-                added = apply_second_opinion(result, bms, probs[:, columns.index(SIL)], rate)
+                added = apply_second_opinion(result, probs[:, [columns.index(p) for p in OPINION_PHONES]], rate)
     if result is not None:
         silence_nonspeech(result, speech, rate)
     return Evidence(result, source, speech, rate, warnings, added, fit, encoded)
@@ -379,10 +422,10 @@ class _Background:
 
 def _listen(samples, listener, checking: bool, recognise: str | None, warnings: list[str], cancel,
             keep: bool) -> tuple[np.ndarray | None, EncodedAudio | None, tuple[str, ...], float]:
-    """The encoder's probabilities, (frames, len(columns)), of every phone (with a transcript to check) or of p, b,
-    m and sil, its features with ``keep``, the columns and the frame rate; None and a warning when the model cannot
-    be used."""
-    columns = PHONES if checking else (*BILABIAL_PHONES, SIL)
+    """The encoder's probabilities, (frames, len(columns)), of every phone (with a transcript to check) or of the
+    second opinion's OPINION_PHONES, its features with ``keep``, the columns and the frame rate; None and a warning
+    when the model cannot be used."""
+    columns = PHONES if checking else OPINION_PHONES
     try:
         listener = listener or shared_listener()
         probs, encoded = listener.listen(samples, columns, cancel, keep)

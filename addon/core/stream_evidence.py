@@ -22,7 +22,7 @@ from .align import (
     merge_silences,
     pcm16,
 )
-from .evidence import BILABIAL_EVIDENCE, apply_second_opinion, split_phone
+from .evidence import BILABIAL_EVIDENCE, OPINION_PHONES, apply_second_opinion, split_phone
 from .listener import BILABIAL_PHONES
 from .phones import PHONE_INDEX, PHONES, SIL, PhoneSegment
 
@@ -58,7 +58,7 @@ LABIAL_HOSTS = ("v", "w")
 # P(p, b, m) under 0.12 (bench/bench_live.py --quality, issue 18).
 REVISED_NASALS = ("n", "ng")
 REVISED_LABIALS = ("v", "w")
-_COLUMNS = [PHONES.index(p) for p in (*BILABIAL_PHONES, SIL)]
+_COLUMNS = [PHONES.index(p) for p in OPINION_PHONES]
 
 
 class PhoneStream:
@@ -148,8 +148,9 @@ class PhoneStream:
 
 
 class PhoneProbs:
-    """The audio encoder's P(p), P(b), P(m), P(sil) per encoder frame for the last KEEP seconds; a frame's values
-    are replaced each time a plan hears it again with more audio after it."""
+    """The audio encoder's probabilities of core.evidence.OPINION_PHONES (p, b, m, sil, the vowels) per encoder frame
+    for the last KEEP seconds; a frame's values are replaced each time a plan hears it again with more audio after
+    it."""
 
     def __init__(self, frame_rate: float):
         self.frame_rate = frame_rate
@@ -181,8 +182,8 @@ class PhoneProbs:
             self.base += drop
 
     def window(self, first: int, count: int, previous: bool = False) -> np.ndarray:
-        """(count, 4) probabilities of absolute encoder frames first..first+count (0 where none were heard);
-        ``previous``: the values before the newest plan heard them again."""
+        """(count, len(OPINION_PHONES)) probabilities of absolute encoder frames first..first+count (0 where none
+        were heard); ``previous``: the values before the newest plan heard them again."""
         out = np.zeros((count, len(_COLUMNS)), np.float32)
         lo, hi = max(first, self.base), min(first + count, self.base + len(self.values))
         if hi > lo:
@@ -215,7 +216,7 @@ def window_evidence(heard: list[tuple[PhoneSegment, float]], probs: PhoneProbs, 
     merge_silences(result)
     first = int(round(t0 * probs.frame_rate))
     window = probs.window(first, int(np.ceil((t1 - t0) * probs.frame_rate)))
-    apply_second_opinion(result, window[:, :3], window[:, 3], probs.frame_rate)
+    apply_second_opinion(result, window, probs.frame_rate, decoded=covered)
     previous = probs.window(first, len(window), previous=True)
     _add_labial_closures(result, np.minimum(window, previous), probs.frame_rate)
     bilabial = np.maximum(window[:, :3].sum(axis=1), previous[:, :3].sum(axis=1))

@@ -12,6 +12,7 @@ from facepolicy.core.align import Alignment
 from facepolicy.core.audio import load_audio
 from facepolicy.core.evidence import (
     AUDIO_ONLY,
+    OPINION_VOWELS,
     TRANSCRIPT,
     TRANSCRIPT_MIN_FIT,
     Evidence,
@@ -21,6 +22,7 @@ from facepolicy.core.evidence import (
     silence_nonspeech,
     speech_frames,
     transcript_fit,
+    vowels_in_pauses,
 )
 from facepolicy.core.phones import PHONES, VOWELS, PhoneSegment
 
@@ -176,3 +178,27 @@ def test_nonspeech_cues_made_ahead_for_more_frames_give_the_same_frames():
     fresh = speech_frames(samples, silence, rate)
     np.testing.assert_array_equal(speech_frames(samples, silence, rate, ahead), fresh)
     assert not fresh.all() and fresh.any()
+
+
+def _vowel_probs(frames: int, runs: dict[tuple[int, int], tuple[str, float]]) -> np.ndarray:
+    """(frames, len(OPINION_VOWELS)) encoder probabilities at 50 Hz: none, but P(vowel) = p over each run a..b."""
+    out = np.zeros((frames, len(OPINION_VOWELS)))
+    for (a, b), (vowel, p) in runs.items():
+        out[a:b, OPINION_VOWELS.index(vowel)] = p
+    return out
+
+
+def test_a_vowel_the_encoder_hears_in_a_recognised_pause_splits_the_pause():
+    phones = [PhoneSegment("n", 0.0, 0.2), PhoneSegment("sil", 0.2, 0.6), PhoneSegment("iy", 0.6, 0.8)]
+    probs = _vowel_probs(40, {(14, 18): ("ae", 0.8), (21, 23): ("aa", 0.9), (2, 8): ("ow", 0.9)})
+    out, conf, added = vowels_in_pauses(phones, [0.9, 1.0, 0.7], probs, 50.0)
+    # The four frames of ae (0.28..0.36 s) become an ae with the encoder's certainty; two frames of aa are too few,
+    # and the run inside the recognised n is none of this rule's business.
+    assert added == 1
+    assert [(p.phone, round(p.start, 2), round(p.end, 2)) for p in out] == [
+        ("n", 0.0, 0.2), ("sil", 0.2, 0.28), ("ae", 0.28, 0.36), ("sil", 0.36, 0.6), ("iy", 0.6, 0.8)]
+    assert conf == pytest.approx([0.9, 1.0, 0.8, 1.0, 0.7])
+    # Under the threshold, or after the time decoded so far (a live stream's pause there is audio not decoded yet),
+    # nothing changes.
+    assert vowels_in_pauses(phones, [1.0] * 3, probs * 0.6, 50.0)[2] == 0
+    assert vowels_in_pauses(phones, [1.0] * 3, probs, 50.0, decoded=0.3)[2] == 0

@@ -370,11 +370,12 @@ def test_an_older_plans_closure_seals_only_where_the_encoder_still_hears_one(pol
     frame[ci["jawOpen"]], frame[ci["mouthFunnel"]] = 0.4, 0.3
     rate = s.probs.frame_rate
     a, b = int((t - 0.05) * rate) - s.probs.base, int(np.ceil((t + 0.05) * rate)) - s.probs.base
-    s.probs.values[a:b] = [0.0, 0.0, 0.0, 1.0]  # the encoder hears a pause there
+    s.probs.values[a:b] = 0.0
+    s.probs.values[a:b, 3] = 1.0  # the encoder hears a pause there (columns: p, b, m, sil, the vowels)
     for confirm, sealed in ((False, True), (True, False)):
         out = s._seal(frame.copy(), j, heard, confirm=confirm)
         assert (out[ci["mouthClose"]] >= 0.4 - 1e-6) == sealed and (out[ci["mouthFunnel"]] == 0) == sealed
-    s.probs.values[a + 1] = [0.0, 0.6, 0.0, 0.4]  # one frame of it over BILABIAL_EVIDENCE
+    s.probs.values[a + 1, :4] = [0.0, 0.6, 0.0, 0.4]  # one frame of it over BILABIAL_EVIDENCE
     out = s._seal(frame.copy(), j, heard, confirm=True)
     assert out[ci["mouthClose"]] >= 0.4 - 1e-6 and out[ci["mouthFunnel"]] == 0
 
