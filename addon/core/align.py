@@ -122,7 +122,9 @@ def _phone_lm_arpa(source: str) -> str:
 
 
 def bilabial_phone_lm(boost: float = BILABIAL_BOOST) -> Path:
-    """pocketsphinx's phone language model with every n-gram ending in M, B or P raised by ``boost`` (log10).
+    """pocketsphinx's phone language model with the unigrams M, B and P, and every n-gram that starts with one of
+    them, raised by ``boost`` (log10). (The file writes an n-gram's words tab-separated and the first is read: the
+    n-grams that end in them are not raised. Every figure was measured so; docs/BENCHMARKS.md, tenth session.)
 
     Built once from the installed model and kept in the temp folder (about 0.4 MB).
     """
