@@ -114,7 +114,7 @@ VOWEL_MAX_SILENCE = 0.6
 # The other way round: on synthetic voices all-phone recognition "hears" a pause over steady vowels that the encoder
 # is sure are vowels (P(sil) about 0): in eight languages of the espeak-ng development set, 41 such pauses over 3.2 s
 # of vowels, English too, each closing the mouth in the middle of a word. A run of at least VOWEL_MIN_FRAMES encoder
-# frames inside a recognised pause over which the encoder's P(any vowel) reaches VOWEL_IN_PAUSE becomes the vowel it
+# frames inside a recognised pause over which the encoder's P(any vowel) exceeds VOWEL_IN_PAUSE becomes the vowel it
 # hears most. Over the real clips of model.evaluate (both sets) no pause has such a run (docs/BENCHMARKS.md, issue 17).
 VOWEL_IN_PAUSE = 0.5
 VOWEL_MIN_FRAMES = 3
