@@ -141,6 +141,12 @@ def plausibility(phones: list[PhoneSegment]) -> list[float]:
     return out
 
 
+def _runs(on: np.ndarray) -> list[tuple[int, int]]:
+    """(first, end) frame of each run of True in ``on``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(on, np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
 def add_missed_bilabials(phones: list[PhoneSegment], confidence: list[float], probs: np.ndarray,
                          frame_rate: float, threshold: float = BILABIAL_EVIDENCE,
                          min_frames: int = BILABIAL_MIN_FRAMES) -> tuple[list[PhoneSegment], list[float], int]:
@@ -151,11 +157,9 @@ def add_missed_bilabials(phones: list[PhoneSegment], confidence: list[float], pr
     is split around it and keeps its confidence, and the closure gets the host's confidence too.
     """
     probs = np.asarray(probs, np.float64).reshape(-1, len(BILABIAL_PHONES))
-    on = probs.sum(axis=1) > threshold
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
     phones, confidence = list(phones), list(confidence)
     added = 0
-    for a, b in zip(edges[::2], edges[1::2], strict=True):
+    for a, b in _runs(probs.sum(axis=1) > threshold):
         if b - a < min_frames:
             continue
         s, e = a / frame_rate, b / frame_rate
@@ -193,11 +197,9 @@ def vowels_in_pauses(phones: list[PhoneSegment], confidence: list[float], vowels
     the phones were recognised (a live stream's pause after it only stands for audio not decoded yet; None: all of
     them). Returns (phones, confidence, how many vowels were added)."""
     vowels = np.asarray(vowels, np.float64).reshape(-1, len(OPINION_VOWELS))
-    on = vowels.sum(axis=1) > threshold
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
     phones, confidence = list(phones), list(confidence)
     added = 0
-    for a, b in zip(edges[::2], edges[1::2], strict=True):
+    for a, b in _runs(vowels.sum(axis=1) > threshold):
         s, e = a / frame_rate, b / frame_rate
         host = next((k for k, p in enumerate(phones) if p.start <= 0.5 * (s + e) < p.end), None)
         if host is None or phones[host].phone != SIL:
