@@ -409,9 +409,12 @@ def brow_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 # --- the cache key ---------------------------------------------------------------------------------------------------
 
-def cache_key(takes_files: list, base_manifest_path: Path, settings: FinetuneSettings) -> str:
-    """A digest of the capture files (name, size, mtime), the base model.json and the settings that change the
-    result: a run with the same inputs resumes, anything else starts afresh."""
+def cache_key(takes_files: list, base_manifest_path: Path, settings: FinetuneSettings,
+              arrays: list[dict] | None = None) -> str:
+    """A digest of the capture files (name, size, mtime), the base model.json, the settings that change the result
+    and the takes' arrays as they were read (take_arrays: the phone evidence and speech found in the audio, the
+    curves after the sync check), so that a run with the same inputs resumes and anything else, a newer add-on that
+    hears the same captures differently included, starts afresh."""
     h = hashlib.sha256(f"checkpoint {CHECKPOINT_VERSION};".encode())
     for f in sorted(takes_files, key=lambda f: f.name):
         for path in (f.csv, f.audio, f.transcript):
@@ -421,6 +424,11 @@ def cache_key(takes_files: list, base_manifest_path: Path, settings: FinetuneSet
     h.update(base_manifest_path.read_bytes())
     kept = {k: v for k, v in asdict(settings).items() if k not in ("max_minutes", "threads")}
     h.update(json.dumps(kept, sort_keys=True).encode())
+    for a in sorted(arrays or [], key=lambda a: a["name"]):
+        for name in sorted(a):
+            value = a[name]
+            h.update(f"{name}:".encode())
+            h.update(np.ascontiguousarray(value).tobytes() if isinstance(value, np.ndarray) else repr(value).encode())
     return h.hexdigest()[:16]
 
 

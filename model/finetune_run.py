@@ -280,7 +280,6 @@ def finetune(capture_dir, out_dir, settings: FinetuneSettings | None = None, bas
     if problems:
         raise CaptureError(problems, f"{len(problems)} problem(s) in the captures; nothing was trained:")
     base = read_model_files(base_dir)
-    cache = Path(cache_root or default_cache_root()) / cache_key(files, base.root / MANIFEST, settings)
     t0 = time.perf_counter()
     takes, warnings = check_folder(capture_dir, keep_timing=settings.keep_timing,
                                    language=settings.transcript_language)
@@ -292,6 +291,7 @@ def finetune(capture_dir, out_dir, settings: FinetuneSettings | None = None, bas
     arrays = [take_arrays(policy, t) for t in takes]
     minutes = sum(a["seconds"] for a in arrays) / 60
     log(f"{len(takes)} takes, {minutes:.1f} min of captures checked in {time.perf_counter() - t0:.0f} s")
+    cache = Path(cache_root or default_cache_root()) / cache_key(files, base.root / MANIFEST, settings, arrays)
     tuner = FineTuner(base_dir, arrays, settings, cache, log=log)
     if tuner.try_resume():
         log(f"resuming from {tuner.ckpt} at step {tuner.step}")

@@ -188,3 +188,17 @@ def test_a_transcript_a_take_does_not_say_is_reported_and_an_unknown_language_re
     assert bad.returncode != 0
     assert "transcript language 'klingon' is not one FacePolicy knows: use auto (detect it)" in bad.stderr
     assert not (tmp_path / "out2").exists()
+
+
+def test_a_fine_tune_stopped_by_its_time_limit_resumes_from_its_checkpoint(tmp_path, lines):
+    # The stop message promises that the same command resumes; the checkpoint's key is the captures as heard
+    # (model.finetune.cache_key), so hearing them the same way again must find it.
+    folder = capture_folder(tmp_path, lines)
+    out = tmp_path / "models" / "anna"
+    first = finetune(folder, out, tmp_path, "--max-minutes", "0.0001")
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "run the same command again to resume" in first.stderr and not out.exists()
+    again = finetune(folder, out, tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resuming from" in again.stdout + again.stderr, again.stderr
+    assert (out / "model.json").is_file()

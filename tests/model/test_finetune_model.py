@@ -175,3 +175,19 @@ def test_finetune_help_states_the_settings_defaults():
                  "keep_closures", "brow_weight"):
         stated = re.search(r"default:? ([0-9.e-]+)", helps[dest]).group(1).rstrip(".;")
         assert float(stated) == float(getattr(defaults, dest)), (dest, stated, getattr(defaults, dest))
+
+
+def test_the_checkpoint_cache_is_keyed_on_what_the_takes_were_heard_as(tmp_path):
+    # The same capture files read by an add-on that hears them differently (other phone evidence, another speech
+    # gate) must not resume the checkpoint of the first reading: the key includes the takes' arrays.
+    from model.finetune import cache_key
+
+    manifest = tmp_path / "model.json"
+    manifest.write_text("{}")
+    settings = FinetuneSettings()
+    arrays = _arrays()
+    heard_again = [dict(a) for a in arrays]
+    heard_again[1]["evidence"] = heard_again[1]["evidence"].copy()
+    heard_again[1]["evidence"][10, 3] = 1.0
+    assert cache_key([], manifest, settings, arrays) == cache_key([], manifest, settings, _arrays())
+    assert cache_key([], manifest, settings, arrays) != cache_key([], manifest, settings, heard_again)
