@@ -92,12 +92,24 @@ def run(argv: list[str]) -> int:
         return 130
 
 
+def one_blas_thread() -> None:
+    """numpy's OpenBLAS starts one thread per core when numpy is imported, and each spins for about 0.1 s waiting for
+    work: 0.08 CPU-s of a bake's 2.7 taken from the phone decoders starting beside it, in every process and every
+    --jobs worker. The commands' numpy products are small (the work runs on the decoders', the models' and the
+    workers' own threads), so the console script gives OpenBLAS one thread unless the user chose otherwise. Called
+    before numpy is first imported; inside Blender numpy is already loaded and this is not called."""
+    import os
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def main() -> None:
     """Console-script entry point. The process leaves without tearing the interpreter down: Python's exit handlers
     run (temporary folders, logging), the threads finish and the output is flushed, then it exits at once, which
     skips about 0.045 s of freeing models and modules one by one after a bake (bench/bench_neural.py). It also keeps
     the bpy 4.2 module from segfaulting in a C++ destructor after Python has shut down once its glTF exporter has
     run (tests/conftest.py says more), which turned a finished bake's exit code into 139."""
+    one_blas_thread()
     code = run(sys.argv[1:])
     import atexit
     import os

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -68,3 +69,24 @@ def test_the_console_script_leaves_with_a_thread_pool_still_open():
     except subprocess.TimeoutExpired:
         pytest.fail("the console script never left: main() waited for an idle thread pool")
     assert (proc.returncode, proc.stdout) == (3, "ran\n"), proc.stderr
+
+
+@pytest.mark.parametrize(("chosen", "seen"), [(None, "1"), ("3", "3")])
+def test_the_console_script_gives_openblas_one_thread_unless_the_user_chose(chosen, seen):
+    # numpy's OpenBLAS threads spin for about 0.1 s after numpy loads, beside the phone decoders; the commands do
+    # their work on threads of their own. What the command sees, with numpy loaded inside it as a bake loads it:
+    script = (
+        "import os\n"
+        "from facepolicy.app import cli\n"
+        "def run(argv):\n"
+        "    import numpy\n"
+        "    print(os.environ['OPENBLAS_NUM_THREADS'])\n"
+        "    return 0\n"
+        "cli.run = run\n"
+        "cli.main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if chosen is not None:
+        env["OPENBLAS_NUM_THREADS"] = chosen
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert (proc.returncode, proc.stdout) == (0, seen + "\n"), proc.stderr
