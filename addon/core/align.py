@@ -219,6 +219,9 @@ class Aligner:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # Words given a letter-to-sound pronunciation in the align decoder's dictionary. They stay out of what the
+        # dictionary "knows": a line's language and its letter-to-sound note must not depend on the lines before it.
+        self._sounded: set[str] = set()
         self._align: object | None = None
         self._phones: object | None = None
         self._words: object | None = None
@@ -243,7 +246,8 @@ class Aligner:
         return self._words
 
     def pronunciation(self, word: str) -> str:
-        """The dictionary pronunciation, or a letter-to-sound one (added to the dictionary)."""
+        """The dictionary pronunciation, or a letter-to-sound one (added to the decoder's dictionary, and noted as
+        sounded out)."""
         d = self._decoder("align")
         found = d.lookup_word(word)
         if found:
@@ -252,12 +256,17 @@ class Aligner:
         if not phones:
             return ""
         d.add_word(word, " ".join(p.upper() for p in phones), True)
+        self._sounded.add(word)
         return " ".join(phones)
 
+    def _knows(self, word: str) -> bool:
+        return word not in self._sounded and bool(self._decoder("align").lookup_word(word))
+
     def in_dictionary(self, word: str) -> bool:
-        """Whether the pronouncing dictionary knows ``word`` (lower case)."""
+        """Whether the pronouncing dictionary knows ``word`` (lower case): a word an earlier line had sounded out
+        by letter-to-sound rules does not count."""
         with self._lock:
-            return bool(self._decoder("align").lookup_word(word))
+            return self._knows(word)
 
     # forced alignment -----------------------------------------------------------------------------------
     def align(self, samples: np.ndarray, transcript: str, rate: int = spec.SAMPLE_RATE,
@@ -292,7 +301,7 @@ class Aligner:
         """(dictionary key, word) for each word the aligner can say, and the words letter-to-sound pronounced."""
         words = transcript_words(transcript)
         d = self._decoder("align")
-        oov = [w for w in words if not d.lookup_word(w)]
+        oov = [w for w in words if not self._knows(w)]
         for w in oov:
             self.pronunciation(w)
         return [(w, w) for w in words if d.lookup_word(w)], oov

@@ -208,3 +208,27 @@ def test_a_localised_line_without_its_text_opens_the_vowels_recognition_heard_as
             # over p, vowel and k alike)
             assert s.bilabial_hits == s.bilabial_total, (engine, f"lips missed {s.missed}")
     assert meta(tmp_path / "neural", "npc")["neural"]["evidence"] == "phone recognition"
+
+
+def test_a_line_bakes_the_same_whatever_was_baked_before_it(tmp_path):
+    # Words a line sounds out by letter-to-sound rules were added to the shared dictionary: a later line with them
+    # lost its "pronounced by letter-to-sound rules" note, and a Turkish line after an English one naming its words
+    # was told English and aligned so, giving another CSV. Each line alone, then both in one batch, in the order that
+    # used to change the second.
+    lines = {"a": ("The zorbly flimpet ate the ekmek and the peynir with babam.", "en-us"),
+             "b": ("A zorbly flimpet slept.", "en-us"),
+             "c": ("Babam ekmek peynir yemeyi sever.", "tr")}
+    for name, (text, voice) in lines.items():
+        for folder in ("together", f"alone_{name}"):
+            (tmp_path / folder).mkdir(exist_ok=True)
+        line(tmp_path / "together", name, espeak, text, voice)
+        line(tmp_path / f"alone_{name}", name, espeak, text, voice)
+    together = facepolicy("bake", *(tmp_path / "together" / f"{n}.wav" for n in "abc"), "-o", tmp_path / "t_out",
+                          "--format", "csv,json", "--jobs", "1", timeout=600)
+    assert together.returncode == 0, together.stderr
+    for name in "bc":
+        _, alone = bake(tmp_path / f"alone_{name}")
+        first, after = meta(alone, name), meta(tmp_path / "t_out", name)
+        assert after["warnings"] == first["warnings"], name
+        assert (tmp_path / "t_out" / f"{name}.csv").read_bytes() == (alone / f"{name}.csv").read_bytes(), name
+    assert any("letter-to-sound" in w and "flimpet" in w for w in meta(tmp_path / "t_out", "b")["warnings"])
