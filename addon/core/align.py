@@ -48,9 +48,8 @@ def load_pocketsphinx():
     try:
         import pocketsphinx
     except ImportError as exc:
-        raise AlignerMissing(
-            f"the Phonetic engine needs pocketsphinx (pip install pocketsphinx); it could not be imported ({exc})"
-        ) from None
+        raise AlignerMissing(f"pocketsphinx is not installed (pip install pocketsphinx; importing it said: {exc})"
+                             ) from None
     return pocketsphinx
 
 

@@ -172,11 +172,15 @@ def build_report(version: str, blender: str | None = None, model_dir: str | Path
         r.add("soundfile", "NOT AVAILABLE")
         r.problems.append(f"soundfile/libsndfile cannot be loaded ({exc}): audio files cannot be read")
     try:
-        import pocketsphinx
+        import pocketsphinx  # noqa: F401 - whether it loads
 
-        r.add("pocketsphinx", getattr(pocketsphinx, "__version__", "installed"))
-    except Exception:
-        r.add("pocketsphinx", "not installed (the Phonetic engine needs it)")
+        r.add("pocketsphinx", f"{_distribution_version('pocketsphinx')} (phone recognition and transcript alignment: "
+                              "US-English acoustic model)")
+    except Exception as exc:
+        r.add("pocketsphinx", "NOT AVAILABLE")
+        r.problems.append(f"pocketsphinx cannot be loaded ({exc}): the Neural engine's default (accurate) mode "
+                          "animates from the audio alone, transcripts are not used, and the Phonetic engine cannot "
+                          "run (pip install pocketsphinx)")
     from .movie import MOVIE_SUFFIXES, available
 
     r.add("movie sound", f"ffmpeg (the video extra) reads {', '.join(MOVIE_SUFFIXES)}" if available() else
@@ -195,6 +199,15 @@ def build_report(version: str, blender: str | None = None, model_dir: str | Path
         if not s.ok:
             r.problems.append(f"asset {s.name}: {s.state} (expected sha256 {s.expected})")
     return r
+
+
+def _distribution_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "installed"
 
 
 def _neural_model(r: Report, folder: Path | None = None) -> None:

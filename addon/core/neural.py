@@ -206,7 +206,9 @@ class NeuralEngine:
                                    policy.listener(), lambda f, message: progress(0.05 + 0.3 * f, message), cancel,
                                    keep_features=True, language=options.transcript_language)
         except AlignerMissing as exc:
-            return Evidence(None, AUDIO_ONLY, np.ones(0, bool), 1.0, [f"{exc}; listened to the audio only"])
+            lost = ", without its transcript" if transcript and transcript.strip() else ""
+            return Evidence(None, AUDIO_ONLY, np.ones(0, bool), 1.0,
+                            [f"{exc}, so this line was animated from the audio alone{lost}"])
 
     def animate(self, audio, options, progress, cancel) -> FaceTrack:
         if audio.sample_rate != spec.SAMPLE_RATE:

@@ -161,7 +161,7 @@ class FaceStream:
                 self.phones = PhoneStream()
                 self.probs = PhoneProbs(features.MEL_RATE / policy.audio_stride)
             except AlignerMissing as exc:
-                self.warnings.append(f"{exc}; the live face listens to the audio alone")
+                self.warnings.append(f"{exc}, so the live face listens to the audio alone")
         self.loudness = Loudness()
         # A fine-tuned performer's brows from the voice's pitch and loudness (core.performer_brows), as offline.
         self.brows = policy.files.brows
