@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
@@ -75,7 +76,7 @@ def _add_bake(subparsers) -> None:
                    help=f"transcript text file for a single AUDIO (in {aligned_languages('or')}; one in another "
                    "language or that does not match the audio is not used: the line is animated as without one, and "
                    "the summary says why)")
-    p.add_argument("--transcript-language", metavar="LANG", default=AUTO,
+    p.add_argument("--transcript-language", metavar="LANG", default=AUTO, type=language_argument,
                    help="the language the transcripts are written in, as a code or English name (" +
                    ", ".join(settable_languages()) + f"; default {AUTO}: told from each text's words and letters). "
                    "Set it for short lines, whose few words may not tell their language")
@@ -108,6 +109,16 @@ def _add_bake(subparsers) -> None:
                    "bundled model; its checksums are verified")
     ray_arguments.add_arguments(p)  # --executor local|ray, --address, --ray-data, --ray-retries
     p.set_defaults(func=run)
+
+
+def language_argument(value: str) -> str:
+    """``--transcript-language``'s value as given, checked while the arguments are parsed (core.letters.told_language):
+    one the CLI does not accept is a usage error (exit 2, the choices listed), like any other bad argument."""
+    try:
+        told_language(value)
+    except FacePolicyError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def run(args) -> int:
@@ -342,8 +353,9 @@ def run_bake(args, executor: batch.Executor | None = None) -> int:
         else:
             results.append(batch.RowResult(row.index, row.output, "cancelled", "not baked (interrupted)"))
     print(batch.summary_table(results))
-    if progress.done and progress.rate() > 0:
-        print(f"{progress.done} lines in {progress.elapsed():.1f}s ({progress.rate():.1f} lines/min)")
+    speed = progress.speed()  # nothing when no line was baked: failed lines have no speed
+    if speed:
+        print(speed)
     if interrupted:
         print("facepolicy: interrupted; every line is either complete or left as it was before this run",
               file=sys.stderr)

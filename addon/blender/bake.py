@@ -21,6 +21,7 @@ from ..core.audio import SpooledAudio
 from ..core.engine import BakeOptions, ProgressFn
 from ..core.errors import AudioError, Cancelled, FacePolicyError, RigError
 from ..core.facetrack import FaceTrack
+from ..core.fileio import read_user_text
 from ..core.rigtrack import RigGeometry, RigPlan, rig_track
 from . import keys, rig_report, sound
 
@@ -103,12 +104,7 @@ def _read_transcript(settings) -> str | None:
         path = Path(bpy.path.abspath(settings.transcript_path))
         if not settings.transcript_path:
             raise FacePolicyError("no transcript file was chosen (or set Transcript to None)")
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise FacePolicyError(f'transcript "{path}": file not found') from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise FacePolicyError(f'transcript "{path.name}": cannot read it as UTF-8 text ({exc})') from None
+        text = read_user_text(path)  # one rule with the console script: UTF-8, UTF-16/32 with a BOM, Windows-1252
     elif settings.transcript_source == "TEXT":
         if settings.transcript_text is None:
             raise FacePolicyError("no transcript text block was chosen (or set Transcript to None)")

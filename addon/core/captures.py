@@ -19,6 +19,7 @@ import numpy as np
 from . import spec
 from .audio import load_audio
 from .errors import FacePolicyError
+from .fileio import read_user_text
 from .livelink import _guess_timecode_rate, parse_timecode
 from .movie import MOVIE_SUFFIXES
 
@@ -358,7 +359,10 @@ def listen(take: Take, listener=None, language: str | None = None) -> list[Captu
 
     text = None
     if take.files.transcript is not None:
-        text = take.files.transcript.read_text(encoding="utf-8", errors="replace")
+        try:  # one rule with the bake: UTF-8, UTF-16/32 with a BOM, Windows-1252; anything else refuses the take
+            text = read_user_text(take.files.transcript)
+        except FacePolicyError as exc:
+            return [CaptureProblem(take.files.transcript, str(exc))]
     take.evidence = gather_evidence(take.samples, text, "phones", listener, language=language)
     named = take.files.transcript or take.files.audio
     take.warnings += [f'"{named.name}": {w}' for w in take.evidence.warnings]

@@ -1,7 +1,9 @@
-"""Atomic file writes: an interrupted job never leaves a half-written output behind, nor half a set of outputs."""
+"""Atomic file writes: an interrupted job never leaves a half-written output behind, nor half a set of outputs.
+And the one rule for reading a text file a user wrote (a transcript): ``read_user_text``."""
 
 from __future__ import annotations
 
+import codecs
 import os
 import signal
 import tempfile
@@ -173,3 +175,54 @@ def user_path(text) -> Path:
     except RuntimeError:
         head = str(text).split("/", 1)[0].split(os.sep, 1)[0]
         raise FacePolicyError(f'"{text}": "{head}" names no home folder on this machine') from None
+
+
+# Byte-order marks, the UTF-32 ones before UTF-16's (FF FE 00 00 starts with FF FE): Windows Notepad's "Unicode" is
+# UTF-16 with a BOM, its "UTF-8" may carry one.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32", "UTF-32"), (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
+         (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"), (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+         (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"))
+
+
+def decode_user_text(data: bytes) -> str:
+    """The text of a file a user saved in any editor: its byte-order mark's encoding when it has one (UTF-8,
+    UTF-16, UTF-32), else UTF-8, else Windows-1252 (Windows' Western encoding, which reads Latin-1 letters right).
+    ValueError, saying why in a clause, when the bytes are none of these or hold NUL bytes (UTF-16 saved without a
+    byte-order mark, or a file that is not text)."""
+    for bom, codec, name in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data.decode(codec)
+            except UnicodeDecodeError:
+                raise ValueError(f"it starts with a {name} byte-order mark but is not {name} text") from None
+            break
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                text = data.decode("cp1252")
+            except UnicodeDecodeError:
+                raise ValueError("its bytes are neither UTF-8 nor Windows-1252 text") from None
+    if "\x00" in text:
+        raise ValueError("it holds NUL bytes, as UTF-16 saved without a byte-order mark does")
+    return text
+
+
+def read_user_text(path, what: str = "transcript") -> str:
+    """The text of the file at ``path`` as ``decode_user_text`` reads it; FacePolicyError in one sentence naming the
+    file (and ``what`` it is) when it is missing, cannot be read, or is not text, the last saying to save it as
+    UTF-8."""
+    from .errors import FacePolicyError
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FacePolicyError(f'{what} "{path}": file not found') from None
+    except OSError as exc:
+        raise FacePolicyError(f'"{path.name}": cannot read the {what} ({exc.strerror or exc})') from None
+    try:
+        return decode_user_text(data)
+    except ValueError as exc:
+        raise FacePolicyError(f'"{path.name}": cannot read the {what}: {exc}; save it as UTF-8 text') from None

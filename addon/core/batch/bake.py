@@ -135,12 +135,11 @@ def _write_outputs(row: BakeRow, opts: BatchOptions, tracks: list[FaceTrack], fi
 
 
 def _read_transcript(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return path.read_text(encoding="utf-8-sig").strip() or None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FacePolicyError(f'"{path.name}": cannot read the transcript ({exc})') from None
+    """The row's transcript (core.fileio.read_user_text: UTF-8, UTF-16/32 with a BOM, Windows-1252), or None; a
+    file that cannot be read or is not text fails the row in one sentence naming it."""
+    from ..fileio import read_user_text
+
+    return (read_user_text(path).strip() or None) if path is not None else None
 
 
 def remove_partial_files(row: BakeRow, opts: BatchOptions) -> None:

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from facepolicy.core import fileio
+from facepolicy.core.errors import FacePolicyError
 from facepolicy.core.fileio import FileGroup, atomic_path, atomic_write_bytes, atomic_write_text, partial_files
 
 
@@ -156,3 +157,43 @@ def test_ctrl_c_just_after_a_temporary_file_is_made_leaves_the_folder_as_it_was(
                 group.commit()
     monkeypatch.undo()
     assert listing(tmp_path) == {"line.csv": b"old"}
+
+
+TEXT = "Fünf schöne Bälle für Bärbel – 5 €."
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-be", "utf-32", "utf-32-be", "cp1252"])
+def test_user_text_is_read_in_every_encoding_an_editor_saves(tmp_path, encoding):
+    data = TEXT.encode(encoding)
+    if encoding == "utf-16-be":  # big-endian with its byte-order mark, as some editors save "Unicode big endian"
+        data = b"\xfe\xff" + data
+    if encoding == "utf-32-be":
+        data = b"\x00\x00\xfe\xff" + data
+    (tmp_path / "line.txt").write_bytes(data)
+    assert fileio.read_user_text(tmp_path / "line.txt") == TEXT
+
+
+def test_latin_1_text_reads_right():
+    assert fileio.decode_user_text("Ça coûte très cher, señor.".encode("latin-1")) == "Ça coûte très cher, señor."
+
+
+@pytest.mark.parametrize("data, why", [
+    ("Bitte bring mir morgen ein Paket.".encode("utf-16-le"), "it holds NUL bytes, as UTF-16 saved without"),
+    ("Bitte bring mir morgen ein Paket.".encode("utf-16-be"), "it holds NUL bytes, as UTF-16 saved without"),
+    (b"\xff\xfeB\x00i", "it starts with a UTF-16 byte-order mark but is not UTF-16 text"),
+    (b"\x81\x8d\x8f\x90\x9d", "its bytes are neither UTF-8 nor Windows-1252 text"),
+])
+def test_bytes_that_are_not_text_are_one_sentence_naming_the_file(tmp_path, data, why):
+    (tmp_path / "line.txt").write_bytes(data)
+    with pytest.raises(FacePolicyError) as info:
+        fileio.read_user_text(tmp_path / "line.txt")
+    assert str(info.value).startswith(f'"line.txt": cannot read the transcript: {why}')
+    assert str(info.value).endswith("; save it as UTF-8 text") and "\n" not in str(info.value)
+
+
+def test_a_missing_or_unreadable_user_file_is_one_sentence(tmp_path):
+    with pytest.raises(FacePolicyError, match=r'^transcript ".*missing.txt": file not found$'):
+        fileio.read_user_text(tmp_path / "missing.txt")
+    with pytest.raises(FacePolicyError, match=r'^"sub": cannot read the transcript \(.+\)$'):
+        (tmp_path / "sub").mkdir()
+        fileio.read_user_text(tmp_path / "sub")
