@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -15,6 +14,7 @@ from ..core.errors import FacePolicyError
 from ..core.fileio import user_path
 from ..core.letters import AUTO, aligned_languages, settable_languages, told_language
 from ..core.spec import ACCURACY_MODES, EMOTIONS
+from .options import language_argument
 from .ray import arguments as ray_arguments
 
 COMMANDS = ("bake", "styles")
@@ -109,16 +109,6 @@ def _add_bake(subparsers) -> None:
                    "bundled model; its checksums are verified")
     ray_arguments.add_arguments(p)  # --executor local|ray, --address, --ray-data, --ray-retries
     p.set_defaults(func=run)
-
-
-def language_argument(value: str) -> str:
-    """``--transcript-language``'s value as given, checked while the arguments are parsed (core.letters.told_language):
-    one the CLI does not accept is a usage error (exit 2, the choices listed), like any other bad argument."""
-    try:
-        told_language(value)
-    except FacePolicyError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return value
 
 
 def run(args) -> int:

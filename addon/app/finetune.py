@@ -14,6 +14,7 @@ from pathlib import Path
 from ..core.capture_sync import KEEP_S, MAX_OFFSET_S, PERFORMER_TIMING_S
 from ..core.errors import FacePolicyError
 from ..core.letters import AUTO, settable_languages, told_language
+from .options import language_argument
 
 TRAIN_HINT = ("fine-tuning needs torch and onnx, the `train` extra: in the FacePolicy source folder run "
               "pip install -e '.[train]'")
@@ -63,7 +64,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--brow-weight", type=float, metavar="W",
                    help="extra weight of the brows' error in the training loss (the base loss counts a brow's "
                    "error four times less than the jaw's; default 0.5, 0 is the base loss)")
-    p.add_argument("--transcript-language", metavar="LANG", default=AUTO,
+    p.add_argument("--transcript-language", metavar="LANG", default=AUTO, type=language_argument,
                    help="the language the takes' NAME.txt transcripts are written in, as a code or English name (" +
                    ", ".join(settable_languages()) + f"; default {AUTO}: told from each text)")
     p.add_argument("--keep-timing", action="store_true",

@@ -96,6 +96,13 @@ def test_a_transcript_language_the_cli_does_not_accept_is_a_usage_error(tmp_path
     assert error.startswith(f"facepolicy bake: error: argument --transcript-language: transcript language '{value}'")
     assert why in error and error.endswith(f"use auto (detect it) or one of {', '.join(settable_languages())}")
     assert not (tmp_path / "out").exists()
+    # finetune takes the same argument the same way, before it reads any capture.
+    done = facepolicy("finetune", tmp_path / "no captures here", "-o", tmp_path / "model", "--transcript-language",
+                      value, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"facepolicy finetune: error: argument --transcript-language: transcript language '{value}'")
+    assert not (tmp_path / "model").exists()
 
 
 @pytest.mark.blender
