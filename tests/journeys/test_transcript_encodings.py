@@ -170,3 +170,15 @@ def test_a_capture_transcript_that_is_not_text_refuses_the_run_naming_it(tmp_pat
     assert ('"take1.txt": cannot read the transcript: it holds NUL bytes, as UTF-16 saved without a byte-order mark '
             "does; save it as UTF-8 text") in done.stderr
     assert not out.exists() and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-16"])
+def test_a_manifest_saved_by_excel_or_notepad_bakes_its_rows(tmp_path, encoding):
+    """Excel's "CSV" is Windows-1252, Notepad's "Unicode" UTF-16 with a byte-order mark: a manifest in either is read
+    as a transcript is (core.fileio.read_user_text), accented output names and all."""
+    german_line(tmp_path, "line", "utf-8")
+    (tmp_path / "lines.csv").write_bytes("audio,output\r\nline.wav,café\r\n".encode(encoding))
+    done = facepolicy("bake", "--manifest", tmp_path / "lines.csv", "-o", tmp_path / "out/", "--format", "csv",
+                      timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "out" / "café.csv").is_file()

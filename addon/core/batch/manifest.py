@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FacePolicyError
+from ..fileio import read_user_text
 
 MANIFEST_COLUMNS = ("audio", "output", "style", "seed", "object", "engine", "transcript", "transcript_language",
                     "model")
@@ -36,10 +37,7 @@ def read_manifest(path) -> list[ManifestEntry]:
     path = Path(path)
     if not path.is_file():
         raise FacePolicyError(f'manifest "{path}": file not found')
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FacePolicyError(f'manifest "{path.name}": cannot read ({exc})') from None
+    text = read_user_text(path, "manifest")  # as a transcript is read: Excel's and Notepad's encodings too
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         return _read_json_manifest(text, path.name)
     return _read_csv_manifest(text, path.name)
