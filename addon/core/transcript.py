@@ -107,44 +107,16 @@ def letter_to_sound(word: str) -> list[str]:
 
 # --- which language ------------------------------------------------------------------------------------------------
 
-# A transcript is taken for Japanese when most of its letters are kana, for another language when most of its letters
-# are not Latin, for Mandarin when most of its words are tone-numbered pinyin syllables, for one of these languages
-# when more of its words are common words of it (or spelled with letters only it uses) than common English words
-# (at least two), for a language not told apart when one word in five is spelled with
-# letters English never uses, or when most of its words are neither in the pronouncing dictionary nor plain ASCII.
-# Words that are also English words ("a", "in", "no", "son", "die", "was", "er", "ma", "hoe") are left out of the
-# other lists.
-_ENGLISH_WORDS = frozenset("""
-    the a an and or but of to in on at for with by from is are was were be been being it its this that these those
-    i you he she we they me him us them my your his her our their not no yes do does did have has had will would
-    can could shall should may might must what where when who why how which there here all some any just so if
-    then than up out about into over now oh well hey hello please thank thanks okay ok let let's i'm you're it's
-    don't can't won't isn't""".split())
+# A transcript is taken for Japanese when most of its letters are kana or kanji and at least one is kana (kanji alone
+# may be Chinese), for another language when most of its letters are not Latin, for Mandarin when most of its words are
+# pinyin syllables (tone-numbered, or with tone marks), for one of these languages when more of its distinct words are
+# common words of it (or spelled with letters only it uses) than common English words that are not also its own (at
+# least two; core.letters.words has the lists), for a language not told apart when one word in five is spelled with
+# letters English never uses (unless its other words are plainly English: a few names, "Take the Autobahn to Köln"),
+# or when most of its words are neither in the pronouncing dictionary nor plain ASCII.
 LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian",
                   "pt": "Portuguese", "nl": "Dutch", "sv": "Swedish", "pl": "Polish", "tr": "Turkish",
                   "zh": "tone-numbered Mandarin pinyin", "ja": "Japanese"}
-_OTHER_WORDS = {
-    "es": frozenset("""el la los las del que y en un una unos unas por con para es está están estoy pero
-        como cómo más muy yo tú usted ustedes nosotros ellos ella su sus mi mis tu qué dónde cuando cuándo porque
-        hay estar tengo tiene quiero hola gracias sí también ahora aquí bueno buenos buenas señor señora de nos
-        algo antes después siempre nunca puedo puedes puede""".split()),
-    "fr": frozenset("""le la les de des du et un une est sont je tu il elle nous vous ils elles pas que qui
-        avec pour dans sur mais ou où très c'est bonjour merci oui suis avons êtes ce cette""".split()),
-    "de": frozenset("""der das und ist ich nicht zu ein eine einen mit für wo bitte sehr heute sind wir sie
-        es auf den dem auch noch nur wie kein keine haben habe danke ja nein guten ihr mein dein im am vom zum zur
-        beim""".split()),
-    "it": frozenset("""il la le gli di che non un una per con sono è mi si ti ci molto della del al dove
-        questo questa quella grazie ciao buongiorno anche io tu lui lei abbiamo siamo ho hai nel nella sul sulla
-        bella bello ogni mio sempre domani oggi""".split()),
-    "pt": frozenset("""os de que não um uma eu meu minha você ele ela nós com para por muito onde
-        obrigado obrigada sim isso este esta está é da dos das vamos na amanhã hoje também""".split()),
-    "nl": frozenset("""de het een en ik je jij van niet waar wat dat met voor op zijn wij ze hij maar ook nog
-        graag dank ja nee goed bij hebben heb heeft geen vaak""".split()),
-    "sv": frozenset("""och på är det en med inte som för jag du vi hon han ett att av varje mycket
-        här där också""".split()),
-    "pl": frozenset("""nie się jest na że z po ja ty jak tak ale czy nad przez bardzo tylko jutro""".split()),
-    "tr": frozenset("""bir ve bu da için çok ne ile değil yok""".split()),
-}
 # Letters that only one of these languages spells with: a word with one of them votes for that language too. Not ñ
 # or å: English lines keep them in loanwords and names (jalapeño, Muñoz, Håkan), as _FOREIGN_LETTERS leaves ñ out.
 _OWN_LETTERS = {"de": frozenset("ß"), "pt": frozenset("ãõ"), "pl": frozenset("łśżźćńąę"), "tr": frozenset("şğı")}
@@ -156,6 +128,10 @@ _FOREIGN_LETTERS = frozenset("åøöüßłśżźćńąęşğıőűřěůčšžä
 _FOREIGN_WORD_SHARE = 0.2
 TONE_DIGIT = r"(?<=[a-zü])[1-5](?!\d)"  # a tone number after a pinyin syllable, in lower case ("ba4", not "b12")
 _PINYIN_SYLLABLE = re.compile(r"[a-zü]+" + TONE_DIGIT)  # tone-numbered pinyin: "ba4 ba5 mei3 tian1"
+# Pinyin's tone marks; those with a macron or a caron are spelled by none of the other languages (an acute or a
+# grave alone, as in Spanish "qué" or Italian "più", does not make a line pinyin).
+_TONE_MARKED = frozenset("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ")
+_PINYIN_ONLY_MARKS = frozenset("āǎēěīǐōǒūǔǖǘǚǜ")
 _LETTER_WORDS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 
 
@@ -174,7 +150,7 @@ class TranscriptLanguage:
     @property
     def undecided(self) -> bool:
         """Written in Latin letters, not English, but no one language stands out: the user may tell it."""
-        return self.code is None and self.reason != NOT_LATIN
+        return self.code is None and self.reason not in (NOT_LATIN, CHINESE_CHARACTERS)
 
     @property
     def name(self) -> str:
@@ -183,48 +159,79 @@ class TranscriptLanguage:
 
 ENGLISH = TranscriptLanguage("en")
 NOT_LATIN = "is not written in the Latin alphabet"
+CHINESE_CHARACTERS = ("is written in Chinese characters (kanji or hanzi), which must be written in kana for Japanese "
+                      "or in pinyin for Mandarin")
 
 
 def transcript_language(text: str, in_dictionary: Callable[[str], bool]) -> TranscriptLanguage:
     """The language ``text`` is written in: English, one named language ("looks like Spanish"), or not English at
     all. ``in_dictionary(word)``: whether the pronouncing dictionary knows a lower-case ASCII word."""
+    from .letters import words as common
+
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return ENGLISH
-    if sum(1 for c in letters if _is_kana(c)) >= 0.5 * len(letters):
-        return TranscriptLanguage("ja", "looks like Japanese")
+    kana = sum(1 for c in letters if _is_kana(c))
+    if kana + sum(1 for c in letters if is_han(c)) >= 0.5 * len(letters):
+        return TranscriptLanguage("ja", "looks like Japanese") if kana else TranscriptLanguage(None, CHINESE_CHARACTERS)
     latin = sum(1 for c in letters if c.isascii() or unicodedata.name(c, "").startswith("LATIN"))
     if latin < 0.5 * len(letters):
         return TranscriptLanguage(None, NOT_LATIN)
-    pinyin = len(_PINYIN_SYLLABLE.findall(text.lower()))
-    if pinyin >= 3 and pinyin >= 0.5 * len(_LETTER_WORDS.findall(text)):
-        return TranscriptLanguage("zh", f"looks like {LANGUAGE_NAMES['zh']}")
-    words = _LETTER_WORDS.findall(text.lower())
-    english = sum(1 for w in words if w in _ENGLISH_WORDS)
-    votes = {}
-    for code, common in _OTHER_WORDS.items():
+    tokens = _LETTER_WORDS.findall(text.lower())
+    numbered = len(_PINYIN_SYLLABLE.findall(text.lower()))
+    marked = sum(1 for w in tokens if _tone_marked_pinyin(w)) if _PINYIN_ONLY_MARKS.intersection(text.lower()) else 0
+    if numbered + marked >= 3 and numbered + marked >= 0.5 * len(tokens):
+        return TranscriptLanguage("zh", f"looks like {LANGUAGE_NAMES['zh']}" if numbered >= marked else
+                                  "looks like Mandarin pinyin with tone marks (read as tone numbers)")
+    words = set(tokens)  # each word votes once ("la la land")
+    english = words & common.ENGLISH
+    votes, against = {}, {}
+    for code, own_words in common.OTHER.items():
         if _NOT_LETTERS.get(code, frozenset()).intersection("".join(words)):
             votes[code] = 0
             continue
         own = _OWN_LETTERS.get(code, frozenset())
-        votes[code] = sum(1 for w in words if w in common or own.intersection(w))
+        votes[code] = sum(1 for w in words if w in own_words or own.intersection(w) or _elided(w) in own_words)
+        against[code] = len(english - common.SHARED_WITH_ENGLISH[code])
     most = max(votes.values())
-    if most >= 2 and most > english:
-        leaders = [code for code, n in votes.items() if n == most]
+    leaders = [code for code, n in votes.items() if n == most]
+    if most >= 2 and any(most > against[code] for code in leaders):
         if len(leaders) == 1:
             return TranscriptLanguage(leaders[0], f"looks like {LANGUAGE_NAMES[leaders[0]]}")
         return TranscriptLanguage(None, "is not English")
-    if sum(1 for w in words if _FOREIGN_LETTERS.intersection(w)) >= _FOREIGN_WORD_SHARE * len(words):
+    foreign = [w for w in tokens if _FOREIGN_LETTERS.intersection(w)]
+    plain_english = len(words & common.PLAIN_ENGLISH)
+    if (len(foreign) >= _FOREIGN_WORD_SHARE * len(tokens)
+            and not (plain_english >= max(2, len(set(foreign))) and plain_english > most)):
         return TranscriptLanguage(None, "is not English")
-    known = sum(1 for w in words if in_dictionary(plain_ascii(w)))
-    if known < 0.5 * len(words):
+    known = sum(1 for w in tokens if in_dictionary(plain_ascii(w)))
+    if known < 0.5 * len(tokens):
         return TranscriptLanguage(None, "has mostly words that are not English")
     return ENGLISH
+
+
+def _elided(word: str) -> str:
+    """The elided article or pronoun a word starts with ("l'" of "l'acqua", "qu'" of "qu'il"), or ""."""
+    head, apostrophe, _ = word.partition("'")
+    return head + apostrophe if apostrophe else ""
+
+
+def _tone_marked_pinyin(word: str) -> bool:
+    """Whether a word is pinyin written with tone marks ("wǒ", "míngtiān") that the pinyin rules can read."""
+    from .letters.pinyin import mandarin, toneless
+
+    return (bool(_TONE_MARKED.intersection(word)) and all(c.isascii() or c in _TONE_MARKED or c == "ü" for c in word)
+            and bool(mandarin(toneless(word))))
 
 
 def language_as_told(code: str) -> TranscriptLanguage:
     """The TranscriptLanguage of a language the user named (told_language's code): no detection."""
     return ENGLISH if code == "en" else TranscriptLanguage(code, f"was set to {LANGUAGE_NAMES[code]}")
+
+
+def is_han(c: str) -> bool:
+    """Whether a character is a Chinese character (a kanji or hanzi; 々 repeats one)."""
+    return "\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf" or "\uf900" <= c <= "\ufaff" or c == "\u3005"
 
 
 def _is_kana(c: str) -> bool:

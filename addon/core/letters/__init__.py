@@ -104,11 +104,18 @@ def spoken_words(text: str, code: str = "") -> list[tuple[str, bool]]:
 def unspeakable(code: str, text: str) -> str | None:
     """Why ``code``'s rules cannot say all of ``text`` (numbers written as digits, words they cannot read), or
     None."""
-    from ..transcript import TONE_DIGIT
+    from ..transcript import TONE_DIGIT, is_han
 
     digits = re.sub(TONE_DIGIT, "", text.lower()) if code == "zh" else text  # pinyin's tone digits
     if re.search(r"\d", digits):
         return "writes numbers as digits, which only English transcripts spell out"
+    han = list(dict.fromkeys("".join(c if is_han(c) else " " for c in text).split()))
+    if han and code == "ja":
+        return (f"is written with kanji ({', '.join(han[:3])}), and Japanese transcripts must be written in kana "
+                "(hiragana or katakana) to be aligned")
+    if han and code == "zh":
+        return (f"is written in Chinese characters ({', '.join(han[:3])}), and Mandarin transcripts must be written "
+                "in pinyin (tone-numbered, ni3 hao3, or with tone marks) to be aligned")
     unread = [word for word, _ in spoken_words(text, code) if not _RULES[code](word)]
     if unread:
         return f"has words its letter-to-sound rules cannot read ({', '.join(unread[:3])})"

@@ -3,12 +3,13 @@
 A syllable is an initial and a final. The initials are the English consonant nearest in the mouth (b p m f exact;
 j q x as jh ch sh, z c as t s); the finals are written out below: a as the open aa, o as the rounded ao, e (ɤ) as ah,
 ü as the rounded uw, ong as ow ng, and the i after z c s zh ch sh r (a buzz, not a vowel) as ih. Tones do not move
-the lips.
+the lips: a syllable written with a tone mark ("wǒ", "míng") is read as with a tone digit ("wo3", "ming2").
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _INITIALS = {"b": "b", "p": "p", "m": "m", "f": "f", "d": "d", "t": "t", "n": "n", "l": "l", "g": "g", "k": "k",
              "h": "hh", "j": "jh", "q": "ch", "x": "sh", "zh": "jh", "ch": "ch", "sh": "sh", "r": "r", "z": "t s",
@@ -50,8 +51,18 @@ def syllable(initial: str, final: str) -> list[str] | None:
     return ((_INITIALS[initial] + " ") if initial else "").split() + said.split() + ["r"] * erhua
 
 
+_TONE_MARKS = {"\u0304", "\u0301", "\u030c", "\u0300"}  # the macron, acute, caron and grave of the four tones
+
+
+def toneless(word: str) -> str:
+    """Pinyin without its tone marks ("wǒ" → "wo", "lǜ" → "lü"): tones do not move the lips."""
+    return unicodedata.normalize("NFC", "".join(c for c in unicodedata.normalize("NFD", word) if c not in _TONE_MARKS))
+
+
 def mandarin(word: str) -> list[str]:
-    """The phones of a run of pinyin syllables (tone digits already gone); [] when the run is not pinyin."""
+    """The phones of a run of pinyin syllables (tone digits already gone, tone marks allowed); [] when the run is
+    not pinyin."""
+    word = toneless(word)
     out: list[str] = []
     at = 0
     if word == "r":  # erhua after a tone digit ("dian3r"): the syllable before ends in r

@@ -135,7 +135,9 @@ def test_japanese_kana(text, expected):
 
 def test_what_the_rules_cannot_read_is_said_in_words():
     why = letters.unspeakable("ja", "こんにちは、お元気ですか？")
-    assert why == "has words its letter-to-sound rules cannot read (お元気ですか)"
+    # the kanji, not the whole phrase around them (it was "cannot read (お元気ですか)" before issue 17's review)
+    assert why == ("is written with kanji (元気), and Japanese transcripts must be written in kana (hiragana or "
+                   "katakana) to be aligned")
     assert letters.unspeakable("zh", "ma1 ma5 mai3 le5") is None  # tone digits are not numbers
     assert letters.unspeakable("zh", "wo3 you3 3 ge4") is not None
 
