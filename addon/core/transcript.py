@@ -10,6 +10,10 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .letters import words as common
+from .letters.pinyin import mandarin, toneless
+from .letters.words import LANGUAGE_NAMES, TONE_DIGIT, is_han  # noqa: F401 (LANGUAGE_NAMES: the add-on's names)
+
 # --- text → words --------------------------------------------------------------------------------------------
 
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -114,9 +118,6 @@ def letter_to_sound(word: str) -> list[str]:
 # least two; core.letters.words has the lists), for a language not told apart when one word in five is spelled with
 # letters English never uses (unless its other words are plainly English: a few names, "Take the Autobahn to Köln"),
 # or when most of its words are neither in the pronouncing dictionary nor plain ASCII.
-LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian",
-                  "pt": "Portuguese", "nl": "Dutch", "sv": "Swedish", "pl": "Polish", "tr": "Turkish",
-                  "zh": "tone-numbered Mandarin pinyin", "ja": "Japanese"}
 # Letters that only one of these languages spells with: a word with one of them votes for that language too. Not ñ
 # or å: English lines keep them in loanwords and names (jalapeño, Muñoz, Håkan), as _FOREIGN_LETTERS leaves ñ out.
 _OWN_LETTERS = {"de": frozenset("ß"), "pt": frozenset("ãõ"), "pl": frozenset("łśżźćńąę"), "tr": frozenset("şğı")}
@@ -126,7 +127,6 @@ _NOT_LETTERS = {"sv": frozenset("øæ")}
 # a transcript with at least one word in five spelled with them is not English.
 _FOREIGN_LETTERS = frozenset("åøöüßłśżźćńąęşğıőűřěůčšžäõã")
 _FOREIGN_WORD_SHARE = 0.2
-TONE_DIGIT = r"(?<=[a-zü])[1-5](?!\d)"  # a tone number after a pinyin syllable, in lower case ("ba4", not "b12")
 _PINYIN_SYLLABLE = re.compile(r"[a-zü]+" + TONE_DIGIT)  # tone-numbered pinyin: "ba4 ba5 mei3 tian1"
 # Pinyin's tone marks; those with a macron or a caron are spelled by none of the other languages (an acute or a
 # grave alone, as in Spanish "qué" or Italian "più", does not make a line pinyin).
@@ -166,8 +166,6 @@ CHINESE_CHARACTERS = ("is written in Chinese characters (kanji or hanzi), which 
 def transcript_language(text: str, in_dictionary: Callable[[str], bool]) -> TranscriptLanguage:
     """The language ``text`` is written in: English, one named language ("looks like Spanish"), or not English at
     all. ``in_dictionary(word)``: whether the pronouncing dictionary knows a lower-case ASCII word."""
-    from .letters import words as common
-
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return ENGLISH
@@ -218,8 +216,6 @@ def _elided(word: str) -> str:
 
 def _tone_marked_pinyin(word: str) -> bool:
     """Whether a word is pinyin written with tone marks ("wǒ", "míngtiān") that the pinyin rules can read."""
-    from .letters.pinyin import mandarin, toneless
-
     return (bool(_TONE_MARKED.intersection(word)) and all(c.isascii() or c in _TONE_MARKED or c == "ü" for c in word)
             and bool(mandarin(toneless(word))))
 
@@ -227,11 +223,6 @@ def _tone_marked_pinyin(word: str) -> bool:
 def language_as_told(code: str) -> TranscriptLanguage:
     """The TranscriptLanguage of a language the user named (told_language's code): no detection."""
     return ENGLISH if code == "en" else TranscriptLanguage(code, f"was set to {LANGUAGE_NAMES[code]}")
-
-
-def is_han(c: str) -> bool:
-    """Whether a character is a Chinese character (a kanji or hanzi; 々 repeats one)."""
-    return "\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf" or "\uf900" <= c <= "\ufaff" or c == "\u3005"
 
 
 def _is_kana(c: str) -> bool:

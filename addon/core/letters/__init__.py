@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Callable
 
 from . import french, germanic, kana, pinyin, portuguese, romance, turkish_polish
+from .words import LANGUAGE_NAMES, TONE_DIGIT, is_han
 
 # Language code → the word → phones rules of that language.
 _RULES: dict[str, Callable[[str], list[str]]] = {
@@ -47,8 +48,6 @@ _PHRASE_END = re.compile(r"[.,;:!?¿¡()\u2014\u2026\"、。！？]")
 
 def aligned_languages(conjunction: str = "and") -> str:
     """The languages whose transcripts are aligned, for a sentence: "English, Spanish and Italian"."""
-    from ..transcript import LANGUAGE_NAMES
-
     names = ["English", *(LANGUAGE_NAMES[code] for code in ALIGNED)]
     return ", ".join(names[:-1]) + f" {conjunction} " + names[-1] if len(names) > 1 else names[0]
 
@@ -70,8 +69,6 @@ def told_language(value: str | None) -> str | None:
     "auto"). FacePolicyError (one sentence listing the choices) for anything else, a language whose transcripts are
     not aligned (Dutch) included."""
     from ..errors import FacePolicyError
-    from ..transcript import LANGUAGE_NAMES
-
     key = (value or "").strip().lower()
     if key in ("", AUTO):
         return None
@@ -104,8 +101,6 @@ def spoken_words(text: str, code: str = "") -> list[tuple[str, bool]]:
 def unspeakable(code: str, text: str) -> str | None:
     """Why ``code``'s rules cannot say all of ``text`` (numbers written as digits, words they cannot read), or
     None."""
-    from ..transcript import TONE_DIGIT, is_han
-
     digits = re.sub(TONE_DIGIT, "", text.lower()) if code == "zh" else text  # pinyin's tone digits
     if re.search(r"\d", digits):
         return "writes numbers as digits, which only English transcripts spell out"

@@ -1,6 +1,7 @@
-"""Common words of English and of the languages core.letters knows, for telling which language a transcript is written
-in (core.transcript.transcript_language). Written for this project from general knowledge of each language: articles,
-pronouns, prepositions, conjunctions, auxiliaries, common verbs and adverbs.
+"""The languages core.letters knows (their names), and common words of English and of each, for telling which
+language a transcript is written in (core.transcript.transcript_language). The lists were written for this project
+from general knowledge of each language: articles, pronouns, prepositions, conjunctions, auxiliaries, common verbs
+and adverbs.
 
 A word that is also an English word or an English name ("a", "in", "no", "son", "die", "was", "er", "ma", "hoe",
 "les", "al", "mia", "ben", "her", "men", "dove"...) is left out of the other languages' lists: an English line with it
@@ -9,6 +10,16 @@ other language: it says nothing about English against that language, so it count
 """
 
 from __future__ import annotations
+
+LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian",
+                  "pt": "Portuguese", "nl": "Dutch", "sv": "Swedish", "pl": "Polish", "tr": "Turkish",
+                  "zh": "tone-numbered Mandarin pinyin", "ja": "Japanese"}
+TONE_DIGIT = r"(?<=[a-zü])[1-5](?!\d)"  # a tone number after a pinyin syllable, in lower case ("ba4", not "b12")
+
+
+def is_han(c: str) -> bool:
+    """Whether a character is a Chinese character (a kanji or hanzi; 々 repeats one)."""
+    return "\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf" or "\uf900" <= c <= "\ufaff" or c == "\u3005"
 
 
 def _words(text: str) -> frozenset[str]:
