@@ -28,7 +28,7 @@ from .listener import BILABIAL_PHONES, BilabialListener, EncodedAudio, shared_li
 from .nonspeech import spectral_cues, speech_frames
 from .phones import BILABIALS, PHONES, SIL, VOWELS, PhoneSegment
 from .recognition import PAUSE_SILENCE, recognise_chunks, shared_decoders, speech_chunks
-from .transcript import language_as_told, transcript_language
+from .transcript import CHINESE_CHARACTERS, language_as_told, transcript_language
 
 # --- the transcript ------------------------------------------------------------------------------------------------
 
@@ -454,6 +454,9 @@ def _use_transcript(samples, text: str, probs, rate: float, recognise: str | Non
     language = language_as_told(told) if told else transcript_language(text, aligner.in_dictionary)
     if not language.english:
         if language.code not in letters.ALIGNED:
+            if language.reason == CHINESE_CHARACTERS:  # the reason says already how to write it
+                warnings.append(f"the transcript {language.reason}, so {instead}")
+                return None, None
             tell = " (set the transcript's language if it is one of them)" if language.undecided else ""
             warnings.append(f"the transcript {language.reason}, and transcripts are aligned only in "
                             f"{letters.aligned_languages()}{tell}, so {instead}")
