@@ -27,6 +27,31 @@ def _temp_beside(path: Path) -> Path:
     return Path(tmp)
 
 
+def _aside_beside(path: Path) -> Path:
+    """A new empty file beside ``path`` for its current content while a FileGroup replaces it (``aside_files`` finds
+    it: a cleanup after a crash puts it back, never deletes it as a partial file)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".aside" + path.suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def aside_files(path) -> list[Path]:
+    """The earlier contents of ``path`` that an interrupted FileGroup moved aside and did not put back."""
+    path = Path(path)
+    return list(path.parent.glob(f".{path.name}.*.aside{path.suffix}")) if path.parent.is_dir() else []
+
+
+def recover_aside(path, restore: bool = True) -> None:
+    """After a writer died between moving ``path`` aside (FileGroup.claim) and committing or rolling back: the earlier
+    file goes back where nothing has replaced it (``restore``; else, or where a new file is in place, it is dropped)."""
+    path = Path(path)
+    for aside in aside_files(path):
+        if restore and not path.exists():
+            os.replace(aside, path)
+        else:
+            aside.unlink(missing_ok=True)
+
+
 def partial_files(path) -> list[Path]:
     """The temporary files beside ``path`` that an interrupted write of it may have left."""
     path = Path(path)
@@ -129,7 +154,7 @@ class FileGroup:
         aside = None
         with signals_held():  # Ctrl-C between moving the file aside and noting it here would lose the user's file
             if path.exists():
-                aside = _temp_beside(path)
+                aside = _aside_beside(path)
                 try:
                     os.replace(path, aside)
                 except BaseException:

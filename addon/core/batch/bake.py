@@ -143,11 +143,16 @@ def _read_transcript(path: Path | None) -> str | None:
 
 
 def remove_partial_files(row: BakeRow, opts: BatchOptions) -> None:
-    """Delete the temporary files an interrupted bake of ``row`` may have left (fileio's temporary names)."""
-    from ..fileio import partial_files
+    """Clean up after a bake of ``row`` that died half-way (a worker killed or crashed before its file group rolled
+    back): its temporary files are deleted and the earlier outputs it had moved aside go back where no new one is in
+    place. The sidecar's earlier copy is dropped, so the line is baked again rather than taken as up to date over a
+    mix of old and new files."""
+    from ..fileio import partial_files, recover_aside
 
     paths = [p for takes in output_paths(row, opts).values() for p in takes.values()]
-    for path in [*paths, sidecar_path(row, opts)]:
+    side = sidecar_path(row, opts)
+    for path in [*paths, side]:
         for tmp in partial_files(path):
             tmp.unlink(missing_ok=True)
+        recover_aside(path, restore=path != side)
 

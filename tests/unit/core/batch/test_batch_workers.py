@@ -69,3 +69,40 @@ def test_ctrl_c_removes_the_temporary_files_of_a_row_its_worker_left(tmp_path):
     finally:
         driver.kill()
     assert list(out.iterdir()) == []
+
+
+# A worker that, re-baking a line, has moved the line's earlier output and sidecar aside (FileGroup.claim) and is
+# stopped before it can put them back or write new ones.
+CLAIMING_WORKER = [sys.executable, "-c", """
+import json, sys, time, pathlib
+from facepolicy.core.fileio import FileGroup
+msg = json.loads(sys.stdin.readline())
+out = pathlib.Path(msg["opts"]["out_dir"])
+group = FileGroup()
+for name in (msg["row"]["output"] + ".json", "." + msg["row"]["output"] + ".facepolicy-bake"):
+    group.claim(out / name)
+print("claimed", file=sys.stderr, flush=True)
+time.sleep(600)
+"""]
+
+
+def test_ctrl_c_puts_back_the_earlier_output_a_stopped_worker_had_moved_aside(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "line.json").write_text('{"earlier": true}')
+    (out / ".line.facepolicy-bake").write_text("{}")
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER.replace(repr(STUCK_WORKER), repr(CLAIMING_WORKER)),
+                               str(write_line(tmp_path / "line.wav")), str(out)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while (out / "line.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not (out / "line.json").exists(), "the worker never moved the earlier output aside"
+        driver.send_signal(signal.SIGINT)
+        assert driver.wait(timeout=60) == 130
+    finally:
+        driver.kill()
+    # The user's earlier output is back as it was; the sidecar's copy is dropped, so the next run bakes the line
+    # again instead of taking a half-written line as up to date; nothing temporary is left.
+    assert sorted(p.name for p in out.iterdir()) == ["line.json"]
+    assert (out / "line.json").read_text() == '{"earlier": true}'
