@@ -84,8 +84,8 @@ def _add_bake(subparsers) -> None:
                    help=f"animation engine (default: {default_engine})")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="worker processes, each with its share of the cores: for many lines (default: 1, which "
-                        "gives every line all the cores; a few long lines are faster so)")
+                   help="worker processes, each with its share of the cores: for many lines (default: 1: every "
+                        "line gets all the cores, which is faster for a few long lines)")
     p.add_argument("--manifest", metavar="FILE", help="a CSV or JSON manifest with one row per line")
     p.add_argument("--accuracy", choices=ACCURACY_MODES,
                    help="without a transcript. Neural: accurate (default) adds pocketsphinx phone recognition and "

@@ -40,7 +40,7 @@ ChunkProgress = Callable[[float], None]
 
 
 class AlignerMissing(FacePolicyError):
-    """pocketsphinx is not installed."""
+    """pocketsphinx cannot be loaded (not installed, or a broken install)."""
 
 
 def load_pocketsphinx():
@@ -48,7 +48,7 @@ def load_pocketsphinx():
     try:
         import pocketsphinx
     except ImportError as exc:
-        raise AlignerMissing(f"pocketsphinx is not installed (pip install pocketsphinx; importing it said: {exc})"
+        raise AlignerMissing(f"pocketsphinx cannot be loaded (pip install pocketsphinx; importing it said: {exc})"
                              ) from None
     return pocketsphinx
 

@@ -8,6 +8,7 @@ import os
 import signal
 import tempfile
 import threading
+import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -231,7 +232,7 @@ def decode_user_text(data: bytes) -> str:
                 raise ValueError("its bytes are neither UTF-8 nor Windows-1252 text") from None
     if "\x00" in text:
         raise ValueError("it holds NUL bytes, as UTF-16 saved without a byte-order mark does")
-    return text
+    return unicodedata.normalize("NFC", text)  # macOS's editors may save "ü" as u and a combining diaeresis
 
 
 def read_user_text(path, what: str = "transcript") -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .letters import words as common
 from .letters.pinyin import mandarin, toneless
-from .letters.words import LANGUAGE_NAMES, TONE_DIGIT, is_han  # noqa: F401 (LANGUAGE_NAMES: the add-on's names)
+from .letters.words import LANGUAGE_NAMES, TONE_DIGIT, is_han
 
 # --- text → words --------------------------------------------------------------------------------------------
 
@@ -159,13 +159,14 @@ class TranscriptLanguage:
 
 ENGLISH = TranscriptLanguage("en")
 NOT_LATIN = "is not written in the Latin alphabet"
-CHINESE_CHARACTERS = ("is written in Chinese characters (kanji or hanzi), which must be written in kana for Japanese "
-                      "or in pinyin for Mandarin")
+CHINESE_CHARACTERS = ("is written in Chinese characters (kanji or hanzi), which are not aligned: Japanese must be "
+                      "written in kana and Mandarin in pinyin")
 
 
 def transcript_language(text: str, in_dictionary: Callable[[str], bool]) -> TranscriptLanguage:
     """The language ``text`` is written in: English, one named language ("looks like Spanish"), or not English at
     all. ``in_dictionary(word)``: whether the pronouncing dictionary knows a lower-case ASCII word."""
+    text = unicodedata.normalize("NFC", text)  # a letter and its combining accent are one letter
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return ENGLISH
@@ -179,7 +180,7 @@ def transcript_language(text: str, in_dictionary: Callable[[str], bool]) -> Tran
     numbered = len(_PINYIN_SYLLABLE.findall(text.lower()))
     marked = sum(1 for w in tokens if _tone_marked_pinyin(w)) if _PINYIN_ONLY_MARKS.intersection(text.lower()) else 0
     if numbered + marked >= 3 and numbered + marked >= 0.5 * len(tokens):
-        return TranscriptLanguage("zh", f"looks like {LANGUAGE_NAMES['zh']}" if numbered >= marked else
+        return TranscriptLanguage("zh", "looks like Mandarin pinyin" if numbered >= marked else
                                   "looks like Mandarin pinyin with tone marks (read as tone numbers)")
     words = set(tokens)  # each word votes once ("la la land")
     english = words & common.ENGLISH

@@ -15,8 +15,8 @@ from bpy.props import (
 from ..blender import sound
 from ..core import engine as core_engine
 from ..core.letters import settable_languages
+from ..core.letters.words import LANGUAGE_NAMES
 from ..core.spec import EMOTIONS
-from ..core.transcript import LANGUAGE_NAMES
 
 # The panel's Language: detection, or one of the languages whose transcripts are aligned (core.letters.ALIGNED).
 TRANSCRIPT_LANGUAGES = (("AUTO", "Detect", "Tell the transcript's language from its words and letters"),

@@ -100,7 +100,7 @@ def test_pinyin_with_tone_marks_is_aligned_as_pinyin_detected_or_set(tmp_path):
     for told in ((), ("--transcript-language", "zh")):
         done, out = bake(tmp_path, *told)
         m = meta(out, "zh_line")
-        assert m["warnings"] == aligned_as("tone-numbered Mandarin pinyin"), told
+        assert m["warnings"] == aligned_as("Mandarin pinyin"), told
         assert m["neural"]["evidence"] == "transcript alignment"
         closes_every_bilabial(out, "zh_line", utt)
 
@@ -114,8 +114,8 @@ def test_a_transcript_in_kanji_says_in_one_sentence_that_japanese_is_written_in_
     assert kanji == ("the transcript looks like Japanese but is written with kanji (今日, 良, 天気), and Japanese "
                      f"transcripts must be written in kana (hiragana or katakana) to be aligned, {RECOGNITION}")
     (han,) = meta(out, "han_only")["warnings"]
-    assert han == ("the transcript is written in Chinese characters (kanji or hanzi), which must be written in kana "
-                   f"for Japanese or in pinyin for Mandarin, {RECOGNITION}")
+    assert han == ("the transcript is written in Chinese characters (kanji or hanzi), which are not aligned: Japanese "
+                   f"must be written in kana and Mandarin in pinyin, {RECOGNITION}")
     assert "Latin alphabet" not in han
     for name in ("ja_kanji", "han_only"):
         assert meta(out, name)["neural"]["evidence"] == "phone recognition"

@@ -134,7 +134,7 @@ LOCALISED = [
     ("sv", "sv", "Min bror bakar bröd och köper mjölk på morgonen.", "Swedish", 0),
     ("pl", "pl", "Mama kupiła mleko i bułki na obiad.", "Polish", 0),
     ("tr", "tr", "Bu akşam babam ve ben çok güzel bir pasta yaptık.", "Turkish", 1),
-    ("zh", "cmn-latn-pinyin", "ma1ma5 mai3 le5 mian4bao1 he2 pu2tao2.", "tone-numbered Mandarin pinyin", 0),
+    ("zh", "cmn-latn-pinyin", "ma1ma5 mai3 le5 mian4bao1 he2 pu2tao2.", "Mandarin pinyin", 0),
     ("ja", "ja", "ぼくは まいにち ぱんを たべます。", "Japanese", 0),
 ]
 

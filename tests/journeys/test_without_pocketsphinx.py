@@ -37,10 +37,10 @@ def test_a_bake_without_pocketsphinx_says_in_one_sentence_what_the_line_was_anim
     done = facepolicy("bake", wav, "-o", tmp_path / "out/", "--format", "csv,json", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     meta = json.loads((tmp_path / "out" / "line.json").read_text(encoding="utf-8"))["meta"]
-    assert meta["warnings"] == ["pocketsphinx is not installed (pip install pocketsphinx; importing it said: No module "
+    assert meta["warnings"] == ["pocketsphinx cannot be loaded (pip install pocketsphinx; importing it said: No module "
                                 "named 'pocketsphinx'), so this line was animated from the audio alone, without its "
                                 "transcript"]
     assert "Phonetic" not in done.stdout + done.stderr
     failed = facepolicy("bake", wav, "-o", tmp_path / "ph/", "--engine", "phonetic", env=env)
     assert failed.returncode == 1
-    assert "pocketsphinx is not installed (pip install pocketsphinx" in failed.stdout + failed.stderr
+    assert "pocketsphinx cannot be loaded (pip install pocketsphinx" in failed.stdout + failed.stderr

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian",
                   "pt": "Portuguese", "nl": "Dutch", "sv": "Swedish", "pl": "Polish", "tr": "Turkish",
-                  "zh": "tone-numbered Mandarin pinyin", "ja": "Japanese"}
+                  "zh": "Mandarin pinyin", "ja": "Japanese"}
 TONE_DIGIT = r"(?<=[a-zü])[1-5](?!\d)"  # a tone number after a pinyin syllable, in lower case ("ba4", not "b12")
 
 

@@ -69,3 +69,14 @@ def test_chinese_characters_say_how_to_write_them():
     assert letters.unspeakable("ja", "私は東京に住んでいます。") == (
         "is written with kanji (私, 東京, 住), and Japanese transcripts must be written in kana (hiragana or "
         "katakana) to be aligned")
+
+
+def test_decomposed_text_is_told_as_its_composed_form():
+    # macOS editors may save "ǒ" as o and a combining caron: the same letters, the same language.
+    import unicodedata
+
+    from facepolicy.core.align import shared_aligner
+
+    known = shared_aligner().in_dictionary
+    for text in ("wǒ men míng tiān qù gōng yuán pá shān.", "Grüße aus Köln, sagte der Mann heute."):
+        assert transcript_language(unicodedata.normalize("NFD", text), known) == transcript_language(text, known)
