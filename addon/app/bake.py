@@ -317,7 +317,8 @@ def run_bake(args, executor: batch.Executor | None = None) -> int:
     todo = []
     for row in rows:
         if batch.is_up_to_date(row, opts):
-            results.append(batch.RowResult(row.index, row.output, "skipped"))
+            results.append(batch.RowResult(row.index, row.output, "skipped",
+                                           "; ".join(batch.recorded_warnings(row, opts))))
         else:
             todo.append(row)
     progress = batch.Progress(len(todo))

@@ -232,3 +232,16 @@ def test_a_line_bakes_the_same_whatever_was_baked_before_it(tmp_path):
         assert after["warnings"] == first["warnings"], name
         assert (tmp_path / "t_out" / f"{name}.csv").read_bytes() == (alone / f"{name}.csv").read_bytes(), name
     assert any("letter-to-sound" in w and "flimpet" in w for w in meta(tmp_path / "t_out", "b")["warnings"])
+
+
+def test_a_line_found_up_to_date_says_again_what_its_bake_said(tmp_path):
+    # A studio re-runs a batch: the lines already baked are skipped, and their rows must still carry what the user
+    # was told about them (here: the transcript was aligned as German), not go silent.
+    line(tmp_path, "npc", espeak, "Bitte bring mir morgen ein Paket mit Obst und Brot vom Markt.", "de")
+    first, out = bake(tmp_path)
+    said = "the transcript was aligned as German (letter-to-sound rules and the English acoustic model)"
+    assert said in first.stdout
+    again, _ = bake(tmp_path)
+    (row,) = [r for r in again.stdout.splitlines() if r.startswith("1 ")]
+    assert "up to date" in row and said in row, again.stdout
+    assert "0 baked, 1 up to date, 0 failed" in again.stdout

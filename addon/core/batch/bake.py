@@ -65,13 +65,12 @@ def bake_row(row: BakeRow, opts: BatchOptions, scene_exporter: SceneExporter | N
             tracks.append(track)
         if progress is not None:
             progress(1.0, "writing files")
-        result.files, export_warnings = _write_outputs(row, opts, tracks, fingerprint, scene_exporter)
-        result.status = "ok"
         # What the user should know (a truncated file, a transcript the engine could not align, a .blend without
-        # its sound strip, ...) shows in the summary, one line per row.
-        warnings = dict.fromkeys([*audio.warnings, *(str(w) for t in tracks for w in t.meta.get("warnings") or ()),
-                                  *export_warnings])
-        result.message = "; ".join(warnings)
+        # its sound strip, ...) shows in the summary, one line per row, and again when a later run finds it up to date.
+        notes = list(dict.fromkeys([*audio.warnings, *(str(w) for t in tracks for w in t.meta.get("warnings") or ())]))
+        result.files, export_warnings = _write_outputs(row, opts, tracks, fingerprint, scene_exporter, notes)
+        result.status = "ok"
+        result.message = "; ".join(dict.fromkeys([*notes, *export_warnings]))
     except Cancelled:
         result.status, result.message = "cancelled", "cancelled"
     except FacePolicyError as exc:
@@ -101,9 +100,10 @@ def _take_progress(progress: ProgressFn | None, take: int, takes: int) -> Progre
 
 
 def _write_outputs(row: BakeRow, opts: BatchOptions, tracks: list[FaceTrack], fingerprint: str,
-                   scene_exporter: SceneExporter | None) -> tuple[list[str], list[str]]:
-    """Write every output of the row as one group (fileio.FileGroup), the sidecar last; returns their paths and
-    the scene exporter's warnings."""
+                   scene_exporter: SceneExporter | None, notes: list[str] = ()) -> tuple[list[str], list[str]]:
+    """Write every output of the row as one group (fileio.FileGroup), the sidecar last (with ``notes``, what the
+    line's summary row says, and the scene exporter's warnings, so that a later run finding the line up to date says
+    it again); returns their paths and the scene exporter's warnings."""
     from ..fileio import FileGroup
     from ..livelink import write_livelink_csv
 
@@ -129,6 +129,7 @@ def _write_outputs(row: BakeRow, opts: BatchOptions, tracks: list[FaceTrack], fi
         group.stage_text(side, json.dumps({
             "fingerprint": fingerprint, "files": files, "audio": row.audio, "engine": row.engine,
             "seed": row.seed, "takes": opts.takes, "frames": tracks[0].n_frames, "fps": opts.fps,
+            "warnings": list(dict.fromkeys([*notes, *warnings])),
         }, indent=1))
         group.commit()
     return [str(p) for takes in targets.values() for p in takes.values()], warnings

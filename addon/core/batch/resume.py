@@ -72,6 +72,15 @@ def row_fingerprint(row: BakeRow, opts: BatchOptions) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 
 
+def recorded_warnings(row: BakeRow, opts: BatchOptions) -> list[str]:
+    """What the summary said of the line when it was baked (its sidecar's warnings; none from an older sidecar)."""
+    try:
+        side = json.loads(sidecar_path(row, opts).read_text(encoding="utf-8"))
+        return [str(w) for w in side.get("warnings", ())]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
+
+
 def is_up_to_date(row: BakeRow, opts: BatchOptions) -> bool:
     """True when every requested output exists, is newer than every input, and was made with the same
     parameters and input contents (the sidecar's fingerprint)."""
