@@ -7,27 +7,26 @@ points into chunks of at most ``MAX_CHUNK`` seconds, so the decoders' memory sta
 
 from __future__ import annotations
 
-import functools
+import queue
 import re
-import tempfile
 import threading
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from . import letters, spec
+from .cpu import cores
 from .errors import FacePolicyError
-from .fileio import atomic_write_text
+from .phone_lm import PHONE_LM_WEIGHT, bilabial_phone_lm
 from .phones import PHONE_INDEX, SIL, PhoneSegment, normalise_phone
+from .ps_native import NativeAligner, load_pocketsphinx, native_library
 from .transcript import letter_to_sound, plain_ascii, transcript_words
 
 FRAME_RATE = 100  # pocketsphinx frames per second
 MAX_CHUNK = 30.0  # seconds per decoder call
-PHONE_LM_WEIGHT = 2.0
-BILABIAL_BOOST = 1.2  # log10 added to phone-LM probabilities of M, B and P
 # Forced alignment follows one line of words, so it can afford beams far wider than recognition's: the default
 # (1e-48) pruned the spoken path of synthetic voices, whose frames score poorly against a model of real speech.
 ALIGN_BEAM = 1e-200
@@ -37,20 +36,6 @@ DIGITAL_SILENCE = 160
 NOISE_FLOOR = 2
 
 ChunkProgress = Callable[[float], None]
-
-
-class AlignerMissing(FacePolicyError):
-    """pocketsphinx cannot be loaded (not installed, or a broken install)."""
-
-
-def load_pocketsphinx():
-    """The pocketsphinx module; AlignerMissing (one sentence) when it is not installed."""
-    try:
-        import pocketsphinx
-    except ImportError as exc:
-        raise AlignerMissing(f"pocketsphinx cannot be loaded (pip install pocketsphinx; importing it said: {exc})"
-                             ) from None
-    return pocketsphinx
 
 
 @dataclass
@@ -95,58 +80,6 @@ def chunk_bounds(samples: np.ndarray, rate: int = spec.SAMPLE_RATE, max_len: flo
         start = cut
     bounds.append((start, n))
     return bounds
-
-
-@functools.cache
-def _phone_lm_arpa(source: str) -> str:
-    """The binary phone LM as ARPA text.
-
-    The LogMath is held in a variable on purpose: NGramModel keeps only a borrowed pointer to it, and a temporary
-    (or NGramModel.readfile's implicit one) is freed under the model, which then writes garbage scores.
-    """
-    ps = load_pocketsphinx()
-    logmath = ps.LogMath()
-    config = ps.Config()
-    model = ps.NGramModel(config, logmath, source)
-    with tempfile.TemporaryDirectory(prefix="fp_lm_") as tmp:
-        arpa = Path(tmp) / "phone.arpa"
-        model.write(str(arpa), ps.NGramModel.str_to_type("arpa"))
-        text = arpa.read_text(encoding="utf-8")
-    del model, logmath, config
-    unigrams = text.split("\\1-grams:", 1)[-1].split("\\2-grams:", 1)[0]
-    scores = [float(line.split("\t")[0]) for line in unigrams.splitlines() if "\t" in line]
-    if not scores or not all(-99.5 < v <= 0 for v in scores):
-        raise FacePolicyError("pocketsphinx's phone language model could not be read; reinstall pocketsphinx")
-    return text
-
-
-def bilabial_phone_lm(boost: float = BILABIAL_BOOST) -> Path:
-    """pocketsphinx's phone language model with the unigrams M, B and P, and every n-gram that starts with one of
-    them, raised by ``boost`` (log10). (The file writes an n-gram's words tab-separated and the first is read: the
-    n-grams that end in them are not raised. Every figure was measured so; docs/BENCHMARKS.md, tenth session.)
-
-    Built once from the installed model and kept in the temp folder (about 0.4 MB).
-    """
-    ps = load_pocketsphinx()
-    source = Path(ps.get_model_path("en-us/en-us-phone.lm.bin"))
-    stat = source.stat()
-    out = Path(tempfile.gettempdir()) / f"facepolicy-phone-lm-{stat.st_size}-{int(stat.st_mtime)}-{boost:.2f}.arpa"
-    if out.exists():
-        return out
-    lines = _phone_lm_arpa(str(source)).split("\n")
-    in_ngrams = False
-    for k, line in enumerate(lines):
-        if line.startswith("\\"):
-            in_ngrams = line.endswith("-grams:")
-            continue
-        fields = line.split("\t")
-        if in_ngrams and len(fields) >= 2 and fields[1].split(" ")[-1] in {"M", "B", "P"}:
-            logp = float(fields[0])
-            if logp > -98:
-                fields[0] = f"{logp + boost:.4f}"
-                lines[k] = "\t".join(fields)
-    atomic_write_text(out, "\n".join(lines))
-    return out
 
 
 def pcm16(samples: np.ndarray) -> bytes:
@@ -221,7 +154,9 @@ class Aligner:
         # Words given a letter-to-sound pronunciation in the align decoder's dictionary. They stay out of what the
         # dictionary "knows": a line's language and its letter-to-sound note must not depend on the lines before it.
         self._sounded: set[str] = set()
+        self._entries: dict[str, str] = {}  # every word added to the align decoder's dictionary: its phones
         self._align: object | None = None
+        self._more: list[NativeAligner] = []  # further align decoders, for the chunks of a long line
         self._phones: object | None = None
         self._words: object | None = None
 
@@ -230,8 +165,7 @@ class Aligner:
         ps = load_pocketsphinx()
         if kind == "align":
             if self._align is None:
-                self._align = ps.Decoder(lm=None, loglevel="FATAL", bestpath=False, beam=ALIGN_BEAM,
-                                         pbeam=ALIGN_BEAM, wbeam=ALIGN_BEAM)
+                self._align = self._new_aligner(ps)
             return self._align
         if kind == "phones":
             if self._phones is None:
@@ -244,6 +178,27 @@ class Aligner:
             self._words = ps.Decoder(loglevel="FATAL")
         return self._words
 
+    def _new_aligner(self, ps):
+        """A forced-alignment decoder: through the C functions where they are exported (core.ps_native: the GIL is
+        free while it decodes, and a long line's chunks align on several cores), else the Python binding."""
+        settings = {"lm": None, "loglevel": "FATAL", "bestpath": False, "beam": ALIGN_BEAM, "pbeam": ALIGN_BEAM,
+                    "wbeam": ALIGN_BEAM}
+        lib = native_library("alignment")
+        return NativeAligner(lib, ps.Config(**settings).dumps().encode()) if lib else ps.Decoder(**settings)
+
+    def _aligners(self, count: int) -> list:
+        """The align decoder and up to ``count`` - 1 more (native ones only), each knowing every added word."""
+        first = self._decoder("align")
+        if not isinstance(first, NativeAligner):
+            return [first]
+        while len(self._more) < count - 1:
+            self._more.append(self._new_aligner(load_pocketsphinx()))
+        for d in self._more[: count - 1]:
+            for word in self._entries.keys() - d.taught:
+                d.add_word(word, self._entries[word], True)
+                d.taught.add(word)
+        return [first, *self._more[: count - 1]]
+
     def pronunciation(self, word: str) -> str:
         """The dictionary pronunciation, or a letter-to-sound one (added to the decoder's dictionary, and noted as
         sounded out)."""
@@ -254,7 +209,8 @@ class Aligner:
         phones = letter_to_sound(word)
         if not phones:
             return ""
-        d.add_word(word, " ".join(p.upper() for p in phones), True)
+        self._entries[word] = " ".join(p.upper() for p in phones)
+        d.add_word(word, self._entries[word], True)
         self._sounded.add(word)
         return " ".join(phones)
 
@@ -314,6 +270,7 @@ class Aligner:
             said = " ".join(p.upper() for p in phones)
             key = f"{language}_{re.sub(r'[^a-z]', '', plain_ascii(word)) or 'w'}_{zlib.crc32(said.encode()):08x}"
             if not d.lookup_word(key):
+                self._entries[key] = said
                 d.add_word(key, said, True)
             out.append((key, word))
         return out
@@ -332,34 +289,41 @@ class Aligner:
         finally:
             d.end_utt()
 
-    def _align_chunk(self, samples: np.ndarray, words: list[str], offset: float) -> Alignment:
-        d = self._decoder("align")
+    def _align_chunk(self, samples: np.ndarray, words: list[str], offset: float, d=None) -> Alignment:
+        """The words' pass, then the phones' pass, on ``d`` (default: the align decoder)."""
+        d = d or self._decoder("align")
         pcm = pcm16(samples)
-        d.set_align_text(" ".join(words))
-        self._run(d, pcm)
-        if d.hyp() is None:
-            raise FacePolicyError("the transcript could not be aligned to the audio")
-        d.set_alignment()
-        self._run(d, pcm)
-        alignment = d.get_alignment()
-        if alignment is None:
+        if isinstance(d, NativeAligner):
+            entries = d.align_phones(pcm) if d.align_words(pcm, " ".join(words)) is not None else None
+        else:
+            d.set_align_text(" ".join(words))
+            self._run(d, pcm)
+            entries = None
+            if d.hyp() is not None:
+                d.set_alignment()
+                self._run(d, pcm)
+                alignment = d.get_alignment()
+                entries = None if alignment is None else [
+                    (w.name, w.start, w.duration, [(p.name, p.start, p.duration, p.score) for p in w])
+                    for w in alignment]
+        if entries is None:
             raise FacePolicyError("the transcript could not be aligned to the audio")
         phones: list[PhoneSegment] = []
         conf: list[float] = []
         scores: list[float] = []
         out_words = []
-        for w in alignment:
-            ws, we = offset + w.start / FRAME_RATE, offset + (w.start + w.duration) / FRAME_RATE
-            name = re.sub(r"\(\d+\)$", "", w.name)
+        for word, start, duration, children in entries:
+            ws, we = offset + start / FRAME_RATE, offset + (start + duration) / FRAME_RATE
+            name = re.sub(r"\(\d+\)$", "", word)
             if not name.startswith(("<", "[")):
                 out_words.append((name, ws, we))
-            for p in w:
-                label = p.name.lower()
+            for label, p_start, p_duration, score in children:
+                label = label.lower()
                 phone = normalise_phone(label) if label.rstrip("012") in PHONE_INDEX or label == "sil" else SIL
-                s = offset + p.start / FRAME_RATE
-                phones.append(PhoneSegment(phone, s, s + p.duration / FRAME_RATE))
+                s = offset + p_start / FRAME_RATE
+                phones.append(PhoneSegment(phone, s, s + p_duration / FRAME_RATE))
                 conf.append(1.0)
-                scores.append(float(p.score))
+                scores.append(float(score))
         return Alignment(phones, conf, out_words, "aligned", scores=scores)
 
     def _align_padded(self, samples: np.ndarray, words: list[str], rate: int) -> Alignment:
@@ -380,14 +344,18 @@ class Aligner:
         return result
 
     def _align_long(self, samples, words, rate, progress) -> Alignment:
-        """Word-level pass over the whole audio, then phone-level passes chunk by chunk between pauses."""
+        """Word-level pass over the whole audio, then phone-level passes chunk by chunk between pauses (on every core
+        where the decoders run through the C functions: the same phones)."""
         d = self._decoder("align")
-        d.set_align_text(" ".join(words))
-        self._run(d, pcm16(samples))
-        if d.hyp() is None:
+        if isinstance(d, NativeAligner):
+            found = d.align_words(pcm16(samples), " ".join(words))
+        else:
+            d.set_align_text(" ".join(words))
+            self._run(d, pcm16(samples))
+            found = None if d.hyp() is None else [(s.word, s.start_frame, s.end_frame) for s in d.seg()]
+        if found is None:
             raise FacePolicyError("the transcript could not be aligned to the audio")
-        segs = [(re.sub(r"\(\d+\)$", "", s.word), s.start_frame / FRAME_RATE, (s.end_frame + 1) / FRAME_RATE)
-                for s in d.seg()]
+        segs = [(re.sub(r"\(\d+\)$", "", w), first / FRAME_RATE, (last + 1) / FRAME_RATE) for w, first, last in found]
         spoken = [s for s in segs if not s[0].startswith(("<", "["))]
         # Cut after the last word that ends before each chunk limit, preferring gaps between words.
         cuts, start = [], 0.0
@@ -401,22 +369,43 @@ class Aligner:
             cuts.append(cut)
             start = cut
         edges = [0.0, *cuts, total]
+        spans = [(edges[k], edges[k + 1]) for k in range(len(edges) - 1)]
+        parts = self._align_spans(samples, rate, spans, [[w for w, s, e in spoken if a <= 0.5 * (s + e) < b]
+                                                         for a, b in spans], progress)
         result = Alignment([], [], [], "aligned")
-        for k in range(len(edges) - 1):
-            a, b = edges[k], edges[k + 1]
-            chunk_words = [w for w, s, e in spoken if a <= 0.5 * (s + e) < b]
-            lo, hi = int(a * rate), int(b * rate)
-            if chunk_words:
-                part = self._align_chunk(samples[lo:hi], chunk_words, a)
-            else:
-                part = Alignment([PhoneSegment(SIL, a, b)], [1.0], scores=[0.0])
+        for part in parts:
             result.phones += part.phones
             result.confidence += part.confidence
             result.scores += part.scores
             result.words += part.words
-            if progress:
-                progress((k + 1) / (len(edges) - 1))
         return result
+
+    def _align_spans(self, samples, rate, spans, span_words, progress) -> list[Alignment]:
+        """Each span (seconds) aligned to its words, on as many decoders as there are cores (one at a time through
+        the Python binding); ``progress`` hears the share done, on this thread."""
+        decoders = self._aligners(min(cores(), len(spans)))
+        free = queue.SimpleQueue()
+        for d in decoders:
+            free.put(d)
+
+        def one(k: int) -> Alignment:
+            (a, b), chunk_words = spans[k], span_words[k]
+            if not chunk_words:
+                return Alignment([PhoneSegment(SIL, a, b)], [1.0], scores=[0.0])
+            d = free.get()
+            try:
+                return self._align_chunk(samples[int(a * rate) : int(b * rate)], chunk_words, a, d)
+            finally:
+                free.put(d)
+
+        parts: list = [None] * len(spans)
+        with ThreadPoolExecutor(len(decoders), thread_name_prefix="facepolicy-align") as pool:
+            futures = {pool.submit(one, k): k for k in range(len(spans))}
+            for done, future in enumerate(as_completed(futures), start=1):
+                parts[futures[future]] = future.result()
+                if progress:
+                    progress(done / len(spans))
+        return parts
 
     # recognition -----------------------------------------------------------------------------------------
     def recognise_phones(self, samples: np.ndarray, rate: int = spec.SAMPLE_RATE,

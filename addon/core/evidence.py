@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from . import letters, spec
-from .align import Aligner, AlignerMissing, Alignment, merge_silences, shared_aligner
+from .align import Aligner, Alignment, merge_silences, shared_aligner
 from .cpu import cores
 from .errors import Cancelled, FacePolicyError
 from .letters import told_language
 from .listener import BILABIAL_PHONES, BilabialListener, EncodedAudio, shared_listener
 from .nonspeech import spectral_cues, speech_frames
 from .phones import BILABIALS, PHONES, SIL, VOWELS, PhoneSegment
+from .ps_native import AlignerMissing
 from .recognition import PAUSE_SILENCE, recognise_chunks, shared_decoders, speech_chunks
 from .transcript import CHINESE_CHARACTERS, language_as_told, transcript_language
 

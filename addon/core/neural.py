@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import spec
-from .align import AlignerMissing, Alignment
+from .align import Alignment
 from .cpu import cores
 from .errors import Cancelled, FacePolicyError
 from .evidence import AUDIO_ONLY, Evidence, calm_nonspeech, gather_evidence, sidecar_transcript
@@ -22,6 +22,7 @@ from .performer_brows import brow_features
 from .phones import BILABIALS, VOWELS
 from .phonetic import phonetic_prior_take
 from .prepare import folder_version, held_warm, take_prepared
+from .ps_native import AlignerMissing
 from .recognition import shared_decoders
 from .sampler import ARTICULATION, NeuralPolicy, SampleSettings, emotion_vector
 from .smoothing import gaussian_smooth

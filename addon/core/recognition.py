@@ -14,7 +14,6 @@ same phones, on one core.
 
 from __future__ import annotations
 
-import ctypes
 import tempfile
 import threading
 from collections.abc import Callable
@@ -24,20 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from . import spec
-from .align import (
-    FRAME_RATE,
-    MAX_CHUNK,
-    PHONE_LM_WEIGHT,
-    Alignment,
-    alignment_from_chunks,
-    bilabial_phone_lm,
-    chunk_bounds,
-    load_pocketsphinx,
-    pcm16,
-)
+from .align import FRAME_RATE, MAX_CHUNK, Alignment, alignment_from_chunks, chunk_bounds, pcm16
 from .cpu import cores
 from .errors import Cancelled
 from .fileio import atomic_write_text
+from .phone_lm import PHONE_LM_WEIGHT, bilabial_phone_lm
+from .ps_native import NativeDecoder, load_pocketsphinx, native_library
 
 # A pause is a run of encoder frames with P(sil) of at least PAUSE_SILENCE (or not speech at all) lasting at least
 # MIN_PAUSE seconds. PAUSE_MARGIN: how much of each pause the decoder hears next to the speech, the rest being
@@ -101,43 +92,12 @@ def _split_long(lo: int, hi: int, max_len: float, samples: np.ndarray | None) ->
 
 # --- the decoders ----------------------------------------------------------------------------------------------------
 
-class _NativeDecoder:
+class _NativeDecoder(NativeDecoder):
     """One all-phone decoder driven through pocketsphinx's C functions (each call releases the GIL)."""
-
-    def __init__(self, lib, config_json: bytes):
-        config = lib.ps_config_parse_json(None, config_json)
-        if not config:
-            raise OSError("pocketsphinx could not read the decoder settings")
-        self._lib, self._ps = lib, lib.ps_init(config)
-        lib.ps_config_free(config)  # the decoder keeps its own reference
-        if not self._ps:
-            raise OSError("pocketsphinx could not start a decoder")
 
     def decode(self, pcm: bytes) -> list[tuple[str, int, int]] | None:
         """(label, first frame, last frame) per segment; None when nothing could be decoded (a few ms of audio)."""
-        lib, ps = self._lib, self._ps
-        lib.ps_reinit_feat(ps, None)  # every chunk from a fresh front end (core.align.Aligner._run)
-        lib.ps_start_utt(ps)
-        try:
-            if pcm:
-                lib.ps_process_raw(ps, pcm, len(pcm) // 2, 0, 1)
-        finally:
-            lib.ps_end_utt(ps)
-        if lib.ps_get_hyp(ps, None) is None:
-            return None
-        out = []
-        first, last = ctypes.c_int(), ctypes.c_int()
-        seg = lib.ps_seg_iter(ps)
-        while seg:
-            lib.ps_seg_frames(seg, ctypes.byref(first), ctypes.byref(last))
-            out.append((lib.ps_seg_word(seg).decode(), first.value, last.value))
-            seg = lib.ps_seg_next(seg)  # frees the iterator at the end
-        return out
-
-    def __del__(self):
-        if getattr(self, "_ps", None):
-            self._lib.ps_free(self._ps)
-            self._ps = None
+        return self.segments() if self.run(pcm) else None
 
 
 class _BindingDecoder:
@@ -160,33 +120,6 @@ class _BindingDecoder:
         return [(s.word, s.start_frame, s.end_frame) for s in d.seg()]
 
 
-_V = ctypes.c_void_p
-_I32P = ctypes.POINTER(ctypes.c_int32)
-_C_FUNCTIONS = {  # name: (result type, argument types)
-    "ps_config_parse_json": (_V, [_V, ctypes.c_char_p]), "ps_config_free": (ctypes.c_int, [_V]),
-    "ps_init": (_V, [_V]), "ps_free": (ctypes.c_int, [_V]), "ps_reinit_feat": (ctypes.c_int, [_V, _V]),
-    "ps_start_utt": (ctypes.c_int, [_V]), "ps_end_utt": (ctypes.c_int, [_V]),
-    "ps_process_raw": (ctypes.c_int, [_V, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]),
-    "ps_get_hyp": (ctypes.c_char_p, [_V, _I32P]), "ps_seg_iter": (_V, [_V]), "ps_seg_next": (_V, [_V]),
-    "ps_seg_word": (ctypes.c_char_p, [_V]),
-    "ps_seg_frames": (None, [_V, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int)]),
-}
-
-
-def _native_library():
-    """pocketsphinx's C functions from its extension module, or None where they are not exported."""
-    try:
-        from pocketsphinx import _pocketsphinx as extension
-
-        lib = ctypes.CDLL(extension.__file__)
-        for name, (restype, argtypes) in _C_FUNCTIONS.items():
-            fn = getattr(lib, name)
-            fn.restype, fn.argtypes = restype, argtypes
-    except (ImportError, OSError, AttributeError):
-        return None
-    return lib
-
-
 def _phone_dictionary() -> Path:
     """A one-word pronouncing dictionary for the all-phone decoders. All-phone search reads no words, yet a decoder
     parses the whole bundled CMU dictionary (130 000 words) when it loads: 85 % of its loading time (0.085 of 0.10
@@ -205,7 +138,7 @@ class PhoneDecoders:
         self._free: list = []
         self._loading = 0  # decoders being made in the background (warm)
         self._config = None
-        self._lib = _native_library() if native else None
+        self._lib = native_library() if native else None
 
     @property
     def parallel(self) -> bool:

@@ -30,7 +30,6 @@ import math
 import numpy as np
 
 from . import features, spec
-from .align import AlignerMissing
 from .audio import loudness_gain
 from .errors import FacePolicyError
 from .evidence import BILABIAL_EVIDENCE
@@ -45,6 +44,7 @@ from .policy import (
     vowel_mask,
 )
 from .prosody_stream import ProsodyStream
+from .ps_native import AlignerMissing
 from .sampler import ARTICULATION
 from .smoothing import blend_plans
 from .stream_evidence import PhoneProbs, PhoneStream, window_evidence

@@ -13,18 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import spec
-from .align import (
-    FRAME_RATE,
-    PHONE_LM_WEIGHT,
-    Alignment,
-    bilabial_phone_lm,
-    load_pocketsphinx,
-    merge_silences,
-    pcm16,
-)
+from .align import FRAME_RATE, Alignment, merge_silences, pcm16
 from .evidence import BILABIAL_EVIDENCE, OPINION_PHONES, apply_second_opinion, split_phone
 from .listener import BILABIAL_PHONES
+from .phone_lm import PHONE_LM_WEIGHT, bilabial_phone_lm
 from .phones import PHONE_INDEX, PHONES, SIL, PhoneSegment
+from .ps_native import load_pocketsphinx
 
 UTTERANCE_MIN = 3.0  # seconds: an utterance this long is cut at its latest settled pause
 UTTERANCE_MAX = 12.0  # seconds: an utterance this long is cut at its latest settled phone boundary

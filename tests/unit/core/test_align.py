@@ -116,9 +116,9 @@ def test_long_audio_is_processed_in_bounded_chunks(monkeypatch):
     aligner = align.Aligner()
     original = aligner._align_chunk
 
-    def spy(samples, words, offset):
+    def spy(samples, words, offset, d=None):
         calls.append(len(samples) / spec.SAMPLE_RATE)
-        return original(samples, words, offset)
+        return original(samples, words, offset, d)
 
     monkeypatch.setattr(aligner, "_align_chunk", spy)
     result = aligner.align(x, text)
@@ -134,14 +134,16 @@ def test_long_audio_is_processed_in_bounded_chunks(monkeypatch):
 
 @needs_pocketsphinx
 def test_the_phone_language_model_is_biased_towards_bilabials(tmp_path, monkeypatch):
-    monkeypatch.setattr(align.tempfile, "gettempdir", lambda: str(tmp_path))
-    plain = align.bilabial_phone_lm(0.0).read_text().splitlines()
-    boosted = align.bilabial_phone_lm(0.5).read_text().splitlines()
+    from facepolicy.core import phone_lm
+
+    monkeypatch.setattr(phone_lm.tempfile, "gettempdir", lambda: str(tmp_path))
+    plain = phone_lm.bilabial_phone_lm(0.0).read_text().splitlines()
+    boosted = phone_lm.bilabial_phone_lm(0.5).read_text().splitlines()
     assert len(plain) == len(boosted) > 20000
     changed = [(a, b) for a, b in zip(plain, boosted, strict=True) if a != b]
     assert changed and all(a.split("\t")[1].split(" ")[-1] in {"M", "B", "P"} for a, _ in changed)
     assert all(float(b.split("\t")[0]) == pytest.approx(float(a.split("\t")[0]) + 0.5) for a, b in changed)
-    assert align.bilabial_phone_lm(0.5).stat().st_mtime == (tmp_path / align.bilabial_phone_lm(0.5).name).stat(
+    assert phone_lm.bilabial_phone_lm(0.5).stat().st_mtime == (tmp_path / phone_lm.bilabial_phone_lm(0.5).name).stat(
     ).st_mtime  # built once, then reused
 
 
@@ -168,3 +170,29 @@ def test_results_do_not_depend_on_what_the_decoder_heard_before():
     phones = signature(aligner.recognise_phones(clip))
     aligner.recognise_phones(other)
     assert signature(aligner.recognise_phones(clip)) == phones
+
+
+@needs_pocketsphinx
+def test_the_c_function_aligner_gives_the_bindings_alignment_on_every_core(monkeypatch):
+    # Alignment decodes through pocketsphinx's C functions where they are exported (the GIL is free meanwhile and a
+    # long line's chunks align on several threads): the same phones, words and scores as the Python binding, for a
+    # short line and for one cut into chunks (MAX_CHUNK lowered so three chunks share the two decoders).
+    from facepolicy.core import ps_native
+
+    if ps_native.native_library("alignment") is None:
+        pytest.skip("this pocketsphinx build does not export its C functions (the binding is used)")
+    a9, a7 = load_audio(ARCTIC / "arctic_a0009.wav"), load_audio(ARCTIC / "arctic_a0007.wav")
+    gap = np.zeros(spec.SAMPLE_RATE // 2, np.float32)
+    long = np.concatenate([a9.samples, gap, a7.samples, gap, a9.samples])
+    long_text = " ".join([A9_TEXT, (ARCTIC / "arctic_a0007.txt").read_text(), A9_TEXT])
+    monkeypatch.setattr(align, "MAX_CHUNK", 4.5)
+    native = align.Aligner()
+    assert isinstance(native._decoder("align"), ps_native.NativeAligner)
+    results = [native.align(a9.samples, A9_TEXT), native.align(long, long_text)]
+    monkeypatch.setattr(align, "native_library", lambda functions="recognition": None)
+    binding = align.Aligner()
+    assert not isinstance(binding._decoder("align"), ps_native.NativeAligner)
+    for got, (x, text) in zip(results, [(a9.samples, A9_TEXT), (long, long_text)], strict=True):
+        want = binding.align(x, text)
+        assert [(p.phone, p.start, p.end) for p in got.phones] == [(p.phone, p.start, p.end) for p in want.phones]
+        assert got.words == want.words and got.scores == want.scores

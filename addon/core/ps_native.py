@@ -1,0 +1,158 @@
+"""pocketsphinx, loaded (``load_pocketsphinx``), and its C functions called over ctypes, which releases the GIL for each
+call: decoders then run on several threads at once, and Blender's Python keeps running while one decodes. The Python
+binding holds the GIL for a whole call. Where the functions are not exported (the Windows wheel exports only the
+module's init function) the callers use the binding: the same C code, one call at a time.  Recognition
+(core.recognition) and forced alignment (core.align) both decode through here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+
+from .errors import FacePolicyError
+
+
+class AlignerMissing(FacePolicyError):
+    """pocketsphinx cannot be loaded (not installed, or a broken install)."""
+
+
+def load_pocketsphinx():
+    """The pocketsphinx module; AlignerMissing (one sentence) when it is not installed."""
+    try:
+        import pocketsphinx
+    except ImportError as exc:
+        raise AlignerMissing(f"pocketsphinx cannot be loaded (pip install pocketsphinx; importing it said: {exc})"
+                             ) from None
+    return pocketsphinx
+
+
+
+_V = ctypes.c_void_p
+_I32P = ctypes.POINTER(ctypes.c_int32)
+_IP = ctypes.POINTER(ctypes.c_int)
+RECOGNITION = {  # name: (result type, argument types)
+    "ps_config_parse_json": (_V, [_V, ctypes.c_char_p]), "ps_config_free": (ctypes.c_int, [_V]),
+    "ps_init": (_V, [_V]), "ps_free": (ctypes.c_int, [_V]), "ps_reinit_feat": (ctypes.c_int, [_V, _V]),
+    "ps_start_utt": (ctypes.c_int, [_V]), "ps_end_utt": (ctypes.c_int, [_V]),
+    "ps_process_raw": (ctypes.c_int, [_V, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]),
+    "ps_get_hyp": (ctypes.c_char_p, [_V, _I32P]), "ps_seg_iter": (_V, [_V]), "ps_seg_next": (_V, [_V]),
+    "ps_seg_word": (ctypes.c_char_p, [_V]), "ps_seg_frames": (None, [_V, _IP, _IP]),
+}
+ALIGNMENT = {
+    **RECOGNITION,
+    "ps_lookup_word": (ctypes.c_char_p, [_V, ctypes.c_char_p]),
+    "ps_add_word": (ctypes.c_int, [_V, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]),
+    "ps_set_align_text": (ctypes.c_int, [_V, ctypes.c_char_p]), "ps_set_alignment": (ctypes.c_int, [_V, _V]),
+    "ps_get_alignment": (_V, [_V]), "ps_alignment_words": (_V, [_V]),
+    "ps_alignment_iter_name": (ctypes.c_char_p, [_V]), "ps_alignment_iter_seg": (ctypes.c_int, [_V, _IP, _IP]),
+    "ps_alignment_iter_next": (_V, [_V]), "ps_alignment_iter_children": (_V, [_V]),
+    "ps_alignment_iter_free": (ctypes.c_int, [_V]),
+}
+
+
+@functools.cache
+def native_library(functions: str = "recognition"):
+    """pocketsphinx's extension module as a C library with the ``functions`` ("recognition" or "alignment") typed,
+    or None where one of them is not exported."""
+    table = ALIGNMENT if functions == "alignment" else RECOGNITION
+    try:
+        from pocketsphinx import _pocketsphinx as extension
+
+        lib = ctypes.CDLL(extension.__file__)
+        for name, (restype, argtypes) in table.items():
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = restype, argtypes
+    except (ImportError, OSError, AttributeError):
+        return None
+    return lib
+
+
+class NativeDecoder:
+    """One pocketsphinx decoder made from a settings JSON and driven through the C functions."""
+
+    def __init__(self, lib, config_json: bytes):
+        config = lib.ps_config_parse_json(None, config_json)
+        if not config:
+            raise OSError("pocketsphinx could not read the decoder settings")
+        self._lib, self._ps = lib, lib.ps_init(config)
+        lib.ps_config_free(config)  # the decoder keeps its own reference
+        if not self._ps:
+            raise OSError("pocketsphinx could not start a decoder")
+
+    def run(self, pcm: bytes) -> bool:
+        """Decode ``pcm`` as one utterance from a fresh front end (core.align.Aligner._run's rule); whether there is
+        a hypothesis."""
+        lib, ps = self._lib, self._ps
+        lib.ps_reinit_feat(ps, None)
+        lib.ps_start_utt(ps)
+        try:
+            if pcm:
+                lib.ps_process_raw(ps, pcm, len(pcm) // 2, 0, 1)
+        finally:
+            lib.ps_end_utt(ps)
+        score = ctypes.c_int32()  # not NULL: some searches (state alignment) write it unconditionally
+        return lib.ps_get_hyp(ps, ctypes.byref(score)) is not None
+
+    def segments(self) -> list[tuple[str, int, int]]:
+        """(label, first frame, last frame) per segment of the last hypothesis."""
+        lib = self._lib
+        out = []
+        first, last = ctypes.c_int(), ctypes.c_int()
+        seg = lib.ps_seg_iter(self._ps)
+        while seg:
+            lib.ps_seg_frames(seg, ctypes.byref(first), ctypes.byref(last))
+            out.append((lib.ps_seg_word(seg).decode(), first.value, last.value))
+            seg = lib.ps_seg_next(seg)  # frees the iterator at the end
+        return out
+
+    def __del__(self):
+        if getattr(self, "_ps", None):
+            self._lib.ps_free(self._ps)
+            self._ps = None
+
+
+class NativeAligner(NativeDecoder):
+    """A forced-alignment decoder (the words' pass, then the phones' pass) through the C functions."""
+
+    def __init__(self, lib, config_json: bytes):
+        super().__init__(lib, config_json)
+        self.taught: set[str] = set()  # words given to this decoder's dictionary (core.align.Aligner)
+
+    def lookup_word(self, word: str) -> str | None:
+        """The dictionary's phones for ``word`` (as the Python binding's lookup_word), or None."""
+        found = self._lib.ps_lookup_word(self._ps, word.encode())
+        return found.decode() if found is not None else None
+
+    def add_word(self, word: str, phones: str, update: bool = True) -> None:
+        self._lib.ps_add_word(self._ps, word.encode(), phones.encode(), int(update))
+
+    def align_words(self, pcm: bytes, words: str) -> list[tuple[str, int, int]] | None:
+        """The words' pass: their segments, or None when the search found no path."""
+        self._lib.ps_set_align_text(self._ps, words.encode())
+        return self.segments() if self.run(pcm) else None
+
+    def align_phones(self, pcm: bytes) -> list[tuple[str, int, int, list[tuple[str, int, int, int]]]] | None:
+        """After align_words on the same ``pcm``: (word, start, duration, [(phone, start, duration, score)]) per
+        word, or None when the phones could not be aligned."""
+        lib, ps = self._lib, self._ps
+        if lib.ps_set_alignment(ps, None) < 0:
+            return None
+        self.run(pcm)
+        alignment = lib.ps_get_alignment(ps)  # owned by the decoder
+        if not alignment:
+            return None
+        start, duration = ctypes.c_int(), ctypes.c_int()
+        out = []
+        word = lib.ps_alignment_words(alignment)
+        while word:
+            lib.ps_alignment_iter_seg(word, ctypes.byref(start), ctypes.byref(duration))
+            entry = (lib.ps_alignment_iter_name(word).decode(), start.value, duration.value, [])
+            phone = lib.ps_alignment_iter_children(word)
+            while phone:
+                score = lib.ps_alignment_iter_seg(phone, ctypes.byref(start), ctypes.byref(duration))
+                entry[3].append((lib.ps_alignment_iter_name(phone).decode(), start.value, duration.value, score))
+                phone = lib.ps_alignment_iter_next(phone)  # frees the iterator at the end
+            out.append(entry)
+            word = lib.ps_alignment_iter_next(word)
+        return out
