@@ -316,9 +316,10 @@ def run_bake(args, executor: batch.Executor | None = None) -> int:
     results: list[batch.RowResult] = list(failures)
     todo = []
     for row in rows:
-        if batch.is_up_to_date(row, opts):
-            results.append(batch.RowResult(row.index, row.output, "skipped",
-                                           "; ".join(batch.recorded_warnings(row, opts))))
+        side = batch.up_to_date_sidecar(row, opts)
+        if side is not None:  # its summary row says again what the bake said of it
+            said = "; ".join(map(str, side.get("warnings", ())))
+            results.append(batch.RowResult(row.index, row.output, "skipped", said))
         else:
             todo.append(row)
     progress = batch.Progress(len(todo))

@@ -22,7 +22,7 @@ from .cpu import cores
 from .errors import FacePolicyError
 from .phone_lm import PHONE_LM_WEIGHT, bilabial_phone_lm
 from .phones import PHONE_INDEX, SIL, PhoneSegment, normalise_phone
-from .ps_native import NativeAligner, load_pocketsphinx, native_library
+from .ps_native import BindingAligner, NativeAligner, feed, load_pocketsphinx, native_library
 from .transcript import letter_to_sound, plain_ascii, transcript_words
 
 FRAME_RATE = 100  # pocketsphinx frames per second
@@ -151,12 +151,12 @@ class Aligner:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # Words given a letter-to-sound pronunciation in the align decoder's dictionary. They stay out of what the
-        # dictionary "knows": a line's language and its letter-to-sound note must not depend on the lines before it.
-        self._sounded: set[str] = set()
-        self._entries: dict[str, str] = {}  # every word added to the align decoder's dictionary: its phones
+        # Every word added to the align decoder's dictionary (sounded out by letter-to-sound rules, or a foreign
+        # word's key): its phones. They stay out of what the dictionary "knows": a line's language and its
+        # letter-to-sound note must not depend on the lines before it.
+        self._entries: dict[str, str] = {}
         self._align: object | None = None
-        self._more: list[NativeAligner] = []  # further align decoders, for the chunks of a long line
+        self._more: list[NativeAligner] = []  # further align decoders (native only), for a long line's chunks
         self._phones: object | None = None
         self._words: object | None = None
 
@@ -184,7 +184,8 @@ class Aligner:
         settings = {"lm": None, "loglevel": "FATAL", "bestpath": False, "beam": ALIGN_BEAM, "pbeam": ALIGN_BEAM,
                     "wbeam": ALIGN_BEAM}
         lib = native_library("alignment")
-        return NativeAligner(lib, ps.Config(**settings).dumps().encode()) if lib else ps.Decoder(**settings)
+        return NativeAligner(lib, ps.Config(**settings).dumps().encode()) if lib else BindingAligner(
+            ps.Decoder(**settings))
 
     def _aligners(self, count: int) -> list:
         """The align decoder and up to ``count`` - 1 more (native ones only), each knowing every added word."""
@@ -211,11 +212,10 @@ class Aligner:
             return ""
         self._entries[word] = " ".join(p.upper() for p in phones)
         d.add_word(word, self._entries[word], True)
-        self._sounded.add(word)
         return " ".join(phones)
 
     def _knows(self, word: str) -> bool:
-        return word not in self._sounded and bool(self._decoder("align").lookup_word(word))
+        return word not in self._entries and bool(self._decoder("align").lookup_word(word))
 
     def in_dictionary(self, word: str) -> bool:
         """Whether the pronouncing dictionary knows ``word`` (lower case): a word an earlier line had sounded out
@@ -275,37 +275,11 @@ class Aligner:
             out.append((key, word))
         return out
 
-    def _run(self, d, pcm: bytes) -> None:
-        # The front end carries its noise estimate and cepstral mean from one utterance to the next, so a line
-        # would come out differently depending on what was decoded before. Resetting it makes every result a
-        # function of its own audio alone (batch idempotence and resumability rely on that).
-        # An utterance left open by a failure would make every later call on this decoder fail; empty audio is an
-        # utterance with nothing in it (pocketsphinx's process_raw cannot take zero bytes).
-        d.reinit_feat()
-        d.start_utt()
-        try:
-            if pcm:
-                d.process_raw(pcm, no_search=False, full_utt=True)
-        finally:
-            d.end_utt()
-
     def _align_chunk(self, samples: np.ndarray, words: list[str], offset: float, d=None) -> Alignment:
         """The words' pass, then the phones' pass, on ``d`` (default: the align decoder)."""
         d = d or self._decoder("align")
         pcm = pcm16(samples)
-        if isinstance(d, NativeAligner):
-            entries = d.align_phones(pcm) if d.align_words(pcm, " ".join(words)) is not None else None
-        else:
-            d.set_align_text(" ".join(words))
-            self._run(d, pcm)
-            entries = None
-            if d.hyp() is not None:
-                d.set_alignment()
-                self._run(d, pcm)
-                alignment = d.get_alignment()
-                entries = None if alignment is None else [
-                    (w.name, w.start, w.duration, [(p.name, p.start, p.duration, p.score) for p in w])
-                    for w in alignment]
+        entries = d.align_phones(pcm) if d.align_words(pcm, " ".join(words)) is not None else None
         if entries is None:
             raise FacePolicyError("the transcript could not be aligned to the audio")
         phones: list[PhoneSegment] = []
@@ -346,13 +320,7 @@ class Aligner:
     def _align_long(self, samples, words, rate, progress) -> Alignment:
         """Word-level pass over the whole audio, then phone-level passes chunk by chunk between pauses (on every core
         where the decoders run through the C functions: the same phones)."""
-        d = self._decoder("align")
-        if isinstance(d, NativeAligner):
-            found = d.align_words(pcm16(samples), " ".join(words))
-        else:
-            d.set_align_text(" ".join(words))
-            self._run(d, pcm16(samples))
-            found = None if d.hyp() is None else [(s.word, s.start_frame, s.end_frame) for s in d.seg()]
+        found = self._decoder("align").align_words(pcm16(samples), " ".join(words))
         if found is None:
             raise FacePolicyError("the transcript could not be aligned to the audio")
         segs = [(re.sub(r"\(\d+\)$", "", w), first / FRAME_RATE, (last + 1) / FRAME_RATE) for w, first, last in found]
@@ -418,7 +386,7 @@ class Aligner:
             for k, (lo, hi) in enumerate(bounds):
                 if cancel is not None and cancel.is_set():
                     break
-                self._run(d, pcm16(samples[lo:hi]))
+                feed(d, pcm16(samples[lo:hi]))
                 # seg() is None when the chunk was too short to decode (a few ms): nothing was said in it
                 results.append([(s.word, s.start_frame, s.end_frame) for s in d.seg()]
                                if d.hyp() is not None else None)
@@ -439,11 +407,11 @@ class Aligner:
             pcm = pcm16(samples[lo:hi])
             with self._lock:
                 d = self._decoder("words")
-                self._run(d, pcm)
+                feed(d, pcm)
                 alignment = None
                 if d.hyp() is not None and d.hyp().hypstr.strip():
                     d.set_alignment()  # phone-level pass constrained to the recognised words
-                    self._run(d, pcm)
+                    feed(d, pcm)
                     alignment = d.get_alignment()
                     d.activate_search()  # back to the language model for the next chunk
             if alignment is None:

@@ -19,27 +19,24 @@ def _umask() -> int:
     return mask
 
 
-def _temp_beside(path: Path) -> Path:
-    """A new empty file beside ``path`` (same folder, so a rename onto ``path`` is atomic). The name matches
-    ``partial_files``: whoever cleans up after a crash finds it."""
+def _temp_beside(path: Path, kind: str = "part") -> Path:
+    """A new empty file beside ``path`` (same folder, so a rename onto ``path`` is atomic), named so that whoever
+    cleans up after a crash finds it: ``kind`` "part" for new content (``partial_files``: deleted), "aside" for the
+    current content while a FileGroup replaces it (``aside_files``: put back, never deleted as a partial file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{kind}{path.suffix}", dir=path.parent)
     os.close(fd)
     return Path(tmp)
 
 
-def _aside_beside(path: Path) -> Path:
-    """A new empty file beside ``path`` for its current content while a FileGroup replaces it (``aside_files`` finds
-    it: a cleanup after a crash puts it back, never deletes it as a partial file)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".aside" + path.suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+def _beside(path, kind: str) -> list[Path]:
+    path = Path(path)
+    return list(path.parent.glob(f".{path.name}.*.{kind}{path.suffix}")) if path.parent.is_dir() else []
 
 
 def aside_files(path) -> list[Path]:
     """The earlier contents of ``path`` that an interrupted FileGroup moved aside and did not put back."""
-    path = Path(path)
-    return list(path.parent.glob(f".{path.name}.*.aside{path.suffix}")) if path.parent.is_dir() else []
+    return _beside(path, "aside")
 
 
 def recover_aside(path, restore: bool = True) -> None:
@@ -55,8 +52,7 @@ def recover_aside(path, restore: bool = True) -> None:
 
 def partial_files(path) -> list[Path]:
     """The temporary files beside ``path`` that an interrupted write of it may have left."""
-    path = Path(path)
-    return list(path.parent.glob(f".{path.name}.*.part{path.suffix}")) if path.parent.is_dir() else []
+    return _beside(path, "part")
 
 
 @contextmanager
@@ -155,7 +151,7 @@ class FileGroup:
         aside = None
         with signals_held():  # Ctrl-C between moving the file aside and noting it here would lose the user's file
             if path.exists():
-                aside = _aside_beside(path)
+                aside = _temp_beside(path, "aside")
                 try:
                     os.replace(path, aside)
                 except BaseException:

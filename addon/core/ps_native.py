@@ -80,9 +80,8 @@ class NativeDecoder:
         if not self._ps:
             raise OSError("pocketsphinx could not start a decoder")
 
-    def run(self, pcm: bytes) -> bool:
-        """Decode ``pcm`` as one utterance from a fresh front end (core.align.Aligner._run's rule); whether there is
-        a hypothesis."""
+    def feed(self, pcm: bytes) -> None:
+        """Decode ``pcm`` as one utterance from a fresh front end (the module's ``feed`` rule)."""
         lib, ps = self._lib, self._ps
         lib.ps_reinit_feat(ps, None)
         lib.ps_start_utt(ps)
@@ -91,8 +90,12 @@ class NativeDecoder:
                 lib.ps_process_raw(ps, pcm, len(pcm) // 2, 0, 1)
         finally:
             lib.ps_end_utt(ps)
-        score = ctypes.c_int32()  # not NULL: some searches (state alignment) write it unconditionally
-        return lib.ps_get_hyp(ps, ctypes.byref(score)) is not None
+
+    def run(self, pcm: bytes) -> bool:
+        """feed, then whether there is a hypothesis (not for the phones' pass of an alignment)."""
+        self.feed(pcm)
+        score = ctypes.c_int32()
+        return self._lib.ps_get_hyp(self._ps, ctypes.byref(score)) is not None
 
     def segments(self) -> list[tuple[str, int, int]]:
         """(label, first frame, last frame) per segment of the last hypothesis."""
@@ -129,7 +132,8 @@ class NativeAligner(NativeDecoder):
 
     def align_words(self, pcm: bytes, words: str) -> list[tuple[str, int, int]] | None:
         """The words' pass: their segments, or None when the search found no path."""
-        self._lib.ps_set_align_text(self._ps, words.encode())
+        if self._lib.ps_set_align_text(self._ps, words.encode()) < 0:
+            return None
         return self.segments() if self.run(pcm) else None
 
     def align_phones(self, pcm: bytes) -> list[tuple[str, int, int, list[tuple[str, int, int, int]]]] | None:
@@ -138,7 +142,7 @@ class NativeAligner(NativeDecoder):
         lib, ps = self._lib, self._ps
         if lib.ps_set_alignment(ps, None) < 0:
             return None
-        self.run(pcm)
+        self.feed(pcm)
         alignment = lib.ps_get_alignment(ps)  # owned by the decoder
         if not alignment:
             return None
@@ -156,3 +160,60 @@ class NativeAligner(NativeDecoder):
             out.append(entry)
             word = lib.ps_alignment_iter_next(word)
         return out
+
+
+def feed(decoder, pcm: bytes) -> None:
+    """Decode ``pcm`` as one utterance on a Python-binding ``decoder``, from a fresh front end.
+
+    The front end carries its noise estimate and cepstral mean from one utterance to the next, so a line would come
+    out differently depending on what was decoded before; resetting it makes every result a function of its own
+    audio alone (batch idempotence and resumability rely on that). An utterance left open by a failure would make
+    every later call on the decoder fail; empty audio is an utterance with nothing in it (process_raw cannot take
+    zero bytes). NativeDecoder.feed does the same through the C functions."""
+    decoder.reinit_feat()
+    decoder.start_utt()
+    try:
+        if pcm:
+            decoder.process_raw(pcm, no_search=False, full_utt=True)
+    finally:
+        decoder.end_utt()
+
+
+class BindingAligner:
+    """NativeAligner's interface over pocketsphinx's Python binding (which holds the GIL for each call): where the C
+    functions are not exported, the same decoding one call at a time."""
+
+    def __init__(self, decoder):
+        self._d = decoder
+        self.taught: set[str] = set()
+
+    def lookup_word(self, word: str) -> str | None:
+        return self._d.lookup_word(word)
+
+    def add_word(self, word: str, phones: str, update: bool = True) -> None:
+        self._d.add_word(word, phones, update)
+
+    def feed(self, pcm: bytes) -> None:
+        feed(self._d, pcm)
+
+    def run(self, pcm: bytes) -> bool:
+        self.feed(pcm)
+        return self._d.hyp() is not None
+
+    def align_words(self, pcm: bytes, words: str) -> list[tuple[str, int, int]] | None:
+        try:
+            self._d.set_align_text(words)
+        except RuntimeError:
+            return None
+        return [(s.word, s.start_frame, s.end_frame) for s in self._d.seg()] if self.run(pcm) else None
+
+    def align_phones(self, pcm: bytes) -> list[tuple[str, int, int, list[tuple[str, int, int, int]]]] | None:
+        try:
+            self._d.set_alignment()
+        except RuntimeError:
+            return None
+        self.feed(pcm)
+        alignment = self._d.get_alignment()
+        if alignment is None:
+            return None
+        return [(w.name, w.start, w.duration, [(p.name, p.start, p.duration, p.score) for p in w]) for w in alignment]

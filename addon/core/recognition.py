@@ -28,7 +28,7 @@ from .cpu import cores
 from .errors import Cancelled
 from .fileio import atomic_write_text
 from .phone_lm import PHONE_LM_WEIGHT, bilabial_phone_lm
-from .ps_native import NativeDecoder, load_pocketsphinx, native_library
+from .ps_native import NativeDecoder, feed, load_pocketsphinx, native_library
 
 # A pause is a run of encoder frames with P(sil) of at least PAUSE_SILENCE (or not speech at all) lasting at least
 # MIN_PAUSE seconds. PAUSE_MARGIN: how much of each pause the decoder hears next to the speech, the rest being
@@ -108,13 +108,7 @@ class _BindingDecoder:
 
     def decode(self, pcm: bytes) -> list[tuple[str, int, int]] | None:
         d = self._d
-        d.reinit_feat()
-        d.start_utt()
-        try:
-            if pcm:
-                d.process_raw(pcm, no_search=False, full_utt=True)
-        finally:
-            d.end_utt()
+        feed(d, pcm)
         if d.hyp() is None:
             return None
         return [(s.word, s.start_frame, s.end_frame) for s in d.seg()]

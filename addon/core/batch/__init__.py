@@ -25,7 +25,7 @@ from .plan import (
     style_presets,
 )
 from .progress import Progress, summary_table
-from .resume import SIDECAR_VERSION, file_digest, is_up_to_date, recorded_warnings, row_fingerprint
+from .resume import SIDECAR_VERSION, file_digest, is_up_to_date, row_fingerprint, up_to_date_sidecar
 from .rows import (
     BLENDER_HINT,
     FORMATS,
@@ -51,8 +51,7 @@ __all__ = [
     "BatchOptions", "Executor", "InProcessExecutor", "ManifestEntry", "ProcessExecutor", "Progress", "ResultFn",
     "RowDefaults", "RowResult", "SceneExporter", "bake_row", "check_model_folder", "check_output_name", "check_row",
     "check_style", "file_digest", "finite_positive", "is_up_to_date", "load_scene_exporter", "output_paths",
-    "parse_formats", "plan_rows", "read_manifest", "recorded_warnings", "remove_partial_files", "row_fingerprint",
-    "row_from_values",
+    "parse_formats", "plan_rows", "read_manifest", "remove_partial_files", "row_fingerprint", "row_from_values",
     "row_inputs", "row_model_dir", "serve", "sidecar_path", "style_file", "style_presets", "summary_table",
-    "take_stem", "transcript_for",
+    "take_stem", "transcript_for", "up_to_date_sidecar",
 ]

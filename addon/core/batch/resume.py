@@ -72,29 +72,24 @@ def row_fingerprint(row: BakeRow, opts: BatchOptions) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 
 
-def recorded_warnings(row: BakeRow, opts: BatchOptions) -> list[str]:
-    """What the summary said of the line when it was baked (its sidecar's warnings; none from an older sidecar)."""
-    try:
-        side = json.loads(sidecar_path(row, opts).read_text(encoding="utf-8"))
-        return [str(w) for w in side.get("warnings", ())]
-    except (OSError, ValueError, AttributeError, TypeError):
-        return []
-
-
-def is_up_to_date(row: BakeRow, opts: BatchOptions) -> bool:
-    """True when every requested output exists, is newer than every input, and was made with the same
-    parameters and input contents (the sidecar's fingerprint)."""
+def up_to_date_sidecar(row: BakeRow, opts: BatchOptions) -> dict | None:
+    """The row's sidecar when every requested output exists, is newer than every input, and was made with the same
+    parameters and input contents (its fingerprint); else None. Its "warnings" are what the summary said of the line
+    when it was baked (none in an older sidecar)."""
     try:
         side = json.loads(sidecar_path(row, opts).read_text(encoding="utf-8"))
         if side.get("fingerprint") != row_fingerprint(row, opts):
-            return False
+            return None
         made = set(side.get("files", ()))
         newest_input = max(p.stat().st_mtime_ns for p in row_inputs(row, opts))
         for takes in output_paths(row, opts).values():
             for path in takes.values():
                 if path.name not in made or path.stat().st_mtime_ns < newest_input:
-                    return False
+                    return None
     except (OSError, ValueError, AttributeError):
-        return False
-    return True
+        return None
+    return side
 
+
+def is_up_to_date(row: BakeRow, opts: BatchOptions) -> bool:
+    return up_to_date_sidecar(row, opts) is not None
