@@ -67,10 +67,11 @@ def whole_process(model: str, wav: Path, out: Path, threads: int, accuracy: str,
 def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> dict[str, float]:
     """The engine's steps one by one, as NeuralEngine.animate runs them (gather_evidence, sample_with_evidence)."""
     from facepolicy.core import spec
-    from facepolicy.core.evidence import OPINION_PHONES, apply_second_opinion, speech_frames
+    from facepolicy.core.evidence import speech_frames
     from facepolicy.core.neural import seal_bilabials, smooth_articulation, states_to_track, vowel_mask
     from facepolicy.core.recognition import PAUSE_SILENCE, cores, recognise_chunks, shared_decoders, speech_chunks
     from facepolicy.core.sampler import NeuralPolicy, SampleSettings
+    from facepolicy.core.second_opinion import OPINION_PHONES, apply_second_opinion
 
     out = {}
     t = time.perf_counter()

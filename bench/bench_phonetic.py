@@ -129,8 +129,8 @@ def breakdown(samples: np.ndarray, text: str, args) -> None:
     """Where the time goes, in this process (decoder start-up, alignment or recognition, the audio encoder's
     second opinion on closures when recognising phones, teacher)."""
     from facepolicy.core.align import Aligner
-    from facepolicy.core.evidence import merge_short_consonants, second_opinion
     from facepolicy.core.listener import BilabialListener
+    from facepolicy.core.second_opinion import merge_short_consonants, second_opinion
     from facepolicy.core.teacher import animate_phones
 
     al = Aligner()

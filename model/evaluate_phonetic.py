@@ -26,8 +26,8 @@ from facepolicy.core import metrics, spec
 from facepolicy.core.align import shared_aligner
 from facepolicy.core.audio import Audio, from_array, load_audio
 from facepolicy.core.engine import BakeOptions, animate
-from facepolicy.core.evidence import add_missed_bilabials
 from facepolicy.core.phones import PhoneSegment
+from facepolicy.core.second_opinion import add_missed_bilabials
 from facepolicy.core.teacher import animate_phones
 
 ROOT = Path(__file__).resolve().parent.parent

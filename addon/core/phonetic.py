@@ -23,8 +23,9 @@ from .align import Alignment
 from .audio import Audio
 from .engine import BakeOptions, ProgressFn, check_cancel
 from .errors import FacePolicyError
-from .evidence import cleaned_phones, gather_evidence, sidecar_transcript
+from .evidence import gather_evidence, sidecar_transcript
 from .facetrack import FaceTrack
+from .second_opinion import cleaned_phones
 from .spec import ACCURACY_MODES, EMOTIONS
 from .teacher import SpeakerStyle, TeacherTake, animate_phones
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 def phonetic_prior(result: Alignment, samples: np.ndarray, duration: float | None = None) -> FaceTrack:
     """The Phonetic engine's face (default style, seed 0) for the Neural engine's evidence, cleaned up as the
-    Phonetic engine cleans it (core.evidence.cleaned_phones). The Neural engine's accurate mode steers its mouth
+    Phonetic engine cleans it (core.second_opinion.cleaned_phones). The Neural engine's accurate mode steers its mouth
     toward it (core.neural, SampleSettings.prior_weight). ``result`` is not changed."""
     return phonetic_prior_take(result, samples, duration, upper=True).track()
 

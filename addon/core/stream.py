@@ -32,7 +32,6 @@ import numpy as np
 from . import features, spec
 from .audio import loudness_gain
 from .errors import FacePolicyError
-from .evidence import BILABIAL_EVIDENCE
 from .performer_brows import frame_features
 from .phones import BILABIALS, PhoneSegment
 from .phonetic import phonetic_prior_take
@@ -46,6 +45,7 @@ from .policy import (
 from .prosody_stream import ProsodyStream
 from .ps_native import AlignerMissing
 from .sampler import ARTICULATION
+from .second_opinion import BILABIAL_EVIDENCE
 from .smoothing import blend_plans
 from .stream_evidence import PhoneProbs, PhoneStream, window_evidence
 

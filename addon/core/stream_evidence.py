@@ -14,11 +14,11 @@ import numpy as np
 
 from . import spec
 from .align import FRAME_RATE, Alignment, merge_silences, pcm16
-from .evidence import BILABIAL_EVIDENCE, OPINION_PHONES, apply_second_opinion, split_phone
 from .listener import BILABIAL_PHONES
 from .phone_lm import PHONE_LM_WEIGHT, bilabial_phone_lm
 from .phones import PHONE_INDEX, PHONES, SIL, PhoneSegment
 from .ps_native import load_pocketsphinx
+from .second_opinion import BILABIAL_EVIDENCE, OPINION_PHONES, apply_second_opinion, split_phone
 
 UTTERANCE_MIN = 3.0  # seconds: an utterance this long is cut at its latest settled pause
 UTTERANCE_MAX = 12.0  # seconds: an utterance this long is cut at its latest settled phone boundary
@@ -142,9 +142,9 @@ class PhoneStream:
 
 
 class PhoneProbs:
-    """The audio encoder's probabilities of core.evidence.OPINION_PHONES (p, b, m, sil, the vowels) per encoder frame
-    for the last KEEP seconds; a frame's values are replaced each time a plan hears it again with more audio after
-    it."""
+    """The audio encoder's probabilities of core.second_opinion.OPINION_PHONES (p, b, m, sil, the vowels) per encoder
+    frame for the last KEEP seconds; a frame's values are replaced each time a plan hears it again with more audio
+    after it."""
 
     def __init__(self, frame_rate: float):
         self.frame_rate = frame_rate
@@ -189,7 +189,7 @@ def window_evidence(heard: list[tuple[PhoneSegment, float]], probs: PhoneProbs, 
                     before: list[tuple[PhoneSegment, float]] = ()) -> Alignment:
     """The recognised phones between ``t0`` and ``t1`` seconds with times relative to ``t0`` (a phone crossing t0
     starts there; silence where nothing was heard yet), given the second opinion of the encoder's probabilities
-    as offline recognition is (core.evidence.apply_second_opinion). ``t0`` lies on the encoder's grid. ``before``:
+    as offline recognition is (core.second_opinion.apply_second_opinion). ``t0`` lies on the encoder's grid. ``before``:
     what the previous plan heard (the m of a nasal revised into a labial, REVISED_NASALS).
 
     The last UNDECODED seconds or less that the recogniser has not decoded yet continue its last phone (after the
@@ -241,7 +241,7 @@ def _continue_last_phone(result: Alignment, covered: float) -> None:
 def _add_labial_closures(result: Alignment, steady: np.ndarray, frame_rate: float) -> None:
     """In place: a closure over each encoder frame where the recogniser heard a voiced labial (LABIAL_HOSTS)
     and the encoder a bilabial at SPIKE or more in the last two plans (``steady``: (frames, 4), the lower of each
-    frame's last two hearings); the host is split around it, as core.evidence.add_missed_bilabials does."""
+    frame's last two hearings); the host is split around it, as core.second_opinion.add_missed_bilabials does."""
     for j in np.flatnonzero(steady[:, :3].sum(axis=1) >= SPIKE):
         s, e = j / frame_rate, (j + 1) / frame_rate
         ph = result.phones

@@ -247,6 +247,18 @@ def _fingerprint(lang: Language) -> str:
     return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
 
 
+def dev_clip(lang: Language, pair: int, voicing: int) -> Utterance:
+    """Clip ``pair`` of the set in VOICINGS[``voicing``]: sentences 2·pair and 2·pair + 1, PAUSE_S apart, with EDGE_S
+    of silence either side."""
+    variant, rate, pitch = VOICINGS[voicing]
+    voice = espeak.EspeakVoice(lang.voice, variant, rate, pitch)
+    texts = lang.sentences[2 * pair:2 * pair + 2]
+    parts = [synthesize(text, voice) for text in texts]
+    silence = Utterance(np.zeros(int(EDGE_S * 16000), np.float32), [PhoneSegment(SIL, 0.0, EDGE_S)], "")
+    utt = concatenate([silence, *parts, silence], [0.0] + [PAUSE_S] * (len(parts) - 1) + [0.0])
+    return Utterance(utt.samples, utt.phones, " ".join(texts))
+
+
 def build_language(lang: Language, out: Path) -> Path:
     """Write ``out/<code>/<k>-<voicing>.wav/.lab/.txt`` (sentences 2k and 2k+1 in each voicing) unless an up-to-date
     copy is there; returns the folder. The stamp file is written last, so an interrupted build is redone."""
@@ -260,17 +272,13 @@ def build_language(lang: Language, out: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*"):
         old.unlink()
-    silence = Utterance(np.zeros(int(EDGE_S * 16000), np.float32), [PhoneSegment(SIL, 0.0, EDGE_S)], "")
     for k in range(0, len(lang.sentences), 2):
-        texts = lang.sentences[k:k + 2]
-        for variant, rate, pitch in VOICINGS:
-            voice = espeak.EspeakVoice(lang.voice, variant, rate, pitch)
-            parts = [synthesize(text, voice) for text in texts]
-            utt = concatenate([silence, *parts, silence], [0.0] + [PAUSE_S] * (len(parts) - 1) + [0.0])
+        for voicing, (variant, _, _) in enumerate(VOICINGS):
+            utt = dev_clip(lang, k // 2, voicing)
             name = f"{k // 2:02d}-{variant or 'm'}"
             sf.write(folder / f"{name}.wav", utt.samples, 16000, subtype="PCM_16")
             write_lab(folder / f"{name}.lab", utt.phones)
-            (folder / f"{name}.txt").write_text(" ".join(texts) + "\n", encoding="utf-8")
+            (folder / f"{name}.txt").write_text(utt.text + "\n", encoding="utf-8")
     stamp.write_text(json.dumps({"fingerprint": key, "language": lang.name, "voice": lang.voice}), encoding="utf-8")
     return folder
 

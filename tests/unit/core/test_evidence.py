@@ -12,19 +12,17 @@ from facepolicy.core.align import Alignment
 from facepolicy.core.audio import load_audio
 from facepolicy.core.evidence import (
     AUDIO_ONLY,
-    OPINION_VOWELS,
     TRANSCRIPT,
     TRANSCRIPT_MIN_FIT,
     Evidence,
     calm_nonspeech,
-    cleaned_phones,
     gather_evidence,
     silence_nonspeech,
     speech_frames,
     transcript_fit,
-    vowels_in_pauses,
 )
 from facepolicy.core.phones import PHONES, VOWELS, PhoneSegment
+from facepolicy.core.second_opinion import OPINION_VOWELS, cleaned_phones, vowels_in_pauses
 
 pytest.importorskip("pocketsphinx", reason="evidence needs pocketsphinx (pip install pocketsphinx)")
 

@@ -141,7 +141,7 @@ def closure_probs(frames: int, runs, phone: str = "m") -> np.ndarray:
 
 
 def test_a_closure_the_recogniser_missed_is_added_inside_the_consonant_it_heard():
-    from facepolicy.core.evidence import add_missed_bilabials
+    from facepolicy.core.second_opinion import add_missed_bilabials
 
     # "woman" heard as w-l-ah-n: the encoder hears /m/ at 0.44–0.50 s, inside the recognised /l/.
     heard = seg(("sil", 0.0, 0.2), ("w", 0.2, 0.34), ("l", 0.34, 0.52), ("ah", 0.52, 0.6), ("n", 0.6, 0.72),
@@ -158,7 +158,7 @@ def test_a_closure_the_recogniser_missed_is_added_inside_the_consonant_it_heard(
 
 @pytest.mark.parametrize("case", ["in a vowel", "already heard", "one frame", "weak"])
 def test_the_second_opinion_never_cuts_a_vowel_doubles_a_closure_or_trusts_a_blip(case):
-    from facepolicy.core.evidence import add_missed_bilabials
+    from facepolicy.core.second_opinion import add_missed_bilabials
 
     heard = seg(("sil", 0.0, 0.2), ("aa", 0.2, 0.4), ("b", 0.4, 0.46), ("ah", 0.46, 0.6), ("sil", 0.6, 1.0))
     runs = {"in a vowel": [(12, 16)], "already heard": [(19, 23)], "one frame": [(35, 36)],
@@ -173,7 +173,7 @@ def test_the_second_opinion_never_cuts_a_vowel_doubles_a_closure_or_trusts_a_bli
 
 
 def test_a_closure_the_encoder_is_sure_of_cuts_the_vowel_it_was_heard_in():
-    from facepolicy.core.evidence import add_missed_bilabials
+    from facepolicy.core.second_opinion import add_missed_bilabials
 
     # An /m/ between two vowels (French "ma maman", Japanese "mama") recognised as part of one long vowel; the
     # encoder hears it at 0.94 for three frames.
@@ -183,8 +183,26 @@ def test_a_closure_the_encoder_is_sure_of_cuts_the_vowel_it_was_heard_in():
     assert conf == [1.0, 0.8, 0.8, 0.8, 1.0, 0.9, 1.0]
 
 
+@pytest.mark.parametrize("consonant", ["k", "w"])
+def test_a_closure_over_a_consonant_and_a_vowel_goes_into_the_consonant_unless_the_lips_make_it(consonant):
+    from facepolicy.core.second_opinion import add_missed_bilabials
+
+    # French "beaucoup" heard as l-ah: the encoder hears /b/ at 0.8 over the recognised consonant's last two frames
+    # and the vowel's first two, so the run's centre lies in the vowel. A w is the lips' own gesture: there the
+    # encoder's opinion must be as sure as inside a vowel.
+    heard = seg(("sil", 0.0, 0.2), (consonant, 0.2, 0.3), ("ah", 0.3, 0.5), ("sil", 0.5, 1.0))
+    probs = closure_probs(50, [(13, 17)], "b")
+    probs[13:17, 1] = 0.8
+    phones, _, added = add_missed_bilabials(heard, [1.0] * 4, probs, 50.0)
+    if consonant == "w":
+        assert added == 0 and phones == heard
+    else:
+        assert added == 1 and [p.phone for p in phones] == ["sil", "k", "b", "ah", "sil"]
+        assert (phones[2].start, phones[2].end) == pytest.approx((0.26, 0.30))
+
+
 def test_a_closure_in_a_pause_takes_the_phone_the_encoder_favours():
-    from facepolicy.core.evidence import add_missed_bilabials
+    from facepolicy.core.second_opinion import add_missed_bilabials
 
     heard = seg(("sil", 0.0, 0.5), ("ah", 0.5, 0.7), ("sil", 0.7, 1.0))
     phones, _, added = add_missed_bilabials(heard, [1.0] * 3, closure_probs(50, [(20, 24)], "p"), 50.0)
@@ -192,7 +210,7 @@ def test_a_closure_in_a_pause_takes_the_phone_the_encoder_favours():
 
 
 def test_short_recognised_consonants_join_their_longer_neighbour():
-    from facepolicy.core.evidence import merge_short_consonants
+    from facepolicy.core.second_opinion import merge_short_consonants
 
     heard = seg(("sil", 0.0, 0.2), ("ah", 0.2, 0.3), ("t", 0.3, 0.33), ("iy", 0.33, 0.5), ("m", 0.5, 0.53),
                 ("eh", 0.53, 0.56), ("d", 0.56, 0.59), ("sil", 0.59, 0.9), ("k", 0.9, 0.93), ("sil", 0.93, 1.2))
@@ -305,7 +323,7 @@ def test_the_neural_engine_seals_a_misheard_closure_in_every_take(tmp_path, monk
 
 def test_cancelling_during_the_second_opinion_is_a_cancel_not_a_warning():
     from facepolicy.core.align import Alignment
-    from facepolicy.core.evidence import second_opinion
+    from facepolicy.core.second_opinion import second_opinion
 
     cancel = threading.Event()
     cancel.set()  # the user pressed Esc while the encoder listens
@@ -316,11 +334,13 @@ def test_cancelling_during_the_second_opinion_is_a_cancel_not_a_warning():
 
 
 def test_the_neural_engines_phonetic_prior_is_the_phonetic_engines_face_for_the_same_evidence(bare_a9):
-    """phonetic_prior renders evidence as the Phonetic engine does (one clean-up, core.evidence.cleaned_phones):
-    identical for a forced alignment and for a recognition with its second opinion."""
+    """phonetic_prior renders evidence as the Phonetic engine does (one clean-up,
+    core.second_opinion.cleaned_phones): identical for a forced alignment and for a recognition with its second
+    opinion."""
     from facepolicy.core import phonetic
-    from facepolicy.core.evidence import SHORT_CONSONANT, gather_evidence
+    from facepolicy.core.evidence import gather_evidence
     from facepolicy.core.phones import SIL, VOWELS
+    from facepolicy.core.second_opinion import SHORT_CONSONANT
 
     audio = load_audio(bare_a9)
     aligned = gather_evidence(audio.samples, A9_TEXT, "phones").alignment
@@ -339,8 +359,8 @@ def test_the_neural_engines_phonetic_prior_is_the_phonetic_engines_face_for_the_
 
 
 def test_calm_silent_vowels_zeroes_the_vowels_the_encoder_hears_as_silence():
-    from facepolicy.core.evidence import VOWEL_MAX_SILENCE, calm_silent_vowels
     from facepolicy.core.phones import PhoneSegment
+    from facepolicy.core.second_opinion import VOWEL_MAX_SILENCE, calm_silent_vowels
 
     phones = [PhoneSegment("s", 0.0, 0.1), PhoneSegment("aa", 0.1, 0.3), PhoneSegment("iy", 0.3, 0.5)]
     silence = np.zeros(25)  # 50 Hz
@@ -356,7 +376,7 @@ def test_music_does_not_make_the_phonetic_engine_chatter(monkeypatch):
     """On this music clip recognition hears vowels (uw, ae, er...). The audio encoder hears silence there, so the
     evidence has no speech there: without the calm rules (calm_silent_vowels, speech_frames) the mouth opened on
     24 % of the frames."""
-    from facepolicy.core import evidence
+    from facepolicy.core import evidence, second_opinion
     from model.dataset import nonspeech_clips
 
     clip = nonspeech_clips({"neutral": {}}, 1, 6.0, seed=424242)[0]
@@ -368,6 +388,6 @@ def test_music_does_not_make_the_phonetic_engine_chatter(monkeypatch):
         return float((metrics.lip_gap(track, geom) >= geom.threshold(metrics.OPEN_FRACTION)).mean())
 
     assert open_share() <= 0.01
-    monkeypatch.setattr(evidence, "calm_silent_vowels", lambda phones, confidence, *args: (confidence, 0))
+    monkeypatch.setattr(second_opinion, "calm_silent_vowels", lambda phones, confidence, *args: (confidence, 0))
     monkeypatch.setattr(evidence, "speech_frames", lambda samples, silence, *rest: np.ones(len(silence), bool))
     assert open_share() > 0.1
