@@ -48,6 +48,9 @@ class Alignment:
     mode: str = "aligned"  # aligned | recognised-phones | recognised-words
     scores: list[float] = field(default_factory=list)  # forced alignment: acoustic score per phone (log units)
     warnings: list[str] = field(default_factory=list)
+    # Recognised phones: where the audio encoder is sure it hears a lip closure, (start, end) seconds
+    # (core.second_opinion.sure_closures); the Neural engine's phonetic prior lets go there.
+    closures: list[tuple[float, float]] = field(default_factory=list)
 
 
 # --- audio chunks -------------------------------------------------------------------------------------------------

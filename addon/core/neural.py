@@ -47,6 +47,22 @@ def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS, confidence=No
     return np.convolve(np.pad(mask, 1, mode="edge"), np.ones(3) / 3, mode="valid")
 
 
+def prior_hold(evidence: Alignment, n_frames: int, fps: float = spec.MODEL_FPS) -> np.ndarray:
+    """0..1 per frame: how much the phonetic prior and the jaw floor hold the mouth (SampleSettings.prior_weight
+    scales it). 0 on the frames where the audio encoder is sure of a lip closure (``evidence.closures``: the frames
+    whose centre lies in one, or the frame holding a shorter one's middle) outside the evidence's vowels
+    (vowel_mask), so the model's own closure shows there; 1 elsewhere."""
+    sure = np.zeros(n_frames)
+    for s, e in evidence.closures:
+        a, b = int(np.ceil(s * fps - 0.5)), int(np.ceil(e * fps - 0.5))  # frames whose centre is in [s, e)
+        if b <= a:
+            a, b = int(0.5 * (s + e) * fps), int(0.5 * (s + e) * fps) + 1
+        sure[max(0, a) : max(0, min(b, n_frames))] = 1.0
+    if not sure.any():
+        return np.ones(n_frames)
+    return 1.0 - sure * (1.0 - vowel_mask(evidence.phones, n_frames, fps, evidence.confidence))
+
+
 def smooth_articulation(states: np.ndarray, sigma: float = ARTICULATION_SMOOTHING,
                         fps: float = spec.MODEL_FPS, in_place: bool = False) -> np.ndarray:
     """The articulation channels low-passed by a Gaussian of ``sigma`` seconds (edges held): what is left of the
@@ -100,20 +116,22 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
     """The engine's states for 16 kHz ``samples``. With ``evidence`` (a transcript alignment, or recognition with
     the second opinion), its phones condition the model, the Phonetic engine's mouth for them is the prior the
     sampler steers toward (settings.prior_weight; inside its vowels the jaw opens at least as far as the prior's,
-    settings.vowel_floor), the articulation is lightly smoothed (ARTICULATION_SMOOTHING) and the lips seal over
-    its p/b/m. Without evidence, the model alone. Either way a fine-tuned performer's brow layer, where the model
-    folder has one, is added (performer_brows). ``encoded``: the listener's features of ``samples``
-    (Evidence.encoded), so the sampler does not encode the audio again."""
+    settings.vowel_floor; neither where the encoder is sure of a closure, prior_hold), the articulation is lightly
+    smoothed (ARTICULATION_SMOOTHING) and the lips seal over its p/b/m. Without evidence, the model alone. Either
+    way a fine-tuned performer's brow layer, where the model folder has one, is added (performer_brows).
+    ``encoded``: the listener's features of ``samples`` (Evidence.encoded), so the sampler does not encode the audio
+    again."""
     if evidence is None:
         return performer_brows(policy, samples, policy.sample(samples, settings, style=style, emotion=emotion,
                                                               progress=progress, cancel=cancel, encoded=encoded))
-    prior = floor = None
+    prior = floor = hold = None
     if settings.prior_weight > 0 and evidence.phones:
         prior = phonetic_prior_take(evidence, samples, len(samples) / spec.SAMPLE_RATE)
         if settings.vowel_floor:
             floor = vowel_mask(evidence.phones, len(prior), confidence=evidence.confidence)
+        hold = prior_hold(evidence, len(prior))
     states = policy.sample(samples, settings, style=style, emotion=emotion, phones=evidence.phones, prior=prior,
-                           floor=floor, progress=progress, cancel=cancel, encoded=encoded)
+                           floor=floor, hold=hold, progress=progress, cancel=cancel, encoded=encoded)
     if prior is not None:
         smooth_articulation(states, in_place=True)
     return performer_brows(policy, samples, seal_bilabials(states, evidence.phones, in_place=True))

@@ -6,6 +6,7 @@ from .neural import (
     ARTICULATION_SMOOTHING,
     DEFAULT_ACCURACY,
     NeuralEngine,
+    prior_hold,
     recognised_evidence,
     sample_with_evidence,
     seal_bilabials,
@@ -31,6 +32,6 @@ __all__ = [
     "ARTICULATION", "ARTICULATION_SMOOTHING", "CFG_AXES", "DEFAULT_ACCURACY", "LISTENER_BLOCK", "MANIFEST",
     "MAX_GROUP_STREAMS", "MODEL_DIR", "NUM_FLAGS", "ModelFiles", "NeuralEngine", "NeuralPolicy", "SampleSettings",
     "create_session", "ddim_timesteps", "ddim_update", "default_model_dir", "emotion_vector", "frame_noise",
-    "read_model_files", "recognised_evidence", "sample_with_evidence", "seal_bilabials", "smooth_articulation",
-    "states_to_track", "vowel_mask",
+    "prior_hold", "read_model_files", "recognised_evidence", "sample_with_evidence", "seal_bilabials",
+    "smooth_articulation", "states_to_track", "vowel_mask",
 ]

@@ -266,18 +266,19 @@ class NeuralPolicy:
 
     def sample(self, samples: np.ndarray, settings: SampleSettings | None = None, style: np.ndarray | None = None,
                emotion: np.ndarray | None = None, phones=None, prior: np.ndarray | None = None,
-               floor: np.ndarray | None = None, progress: Callable[[float, str], None] | None = None,
+               floor: np.ndarray | None = None, hold: np.ndarray | None = None,
+               progress: Callable[[float, str], None] | None = None,
                cancel: threading.Event | None = None, encoded: EncodedAudio | None = None) -> np.ndarray:
         """(N, NUM_CHANNELS) states at MODEL_FPS for 16 kHz ``samples``; N = features.n_model_frames.
 
         ``style``: a style code (None: no style, the model's average speaker); ``emotion``: emotion_vector();
-        ``phones``: phone segments (from a transcript alignment or a recognizer) used as extra evidence;
-        ``prior``: (frames, NUM_CHANNELS) states at MODEL_FPS that every denoising step pulls the articulation
-        channels toward, by ``settings.prior_weight``: an array, or anything that slices like one (the TeacherTake
-        of phonetic_prior_take renders each group's window only); ``floor``: 0..1 per frame, how far the jaw is
-        raised to at least the prior's (1: never less open than the prior). Long audio runs in groups of streams
-        (MAX_GROUP_STREAMS), so memory beyond the states returned does not grow with its length. ``encoded``: the
-        listener's features of these samples (audio_features), when it has listened to them already.
+        ``phones``: phone segments (from a transcript alignment or a recognizer) used as extra evidence; ``prior``:
+        (frames, NUM_CHANNELS) states at MODEL_FPS that every denoising step pulls the articulation channels toward,
+        by ``settings.prior_weight``: an array, or anything that slices like one (phonetic_prior_take's TeacherTake
+        renders each group's window only); ``floor``: 0..1 per frame, how far the jaw is raised to at least the
+        prior's; ``hold``: 0..1 per frame, how much the prior and floor act (None: fully; core.neural.prior_hold).
+        Long audio runs in groups of streams (MAX_GROUP_STREAMS), so memory beyond the states returned does not grow
+        with its length. ``encoded``: the listener's features of these samples (audio_features), if it has them.
         """
         settings = settings or SampleSettings()
         samples = np.asarray(samples, np.float32)
@@ -303,7 +304,7 @@ class NeuralPolicy:
             span1 = starts[-1] + self._stream_span()
             audio = self.audio_features(samples, span0, span1 - span0, watch, encoded)
             evid = self._evidence(phones, span0, span1 - span0)
-            pri = None if prior is None else self._prior_window(prior, floor, span0, span1)
+            pri = None if prior is None else self._prior_window(prior, floor, hold, span0, span1)
             per_call = settings.streams_per_batch or len(starts)
             ys: list[np.ndarray] = []
             for c0 in range(0, len(starts), per_call):
@@ -340,18 +341,20 @@ class NeuralPolicy:
             watch.close()
         return states
 
-    def _prior_window(self, prior, floor: np.ndarray | None, span0: int, span1: int) -> np.ndarray:
-        """(span1 - span0, NUM_CHANNELS + 1) normalised prior states for model frames span0..span1 (its last frame
-        repeated past its end), and in the last column the jaw floor's weight (0 without ``floor``). ``prior``
-        slices like states: an array, or a TeacherTake that renders just the frames asked for."""
+    def _prior_window(self, prior, floor, hold, span0: int, span1: int) -> np.ndarray:
+        """(span1 - span0, NUM_CHANNELS + 2) normalised prior states for model frames span0..span1 (its last frame
+        repeated past its end), then the jaw floor's weight (``floor``; None: 0) and how much the prior holds (``hold``;
+        None: 1). ``prior`` slices like states: an array, or a TeacherTake that renders just the frames
+        asked for."""
         idx = np.clip(np.arange(span0, span1), 0, len(prior) - 1)
         lo, hi = int(idx[0]), int(idx[-1]) + 1
         window = (np.asarray(prior[lo:hi], np.float32) - self.state_mean) / self.state_std
-        lift = np.zeros(hi - lo, np.float32)
-        if floor is not None:
-            top = min(len(floor), hi)
-            lift[: max(0, top - lo)] = floor[lo:top]
-        return np.concatenate([window, lift[:, None]], axis=1)[idx - lo]
+        lift, held = np.zeros(hi - lo, np.float32), np.ones(hi - lo, np.float32)
+        for column, values in ((lift, floor), (held, hold)):
+            if values is not None:
+                top = min(len(values), hi)
+                column[: max(0, top - lo)] = values[lo:top]
+        return np.concatenate([window, lift[:, None], held[:, None]], axis=1)[idx - lo]
 
     def _stream_span(self) -> int:
         """Frames one stream's plans touch: whole plans of `execute` frames, plus the last plan's horizon."""
@@ -400,8 +403,9 @@ class NeuralPolicy:
 
         ``audio``: (B, horizon, audio_dim) encoder features; ``evidence``: (B, horizon, NUM_PHONES + 1) phone
         evidence and its presence flag; ``past``: (B, past_frames, NUM_CHANNELS) normalised executed states
-        (``has_past`` False: there are none yet); ``prior``: (B, horizon, NUM_CHANNELS + 1) normalised prior states
-        and the jaw floor's weight (_prior_window), or None; ``noise``: the take's NoiseBlocks (drawn here without).
+        (``has_past`` False: there are none yet); ``prior``: (B, horizon, NUM_CHANNELS + 2) normalised prior states,
+        the jaw floor's weight and how much the prior holds (_prior_window), or None; ``noise``: the take's
+        NoiseBlocks (drawn here without).
         Classifier-free guidance runs the conditioned, style-free and (for audio guidance) condition-free passes
         in the same ONNX call, stacked along the batch:
         x0 = u + g_audio·(x0(audio) − u) + g_style·(x0(audio, style) − x0(audio)), u = x0(nothing).
@@ -432,7 +436,7 @@ class NeuralPolicy:
         x = np.stack([noise.frames(f, h, c) for f in starts])
         target = floor = None
         if prior is not None:
-            target, floor = prior[..., ARTICULATION], prior[..., -1]
+            target, floor, hold = prior[..., ARTICULATION], prior[..., -2], prior[..., -1]
         for t, t_prev in steps:
             xin = np.concatenate([x] * len(passes))
             tt = np.full((len(xin),), float(t), np.float32)
@@ -445,9 +449,9 @@ class NeuralPolicy:
                     u = out[2 * b :]
                     x0 = x0 + (g_audio - 1.0) * (x0_audio - u)
             if target is not None:
-                x0[..., ARTICULATION] += settings.prior_weight * (target - x0[..., ARTICULATION])
+                x0[..., ARTICULATION] += settings.prior_weight * hold[..., None] * (target - x0[..., ARTICULATION])
                 jaw = x0[..., JAW]
-                x0[..., JAW] = jaw + floor * (np.maximum(jaw, target[..., _JAW_IN_TARGET]) - jaw)
+                x0[..., JAW] = jaw + floor * hold * (np.maximum(jaw, target[..., _JAW_IN_TARGET]) - jaw)
             ab_prev = float(self.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
             x = ddim_update(x, x0, float(self.alphas_cumprod[t]), ab_prev).astype(np.float32)
         return x

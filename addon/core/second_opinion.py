@@ -49,6 +49,13 @@ VOWEL_MAX_SILENCE = 0.6
 # hears most. Over the real clips of model.evaluate (both sets) no pause has such a run (docs/BENCHMARKS.md, issue 17).
 VOWEL_IN_PAUSE = 0.5
 VOWEL_MIN_FRAMES = 3
+# Where the encoder is at least this sure of a closure in a frame (P(p)+P(b)+P(m)) the Neural engine's phonetic prior
+# lets go outside the evidence's vowels (core.neural.prior_hold), so the model's own closure shows where recognition
+# heard another consonant or nothing: French p and b that recognition heard as k, l or silence (20 ms in espeak-ng's
+# voice: often one encoder frame, too short to add as a phone), without sealing them (on real speech the encoder is
+# sure of a closure in some frames that have none, e.g. "old"; the model then does not close). Issue 17,
+# docs/BENCHMARKS.md (eleventh session).
+SURE_CLOSURE = 0.9
 # The encoder's columns the second opinion reads (core.listener's phone_probs): p, b, m, sil, then every vowel.
 OPINION_VOWELS = tuple(p for p in PHONES if p in VOWELS)
 OPINION_PHONES = (*BILABIAL_PHONES, SIL, *OPINION_VOWELS)
@@ -76,6 +83,13 @@ def _runs(on: np.ndarray) -> list[tuple[int, int]]:
     """(first, end) frame of each run of True in ``on``."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(on, np.int8), [0]])))
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def sure_closures(probs: np.ndarray, frame_rate: float) -> list[tuple[float, float]]:
+    """(start, end) seconds of each run of encoder frames whose P(p)+P(b)+P(m) (``probs``: (frames, 3) at
+    ``frame_rate``) reaches SURE_CLOSURE."""
+    sure = np.asarray(probs, np.float64).reshape(-1, len(BILABIAL_PHONES)).sum(axis=1) >= SURE_CLOSURE
+    return [(a / frame_rate, b / frame_rate) for a, b in _runs(sure)]
 
 
 def add_missed_bilabials(phones: list[PhoneSegment], confidence: list[float], probs: np.ndarray,
@@ -211,9 +225,11 @@ def cleaned_phones(result: Alignment) -> tuple[list[PhoneSegment], list[float]]:
 
 def apply_second_opinion(result: Alignment, probs: np.ndarray, frame_rate: float, decoded: float | None = None) -> int:
     """The second opinion on recognised phones, in place, from the encoder's ``probs`` (frames, len(OPINION_PHONES)):
-    the closures it hears are added, the vowels it hears in recognised pauses added (up to ``decoded``, see
-    vowels_in_pauses), the recognised vowels it hears as silence calmed; returns how many bilabials were added."""
+    the closures it is sure of noted (Alignment.closures), the closures it hears added, the vowels it hears in
+    recognised pauses added (up to ``decoded``, see vowels_in_pauses), the recognised vowels it hears as silence
+    calmed; returns how many bilabials were added."""
     probs = np.asarray(probs).reshape(-1, len(OPINION_PHONES))
+    result.closures = sure_closures(probs[:, :3], frame_rate)
     result.phones, result.confidence, added = add_missed_bilabials(result.phones, result.confidence, probs[:, :3],
                                                                    frame_rate)
     result.phones, result.confidence, _ = vowels_in_pauses(result.phones, result.confidence, probs[:, 4:],

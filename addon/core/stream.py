@@ -38,6 +38,7 @@ from .phonetic import phonetic_prior_take
 from .policy import (
     NeuralPolicy,
     SampleSettings,
+    prior_hold,
     seal_bilabials,
     smooth_articulation,
     vowel_mask,
@@ -297,8 +298,9 @@ class FaceStream:
         self._k = k + 1
 
     def _evidence(self, k: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """The plan's phone evidence (horizon, NUM_PHONES + 1) and normalised prior with the jaw floor's weight
-        (horizon, NUM_CHANNELS + 1), or None without phones or prior weight, from the last HISTORY seconds."""
+        """The plan's phone evidence (horizon, NUM_PHONES + 1) and normalised prior with the jaw floor's weight and
+        how much the prior holds (horizon, NUM_CHANNELS + 2), or None without phones or prior weight, from the last
+        HISTORY seconds."""
         p, h = self.policy, self.policy.horizon
         first = _on_grid(k - int(HISTORY * spec.MODEL_FPS))
         t0, edge = first / spec.MODEL_FPS, self._heard / spec.SAMPLE_RATE
@@ -316,8 +318,9 @@ class FaceStream:
         floor = np.zeros(h, np.float32)
         if self.settings.vowel_floor:
             floor = vowel_mask(result.phones, at + h, confidence=result.confidence)[at:].astype(np.float32)
+        hold = prior_hold(result, at + h)[at:].astype(np.float32)
         prior = (np.asarray(take[at : at + h], np.float32) - p.state_mean) / p.state_std
-        return evidence, np.concatenate([prior, floor[:, None]], axis=1)
+        return evidence, np.concatenate([prior, floor[:, None], hold[:, None]], axis=1)
 
     # --- giving frames out ---------------------------------------------------------------------------------------
 

@@ -280,6 +280,50 @@ def test_inside_the_evidence_vowels_the_jaw_opens_at_least_as_far_as_the_prior()
     assert (jaw(False)[inside] < 0.6 - 0.05).mean() > 0.3
 
 
+def test_where_the_prior_holds_it_pulls_and_where_it_lets_go_the_model_alone_decides():
+    """hold 1 everywhere is the prior as before, bit for bit; hold 0 on some frames leaves the prior (and the jaw
+    floor) out there, so with prior_weight 1 those frames are not the prior's and the others are."""
+    from facepolicy.core import metrics
+    from facepolicy.core.audio import load_audio
+
+    audio = load_audio(ARCTIC_A0009)
+    phones = metrics.read_lab(ARCTIC_A0009.with_name("arctic_a0009_phone.lab"))
+    p = neural.NeuralEngine().policy()
+    free = p.sample(audio.samples, sampler.SampleSettings(seed=0), phones=phones)
+    prior = np.clip(free + 0.3, 0.0, 1.0)
+    art = sampler.ARTICULATION
+    settings = sampler.SampleSettings(seed=0, prior_weight=1.0)
+    lift = neural.vowel_mask(phones, len(prior))
+    full = p.sample(audio.samples, settings, phones=phones, prior=prior, floor=lift)
+    held = p.sample(audio.samples, settings, phones=phones, prior=prior, floor=lift, hold=np.ones(len(prior)))
+    np.testing.assert_array_equal(held, full)
+    hold = np.ones(len(prior))
+    hold[40:50] = 0.0
+    out = p.sample(audio.samples, settings, phones=phones, prior=prior, floor=lift, hold=hold)
+    np.testing.assert_allclose(out[:30, art], prior[:30, art], atol=1e-5)
+    assert np.abs(out[42:48, art] - prior[42:48, art]).mean() > 0.05
+
+
+def test_the_prior_lets_go_where_the_encoder_is_sure_of_a_closure_outside_the_vowels():
+    from facepolicy.core.align import Alignment
+    from facepolicy.core.phones import PhoneSegment
+    from facepolicy.core.second_opinion import SURE_CLOSURE, sure_closures
+
+    probs = np.full((50, 3), 0.01)
+    probs[10, 0] = SURE_CLOSURE  # one 20-ms frame at 0.20 s
+    probs[20:23, 2] = 0.95  # 0.40-0.46 s
+    probs[30:33, 2] = 0.5  # not sure
+    assert np.ravel(sure_closures(probs, 50.0)) == pytest.approx([0.2, 0.22, 0.4, 0.46])
+    phones = [PhoneSegment("k", 0.0, 0.3), PhoneSegment("aa", 0.3, 0.5), PhoneSegment("sil", 0.5, 1.0)]
+    heard = Alignment(phones, [1.0] * 3, [], "recognised-phones", closures=[(0.2, 0.22), (0.4, 0.46)])
+    hold = neural.prior_hold(heard, 30)
+    # 0.2-0.22 s holds no frame centre (frame 6 is 0.2-0.233 s, centre 0.217): the frame holding its middle lets
+    # go; 0.40-0.46 s lies inside the vowel "aa" (frames 9-14), where the jaw floor keeps the mouth open.
+    assert hold[6] == 0.0 and hold[12] == hold[13] == 1.0
+    assert np.all(np.delete(hold, 6) == 1.0)
+    np.testing.assert_array_equal(neural.prior_hold(Alignment(phones, [1.0] * 3), 30), np.ones(30))
+
+
 def _repeated_a0009(seconds: float):
     """ARCTIC a0009 repeated to ``seconds``, with its reference phones as a forced alignment's evidence."""
     from facepolicy.core import metrics
