@@ -19,7 +19,7 @@ from .evidence import AUDIO_ONLY, Evidence, calm_nonspeech, gather_evidence, sid
 from .facetrack import FaceTrack
 from .listener import EncodedAudio
 from .performer_brows import brow_features
-from .phones import BILABIALS, VOWELS
+from .phones import BILABIALS, SIL, VOWELS
 from .phonetic import phonetic_prior_take
 from .prepare import folder_version, held_warm, take_prepared
 from .ps_native import AlignerMissing
@@ -33,6 +33,9 @@ log = logging.getLogger("facepolicy")
 
 # Seconds: the Gaussian that smooths the articulation channels of a take sampled with a phonetic prior.
 ARTICULATION_SMOOTHING = 0.015
+# Seconds: a closure the audio encoder is sure of inside a recognised pause lets the prior go only this near the
+# pause's end (prior_hold).
+PAUSE_TAIL = 0.1
 
 
 def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS, confidence=None) -> np.ndarray:
@@ -47,13 +50,23 @@ def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS, confidence=No
     return np.convolve(np.pad(mask, 1, mode="edge"), np.ones(3) / 3, mode="valid")
 
 
+def _released(phones, s: float, e: float) -> bool:
+    """Whether the prior lets go for a closure heard over ``s``..``e``: not inside a recognised pause unless it ends
+    within PAUSE_TAIL of one that speech follows (where a p or b starting the next words hides; elsewhere in a pause,
+    the audio's start included, the prior's mouth is at rest already)."""
+    return not any(p.phone == SIL and p.start < e and p.end > s and (k + 1 == len(phones) or p.end - e > PAUSE_TAIL)
+                   for k, p in enumerate(phones))
+
+
 def prior_hold(evidence: Alignment, n_frames: int, fps: float = spec.MODEL_FPS) -> np.ndarray:
     """0..1 per frame: how much the phonetic prior and the jaw floor hold the mouth (SampleSettings.prior_weight
     scales it). 0 on the frames where the audio encoder is sure of a lip closure (``evidence.closures``: the frames
-    whose centre lies in one, or the frame holding a shorter one's middle) outside the evidence's vowels
-    (vowel_mask), so the model's own closure shows there; 1 elsewhere."""
+    whose centre lies in one, or the frame holding a shorter one's middle; in a pause only near its end, _released)
+    outside the evidence's vowels (vowel_mask), so the model's own closure shows there; 1 elsewhere."""
     sure = np.zeros(n_frames)
     for s, e in evidence.closures:
+        if not _released(evidence.phones, s, e):
+            continue
         a, b = int(np.ceil(s * fps - 0.5)), int(np.ceil(e * fps - 0.5))  # frames whose centre is in [s, e)
         if b <= a:
             a, b = int(0.5 * (s + e) * fps), int(0.5 * (s + e) * fps) + 1

@@ -160,8 +160,9 @@ def _synth_isolated(text: str, voice: EspeakVoice) -> tuple[np.ndarray, list]:
     """Synthesise in a forked child of a process whose espeak-ng has never spoken.
 
     espeak-ng carries wave-generator state from one utterance to the next, so the same text comes out a few
-    samples different depending on what was said before. Forking from a pristine instance makes every
-    utterance depend on its own text and voice only, which keeps the corpus deterministic by seed.
+    samples different depending on what was said before. Forking from a pristine instance (and seeding the C
+    library's rand(), which its noise draws on) makes every utterance depend on its own text and voice only, which
+    keeps the corpus deterministic by seed.
     """
     eng = _engine()
     read_fd, write_fd = os.pipe()
@@ -171,6 +172,10 @@ def _synth_isolated(text: str, voice: EspeakVoice) -> tuple[np.ndarray, list]:
         try:
             os.close(read_fd)
             try:
+                # espeak-ng draws its noise (breath, frication) from the C library's rand(), whose state the child
+                # inherits: whatever called rand() in this process before would change the audio. Seed 1 is the
+                # state of a process that never called it.
+                ctypes.CDLL(None).srand(1)
                 payload = ("ok", eng.synth(text, voice))
             except Exception as exc:  # reported to the parent, which raises it
                 payload = ("error", str(exc))

@@ -322,6 +322,13 @@ def test_the_prior_lets_go_where_the_encoder_is_sure_of_a_closure_outside_the_vo
     assert hold[6] == 0.0 and hold[12] == hold[13] == 1.0
     assert np.all(np.delete(hold, 6) == 1.0)
     np.testing.assert_array_equal(neural.prior_hold(Alignment(phones, [1.0] * 3), 30), np.ones(30))
+    # In a pause only near its end, where a p or b starting the next words hides: not in the middle of one, and not
+    # in the pause that ends what has been heard (the start of a live stream, where the encoder's first frames hear
+    # the step from nothing into the room).
+    phones = [PhoneSegment("sil", 0.0, 0.6), PhoneSegment("aa", 0.6, 0.8), PhoneSegment("sil", 0.8, 1.0)]
+    heard = Alignment(phones, [1.0] * 3, [], "recognised-phones", closures=[(0.2, 0.24), (0.52, 0.56), (0.9, 0.94)])
+    hold = neural.prior_hold(heard, 30)
+    assert hold[16] == 0.0 and np.all(np.delete(hold, 16) == 1.0)
 
 
 def _repeated_a0009(seconds: float):
