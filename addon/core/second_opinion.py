@@ -49,6 +49,10 @@ VOWEL_MAX_SILENCE = 0.6
 # hears most. Over the real clips of model.evaluate (both sets) no pause has such a run (docs/BENCHMARKS.md, issue 17).
 VOWEL_IN_PAUSE = 0.5
 VOWEL_MIN_FRAMES = 3
+# The same holds for a recognised /l/: recognition hears back rounded vowels as a dark l (Polish o, French o), and
+# the encoder hears the vowel (on the development set 17 such runs in Polish and 8 in German, each over a vowel of
+# espeak-ng's; over the real clips 4, 3 of them over a vowel, and 5 in the held-out TTS draw, 4 over a vowel).
+VOWEL_HOSTS = (SIL, "l")
 # Where the encoder is at least this sure of a closure in a frame (P(p)+P(b)+P(m)) the Neural engine's phonetic prior
 # lets go outside the evidence's vowels (core.neural.prior_hold), so the model's own closure shows where recognition
 # heard another consonant or nothing: French p and b that recognition heard as k, l or silence (20 ms in espeak-ng's
@@ -146,19 +150,19 @@ def split_phone(phones: list[PhoneSegment], confidence: list[float], host: int, 
 def vowels_in_pauses(phones: list[PhoneSegment], confidence: list[float], vowels: np.ndarray, frame_rate: float,
                      decoded: float | None = None, threshold: float = VOWEL_IN_PAUSE,
                      min_frames: int = VOWEL_MIN_FRAMES) -> tuple[list[PhoneSegment], list[float], int]:
-    """Recognised pauses with the vowels the encoder hears in them: ``vowels`` is (frames, len(OPINION_VOWELS)),
-    its probabilities per frame at ``frame_rate``. A run of at least ``min_frames`` frames whose summed vowel
-    probability exceeds ``threshold`` inside a pause becomes the vowel with the most probability over the run, with
-    that mean summed probability as its confidence; the pause is split around it. ``decoded``: the time up to which
-    the phones were recognised (a live stream's pause after it only stands for audio not decoded yet; None: all of
-    them). Returns (phones, confidence, how many vowels were added)."""
+    """Recognised pauses (and /l/, VOWEL_HOSTS) with the vowels the encoder hears in them: ``vowels`` is (frames,
+    len(OPINION_VOWELS)), its probabilities per frame at ``frame_rate``. A run of at least ``min_frames`` frames whose
+    summed vowel probability exceeds ``threshold`` centred in such a phone becomes the vowel with the most
+    probability over the run, with that mean summed probability as its confidence; the host is split around it.
+    ``decoded``: the time up to which the phones were recognised (a live stream's pause after it only stands for
+    audio not decoded yet; None: all of them). Returns (phones, confidence, how many vowels were added)."""
     vowels = np.asarray(vowels, np.float64).reshape(-1, len(OPINION_VOWELS))
     phones, confidence = list(phones), list(confidence)
     added = 0
     for a, b in _runs(vowels.sum(axis=1) > threshold):
         s, e = a / frame_rate, b / frame_rate
         host = next((k for k, p in enumerate(phones) if p.start <= 0.5 * (s + e) < p.end), None)
-        if host is None or phones[host].phone != SIL:
+        if host is None or phones[host].phone not in VOWEL_HOSTS:
             continue
         s, e = max(s, phones[host].start), min(e, phones[host].end, np.inf if decoded is None else decoded)
         if (e - s) * frame_rate < min_frames - 1e-6:

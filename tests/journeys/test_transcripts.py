@@ -298,3 +298,27 @@ def test_a_closure_the_encoder_is_sure_of_shows_though_recognition_missed_it(tmp
     (closure,) = [p for p in utt.phones if p.phone in BILABIALS and abs(p.start - at) < 0.03]
     s = metrics.score_clip(read_livelink_csv(out / "npc.csv"), utt.phones, utt.samples)
     assert (closure.phone, closure.start) not in s.missed, f"the lips stay open at {at} s: {utt.text}"
+
+
+# Polish "o" that recognition heard as a dark l: the mouth stayed shut over it (the evidence had no vowel there, so
+# neither the prior nor the jaw floor opened it); the encoder hears the vowel (core.second_opinion.VOWEL_HOSTS).
+# (pair of sentences, voicing, the vowel's time)
+POLISH_O = [(2, 1, 2.12), (2, 1, 3.74), (0, 1, 1.58)]
+
+
+@pytest.mark.parametrize(("pair", "voicing", "at"), POLISH_O, ids=[f"{c[0]}-{c[2]}" for c in POLISH_O])
+def test_a_polish_o_recognition_heard_as_l_opens_the_mouth(tmp_path, pair, voicing, at):
+    from facepolicy.core import metrics
+    from facepolicy.core.livelink import read_livelink_csv
+    from model.data import espeak as espeak_lib
+    from model.data import languages
+
+    if not espeak_lib.available():
+        pytest.skip("the espeak-ng library is not installed (bash run.sh test installs it)")
+    utt = languages.dev_clip(languages.BY_CODE["pl"], pair, voicing)
+    write_wav(tmp_path / "npc.wav", utt.samples)
+    done, out = bake(tmp_path)
+    assert "1 baked" in done.stdout, done.stderr
+    (vowel,) = [p for p in utt.phones if p.phone == "ao" and abs(p.start - at) < 0.03]
+    s = metrics.score_clip(read_livelink_csv(out / "npc.csv"), utt.phones, utt.samples)
+    assert (vowel.phone, vowel.start) not in s.missed, f"the mouth stays shut at {at} s: {utt.text}"

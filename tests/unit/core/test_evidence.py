@@ -200,3 +200,14 @@ def test_a_vowel_the_encoder_hears_in_a_recognised_pause_splits_the_pause():
     # nothing changes.
     assert vowels_in_pauses(phones, [1.0] * 3, probs * 0.6, 50.0)[2] == 0
     assert vowels_in_pauses(phones, [1.0] * 3, probs, 50.0, decoded=0.3)[2] == 0
+
+
+def test_a_vowel_the_encoder_hears_in_a_recognised_l_splits_the_l():
+    # Polish "o" recognised as a dark l: the encoder hears the vowel over four frames of it. Other consonants stay.
+    phones = [PhoneSegment("p", 0.0, 0.08), PhoneSegment("l", 0.08, 0.24), PhoneSegment("sh", 0.24, 0.4)]
+    probs = _vowel_probs(20, {(5, 9): ("ao", 0.85), (13, 18): ("aa", 0.9)})
+    out, conf, added = vowels_in_pauses(phones, [1.0, 0.9, 0.8], probs, 50.0)
+    assert added == 1
+    assert [(p.phone, round(p.start, 2), round(p.end, 2)) for p in out] == [
+        ("p", 0.0, 0.08), ("l", 0.08, 0.1), ("ao", 0.1, 0.18), ("l", 0.18, 0.24), ("sh", 0.24, 0.4)]
+    assert conf == pytest.approx([1.0, 0.9, 0.85, 0.9, 0.8])
