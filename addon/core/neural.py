@@ -50,22 +50,24 @@ def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS, confidence=No
     return np.convolve(np.pad(mask, 1, mode="edge"), np.ones(3) / 3, mode="valid")
 
 
-def _released(phones, s: float, e: float) -> bool:
-    """Whether the prior lets go for a closure heard over ``s``..``e``: not inside a recognised pause unless it ends
-    within PAUSE_TAIL of one that speech follows (where a p or b starting the next words hides; elsewhere in a pause,
-    the audio's start included, the prior's mouth is at rest already)."""
-    return not any(p.phone == SIL and p.start < e and p.end > s and (k + 1 == len(phones) or p.end - e > PAUSE_TAIL)
-                   for k, p in enumerate(phones))
-
-
 def prior_hold(evidence: Alignment, n_frames: int, fps: float = spec.MODEL_FPS) -> np.ndarray:
     """0..1 per frame: how much the phonetic prior and the jaw floor hold the mouth (SampleSettings.prior_weight
     scales it). 0 on the frames where the audio encoder is sure of a lip closure (``evidence.closures``: the frames
-    whose centre lies in one, or the frame holding a shorter one's middle; in a pause only near its end, _released)
-    outside the evidence's vowels (vowel_mask), so the model's own closure shows there; 1 elsewhere."""
+    whose centre lies in one, or the frame holding a shorter one's middle) outside the evidence's vowels
+    (vowel_mask), so the model's own closure shows there; 1 elsewhere. Inside a recognised pause only within
+    PAUSE_TAIL of its end, and only where speech follows (a p or b starting the next words hides there; elsewhere in
+    a pause, the audio's start included, the prior's mouth is at rest already)."""
     sure = np.zeros(n_frames)
+    phones = evidence.phones
+    starts = np.array([p.start for p in phones])
     for s, e in evidence.closures:
-        if not _released(evidence.phones, s, e):
+        k = max(0, int(np.searchsorted(starts, s, side="right")) - 1)  # phones in time order, not overlapping
+        pauses = []
+        while k < len(phones) and phones[k].start < e:
+            if phones[k].end > s and phones[k].phone == SIL:
+                pauses.append(k)
+            k += 1
+        if any(k + 1 == len(phones) or phones[k].end - e > PAUSE_TAIL for k in pauses):
             continue
         a, b = int(np.ceil(s * fps - 0.5)), int(np.ceil(e * fps - 0.5))  # frames whose centre is in [s, e)
         if b <= a:
@@ -73,7 +75,7 @@ def prior_hold(evidence: Alignment, n_frames: int, fps: float = spec.MODEL_FPS) 
         sure[max(0, a) : max(0, min(b, n_frames))] = 1.0
     if not sure.any():
         return np.ones(n_frames)
-    return 1.0 - sure * (1.0 - vowel_mask(evidence.phones, n_frames, fps, evidence.confidence))
+    return 1.0 - sure * (1.0 - vowel_mask(phones, n_frames, fps, evidence.confidence))
 
 
 def smooth_articulation(states: np.ndarray, sigma: float = ARTICULATION_SMOOTHING,

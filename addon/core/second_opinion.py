@@ -6,6 +6,7 @@ the live stream (core.stream_evidence) and the Phonetic engine (cleaned_phones).
 
 from __future__ import annotations
 
+import bisect
 import threading
 
 import numpy as np
@@ -99,7 +100,8 @@ def sure_closures(probs: np.ndarray, frame_rate: float) -> list[tuple[float, flo
 def add_missed_bilabials(phones: list[PhoneSegment], confidence: list[float], probs: np.ndarray,
                          frame_rate: float, threshold: float = BILABIAL_EVIDENCE,
                          min_frames: int = BILABIAL_MIN_FRAMES) -> tuple[list[PhoneSegment], list[float], int]:
-    """Recognised phones plus the bilabials the audio encoder hears and the recogniser missed.
+    """Recognised phones (in time order, not overlapping) plus the bilabials the audio encoder hears and the
+    recogniser missed.
 
     ``probs``: (frames, 3) encoder probabilities of p, b and m at ``frame_rate`` (frame j spans j/rate ..
     (j+1)/rate). Returns (phones, confidence, how many bilabials were added); a host phone that a closure lands in
@@ -107,31 +109,57 @@ def add_missed_bilabials(phones: list[PhoneSegment], confidence: list[float], pr
     """
     probs = np.asarray(probs, np.float64).reshape(-1, len(BILABIAL_PHONES))
     phones, confidence = list(phones), list(confidence)
+    starts = [p.start for p in phones]
     added = 0
     for a, b in _runs(probs.sum(axis=1) > threshold):
         if b - a < min_frames:
             continue
         s, e = a / frame_rate, b / frame_rate
-        if any(p.phone in BILABIALS and p.start < e and p.end > s for p in phones):
+        near = _overlapping(phones, starts, s, e)
+        if any(phones[k].phone in BILABIALS for k in near):
             continue
-        host = _closure_host(phones, s, e)
+        host = _closure_host(phones, starts, near, s, e)
         if host is None or (phones[host].phone in VOWELS and float(probs[a:b].sum(axis=1).mean()) < BILABIAL_IN_VOWEL):
             continue
-        split_phone(phones, confidence, host, s, e, BILABIAL_PHONES[int(np.argmax(probs[a:b].sum(axis=0)))])
+        _split(phones, confidence, starts, host, s, e, BILABIAL_PHONES[int(np.argmax(probs[a:b].sum(axis=0)))])
         added += 1
     return phones, confidence, added
 
 
-def _closure_host(phones: list[PhoneSegment], s: float, e: float) -> int | None:
-    """The recognised phone a closure heard over ``s``..``e`` goes into: the consonant it overlaps most (not
-    LIP_CONSONANTS), else the phone at its centre (None: none)."""
-    overlap = [(min(e, p.end) - max(s, p.start), k) for k, p in enumerate(phones)
-               if p.start < e and p.end > s and p.phone not in VOWELS and p.phone != SIL
-               and p.phone not in LIP_CONSONANTS]
+def _overlapping(phones: list[PhoneSegment], starts: list[float], s: float, e: float) -> list[int]:
+    """Indices of the phones that overlap ``s``..``e`` (phones in time order, not overlapping; ``starts`` theirs)."""
+    k = max(0, bisect.bisect_right(starts, s) - 1)
+    out = []
+    while k < len(phones) and starts[k] < e:
+        if phones[k].end > s:
+            out.append(k)
+        k += 1
+    return out
+
+
+def _at(phones: list[PhoneSegment], starts: list[float], t: float) -> int | None:
+    """The index of the phone that holds time ``t`` (None: none does)."""
+    k = bisect.bisect_right(starts, t) - 1
+    return k if k >= 0 and phones[k].start <= t < phones[k].end else None
+
+
+def _closure_host(phones: list[PhoneSegment], starts: list[float], near: list[int], s: float,
+                  e: float) -> int | None:
+    """The recognised phone a closure heard over ``s``..``e`` goes into (``near``: the phones overlapping it): the
+    consonant it overlaps most (not LIP_CONSONANTS), else the phone at its centre (None: none)."""
+    overlap = [(min(e, phones[k].end) - max(s, phones[k].start), k) for k in near
+               if phones[k].phone not in VOWELS and phones[k].phone != SIL and phones[k].phone not in LIP_CONSONANTS]
     if overlap:
         return max(overlap)[1]
-    centre = 0.5 * (s + e)
-    return next((k for k, p in enumerate(phones) if p.start <= centre < p.end), None)
+    return _at(phones, starts, 0.5 * (s + e))
+
+
+def _split(phones: list[PhoneSegment], confidence: list[float], starts: list[float], host: int, s: float, e: float,
+           name: str) -> None:
+    """split_phone, keeping ``starts`` (the phones' starts) in step."""
+    before = len(phones)
+    split_phone(phones, confidence, host, s, e, name)
+    starts[host : host + 1] = [p.start for p in phones[host : host + 1 + len(phones) - before]]
 
 
 def split_phone(phones: list[PhoneSegment], confidence: list[float], host: int, s: float, e: float,
@@ -158,10 +186,11 @@ def vowels_in_pauses(phones: list[PhoneSegment], confidence: list[float], vowels
     audio not decoded yet; None: all of them). Returns (phones, confidence, how many vowels were added)."""
     vowels = np.asarray(vowels, np.float64).reshape(-1, len(OPINION_VOWELS))
     phones, confidence = list(phones), list(confidence)
+    starts = [p.start for p in phones]
     added = 0
     for a, b in _runs(vowels.sum(axis=1) > threshold):
         s, e = a / frame_rate, b / frame_rate
-        host = next((k for k, p in enumerate(phones) if p.start <= 0.5 * (s + e) < p.end), None)
+        host = _at(phones, starts, 0.5 * (s + e))
         if host is None or phones[host].phone not in VOWEL_HOSTS:
             continue
         s, e = max(s, phones[host].start), min(e, phones[host].end, np.inf if decoded is None else decoded)
@@ -169,7 +198,7 @@ def vowels_in_pauses(phones: list[PhoneSegment], confidence: list[float], vowels
             continue
         run = vowels[a:b]
         at = host + (s - phones[host].start > 0.005)  # where split_phone puts the vowel
-        split_phone(phones, confidence, host, s, e, OPINION_VOWELS[int(np.argmax(run.sum(axis=0)))])
+        _split(phones, confidence, starts, host, s, e, OPINION_VOWELS[int(np.argmax(run.sum(axis=0)))])
         confidence[at] = float(run.sum(axis=1).mean())
         added += 1
     return phones, confidence, added
