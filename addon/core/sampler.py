@@ -343,8 +343,8 @@ class NeuralPolicy:
 
     def _prior_window(self, prior, floor, hold, span0: int, span1: int) -> np.ndarray:
         """(span1 - span0, NUM_CHANNELS + 2) normalised prior states for model frames span0..span1 (its last frame
-        repeated past its end), then the jaw floor's weight (``floor``; None: 0) and how much the prior holds (``hold``;
-        None: 1). ``prior`` slices like states: an array, or a TeacherTake that renders just the frames
+        repeated past its end), then the jaw floor's weight (``floor``; None: 0) and how much the prior holds
+        (``hold``; None: 1). ``prior`` slices like states: an array, or a TeacherTake that renders just the frames
         asked for."""
         idx = np.clip(np.arange(span0, span1), 0, len(prior) - 1)
         lo, hi = int(idx[0]), int(idx[-1]) + 1
@@ -434,7 +434,7 @@ class NeuralPolicy:
         inputs = {k: np.concatenate([self._drop(full, p)[k] for p in passes]) for k in full}
         noise = noise if noise is not None and noise.seed == settings.seed else NoiseBlocks(settings.seed, keep=1)
         x = np.stack([noise.frames(f, h, c) for f in starts])
-        target = floor = None
+        target = floor = hold = None
         if prior is not None:
             target, floor, hold = prior[..., ARTICULATION], prior[..., -2], prior[..., -1]
         for t, t_prev in steps:

@@ -248,30 +248,39 @@ def test_a_line_found_up_to_date_says_again_what_its_bake_said(tmp_path):
 
 
 
-# Lines of the French development set (model.data.languages, two sentences each) whose p/b recognition heard as another
-# consonant (k, l) while the audio encoder heard the closure over that consonant and the first frame of the next
-# vowel: the closure was weighed as one inside the vowel, which needs the encoder to be surer, and the lips stayed
-# open (core.second_opinion._closure_host). (pair of sentences, voicing, the closure's time, its word)
-STRADDLED = [(0, 0, 3.47, "prépare"), (1, 1, 3.30, "beaucoup")]
-
-
-@pytest.mark.parametrize(("pair", "voicing", "at", "word"), STRADDLED, ids=[c[3] for c in STRADDLED])
-def test_a_french_closure_heard_over_a_consonant_and_a_vowel_seals_the_lips(tmp_path, pair, voicing, at, word):
+def baked_dev_clip(tmp_path: Path, code: str, pair: int, voicing: int, phones, at: float):
+    """Clip ``pair`` of the development set in ``code`` and VOICINGS[``voicing``] (model.data.languages), baked by
+    the console script without its text: (the clip, the reference phone of class ``phones`` starting at ``at`` s,
+    whether the bake missed it)."""
     from facepolicy.core import metrics
     from facepolicy.core.livelink import read_livelink_csv
-    from facepolicy.core.phones import BILABIALS
     from model.data import espeak as espeak_lib
     from model.data import languages
 
     if not espeak_lib.available():
         pytest.skip("the espeak-ng library is not installed (bash run.sh test installs it)")
-    utt = languages.dev_clip(languages.BY_CODE["fr"], pair, voicing)
+    utt = languages.dev_clip(languages.BY_CODE[code], pair, voicing)
     write_wav(tmp_path / "npc.wav", utt.samples)
     done, out = bake(tmp_path)
     assert "1 baked" in done.stdout, done.stderr
-    (closure,) = [p for p in utt.phones if p.phone in BILABIALS and abs(p.start - at) < 0.03]
+    (phone,) = [p for p in utt.phones if p.phone in phones and abs(p.start - at) < 0.03]
     s = metrics.score_clip(read_livelink_csv(out / "npc.csv"), utt.phones, utt.samples)
-    assert (closure.phone, closure.start) not in s.missed, f"the lips stay open in {word!r}"
+    return utt, phone, (phone.phone, phone.start) in s.missed
+
+
+# Lines of the French development set whose p/b recognition heard as another consonant (k, l) while the audio encoder
+# heard the closure over that consonant and the first frame of the next vowel: the closure was weighed as one inside
+# the vowel, which needs the encoder to be surer, and the lips stayed open (core.second_opinion._closure_host).
+# (pair of sentences, voicing, the closure's time, its word)
+STRADDLED = [(0, 0, 3.47, "prépare"), (1, 1, 3.30, "beaucoup")]
+
+
+@pytest.mark.parametrize(("pair", "voicing", "at", "word"), STRADDLED, ids=[c[3] for c in STRADDLED])
+def test_a_french_closure_heard_over_a_consonant_and_a_vowel_seals_the_lips(tmp_path, pair, voicing, at, word):
+    from facepolicy.core.phones import BILABIALS
+
+    _, _, missed = baked_dev_clip(tmp_path, "fr", pair, voicing, BILABIALS, at)
+    assert not missed, f"the lips stay open in {word!r}"
 
 
 # Closures of the development set in four languages that recognition heard as another phone or missed, and that the
@@ -283,21 +292,10 @@ SURE = [("en", 2, 0, 0.69), ("it", 0, 0, 4.00), ("nl", 2, 1, 2.25), ("zh", 0, 1,
 
 @pytest.mark.parametrize(("code", "pair", "voicing", "at"), SURE, ids=[c[0] for c in SURE])
 def test_a_closure_the_encoder_is_sure_of_shows_though_recognition_missed_it(tmp_path, code, pair, voicing, at):
-    from facepolicy.core import metrics
-    from facepolicy.core.livelink import read_livelink_csv
     from facepolicy.core.phones import BILABIALS
-    from model.data import espeak as espeak_lib
-    from model.data import languages
 
-    if not espeak_lib.available():
-        pytest.skip("the espeak-ng library is not installed (bash run.sh test installs it)")
-    utt = languages.dev_clip(languages.BY_CODE[code], pair, voicing)
-    write_wav(tmp_path / "npc.wav", utt.samples)
-    done, out = bake(tmp_path)
-    assert "1 baked" in done.stdout, done.stderr
-    (closure,) = [p for p in utt.phones if p.phone in BILABIALS and abs(p.start - at) < 0.03]
-    s = metrics.score_clip(read_livelink_csv(out / "npc.csv"), utt.phones, utt.samples)
-    assert (closure.phone, closure.start) not in s.missed, f"the lips stay open at {at} s: {utt.text}"
+    utt, _, missed = baked_dev_clip(tmp_path, code, pair, voicing, BILABIALS, at)
+    assert not missed, f"the lips stay open at {at} s: {utt.text}"
 
 
 # Polish "o" that recognition heard as a dark l: the mouth stayed shut over it (the evidence had no vowel there, so
@@ -308,17 +306,5 @@ POLISH_O = [(2, 1, 2.12), (2, 1, 3.74), (0, 1, 1.58)]
 
 @pytest.mark.parametrize(("pair", "voicing", "at"), POLISH_O, ids=[f"{c[0]}-{c[2]}" for c in POLISH_O])
 def test_a_polish_o_recognition_heard_as_l_opens_the_mouth(tmp_path, pair, voicing, at):
-    from facepolicy.core import metrics
-    from facepolicy.core.livelink import read_livelink_csv
-    from model.data import espeak as espeak_lib
-    from model.data import languages
-
-    if not espeak_lib.available():
-        pytest.skip("the espeak-ng library is not installed (bash run.sh test installs it)")
-    utt = languages.dev_clip(languages.BY_CODE["pl"], pair, voicing)
-    write_wav(tmp_path / "npc.wav", utt.samples)
-    done, out = bake(tmp_path)
-    assert "1 baked" in done.stdout, done.stderr
-    (vowel,) = [p for p in utt.phones if p.phone == "ao" and abs(p.start - at) < 0.03]
-    s = metrics.score_clip(read_livelink_csv(out / "npc.csv"), utt.phones, utt.samples)
-    assert (vowel.phone, vowel.start) not in s.missed, f"the mouth stays shut at {at} s: {utt.text}"
+    utt, _, missed = baked_dev_clip(tmp_path, "pl", pair, voicing, ("ao",), at)
+    assert not missed, f"the mouth stays shut at {at} s: {utt.text}"
