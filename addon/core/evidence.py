@@ -4,7 +4,7 @@ A transcript is force-aligned when it is English or in a language core.letters a
 its phones where the alignment puts them; otherwise the phones are recognised from the audio (or, in the Neural
 engine's fast mode, there are none).
 Recognised phones get the audio encoder's second opinion (core.second_opinion: closures recognition missed, vowels it
-heard as pauses, vowels it hears as silence).
+heard as pauses or /l/, vowels it hears as silence, closures it is sure of).
 Wherever the audio is not speech at all (music, tones, noise) the evidence has no phones and the engines keep the
 mouth at rest. Runtime only: numpy, pocketsphinx and onnxruntime.
 """
