@@ -68,7 +68,7 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
     """The engine's steps one by one, as NeuralEngine.animate runs them (gather_evidence, sample_with_evidence)."""
     from facepolicy.core import spec
     from facepolicy.core.evidence import speech_frames
-    from facepolicy.core.neural import seal_bilabials, smooth_articulation, states_to_track, vowel_mask
+    from facepolicy.core.neural import prior_hold, seal_bilabials, smooth_articulation, states_to_track, vowel_mask
     from facepolicy.core.recognition import PAUSE_SILENCE, cores, recognise_chunks, shared_decoders, speech_chunks
     from facepolicy.core.sampler import NeuralPolicy, SampleSettings
     from facepolicy.core.second_opinion import OPINION_PHONES, apply_second_opinion
@@ -105,12 +105,13 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
         prior = phonetic_prior(result, samples, len(samples) / 16000).select(spec.CHANNEL_NAMES).values
         out["phonetic prior"] = time.perf_counter() - t
         floor = vowel_mask(result.phones, len(prior), confidence=result.confidence)
+        hold = prior_hold(result, floor)
     t = time.perf_counter()
     if result is None:
         states = policy.sample(samples, SampleSettings(seed=0), style=style, encoded=encoded)
     else:
         states = policy.sample(samples, SampleSettings(seed=0), style=style, phones=result.phones, prior=prior,
-                               floor=floor, encoded=encoded)
+                               floor=floor, hold=hold, encoded=encoded)
     out["sampling"] = time.perf_counter() - t
     if result is not None:
         t = time.perf_counter()

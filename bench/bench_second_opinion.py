@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     added = second_opinion.apply_second_opinion(result, probs, 50.0)
     t1 = time.perf_counter()
-    neural.prior_hold(result, seconds * 30)
+    neural.prior_hold(result, neural.vowel_mask(result.phones, seconds * 30, confidence=result.confidence))
     t2 = time.perf_counter()
     print(f"{args.minutes:g} min: second opinion {t1 - t0:.2f} s ({added} closures added, {len(result.phones)} phones "
           f"after), prior_hold {t2 - t1:.2f} s ({len(result.closures)} sure closures)")

@@ -50,13 +50,14 @@ def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS, confidence=No
     return np.convolve(np.pad(mask, 1, mode="edge"), np.ones(3) / 3, mode="valid")
 
 
-def prior_hold(evidence: Alignment, n_frames: int, fps: float = spec.MODEL_FPS) -> np.ndarray:
+def prior_hold(evidence: Alignment, vowels: np.ndarray, fps: float = spec.MODEL_FPS) -> np.ndarray:
     """0..1 per frame: how much the phonetic prior and the jaw floor hold the mouth (SampleSettings.prior_weight
     scales it). 0 on the frames where the audio encoder is sure of a lip closure (``evidence.closures``: the frames
     whose centre lies in one, or the frame holding a shorter one's middle) outside the evidence's vowels
-    (vowel_mask), so the model's own closure shows there; 1 elsewhere. Inside a recognised pause only within
-    PAUSE_TAIL of its end, and only where speech follows (a p or b starting the next words hides there; elsewhere in
-    a pause, the audio's start included, the prior's mouth is at rest already)."""
+    (``vowels``: its vowel_mask, one value per frame), so the model's own closure shows there; 1 elsewhere. Inside a
+    recognised pause only within PAUSE_TAIL of its end, and only where speech follows (a p or b starting the next
+    words hides there; elsewhere in a pause, the audio's start included, the prior's mouth is at rest already)."""
+    n_frames = len(vowels)
     sure = np.zeros(n_frames)
     phones = evidence.phones
     starts = np.array([p.start for p in phones])
@@ -73,9 +74,7 @@ def prior_hold(evidence: Alignment, n_frames: int, fps: float = spec.MODEL_FPS) 
         if b <= a:
             a, b = int(0.5 * (s + e) * fps), int(0.5 * (s + e) * fps) + 1
         sure[max(0, a) : max(0, min(b, n_frames))] = 1.0
-    if not sure.any():
-        return np.ones(n_frames)
-    return 1.0 - sure * (1.0 - vowel_mask(phones, n_frames, fps, evidence.confidence))
+    return 1.0 - sure * (1.0 - np.asarray(vowels, np.float64))
 
 
 def smooth_articulation(states: np.ndarray, sigma: float = ARTICULATION_SMOOTHING,
@@ -142,9 +141,9 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
     prior = floor = hold = None
     if settings.prior_weight > 0 and evidence.phones:
         prior = phonetic_prior_take(evidence, samples, len(samples) / spec.SAMPLE_RATE)
-        if settings.vowel_floor:
-            floor = vowel_mask(evidence.phones, len(prior), confidence=evidence.confidence)
-        hold = prior_hold(evidence, len(prior))
+        vowels = vowel_mask(evidence.phones, len(prior), confidence=evidence.confidence)
+        floor = vowels if settings.vowel_floor else None
+        hold = prior_hold(evidence, vowels)
     states = policy.sample(samples, settings, style=style, emotion=emotion, phones=evidence.phones, prior=prior,
                            floor=floor, hold=hold, progress=progress, cancel=cancel, encoded=encoded)
     if prior is not None:

@@ -315,10 +315,9 @@ class FaceStream:
         if self.settings.prior_weight <= 0 or not result.phones:
             return evidence, None
         take = phonetic_prior_take(result, self._samples(first), (at + h) / spec.MODEL_FPS)
-        floor = np.zeros(h, np.float32)
-        if self.settings.vowel_floor:
-            floor = vowel_mask(result.phones, at + h, confidence=result.confidence)[at:].astype(np.float32)
-        hold = prior_hold(result, at + h)[at:].astype(np.float32)
+        vowels = vowel_mask(result.phones, at + h, confidence=result.confidence)
+        floor = vowels[at:].astype(np.float32) if self.settings.vowel_floor else np.zeros(h, np.float32)
+        hold = prior_hold(result, vowels)[at:].astype(np.float32)
         prior = (np.asarray(take[at : at + h], np.float32) - p.state_mean) / p.state_std
         return evidence, np.concatenate([prior, floor[:, None], hold[:, None]], axis=1)
 

@@ -316,18 +316,19 @@ def test_the_prior_lets_go_where_the_encoder_is_sure_of_a_closure_outside_the_vo
     assert np.ravel(sure_closures(probs, 50.0)) == pytest.approx([0.2, 0.22, 0.4, 0.46])
     phones = [PhoneSegment("k", 0.0, 0.3), PhoneSegment("aa", 0.3, 0.5), PhoneSegment("sil", 0.5, 1.0)]
     heard = Alignment(phones, [1.0] * 3, [], "recognised-phones", closures=[(0.2, 0.22), (0.4, 0.46)])
-    hold = neural.prior_hold(heard, 30)
+    hold = neural.prior_hold(heard, neural.vowel_mask(phones, 30))
     # 0.2-0.22 s holds no frame centre (frame 6 is 0.2-0.233 s, centre 0.217): the frame holding its middle lets
     # go; 0.40-0.46 s lies inside the vowel "aa" (frames 9-14), where the jaw floor keeps the mouth open.
     assert hold[6] == 0.0 and hold[12] == hold[13] == 1.0
     assert np.all(np.delete(hold, 6) == 1.0)
-    np.testing.assert_array_equal(neural.prior_hold(Alignment(phones, [1.0] * 3), 30), np.ones(30))
+    np.testing.assert_array_equal(neural.prior_hold(Alignment(phones, [1.0] * 3), neural.vowel_mask(phones, 30)),
+                                  np.ones(30))
     # In a pause only near its end, where a p or b starting the next words hides: not in the middle of one, and not
     # in the pause that ends what has been heard (the start of a live stream, where the encoder's first frames hear
     # the step from nothing into the room).
     phones = [PhoneSegment("sil", 0.0, 0.6), PhoneSegment("aa", 0.6, 0.8), PhoneSegment("sil", 0.8, 1.0)]
     heard = Alignment(phones, [1.0] * 3, [], "recognised-phones", closures=[(0.2, 0.24), (0.52, 0.56), (0.9, 0.94)])
-    hold = neural.prior_hold(heard, 30)
+    hold = neural.prior_hold(heard, neural.vowel_mask(phones, 30))
     assert hold[16] == 0.0 and np.all(np.delete(hold, 16) == 1.0)
 
 
