@@ -22,8 +22,18 @@ It first checks which language core.transcript takes each text for: generated En
 With --languages, the development set's clips of every language core.letters aligns are tried with their own text
 and with another clip's, through the same rule (one line per language: exact used, swapped refused, the fits).
 
+With --localised, lines as a studio localises them: development-set sentences and the localised game lines
+(model.data.languages.LOCALISED_LINES) of the languages core.letters aligns, made with the espeak-ng command in eight
+voice variants (half of them never heard by the ear's training, model/ear.py) at three speeds, each tried with its
+own text and with a development-set sentence's, the language set as a studio sets it (``--transcript-language``; the
+detection is measured above). Each try is scored by the rule in force (core.evidence: the ear for these languages)
+and, in the same run, by the English phone head's rule that judged them before:
+
+    localised (ear fit >= -3.9): exact rejected 9/504 swapped rejected 504/504; English head (>= -7.7): exact
+    rejected 31/504 swapped rejected 502/504; tune: ...
+
     .venv/bin/python bench/transcript_acceptance.py [--seed 15] [--keep DIR] [--json results.json]
-        [--detection 3000] [--detection-only] [--languages]
+        [--detection 3000] [--detection-only] [--languages] [--localised]
 """
 
 from __future__ import annotations
@@ -219,6 +229,78 @@ def language_acceptance(root: Path) -> list[str]:
     return out
 
 
+# --localised: espeak-ng variants and speeds (words per minute); the tuning half's variants, the rest are the test half.
+LOCALISED_VARIANTS = ("m3", "klatt2", "m7", "f5", "f2", "david", "klatt", "croak")
+LOCALISED_TUNE = ("m3", "klatt2", "m7", "f5")
+LOCALISED_SPEEDS = (130, 175, 230)
+
+
+
+def _localised_tries(folder: Path, code: str, voice: str, variant: str, speed: int, kind: str, spoken: str,
+                     other: str) -> list[dict]:
+    """One localised line made with the espeak-ng command, tried with its text and with ``other``."""
+    from facepolicy.core import evidence
+    from facepolicy.core.align import shared_aligner
+    from facepolicy.core.audio import load_audio
+    from facepolicy.core.listener import shared_listener
+    from facepolicy.core.phones import PHONES
+
+    wav = folder / f"{code}-{variant}-{speed}-{kind.replace(' ', '')}.wav"
+    subprocess.run(["espeak-ng", "-v", f"{voice}+{variant}", "-s", str(speed), "-w", str(wav), spoken], check=True,
+                   capture_output=True)
+    samples = load_audio(wav).samples
+    probs = shared_listener().phone_probs(samples, PHONES)
+    rows = []
+    for case, text in (("exact", spoken), ("swapped", other)):
+        heard = evidence.gather_evidence(samples, text, None, language=code)  # as a studio sets it
+        try:
+            aligned = shared_aligner().align(samples, text, 16000, language=code)
+            english = evidence.transcript_fit(aligned, probs, shared_listener().frame_rate)
+        except Exception:  # noqa: BLE001 - not aligned: no fit, as the rule sees it
+            english = None
+        rows.append({"language": code, "voice": variant, "speed": speed, "kind": kind, "case": case, "text": text,
+                     "half": "tune" if variant in LOCALISED_TUNE else "test",
+                     "used": heard.source == evidence.TRANSCRIPT, "fit": heard.fit, "english_head_fit": english})
+    return rows
+
+
+def localised_acceptance(folder: Path) -> tuple[list[dict], str]:
+    """Every try of --localised (a row each: language, voice, speed, half, case, used, the rule's fit and the
+    English head's) and the summary line."""
+    from facepolicy.core import evidence
+    from facepolicy.core.letters import ALIGNED
+    from model.data import languages
+
+    rows = []
+    for code in ALIGNED:
+        lang = languages.BY_CODE[code]
+        n = len(lang.sentences)
+        for v, variant in enumerate(LOCALISED_VARIANTS):
+            for speed in LOCALISED_SPEEDS:
+                k = (v * len(LOCALISED_SPEEDS) + speed) % n
+                rows += _localised_tries(folder, code, lang.voice, variant, speed, "sentence", lang.sentences[k],
+                                         lang.sentences[(k + n // 2) % n])
+                for j, (_, line) in enumerate(x for x in languages.LOCALISED_LINES if x[0] == code):
+                    rows += _localised_tries(folder, code, lang.voice, variant, speed, f"game line {j}", line,
+                                             lang.sentences[(k + j) % n])
+
+    def refused(case, ok):
+        sel = [r for r in rows if r["case"] == case]
+        return f"{sum(not ok(r) for r in sel)}/{len(sel)}"
+
+    halves = []
+    for half in ("tune", "test"):
+        # tries that could not be aligned have no fit for any rule to judge
+        low, high, mid = midpoint([r for r in rows if r["half"] == half and r["fit"] is not None])
+        halves.append(f"{half}: exact min {low:.2f} swapped max {high:.2f} -> midpoint {mid}")
+    floor = evidence.TRANSCRIPT_MIN_FIT
+    head = lambda r: r["english_head_fit"] is not None and r["english_head_fit"] >= floor  # noqa: E731
+    line = (f"localised (ear fit >= {evidence.EAR_MIN_FIT}): exact rejected {refused('exact', lambda r: r['used'])} "
+            f"swapped rejected {refused('swapped', lambda r: r['used'])}; English head (>= {floor}): exact rejected "
+            f"{refused('exact', head)} swapped rejected {refused('swapped', head)}; " + "; ".join(halves))
+    return rows, line
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sentences", type=int, default=48, help="generated sentences (12 short barks are added)")
@@ -229,8 +311,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detection-only", action="store_true", help="only the language check (no audio)")
     ap.add_argument("--languages", action="store_true",
                     help="only the aligned languages' dev-set clips with their own and another clip's text")
+    ap.add_argument("--localised", action="store_true",
+                    help="only the dev-set sentences made with the espeak-ng command in eight voices at three speeds")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    if args.localised:
+        with tempfile.TemporaryDirectory(prefix="fp_localised_") as tmp:
+            folder = args.keep or Path(tmp)
+            folder.mkdir(parents=True, exist_ok=True)
+            rows, line = localised_acceptance(folder)
+        for r in rows:
+            if r["used"] != (r["case"] == "exact"):
+                print(f"  {r['language']} {r['voice']} {r['speed']} {r['kind']} {r['case']}: used {r['used']}, "
+                      f"fit {r['fit']}")
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
+        print(line)
+        return 0
     detection = language_detection(args.detection, args.seed)
     print(detection)
     if args.languages:

@@ -1,5 +1,12 @@
 """The shipped neural model's audio encoder used as a frame-wise phone classifier (one small ONNX session): it checks
-transcripts, gives recognition its second opinion and hears where the audio is silence (core.evidence)."""
+transcripts, gives recognition its second opinion and hears where the audio is silence (core.evidence).
+
+The encoder has two phone classifiers on the same features. ``phone_logits``, trained with the model on English
+voices, gives the second opinion and the silence, and checks English transcripts: their rules were tuned and
+measured on it. ``ear_logits``, the ear (model/ear.py: trained afterwards on twelve languages and English with the
+features frozen, so nothing else the encoder gives changes), checks transcripts aligned in other languages, whose
+vowels the English head heard so poorly that right lines were refused (core.evidence.ear_fit). A model without an
+ear (one fine-tuned before the ear shipped) has ``has_ear`` False and checks every transcript the English way."""
 
 from __future__ import annotations
 
@@ -17,6 +24,8 @@ from .phones import PHONES
 from .spec import SAMPLE_RATE
 
 BILABIAL_PHONES = ("p", "b", "m")
+AUDIO_OUTPUTS = ["features", "phone_logits"]
+EAR_OUTPUT = "ear_logits"
 # The encoder's features of a listening pass are kept for the sampler up to this much audio (10 min: 15 MB); longer
 # lines are encoded again group by group, so memory stays bounded on long audio.
 KEEP_SECONDS = 600.0
@@ -50,6 +59,7 @@ class BilabialListener:
         outputs = [o.name for o in self.session.get_outputs()]
         if "phone_logits" not in outputs:
             raise FacePolicyError("the neural model's audio encoder has no phone classifier output")
+        self.has_ear = EAR_OUTPUT in outputs
         self.block = int(block or self.BLOCK)
         self.block -= self.block % self.stride  # blocks start on the encoder's grid
 
@@ -72,31 +82,49 @@ class BilabialListener:
                keep: bool = False) -> tuple[np.ndarray, EncodedAudio | None]:
         """phone_probs, and with ``keep`` the encoder's audio features of the same pass (EncodedAudio; None for
         audio longer than KEEP_SECONDS), which the sampler uses instead of encoding the audio again."""
+        probs, encoded, _ = self.listen_checking(samples, phones, cancel, keep, check=False)
+        return probs, encoded
+
+    def listen_checking(self, samples: np.ndarray, phones, cancel: threading.Event | None = None,
+                        keep: bool = False, check: bool = True
+                        ) -> tuple[np.ndarray, EncodedAudio | None, np.ndarray | None]:
+        """listen, and with ``check`` in the same pass the ear's probabilities of every phone (frames, NUM_PHONES);
+        None without ``check`` or without an ear."""
         from .features import log_mel, n_mel_frames
 
         columns = [PHONES.index(p) for p in phones]
         n_mel = n_mel_frames(len(samples))
         n_mel += (-n_mel) % self.stride
         keep = keep and len(samples) <= KEEP_SECONDS * SAMPLE_RATE
-        out, kept = [], []
+        check = check and self.has_ear
+        outputs = AUDIO_OUTPUTS + ([EAR_OUTPUT] if check else [])
+        out, kept, heard = [], [], []
         for m0 in range(0, n_mel, self.block):
             check_cancel(cancel)
             m1 = min(n_mel, m0 + self.block)
             lo = m0 - self.MARGIN
             mel = log_mel(samples, start_frame=lo, n_frames=m1 - lo + self.MARGIN)
-            feats, logits = self.session.run(None, {"mel": mel[None]})
+            feats, logits, *ear = self.session.run(outputs, {"mel": mel[None]})
             inner = slice(self.MARGIN // self.stride, (self.MARGIN + m1 - m0) // self.stride)
             if keep:
                 # The first block's left margin too: the sampler's first window starts MARGIN mel frames before the
                 # audio as well, so those rows are the ones it would compute.
                 kept.append(feats[0, : inner.stop] if m0 == 0 else feats[0, inner])
-            logits = logits[0, inner].astype(np.float64)
-            logits -= logits.max(axis=1, keepdims=True)
-            p = np.exp(logits)
-            out.append(p[:, columns] / p.sum(axis=1, keepdims=True))
+            p = _softmax(logits[0, inner])
+            out.append(p[:, columns])
+            if check:
+                heard.append(_softmax(ear[0][0, inner]))
         probs = np.concatenate(out) if out else np.zeros((0, len(columns)))
         encoded = EncodedAudio(np.concatenate(kept), -self.MARGIN // self.stride) if kept else None
-        return probs, encoded
+        every = (np.concatenate(heard) if heard else np.zeros((0, len(PHONES)))) if check else None
+        return probs, encoded, every
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    x = logits.astype(np.float64)
+    x -= x.max(axis=1, keepdims=True)
+    p = np.exp(x)
+    return p / p.sum(axis=1, keepdims=True)
 
 
 @functools.lru_cache(maxsize=1)

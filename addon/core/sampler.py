@@ -26,7 +26,7 @@ from .cpu import cores
 from .errors import Cancelled, FacePolicyError
 from .facetrack import FaceTrack
 from .later_sessions import LaterSessions
-from .listener import BilabialListener, EncodedAudio
+from .listener import AUDIO_OUTPUTS, BilabialListener, EncodedAudio
 from .model_files import create_session, read_model_files
 from .noise import NoiseBlocks, frame_noise  # noqa: F401 - frame_noise: core.policy's name for it
 from .spec import EMOTIONS
@@ -256,7 +256,7 @@ class NeuralPolicy:
         same call that gives it the features)."""
         m0, m_len = features.mel_window(start, n_frames, self.mel_margin, self.audio_stride)
         mel = features.log_mel(samples, start_frame=m0, n_frames=m_len)
-        feat, logits = self.audio_sess.run(None, {"mel": mel[None]}, run_options)
+        feat, logits = self.audio_sess.run(AUDIO_OUTPUTS, {"mel": mel[None]}, run_options)
         lo, hi, w = features.model_frame_interp(n_frames, feat.shape[1], start=start, stride=self.audio_stride,
                                                 offset=m0 // self.audio_stride)
         w = w[:, None]

@@ -128,6 +128,23 @@ LANGUAGES: tuple[Language, ...] = (
 )
 BY_CODE = {lang.code: lang for lang in LANGUAGES}
 
+# One localised game line per language a transcript can be aligned in (two in Italian), FacePolicy's own text and in
+# no training text: the transcript journeys (tests/journeys/test_transcripts.py) and bench/transcript_acceptance.py
+# --localised speak them with the espeak-ng command, as a studio would.
+LOCALISED_LINES: tuple[tuple[str, str], ...] = (
+    ("es", "Pablo bebe un vaso de agua y come pan con mantequilla."),
+    ("de", "Bitte bring mir morgen ein Paket mit Obst und Brot vom Markt."),
+    ("fr", "Mon papa boit un bon café au lait ce matin."),
+    ("it", "Maria mangia una mela e un panino con il burro."),
+    ("it", "Paolo compra il pane e beve molto latte la mattina."),
+    ("pt", "O meu pai compra pão e bolo para a mamã."),
+    ("sv", "Min bror bakar bröd och köper mjölk på morgonen."),
+    ("pl", "Mama kupiła mleko i bułki na obiad."),
+    ("tr", "Bu akşam babam ve ben çok güzel bir pasta yaptık."),
+    ("zh", "ma1ma5 mai3 le5 mian4bao1 he2 pu2tao2."),
+    ("ja", "ぼくは まいにち ぱんを たべます。"),
+)
+
 # Each sentence is spoken twice: a male voice at a calm rate and a female variant a little faster. A clip is two
 # sentences with a pause between them (and a little silence around), so pauses are scored too.
 VOICINGS: tuple[tuple[str, int, int], ...] = (("", 160, 45), ("f3", 185, 60))

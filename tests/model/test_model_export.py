@@ -75,3 +75,29 @@ def test_windowed_training_features_equal_whole_file_runtime_features():
             win, _ = model.audio(torch.from_numpy(features.log_mel(x, w0, w_len))[None])
         got = features.to_model_rate(win[0].numpy(), h, start=t, stride=stride, offset=w0 // stride)
         np.testing.assert_allclose(got, whole[t : t + h], atol=1e-5)
+
+
+def test_an_ear_added_to_an_exported_model_changes_nothing_else_and_loads_back_in_torch(tmp_path):
+    """model/ear.py's export: the audio encoder gains the ear's output; its features and phone logits stay the same
+    bits, the ear's logits are the head's, and model.base_weights rebuilds the encoder with the ear (round trip)."""
+    from model import base_weights
+    from model.ear import EarHead, export_head
+
+    root = exported_tiny()
+    dim = json.loads((root / "model.json").read_text())["model"]["audio_dim"]
+    rng = np.random.default_rng(0)
+    head = EarHead(*(rng.normal(0, 0.1, shape).astype(np.float32)
+                     for shape in ((16, dim, 5), (16,), (features.NUM_PHONES, 16, 1), (features.NUM_PHONES,))))
+    export_head(root, tmp_path, head, {"command": "test"})
+    mel = rng.normal(-6, 3, (1, 300, features.N_MELS)).astype(np.float32)
+    before = ort.InferenceSession(str(root / "audio_encoder.onnx")).run(None, {"mel": mel})
+    after = ort.InferenceSession(str(tmp_path / "audio_encoder.onnx")).run(None, {"mel": mel})
+    assert len(before) == 2 and len(after) == 3
+    assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+    np.testing.assert_allclose(after[2][0], head.logits(after[0][0]), atol=1e-4)
+    manifest = json.loads((tmp_path / "model.json").read_text())
+    assert manifest["files"]["audio_encoder.onnx"] == sha256_file(tmp_path / "audio_encoder.onnx")
+    assert manifest["ear"] == {"command": "test"}
+    model, _ = base_weights.load_base_model(tmp_path)
+    assert model.audio.ear is not None
+    assert max(base_weights.round_trip_difference(model, tmp_path).values()) <= PARITY_TOL

@@ -45,6 +45,45 @@ def test_the_fit_is_the_median_over_phones_of_the_encoders_log_probability_where
     assert transcript_fit(aligned, probs, 50.0) == pytest.approx(np.log(0.25))
 
 
+def test_the_ears_fit_is_how_far_below_the_likeliest_phone_each_aligned_phone_lies_on_average():
+    aligned = Alignment(seg(("sil", 0.0, 0.1), ("m", 0.1, 0.2), ("aa", 0.2, 0.4)), [1.0] * 3)
+    probs = np.full((20, len(PHONES)), 0.01)
+    probs[5:10, PHONES.index("m")] = 0.5  # the ear's likeliest phone where /m/ is aligned: 0 below it
+    probs[10:20, PHONES.index("eh")] = 0.4  # where /aa/ is aligned it hears /eh/ likelier, by log(0.4/0.1)
+    probs[10:20, PHONES.index("aa")] = 0.1
+    assert evidence.ear_fit(aligned, probs, 50.0) == pytest.approx(0.5 * (0.0 + np.log(0.1 / 0.4)))
+
+
+def _earless_listener(tmp_path):
+    """The shipped model's listener without its ear, as a model fine-tuned before the ear shipped has it."""
+    import onnx
+    import onnxruntime as ort
+
+    from facepolicy.core.listener import EAR_OUTPUT, BilabialListener
+    from facepolicy.core.model_files import read_model_files
+
+    files = read_model_files()
+    proto = onnx.load(str(files.network("audio_encoder")))
+    proto.graph.output.remove(next(o for o in proto.graph.output if o.name == EAR_OUTPUT))
+    onnx.save(proto, str(tmp_path / "audio_encoder.onnx"))
+    stride = int(files.manifest["model"]["audio_stride"])
+    return BilabialListener(session=ort.InferenceSession(str(tmp_path / "audio_encoder.onnx")), stride=stride)
+
+
+def test_an_english_transcript_is_judged_by_the_phone_head_and_a_model_without_an_ear_judges_every_one_so(tmp_path):
+    from facepolicy.core.listener import shared_listener
+
+    samples = load_audio(A9).samples
+    earless = _earless_listener(tmp_path)
+    assert shared_listener().has_ear and not earless.has_ear
+    assert earless.listen_checking(samples, ("sil",), check=True)[2] is None
+    # English: the same fit (the phone head's median rule) with and without an ear
+    with_ear, without = gather_evidence(samples, A9_TEXT, None), gather_evidence(samples, A9_TEXT, None, earless)
+    assert with_ear.source == without.source == TRANSCRIPT and with_ear.fit == without.fit
+    assert with_ear.fit == pytest.approx(transcript_fit(with_ear.alignment, earless.phone_probs(samples, PHONES),
+                                                        earless.frame_rate))
+
+
 def test_tones_and_regular_beats_are_not_speech_and_speech_is():
     t = np.arange(4 * RATE) / RATE
     tone = 0.5 * np.sin(2 * np.pi * 1000 * t).astype(np.float32)
