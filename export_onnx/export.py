@@ -61,10 +61,9 @@ def _example_inputs(cfg: dict, batch: int, frames: int, mel_frames: int, seed: i
 
 
 _OUTPUTS = {"audio_encoder": ["features", "phone_logits"], "style_encoder": ["code"], "denoiser": ["x0"]}
-EAR_OUTPUT = "ear_logits"  # the audio encoder's third output when it has an ear (model/ear.py)
 _DYNAMIC = {
     "audio_encoder": {"mel": {0: "batch", 1: "time"}, "features": {0: "batch", 1: "time"},
-                      "phone_logits": {0: "batch", 1: "time"}, EAR_OUTPUT: {0: "batch", 1: "time"}},
+                      "phone_logits": {0: "batch", 1: "time"}},
     "style_encoder": {"states": {0: "batch", 1: "time"}, "code": {0: "batch"}},
     "denoiser": {"x": {0: "batch", 1: "time"}, "t": {0: "batch"}, "audio": {0: "batch", 1: "time"},
                  "evidence": {0: "batch", 1: "time"}, "past": {0: "batch"}, "style": {0: "batch"},
@@ -74,12 +73,6 @@ _DYNAMIC = {
 
 def _module(model: FacePolicyModel, name: str) -> torch.nn.Module:
     return {"audio_encoder": model.audio, "style_encoder": model.style, "denoiser": model.denoiser}[name]
-
-
-def _output_names(model: FacePolicyModel, name: str) -> list[str]:
-    if name == "audio_encoder" and model.audio.ear is not None:
-        return [*_OUTPUTS[name], EAR_OUTPUT]
-    return _OUTPUTS[name]
 
 
 def export_networks(model: FacePolicyModel, cfg: dict, out: Path) -> dict[str, float]:
@@ -94,10 +87,7 @@ def export_networks(model: FacePolicyModel, cfg: dict, out: Path) -> dict[str, f
         example = _example_inputs(cfg, 2, h, 300)[name]
         path = out / fname
         torch.onnx.export(module, tuple(example.values()), str(path), input_names=list(example),
-                          output_names=_output_names(model, name),
-                          dynamic_axes={k: v for k, v in _DYNAMIC[name].items()
-                                        if k in example or k in _output_names(model, name)},
-                          opset_version=OPSET,
+                          output_names=_OUTPUTS[name], dynamic_axes=_DYNAMIC[name], opset_version=OPSET,
                           dynamo=False, do_constant_folding=True)
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         worst = 0.0

@@ -166,6 +166,9 @@ def write_model_dir(tuner: FineTuner, arrays, takes, out: Path, base_dir: Path, 
     base = read_model_files(base_dir, verify=False)
     for net in ("audio_encoder", "style_encoder"):  # the encoders are the shipped ones, byte for byte
         shutil.copyfile(base.network(net), out / FILES[net])
+    ear = base.manifest["onnx"].get("ear")
+    if ear:  # and the ear that checks transcripts in other languages (model/ear.py)
+        shutil.copyfile(base.root / ear, out / ear)
     m = json.loads(json.dumps(base.manifest))
     m["name"] = name
     m["parity_max_abs_diff"] = diffs
@@ -175,7 +178,7 @@ def write_model_dir(tuner: FineTuner, arrays, takes, out: Path, base_dir: Path, 
                                           f"{capture_dir.name})")
     m["default_style"] = name
     m["normalisation"]["rest_state"] = rest_state(arrays, np.asarray(m["normalisation"]["rest_state"])).tolist()
-    m["files"] = {f: sha256_file(out / f) for f in FILES.values()}
+    m["files"] = {f: sha256_file(out / f) for f in [*FILES.values(), *([ear] if ear else [])]}
     seconds = sum(a["seconds"] for a in arrays)
     held = {it.name for it in tuner.valid}
     m["finetune"] = {

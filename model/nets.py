@@ -54,9 +54,7 @@ class ResBlock1d(nn.Module):
 
 class AudioEncoder(nn.Module):
     """(B, T_mel, N_MELS) log-mel at 100 Hz → (B, T_mel/stride, D) features and (B, T_mel/stride, NUM_PHONES)
-    phone logits (T_mel a multiple of stride); with ``ear_hidden`` also the ear's logits (B, T_mel/stride,
-    NUM_PHONES): a second phone classifier on the same features, trained afterwards on many languages with the
-    features frozen (model/ear.py), GELU → Conv1d(D, ear_hidden, ear_kernel) → GELU → Conv1d(ear_hidden, P, 1).
+    phone logits (T_mel a multiple of stride).
 
     The first conv pools ``stride`` mel frames (kernel 2·stride, padding stride/2), so frame j sits at the centre of
     mel frames stride·j .. stride·j+stride-1, as features.model_frame_interp assumes. Non-causal: dilations
@@ -64,8 +62,7 @@ class AudioEncoder(nn.Module):
     normalisation (per-band mean/std of the training corpus) is a buffer, so it travels inside the ONNX graph.
     """
 
-    def __init__(self, dim: int = 128, hidden: int = 128, dilations=(1, 2, 4, 8, 16), stride: int = 2,
-                 ear_hidden: int = 0, ear_kernel: int = 5):
+    def __init__(self, dim: int = 128, hidden: int = 128, dilations=(1, 2, 4, 8, 16), stride: int = 2):
         super().__init__()
         self.register_buffer("mel_mean", torch.zeros(features.N_MELS))
         self.register_buffer("mel_std", torch.ones(features.N_MELS))
@@ -77,23 +74,32 @@ class AudioEncoder(nn.Module):
         self.norm = ChannelNorm(hidden)
         self.out = nn.Conv1d(hidden, dim, 1)
         self.phone_head = nn.Conv1d(dim, features.NUM_PHONES, 1)
-        self.ear = nn.Sequential(nn.Conv1d(dim, ear_hidden, ear_kernel, padding=ear_kernel // 2), nn.GELU(),
-                                 nn.Conv1d(ear_hidden, features.NUM_PHONES, 1)) if ear_hidden else None
         self.dim = dim
         self.stride = stride
         # Context each side, in mel frames, that changes an output frame (the windows' margin must cover it).
         self.receptive_radius = stride * (1 + sum(dilations)) + stride
-        if ear_hidden:
-            self.receptive_radius += stride * (ear_kernel // 2)
 
     def forward(self, mel):  # mel: (B, T, N_MELS)
         x = ((mel - self.mel_mean) / self.mel_std).transpose(1, 2)  # (B, N_MELS, T)
         h = self.blocks(self.inp(x))
         feat = self.out(F.gelu(self.norm(h)))  # (B, D, T/stride)
         logits = self.phone_head(F.gelu(feat))  # (B, P, T/stride)
-        if self.ear is None:
-            return feat.transpose(1, 2), logits.transpose(1, 2)
-        return feat.transpose(1, 2), logits.transpose(1, 2), self.ear(F.gelu(feat)).transpose(1, 2)
+        return feat.transpose(1, 2), logits.transpose(1, 2)
+
+
+class Ear(nn.Module):
+    """The ear (model/ear.py): a second phone classifier on the audio encoder's features, trained afterwards with the
+    encoder frozen, in many languages. (B, T, D) features → (B, T, NUM_PHONES) logits: GELU → Conv1d(D, hidden,
+    kernel) → GELU → Conv1d(hidden, NUM_PHONES, 1). Shipped as its own ONNX file, so the encoder is untouched."""
+
+    def __init__(self, dim: int = 128, hidden: int = 256, kernel: int = 5):
+        super().__init__()
+        self.conv1 = nn.Conv1d(dim, hidden, kernel, padding=kernel // 2)
+        self.conv2 = nn.Conv1d(hidden, features.NUM_PHONES, 1)
+
+    def forward(self, feats):  # (B, T, D)
+        h = self.conv1(F.gelu(feats.transpose(1, 2)))
+        return self.conv2(F.gelu(h)).transpose(1, 2)
 
 
 def gather_frames(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -224,8 +230,7 @@ class FacePolicyModel(nn.Module):
     def __init__(self, cfg: dict):
         super().__init__()
         m = cfg["model"]
-        self.audio = AudioEncoder(m["audio_dim"], m["audio_hidden"], tuple(m["audio_dilations"]), m["audio_stride"],
-                                  m.get("ear_hidden", 0), m.get("ear_kernel", 5))
+        self.audio = AudioEncoder(m["audio_dim"], m["audio_hidden"], tuple(m["audio_dilations"]), m["audio_stride"])
         self.style = StyleEncoder(m["style_dim"], m["style_hidden"], m["style_blocks"])
         self.denoiser = Denoiser(m["audio_dim"], m["style_dim"], cfg["policy"]["past_frames"], m["width"],
                                  m["global_dim"], m["local_dim"])

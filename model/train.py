@@ -197,7 +197,7 @@ class Trainer:
 
     def policy_losses(self, model: FacePolicyModel, batch: dict, gen: torch.Generator,
                       drop: bool = True) -> dict[str, torch.Tensor]:
-        feat, logits = model.audio(batch["mel"])[:2]  # (an ear, model/ear.py, is trained afterwards)
+        feat, logits = model.audio(batch["mel"])
         b = feat.shape[0]
         audio = gather_frames(feat, batch["lo"], batch["hi"], batch["w"])  # (B, H, D)
         x0 = model.normalise(batch["x0"])

@@ -1,12 +1,13 @@
 """The shipped neural model's audio encoder used as a frame-wise phone classifier (one small ONNX session): it checks
 transcripts, gives recognition its second opinion and hears where the audio is silence (core.evidence).
 
-The encoder has two phone classifiers on the same features. ``phone_logits``, trained with the model on English
-voices, gives the second opinion and the silence, and checks English transcripts: their rules were tuned and
-measured on it. ``ear_logits``, the ear (model/ear.py: trained afterwards on twelve languages and English with the
-features frozen, so nothing else the encoder gives changes), checks transcripts aligned in other languages, whose
-vowels the English head heard so poorly that right lines were refused (core.evidence.ear_fit). A model without an
-ear (one fine-tuned before the ear shipped) has ``has_ear`` False and checks every transcript the English way."""
+Two phone classifiers read the encoder's features. Its own ``phone_logits``, trained with the model on English
+voices, gives the second opinion and the silence, and checks English transcripts: their rules were tuned and measured
+on it. The ear (``ear.onnx`` beside the encoder, model/ear.py: trained afterwards on twelve languages and English
+with the encoder frozen) checks transcripts aligned in other languages, whose vowels the English head heard so poorly
+that right lines were refused (core.evidence.ear_fit). It runs only for those lines, on the features the encoder
+gave. A model without one (fine-tuned before the ear shipped) has ``has_ear`` False and checks every transcript the
+English way."""
 
 from __future__ import annotations
 
@@ -25,7 +26,6 @@ from .spec import SAMPLE_RATE
 
 BILABIAL_PHONES = ("p", "b", "m")
 AUDIO_OUTPUTS = ["features", "phone_logits"]
-EAR_OUTPUT = "ear_logits"
 # The encoder's features of a listening pass are kept for the sampler up to this much audio (10 min: 15 MB); longer
 # lines are encoded again group by group, so memory stays bounded on long audio.
 KEEP_SECONDS = 600.0
@@ -48,20 +48,34 @@ class BilabialListener:
     BLOCK = 1000  # mel frames per encoder call (10 s): memory stays bounded on long audio, the same probabilities
 
     def __init__(self, model_dir: Path | str | None = None, block: int | None = None, *, session=None,
-                 stride: int = 1):
+                 stride: int = 1, ear: Path | None = None):
         """From the model in ``model_dir`` (default: the shipped one), or from an audio-encoder ``session`` that
-        is already open (the Neural engine's) with its ``stride``."""
+        is already open (the Neural engine's) with its ``stride`` and the model's ``ear`` file (None: none)."""
         if session is None:
             files = read_model_files(model_dir)
             stride = int(files.manifest["model"].get("audio_stride", 1))
             session, _ = create_session(files.network("audio_encoder"), "cpu")
+            ear = ear_file(files)
         self.session, self.stride = session, int(stride)
         outputs = [o.name for o in self.session.get_outputs()]
         if "phone_logits" not in outputs:
             raise FacePolicyError("the neural model's audio encoder has no phone classifier output")
-        self.has_ear = EAR_OUTPUT in outputs
+        self.ear_path = ear
+        self._ear_session = None
+        self._ear_lock = threading.Lock()
         self.block = int(block or self.BLOCK)
         self.block -= self.block % self.stride  # blocks start on the encoder's grid
+
+    @property
+    def has_ear(self) -> bool:
+        return self.ear_path is not None
+
+    def _ear(self):
+        """The ear's ONNX session, opened on first use (most lines never need it)."""
+        with self._ear_lock:
+            if self._ear_session is None:
+                self._ear_session, _ = create_session(self.ear_path, "cpu")
+            return self._ear_session
 
     @property
     def frame_rate(self) -> float:
@@ -97,14 +111,13 @@ class BilabialListener:
         n_mel += (-n_mel) % self.stride
         keep = keep and len(samples) <= KEEP_SECONDS * SAMPLE_RATE
         check = check and self.has_ear
-        outputs = AUDIO_OUTPUTS + ([EAR_OUTPUT] if check else [])
         out, kept, heard = [], [], []
         for m0 in range(0, n_mel, self.block):
             check_cancel(cancel)
             m1 = min(n_mel, m0 + self.block)
             lo = m0 - self.MARGIN
             mel = log_mel(samples, start_frame=lo, n_frames=m1 - lo + self.MARGIN)
-            feats, logits, *ear = self.session.run(outputs, {"mel": mel[None]})
+            feats, logits = self.session.run(AUDIO_OUTPUTS, {"mel": mel[None]})
             inner = slice(self.MARGIN // self.stride, (self.MARGIN + m1 - m0) // self.stride)
             if keep:
                 # The first block's left margin too: the sampler's first window starts MARGIN mel frames before the
@@ -113,11 +126,18 @@ class BilabialListener:
             p = _softmax(logits[0, inner])
             out.append(p[:, columns])
             if check:
-                heard.append(_softmax(ear[0][0, inner]))
+                (ear,) = self._ear().run(None, {"features": feats})
+                heard.append(_softmax(ear[0, inner]))
         probs = np.concatenate(out) if out else np.zeros((0, len(columns)))
         encoded = EncodedAudio(np.concatenate(kept), -self.MARGIN // self.stride) if kept else None
         every = (np.concatenate(heard) if heard else np.zeros((0, len(PHONES)))) if check else None
         return probs, encoded, every
+
+
+def ear_file(files) -> Path | None:
+    """The ear's ONNX file of a model (core.model_files.ModelFiles), None when it has none."""
+    name = files.manifest["onnx"].get("ear")
+    return files.root / name if name else None
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

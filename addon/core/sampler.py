@@ -26,7 +26,7 @@ from .cpu import cores
 from .errors import Cancelled, FacePolicyError
 from .facetrack import FaceTrack
 from .later_sessions import LaterSessions
-from .listener import AUDIO_OUTPUTS, BilabialListener, EncodedAudio
+from .listener import AUDIO_OUTPUTS, BilabialListener, EncodedAudio, ear_file
 from .model_files import create_session, read_model_files
 from .noise import NoiseBlocks, frame_noise  # noqa: F401 - frame_noise: core.policy's name for it
 from .spec import EMOTIONS
@@ -202,7 +202,8 @@ class NeuralPolicy:
     def listener(self) -> BilabialListener:
         """The audio encoder's phone classifier as a BilabialListener (the same ONNX session)."""
         if self._listener is None:
-            self._listener = BilabialListener(session=self.audio_sess, stride=self.audio_stride, block=LISTENER_BLOCK)
+            self._listener = BilabialListener(session=self.audio_sess, stride=self.audio_stride, block=LISTENER_BLOCK,
+                                              ear=ear_file(self.files))
         return self._listener
 
     # --- conditions ---------------------------------------------------------------------------------------------

@@ -77,27 +77,29 @@ def test_windowed_training_features_equal_whole_file_runtime_features():
         np.testing.assert_allclose(got, whole[t : t + h], atol=1e-5)
 
 
-def test_an_ear_added_to_an_exported_model_changes_nothing_else_and_loads_back_in_torch(tmp_path):
-    """model/ear.py's export: the audio encoder gains the ear's output; its features and phone logits stay the same
-    bits, the ear's logits are the head's, and model.base_weights rebuilds the encoder with the ear (round trip)."""
-    from model import base_weights
-    from model.ear import EarHead, export_head
+def test_an_ear_added_to_an_exported_model_is_listed_checked_and_heard_by_the_listener(tmp_path):
+    """model/ear.py's export: ear.onnx beside the untouched networks, listed in model.json with its checksum, equal
+    to torch; the listener of that folder hears every phone with it, the same rows as torch gives."""
+    from facepolicy.core.listener import BilabialListener
+    from facepolicy.core.model_files import read_model_files
+    from model.ear import export_ear
+    from model.nets import Ear
 
     root = exported_tiny()
     dim = json.loads((root / "model.json").read_text())["model"]["audio_dim"]
-    rng = np.random.default_rng(0)
-    head = EarHead(*(rng.normal(0, 0.1, shape).astype(np.float32)
-                     for shape in ((16, dim, 5), (16,), (features.NUM_PHONES, 16, 1), (features.NUM_PHONES,))))
-    export_head(root, tmp_path, head, {"command": "test"})
-    mel = rng.normal(-6, 3, (1, 300, features.N_MELS)).astype(np.float32)
-    before = ort.InferenceSession(str(root / "audio_encoder.onnx")).run(None, {"mel": mel})
-    after = ort.InferenceSession(str(tmp_path / "audio_encoder.onnx")).run(None, {"mel": mel})
-    assert len(before) == 2 and len(after) == 3
-    assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
-    np.testing.assert_allclose(after[2][0], head.logits(after[0][0]), atol=1e-4)
-    manifest = json.loads((tmp_path / "model.json").read_text())
-    assert manifest["files"]["audio_encoder.onnx"] == sha256_file(tmp_path / "audio_encoder.onnx")
-    assert manifest["ear"] == {"command": "test"}
-    model, _ = base_weights.load_base_model(tmp_path)
-    assert model.audio.ear is not None
-    assert max(base_weights.round_trip_difference(model, tmp_path).values()) <= PARITY_TOL
+    torch.manual_seed(0)
+    ear = Ear(dim, 16, 5).eval()
+    export_ear(root, tmp_path, ear, {"command": "test"})
+    for name in ("audio_encoder.onnx", "style_encoder.onnx", "denoiser.onnx"):
+        assert (tmp_path / name).read_bytes() == (root / name).read_bytes()
+    files = read_model_files(tmp_path)  # every checksum verified, the ear's too
+    assert files.manifest["onnx"]["ear"] == "ear.onnx" and files.manifest["ear"]["command"] == "test"
+    samples = np.random.default_rng(0).normal(0, 0.1, 16000 * 3).astype(np.float32)
+    listener = BilabialListener(tmp_path)
+    probs, encoded, heard = listener.listen_checking(samples, ("sil",), keep=True, check=True)
+    assert listener.has_ear and heard.shape == (len(probs), features.NUM_PHONES)
+    with torch.no_grad():  # the kept features end with the audio, the listener's window runs on into silence
+        expected = torch.softmax(ear(torch.from_numpy(encoded.features[None]))[0], dim=1).numpy()
+    inner = slice(-encoded.first, -encoded.first + len(probs) - 2)  # the ear's kernel reaches 2 frames each side
+    np.testing.assert_allclose(heard[: inner.stop - inner.start], expected[inner], atol=1e-4)
+    assert not BilabialListener(root).has_ear

@@ -54,27 +54,21 @@ def test_the_ears_fit_is_how_far_below_the_likeliest_phone_each_aligned_phone_li
     assert evidence.ear_fit(aligned, probs, 50.0) == pytest.approx(0.5 * (0.0 + np.log(0.1 / 0.4)))
 
 
-def _earless_listener(tmp_path):
+def _earless_listener():
     """The shipped model's listener without its ear, as a model fine-tuned before the ear shipped has it."""
-    import onnx
-    import onnxruntime as ort
-
-    from facepolicy.core.listener import EAR_OUTPUT, BilabialListener
-    from facepolicy.core.model_files import read_model_files
+    from facepolicy.core.listener import BilabialListener
+    from facepolicy.core.model_files import create_session, read_model_files
 
     files = read_model_files()
-    proto = onnx.load(str(files.network("audio_encoder")))
-    proto.graph.output.remove(next(o for o in proto.graph.output if o.name == EAR_OUTPUT))
-    onnx.save(proto, str(tmp_path / "audio_encoder.onnx"))
-    stride = int(files.manifest["model"]["audio_stride"])
-    return BilabialListener(session=ort.InferenceSession(str(tmp_path / "audio_encoder.onnx")), stride=stride)
+    session, _ = create_session(files.network("audio_encoder"), "cpu")
+    return BilabialListener(session=session, stride=int(files.manifest["model"]["audio_stride"]))
 
 
-def test_an_english_transcript_is_judged_by_the_phone_head_and_a_model_without_an_ear_judges_every_one_so(tmp_path):
+def test_an_english_transcript_is_judged_by_the_phone_head_and_a_model_without_an_ear_judges_every_one_so():
     from facepolicy.core.listener import shared_listener
 
     samples = load_audio(A9).samples
-    earless = _earless_listener(tmp_path)
+    earless = _earless_listener()
     assert shared_listener().has_ear and not earless.has_ear
     assert earless.listen_checking(samples, ("sil",), check=True)[2] is None
     # English: the same fit (the phone head's median rule) with and without an ear
