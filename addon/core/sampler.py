@@ -195,12 +195,11 @@ class NeuralPolicy:
         self._listener = None
 
     def settings(self, **fields) -> SampleSettings:
-        """SampleSettings for this model: its folder's own defaults (model.json's "sampling", e.g. the prior weight
-        a fine-tuned performer's model chose), then ``fields``."""
+        """SampleSettings: the model folder's own defaults (model.json's "sampling", e.g. a fine-tuned model's)."""
         return SampleSettings(**{**self.files.sampling, **fields})
 
     def listener(self) -> BilabialListener:
-        """The audio encoder's phone classifier as a BilabialListener (the same ONNX session)."""
+        """The audio encoder's phone classifiers as a BilabialListener (the same ONNX session, the model's ear)."""
         if self._listener is None:
             self._listener = BilabialListener(session=self.audio_sess, stride=self.audio_stride, block=LISTENER_BLOCK,
                                               ear=ear_file(self.files))
