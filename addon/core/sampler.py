@@ -195,7 +195,7 @@ class NeuralPolicy:
         self._listener = None
 
     def settings(self, **fields) -> SampleSettings:
-        """SampleSettings: the model folder's own defaults (model.json's "sampling", e.g. a fine-tuned model's)."""
+        """SampleSettings: the folder's defaults (model.json's "sampling", e.g. a fine-tuned model's), then fields."""
         return SampleSettings(**{**self.files.sampling, **fields})
 
     def listener(self) -> BilabialListener:
