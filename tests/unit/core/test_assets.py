@@ -72,7 +72,7 @@ def test_doctor_checks_the_neural_model(tmp_path, monkeypatch, repo_root):
     assets.write_sums(root)
     monkeypatch.setenv(assets.ENV_ASSETS, str(root))
     report = build_report("test")
-    assert not report.problems and "3 ONNX files, sha256 ok" in report.text() and "average" in report.text()
+    assert not report.problems and "4 ONNX files, sha256 ok" in report.text() and "average" in report.text()
     with open(root / "models" / "denoiser.onnx", "r+b") as f:
         f.seek(100)
         f.write(b"\0\0\0\0")

@@ -126,7 +126,8 @@ def test_a_shipped_model_folder_bakes_on_a_node_without_it_like_the_folder_in_pl
 
     # What the driver sends; then the folder is gone, as on a node of a cluster without a shared filesystem.
     packed = model_shipping.pack_model_folder(str(anna))
-    assert sorted(packed["files"]) == ["audio_encoder.onnx", "denoiser.onnx", "model.json", "style_encoder.onnx"]
+    assert sorted(packed["files"]) == ["audio_encoder.onnx", "denoiser.onnx", "ear.onnx", "model.json",
+                                       "style_encoder.onnx"]
     anna.rename(tmp_path / "studio" / "models" / "anna-on-the-laptop")
     store = ObjectStore({"ref-anna": packed["files"]})
     monkeypatch.setitem(sys.modules, "ray", store)
