@@ -185,14 +185,19 @@ def gather_evidence(samples: np.ndarray, transcript: str | None, recognise: str 
     rate_ahead = listener.frame_rate if listener is not None else SPEECH_RATE  # the shipped model's rate
     cues = _Background(spectral_cues, samples, int(np.ceil(len(samples) * rate_ahead / spec.SAMPLE_RATE)) + 2,
                        rate_ahead)
-    probs, ear, encoded, columns, rate = _listen(samples, listener, bool(text), recognise, warnings, cancel,
+    # The transcript's language first: the ear listens only for one aligned in another language than English.
+    language = None
+    if text:
+        language = language_as_told(told) if told else transcript_language(text, shared_aligner().in_dictionary)
+    by_ear = language is not None and not language.english and language.code in letters.ALIGNED
+    probs, ear, encoded, columns, rate = _listen(samples, listener, bool(text), by_ear, recognise, warnings, cancel,
                                                  keep_features)
     speech = speech_frames(samples, None if probs is None else probs[:, columns.index(SIL)], rate,
                            cues.result() if rate == rate_ahead else None)
     result: Alignment | None = None
     fit = None
     if text:
-        result, fit = _use_transcript(samples, text, probs, ear, rate, recognise, warnings, progress, told)
+        result, fit = _use_transcript(samples, text, language, probs, ear, rate, recognise, warnings, progress)
     source = TRANSCRIPT if result is not None else RECOGNISERS.get(recognise, AUDIO_ONLY)
     added = None
     if result is None and recognise is not None:
@@ -241,16 +246,16 @@ class _Background:
         return value
 
 
-def _listen(samples, listener, checking: bool, recognise: str | None, warnings: list[str], cancel, keep: bool
-            ) -> tuple[np.ndarray | None, np.ndarray | None, EncodedAudio | None, tuple[str, ...], float]:
+def _listen(samples, listener, checking: bool, by_ear: bool, recognise: str | None, warnings: list[str], cancel,
+            keep: bool) -> tuple[np.ndarray | None, np.ndarray | None, EncodedAudio | None, tuple[str, ...], float]:
     """The encoder's probabilities, (frames, len(columns)), of every phone (with a transcript to check) or of the
-    second opinion's OPINION_PHONES; with a transcript to check, the ear's probabilities of every phone (None for a
+    second opinion's OPINION_PHONES; with ``by_ear`` the ear's probabilities of every phone (None without, or for a
     model without an ear); its features with ``keep``; the columns and the frame rate. None and a warning when the
     model cannot be used."""
     columns = PHONES if checking else OPINION_PHONES
     try:
         listener = listener or shared_listener()
-        probs, encoded, ear = listener.listen_checking(samples, columns, cancel, keep, checking)
+        probs, encoded, ear = listener.listen_checking(samples, columns, cancel, keep, by_ear)
         return probs, ear, encoded, columns, listener.frame_rate
     except Cancelled:
         raise
@@ -264,17 +269,16 @@ def _listen(samples, listener, checking: bool, recognise: str | None, warnings: 
         return None, None, None, columns, SPEECH_RATE
 
 
-def _use_transcript(samples, text: str, probs, ear, rate: float, recognise: str | None, warnings: list[str],
-                    progress: Progress, told: str | None = None) -> tuple[Alignment | None, float | None]:
+def _use_transcript(samples, text: str, language, probs, ear, rate: float, recognise: str | None,
+                    warnings: list[str], progress: Progress) -> tuple[Alignment | None, float | None]:
     """The transcript's forced alignment and its fit, or (None, fit) with one warning sentence when it is in a
-    language that is not aligned, cannot be aligned, or does not match the audio: an English transcript by
-    transcript_fit on the phone head's ``probs``, another language's by ear_fit on the ``ear``'s (None: the model
-    has none, and the English rule judges). ``probs`` None: the encoder is not there, nothing is checked. A
-    transcript aligned in another language than English gets one line saying which. ``told``: the language the user
-    set (None: detected)."""
+    ``language`` (core.transcript: as the user set it or as detected) that is not aligned, cannot be aligned, or does
+    not match the audio: an English transcript by transcript_fit on the phone head's ``probs``, another language's
+    by ear_fit on the ``ear``'s (None: the model has none, and the English rule judges). ``probs`` None: the encoder
+    is not there, nothing is checked. A transcript aligned in another language than English gets one line saying
+    which."""
     aligner: Aligner = shared_aligner()
     instead = _INSTEAD[recognise]
-    language = language_as_told(told) if told else transcript_language(text, aligner.in_dictionary)
     if not language.english:
         if language.code not in letters.ALIGNED:
             if language.reason == CHINESE_CHARACTERS:  # the reason says already how to write it
