@@ -63,16 +63,22 @@ def sidecar_transcript(source: str) -> str | None:
     return text or None
 
 
+def _per_phone(alignment: Alignment, scores: np.ndarray, frame_rate: float) -> list[float]:
+    """The mean of ``scores`` (frames, len(PHONES)) in each speech phone's column over its aligned frames."""
+    out = []
+    for p in alignment.phones:
+        if p.phone == SIL or not len(scores):
+            continue
+        a = min(int(p.start * frame_rate), len(scores) - 1)
+        b = max(a + 1, int(p.end * frame_rate))
+        out.append(scores[a:b, PHONES.index(p.phone)].mean())
+    return out
+
+
 def transcript_fit(alignment: Alignment, probs: np.ndarray, frame_rate: float) -> float:
     """How well the audio matches a forced alignment: the median over its speech phones of the audio encoder's mean
     log-probability of that phone over its aligned frames. ``probs``: (frames, len(PHONES)) at ``frame_rate``."""
-    per_phone = []
-    for p in alignment.phones:
-        if p.phone == SIL or not len(probs):
-            continue
-        a = min(int(p.start * frame_rate), len(probs) - 1)
-        b = max(a + 1, int(p.end * frame_rate))
-        per_phone.append(np.log(np.maximum(probs[a:b, PHONES.index(p.phone)], _LOG_FLOOR)).mean())
+    per_phone = _per_phone(alignment, np.log(np.maximum(probs, _LOG_FLOOR)), frame_rate)
     return float(np.median(per_phone)) if per_phone else float(np.log(_LOG_FLOOR))
 
 
@@ -82,13 +88,7 @@ def ear_fit(alignment: Alignment, probs: np.ndarray, frame_rate: float) -> float
     phone where the alignment puts it. ``probs``: the ear's (frames, len(PHONES)) at ``frame_rate``."""
     logs = np.log(np.maximum(probs, _LOG_FLOOR))
     below = logs - logs.max(axis=1, keepdims=True) if len(probs) else logs
-    per_phone = []
-    for p in alignment.phones:
-        if p.phone == SIL or not len(probs):
-            continue
-        a = min(int(p.start * frame_rate), len(probs) - 1)
-        b = max(a + 1, int(p.end * frame_rate))
-        per_phone.append(below[a:b, PHONES.index(p.phone)].mean())
+    per_phone = _per_phone(alignment, below, frame_rate)
     return float(np.mean(per_phone)) if per_phone else float(np.log(_LOG_FLOOR))
 
 
