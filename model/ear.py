@@ -12,7 +12,7 @@ addon/core/listener.py) learns the phones again from the encoder's features, whi
   random rates and pitches, most clips augmented as the corpus is (noise, reverb, EQ, codecs, tempo, pitch); the
   variants in VALIDATION_VARIANTS are held out of training and score the ear per language.
 
-    .venv/bin/python -m model.ear build [--out cache/ear] [--english-shards 40] [--jobs 2]
+    .venv/bin/python -m model.ear build [--out cache/ear] [--english-shards 40] [--jobs 2] [--model DIR]
     .venv/bin/python -m model.ear train [--out cache/ear] [--model assets/models] [--export DIR]
 
 ``train`` prints per-group frame accuracy, closure recall (frames of p/b/m whose P(p,b,m) ≥ 0.5 and ≥ 0.9), false
@@ -105,7 +105,7 @@ def _build_english_shard(args: tuple[int, int]) -> list[dict]:
 
 def _nonspeech(seed: int, n: int = 64, seconds: float = 8.0) -> list[dict]:
     """Music, noise and hum without speech, as the model's training adds them (model.dataset.nonspeech_clips), so
-    the head keeps hearing them as silence; every fifth one is held out."""
+    the ear learns them as silence; every fifth one is held out."""
     from facepolicy.core import teacher
 
     from .dataset import nonspeech_clips
@@ -135,8 +135,9 @@ def _featurize(clip: dict, listener) -> tuple[np.ndarray, np.ndarray]:
     return feats[:n].astype(np.float32), labels[:n].astype(np.int16)
 
 
-def build(out: Path, english_shards: int, jobs: int, seed: int = 0) -> None:
-    """Synthesize the clips and store the frozen features and labels per group (language × split)."""
+def build(out: Path, english_shards: int, jobs: int, model: Path | None = None, seed: int = 0) -> None:
+    """Synthesize the clips and store the features of ``model``'s audio encoder (default: the shipped one; train the
+    ear with the same ``--model``) and the frame labels, per group (language × split)."""
     from multiprocessing import get_context
 
     from facepolicy.core.listener import BilabialListener
@@ -147,10 +148,9 @@ def build(out: Path, english_shards: int, jobs: int, seed: int = 0) -> None:
     t0 = time.perf_counter()
     ctx = get_context("fork")
     with ctx.Pool(jobs) as pool:  # forked before onnxruntime starts its threads
-        listener = BilabialListener()
-        tasks = [("lang", p) for p in _language_plans(seed)] + [("en", (seed, k)) for k in range(english_shards)]
-        lang = pool.imap_unordered(_language_task, [p for kind, p in tasks if kind == "lang"], chunksize=4)
-        eng = pool.imap_unordered(_build_english_shard, [a for kind, a in tasks if kind == "en"])
+        listener = BilabialListener(model)
+        lang = pool.imap_unordered(_language_task, _language_plans(seed), chunksize=4)
+        eng = pool.imap_unordered(_build_english_shard, [(seed, k) for k in range(english_shards)])
         done = 0
         for clip in lang:
             _add(groups, seconds, clip, listener)
@@ -325,6 +325,7 @@ def main(argv=None) -> int:
     b.add_argument("--out", default="cache/ear")
     b.add_argument("--english-shards", type=int, default=40)
     b.add_argument("--jobs", type=int, default=2)
+    b.add_argument("--model", help="whose audio encoder's features (default: the shipped model)")
     t = sub.add_parser("train")
     t.add_argument("--out", default="cache/ear")
     t.add_argument("--model", default="assets/models")
@@ -335,7 +336,7 @@ def main(argv=None) -> int:
     t.add_argument("--kernel", type=int, default=5)
     args = ap.parse_args(argv)
     if args.cmd == "build":
-        build(Path(args.out), args.english_shards, args.jobs)
+        build(Path(args.out), args.english_shards, args.jobs, Path(args.model) if args.model else None)
     else:
         train(Path(args.out), Path(args.model), Path(args.export) if args.export else None, args.steps, args.lr,
               args.hidden, args.kernel)
