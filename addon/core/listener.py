@@ -135,9 +135,10 @@ class BilabialListener:
 
 
 def ear_file(files) -> Path | None:
-    """The ear's ONNX file of a model (core.model_files.ModelFiles), None when it has none."""
+    """The ear's ONNX file of a model (core.model_files.ModelFiles), None when it has none or model.json does not
+    list it with its checksum (every file a model runs is verified)."""
     name = files.manifest["onnx"].get("ear")
-    return files.root / name if name else None
+    return files.root / name if name and name in files.manifest["files"] else None
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

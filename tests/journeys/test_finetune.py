@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from journey import ARCTIC, ROOT, facepolicy
+from journey import ARCTIC, ROOT, espeak, facepolicy
 
 if str(ROOT) not in sys.path:  # `model` is a top-level package of the repository, not installed
     sys.path.insert(0, str(ROOT))
@@ -83,6 +83,19 @@ def test_captures_become_a_model_folder_that_bake_and_doctor_accept(tmp_path, li
     a, b = (np.loadtxt(io.StringIO(p.read_text()), delimiter=",", skiprows=1, usecols=range(2, 63))
             for p in (bundled, mine))
     assert a.shape == b.shape and np.abs(a - b).max() > 0.02, "the performer's model must move the face otherwise"
+
+    # The performer's model carries the shipped ear, which checks a localised line's transcript.
+    assert manifest["onnx"]["ear"] == "ear.onnx" and "ear.onnx" in manifest["files"]
+    spoken = "Pablo bebe un vaso de agua y come pan con mantequilla."
+    localised = tmp_path / "localised"
+    localised.mkdir()
+    espeak(localised / "npc.wav", spoken, "es")
+    (localised / "npc.txt").write_text(spoken + "\n", encoding="utf-8")
+    done = facepolicy("bake", localised / "npc.wav", "-o", localised / "out", "--format", "json", "--model", out,
+                      timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = json.loads((localised / "out" / "npc.json").read_text(encoding="utf-8"))["meta"]["warnings"]
+    assert said == ["the transcript was aligned as Spanish (letter-to-sound rules and the English acoustic model)"]
 
     done = facepolicy("doctor", "--no-blender", "--model", out, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
