@@ -235,7 +235,6 @@ LOCALISED_TUNE = ("m3", "klatt2", "m7", "f5")
 LOCALISED_SPEEDS = (130, 175, 230)
 
 
-
 def _localised_tries(folder: Path, code: str, voice: str, variant: str, speed: int, kind: str, spoken: str,
                      other: str) -> list[dict]:
     """One localised line made with the espeak-ng command, tried with its text and with ``other``."""
@@ -312,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--languages", action="store_true",
                     help="only the aligned languages' dev-set clips with their own and another clip's text")
     ap.add_argument("--localised", action="store_true",
-                    help="only the dev-set sentences made with the espeak-ng command in eight voices at three speeds")
+                    help="only localised lines (dev-set sentences and game lines in the aligned languages) made with "
+                         "the espeak-ng command in eight voices at three speeds, with their own and another's text")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     if args.localised:
