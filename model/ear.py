@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import shutil
 import sys
@@ -187,11 +186,9 @@ def _add(groups, seconds, clip, listener) -> None:
 
 def _shipped_head(model: Path):
     """The audio encoder's own phone head (GELU → 1×1 conv) as a function of features, (T, D) → (T, P) logits."""
-    import onnx
-    from onnx import numpy_helper
+    from .base_weights import _onnx_tensors
 
-    graph = onnx.load(str(model / "audio_encoder.onnx")).graph
-    arrays = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    arrays = _onnx_tensors(model / "audio_encoder.onnx")
     w, b = arrays["phone_head.weight"][:, :, 0].astype(np.float64), arrays["phone_head.bias"].astype(np.float64)
     return lambda feats: _gelu(feats.astype(np.float64)) @ w.T + b
 
@@ -284,7 +281,6 @@ def train(out: Path, model: Path, export: Path | None, steps: int, lr: float, hi
 
 
 EAR_FILE = "ear.onnx"
-PARITY_TOL = 1e-4
 
 
 def export_ear(model: Path, export: Path, ear, record: dict) -> None:
@@ -293,6 +289,9 @@ def export_ear(model: Path, export: Path, ear, record: dict) -> None:
     ``onnx.ear``, its checksum and ``record`` under "ear". Nothing else changes."""
     import onnxruntime as ort
     import torch
+
+    from export_onnx.export import PARITY_TOL
+    from facepolicy.core.assets import sha256_file
 
     export.mkdir(parents=True, exist_ok=True)
     for f in model.iterdir():
@@ -311,7 +310,7 @@ def export_ear(model: Path, export: Path, ear, record: dict) -> None:
         raise RuntimeError(f"{EAR_FILE}: onnxruntime differs from torch by {worst:.2e}")
     manifest = json.loads((export / "model.json").read_text(encoding="utf-8"))
     manifest["onnx"]["ear"] = EAR_FILE
-    manifest["files"][EAR_FILE] = hashlib.sha256((export / EAR_FILE).read_bytes()).hexdigest()
+    manifest["files"][EAR_FILE] = sha256_file(export / EAR_FILE)
     manifest["parity_max_abs_diff"]["ear"] = worst
     manifest["ear"] = {**record, "parameters": int(sum(p.numel() for p in ear.parameters()))}
     (export / "model.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
@@ -330,7 +329,7 @@ def main(argv=None) -> int:
     t.add_argument("--out", default="cache/ear")
     t.add_argument("--model", default="assets/models")
     t.add_argument("--export")
-    t.add_argument("--steps", type=int, default=3000)
+    t.add_argument("--steps", type=int, default=6000)  # the shipped ear's
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--hidden", type=int, default=256)
     t.add_argument("--kernel", type=int, default=5)
