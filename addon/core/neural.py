@@ -21,12 +21,14 @@ from .listener import EncodedAudio
 from .performer_brows import brow_features
 from .phones import BILABIALS, SIL, VOWELS
 from .phonetic import phonetic_prior_take
+from .pitch import rms_envelope
 from .prepare import folder_version, held_warm, take_prepared
 from .ps_native import AlignerMissing
 from .recognition import shared_decoders
 from .sampler import ARTICULATION, NeuralPolicy, SampleSettings, emotion_vector
 from .smoothing import gaussian_smooth
 from .spec import ACCURACY_MODES
+from .straighten import straighten_lips
 from .teacher import closure_weight
 
 log = logging.getLogger("facepolicy")
@@ -89,18 +91,25 @@ _LIP_OPENERS = ("mouthUpperUpLeft", "mouthUpperUpRight", "mouthLowerDownLeft", "
                 "mouthFunnel", "tongueOut")
 
 
+def bilabial_closure(phones, frames: int, fps: float = spec.MODEL_FPS) -> np.ndarray | None:
+    """Per frame, how sealed the lips are over ``phones``' p/b/m (core.teacher.closure_weight); None without any."""
+    segs = sorted(phones, key=lambda p: p.start)
+    names = [p.phone for p in segs]
+    if not BILABIALS.intersection(names):
+        return None
+    starts = np.array([p.start for p in segs], np.float64)
+    ends = np.array([p.end for p in segs], np.float64)
+    return closure_weight(names, starts, ends, np.arange(frames) / fps, fps)
+
+
 def seal_bilabials(states: np.ndarray, phones, fps: float = spec.MODEL_FPS, in_place: bool = False) -> np.ndarray:
     """The articulation teacher's hard guarantee, applied to the model's output where phone evidence says p/b/m:
     the lips seal over each bilabial (mouthClose cancels jawOpen's lip separation, the lip raisers and funnel
     let go), with the teacher's ramps, so closures stay exact while the model keeps everything else.
     ``in_place`` seals ``states`` itself (an hour's copy would be 25 MB)."""
-    segs = sorted(phones, key=lambda p: p.start)
-    names = [p.phone for p in segs]
-    if not BILABIALS.intersection(names):
+    close = bilabial_closure(phones, len(states), fps)
+    if close is None:
         return states
-    starts = np.array([p.start for p in segs], np.float64)
-    ends = np.array([p.end for p in segs], np.float64)
-    close = closure_weight(names, starts, ends, np.arange(len(states)) / fps, fps)
     out = states if in_place else states.copy()
     ci = spec.CHANNEL_INDEX
     jaw = out[:, ci["jawOpen"]]
@@ -132,12 +141,14 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
     sampler steers toward (settings.prior_weight; inside its vowels the jaw opens at least as far as the prior's,
     settings.vowel_floor; neither where the encoder is sure of a closure, prior_hold), the articulation is lightly
     smoothed (ARTICULATION_SMOOTHING) and the lips seal over its p/b/m. Without evidence, the model alone. Either
-    way a fine-tuned performer's brow layer, where the model folder has one, is added (performer_brows).
+    way the lip gap is pulled taut (core.straighten: fewer jerks, every closure and opening kept) and a fine-tuned
+    performer's brow layer, where the model folder has one, is added (performer_brows).
     ``encoded``: the listener's features of ``samples`` (Evidence.encoded), so the sampler does not encode the audio
     again."""
     if evidence is None:
-        return performer_brows(policy, samples, policy.sample(samples, settings, style=style, emotion=emotion,
-                                                              progress=progress, cancel=cancel, encoded=encoded))
+        states = policy.sample(samples, settings, style=style, emotion=emotion, progress=progress, cancel=cancel,
+                               encoded=encoded)
+        return performer_brows(policy, samples, straighten_lips(states, _loudness(samples)))
     prior = floor = hold = None
     if settings.prior_weight > 0 and evidence.phones:
         prior = phonetic_prior_take(evidence, samples, len(samples) / spec.SAMPLE_RATE)
@@ -148,7 +159,14 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
                            floor=floor, hold=hold, progress=progress, cancel=cancel, encoded=encoded)
     if prior is not None:
         smooth_articulation(states, in_place=True)
-    return performer_brows(policy, samples, seal_bilabials(states, evidence.phones, in_place=True))
+    seal_bilabials(states, evidence.phones, in_place=True)
+    closure = bilabial_closure(evidence.phones, len(states))
+    return performer_brows(policy, samples, straighten_lips(states, _loudness(samples), closure))
+
+
+def _loudness(samples: np.ndarray) -> np.ndarray:
+    """The line's loudness at the model's frame rate (what the lip gap's straightening leans with)."""
+    return rms_envelope(samples, spec.SAMPLE_RATE, spec.MODEL_FPS)
 
 
 def performer_brows(policy: NeuralPolicy, samples: np.ndarray, states: np.ndarray) -> np.ndarray:

@@ -1,0 +1,153 @@
+"""The lip gap pulled taut: the straightest path within a narrow tube around the engine's own gap.
+
+The sampler's output, even smoothed, wobbles by a millimetre from frame to frame (a Gaussian removes noise but keeps
+every small bump it leaves, and the seal's closures add more). Pulled like a string through a tube around that gap,
+the mouth makes the same openings and closures with the fewest bends: the string bends only where the tube makes it,
+so between bends the lips move at a steady speed. The tube leans with the sound: a frame may open further by up to
+TUBE of the lip range (jawOpen 1's gap; 0.12 is 3.7 mm on the default head) times where its loudness ranks in the
+line, and close further by the rest, so the loud frames that the string would flatten are let up and the quiet ones
+let down (a tube of the same width either side lowered the correlation with loudness). Each frame keeps its class: a
+closed frame never opens further (a sealed bilabial, nor a mouth at rest), a frame open by the metrics' measure
+stays open, a pause-closed frame stays so. The gap is raised through jawOpen and lowered by jawOpen and the lip
+raisers and lowerers together, as far as they reach at that frame; every other channel is unchanged.
+
+The path is the taut string through the tube (a funnel walk: from each bend, the straight line goes on while one slope
+fits every gate; where none does, the string bends on the gate that stopped it), which has the least total change of
+slope of any path in the tube: the least jitter (core.metrics: mean |Δ²gap| over its spread) for that tube.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import spec
+from .metrics import CLOSED_FRACTION, OPEN_FRACTION, PAUSE_FRACTION, LipGeometry, default_geometry
+
+TUBE = 0.12  # the tube's width, a fraction of the lip range, shared between opening and closing by loudness
+_SEALED = 0.5  # a frame at least this sealed over a bilabial (core.teacher.closure_weight) never opens further
+_MARGIN = 0.01  # of the lip range: how far inside its class's threshold a moved frame stays (float32, resampling)
+_WINDOW = 32  # gates looked at in one vectorised step of the funnel walk
+# What opens the lips: jawOpen (the only one raised), and with it the lip raisers and lowerers (lowered together).
+_OPENERS = ("jawOpen", "mouthUpperUpLeft", "mouthUpperUpRight", "mouthLowerDownLeft", "mouthLowerDownRight")
+
+
+def taut_string(lo: np.ndarray, hi: np.ndarray, start: float, end: float) -> np.ndarray:
+    """The taut string from (0, ``start``) to (n − 1, ``end``) through the gates [lo[t], hi[t]] (lo ≤ hi, start and
+    end inside the first and last gates): piecewise linear, bending only on a gate's end."""
+    n = len(lo)
+    out = np.empty(n)
+    if n == 0:
+        return out
+    out[0] = start
+    if n == 1:
+        return out
+    a, ya = 0, float(start)
+    lo = np.asarray(lo, np.float64).copy()
+    hi = np.asarray(hi, np.float64).copy()
+    lo[-1] = hi[-1] = end  # the string ends there
+    while a < n - 1:
+        bend = None
+        low, high = -np.inf, np.inf  # the slopes that fit every gate since a
+        arg_low = arg_high = a + 1
+        k0 = a + 1
+        while k0 < n and bend is None:
+            k1 = min(n, k0 + _WINDOW)
+            steps = np.arange(k0 - a, k1 - a, dtype=np.float64)
+            sl = (lo[k0:k1] - ya) / steps
+            sh = (hi[k0:k1] - ya) / steps
+            run_low = np.maximum.accumulate(np.r_[low, sl])
+            run_high = np.minimum.accumulate(np.r_[high, sh])
+            bad = np.nonzero(run_low[1:] > run_high[1:] + 1e-12)[0]
+            if len(bad):
+                j = int(bad[0])  # gate k0 + j is the first no slope fits
+                before_low, before_high = run_low[j], run_high[j]
+                if sl[j] > before_high:  # it asks for a steeper climb: bend up on the ceiling that held it
+                    bend = _last_arg(sh[:j], before_high, k0, high, arg_high)
+                    y = hi[bend]
+                else:  # it asks for a steeper fall: bend down on the floor that held it
+                    bend = _last_arg(sl[:j], before_low, k0, low, arg_low)
+                    y = lo[bend]
+            else:
+                if run_low[-1] > low:
+                    arg_low = k0 + int(np.nonzero(sl == run_low[-1])[0][-1])
+                if run_high[-1] < high:
+                    arg_high = k0 + int(np.nonzero(sh == run_high[-1])[0][-1])
+                low, high = run_low[-1], run_high[-1]
+                k0 = k1
+        if bend is None:  # one straight line reaches the end
+            slope = (end - ya) / (n - 1 - a)
+            out[a + 1:] = ya + slope * np.arange(1, n - a)
+            break
+        out[a + 1:bend + 1] = ya + (y - ya) / (bend - a) * np.arange(1, bend - a + 1)
+        a, ya = bend, float(y)
+    return out
+
+
+def _last_arg(slopes: np.ndarray, value: float, k0: int, carried: float, carried_arg: int) -> int:
+    """The last gate at or before the window's j whose slope is ``value`` (in this window, else the one carried)."""
+    hits = np.nonzero(slopes == value)[0]
+    if len(hits):
+        return k0 + int(hits[-1])
+    return carried_arg
+
+
+def loudness_rank(loudness: np.ndarray, frames: int) -> np.ndarray:
+    """Per frame, where its loudness ranks in the line: 0 the quietest … 1 the loudest (frames past the end of
+    ``loudness``: 0)."""
+    level = np.zeros(frames)
+    values = np.asarray(loudness[:frames], np.float64)
+    if len(values) > 1:
+        level[np.argsort(values, kind="stable")] = np.linspace(0.0, 1.0, len(values))
+    return level
+
+
+def straighten_lips(states: np.ndarray, loudness: np.ndarray, sealed: np.ndarray | None = None, tube: float = TUBE,
+                    geometry: LipGeometry | None = None) -> np.ndarray:
+    """``states`` (frames × spec.CHANNEL_NAMES at the model's rate) with the lip openers moved, in place, so the lip
+    gap follows the taut string through the tube around its own gap (the module's docstring). ``loudness``: per
+    frame, the line's loudness (any scale; only its ranks count); ``sealed``: per frame, how sealed the lips are over
+    a bilabial (0..1), where phone evidence says so."""
+    n = len(states)
+    if n < 3 or tube <= 0:
+        return states
+    geo = geometry or default_geometry()
+    ci = spec.CHANNEL_INDEX["jawOpen"]
+    openers = [spec.CHANNEL_INDEX[name] for name in _OPENERS]
+    arkit = states[:, :spec.NUM_ARKIT].astype(np.float64)
+    before = arkit[:, openers].copy()
+    g0 = geo.gap(arkit)
+
+    def gap_at(u: np.ndarray) -> np.ndarray:
+        """The gap with the openers scaled by 1 + u (u < 0) or jawOpen moved u of the way to 1 (u > 0)."""
+        arkit[:, openers] = before * np.minimum(1.0 + u, 1.0)[:, None]
+        arkit[:, ci] = np.where(u > 0, before[:, 0] + u * (1.0 - before[:, 0]), arkit[:, ci])
+        return geo.gap(arkit)
+
+    reach_lo = gap_at(np.full(n, -1.0))
+    reach_hi = gap_at(np.ones(n))
+    width = tube * geo.range
+    closed, opened, pause = (geo.threshold(f) for f in (CLOSED_FRACTION, OPEN_FRACTION, PAUSE_FRACTION))
+    margin = _MARGIN * geo.range
+    level = loudness_rank(loudness, n)
+    lo = g0 - width * (1.0 - level)
+    hi = g0 + width * level
+    hi = np.where(g0 <= closed, np.minimum(hi, g0), hi)
+    hi = np.where((g0 > closed) & (g0 <= pause), np.minimum(hi, np.maximum(pause - margin, g0)), hi)
+    if sealed is not None:
+        hi = np.where(sealed >= _SEALED, np.minimum(hi, g0), hi)
+    lo = np.where(g0 >= opened, np.maximum(lo, np.minimum(opened + margin, g0)), lo)
+    lo = np.maximum(lo, np.minimum(reach_lo, g0))
+    hi = np.minimum(hi, np.maximum(reach_hi, g0))
+    target = taut_string(lo, hi, g0[0], g0[-1])
+    # The opening for that gap: the gap rises with u; bisection on every frame at once.
+    a = np.full(n, -1.0)
+    b = np.ones(n)
+    for _ in range(30):
+        mid = 0.5 * (a + b)
+        low = gap_at(mid) < target
+        a = np.where(low, mid, a)
+        b = np.where(low, b, mid)
+    u = np.where(np.abs(target - g0) > 1e-9, 0.5 * (a + b), 0.0)
+    gap_at(u)
+    states[:, openers] = arkit[:, openers].astype(states.dtype)
+    return states

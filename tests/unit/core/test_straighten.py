@@ -1,0 +1,79 @@
+"""core.straighten: the taut string through a tube, and the lip gap pulled taut without changing any frame's class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facepolicy.core import metrics, spec
+from facepolicy.core.straighten import loudness_rank, straighten_lips, taut_string
+
+
+def _least_bending(lo, hi):
+    """The least total |Δ²| of any path through the gates (a linear programme, scipy only in tests)."""
+    from scipy.optimize import linprog
+    from scipy.sparse import diags, hstack, identity, vstack
+
+    n = len(lo)
+    d2 = diags([np.ones(n - 2), -2 * np.ones(n - 2), np.ones(n - 2)], [0, 1, 2], shape=(n - 2, n))
+    a = vstack([hstack([d2, -identity(n - 2)]), hstack([-d2, -identity(n - 2)])]).tocsr()
+    res = linprog(np.r_[np.zeros(n), np.ones(n - 2)], A_ub=a, b_ub=np.zeros(2 * (n - 2)),
+                  bounds=list(zip(lo, hi, strict=True)) + [(0, None)] * (n - 2), method="highs")
+    return res.fun
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_taut_string_bends_least_of_any_path_through_the_gates(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 300))
+    path = np.cumsum(rng.normal(size=n))
+    half = rng.uniform(0.05, 1.5, size=n) if seed % 2 else np.full(n, rng.uniform(0.1, 1.0))
+    lo, hi = path - half, path + half
+    lo[0] = hi[0] = path[0]
+    lo[-1] = hi[-1] = path[-1]
+    string = taut_string(lo, hi, path[0], path[-1])
+    assert np.all(string >= lo - 1e-9) and np.all(string <= hi + 1e-9)
+    assert np.abs(np.diff(string, 2)).sum() <= _least_bending(lo, hi) + 1e-7
+
+
+def test_a_wide_tube_around_a_wobbly_line_gives_the_line():
+    t = np.arange(200, dtype=np.float64)
+    wobbly = 0.3 * t + np.sin(t)
+    string = taut_string(wobbly - 2.0, wobbly + 2.0, wobbly[0], wobbly[-1])
+    np.testing.assert_allclose(string, wobbly[0] + (wobbly[-1] - wobbly[0]) * t / t[-1], atol=1e-9)
+
+
+def test_loudness_ranks_from_quietest_to_loudest():
+    np.testing.assert_allclose(loudness_rank(np.array([3.0, 1.0, 2.0]), 4), [1.0, 0.0, 0.5, 0.0])
+
+
+def test_the_lips_keep_every_frame_class_and_only_the_openers_move():
+    geo = metrics.default_geometry()
+    rng = np.random.default_rng(0)
+    n = 300
+    states = np.zeros((n, spec.NUM_CHANNELS), np.float32)
+    ci = spec.CHANNEL_INDEX
+    t = np.arange(n) / spec.MODEL_FPS
+    states[:, ci["jawOpen"]] = np.clip(0.3 + 0.3 * np.sin(2 * np.pi * 4 * t) + 0.05 * rng.normal(size=n), 0, 1)
+    states[:, ci["mouthSmileLeft"]] = 0.2
+    sealed = np.zeros(n)
+    sealed[100:110] = 1.0
+    states[100:110, ci["jawOpen"]] = 0.0
+    before = states.copy()
+    g0 = geo.gap(before[:, :spec.NUM_ARKIT])
+    after = straighten_lips(states, loudness=np.abs(np.sin(2 * np.pi * 4 * t)), sealed=sealed)
+    g = geo.gap(after[:, :spec.NUM_ARKIT])
+
+    def jitter(x):
+        return np.abs(np.diff(x, 2)).mean() / x.std()
+
+    assert jitter(g) < 0.9 * jitter(g0)
+    closed, opened = geo.threshold(metrics.CLOSED_FRACTION), geo.threshold(metrics.OPEN_FRACTION)
+    assert np.all(g[g0 <= closed] <= g0[g0 <= closed] + 1e-9)  # closed frames never open further
+    assert np.all(g[g0 >= opened] >= opened)  # open frames stay open
+    assert np.all(g[100:110] <= g0[100:110] + 1e-9)
+    moved = np.nonzero(np.any(after != before, axis=0))[0]
+    openers = {ci[name] for name in ("jawOpen", "mouthUpperUpLeft", "mouthUpperUpRight", "mouthLowerDownLeft",
+                                     "mouthLowerDownRight")}
+    assert set(moved.tolist()) <= openers
+    assert np.abs(g - g0).max() <= 0.12 * geo.range + 1e-9
