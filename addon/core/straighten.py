@@ -111,18 +111,21 @@ def straighten_lips(states: np.ndarray, loudness: np.ndarray, sealed: np.ndarray
     if n < 3 or tube <= 0:
         return states
     geo = geometry or default_geometry()
-    ci = spec.CHANNEL_INDEX["jawOpen"]
     openers = [spec.CHANNEL_INDEX[name] for name in _OPENERS]
     arkit = states[:, :spec.NUM_ARKIT].astype(np.float64)
-    before = arkit[:, openers].copy()
-    g0 = geo.gap(arkit)
+    before = arkit[:, openers]
+    # The inner-lip pairs' gaps are affine in the openers: pairs(u) = rest + own·min(1 + u, 1) + max(u, 0)·rise,
+    # with the openers scaled by 1 + u (u < 0) or jawOpen moved u of the way to 1 (u > 0).
+    slope = geo.slope[openers]
+    own = before @ slope
+    rest = geo.pair_gaps(arkit) - own
+    rise = (1.0 - before[:, :1]) * slope[:1]
 
     def gap_at(u: np.ndarray) -> np.ndarray:
-        """The gap with the openers scaled by 1 + u (u < 0) or jawOpen moved u of the way to 1 (u > 0)."""
-        arkit[:, openers] = before * np.minimum(1.0 + u, 1.0)[:, None]
-        arkit[:, ci] = np.where(u > 0, before[:, 0] + u * (1.0 - before[:, 0]), arkit[:, ci])
-        return geo.gap(arkit)
+        pairs = rest + own * np.minimum(1.0 + u, 1.0)[:, None] + np.maximum(u, 0.0)[:, None] * rise
+        return np.maximum(pairs, 0.0).mean(axis=-1)
 
+    g0 = gap_at(np.zeros(n))
     reach_lo = gap_at(np.full(n, -1.0))
     reach_hi = gap_at(np.ones(n))
     width = tube * geo.range
@@ -148,6 +151,7 @@ def straighten_lips(states: np.ndarray, loudness: np.ndarray, sealed: np.ndarray
         a = np.where(low, mid, a)
         b = np.where(low, b, mid)
     u = np.where(np.abs(target - g0) > 1e-9, 0.5 * (a + b), 0.0)
-    gap_at(u)
-    states[:, openers] = arkit[:, openers].astype(states.dtype)
+    moved = before * np.minimum(1.0 + u, 1.0)[:, None]
+    moved[:, 0] += np.maximum(u, 0.0) * (1.0 - before[:, 0])
+    states[:, openers] = moved.astype(states.dtype)
     return states
