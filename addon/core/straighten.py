@@ -1,7 +1,8 @@
 """The lip gap pulled taut: the straightest path within a narrow tube around the engine's own gap.
 
-The sampler's output, even smoothed, wobbles by a millimetre from frame to frame (a Gaussian removes noise but keeps
-every small bump it leaves, and the seal's closures add more). Pulled like a string through a tube around that gap,
+The sampler's output, even smoothed, wobbles by fractions of a millimetre between the turns of speech (a Gaussian
+removes noise but keeps every small bump it leaves, and the seal's closures add more), and jitter counts every change
+of the lips' speed, the small ones as much as the big. Pulled like a string through a tube around that gap,
 the mouth makes the same openings and closures with the fewest bends: the string bends only where the tube makes it,
 so between bends the lips move at a steady speed. The tube leans with the sound: a frame may open further by up to
 TUBE of the lip range (jawOpen 1's gap; 0.12 is 3.7 mm on the default head) times where its loudness ranks in the
@@ -62,10 +63,10 @@ def taut_string(lo: np.ndarray, hi: np.ndarray, start: float, end: float) -> np.
                 j = int(bad[0])  # gate k0 + j is the first no slope fits
                 before_low, before_high = run_low[j], run_high[j]
                 if sl[j] > before_high:  # it asks for a steeper climb: bend up on the ceiling that held it
-                    bend = _last_arg(sh[:j], before_high, k0, high, arg_high)
+                    bend = _last_arg(sh[:j], before_high, k0, arg_high)
                     y = hi[bend]
                 else:  # it asks for a steeper fall: bend down on the floor that held it
-                    bend = _last_arg(sl[:j], before_low, k0, low, arg_low)
+                    bend = _last_arg(sl[:j], before_low, k0, arg_low)
                     y = lo[bend]
             else:
                 if run_low[-1] > low:
@@ -83,7 +84,7 @@ def taut_string(lo: np.ndarray, hi: np.ndarray, start: float, end: float) -> np.
     return out
 
 
-def _last_arg(slopes: np.ndarray, value: float, k0: int, carried: float, carried_arg: int) -> int:
+def _last_arg(slopes: np.ndarray, value: float, k0: int, carried_arg: int) -> int:
     """The last gate at or before the window's j whose slope is ``value`` (in this window, else the one carried)."""
     hits = np.nonzero(slopes == value)[0]
     if len(hits):
