@@ -27,69 +27,47 @@ from .metrics import CLOSED_FRACTION, OPEN_FRACTION, PAUSE_FRACTION, LipGeometry
 TUBE = 0.12  # the tube's width, a fraction of the lip range, shared between opening and closing by loudness
 _SEALED = 0.5  # a frame at least this sealed over a bilabial (core.teacher.closure_weight) never opens further
 _MARGIN = 0.01  # of the lip range: how far inside its class's threshold a moved frame stays (float32, resampling)
-_WINDOW = 32  # gates looked at in one vectorised step of the funnel walk
 # What opens the lips: jawOpen (the only one raised), and with it the lip raisers and lowerers (lowered together).
 _OPENERS = ("jawOpen", "mouthUpperUpLeft", "mouthUpperUpRight", "mouthLowerDownLeft", "mouthLowerDownRight")
 
 
 def taut_string(lo: np.ndarray, hi: np.ndarray, start: float, end: float) -> np.ndarray:
     """The taut string from (0, ``start``) to (n − 1, ``end``) through the gates [lo[t], hi[t]] (lo ≤ hi, start and
-    end inside the first and last gates): piecewise linear, bending only on a gate's end."""
+    end inside the first and last gates): piecewise linear, bending only on a gate's end. A scalar walk (a bend every
+    few frames: numpy's per-call cost would be most of the time)."""
     n = len(lo)
-    out = np.empty(n)
     if n == 0:
-        return out
-    out[0] = start
-    if n == 1:
-        return out
+        return np.empty(0)
+    out = [float(start)] * n
+    floor = [float(x) for x in lo]
+    ceiling = [float(x) for x in hi]
+    floor[-1] = ceiling[-1] = float(end)  # the string ends there
     a, ya = 0, float(start)
-    lo = np.asarray(lo, np.float64).copy()
-    hi = np.asarray(hi, np.float64).copy()
-    lo[-1] = hi[-1] = end  # the string ends there
     while a < n - 1:
-        bend = None
-        low, high = -np.inf, np.inf  # the slopes that fit every gate since a
+        low, high = -np.inf, np.inf  # the slopes from the last bend that fit every gate since
         arg_low = arg_high = a + 1
-        k0 = a + 1
-        while k0 < n and bend is None:
-            k1 = min(n, k0 + _WINDOW)
-            steps = np.arange(k0 - a, k1 - a, dtype=np.float64)
-            sl = (lo[k0:k1] - ya) / steps
-            sh = (hi[k0:k1] - ya) / steps
-            run_low = np.maximum.accumulate(np.r_[low, sl])
-            run_high = np.minimum.accumulate(np.r_[high, sh])
-            bad = np.nonzero(run_low[1:] > run_high[1:] + 1e-12)[0]
-            if len(bad):
-                j = int(bad[0])  # gate k0 + j is the first no slope fits
-                before_low, before_high = run_low[j], run_high[j]
-                if sl[j] > before_high:  # it asks for a steeper climb: bend up on the ceiling that held it
-                    bend = _last_arg(sh[:j], before_high, k0, arg_high)
-                    y = hi[bend]
-                else:  # it asks for a steeper fall: bend down on the floor that held it
-                    bend = _last_arg(sl[:j], before_low, k0, arg_low)
-                    y = lo[bend]
-            else:
-                if run_low[-1] > low:
-                    arg_low = k0 + int(np.nonzero(sl == run_low[-1])[0][-1])
-                if run_high[-1] < high:
-                    arg_high = k0 + int(np.nonzero(sh == run_high[-1])[0][-1])
-                low, high = run_low[-1], run_high[-1]
-                k0 = k1
-        if bend is None:  # one straight line reaches the end
-            slope = (end - ya) / (n - 1 - a)
-            out[a + 1:] = ya + slope * np.arange(1, n - a)
-            break
-        out[a + 1:bend + 1] = ya + (y - ya) / (bend - a) * np.arange(1, bend - a + 1)
-        a, ya = bend, float(y)
-    return out
-
-
-def _last_arg(slopes: np.ndarray, value: float, k0: int, carried_arg: int) -> int:
-    """The last gate at or before the window's j whose slope is ``value`` (in this window, else the one carried)."""
-    hits = np.nonzero(slopes == value)[0]
-    if len(hits):
-        return k0 + int(hits[-1])
-    return carried_arg
+        bend, y = -1, 0.0
+        for k in range(a + 1, n):
+            d = k - a
+            sl = (floor[k] - ya) / d
+            sh = (ceiling[k] - ya) / d
+            if sl > high + 1e-12:  # this gate asks for a steeper climb: bend up on the ceiling that held it
+                bend, y = arg_high, ceiling[arg_high]
+                break
+            if sh < low - 1e-12:  # a steeper fall: bend down on the floor that held it
+                bend, y = arg_low, floor[arg_low]
+                break
+            if sl >= low:
+                low, arg_low = sl, k
+            if sh <= high:
+                high, arg_high = sh, k
+        if bend < 0:  # one straight line reaches the end
+            bend, y = n - 1, float(end)
+        step = (y - ya) / (bend - a)
+        for i in range(a + 1, bend + 1):
+            out[i] = ya + step * (i - a)
+        a, ya = bend, y
+    return np.array(out)
 
 
 def loudness_rank(loudness: np.ndarray, frames: int) -> np.ndarray:
