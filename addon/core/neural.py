@@ -19,17 +19,15 @@ from .evidence import AUDIO_ONLY, Evidence, calm_nonspeech, gather_evidence, sid
 from .facetrack import FaceTrack
 from .listener import EncodedAudio
 from .performer_brows import brow_features
-from .phones import BILABIALS, SIL, VOWELS
+from .phones import SIL, VOWELS
 from .phonetic import phonetic_prior_take
-from .pitch import rms_envelope
 from .prepare import folder_version, held_warm, take_prepared
 from .ps_native import AlignerMissing
 from .recognition import shared_decoders
 from .sampler import ARTICULATION, NeuralPolicy, SampleSettings, emotion_vector
 from .smoothing import gaussian_smooth
 from .spec import ACCURACY_MODES
-from .straighten import straighten_lips
-from .teacher import closure_weight
+from .straighten import bilabial_closure, straighten_take
 
 log = logging.getLogger("facepolicy")
 
@@ -91,17 +89,6 @@ _LIP_OPENERS = ("mouthUpperUpLeft", "mouthUpperUpRight", "mouthLowerDownLeft", "
                 "mouthFunnel", "tongueOut")
 
 
-def bilabial_closure(phones, frames: int, fps: float = spec.MODEL_FPS) -> np.ndarray | None:
-    """Per frame, how sealed the lips are over ``phones``' p/b/m (core.teacher.closure_weight); None without any."""
-    segs = sorted(phones, key=lambda p: p.start)
-    names = [p.phone for p in segs]
-    if not BILABIALS.intersection(names):
-        return None
-    starts = np.array([p.start for p in segs], np.float64)
-    ends = np.array([p.end for p in segs], np.float64)
-    return closure_weight(names, starts, ends, np.arange(frames) / fps, fps)
-
-
 def seal_bilabials(states: np.ndarray, phones, fps: float = spec.MODEL_FPS, in_place: bool = False) -> np.ndarray:
     """The articulation teacher's hard guarantee, applied to the model's output where phone evidence says p/b/m:
     the lips seal over each bilabial (mouthClose cancels jawOpen's lip separation, the lip raisers and funnel
@@ -148,7 +135,7 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
     if evidence is None:
         states = policy.sample(samples, settings, style=style, emotion=emotion, progress=progress, cancel=cancel,
                                encoded=encoded)
-        return performer_brows(policy, samples, straighten_lips(states, _loudness(samples)))
+        return performer_brows(policy, samples, straighten_take(states, samples))
     prior = floor = hold = None
     if settings.prior_weight > 0 and evidence.phones:
         prior = phonetic_prior_take(evidence, samples, len(samples) / spec.SAMPLE_RATE)
@@ -160,13 +147,7 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
     if prior is not None:
         smooth_articulation(states, in_place=True)
     seal_bilabials(states, evidence.phones, in_place=True)
-    closure = bilabial_closure(evidence.phones, len(states))
-    return performer_brows(policy, samples, straighten_lips(states, _loudness(samples), closure))
-
-
-def _loudness(samples: np.ndarray) -> np.ndarray:
-    """The line's loudness at the model's frame rate (what the lip gap's straightening leans with)."""
-    return rms_envelope(samples, spec.SAMPLE_RATE, spec.MODEL_FPS)
+    return performer_brows(policy, samples, straighten_take(states, samples, evidence.phones))
 
 
 def performer_brows(policy: NeuralPolicy, samples: np.ndarray, states: np.ndarray) -> np.ndarray:

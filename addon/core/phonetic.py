@@ -27,6 +27,7 @@ from .evidence import gather_evidence, sidecar_transcript
 from .facetrack import FaceTrack
 from .second_opinion import cleaned_phones
 from .spec import ACCURACY_MODES, EMOTIONS
+from .straighten import straighten_take
 from .teacher import SpeakerStyle, TeacherTake, animate_phones
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 
 def phonetic_prior(result: Alignment, samples: np.ndarray, duration: float | None = None) -> FaceTrack:
     """The Phonetic engine's face (default style, seed 0) for the Neural engine's evidence, cleaned up as the
-    Phonetic engine cleans it (core.second_opinion.cleaned_phones). The Neural engine's accurate mode steers its mouth
+    Phonetic engine cleans it (core.second_opinion.cleaned_phones), before the engine pulls its lip gap taut
+    (core.straighten: the Neural engine pulls its own output taut). The Neural engine's accurate mode steers its mouth
     toward it (core.neural, SampleSettings.prior_weight). ``result`` is not changed."""
     return phonetic_prior_take(result, samples, duration, upper=True).track()
 
@@ -79,6 +81,7 @@ class PhoneticEngine:
                                duration=audio.duration, confidence=confidence,
                                recognised=result.mode == "recognised-phones",
                                progress=lambda f: progress(0.85 + 0.15 * f, "animating"))
+        straighten_take(track.values, samples, phones)  # as the Neural engine's lips (core.straighten)
         for w in evidence.warnings:
             log.warning("%s", w)
         track.meta["phonetic"] = {"mode": result.mode, "accuracy": accuracy, "phones": len(result.phones),

@@ -23,6 +23,9 @@ import numpy as np
 
 from . import spec
 from .metrics import CLOSED_FRACTION, OPEN_FRACTION, PAUSE_FRACTION, LipGeometry, default_geometry
+from .phones import BILABIALS
+from .pitch import rms_envelope
+from .teacher import closure_weight
 
 TUBE = 0.12  # the tube's width, a fraction of the lip range, shared between opening and closing by loudness
 _SEALED = 0.5  # a frame at least this sealed over a bilabial (core.teacher.closure_weight) never opens further
@@ -134,3 +137,23 @@ def straighten_lips(states: np.ndarray, loudness: np.ndarray, sealed: np.ndarray
     moved[:, 0] += np.maximum(u, 0.0) * (1.0 - before[:, 0])
     states[:, openers] = moved.astype(states.dtype)
     return states
+
+
+def bilabial_closure(phones, frames: int, fps: float = spec.MODEL_FPS) -> np.ndarray | None:
+    """Per frame, how sealed the lips are over ``phones``' p/b/m (core.teacher.closure_weight); None without any."""
+    segs = sorted(phones, key=lambda p: p.start)
+    names = [p.phone for p in segs]
+    if not BILABIALS.intersection(names):
+        return None
+    starts = np.array([p.start for p in segs], np.float64)
+    ends = np.array([p.end for p in segs], np.float64)
+    return closure_weight(names, starts, ends, np.arange(frames) / fps, fps)
+
+
+def straighten_take(states: np.ndarray, samples: np.ndarray, phones=None) -> np.ndarray:
+    """An offline take's lip gap pulled taut, in place (straighten_lips): both engines' one way. ``states`` at the
+    model's rate; ``samples``: the line at 16 kHz (its loudness leans the tube); ``phones``: the evidence whose p/b/m
+    the lips are sealed over (None: the model alone, nothing sealed)."""
+    loudness = rms_envelope(samples, spec.SAMPLE_RATE, spec.MODEL_FPS)
+    sealed = bilabial_closure(phones, len(states)) if phones else None
+    return straighten_lips(states, loudness, sealed)

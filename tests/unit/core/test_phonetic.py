@@ -335,24 +335,29 @@ def test_cancelling_during_the_second_opinion_is_a_cancel_not_a_warning():
 
 def test_the_neural_engines_phonetic_prior_is_the_phonetic_engines_face_for_the_same_evidence(bare_a9):
     """phonetic_prior renders evidence as the Phonetic engine does (one clean-up,
-    core.second_opinion.cleaned_phones): identical for a forced alignment and for a recognition with its second
-    opinion."""
+    core.second_opinion.cleaned_phones): identical, but for the engine's last step (its lip gap pulled taut,
+    core.straighten), for a forced alignment and for a recognition with its second opinion."""
     from facepolicy.core import phonetic
     from facepolicy.core.evidence import gather_evidence
     from facepolicy.core.phones import SIL, VOWELS
-    from facepolicy.core.second_opinion import SHORT_CONSONANT
+    from facepolicy.core.second_opinion import SHORT_CONSONANT, cleaned_phones
+    from facepolicy.core.straighten import straighten_take
+
+    def taut(prior, evidence):
+        return straighten_take(prior.values.copy(), audio.samples, cleaned_phones(evidence)[0])
 
     audio = load_audio(bare_a9)
     aligned = gather_evidence(audio.samples, A9_TEXT, "phones").alignment
     expected = animate(bare_a9, BakeOptions(engine="phonetic", transcript=A9_TEXT))
     prior = phonetic.phonetic_prior(aligned, audio.samples, audio.duration)
-    np.testing.assert_array_equal(prior.values, expected.values)
+    assert not np.array_equal(prior.values, expected.values)
+    np.testing.assert_array_equal(taut(prior, aligned), expected.values)
 
     heard = gather_evidence(audio.samples, None, "phones")
     before = list(heard.alignment.phones)
     expected = animate(bare_a9, BakeOptions(engine="phonetic"))
     prior = phonetic.phonetic_prior(heard.alignment, audio.samples, audio.duration)
-    np.testing.assert_array_equal(prior.values, expected.values)
+    np.testing.assert_array_equal(taut(prior, heard.alignment), expected.values)
     assert heard.alignment.phones == before  # the evidence itself is not cleaned up
     assert any(p.end - p.start < SHORT_CONSONANT for p in before if p.phone not in VOWELS
                and p.phone != SIL), "the clip should exercise the merge"
