@@ -1,5 +1,5 @@
 """Neural engine speed: 60 s of real speech → FaceTrack, whole process and an in-process breakdown
-(start-up, features, style, sampling, resampling).
+(start-up, features, style, sampling, the lip gap pulled taut, resampling).
 
 The speech is CMU ARCTIC (tests/data/arctic) plus LibriVox clips when pocketsphinx-testdata is installed,
 repeated to 60 s, with no transcript beside it. The whole-process figure runs the real command,
@@ -72,6 +72,7 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
     from facepolicy.core.recognition import PAUSE_SILENCE, cores, recognise_chunks, shared_decoders, speech_chunks
     from facepolicy.core.sampler import NeuralPolicy, SampleSettings
     from facepolicy.core.second_opinion import OPINION_PHONES, apply_second_opinion
+    from facepolicy.core.straighten import straighten_take
 
     out = {}
     t = time.perf_counter()
@@ -117,6 +118,9 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
         t = time.perf_counter()
         states = seal_bilabials(smooth_articulation(states), result.phones)
         out["smoothing and sealing"] = time.perf_counter() - t
+    t = time.perf_counter()
+    straighten_take(states, samples, None if result is None else result.phones)
+    out["the lip gap pulled taut"] = time.perf_counter() - t
     t = time.perf_counter()
     states_to_track(states).resample(24.0)
     out["resampling"] = time.perf_counter() - t
