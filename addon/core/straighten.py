@@ -14,7 +14,9 @@ raisers and lowerers together, as far as they reach at that frame; every other c
 
 The path is the taut string through the tube (a funnel walk: from each bend, the straight line goes on while one slope
 fits every gate; where none does, the string bends on the gate that stopped it), which has the least total change of
-slope of any path in the tube: the least jitter (core.metrics: mean |Δ²gap| over its spread) for that tube.
+slope of any path in the tube: the least jitter (core.metrics: mean |Δ²gap| over its spread) for that tube. Both
+offline engines end with it (straighten_take); the live stream, which sends each frame as soon as it is made, has
+only the frames before it and steps its lips through the same tube (LiveStraightener).
 """
 
 from __future__ import annotations
@@ -83,60 +85,107 @@ def loudness_rank(loudness: np.ndarray, frames: int) -> np.ndarray:
     return level
 
 
-def straighten_lips(states: np.ndarray, loudness: np.ndarray, sealed: np.ndarray | None = None, tube: float = TUBE,
+class _Lips:
+    """Frames' lip gap as the openers move it: the inner-lip pairs' gaps are affine in the openers, so
+    pairs(u) = rest + own·min(1 + u, 1) + max(u, 0)·rise, with the openers scaled by 1 + u (u < 0) or jawOpen moved
+    u of the way to 1 (u > 0)."""
+
+    def __init__(self, states: np.ndarray, geo: LipGeometry) -> None:
+        self.openers = [spec.CHANNEL_INDEX[name] for name in _OPENERS]
+        arkit = states[:, :spec.NUM_ARKIT].astype(np.float64)
+        self.before = arkit[:, self.openers]
+        slope = geo.slope[self.openers]
+        self.own = self.before @ slope
+        self.rest = geo.pair_gaps(arkit) - self.own
+        self.rise = (1.0 - self.before[:, :1]) * slope[:1]
+        n = len(states)
+        self.g0 = self.gap(np.zeros(n))
+        self.reach = (self.gap(np.full(n, -1.0)), self.gap(np.ones(n)))
+
+    def gap(self, u: np.ndarray) -> np.ndarray:
+        pairs = self.rest + self.own * np.minimum(1.0 + u, 1.0)[:, None] + np.maximum(u, 0.0)[:, None] * self.rise
+        return np.maximum(pairs, 0.0).mean(axis=-1)
+
+    def move(self, states: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """``states`` with the openers moved, in place, so the gap is ``target`` (within what they reach); the gap
+        rises with u, so a bisection on every frame at once finds it."""
+        a = np.full(len(target), -1.0)
+        b = np.ones(len(target))
+        for _ in range(30):
+            mid = 0.5 * (a + b)
+            low = self.gap(mid) < target
+            a = np.where(low, mid, a)
+            b = np.where(low, b, mid)
+        u = np.where(np.abs(target - self.g0) > 1e-9, 0.5 * (a + b), 0.0)
+        moved = self.before * np.minimum(1.0 + u, 1.0)[:, None]
+        moved[:, 0] += np.maximum(u, 0.0) * (1.0 - self.before[:, 0])
+        states[:, self.openers] = moved.astype(states.dtype)
+        return states
+
+
+def tube(lips: _Lips, level: np.ndarray, geo: LipGeometry, width: float = TUBE,
+         sealed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The gates (lo, hi) of each frame's gap: ``width`` of the lip range leaning with the loudness ranks ``level``
+    (0..1), each frame keeping its class (the module's docstring), within what the openers reach."""
+    g0 = lips.g0
+    span = width * geo.range
+    closed, opened, pause = (geo.threshold(f) for f in (CLOSED_FRACTION, OPEN_FRACTION, PAUSE_FRACTION))
+    margin = _MARGIN * geo.range
+    lo = g0 - span * (1.0 - level)
+    hi = g0 + span * level
+    hi = np.where(g0 <= closed, np.minimum(hi, g0), hi)
+    hi = np.where((g0 > closed) & (g0 <= pause), np.minimum(hi, np.maximum(pause - margin, g0)), hi)
+    if sealed is not None:
+        hi = np.where(sealed >= _SEALED, np.minimum(hi, g0), hi)
+    lo = np.where(g0 >= opened, np.maximum(lo, np.minimum(opened + margin, g0)), lo)
+    lo = np.maximum(lo, np.minimum(lips.reach[0], g0))
+    hi = np.minimum(hi, np.maximum(lips.reach[1], g0))
+    return lo, hi
+
+
+def straighten_lips(states: np.ndarray, loudness: np.ndarray, sealed: np.ndarray | None = None, width: float = TUBE,
                     geometry: LipGeometry | None = None) -> np.ndarray:
     """``states`` (frames × spec.CHANNEL_NAMES at the model's rate) with the lip openers moved, in place, so the lip
     gap follows the taut string through the tube around its own gap (the module's docstring). ``loudness``: per
     frame, the line's loudness (any scale; only its ranks count); ``sealed``: per frame, how sealed the lips are over
     a bilabial (0..1), where phone evidence says so."""
     n = len(states)
-    if n < 3 or tube <= 0:
+    if n < 3 or width <= 0:
         return states
     geo = geometry or default_geometry()
-    openers = [spec.CHANNEL_INDEX[name] for name in _OPENERS]
-    arkit = states[:, :spec.NUM_ARKIT].astype(np.float64)
-    before = arkit[:, openers]
-    # The inner-lip pairs' gaps are affine in the openers: pairs(u) = rest + own·min(1 + u, 1) + max(u, 0)·rise,
-    # with the openers scaled by 1 + u (u < 0) or jawOpen moved u of the way to 1 (u > 0).
-    slope = geo.slope[openers]
-    own = before @ slope
-    rest = geo.pair_gaps(arkit) - own
-    rise = (1.0 - before[:, :1]) * slope[:1]
+    lips = _Lips(states, geo)
+    lo, hi = tube(lips, loudness_rank(loudness, n), geo, width, sealed)
+    return lips.move(states, taut_string(lo, hi, lips.g0[0], lips.g0[-1]))
 
-    def gap_at(u: np.ndarray) -> np.ndarray:
-        pairs = rest + own * np.minimum(1.0 + u, 1.0)[:, None] + np.maximum(u, 0.0)[:, None] * rise
-        return np.maximum(pairs, 0.0).mean(axis=-1)
 
-    g0 = gap_at(np.zeros(n))
-    reach_lo = gap_at(np.full(n, -1.0))
-    reach_hi = gap_at(np.ones(n))
-    width = tube * geo.range
-    closed, opened, pause = (geo.threshold(f) for f in (CLOSED_FRACTION, OPEN_FRACTION, PAUSE_FRACTION))
-    margin = _MARGIN * geo.range
-    level = loudness_rank(loudness, n)
-    lo = g0 - width * (1.0 - level)
-    hi = g0 + width * level
-    hi = np.where(g0 <= closed, np.minimum(hi, g0), hi)
-    hi = np.where((g0 > closed) & (g0 <= pause), np.minimum(hi, np.maximum(pause - margin, g0)), hi)
-    if sealed is not None:
-        hi = np.where(sealed >= _SEALED, np.minimum(hi, g0), hi)
-    lo = np.where(g0 >= opened, np.maximum(lo, np.minimum(opened + margin, g0)), lo)
-    lo = np.maximum(lo, np.minimum(reach_lo, g0))
-    hi = np.minimum(hi, np.maximum(reach_hi, g0))
-    target = taut_string(lo, hi, g0[0], g0[-1])
-    # The opening for that gap: the gap rises with u; bisection on every frame at once.
-    a = np.full(n, -1.0)
-    b = np.ones(n)
-    for _ in range(30):
-        mid = 0.5 * (a + b)
-        low = gap_at(mid) < target
-        a = np.where(low, mid, a)
-        b = np.where(low, b, mid)
-    u = np.where(np.abs(target - g0) > 1e-9, 0.5 * (a + b), 0.0)
-    moved = before * np.minimum(1.0 + u, 1.0)[:, None]
-    moved[:, 0] += np.maximum(u, 0.0) * (1.0 - before[:, 0])
-    states[:, openers] = moved.astype(states.dtype)
-    return states
+class LiveStraightener:
+    """The live stream's lips pulled as taut as a stream can: a frame is sent as soon as it is made, so there is no
+    string to pull through the frames after it. Each frame's gap goes on at the speed of the last two sent where its
+    tube (the same as offline, its loudness ranked among the last HISTORY seconds) allows, and to the tube's nearest
+    end where not: the jerks the tube can absorb are absorbed, with no frame held back."""
+
+    HISTORY = 3.0
+
+    def __init__(self, width: float = TUBE, geometry: LipGeometry | None = None) -> None:
+        self.width = width
+        self.geo = geometry or default_geometry()
+        self._sent: list[float] = []  # the last two frames' gaps
+        self._heard: list[float] = []  # loudness of the last HISTORY seconds of frames
+
+    def step(self, frame: np.ndarray, loudness: float) -> np.ndarray:
+        """``frame`` (spec.CHANNEL_NAMES) with its openers moved (a copy) and this frame's ``loudness``."""
+        self._heard.append(float(loudness))
+        del self._heard[: -int(self.HISTORY * spec.MODEL_FPS)]
+        level = float(np.mean(np.asarray(self._heard) < loudness)) if len(self._heard) > 1 else 0.5
+        out = np.array(frame, copy=True)[None]
+        lips = _Lips(out, self.geo)
+        lo, hi = tube(lips, np.array([level]), self.geo, self.width)
+        g = float(lips.g0[0])
+        if len(self._sent) == 2:
+            g = float(np.clip(2.0 * self._sent[1] - self._sent[0], lo[0], hi[0]))
+            lips.move(out, np.array([g]))
+        self._sent = [*self._sent[-1:], g]
+        return out[0]
 
 
 def bilabial_closure(phones, frames: int, fps: float = spec.MODEL_FPS) -> np.ndarray | None:

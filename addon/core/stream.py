@@ -48,12 +48,14 @@ from .ps_native import AlignerMissing
 from .sampler import ARTICULATION
 from .second_opinion import BILABIAL_EVIDENCE
 from .smoothing import blend_plans
+from .straighten import LiveStraightener
 from .stream_evidence import PhoneProbs, PhoneStream, window_evidence
 
 LOOKAHEAD = 2  # model frames of audio each plan hears past the frame it executes
 SMOOTH = 1  # model frames each side of the centred articulation smoothing
 LATENCY = (LOOKAHEAD + SMOOTH) / spec.MODEL_FPS
 HISTORY = 4.0  # seconds of phones and audio before a plan that its evidence and prior see
+_HALF_WINDOW = spec.SAMPLE_RATE // 50  # 20 ms: a frame's loudness window each side (core.pitch.rms_envelope's 40 ms)
 _GRID = spec.SAMPLE_RATE // 10  # 0.1 s = 3 model frames = 10 mel frames: audio cut here keeps every grid whole
 _GRID_FRAMES = spec.MODEL_FPS // 10
 _CONTEXT = 0.6  # seconds of audio before a plan that the audio encoder reads (its mel margin is 0.4 s)
@@ -188,6 +190,7 @@ class FaceStream:
         self._alignment = None
         self._heard_before: list = []  # the phones the previous plan heard
         self._rate = _FrameRate(fps)
+        self._taut = LiveStraightener()  # the lips pulled as taut as a stream can (core.straighten)
         self._ready: list[np.ndarray] = []
         self._finished = False
 
@@ -334,12 +337,24 @@ class FaceStream:
             for k in range(j - 1, j + 2):
                 if self._heard_by.get(k) is not None:
                     frame = self._seal(frame, j, self._heard_by[k], confirm=k < j)
+            frame = self._taut.step(frame, self._frame_loudness(j))
             if self.brows is not None:
                 frame = self.brows.apply(frame[None].copy(), frame_features(self.prosody, j, self.brows.taps))[0]
             self._ready += self._rate.push(frame)
             for old in (self._planned, self._heard_by, self._blended):
                 old.pop(j - SMOOTH - 1, None)
             self._emitted += 1
+
+    def _frame_loudness(self, j: int) -> float:
+        """Model frame ``j``'s loudness: the RMS of the raw audio in a 40 ms Hann window around it (as
+        core.pitch.rms_envelope; the stream has heard at least its look-ahead beyond it)."""
+        centre = j * spec.SAMPLE_RATE // spec.MODEL_FPS - self._base
+        a, b = max(0, centre - _HALF_WINDOW), max(0, min(len(self._audio), centre + _HALF_WINDOW))
+        x = self._audio[a:b].astype(np.float64)
+        if len(x) == 0:
+            return 0.0
+        w = np.hanning(len(x) + 2)[1:-1]
+        return float(np.sqrt((w * x * x).sum() / w.sum()))
 
     def _blend(self, i: int) -> np.ndarray:
         """Model frame ``i``: plan i's first frame with plan i - 1's prediction of it blended into the articulation

@@ -77,3 +77,29 @@ def test_the_lips_keep_every_frame_class_and_only_the_openers_move():
                                      "mouthLowerDownRight")}
     assert set(moved.tolist()) <= openers
     assert np.abs(g - g0).max() <= 0.12 * geo.range + 1e-9
+
+
+def test_the_live_stepper_steadies_a_wobbly_stream_frame_by_frame_without_waiting():
+    from facepolicy.core.straighten import LiveStraightener
+
+    geo = metrics.default_geometry()
+    rng = np.random.default_rng(1)
+    n = 240
+    t = np.arange(n) / spec.MODEL_FPS
+    frames = np.zeros((n, spec.NUM_CHANNELS), np.float32)
+    frames[:, spec.CHANNEL_INDEX["jawOpen"]] = np.clip(0.3 + 0.3 * np.sin(2 * np.pi * 3 * t)
+                                                       + 0.04 * rng.normal(size=n), 0, 1)
+    loud = np.abs(np.sin(2 * np.pi * 3 * t))
+    live = LiveStraightener()
+    out = np.stack([live.step(f, v) for f, v in zip(frames, loud, strict=True)])
+    again = LiveStraightener()
+    prefix = np.stack([again.step(f, v) for f, v in zip(frames[:100], loud[:100], strict=True)])
+    np.testing.assert_array_equal(prefix, out[:100])  # a frame depends only on what came before it
+    g0, g = geo.gap(frames[:, :spec.NUM_ARKIT]), geo.gap(out[:, :spec.NUM_ARKIT])
+
+    def jitter(x):
+        return np.abs(np.diff(x, 2)).mean() / x.std()
+
+    assert jitter(g) < 0.9 * jitter(g0)
+    closed, opened = geo.threshold(metrics.CLOSED_FRACTION), geo.threshold(metrics.OPEN_FRACTION)
+    assert np.all(g[g0 <= closed] <= g0[g0 <= closed] + 1e-9) and np.all(g[g0 >= opened] >= opened)
