@@ -68,11 +68,11 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
     """The engine's steps one by one, as NeuralEngine.animate runs them (gather_evidence, sample_with_evidence)."""
     from facepolicy.core import spec
     from facepolicy.core.evidence import speech_frames
-    from facepolicy.core.neural import prior_hold, seal_bilabials, smooth_articulation, states_to_track, vowel_mask
+    from facepolicy.core.neural import prior_hold, seal_closure, smooth_articulation, states_to_track, vowel_mask
     from facepolicy.core.recognition import PAUSE_SILENCE, cores, recognise_chunks, shared_decoders, speech_chunks
     from facepolicy.core.sampler import NeuralPolicy, SampleSettings
     from facepolicy.core.second_opinion import OPINION_PHONES, apply_second_opinion
-    from facepolicy.core.straighten import straighten_take
+    from facepolicy.core.straighten import bilabial_closure, straighten_take
 
     out = {}
     t = time.perf_counter()
@@ -114,12 +114,16 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
         states = policy.sample(samples, SampleSettings(seed=0), style=style, phones=result.phones, prior=prior,
                                floor=floor, hold=hold, encoded=encoded)
     out["sampling"] = time.perf_counter() - t
+    close = None
     if result is not None:
         t = time.perf_counter()
-        states = seal_bilabials(smooth_articulation(states), result.phones)
+        close = bilabial_closure(result.phones, len(states))
+        states = smooth_articulation(states)
+        if close is not None:
+            seal_closure(states, close)
         out["smoothing and sealing"] = time.perf_counter() - t
     t = time.perf_counter()
-    straighten_take(states, samples, None if result is None else result.phones)
+    straighten_take(states, samples, close)
     out["the lip gap pulled taut"] = time.perf_counter() - t
     t = time.perf_counter()
     states_to_track(states).resample(24.0)

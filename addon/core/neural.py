@@ -97,13 +97,18 @@ def seal_bilabials(states: np.ndarray, phones, fps: float = spec.MODEL_FPS, in_p
     close = bilabial_closure(phones, len(states), fps)
     if close is None:
         return states
-    out = states if in_place else states.copy()
+    return seal_closure(states if in_place else states.copy(), close)
+
+
+def seal_closure(states: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """``states`` sealed in place by the per-frame closure weights ``close`` (core.straighten.bilabial_closure), as
+    seal_bilabials does for phones."""
     ci = spec.CHANNEL_INDEX
-    jaw = out[:, ci["jawOpen"]]
-    out[:, ci["mouthClose"]] = np.maximum(out[:, ci["mouthClose"]], close * jaw)
+    jaw = states[:, ci["jawOpen"]]
+    states[:, ci["mouthClose"]] = np.maximum(states[:, ci["mouthClose"]], close * jaw)
     for name in _LIP_OPENERS:
-        out[:, ci[name]] *= 1.0 - close
-    return out
+        states[:, ci[name]] *= 1.0 - close
+    return states
 
 
 def recognised_evidence(policy: NeuralPolicy | None, samples: np.ndarray, warnings: list[str],
@@ -146,8 +151,10 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
                            floor=floor, hold=hold, progress=progress, cancel=cancel, encoded=encoded)
     if prior is not None:
         smooth_articulation(states, in_place=True)
-    seal_bilabials(states, evidence.phones, in_place=True)
-    return performer_brows(policy, samples, straighten_take(states, samples, evidence.phones))
+    close = bilabial_closure(evidence.phones, len(states))  # the seal's weights, which the straightening keeps
+    if close is not None:
+        seal_closure(states, close)
+    return performer_brows(policy, samples, straighten_take(states, samples, close))
 
 
 def performer_brows(policy: NeuralPolicy, samples: np.ndarray, states: np.ndarray) -> np.ndarray:

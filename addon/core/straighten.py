@@ -199,10 +199,13 @@ def bilabial_closure(phones, frames: int, fps: float = spec.MODEL_FPS) -> np.nda
     return closure_weight(names, starts, ends, np.arange(frames) / fps, fps)
 
 
-def straighten_take(states: np.ndarray, samples: np.ndarray, phones=None) -> np.ndarray:
+def straighten_take(states: np.ndarray, samples: np.ndarray, sealed: np.ndarray | None = None) -> np.ndarray:
     """An offline take's lip gap pulled taut, in place (straighten_lips): both engines' one way. ``states`` at the
-    model's rate; ``samples``: the line at 16 kHz (its loudness leans the tube); ``phones``: the evidence whose p/b/m
-    the lips are sealed over (None: the model alone, nothing sealed)."""
-    loudness = rms_envelope(samples, spec.SAMPLE_RATE, spec.MODEL_FPS)
-    sealed = bilabial_closure(phones, len(states)) if phones else None
-    return straighten_lips(states, loudness, sealed)
+    model's rate; ``samples``: the line at 16 kHz (its loudness leans the tube); ``sealed``: the closure weights the
+    lips were sealed with (bilabial_closure of the evidence; None: the model alone, nothing sealed)."""
+    return straighten_lips(states, frame_loudness(samples), sealed)
+
+
+def frame_loudness(samples: np.ndarray, fps: float = spec.MODEL_FPS) -> np.ndarray:
+    """Per frame k at k / fps, the loudness the tube leans with (core.pitch.rms_envelope: a 40 ms Hann window)."""
+    return rms_envelope(samples, spec.SAMPLE_RATE, fps)

@@ -48,7 +48,7 @@ from .ps_native import AlignerMissing
 from .sampler import ARTICULATION
 from .second_opinion import BILABIAL_EVIDENCE
 from .smoothing import blend_plans
-from .straighten import LiveStraightener
+from .straighten import LiveStraightener, frame_loudness
 from .stream_evidence import PhoneProbs, PhoneStream, window_evidence
 
 LOOKAHEAD = 2  # model frames of audio each plan hears past the frame it executes
@@ -346,15 +346,16 @@ class FaceStream:
             self._emitted += 1
 
     def _frame_loudness(self, j: int) -> float:
-        """Model frame ``j``'s loudness: the RMS of the raw audio in a 40 ms Hann window around it (as
-        core.pitch.rms_envelope; the stream has heard at least its look-ahead beyond it)."""
+        """Model frame ``j``'s loudness by the offline function (core.straighten.frame_loudness) on the raw audio
+        around it (the stream has heard at least its look-ahead beyond it; before the stream's start, silence)."""
         centre = j * spec.SAMPLE_RATE // spec.MODEL_FPS - self._base
-        a, b = max(0, centre - _HALF_WINDOW), max(0, min(len(self._audio), centre + _HALF_WINDOW))
-        x = self._audio[a:b].astype(np.float64)
-        if len(x) == 0:
+        a = centre - _HALF_WINDOW
+        x = self._audio[max(0, a) : max(0, centre + _HALF_WINDOW)]
+        if a < 0:
+            x = np.concatenate([np.zeros(-a, np.float32), x])
+        if len(x) <= _HALF_WINDOW:
             return 0.0
-        w = np.hanning(len(x) + 2)[1:-1]
-        return float(np.sqrt((w * x * x).sum() / w.sum()))
+        return float(frame_loudness(x, spec.SAMPLE_RATE / _HALF_WINDOW)[1])  # the slice's middle: its frame 1
 
     def _blend(self, i: int) -> np.ndarray:
         """Model frame ``i``: plan i's first frame with plan i - 1's prediction of it blended into the articulation

@@ -341,10 +341,11 @@ def test_the_neural_engines_phonetic_prior_is_the_phonetic_engines_face_for_the_
     from facepolicy.core.evidence import gather_evidence
     from facepolicy.core.phones import SIL, VOWELS
     from facepolicy.core.second_opinion import SHORT_CONSONANT, cleaned_phones
-    from facepolicy.core.straighten import straighten_take
+    from facepolicy.core.straighten import bilabial_closure, straighten_take
 
     def taut(prior, evidence):
-        return straighten_take(prior.values.copy(), audio.samples, cleaned_phones(evidence)[0])
+        phones = cleaned_phones(evidence)[0]
+        return straighten_take(prior.values.copy(), audio.samples, bilabial_closure(phones, len(prior.values)))
 
     audio = load_audio(bare_a9)
     aligned = gather_evidence(audio.samples, A9_TEXT, "phones").alignment
