@@ -27,7 +27,7 @@ from .evidence import gather_evidence, sidecar_transcript
 from .facetrack import FaceTrack
 from .second_opinion import cleaned_phones
 from .spec import ACCURACY_MODES, EMOTIONS
-from .straighten import bilabial_closure, straighten_take
+from .straighten import bilabial_closure, open_vowels, straighten_take
 from .teacher import SpeakerStyle, TeacherTake, animate_phones
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,9 @@ class PhoneticEngine:
                                recognised=result.mode == "recognised-phones",
                                progress=lambda f: progress(0.85 + 0.15 * f, "animating"))
         # As the Neural engine's lips (core.straighten), the teacher's closures kept.
-        straighten_take(track.values, samples, bilabial_closure(phones, len(track.values)))
+        n = len(track.values)
+        straighten_take(track.values, samples, bilabial_closure(phones, n),
+                        open_vowels(phones, n, confidence=confidence))
         for w in evidence.warnings:
             log.warning("%s", w)
         track.meta["phonetic"] = {"mode": result.mode, "accuracy": accuracy, "phones": len(result.phones),

@@ -5,11 +5,13 @@ removes noise but keeps every small bump it leaves, and the seal's closures add 
 of the lips' speed, the small ones as much as the big. Pulled like a string through a tube around that gap,
 the mouth makes the same openings and closures with the fewest bends: the string bends only where the tube makes it,
 so between bends the lips move at a steady speed. The tube leans with the sound: a frame may open further by up to
-TUBE of the lip range (jawOpen 1's gap; 0.12 is 3.7 mm on the default head) times where its loudness ranks in the
+TUBE of the lip range (jawOpen 1's gap; 0.16 is 5 mm on the default head) times where its loudness ranks in the
 line, and close further by the rest, so the loud frames that the string would flatten are let up and the quiet ones
 let down (a tube of the same width either side lowered the correlation with loudness). Each frame keeps its class: a
 closed frame never opens further (a sealed bilabial, nor a mouth at rest), a frame open by the metrics' measure
-stays open, a pause-closed frame stays so. The gap is raised through jawOpen and lowered by jawOpen and the lip
+stays open, a pause-closed frame stays so; and an open vowel of the evidence opens at its widest frame at least that
+far where its tube reaches (a short vowel between two closures that the engine left just short of open, which the
+string would flatten further). The gap is raised through jawOpen and lowered by jawOpen and the lip
 raisers and lowerers together, as far as they reach at that frame; every other channel is unchanged.
 
 The path is the taut string through the tube (a funnel walk: from each bend, the straight line goes on while one slope
@@ -25,11 +27,14 @@ import numpy as np
 
 from . import spec
 from .metrics import CLOSED_FRACTION, OPEN_FRACTION, PAUSE_FRACTION, LipGeometry, default_geometry
-from .phones import BILABIALS
+from .phones import BILABIALS, OPEN_VOWELS
 from .pitch import rms_envelope
 from .teacher import closure_weight
 
-TUBE = 0.12  # the tube's width, a fraction of the lip range, shared between opening and closing by loudness
+TUBE = 0.16  # the tube's width, a fraction of the lip range, shared between opening and closing by loudness
+# The live stream's: a frame there goes on at the last frames' speed, and in a wider tube it drifts further from the
+# engine's gap before the tube turns it (0.16 moved the streamed lag from +10 to +20 ms on the real clips).
+LIVE_TUBE = 0.12
 _SEALED = 0.5  # a frame at least this sealed over a bilabial (core.teacher.closure_weight) never opens further
 _MARGIN = 0.01  # of the lip range: how far inside its class's threshold a moved frame stays (float32, resampling)
 # What opens the lips: jawOpen (the only one raised), and with it the lip raisers and lowerers (lowered together).
@@ -124,9 +129,11 @@ class _Lips:
 
 
 def tube(lips: _Lips, level: np.ndarray, geo: LipGeometry, width: float = TUBE,
-         sealed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+         sealed: np.ndarray | None = None, opens=None) -> tuple[np.ndarray, np.ndarray]:
     """The gates (lo, hi) of each frame's gap: ``width`` of the lip range leaning with the loudness ranks ``level``
-    (0..1), each frame keeping its class (the module's docstring), within what the openers reach."""
+    (0..1), each frame keeping its class (the module's docstring), within what the openers reach. ``opens``: frame
+    ranges (a, b) of open vowels the evidence heard (open_vowels): the frame of each where the gap is widest may not
+    end below the metrics' open threshold where its gate reaches it."""
     g0 = lips.g0
     span = width * geo.range
     closed, opened, pause = (geo.threshold(f) for f in (CLOSED_FRACTION, OPEN_FRACTION, PAUSE_FRACTION))
@@ -140,33 +147,54 @@ def tube(lips: _Lips, level: np.ndarray, geo: LipGeometry, width: float = TUBE,
     lo = np.where(g0 >= opened, np.maximum(lo, np.minimum(opened + margin, g0)), lo)
     lo = np.maximum(lo, np.minimum(lips.reach[0], g0))
     hi = np.minimum(hi, np.maximum(lips.reach[1], g0))
+    for a, b in opens or ():
+        k = a + int(np.argmax(g0[a:b]))
+        lo[k] = max(lo[k], min(opened + margin, hi[k]))
     return lo, hi
 
 
+def open_vowels(phones, frames: int, fps: float = spec.MODEL_FPS, confidence=None) -> list[tuple[int, int]]:
+    """The frame ranges [a, b) of ``phones``' open vowels (the metrics' OPEN_VOWELS: frames in [start, end], at
+    least the one nearest the middle), leaving out those whose ``confidence`` (one per phone, where given) is 0: the
+    ones the second opinion calmed, where the audio encoder hears silence."""
+    out = []
+    for k, p in enumerate(phones):
+        if p.phone not in OPEN_VOWELS or (confidence is not None and confidence[k] <= 0):
+            continue
+        a, b = int(np.ceil(p.start * fps - 1e-9)), int(np.floor(p.end * fps + 1e-9)) + 1
+        if b <= a:
+            a = int(round(0.5 * (p.start + p.end) * fps))
+            b = a + 1
+        a, b = max(0, a), min(frames, b)
+        if b > a:
+            out.append((a, b))
+    return out
+
+
 def straighten_lips(states: np.ndarray, loudness: np.ndarray, sealed: np.ndarray | None = None, width: float = TUBE,
-                    geometry: LipGeometry | None = None) -> np.ndarray:
+                    geometry: LipGeometry | None = None, opens=None) -> np.ndarray:
     """``states`` (frames × spec.CHANNEL_NAMES at the model's rate) with the lip openers moved, in place, so the lip
     gap follows the taut string through the tube around its own gap (the module's docstring). ``loudness``: per
     frame, the line's loudness (any scale; only its ranks count); ``sealed``: per frame, how sealed the lips are over
-    a bilabial (0..1), where phone evidence says so."""
+    a bilabial (0..1), where phone evidence says so; ``opens``: the evidence's open vowels (open_vowels)."""
     n = len(states)
     if n < 3 or width <= 0:
         return states
     geo = geometry or default_geometry()
     lips = _Lips(states, geo)
-    lo, hi = tube(lips, loudness_rank(loudness, n), geo, width, sealed)
+    lo, hi = tube(lips, loudness_rank(loudness, n), geo, width, sealed, opens)
     return lips.move(states, taut_string(lo, hi, lips.g0[0], lips.g0[-1]))
 
 
 class LiveStraightener:
     """The live stream's lips pulled as taut as a stream can: a frame is sent as soon as it is made, so there is no
     string to pull through the frames after it. Each frame's gap goes on at the speed of the last two sent where its
-    tube (the same as offline, its loudness ranked among the last HISTORY seconds) allows, and to the tube's nearest
-    end where not: the jerks the tube can absorb are absorbed, with no frame held back."""
+    tube (as offline, LIVE_TUBE wide, its loudness ranked among the last HISTORY seconds) allows, and to the tube's
+    nearest end where not: the jerks the tube can absorb are absorbed, with no frame held back."""
 
     HISTORY = 3.0
 
-    def __init__(self, width: float = TUBE, geometry: LipGeometry | None = None) -> None:
+    def __init__(self, width: float = LIVE_TUBE, geometry: LipGeometry | None = None) -> None:
         self.width = width
         self.geo = geometry or default_geometry()
         self._sent: list[float] = []  # the last two frames' gaps
@@ -199,11 +227,13 @@ def bilabial_closure(phones, frames: int, fps: float = spec.MODEL_FPS) -> np.nda
     return closure_weight(names, starts, ends, np.arange(frames) / fps, fps)
 
 
-def straighten_take(states: np.ndarray, samples: np.ndarray, sealed: np.ndarray | None = None) -> np.ndarray:
+def straighten_take(states: np.ndarray, samples: np.ndarray, sealed: np.ndarray | None = None,
+                    opens=None) -> np.ndarray:
     """An offline take's lip gap pulled taut, in place (straighten_lips): both engines' one way. ``states`` at the
     model's rate; ``samples``: the line at 16 kHz (its loudness leans the tube); ``sealed``: the closure weights the
-    lips were sealed with (bilabial_closure of the evidence; None: the model alone, nothing sealed)."""
-    return straighten_lips(states, frame_loudness(samples), sealed)
+    lips were sealed with (bilabial_closure of the evidence; None: the model alone, nothing sealed); ``opens``: the
+    evidence's open vowels (open_vowels; None: none)."""
+    return straighten_lips(states, frame_loudness(samples), sealed, opens=opens)
 
 
 def frame_loudness(samples: np.ndarray, fps: float = spec.MODEL_FPS) -> np.ndarray:

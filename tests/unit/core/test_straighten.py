@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from facepolicy.core import metrics, spec
-from facepolicy.core.straighten import loudness_rank, straighten_lips, taut_string
+from facepolicy.core.phones import PhoneSegment
+from facepolicy.core.straighten import TUBE, loudness_rank, open_vowels, straighten_lips, taut_string
 
 
 def _least_bending(lo, hi):
@@ -76,7 +77,41 @@ def test_the_lips_keep_every_frame_class_and_only_the_openers_move():
     openers = {ci[name] for name in ("jawOpen", "mouthUpperUpLeft", "mouthUpperUpRight", "mouthLowerDownLeft",
                                      "mouthLowerDownRight")}
     assert set(moved.tolist()) <= openers
-    assert np.abs(g - g0).max() <= 0.12 * geo.range + 1e-9
+    assert np.abs(g - g0).max() <= TUBE * geo.range + 1e-9
+
+
+def test_an_open_vowel_the_evidence_heard_opens_where_the_engine_left_it_just_short():
+    """m-a-p at 7 syllables a second: the engine's gap rises to just under the open threshold between the closures;
+    the string alone flattens it further, with the vowel among the evidence's open vowels its widest frame opens."""
+    geo = metrics.default_geometry()
+    ci = spec.CHANNEL_INDEX
+    n = 40
+    opened = geo.threshold(metrics.OPEN_FRACTION)
+    states = np.zeros((n, spec.NUM_CHANNELS), np.float32)
+    jaw = np.zeros(n)
+    jaw[17:22] = [0.08, 0.18, 0.2, 0.16, 0.06]  # a short peak between two closures
+    states[:, ci["jawOpen"]] = jaw
+    peak = geo.gap(states[:, :spec.NUM_ARKIT]).max()
+    # jawOpen's share of the opening is set so the peak lies just under the open threshold
+    states[:, ci["jawOpen"]] *= (opened - 0.02 * geo.range - geo.gap0) / (peak - geo.gap0)
+    sealed = np.zeros(n)
+    sealed[12:16] = sealed[23:27] = 1.0
+    loud = np.r_[np.zeros(17), np.ones(5), np.zeros(n - 22)]
+    phones = [PhoneSegment("m", 0.40, 0.53), PhoneSegment("aa", 0.56, 0.74), PhoneSegment("p", 0.76, 0.90)]
+    opens = open_vowels(phones, n)
+    assert opens == [(17, 23)]
+    plain = geo.gap(straighten_lips(states.copy(), loud, sealed)[:, :spec.NUM_ARKIT])
+    heard = geo.gap(straighten_lips(states.copy(), loud, sealed, opens=opens)[:, :spec.NUM_ARKIT])
+    assert plain[17:23].max() < opened <= heard[17:23].max()
+    assert np.all(heard[12:16] <= geo.threshold(metrics.CLOSED_FRACTION))  # the closures either side stay shut
+
+
+def test_open_vowels_are_frame_ranges_of_the_heard_ones_at_least_their_middle_frame():
+    phones = [PhoneSegment("sil", 0.0, 0.2), PhoneSegment("ah", 0.2, 0.3), PhoneSegment("iy", 0.3, 0.4),
+              PhoneSegment("eh", 0.41, 0.43), PhoneSegment("aa", 0.5, 0.6)]
+    assert open_vowels(phones, 30) == [(6, 10), (13, 14), (15, 19)]
+    assert open_vowels(phones, 30, confidence=[1, 1, 1, 1, 0]) == [(6, 10), (13, 14)]  # the calmed one is not
+    assert open_vowels(phones, 17) == [(6, 10), (13, 14), (15, 17)]
 
 
 def test_the_live_stepper_steadies_a_wobbly_stream_frame_by_frame_without_waiting():
