@@ -5,7 +5,7 @@ removes noise but keeps every small bump it leaves, and the seal's closures add 
 of the lips' speed, the small ones as much as the big. Pulled like a string through a tube around that gap,
 the mouth makes the same openings and closures with the fewest bends: the string bends only where the tube makes it,
 so between bends the lips move at a steady speed. The tube leans with the sound: a frame may open further by up to
-TUBE of the lip range (jawOpen 1's gap; 0.16 is 5 mm on the default head) times where its loudness ranks in the
+TUBE of the lip range (jawOpen 1's gap; 0.16 is 4.9 mm on the default head) times where its loudness ranks in the
 line, and close further by the rest, so the loud frames that the string would flatten are let up and the quiet ones
 let down (a tube of the same width either side lowered the correlation with loudness). Each frame keeps its class: a
 closed frame never opens further (a sealed bilabial, nor a mouth at rest), a frame open by the metrics' measure
@@ -18,7 +18,7 @@ The path is the taut string through the tube (a funnel walk: from each bend, the
 fits every gate; where none does, the string bends on the gate that stopped it), which has the least total change of
 slope of any path in the tube: the least jitter (core.metrics: mean |Δ²gap| over its spread) for that tube. Both
 offline engines end with it (straighten_take); the live stream, which sends each frame as soon as it is made, has
-only the frames before it and steps its lips through the same tube (LiveStraightener).
+only the frames before it and steps its lips through a tube made the same way, LIVE_TUBE wide (LiveStraightener).
 """
 
 from __future__ import annotations
@@ -132,8 +132,8 @@ def tube(lips: _Lips, level: np.ndarray, geo: LipGeometry, width: float = TUBE,
          sealed: np.ndarray | None = None, opens=None) -> tuple[np.ndarray, np.ndarray]:
     """The gates (lo, hi) of each frame's gap: ``width`` of the lip range leaning with the loudness ranks ``level``
     (0..1), each frame keeping its class (the module's docstring), within what the openers reach. ``opens``: frame
-    ranges (a, b) of open vowels the evidence heard (open_vowels): the frame of each where the gap is widest may not
-    end below the metrics' open threshold where its gate reaches it."""
+    ranges [a, b) of open vowels the evidence heard (open_vowels): the frame of each where the gap is widest may not
+    end below the metrics' open threshold where its gate reaches that far; elsewhere the gate is left as it is."""
     g0 = lips.g0
     span = width * geo.range
     closed, opened, pause = (geo.threshold(f) for f in (CLOSED_FRACTION, OPEN_FRACTION, PAUSE_FRACTION))
@@ -147,16 +147,22 @@ def tube(lips: _Lips, level: np.ndarray, geo: LipGeometry, width: float = TUBE,
     lo = np.where(g0 >= opened, np.maximum(lo, np.minimum(opened + margin, g0)), lo)
     lo = np.maximum(lo, np.minimum(lips.reach[0], g0))
     hi = np.minimum(hi, np.maximum(lips.reach[1], g0))
-    for a, b in opens or ():
-        k = a + int(np.argmax(g0[a:b]))
-        lo[k] = max(lo[k], min(opened + margin, hi[k]))
+    if opens is not None:
+        floor, n = opened + margin, len(g0)
+        for a, b in opens:
+            a, b = max(int(a), 1), min(int(b), n - 1)  # the string's ends are the engine's own
+            if b > a:
+                k = a + int(np.argmax(g0[a:b]))
+                if hi[k] >= floor:
+                    lo[k] = max(lo[k], floor)
     return lo, hi
 
 
 def open_vowels(phones, frames: int, fps: float = spec.MODEL_FPS, confidence=None) -> list[tuple[int, int]]:
     """The frame ranges [a, b) of ``phones``' open vowels (the metrics' OPEN_VOWELS: frames in [start, end], at
     least the one nearest the middle), leaving out those whose ``confidence`` (one per phone, where given) is 0: the
-    ones the second opinion calmed, where the audio encoder hears silence."""
+    ones the second opinion calmed, where the audio encoder hears silence, and, in the Phonetic engine's cleaned
+    phones (core.second_opinion.cleaned_phones), implausibly long ones."""
     out = []
     for k, p in enumerate(phones):
         if p.phone not in OPEN_VOWELS or (confidence is not None and confidence[k] <= 0):

@@ -341,11 +341,13 @@ def test_the_neural_engines_phonetic_prior_is_the_phonetic_engines_face_for_the_
     from facepolicy.core.evidence import gather_evidence
     from facepolicy.core.phones import SIL, VOWELS
     from facepolicy.core.second_opinion import SHORT_CONSONANT, cleaned_phones
-    from facepolicy.core.straighten import bilabial_closure, straighten_take
+    from facepolicy.core.straighten import bilabial_closure, open_vowels, straighten_take
 
     def taut(prior, evidence):
-        phones = cleaned_phones(evidence)[0]
-        return straighten_take(prior.values.copy(), audio.samples, bilabial_closure(phones, len(prior.values)))
+        phones, confidence = cleaned_phones(evidence)
+        n = len(prior.values)
+        return straighten_take(prior.values.copy(), audio.samples, bilabial_closure(phones, n),
+                               open_vowels(phones, n, confidence=confidence))
 
     audio = load_audio(bare_a9)
     aligned = gather_evidence(audio.samples, A9_TEXT, "phones").alignment
