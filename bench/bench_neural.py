@@ -72,7 +72,7 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
     from facepolicy.core.recognition import PAUSE_SILENCE, cores, recognise_chunks, shared_decoders, speech_chunks
     from facepolicy.core.sampler import NeuralPolicy, SampleSettings
     from facepolicy.core.second_opinion import OPINION_PHONES, apply_second_opinion
-    from facepolicy.core.straighten import bilabial_closure, open_vowels, straighten_take
+    from facepolicy.core.straighten import bilabial_closure, straighten_take
 
     out = {}
     t = time.perf_counter()
@@ -123,8 +123,10 @@ def breakdown(model: str, samples: np.ndarray, threads: int, accuracy: str) -> d
             seal_closure(states, close)
         out["smoothing and sealing"] = time.perf_counter() - t
     t = time.perf_counter()
-    opens = None if result is None else open_vowels(result.phones, len(states), confidence=result.confidence)
-    straighten_take(states, samples, close, opens)
+    if result is None:
+        straighten_take(states, samples)
+    else:
+        straighten_take(states, samples, result.phones, result.confidence, sealed=close)
     out["the lip gap pulled taut"] = time.perf_counter() - t
     t = time.perf_counter()
     states_to_track(states).resample(24.0)

@@ -27,7 +27,7 @@ from .recognition import shared_decoders
 from .sampler import ARTICULATION, NeuralPolicy, SampleSettings, emotion_vector
 from .smoothing import gaussian_smooth
 from .spec import ACCURACY_MODES
-from .straighten import bilabial_closure, open_vowels, straighten_take
+from .straighten import bilabial_closure, straighten_take
 
 log = logging.getLogger("facepolicy")
 
@@ -154,8 +154,8 @@ def sample_with_evidence(policy: NeuralPolicy, samples: np.ndarray, settings: Sa
     close = bilabial_closure(evidence.phones, len(states))  # the seal's weights, which the straightening keeps
     if close is not None:
         seal_closure(states, close)
-    opens = open_vowels(evidence.phones, len(states), confidence=evidence.confidence)
-    return performer_brows(policy, samples, straighten_take(states, samples, close, opens))
+    return performer_brows(policy, samples, straighten_take(states, samples, evidence.phones, evidence.confidence,
+                                                            sealed=close))
 
 
 def performer_brows(policy: NeuralPolicy, samples: np.ndarray, states: np.ndarray) -> np.ndarray:

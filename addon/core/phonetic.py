@@ -27,7 +27,7 @@ from .evidence import gather_evidence, sidecar_transcript
 from .facetrack import FaceTrack
 from .second_opinion import cleaned_phones
 from .spec import ACCURACY_MODES, EMOTIONS
-from .straighten import bilabial_closure, open_vowels, straighten_take
+from .straighten import straighten_take
 from .teacher import SpeakerStyle, TeacherTake, animate_phones
 
 log = logging.getLogger(__name__)
@@ -81,10 +81,8 @@ class PhoneticEngine:
                                duration=audio.duration, confidence=confidence,
                                recognised=result.mode == "recognised-phones",
                                progress=lambda f: progress(0.85 + 0.15 * f, "animating"))
-        # As the Neural engine's lips (core.straighten), the teacher's closures kept.
-        n = len(track.values)
-        straighten_take(track.values, samples, bilabial_closure(phones, n),
-                        open_vowels(phones, n, confidence=confidence))
+        # As the Neural engine's lips (core.straighten): its closures kept, its open vowels opened.
+        straighten_take(track.values, samples, phones, confidence)
         for w in evidence.warnings:
             log.warning("%s", w)
         track.meta["phonetic"] = {"mode": result.mode, "accuracy": accuracy, "phones": len(result.phones),

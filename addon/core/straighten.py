@@ -233,12 +233,19 @@ def bilabial_closure(phones, frames: int, fps: float = spec.MODEL_FPS) -> np.nda
     return closure_weight(names, starts, ends, np.arange(frames) / fps, fps)
 
 
-def straighten_take(states: np.ndarray, samples: np.ndarray, sealed: np.ndarray | None = None,
-                    opens=None) -> np.ndarray:
-    """An offline take's lip gap pulled taut, in place (straighten_lips): both engines' one way. ``states`` at the
-    model's rate; ``samples``: the line at 16 kHz (its loudness leans the tube); ``sealed``: the closure weights the
-    lips were sealed with (bilabial_closure of the evidence; None: the model alone, nothing sealed); ``opens``: the
-    evidence's open vowels (open_vowels; None: none)."""
+def straighten_take(states: np.ndarray, samples: np.ndarray, phones=None, confidence=None,
+                    sealed: np.ndarray | None = None) -> np.ndarray:
+    """An offline take's lip gap pulled taut, in place (straighten_lips): both engines' one way, and the one place
+    that decides what of their evidence the string keeps. ``states`` at the model's rate; ``samples``: the line at
+    16 kHz (its loudness leans the tube); ``phones``: the evidence's phones (None: the model alone, nothing sealed),
+    whose p/b/m stay sealed (bilabial_closure, or ``sealed``: the weights the caller sealed the lips with already)
+    and whose open vowels open (open_vowels, with ``confidence``, one per phone, where given)."""
+    opens = None
+    if phones is not None:
+        n = len(states)
+        if sealed is None:
+            sealed = bilabial_closure(phones, n)
+        opens = open_vowels(phones, n, confidence=confidence)
     return straighten_lips(states, frame_loudness(samples), sealed, opens=opens)
 
 

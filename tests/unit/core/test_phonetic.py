@@ -341,13 +341,10 @@ def test_the_neural_engines_phonetic_prior_is_the_phonetic_engines_face_for_the_
     from facepolicy.core.evidence import gather_evidence
     from facepolicy.core.phones import SIL, VOWELS
     from facepolicy.core.second_opinion import SHORT_CONSONANT, cleaned_phones
-    from facepolicy.core.straighten import bilabial_closure, open_vowels, straighten_take
+    from facepolicy.core.straighten import straighten_take
 
     def taut(prior, evidence):
-        phones, confidence = cleaned_phones(evidence)
-        n = len(prior.values)
-        return straighten_take(prior.values.copy(), audio.samples, bilabial_closure(phones, n),
-                               open_vowels(phones, n, confidence=confidence))
+        return straighten_take(prior.values.copy(), audio.samples, *cleaned_phones(evidence))
 
     audio = load_audio(bare_a9)
     aligned = gather_evidence(audio.samples, A9_TEXT, "phones").alignment
