@@ -14,13 +14,17 @@ from bpy.props import (
 
 from ..blender import sound
 from ..core import engine as core_engine
-from ..core.letters import settable_languages
+from ..core.letters import ALIGNED, settable_languages
 from ..core.letters.words import LANGUAGE_NAMES
 from ..core.spec import EMOTIONS
 
-# The panel's Language: detection, or one of the languages whose transcripts are aligned (core.letters.ALIGNED).
+# The panel's Language: detection, or one of the languages a user may set (core.letters.settable_languages); a
+# transcript in one whose transcripts are not aligned is not used, as when it is detected.
 TRANSCRIPT_LANGUAGES = (("AUTO", "Detect", "Tell the transcript's language from its words and letters"),
-                        *((code, LANGUAGE_NAMES[code], f"The transcript is in {LANGUAGE_NAMES[code]}")
+                        *((code, LANGUAGE_NAMES[code], f"The transcript is in {LANGUAGE_NAMES[code]}"
+                           + ("" if code == "en" or code in ALIGNED else
+                              f" ({LANGUAGE_NAMES[code]} transcripts are not aligned: the line is animated as "
+                              "without one, and the report says so)"))
                           for code in settable_languages()))
 ENGINE_LABELS = {"neural": ("Neural", "The diffusion-policy model: no transcript needed, styles, variations"),
                  "phonetic": ("Phonetic", "Phone recognition or alignment (pocketsphinx) plus the articulation "

@@ -85,7 +85,7 @@ def test_the_end_of_a_bake_claims_no_speed_for_lines_not_baked(tmp_path):
 
 
 @pytest.mark.parametrize("value, why", [("xx", "is not one FacePolicy knows"),
-                                        ("nl", "Dutch transcripts are not aligned")])
+                                        ("Klingon", "is not one FacePolicy knows")])
 def test_a_transcript_language_the_cli_does_not_accept_is_a_usage_error(tmp_path, value, why):
     """Exit 1 means failed lines (the help says so); a bad argument exits 2 with argparse's error line, which lists
     the codes the help lists."""

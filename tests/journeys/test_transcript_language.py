@@ -14,17 +14,18 @@ LINE = "Mama kupiła mleko."  # Polish: "Mum bought milk."; four bilabials
 ALIGNED = "the transcript was aligned as Polish (letter-to-sound rules and the English acoustic model)"
 
 
-def polish_line(folder, name: str = "npc", transcript: bool = True):
-    """The line spoken by espeak-ng's Polish voice, its transcript beside it; the voice's own phone timings."""
+def polish_line(folder, name: str = "npc", transcript: bool = True, text: str = LINE, voice: str = "pl"):
+    """The line spoken by espeak-ng's Polish voice (or ``text`` in ``voice``), its transcript beside it; the voice's
+    own phone timings."""
     from model.data import espeak as espeak_lib
     from model.data import languages
 
     if not espeak_lib.available():
         pytest.skip("the espeak-ng library is not installed (bash run.sh test installs it)")
-    utt = languages.synthesize(LINE, espeak_lib.EspeakVoice("pl", "", 175, 50))
+    utt = languages.synthesize(text, espeak_lib.EspeakVoice(voice, "", 175, 50))
     wav = write_wav(folder / f"{name}.wav", utt.samples)
     if transcript:
-        (folder / f"{name}.txt").write_text(LINE + "\n", encoding="utf-8")
+        (folder / f"{name}.txt").write_text(text + "\n", encoding="utf-8")
     return wav, utt
 
 
@@ -104,13 +105,27 @@ def test_the_panels_language_aligns_a_text_block_transcript(tmp_path, capfd):
         assert max(k.co[1] for k in close.keyframe_points) > 0.1, "the lips close on the line's bilabials"
 
 
-def test_a_language_whose_transcripts_are_not_aligned_cannot_be_set(tmp_path):
-    wav, _ = polish_line(tmp_path)
-    done = facepolicy("bake", wav, "-o", tmp_path / "out", "--transcript-language", "Dutch", timeout=120)
-    assert done.returncode != 0
-    assert ("transcript language 'Dutch': Dutch transcripts are not aligned; use auto (detect it) or one of en, es"
-            in done.stderr)
-    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+DUTCH = "Mijn moeder maakt met plezier een beetje boterbrood."  # "My mother happily makes some bread and butter."
+
+
+def test_a_language_whose_transcripts_are_not_aligned_bakes_as_when_it_is_detected(tmp_path):
+    """Setting Dutch, whose transcripts are not aligned, is no error: the line is baked as a detected Dutch one is
+    (from recognition, the same take), and its row says in one sentence that the transcript was not used and why."""
+    from facepolicy.core.letters import aligned_languages
+
+    wav, _ = polish_line(tmp_path, text=DUTCH, voice="nl")
+    instead = (f"and transcripts are aligned only in {aligned_languages()}, so this line was animated from phone "
+               "recognition of the audio instead")
+    told = facepolicy("bake", wav, "-o", tmp_path / "told", "--format", "csv,json", "--transcript-language", "Dutch",
+                      timeout=600)
+    assert told.returncode == 0, told.stdout + told.stderr
+    assert "1 baked, 0 up to date" in told.stdout
+    assert warnings_of(tmp_path / "told") == [f"the transcript was set to Dutch, {instead}"]
+    assert f"the transcript was set to Dutch, {instead}" in told.stdout
+    detected = facepolicy("bake", wav, "-o", tmp_path / "detected", "--format", "csv,json", timeout=600)
+    assert detected.returncode == 0, detected.stdout + detected.stderr
+    assert warnings_of(tmp_path / "detected") == [f"the transcript looks like Dutch, {instead}"]
+    assert (tmp_path / "told" / "npc.csv").read_bytes() == (tmp_path / "detected" / "npc.csv").read_bytes()
 
 
 def test_setting_a_language_does_not_rebake_lines_without_a_transcript(tmp_path):
@@ -122,3 +137,25 @@ def test_setting_a_language_does_not_rebake_lines_without_a_transcript(tmp_path)
     assert first.returncode == 0 and "1 baked" in first.stdout, first.stdout + first.stderr
     again = facepolicy("bake", wav, "-o", out, "--transcript-language", "pl", timeout=600)
     assert again.returncode == 0 and "0 baked, 1 up to date" in again.stdout, again.stdout + again.stderr
+
+
+@pytest.mark.blender
+def test_the_panels_language_can_be_a_language_whose_transcripts_are_not_aligned(tmp_path, capfd):
+    """Language set to Dutch in the panel (its tooltip says such transcripts are not aligned): the operator animates
+    the line from recognition and its report says the transcript was not used, and why."""
+    bpy = pytest.importorskip("bpy")
+    from facepolicy.ui.props import TRANSCRIPT_LANGUAGES
+
+    (dutch,) = [item for item in TRANSCRIPT_LANGUAGES if item[0] == "nl"]
+    assert dutch[1] == "Dutch" and "not aligned" in dutch[2]
+    wav, _ = polish_line(tmp_path, text=DUTCH, voice="nl", transcript=False)
+    with default_head_with_audio(wav) as (obj, settings):
+        text = bpy.data.texts.new("line.txt")
+        text.write(DUTCH)
+        settings.transcript_source, settings.transcript_text = "TEXT", text
+        settings.transcript_language = "nl"
+        capfd.readouterr()
+        assert bpy.ops.facepolicy.animate_from_audio() == {"FINISHED"}
+        reported = capfd.readouterr()
+        assert "the transcript was set to Dutch, and transcripts are aligned only in" in reported.out + reported.err
+        assert obj.data.shape_keys.animation_data.action is not None

@@ -54,20 +54,22 @@ def aligned_languages(conjunction: str = "and") -> str:
 
 # What a user may call a language when setting it (--transcript-language, the manifest's transcript_language column,
 # the panel's Language): its code or its English name, any case; AUTO (or nothing) leaves it to
-# core.transcript.transcript_language. Only English and the ALIGNED languages can be set.
+# core.transcript.transcript_language. Every language FacePolicy can tell may be set: a transcript in one that is not
+# ALIGNED (Dutch) is then not used, and the line is baked as without one with a one-line note (core.evidence), as
+# when the language is detected.
 AUTO = "auto"
 _OTHER_NAMES = {"mandarin": "zh", "chinese": "zh", "pinyin": "zh"}
 
 
 def settable_languages() -> tuple[str, ...]:
-    """The codes a user may set (the CLI, the manifest, the panel): English and the ALIGNED languages."""
-    return ("en", *ALIGNED)
+    """The codes a user may set (the CLI, the manifest, the panel): English, the ALIGNED languages, then the others
+    FacePolicy can tell (their transcripts are not aligned)."""
+    return ("en", *ALIGNED, *(code for code in LANGUAGE_NAMES if code != "en" and code not in ALIGNED))
 
 
 def told_language(value: str | None) -> str | None:
-    """The language code a user named for a transcript ("es", "Spanish", "ES"), or None for "detect it" (None, "",
-    "auto"). FacePolicyError (one sentence listing the choices) for anything else, a language whose transcripts are
-    not aligned (Dutch) included."""
+    """The language code a user named for a transcript ("es", "Spanish", "ES", "Dutch"), or None for "detect it"
+    (None, "", "auto"). FacePolicyError (one sentence listing the choices) for a language FacePolicy does not know."""
     from ..errors import FacePolicyError
     key = (value or "").strip().lower()
     if key in ("", AUTO):
@@ -77,9 +79,6 @@ def told_language(value: str | None) -> str | None:
     choices = f"use {AUTO} (detect it) or one of {', '.join(settable_languages())}"
     if code is None:
         raise FacePolicyError(f"transcript language {value.strip()!r} is not one FacePolicy knows: {choices}")
-    if code not in settable_languages():
-        raise FacePolicyError(f"transcript language {value.strip()!r}: {LANGUAGE_NAMES[code]} transcripts are not "
-                              f"aligned; {choices}")
     return code
 
 
