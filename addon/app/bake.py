@@ -89,7 +89,7 @@ def _add_bake(subparsers) -> None:
     p.add_argument("--manifest", metavar="FILE", help="a CSV or JSON manifest with one row per line")
     p.add_argument("--accuracy", choices=ACCURACY_MODES,
                    help="without a transcript. Neural: accurate (default) adds pocketsphinx phone recognition and "
-                   "exact lip closures, fast listens with the model alone (about 4x faster). Phonetic: fast "
+                   "exact lip closures, fast listens with the model alone (about 3x faster). Phonetic: fast "
                    "(default) recognises phones (the model's audio encoder adds closures recognition missed), "
                    "accurate recognises words and aligns them (about 6x slower)")
     p.add_argument("--emotion", default="neutral", choices=EMOTIONS,
