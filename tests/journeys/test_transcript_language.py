@@ -5,6 +5,7 @@ at: the bake's one line per row, the files written, the lips in the Live Link CS
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -27,6 +28,23 @@ def polish_line(folder, name: str = "npc", transcript: bool = True, text: str = 
     if transcript:
         (folder / f"{name}.txt").write_text(text + "\n", encoding="utf-8")
     return wav, utt
+
+
+@contextlib.contextmanager
+def animated_from_the_panel(wav, line: str, language: str, capfd):
+    """The default head animated by the real operator with ``line`` in a text block as the transcript and the panel's
+    Language set to ``language``: (the head, what the operator reported)."""
+    import bpy
+
+    with default_head_with_audio(wav) as (obj, settings):
+        text = bpy.data.texts.new("line.txt")
+        text.write(line)
+        settings.transcript_source, settings.transcript_text = "TEXT", text
+        settings.transcript_language = language
+        capfd.readouterr()
+        assert bpy.ops.facepolicy.animate_from_audio() == {"FINISHED"}
+        reported = capfd.readouterr()
+        yield obj, reported.out + reported.err
 
 
 def warnings_of(out, name: str = "npc") -> list[str]:
@@ -87,19 +105,12 @@ def test_an_unknown_language_on_the_command_line_is_one_sentence_and_bakes_nothi
 def test_the_panels_language_aligns_a_text_block_transcript(tmp_path, capfd):
     """Animate from Audio with the transcript in a text block and Language set to Polish (the real operator, the
     default engine): the report says the line was aligned as Polish, and the take closes the lips."""
-    bpy = pytest.importorskip("bpy")
+    pytest.importorskip("bpy")
     from facepolicy.blender import compat
 
     wav, _ = polish_line(tmp_path, transcript=False)
-    with default_head_with_audio(wav) as (obj, settings):
-        text = bpy.data.texts.new("line.txt")
-        text.write(LINE)
-        settings.transcript_source, settings.transcript_text = "TEXT", text
-        settings.transcript_language = "pl"
-        capfd.readouterr()
-        assert bpy.ops.facepolicy.animate_from_audio() == {"FINISHED"}
-        reported = capfd.readouterr()
-        assert ALIGNED in reported.out + reported.err
+    with animated_from_the_panel(wav, LINE, "pl", capfd) as (obj, reported):
+        assert ALIGNED in reported
         take = obj.data.shape_keys.animation_data.action
         close = next(fc for fc in compat.action_fcurves(take) if '"mouthClose"' in fc.data_path)
         assert max(k.co[1] for k in close.keyframe_points) > 0.1, "the lips close on the line's bilabials"
@@ -143,19 +154,12 @@ def test_setting_a_language_does_not_rebake_lines_without_a_transcript(tmp_path)
 def test_the_panels_language_can_be_a_language_whose_transcripts_are_not_aligned(tmp_path, capfd):
     """Language set to Dutch in the panel (its tooltip says such transcripts are not aligned): the operator animates
     the line from recognition and its report says the transcript was not used, and why."""
-    bpy = pytest.importorskip("bpy")
+    pytest.importorskip("bpy")
     from facepolicy.ui.props import TRANSCRIPT_LANGUAGES
 
     (dutch,) = [item for item in TRANSCRIPT_LANGUAGES if item[0] == "nl"]
     assert dutch[1] == "Dutch" and "not aligned" in dutch[2]
     wav, _ = polish_line(tmp_path, text=DUTCH, voice="nl", transcript=False)
-    with default_head_with_audio(wav) as (obj, settings):
-        text = bpy.data.texts.new("line.txt")
-        text.write(DUTCH)
-        settings.transcript_source, settings.transcript_text = "TEXT", text
-        settings.transcript_language = "nl"
-        capfd.readouterr()
-        assert bpy.ops.facepolicy.animate_from_audio() == {"FINISHED"}
-        reported = capfd.readouterr()
-        assert "the transcript was set to Dutch, and transcripts are aligned only in" in reported.out + reported.err
+    with animated_from_the_panel(wav, DUTCH, "nl", capfd) as (obj, reported):
+        assert "the transcript was set to Dutch, and transcripts are aligned only in" in reported
         assert obj.data.shape_keys.animation_data.action is not None
