@@ -65,6 +65,10 @@ PLATFORM_TAGS = {
 # The preview's CPU library in each platform's zip (the CUDA library is built where nvcc exists and never shipped:
 # it would need the CUDA driver and adds 10 MB; the CPU library draws the preview interactively).
 PREVIEW_LIBS = {name: preview_build.PLATFORMS[name].library("cpu") for name in PLATFORM_TAGS}
+# The phone scorer of all-phone recognition (core.ptm_scores), built by the same command. The Windows pocketsphinx
+# wheel exports none of the decoder's C functions, so recognition there scores as before; the library is shipped
+# all the same, so every zip holds the same files.
+SCORER_LIBS = {name: preview_build.PLATFORMS[name].scorer() for name in PLATFORM_TAGS}
 ZIGLANG = "ziglang==0.17.1"  # the cross toolchain, when zig is not found (build/toolchains/, git-ignored)
 
 # What the add-on does not run, left out of the wheels: onnxruntime's C API library (the Python binding does not
@@ -150,7 +154,7 @@ def zig_environment() -> dict:
 
 
 def build_preview_libraries(platforms: list[str]) -> None:
-    """Each platform's CPU library, with the preview's one build command."""
+    """Each platform's CPU libraries (the splat preview's and the phone scorer's), with the one build command."""
     subprocess.run([sys.executable, "-m", "facepolicy.preview.build", "--cpu-only", "--target", ",".join(platforms)],
                    check=True, cwd=ROOT, env=zig_environment())
 
@@ -207,13 +211,16 @@ def stage(platform: str, python: str, wheels: list[Path], stage_dir: Path) -> No
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
     # Each zip carries its own platform's preview library and no other (nor a CUDA library: see PREVIEW_LIBS).
-    library = ROOT / "addon" / "preview" / "lib" / PREVIEW_LIBS[platform]
-    if not library.exists():
-        sys.exit(f"error: {library.relative_to(ROOT)} was not built")
+    libraries = {"preview": ROOT / "addon" / "preview" / "lib" / PREVIEW_LIBS[platform],
+                 "core": ROOT / "addon" / "core" / "lib" / SCORER_LIBS[platform]}
+    for library in libraries.values():
+        if not library.exists():
+            sys.exit(f"error: {library.relative_to(ROOT)} was not built")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.o", ".*", "lib")
     shutil.copytree(ROOT / "addon", stage_dir, ignore=ignore)
-    (stage_dir / "preview" / "lib").mkdir()
-    shutil.copy2(library, stage_dir / "preview" / "lib" / library.name)
+    for package, library in libraries.items():
+        (stage_dir / package / "lib").mkdir()
+        shutil.copy2(library, stage_dir / package / "lib" / library.name)
     shutil.copytree(ROOT / "assets", stage_dir / "assets", ignore=ignore)
     mine = [w for w in wheels if _wheel_platform(w) in (platform, "any") and wheel_python(w) in (python, None)]
     missing = [n for n in RUNTIME_WHEELS if not any(w.name.startswith(f"{n}-") for w in mine)]

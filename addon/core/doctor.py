@@ -176,6 +176,12 @@ def build_report(version: str, blender: str | None = None, model_dir: str | Path
 
         r.add("pocketsphinx", f"{_distribution_version('pocketsphinx')} (phone recognition and transcript alignment: "
                               "US-English acoustic model)")
+        try:
+            from .recognition import scoring_report
+
+            r.add("phone scoring", scoring_report())
+        except Exception as exc:  # noqa: BLE001 - a report line, whatever went wrong
+            r.add("phone scoring", f"unknown ({exc})")
     except Exception as exc:
         r.add("pocketsphinx", "NOT AVAILABLE")
         r.problems.append(f"pocketsphinx cannot be loaded ({exc}): the Neural engine's default (accurate) mode "

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import sys
+
+import numpy as np
 
 from .errors import FacePolicyError
 
@@ -39,6 +42,17 @@ RECOGNITION = {  # name: (result type, argument types)
     "ps_get_hyp": (ctypes.c_char_p, [_V, _I32P]), "ps_seg_iter": (_V, [_V]), "ps_seg_next": (_V, [_V]),
     "ps_seg_word": (ctypes.c_char_p, [_V]), "ps_seg_frames": (None, [_V, _IP, _IP]),
 }
+# What the decoders need to score with core.ptm_scores: the front end's and feature computer's functions (the
+# features of a chunk, as the decoder makes them) and the search over a senone-score file.
+SCORING = {
+    **RECOGNITION,
+    "ps_get_fe": (_V, [_V]), "ps_get_feat": (_V, [_V]), "fe_start_utt": (ctypes.c_int, [_V]),
+    "fe_process_frames": (ctypes.c_int, [_V, ctypes.POINTER(_V), ctypes.POINTER(ctypes.c_size_t), _V, _I32P]),
+    "fe_end_utt": (ctypes.c_int, [_V, _V, _I32P]), "fe_get_output_size": (ctypes.c_int, [_V]),
+    "feat_array_alloc": (_V, [_V, ctypes.c_int32]), "feat_array_free": (None, [_V]),
+    "feat_s2mfc2feat_live": (ctypes.c_int32, [_V, _V, _I32P, ctypes.c_int32, ctypes.c_int32, _V]),
+    "ps_decode_senscr": (ctypes.c_int, [_V, _V]),
+}
 ALIGNMENT = {
     **RECOGNITION,
     "ps_lookup_word": (ctypes.c_char_p, [_V, ctypes.c_char_p]),
@@ -53,9 +67,9 @@ ALIGNMENT = {
 
 @functools.cache
 def native_library(functions: str = "recognition"):
-    """pocketsphinx's extension module as a C library with the ``functions`` ("recognition" or "alignment") typed,
-    or None where one of them is not exported."""
-    table = ALIGNMENT if functions == "alignment" else RECOGNITION
+    """pocketsphinx's extension module as a C library with the ``functions`` ("recognition", "scoring" or
+    "alignment") typed, or None where one of them is not exported."""
+    table = {"alignment": ALIGNMENT, "scoring": SCORING}.get(functions, RECOGNITION)
     try:
         from pocketsphinx import _pocketsphinx as extension
 
@@ -66,6 +80,24 @@ def native_library(functions: str = "recognition"):
     except (ImportError, OSError, AttributeError):
         return None
     return lib
+
+
+@functools.cache
+def _fmemopen():
+    """The C library's (fmemopen, fclose), or None (Windows has no fmemopen)."""
+    try:
+        libc = ctypes.CDLL(None) if sys.platform != "win32" else None
+        fmemopen, fclose = libc.fmemopen, libc.fclose
+    except (OSError, AttributeError, TypeError):
+        return None
+    fmemopen.restype, fmemopen.argtypes = _V, [_V, ctypes.c_size_t, ctypes.c_char_p]
+    fclose.restype, fclose.argtypes = ctypes.c_int, [_V]
+    return fmemopen, fclose
+
+
+def can_search_scores() -> bool:
+    """Whether decoders here can search senone-score files in memory (NativeDecoder.search_scores)."""
+    return native_library("scoring") is not None and _fmemopen() is not None
 
 
 class NativeDecoder:
@@ -94,6 +126,55 @@ class NativeDecoder:
     def run(self, pcm: bytes) -> bool:
         """feed, then whether there is a hypothesis (not for the phones' pass of an alignment)."""
         self.feed(pcm)
+        score = ctypes.c_int32()
+        return self._lib.ps_get_hyp(self._ps, ctypes.byref(score)) is not None
+
+    def features(self, pcm: bytes, width: int) -> np.ndarray:
+        """(frames, ``width``) float32: the features the decoder computes for ``pcm`` as one utterance from a fresh
+        front end (feed's rule), as it does for a whole utterance (cepstra, then their batch mean removed and the
+        deltas); ``width``: floats per frame, all streams (39 for the bundled model). Needs
+        native_library("scoring")."""
+        lib, ps = self._lib, self._ps
+        lib.ps_reinit_feat(ps, None)
+        fe, fcb = lib.ps_get_fe(ps), lib.ps_get_feat(ps)
+        lib.fe_start_utt(fe)  # as starting an utterance does
+        n_samples = len(pcm) // 2
+        left, frames = ctypes.c_size_t(n_samples), ctypes.c_int32(0)
+        lib.fe_process_frames(fe, None, ctypes.byref(left), None, ctypes.byref(frames))  # how many frames
+        cep = np.zeros((frames.value + 1, lib.fe_get_output_size(fe)), np.float32)
+        rows = (_V * len(cep))(*(cep.ctypes.data + k * cep.strides[0] for k in range(len(cep))))
+        speech = ctypes.create_string_buffer(pcm, len(pcm))
+        cursor, left = _V(ctypes.addressof(speech)), ctypes.c_size_t(n_samples)
+        lib.fe_start_utt(fe)
+        lib.fe_process_frames(fe, ctypes.byref(cursor), ctypes.byref(left), ctypes.cast(rows, _V),
+                              ctypes.byref(frames))
+        tail = ctypes.c_int32(0)
+        lib.fe_end_utt(fe, rows[frames.value], ctypes.byref(tail))
+        count = frames.value + tail.value
+        if count <= 0:
+            return np.zeros((0, width), np.float32)
+        feat = lib.feat_array_alloc(fcb, count)
+        try:
+            made = ctypes.c_int32(count)
+            n = lib.feat_s2mfc2feat_live(fcb, ctypes.cast(rows, _V), ctypes.byref(made), 1, 1, feat)
+            first = ctypes.cast(ctypes.cast(feat, ctypes.POINTER(_V))[0], ctypes.POINTER(_V))[0]  # one block
+            return np.ctypeslib.as_array(ctypes.cast(first, ctypes.POINTER(ctypes.c_float)),
+                                         shape=(n * width,)).reshape(n, width).copy()
+        finally:
+            lib.feat_array_free(feat)
+
+    def search_scores(self, senone_file: bytes) -> bool:
+        """Run the decoder's search over a senone-score file held in memory (core.ptm_scores); whether there is
+        a hypothesis. Needs native_library("scoring") and the C library's fmemopen."""
+        opened = _fmemopen()
+        buffer = ctypes.create_string_buffer(senone_file, len(senone_file))
+        fh = opened[0](buffer, len(senone_file), b"rb")
+        if not fh:
+            raise OSError("fmemopen failed")
+        try:
+            self._lib.ps_decode_senscr(self._ps, fh)
+        finally:
+            opened[1](fh)
         score = ctypes.c_int32()
         return self._lib.ps_get_hyp(self._ps, ctypes.byref(score)) is not None
 

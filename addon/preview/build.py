@@ -1,12 +1,13 @@
-"""Build the splat rasterizer: the CPU library for this machine and for the other platforms, the CUDA library where
-nvcc exists.
+"""Build the native libraries: the splat rasterizer (the CPU library for this machine and for the other platforms,
+the CUDA library where nvcc exists) and the phone scorer of all-phone recognition (core/csrc/ptm_scores.cpp, CPU
+only, into addon/core/lib/; core.ptm_scores loads it, and recognition scores as before without it).
 
     python -m facepolicy.preview.build                                  # this machine (CUDA too if nvcc is found)
     python -m facepolicy.preview.build --cpu-only
     python -m facepolicy.preview.build --target windows-x64,macos-arm64  # cross-compiled with zig
     python -m facepolicy.preview.build --target all --cpu-only           # what the extension zips ship
 
-Every library comes from the one source csrc/splat.cpp and lands in addon/preview/lib/ (git-ignored). This
+Every splat library comes from the one source csrc/splat.cpp and lands in addon/preview/lib/ (git-ignored). This
 machine's CPU library is compiled with its C++ compiler (g++, c++ or clang++); another platform's with `zig c++`
 (the `ziglang` package on PyPI carries the whole toolchain, with the Windows and macOS system headers), which is
 found as $ZIG, `zig` on PATH, or the `ziglang` module importable by this Python.
@@ -25,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core import ptm_scores
+
 CSRC = Path(__file__).resolve().parent / "csrc"
 SOURCES = (CSRC / "splat.cpp", CSRC / "splat_math.h")
 LIB_DIR = Path(__file__).resolve().parent / "lib"
@@ -40,6 +43,10 @@ class Platform:
 
     def library(self, backend: str) -> str:
         return f"{self.prefix}fpsplat_{backend}{self.suffix}"
+
+    def scorer(self) -> str:
+        """The phone scorer's library (core.ptm_scores.LIBRARY on that platform)."""
+        return f"{self.prefix}fpptm{self.suffix}"
 
 
 # Blender's platform names. glibc 2.28 is Blender 4.2's own floor on Linux; macOS 11 is the oldest arm64 macOS.
@@ -125,25 +132,26 @@ def _compile(cmd: list[str], out: Path) -> Path:
     return out
 
 
-def cpu_command(cxx: str) -> list[str]:
+def cpu_command(cxx: str, source: Path = SOURCES[0]) -> list[str]:
     flags = [*_CPU_FLAGS, "-fPIC", "-pthread"]
     if sys.platform.startswith("linux"):
         # The zip may run on machines without this compiler's C++ runtime; its symbols stay inside the library, so
         # they neither clash with the host's libstdc++ nor bind to it.
         flags += ["-static-libstdc++", "-static-libgcc", "-Wl,--exclude-libs,ALL"]
-    return [cxx, *flags, str(SOURCES[0])]
+    return [cxx, *flags, str(source)]
 
 
-def cross_command(zig: list[str], target: str) -> list[str]:
-    """zig c++ for ``target`` (a PLATFORMS key). zig links its libc++ statically, so the library needs only the
-    system's C library (ucrt on Windows, libSystem on macOS)."""
+def cross_command(zig: list[str], target: str, source: Path = SOURCES[0], name: str | None = None) -> list[str]:
+    """zig c++ for ``target`` (a PLATFORMS key) of ``source``, the library to be called ``name`` (default: the splat
+    CPU library). zig links its libc++ statically, so the library needs only the system's C library (ucrt on
+    Windows, libSystem on macOS)."""
     flags = list(_CPU_FLAGS)
     if target != "windows-x64":
         flags += ["-fPIC"]
     if target == "macos-arm64":
         # The library's own name (otherwise the scratch folder it was linked in); it is loaded by full path.
-        flags += [f"-Wl,-install_name,@rpath/{PLATFORMS[target].library('cpu')}"]
-    return [*zig, "c++", "-target", PLATFORMS[target].zig_target, *flags, str(SOURCES[0])]
+        flags += [f"-Wl,-install_name,@rpath/{name or PLATFORMS[target].library('cpu')}"]
+    return [*zig, "c++", "-target", PLATFORMS[target].zig_target, *flags, str(source)]
 
 
 def cuda_command(nvcc: str, archs=DEFAULT_CUDA_ARCHS) -> list[str]:
@@ -187,12 +195,30 @@ def build_cuda(out_dir: Path = LIB_DIR, archs=DEFAULT_CUDA_ARCHS) -> Path:
     return _compile(cuda_command(nvcc, tuple(archs)), Path(out_dir) / CUDA_LIBRARY)
 
 
-def is_stale(library: Path) -> bool:
-    """True when ``library`` is missing or older than any source file."""
+def build_scorer(target: str | None = None, out_dir: Path = ptm_scores.LIB_DIR) -> Path:
+    """The phone scorer's library (core/csrc/ptm_scores.cpp) for ``target`` (a PLATFORMS key; None: this machine),
+    with this machine's compiler when it is this machine, else with zig."""
+    if target is None or target == host_platform():
+        cxx = find_cxx()
+        if cxx is None:
+            raise BuildError("no C++ compiler found (g++, c++ or clang++); install one, e.g. `apt-get install g++`")
+        return _compile(cpu_command(cxx, ptm_scores.SOURCE), Path(out_dir) / ptm_scores.LIBRARY)
+    if target not in PLATFORMS:
+        raise BuildError(f"unknown target {target!r}; choose from {', '.join(PLATFORMS)}")
+    zig = find_zig()
+    if zig is None:
+        raise BuildError(f"zig not found: cross-compiling for {target} needs it; `pip install ziglang` (PyPI) "
+                         "or set $ZIG")
+    name = PLATFORMS[target].scorer()
+    return _compile(cross_command(zig, target, ptm_scores.SOURCE, name), Path(out_dir) / name)
+
+
+def is_stale(library: Path, sources=SOURCES) -> bool:
+    """True when ``library`` is missing or older than any of its ``sources`` (default: the splat library's)."""
     if not library.exists():
         return True
     built = library.stat().st_mtime
-    return any(src.stat().st_mtime > built for src in SOURCES)
+    return any(src.stat().st_mtime > built for src in sources)
 
 
 def ensure_cpu_library(out_dir: Path = LIB_DIR) -> Path:
@@ -200,6 +226,14 @@ def ensure_cpu_library(out_dir: Path = LIB_DIR) -> Path:
     lib = Path(out_dir) / CPU_LIBRARY
     if is_stale(lib):
         build_cpu(out_dir)
+    return lib
+
+
+def ensure_scorer_library(out_dir: Path = ptm_scores.LIB_DIR) -> Path:
+    """This machine's phone scorer library, (re)built first if it is missing or older than its source."""
+    lib = Path(out_dir) / ptm_scores.LIBRARY
+    if is_stale(lib, (ptm_scores.SOURCE,)):
+        build_scorer(None, out_dir)
     return lib
 
 
@@ -225,6 +259,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cuda-archs", default=",".join(DEFAULT_CUDA_ARCHS),
                         help="comma-separated SM versions (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=LIB_DIR, help="output folder (default: %(default)s)")
+    parser.add_argument("--scorer-out", type=Path, default=ptm_scores.LIB_DIR,
+                        help="output folder of the phone scorer's libraries (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         host = host_platform()
@@ -233,10 +269,13 @@ def main(argv=None) -> int:
             # Not one of the zip platforms (e.g. Linux on ARM): still build for this machine with its compiler.
             t0 = time.perf_counter()
             print(f"built {build_cpu(args.out)} ({time.perf_counter() - t0:.1f}s)")
+            print(f"built {build_scorer(None, args.scorer_out)}")
         for target in targets:
             t0 = time.perf_counter()
             how = "" if target == host else f", {target} with zig"
             print(f"built {build_for(target, args.out)} ({time.perf_counter() - t0:.1f}s{how})")
+            t0 = time.perf_counter()
+            print(f"built {build_scorer(target, args.scorer_out)} ({time.perf_counter() - t0:.1f}s{how})")
         if args.cpu_only or (host not in targets and args.target != "host"):
             return 0
         if find_nvcc() is None:

@@ -66,6 +66,7 @@ RUN_WHEELS = textwrap.dedent("""
 """)
 
 
+SCORER_LIBRARY = {"linux_x64": "libfpptm.so", "windows_x64": "fpptm.dll", "macos_arm64": "libfpptm.dylib"}
 PLATFORM_LIBRARY = {"linux_x64": "libfpsplat_cpu.so", "windows_x64": "fpsplat_cpu.dll",
                     "macos_arm64": "libfpsplat_cpu.dylib"}
 RANGE_LABELS = {"3.11": "for-blender-4.2-to-5.0", "3.13": "for-blender-5.1-and-later"}
@@ -129,6 +130,8 @@ def test_zip_contents(built_zips, platform, python):
     libraries = sorted(n for n in names if n.startswith("preview/lib/"))
     assert libraries == [f"preview/lib/{PLATFORM_LIBRARY[platform]}"], libraries  # its own, and no CUDA library
     assert zf.getinfo(libraries[0]).file_size > 100_000
+    scorer = sorted(n for n in names if n.startswith("core/lib/"))
+    assert scorer == [f"core/lib/{SCORER_LIBRARY[platform]}"], scorer  # the phone scorer, its own platform's only
     wheels = [n for n in names if n.startswith("wheels/")]
     # One copy of each runtime wheel, all for this zip's Python (or for any Python 3).
     assert sorted(w.split("/")[1].split("-")[0] for w in wheels) == sorted(RUNTIME_WHEELS), wheels

@@ -1,0 +1,45 @@
+"""The compiled phone scorer (core.ptm_scores) as a user meets it: `facepolicy doctor` says whether recognition uses
+it, and a default bake writes the same animation with it as on a platform where it was not built."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from journey import DEMO_WAV, ROOT, facepolicy
+
+pytest.importorskip("pocketsphinx", reason="recognition needs pocketsphinx (pip install pocketsphinx)")
+
+
+@pytest.fixture(scope="module")
+def without_scorer(tmp_path_factory) -> dict:
+    """The add-on as installed on a platform without the scorer library: a copy of the package with core/lib/
+    empty, found first on PYTHONPATH (the console script imports it from there), with the repository's assets."""
+    from facepolicy.preview import build
+
+    build.ensure_scorer_library()
+    top = tmp_path_factory.mktemp("platform")
+    shutil.copytree(ROOT / "addon", top / "facepolicy",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.dll", "*.dylib"))
+    return {"PYTHONPATH": str(top), "FACEPOLICY_ASSETS": str(ROOT / "assets")}
+
+
+def _scoring_line(stdout: str) -> str:
+    return next(line for line in stdout.splitlines() if line.startswith("phone scoring"))
+
+
+def test_doctor_says_how_phones_are_scored_and_a_bake_is_the_same_either_way(tmp_path, without_scorer):
+    done = facepolicy("doctor", "--no-blender")
+    assert "compiled scorer" in _scoring_line(done.stdout), done.stdout
+    plain = facepolicy("doctor", "--no-blender", env=without_scorer)
+    assert "pocketsphinx's own" in _scoring_line(plain.stdout) and "the same phones, slower" in plain.stdout, \
+        plain.stdout
+
+    wav = tmp_path / "line.wav"
+    wav.write_bytes(DEMO_WAV.read_bytes())
+    outputs = {}
+    for name, env in (("scored", None), ("plain", without_scorer)):
+        done = facepolicy("bake", wav, "-o", tmp_path / name / "line.csv", env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        outputs[name] = (tmp_path / name / "line.csv").read_bytes()
+    assert outputs["scored"] == outputs["plain"]  # the same phones, so the same animation, byte for byte
