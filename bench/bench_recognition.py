@@ -2,8 +2,9 @@
 in-process, warm decoders, median of runs.
 
 Rows: core.align's recognise_phones (one decoder, 30 s chunks: the accurate mode before issue 17); the same chunks
-through core.recognition on 1 worker (the same phones, checked); the audio cut at its pauses with every sample
-decoded (the default) and with the pauses skipped but 0.3 s or 0.15 s of each, each on 1, 2 and all workers.
+through core.recognition on 1 worker, with pocketsphinx scoring the sound itself and with the compiled scorer
+(core.ptm_scores; the same phones, checked); the audio cut at its pauses with every sample decoded (the default),
+either way, and with the pauses skipped but 0.3 s or 0.15 s of each, each on 1, 2 and all workers.
 Run it pinned to fewer cores (taskset -c 0) for the one-core curve of the whole machine.
 
     .venv/bin/python bench/bench_recognition.py [--runs 3] [--seconds 60]
@@ -50,6 +51,7 @@ def main(argv=None) -> int:
     from facepolicy.core.phones import SIL
     from facepolicy.core.recognition import (
         PAUSE_SILENCE,
+        PhoneDecoders,
         cores,
         recognise_chunks,
         shared_decoders,
@@ -62,30 +64,36 @@ def main(argv=None) -> int:
     silence = listener.phone_probs(samples, (SIL,))[:, 0]
     pause = (silence >= PAUSE_SILENCE) | ~speech_frames(samples, silence, listener.frame_rate)
     decoders = shared_decoders()
+    own = PhoneDecoders(own_scores=False)  # pocketsphinx scores the sound itself
     aligner = shared_aligner()
     aligner.recognise_phones(samples[:16000])  # warm: decoder loading is not the lever measured here
     n_cores = cores()
     for w in range(n_cores):
-        recognise_chunks(samples[: 16000 * (w + 1)], [(16000 * w, 16000 * (w + 1))], decoders)
+        for d in (decoders, own):
+            recognise_chunks(samples[: 16000 * (w + 1)], [(16000 * w, 16000 * (w + 1))], d)
+    scorer = "compiled scorer" if decoders.scored_here else "no compiled scorer: pocketsphinx's"
     rows = []
     wall, cpu, before = timed(lambda: aligner.recognise_phones(samples), args.runs)
     rows.append(("core.align recognise_phones (before)", 1, 1.0, len(chunk_bounds(samples)), wall, cpu))
     base = wall
     same = speech_chunks(len(samples), None, listener.frame_rate, samples=samples)
-    wall, cpu, out = timed(lambda: recognise_chunks(samples, same, decoders, workers=1), args.runs)
-    assert signature(out) == signature(before), "core.recognition on the same chunks must give the same phones"
-    rows.append(("same chunks, core.recognition", 1, 1.0, len(same), wall, cpu))
+    for label, d in (("same chunks, pocketsphinx scoring", own), (f"same chunks, {scorer}", decoders)):
+        wall, cpu, out = timed(lambda d=d: recognise_chunks(samples, same, d, workers=1), args.runs)
+        assert signature(out) == signature(before), "core.recognition on the same chunks must give the same phones"
+        rows.append((label, 1, 1.0, len(same), wall, cpu))
     workers = sorted({1, 2, n_cores} & set(range(1, n_cores + 1)))
-    for label, margin in (("cut at pauses, all decoded (default)", None), ("pauses skipped (0.3 s kept)", 0.3),
-                          ("pauses skipped (0.15 s kept)", 0.15)):
+    for label, margin, d in (("cut at pauses, pocketsphinx scoring", None, own),
+                             (f"cut at pauses, {scorer} (default)", None, decoders),
+                             ("pauses skipped (0.3 s kept)", 0.3, decoders),
+                             ("pauses skipped (0.15 s kept)", 0.15, decoders)):
         chunks = speech_chunks(len(samples), pause, listener.frame_rate, margin=margin, samples=samples)
         share = sum(b - a for a, b in chunks) / len(samples)
         for w in workers:
-            wall, cpu, _ = timed(lambda c=chunks, w=w: recognise_chunks(samples, c, decoders, workers=w), args.runs)
+            wall, cpu, _ = timed(lambda c=chunks, w=w, d=d: recognise_chunks(samples, c, d, workers=w), args.runs)
             rows.append((label, w, share, len(chunks), wall, cpu))
-    print(f"{'what':40s} {'workers':>7s} {'decoded':>7s} {'chunks':>6s} {'wall s':>7s} {'CPU s':>6s} {'speed-up':>8s}")
+    print(f"{'what':48s} {'workers':>7s} {'decoded':>7s} {'chunks':>6s} {'wall s':>7s} {'CPU s':>6s} {'speed-up':>8s}")
     for label, w, share, n, wall, cpu in rows:
-        print(f"{label:40s} {w:7d} {share:7.0%} {n:6d} {wall:7.3f} {cpu:6.2f} {base / wall:7.2f}x")
+        print(f"{label:48s} {w:7d} {share:7.0%} {n:6d} {wall:7.3f} {cpu:6.2f} {base / wall:7.2f}x")
     best = min(rows, key=lambda r: r[4])
     print(f"phone recognition {seconds:.1f}s audio on {n_cores} core(s): {base:.2f}s before, {best[4]:.2f}s best "
           f"({best[0]}, {best[1]} workers), median of {args.runs}")
