@@ -2,10 +2,10 @@
 in-process, warm decoders, median of runs.
 
 Rows: core.align's recognise_phones (one decoder, 30 s chunks: the accurate mode before issue 17); the same chunks
-through core.recognition on 1 worker, with pocketsphinx scoring the sound itself and with the compiled scorer
-(core.ptm_scores; the same phones, checked); the audio cut at its pauses with every sample decoded (the default),
-either way, and with the pauses skipped but 0.3 s or 0.15 s of each, each on 1, 2 and all workers.
-Run it pinned to fewer cores (taskset -c 0) for the one-core curve of the whole machine.
+through core.recognition on 1 worker, with pocketsphinx scoring and searching itself and with the compiled library
+(core.ptm_scores: its scoring and search; the same phones, checked); the audio cut at its pauses with every sample
+decoded (the default), either way, and with the pauses skipped but 0.3 s or 0.15 s of each, each on 1, 2 and all
+workers. Run it pinned to fewer cores (taskset -c 0) for the one-core curve of the whole machine.
 
     .venv/bin/python bench/bench_recognition.py [--runs 3] [--seconds 60]
 """
@@ -64,25 +64,25 @@ def main(argv=None) -> int:
     silence = listener.phone_probs(samples, (SIL,))[:, 0]
     pause = (silence >= PAUSE_SILENCE) | ~speech_frames(samples, silence, listener.frame_rate)
     decoders = shared_decoders()
-    own = PhoneDecoders(own_scores=False)  # pocketsphinx scores the sound itself
+    own = PhoneDecoders(own_scores=False)  # pocketsphinx scores and searches itself
     aligner = shared_aligner()
     aligner.recognise_phones(samples[:16000])  # warm: decoder loading is not the lever measured here
     n_cores = cores()
     for w in range(n_cores):
         for d in (decoders, own):
             recognise_chunks(samples[: 16000 * (w + 1)], [(16000 * w, 16000 * (w + 1))], d)
-    scorer = "compiled scorer" if decoders.scored_here else "no compiled scorer: pocketsphinx's"
+    scorer = "compiled library" if decoders.scored_here else "no compiled library: pocketsphinx's"
     rows = []
     wall, cpu, before = timed(lambda: aligner.recognise_phones(samples), args.runs)
     rows.append(("core.align recognise_phones (before)", 1, 1.0, len(chunk_bounds(samples)), wall, cpu))
     base = wall
     same = speech_chunks(len(samples), None, listener.frame_rate, samples=samples)
-    for label, d in (("same chunks, pocketsphinx scoring", own), (f"same chunks, {scorer}", decoders)):
+    for label, d in (("same chunks, pocketsphinx", own), (f"same chunks, {scorer}", decoders)):
         wall, cpu, out = timed(lambda d=d: recognise_chunks(samples, same, d, workers=1), args.runs)
         assert signature(out) == signature(before), "core.recognition on the same chunks must give the same phones"
         rows.append((label, 1, 1.0, len(same), wall, cpu))
     workers = sorted({1, 2, n_cores} & set(range(1, n_cores + 1)))
-    for label, margin, d in (("cut at pauses, pocketsphinx scoring", None, own),
+    for label, margin, d in (("cut at pauses, pocketsphinx", None, own),
                              (f"cut at pauses, {scorer} (default)", None, decoders),
                              ("pauses skipped (0.3 s kept)", 0.3, decoders),
                              ("pauses skipped (0.15 s kept)", 0.15, decoders)):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import sys
 
 import numpy as np
 
@@ -42,8 +41,8 @@ RECOGNITION = {  # name: (result type, argument types)
     "ps_get_hyp": (ctypes.c_char_p, [_V, _I32P]), "ps_seg_iter": (_V, [_V]), "ps_seg_next": (_V, [_V]),
     "ps_seg_word": (ctypes.c_char_p, [_V]), "ps_seg_frames": (None, [_V, _IP, _IP]),
 }
-# What the decoders need to score with core.ptm_scores: the front end's and feature computer's functions (the
-# features of a chunk, as the decoder makes them) and the search over a senone-score file.
+# What core.ptm_scores needs from a decoder: the front end's and feature computer's functions (the features of a
+# chunk, as the decoder makes them), and its phone language model's lookups and transition matrices.
 SCORING = {
     **RECOGNITION,
     "ps_get_fe": (_V, [_V]), "ps_get_feat": (_V, [_V]), "fe_start_utt": (ctypes.c_int, [_V]),
@@ -51,7 +50,13 @@ SCORING = {
     "fe_end_utt": (ctypes.c_int, [_V, _V, _I32P]), "fe_get_output_size": (ctypes.c_int, [_V]),
     "feat_array_alloc": (_V, [_V, ctypes.c_int32]), "feat_array_free": (None, [_V]),
     "feat_s2mfc2feat_live": (ctypes.c_int32, [_V, _V, _I32P, ctypes.c_int32, ctypes.c_int32, _V]),
-    "ps_decode_senscr": (ctypes.c_int, [_V, _V]),
+    # the phone loop's numbers as the decoder has them: its language model's lookups and transition matrices
+    "ps_get_config": (_V, [_V]), "ps_get_logmath": (_V, [_V]),
+    "ngram_model_read": (_V, [_V, ctypes.c_char_p, ctypes.c_int, _V]), "ngram_model_free": (ctypes.c_int, [_V]),
+    "ngram_wid": (ctypes.c_int32, [_V, ctypes.c_char_p]), "ngram_unknown_wid": (ctypes.c_int32, [_V]),
+    "ngram_tg_score": (ctypes.c_int32, [_V, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, _I32P]),
+    "ngram_bg_score": (ctypes.c_int32, [_V, ctypes.c_int32, ctypes.c_int32, _I32P]),
+    "tmat_init": (_V, [ctypes.c_char_p, _V, ctypes.c_double, ctypes.c_int32]), "tmat_free": (None, [_V]),
 }
 ALIGNMENT = {
     **RECOGNITION,
@@ -82,22 +87,10 @@ def native_library(functions: str = "recognition"):
     return lib
 
 
-@functools.cache
-def _fmemopen():
-    """The C library's (fmemopen, fclose), or None (Windows has no fmemopen)."""
-    try:
-        libc = ctypes.CDLL(None) if sys.platform != "win32" else None
-        fmemopen, fclose = libc.fmemopen, libc.fclose
-    except (OSError, AttributeError, TypeError):
-        return None
-    fmemopen.restype, fmemopen.argtypes = _V, [_V, ctypes.c_size_t, ctypes.c_char_p]
-    fclose.restype, fclose.argtypes = ctypes.c_int, [_V]
-    return fmemopen, fclose
-
-
-def can_search_scores() -> bool:
-    """Whether decoders here can search senone-score files in memory (NativeDecoder.search_scores)."""
-    return native_library("scoring") is not None and _fmemopen() is not None
+def can_score() -> bool:
+    """Whether decoders here expose what core.ptm_scores needs (the front end's and the language model's
+    functions)."""
+    return native_library("scoring") is not None
 
 
 class NativeDecoder:
@@ -162,21 +155,6 @@ class NativeDecoder:
                                          shape=(n * width,)).reshape(n, width).copy()
         finally:
             lib.feat_array_free(feat)
-
-    def search_scores(self, senone_file: bytes) -> bool:
-        """Run the decoder's search over a senone-score file held in memory (core.ptm_scores); whether there is
-        a hypothesis. Needs native_library("scoring") and the C library's fmemopen."""
-        opened = _fmemopen()
-        buffer = ctypes.create_string_buffer(senone_file, len(senone_file))
-        fh = opened[0](buffer, len(senone_file), b"rb")
-        if not fh:
-            raise OSError("fmemopen failed")
-        try:
-            self._lib.ps_decode_senscr(self._ps, fh)
-        finally:
-            opened[1](fh)
-        score = ctypes.c_int32()
-        return self._lib.ps_get_hyp(self._ps, ctypes.byref(score)) is not None
 
     def segments(self) -> list[tuple[str, int, int]]:
         """(label, first frame, last frame) per segment of the last hypothesis."""

@@ -1,14 +1,16 @@
-"""pocketsphinx's acoustic scores for all-phone recognition, computed a whole chunk at a time (csrc/ptm_scores.cpp).
+"""pocketsphinx's all-phone recognition, its scoring and its search, run a whole chunk at a time in a small compiled
+library (csrc/ptm_scores.cpp); the decoder makes only the chunk's features.
 
-All-phone recognition (core.recognition) spent about 60 % of its time scoring Gaussians: pocketsphinx scores the
-bundled phonetically-tied en-us model one Gaussian at a time. The phone loop uses only the 126 context-independent
-senones, so here every Gaussian of a frame is scored at once in a small compiled library, with the decoder's own float
-operations in its order, and the scores are handed back to the same decoder's search as a senone-score file
-(ps_decode_senscr): the phones are the decoder's own, bit for bit, in about half the time
-(tests/unit/core/test_ptm_scores.py; bench/bench_recognition.py; docs/BENCHMARKS.md, issue 17).
+All-phone recognition (core.recognition) spent about 60 % of its time scoring Gaussians one at a time and most of the
+rest in the search's language-model lookups. The phone loop of the bundled phonetically-tied en-us model uses only its
+126 context-independent senones, so here every Gaussian of a frame is scored at once, with the decoder's own float
+operations in its order, and the search runs over the scores as the decoder's does, its phone language model looked
+up once per phone triple through the decoder's own functions (``phone_loop``). The scores are the decoder's own, bit
+for bit, and so are the phones (tests/unit/core/test_ptm_scores.py; every clip of the evaluation sets), in about a
+sixth of the time (bench/bench_recognition.py; docs/BENCHMARKS.md, issue 17).
 
 Where the library was not built for this platform, or the model is not the phonetically-tied one this reads, the
-decoders score as before (``scorer()`` is None): the same phones, slower.
+decoders run as before (``scorer()`` is None): the same phones, slower.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ else:
     LIBRARY = "libfpptm.so"
 
 # The decoder's fixed points (pocketsphinx 5): scores shift by 10 bits into int16 senone scores; a phone-loop
-# search starts in silence, whose three-state model is the only one in play for its first three frames.
+# search starts in silence, whose three-state model is the only one in play for its first three frames (Scorer.scores,
+# which scores every frame as a search keeping every phone alive would).
 _SHIFT = 10
 _FIRST_FRAMES = 3
 _BYTE_ORDER = 0x11223344  # the s3 files' byte-order mark
@@ -105,6 +108,33 @@ def read_mdef_header(path: Path) -> dict[str, int]:
     return dict(zip(names, (int(v) for v in np.frombuffer(data, "<i4", len(names), i)), strict=True))
 
 
+def read_mdef_phones(path: Path, header: dict[str, int]) -> tuple[list[str], np.ndarray]:
+    """The context-independent phones of a binary model definition: their names and (phones, states) senone ids."""
+    with open(path, "rb") as fh:
+        data = fh.read(4096)
+        start = 12 + int(np.frombuffer(data, "<i4", 1, 8)[0]) + 40  # after the counts: the phone names
+        names, i = [], start
+        for _ in range(header["n_ciphone"]):
+            end = data.index(b"\0", i)
+            names.append(data[i:end].decode("ascii"))
+            i = end + 1
+        tree = start + ((i - start + 3) & ~3)  # the context tree, 8 bytes a node, then 12 bytes a phone
+        phones = tree + 8 * header["n_cd_tree"]
+        fh.seek(phones)
+        entries = np.frombuffer(fh.read(12 * header["n_ciphone"]), "<i4").reshape(-1, 3)  # ssid, tmat, attributes
+        n_state = header["n_emit_state"]
+        sseq = phones + 12 * header["n_phone"] + 4  # after the phones and the sequences' size
+        senid = np.empty((header["n_ciphone"], n_state), np.int32)
+        for ci, (ssid, tmat, _) in enumerate(entries):
+            if tmat != ci:
+                raise ModelMismatch("a context-independent phone with another phone's transitions")
+            fh.seek(sseq + 2 * n_state * int(ssid))
+            senid[ci] = np.frombuffer(fh.read(2 * n_state), "<u2")
+    if sorted(senid.ravel().tolist()) != list(range(header["n_ci_sen"])):
+        raise ModelMismatch("context-independent phones whose senones are not the first ones")
+    return names, senid
+
+
 def log_add_table(base: float, shift: int = _SHIFT) -> np.ndarray:
     """The decoder's 8-bit log-add table for scores in units of 2**shift of log ``base``: entry d is
     log_base(1 + base**-d) rounded to those units, the first value each index gets."""
@@ -137,6 +167,8 @@ class PtmModel:
     sil: int  # the silence phone's codebook
     topn: int
     base: float  # the log base of the scores
+    names: list[str]  # the phones (codebooks) by index
+    senid: np.ndarray  # (phones, 3) int32: each phone's senones
 
 
 def load_model(hmm: Path, topn: int = 4, varfloor: float = 1e-4, base: float = 1.0001) -> PtmModel:
@@ -168,10 +200,74 @@ def load_model(hmm: Path, topn: int = 4, varfloor: float = 1e-4, base: float = 1
     det = np.trunc(np.log(1.0 / np.sqrt(v * 2.0 * math.pi)) * inv).sum(axis=-1).astype(np.float32)
     prec = np.trunc((1.0 / (v * 2.0)) * inv).astype(np.float32)
     n_ci = mdef["n_ci_sen"]
+    names, senid = read_mdef_phones(hmm / "mdef", mdef)
+    sen2cb = np.empty(n_ci, np.int32)
+    sen2cb[senid] = np.arange(len(senid))[:, None]  # a phone's senones use its codebook
     return PtmModel(np.ascontiguousarray(means.transpose(0, 1, 3, 2)),
                     np.ascontiguousarray(prec.transpose(0, 1, 3, 2)), np.ascontiguousarray(det),
-                    np.ascontiguousarray(mixw[:, :, :n_ci]), (np.arange(n_ci) // 3).astype(np.int32),
-                    log_add_table(base), mdef["n_sen"], mdef["sil"], topn, base)
+                    np.ascontiguousarray(mixw[:, :, :n_ci]), sen2cb, log_add_table(base), mdef["n_sen"],
+                    mdef["sil"], topn, base, names, np.ascontiguousarray(senid))
+
+
+@dataclass
+class PhoneLoop:
+    """The all-phone search's numbers, the decoder's own: transitions, phone language model, beams."""
+
+    tp: np.ndarray  # (phones, 3, 4) uint8: negated log transition probabilities in units of 2**10
+    trigram: np.ndarray  # (phones, phones, phones) int32: the search's trigram lookups, >> 10
+    bigram: np.ndarray  # (phones, phones) int32
+    beam: int  # log units >> 10 (negative)
+    pbeam: int
+
+
+def log_units(p: float, base: float = 1.0001) -> int:
+    """A probability as the decoder's beams hold it: (int)(log(p) / log(base)) >> 10."""
+    return int(math.log(p) / math.log(base)) >> _SHIFT
+
+
+def phone_loop(lib, ps, model: PtmModel, lm_path: str, hmm: str, beam: float, pbeam: float, tmatfloor: float,
+               base: float = 1.0001) -> PhoneLoop:
+    """The numbers of decoder ``ps``'s all-phone search (``lib``: core.ps_native.native_library("scoring")): its
+    phone language model ``lm_path`` read as the decoder reads it (with its language weight and word insertion
+    penalty), looked up for every phone triple through the decoder's own functions (fp_phone_lm_tables), and the
+    transition matrices of ``hmm`` read by the decoder's own reader."""
+    n = len(model.names)
+    lm = lib.ngram_model_read(lib.ps_get_config(ps), lm_path.encode(), 0, lib.ps_get_logmath(ps))  # 0: any format
+    if not lm:
+        raise ModelMismatch("the phone language model could not be read")
+    try:
+        unknown = lib.ngram_unknown_wid(lm)
+        sil = lib.ngram_wid(lm, model.names[model.sil].encode())
+        if sil == unknown:
+            raise ModelMismatch("the phone language model has no silence")
+        wid = np.array([lib.ngram_wid(lm, name.encode()) for name in model.names], np.int32)
+        wid[wid == unknown] = sil  # fillers and other phones it does not know: silence, as the decoder maps them
+        trigram = np.empty((n, n, n), np.int32)
+        bigram = np.empty((n, n), np.int32)
+        address = ctypes.cast  # the decoder's lookups, called from the library at C speed
+        ok = _library().fp_phone_lm_tables(address(lib.ngram_tg_score, _P).value,
+                                           address(lib.ngram_bg_score, _P).value, lm, wid.ctypes.data, n,
+                                           trigram.ctypes.data, bigram.ctypes.data)
+        if ok != 0:
+            raise ModelMismatch("the phone language model's scores could not be looked up")
+    finally:
+        lib.ngram_model_free(lm)
+    lmath = lib.ps_get_logmath(ps)
+    tmat = lib.tmat_init(str(Path(hmm) / "transition_matrices").encode(), lmath, tmatfloor, 0)
+    if not tmat:
+        raise ModelMismatch("the transition matrices could not be read")
+    try:
+        fields = ctypes.cast(tmat, ctypes.POINTER(_P))  # struct {uint8 ***tp; int16 n_tmat; int16 n_state;}
+        counts = ctypes.cast(tmat + ctypes.sizeof(_P), ctypes.POINTER(ctypes.c_int16))
+        n_tmat, n_state = counts[0], counts[1]
+        if n_tmat < n or n_state != 3:
+            raise ModelMismatch("transition matrices of another shape")
+        rows = ctypes.cast(ctypes.cast(fields[0], ctypes.POINTER(_P))[0], ctypes.POINTER(_P))[0]  # one block
+        tp = np.ctypeslib.as_array(ctypes.cast(rows, ctypes.POINTER(ctypes.c_uint8)),
+                                   shape=(n_tmat * n_state * (n_state + 1),)).reshape(n_tmat, n_state, 4)[:n].copy()
+    finally:
+        lib.tmat_free(tmat)
+    return PhoneLoop(np.ascontiguousarray(tp), trigram, bigram, log_units(beam, base), log_units(pbeam, base))
 
 
 _P = ctypes.c_void_p
@@ -187,28 +283,25 @@ def _library(path: Path = LIB_DIR / LIBRARY):
         return None
     fn.restype = _I
     fn.argtypes = [_P, _I, _P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _I, _I, _I, _P, _P]
+    try:
+        search, tables = lib.fp_allphone, lib.fp_phone_lm_tables
+    except AttributeError:
+        return None
+    search.restype = _I
+    search.argtypes = [_P, _I, _P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _I, _P, _P, _P, _P, _I, ctypes.c_int32,
+                       ctypes.c_int32, _P, _P, _I]
+    tables.restype = _I
+    tables.argtypes = [_P, _P, _P, _P, _I, _P, _P]
     return lib
 
 
 class Scorer:
-    """Senone-score files of the model's CI senones for the decoder's features (one Scorer, any number of threads:
-    each call keeps its own state)."""
+    """The model's CI senone scores and all-phone recognition for the decoder's features (one Scorer, any number of
+    threads: each call keeps its own state)."""
 
     def __init__(self, model: PtmModel, lib):
         self.model, self._lib = model, lib
-        n_ci = model.sen2cb.size
         self.width = model.mean_t.shape[1] * model.mean_t.shape[2]  # floats per feature frame, all streams
-        self._header = (f"s3\nversion 0.1\nn_sen {model.n_sen}\nlogbase {model.base:f}\nendhdr\n".encode()
-                        + np.array([_BYTE_ORDER], "<u4").tobytes())
-        first = np.flatnonzero(model.sen2cb == model.sil)
-        self._first = self._frame_layout(first, n_ci)
-        self._rest = self._frame_layout(np.arange(n_ci), n_ci)
-
-    @staticmethod
-    def _frame_layout(ids: np.ndarray, n_ci: int):
-        """A frame record's dtype and its constant part for the senones ``ids`` in play: (count, deltas, scores)."""
-        dtype = np.dtype([("n", "<i2"), ("delta", "u1", len(ids)), ("score", "<i2", len(ids))])
-        return dtype, ids, np.diff(np.concatenate([[0], ids])).astype(np.uint8)
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """(frames, CI senones) int32 scores of (frames, dimensions) float32 ``features``."""
@@ -230,19 +323,37 @@ class Scorer:
                 raise ModelMismatch("the scorer refused the model's sizes")
         return out
 
-    def senone_file(self, features: np.ndarray) -> bytes:
-        """The decoder's senone-score file (acmod's format: each frame's count, the senones in play as deltas and
-        their int16 scores) for ``features``."""
-        scores = self.scores(features)
-        parts = [self._header]
-        for (dtype, ids, delta), rows in ((self._first, scores[:_FIRST_FRAMES]), (self._rest, scores[_FIRST_FRAMES:])):
-            if not len(rows):
-                continue
-            block = np.empty(len(rows), dtype)
-            block["n"], block["delta"] = len(ids), delta
-            block["score"] = rows[:, ids]  # each frame's best is 0, the worst well inside int16
-            parts.append(block.tobytes())
-        return b"".join(parts)
+    def recognise(self, features: np.ndarray, loop: PhoneLoop,
+                  room: int | None = None) -> list[tuple[str, int, int]] | None:
+        """All-phone recognition of (frames, dimensions) float32 ``features`` as the decoder's search does it over
+        these scores: (phone, first frame, last frame) per segment, or None when no path ended (the decoder has
+        no hypothesis then). ``room``: segments to allow for at first (default: one per two frames; more are made
+        room for)."""
+        m = self.model
+        feat = np.ascontiguousarray(features, np.float32)
+        n_mgau, n_feat, veclen, n_density = m.mean_t.shape
+        if feat.ndim != 2 or feat.shape[1] != n_feat * veclen:
+            raise ValueError(f"features of {feat.shape}, not (frames, {n_feat * veclen})")
+        room = room or max(64, len(feat) // 2)
+        while True:
+            kept = np.empty((n_mgau, n_feat, m.topn, 2), np.int32)
+            kept[..., 0] = np.arange(m.topn)  # a fresh decoder's start
+            kept[..., 1] = np.iinfo(np.int32).min
+            segments = np.zeros((room, 3), np.int32)
+            count = self._lib.fp_allphone(feat.ctypes.data, len(feat), m.mean_t.ctypes.data, m.prec_t.ctypes.data,
+                                          m.det.ctypes.data, m.mixw.ctypes.data, m.sen2cb.ctypes.data,
+                                          m.table.ctypes.data, n_mgau, n_feat, veclen, n_density, m.sen2cb.size,
+                                          m.topn, m.senid.ctypes.data, loop.tp.ctypes.data, loop.trigram.ctypes.data,
+                                          loop.bigram.ctypes.data, m.sil, loop.beam, loop.pbeam, kept.ctypes.data,
+                                          segments.ctypes.data, room)
+            if count != -2:
+                break
+            room = int(segments[0, 0])  # more segments than frames/2: room for all of them
+        if count < 0:
+            raise ModelMismatch("the search refused the model's sizes")
+        if count == 0:
+            return None
+        return [(m.names[p], int(a), int(b)) for p, a, b in segments[:count]]
 
 
 _lock = threading.Lock()
@@ -262,7 +373,7 @@ def _scorer_for(hmm: str, topn: int, varfloor: float, base: float) -> Scorer | N
 def scorer(hmm: str, topn: int = 4, varfloor: float = 1e-4, base: float = 1.0001, ds: int = 1) -> Scorer | None:
     """The Scorer for the decoder settings given (its model folder ``hmm``, top-N, variance floor, log base and
     frame downsampling), or None where the library is missing or the model or settings are not ones it reproduces
-    (the decoder then scores as before)."""
+    (the decoder then runs as before)."""
     if ds != 1 or not hmm:
         return None
     with _lock:

@@ -28,8 +28,8 @@ from .cpu import cores
 from .errors import Cancelled
 from .fileio import atomic_write_text
 from .phone_lm import PHONE_LM_WEIGHT, bilabial_phone_lm
-from .ps_native import NativeDecoder, can_search_scores, feed, load_pocketsphinx, native_library
-from .ptm_scores import LIBRARY, Scorer, scorer
+from .ps_native import NativeDecoder, can_score, feed, load_pocketsphinx, native_library
+from .ptm_scores import LIBRARY, PhoneLoop, Scorer, phone_loop, scorer
 
 # A pause is a run of encoder frames with P(sil) of at least PAUSE_SILENCE (or not speech at all) lasting at least
 # MIN_PAUSE seconds. PAUSE_MARGIN: how much of each pause the decoder hears next to the speech, the rest being
@@ -95,21 +95,19 @@ def _split_long(lo: int, hi: int, max_len: float, samples: np.ndarray | None) ->
 
 class _NativeDecoder(NativeDecoder):
     """One all-phone decoder driven through pocketsphinx's C functions (each call releases the GIL). With a
-    ``scorer`` (core.ptm_scores) the acoustic scores of a chunk are computed there at once and the decoder only
-    searches them: the same phones in about half the time."""
+    ``scorer`` and its ``loop`` (core.ptm_scores) the decoder only makes a chunk's features; the scoring and the
+    search run in the compiled library, as the decoder runs them: the same phones in about a sixth of the time."""
 
-    def __init__(self, lib, config_json: bytes, scorer: Scorer | None = None):
+    def __init__(self, lib, config_json: bytes, scorer: Scorer | None = None, loop: PhoneLoop | None = None):
         super().__init__(lib, config_json)
-        self._scorer = scorer
+        self.scorer, self.loop = scorer, loop
 
     def decode(self, pcm: bytes) -> list[tuple[str, int, int]] | None:
         """(label, first frame, last frame) per segment; None when nothing could be decoded (a few ms of audio)."""
-        if self._scorer is None:
+        if self.scorer is None or self.loop is None:
             return self.segments() if self.run(pcm) else None
-        features = self.features(pcm, self._scorer.width)
-        if not len(features):
-            return None
-        return self.segments() if self.search_scores(self._scorer.senone_file(features)) else None
+        features = self.features(pcm, self.scorer.width)
+        return self.scorer.recognise(features, self.loop) if len(features) else None
 
 
 class _BindingDecoder:
@@ -138,8 +136,8 @@ def _phone_dictionary() -> Path:
 
 class PhoneDecoders:
     """Warm all-phone decoders (core.align's recognise_phones settings), as many as the cores, made on first use.
-    ``native``: through the C functions where they are exported (else the binding); ``own_scores``: the acoustic
-    scores computed by core.ptm_scores where it can reproduce them (else by each decoder itself: the same phones)."""
+    ``native``: through the C functions where they are exported (else the binding); ``own_scores``: the scoring and
+    the search run by core.ptm_scores where it can reproduce them (else by each decoder itself: the same phones)."""
 
     def __init__(self, native: bool = True, own_scores: bool = True) -> None:
         self._ready = threading.Condition()
@@ -147,7 +145,8 @@ class PhoneDecoders:
         self._loading = 0  # decoders being made in the background (warm)
         self._config = None
         self._scorer: Scorer | None = None
-        self._own_scores = own_scores and native and can_search_scores()
+        self._loop: PhoneLoop | None = None  # the search's numbers, read through the first decoder made
+        self._own_scores = own_scores and native and can_score()
         self._lib = (native_library("scoring") if self._own_scores else native_library()) if native else None
 
     @property
@@ -169,14 +168,28 @@ class PhoneDecoders:
 
     @property
     def scored_here(self) -> bool:
-        """Whether the acoustic scores are computed by core.ptm_scores (known once a decoder was made)."""
-        return self._scorer is not None
+        """Whether the decoders' scoring and search run in core.ptm_scores's library (a decoder is made to know)."""
+        self._settings()
+        if self._lib is not None and self._scorer is not None and self._loop is None:
+            self._give(self._make())  # it reads the search's numbers; kept warm for the next decode
+        return self._scorer is not None and self._loop is not None
 
     def _make(self):
         config = self._settings()
         if self._lib is None:
             return _BindingDecoder(config)
-        return _NativeDecoder(self._lib, config.dumps().encode(), self._scorer)
+        decoder = _NativeDecoder(self._lib, config.dumps().encode(), self._scorer)
+        if self._scorer is not None:
+            with self._ready:
+                if self._loop is None:
+                    try:
+                        self._loop = phone_loop(self._lib, decoder._ps, self._scorer.model, config["allphone"],
+                                                config["hmm"], config["beam"], config["pbeam"], config["tmatfloor"],
+                                                config["logbase"])
+                    except (OSError, ValueError):  # a model or language model it does not read: as before
+                        self._scorer = None
+                decoder.scorer, decoder.loop = self._scorer, self._loop
+        return decoder
 
     def warm(self, count: int) -> None:
         """Start making decoders in the background until ``count`` are free or on their way, so that loading them
@@ -324,7 +337,7 @@ def scoring_report() -> str:
                 "phones, slower")
     decoders._settings()
     if decoders.scored_here:
-        return f"compiled scorer ({LIBRARY}), decoders on every core"
+        return f"compiled scoring and search ({LIBRARY}), decoders on every core"
     return (f"pocketsphinx's own, decoders on every core ({LIBRARY} was not built for this platform or not loaded: "
             "the same phones, slower; python -m facepolicy.preview.build builds it)")
 

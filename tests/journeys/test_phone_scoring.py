@@ -1,5 +1,5 @@
-"""The compiled phone scorer (core.ptm_scores) as a user meets it: `facepolicy doctor` says whether recognition uses
-it, and a default bake writes the same animation with it as on a platform where it was not built."""
+"""The compiled phone recognition (core.ptm_scores) as a user meets it: `facepolicy doctor` says whether recognition
+uses it, and a default bake writes the same animation with it as on a platform where it was not built."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _scoring_line(stdout: str) -> str:
 
 def test_doctor_says_how_phones_are_scored_and_a_bake_is_the_same_either_way(tmp_path, without_scorer):
     done = facepolicy("doctor", "--no-blender")
-    assert "compiled scorer" in _scoring_line(done.stdout), done.stdout
+    assert "compiled scoring and search" in _scoring_line(done.stdout), done.stdout
     plain = facepolicy("doctor", "--no-blender", env=without_scorer)
     assert "pocketsphinx's own" in _scoring_line(plain.stdout) and "the same phones, slower" in plain.stdout, \
         plain.stdout

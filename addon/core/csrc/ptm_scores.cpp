@@ -1,4 +1,5 @@
-// The acoustic scores of pocketsphinx's context-independent senones, for all-phone recognition (core/ptm_scores.py).
+// All-phone recognition with pocketsphinx's bundled model, as its decoder does it (core/ptm_scores.py): the acoustic
+// scores of the context-independent senones and the phone-loop search over them.
 //
 // pocketsphinx's bundled en-us model is phonetically tied (PTM): every phone has one codebook of Gaussians per
 // feature stream, and a senone's score, per stream, adds its mixture weights to the scores of the codebook's best
@@ -6,12 +7,20 @@
 // few; here every Gaussian of a codebook is scored at once, one density per vector lane, with the same float
 // operations in the same order (no FMA contraction: build with -ffp-contract=off), then the best few are kept and
 // the senones assembled with the same integer arithmetic, so the scores are the decoder's own, bit for bit
-// (tests/unit/core/test_ptm_scores.py checks them against its score dump). Written for FacePolicy from the model
-// files' documented layout; no pocketsphinx code is in it.
+// (tests/unit/core/test_ptm_scores.py checks them against its score dump).
+//
+// The search is the decoder's all-phone search with context-independent phones: one three-state left-to-right HMM
+// per phone, every phone able to follow every phone with the phone language model's score (its trigram and bigram
+// lookups handed in as tables, so they are the decoder's own numbers), a beam on phone entries and one on phone
+// exits, and a backtrace over the exits from the last frame. Only the phones whose HMMs are alive in a frame have
+// their codebooks searched and their senones scored there, as in the decoder, whose scores depend on that set.
+// Written for FacePolicy from the model files' documented layout and the decoder's documented behaviour; no
+// pocketsphinx code is in it.
 
 #include <climits>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 // On x86-64 Linux the exported function, with everything it calls inlined into it, is compiled for AVX2 and for the
 // baseline, and the loader picks what the CPU has: the same float operations on more lanes at once, so the same
@@ -71,9 +80,194 @@ inline int32_t log_add(const uint8_t *table, int32_t x, int32_t y) {  // negated
     return x > y ? y - table[x - y] : x - table[y - x];
 }
 
+
+// One frame's scores of the senones ``sen`` (``n_sen`` of them, their codebooks ``sen2cb``) for observation ``x``:
+// every codebook's best densities carried on in ``kept`` (only those of the codebooks in ``play`` searched anew),
+// each stream's scores normalised to the best codebook in play, the senones assembled and the best made 0.
+// ``score`` has one entry per senone id.
+void score_frame(const float *x, const float *mean_t, const float *prec_t, const float *det, const uint8_t *mixw,
+                 const int32_t *sen2cb, const uint8_t *table, int n_mgau, int n_feat, int veclen, int n_density,
+                 int n_mixw_sen, int topn, const uint8_t *play, const int32_t *sen, int n_sen, Kept *kept,
+                 int32_t *score) {
+    float d[kMaxDensity];
+    int32_t norm[8];
+    for (int f = 0; f < n_feat; ++f) norm[f] = INT32_MIN;
+    for (int m = 0; m < n_mgau; ++m) {
+        for (int f = 0; f < n_feat; ++f) {
+            const size_t mf = (size_t)m * n_feat + f;
+            const float *z = x + f * veclen;
+            const float *mu = mean_t + mf * veclen * n_density;
+            const float *pr = prec_t + mf * veclen * n_density;
+            std::memcpy(d, det + mf * n_density, sizeof(float) * n_density);
+            for (int j = 0; j < veclen; ++j) {  // dimension by dimension, as the decoder sums them
+                const float zj = z[j];
+                const float *mj = mu + (size_t)j * n_density;
+                const float *pj = pr + (size_t)j * n_density;
+                for (int c = 0; c < n_density; ++c) {
+                    const float diff = zj - mj[c];
+                    const float sq = diff * diff;
+                    const float term = sq * pj[c];
+                    d[c] = d[c] - term;
+                }
+            }
+            Kept *k = kept + mf * topn;
+            keep_best(d, n_density, topn, k, play[m] != 0);
+            if (play[m]) {
+                const int32_t top = k[0].score >> kShift;
+                if (top > norm[f]) norm[f] = top;
+            }
+        }
+    }
+    int32_t best = INT32_MAX;
+    for (int i = 0; i < n_sen; ++i) {
+        const int s = sen[i];
+        const int cb = sen2cb[s];
+        int32_t total = 0;
+        for (int f = 0; f < n_feat; ++f) {
+            const Kept *k = kept + ((size_t)cb * n_feat + f) * topn;
+            int32_t den = 0;
+            for (int j = 0; j < topn; ++j) {
+                int32_t a = -((k[j].score >> kShift) - norm[f]);
+                if (a > kMaxNegAscr) a = kMaxNegAscr;
+                const int32_t v = mixw[((size_t)f * n_density + k[j].cw) * n_mixw_sen + s] + a;
+                den = j == 0 ? v : log_add(table, den, v);
+            }
+            total += den;
+        }
+        score[s] = total;
+        if (total < best) best = total;
+    }
+    for (int i = 0; i < n_sen; ++i) score[sen[i]] -= best;
+}
+
+bool sizes_ok(int n_mgau, int n_feat, int n_density, int topn) {
+    return n_density <= kMaxDensity && n_density >= 1 && topn >= 1 && topn <= n_density && n_feat >= 1 &&
+           n_feat <= 8 && n_mgau >= 1;
+}
+
+// --- the phone-loop search ---------------------------------------------------------------------------------------
+
+constexpr int32_t kWorst = (int32_t)0xE0000000;  // the decoder's worst score (room to add to it without wrapping)
+constexpr int32_t kTmatWorst = -255;
+
+struct Hmm {  // one phone's three emitting states, its entry (state 0) and exit
+    int32_t score[3];
+    int32_t history[3];
+    int32_t out_score;
+    int32_t out_history;
+    int32_t best;
+    int32_t frame;  // the frame it is alive in, or -1
+    void clear() {
+        for (int i = 0; i < 3; ++i) score[i] = kWorst, history[i] = -1;
+        out_score = kWorst;
+        out_history = -1;
+        best = kWorst;
+        frame = -1;
+    }
+};
+
+struct Exit {  // a phone left at frame ``end`` with ``score``; ``from``: the exit it was entered from (0: none)
+    int32_t end;
+    int32_t phone;
+    int32_t from;
+    int32_t score;
+};
+
+// One frame of Viterbi inside a phone (``sen``: the senone scores, negated inside; ``tp``: its 3x4 negated
+// transition log probabilities); returns the best state score.
+int32_t viterbi_step(Hmm &h, const int32_t *senid, const uint8_t *tp, const int32_t *sen) {
+    auto prob = [tp](int i, int j) { return -(int32_t)tp[i * 4 + j]; };
+    int32_t s2 = h.score[2] - sen[senid[2]];
+    int32_t s1 = h.score[1] - sen[senid[1]];
+    int32_t s0 = h.score[0] - sen[senid[0]];
+    int32_t best = kWorst;
+    int32_t t2 = INT32_MIN;
+    if (s1 > kWorst) {  // into the exit
+        const int32_t t1 = s2 + prob(2, 3);
+        if (prob(1, 3) > kTmatWorst) t2 = s1 + prob(1, 3);
+        int32_t s3;
+        if (t1 > t2) {
+            s3 = t1;
+            h.out_history = h.history[2];
+        } else {
+            s3 = t2;
+            h.out_history = h.history[1];
+        }
+        if (s3 < kWorst) s3 = kWorst;
+        h.out_score = s3;
+        best = s3;
+    }
+    {  // into state 2
+        const int32_t t0 = s2 + prob(2, 2);
+        const int32_t t1 = s1 + prob(1, 2);
+        if (prob(0, 2) > kTmatWorst) t2 = s0 + prob(0, 2);
+        if (t0 > t1) {
+            if (t2 > t0) {
+                s2 = t2;
+                h.history[2] = h.history[0];
+            } else {
+                s2 = t0;
+            }
+        } else {
+            if (t2 > t1) {
+                s2 = t2;
+                h.history[2] = h.history[0];
+            } else {
+                s2 = t1;
+                h.history[2] = h.history[1];
+            }
+        }
+        if (s2 < kWorst) s2 = kWorst;
+        if (s2 > best) best = s2;
+        h.score[2] = s2;
+    }
+    {  // into state 1
+        const int32_t t0 = s1 + prob(1, 1);
+        const int32_t t1 = s0 + prob(0, 1);
+        if (t0 > t1) {
+            s1 = t0;
+        } else {
+            s1 = t1;
+            h.history[1] = h.history[0];
+        }
+        if (s1 < kWorst) s1 = kWorst;
+        if (s1 > best) best = s1;
+        h.score[1] = s1;
+    }
+    s0 = s0 + prob(0, 0);  // staying in state 0
+    if (s0 < kWorst) s0 = kWorst;
+    if (s0 > best) best = s0;
+    h.score[0] = s0;
+    h.best = best;
+    return best;
+}
+
 }  // namespace
 
-// Senone scores for ``frames`` feature vectors.
+// The phone language model's scores as the search uses them, through the decoder's own lookups: ``trigram`` at
+// [a][b][c] = tg(model, a, b, c) >> 10 and ``bigram`` at [a][b] = bg(model, a, b) >> 10 for the ``n`` phones'
+// word ids ``wid``. ``tg`` and ``bg``: the addresses of pocketsphinx's ngram_tg_score and ngram_bg_score.
+typedef int32_t (*TrigramFn)(void *, int32_t, int32_t, int32_t, int32_t *);
+typedef int32_t (*BigramFn)(void *, int32_t, int32_t, int32_t *);
+
+FP_EXPORT int fp_phone_lm_tables(void *tg, void *bg, void *model, const int32_t *wid, int n, int32_t *trigram,
+                                 int32_t *bigram) {
+    if (tg == nullptr || bg == nullptr || model == nullptr || n < 1) return -1;
+    TrigramFn tgf = reinterpret_cast<TrigramFn>(tg);
+    BigramFn bgf = reinterpret_cast<BigramFn>(bg);
+    int32_t used = 0;
+    for (int a = 0; a < n; ++a) {
+        for (int b = 0; b < n; ++b) {
+            bigram[a * n + b] = bgf(model, wid[a], wid[b], &used) >> kShift;
+            for (int c = 0; c < n; ++c) trigram[((size_t)a * n + b) * n + c] = tgf(model, wid[a], wid[b], wid[c], &used) >> kShift;
+        }
+    }
+    return 0;
+}
+
+// Senone scores for ``frames`` feature vectors, every frame's in play as the search's first frames have them (only
+// codebook ``first_cb`` for the first ``first`` frames, then all). For checking the scores against the decoder's
+// dump (its search keeps every phone alive after its first frames on speech).
 //   feat      (frames, n_feat * veclen) float32: the decoder's features (cepstra, deltas, double deltas)
 //   mean_t    (n_mgau, n_feat, veclen, n_density) float32: the means, the density index fastest
 //   prec_t    (n_mgau, n_feat, veclen, n_density) float32: the decoder's precomputed 1/(2 var) in log units
@@ -81,76 +275,134 @@ inline int32_t log_add(const uint8_t *table, int32_t x, int32_t y) {  // negated
 //   mixw      (n_feat, n_density, n_senone) uint8: negated quantised log mixture weights of the senones scored
 //   sen2cb    (n_senone) int32: each senone's codebook
 //   table     (256) uint8: the log-add table in units of 2^10 of the log base
-//   first     frames at the start where only codebook ``first_cb`` is in play (the search starts in silence)
 //   kept      (n_mgau, n_feat, topn) pairs of int32: the best densities carried from frame to frame (in and out)
-//   out       (frames, n_senone) int32: the scores, each frame's best 0, larger worse
+//   out       (frames, n_senone) int32: the scores, each frame's best 0, larger worse (0 for those not in play)
 // Returns 0, or -1 for sizes it does not handle.
 FP_EXPORT FP_WIDEST int fp_ptm_senones(const float *feat, int frames, const float *mean_t, const float *prec_t,
-                             const float *det, const uint8_t *mixw, const int32_t *sen2cb, const uint8_t *table,
-                             int n_mgau, int n_feat, int veclen, int n_density, int n_senone, int topn, int first,
-                             int first_cb, int32_t *kept_io, int32_t *out) {
-    if (n_density > kMaxDensity || n_density < 1 || topn < 1 || topn > n_density || n_feat < 1 || n_feat > 8 ||
-        first_cb < 0 || first_cb >= n_mgau)
-        return -1;
-    float d[kMaxDensity];
+                                       const float *det, const uint8_t *mixw, const int32_t *sen2cb,
+                                       const uint8_t *table, int n_mgau, int n_feat, int veclen, int n_density,
+                                       int n_senone, int topn, int first, int first_cb, int32_t *kept_io,
+                                       int32_t *out) {
+    if (!sizes_ok(n_mgau, n_feat, n_density, topn) || first_cb < 0 || first_cb >= n_mgau) return -1;
     Kept *kept = reinterpret_cast<Kept *>(kept_io);
-    const int stride = n_feat * veclen;
-    int32_t norm[8];
+    std::vector<uint8_t> play(n_mgau);
+    std::vector<int32_t> all(n_senone), opening;
+    for (int s = 0; s < n_senone; ++s) {
+        all[s] = s;
+        if (sen2cb[s] == first_cb) opening.push_back(s);
+    }
     for (int t = 0; t < frames; ++t) {
-        const float *x = feat + (size_t)t * stride;
-        for (int f = 0; f < n_feat; ++f) norm[f] = INT32_MIN;
-        for (int m = 0; m < n_mgau; ++m) {
-            for (int f = 0; f < n_feat; ++f) {
-                const size_t mf = (size_t)m * n_feat + f;
-                const float *z = x + f * veclen;
-                const float *mu = mean_t + mf * veclen * n_density;
-                const float *pr = prec_t + mf * veclen * n_density;
-                std::memcpy(d, det + mf * n_density, sizeof(float) * n_density);
-                for (int j = 0; j < veclen; ++j) {  // dimension by dimension, as the decoder sums them
-                    const float zj = z[j];
-                    const float *mj = mu + (size_t)j * n_density;
-                    const float *pj = pr + (size_t)j * n_density;
-                    for (int c = 0; c < n_density; ++c) {
-                        const float diff = zj - mj[c];
-                        const float sq = diff * diff;
-                        const float term = sq * pj[c];
-                        d[c] = d[c] - term;
-                    }
-                }
-                Kept *k = kept + mf * topn;
-                const bool in_play = t >= first || m == first_cb;
-                keep_best(d, n_density, topn, k, in_play);
-                if (in_play) {
-                    const int32_t top = k[0].score >> kShift;
-                    if (top > norm[f]) norm[f] = top;
-                }
-            }
-        }
+        const bool start = t < first;
+        for (int m = 0; m < n_mgau; ++m) play[m] = !start || m == first_cb;
         int32_t *o = out + (size_t)t * n_senone;
-        int32_t best = INT32_MAX;
-        for (int s = 0; s < n_senone; ++s) {
-            const int cb = sen2cb[s];
-            if (t < first && cb != first_cb) {
-                o[s] = 0;
-                continue;
-            }
-            int32_t total = 0;
-            for (int f = 0; f < n_feat; ++f) {
-                const Kept *k = kept + ((size_t)cb * n_feat + f) * topn;
-                int32_t den = 0;
-                for (int i = 0; i < topn; ++i) {
-                    int32_t a = -((k[i].score >> kShift) - norm[f]);
-                    if (a > kMaxNegAscr) a = kMaxNegAscr;
-                    const int32_t v = mixw[((size_t)f * n_density + k[i].cw) * n_senone + s] + a;
-                    den = i == 0 ? v : log_add(table, den, v);
-                }
-                total += den;
-            }
-            o[s] = total;
-            if (total < best) best = total;
-        }
-        for (int s = 0; s < n_senone; ++s)
-            if (t >= first || sen2cb[s] == first_cb) o[s] -= best;
+        std::memset(o, 0, sizeof(int32_t) * n_senone);
+        const std::vector<int32_t> &sen = start ? opening : all;
+        score_frame(feat + (size_t)t * n_feat * veclen, mean_t, prec_t, det, mixw, sen2cb, table, n_mgau, n_feat,
+                    veclen, n_density, n_senone, topn, play.data(), sen.data(), (int)sen.size(), kept, o);
     }
     return 0;
+}
+
+// All-phone recognition of ``frames`` feature vectors: the scores as fp_ptm_senones makes them, for the phones
+// alive in each frame, and the search. Phones are the codebooks (0 .. n_mgau-1); ``senid`` (n_mgau, 3): each
+// phone's senones; ``tp`` (n_mgau, 3, 4): each phone's negated transition log probabilities in units of 2^10;
+// ``trigram``, ``bigram``: fp_phone_lm_tables; ``sil``: the phone the search starts in; ``beam``, ``pbeam``: the
+// entry and exit beams (log units >> 10, negative). Writes (phone, first frame, last frame) per segment into
+// ``segments`` (3 * max_segments int32) and returns their number: 0 when no path ended, -1 for sizes it does not
+// handle, -2 when more than max_segments were found (call again with room for the number returned in
+// segments[0]).
+FP_EXPORT FP_WIDEST int fp_allphone(const float *feat, int frames, const float *mean_t, const float *prec_t,
+                                    const float *det, const uint8_t *mixw, const int32_t *sen2cb,
+                                    const uint8_t *table, int n_mgau, int n_feat, int veclen, int n_density,
+                                    int n_senone, int topn, const int32_t *senid, const uint8_t *tp,
+                                    const int32_t *trigram, const int32_t *bigram, int sil, int32_t beam,
+                                    int32_t pbeam, int32_t *kept_io, int32_t *segments, int max_segments) {
+    if (!sizes_ok(n_mgau, n_feat, n_density, topn) || sil < 0 || sil >= n_mgau) return -1;
+    for (int i = 0; i < 3 * n_mgau; ++i)
+        if (senid[i] < 0 || senid[i] >= n_senone || sen2cb[senid[i]] != i / 3) return -1;
+    const int n = n_mgau;
+    Kept *kept = reinterpret_cast<Kept *>(kept_io);
+    std::vector<Hmm> hmm(n);
+    for (Hmm &h : hmm) h.clear();
+    hmm[sil].score[0] = 0;  // the search starts in silence
+    hmm[sil].history[0] = 0;
+    hmm[sil].frame = 0;
+    std::vector<Exit> exits;
+    exits.reserve((size_t)frames * 8 + 16);
+    std::vector<int32_t> score(n_senone, 0x7fff), sen;
+    std::vector<uint8_t> play(n);
+    for (int t = 0; t < frames; ++t) {
+        sen.clear();
+        for (int p = 0; p < n; ++p) {
+            play[p] = hmm[p].frame == t;
+            if (play[p])
+                for (int st = 0; st < 3; ++st) sen.push_back(senid[p * 3 + st]);
+        }
+        score_frame(feat + (size_t)t * n_feat * veclen, mean_t, prec_t, det, mixw, sen2cb, table, n_mgau, n_feat,
+                    veclen, n_density, n_senone, topn, play.data(), sen.data(), (int)sen.size(), kept,
+                    score.data());
+        int32_t best = kWorst;
+        for (int p = 0; p < n; ++p) {
+            if (!play[p]) continue;
+            const int32_t b = viterbi_step(hmm[p], senid + p * 3, tp + p * 12, score.data());
+            if (b > best) best = b;
+        }
+        // Exits: every live phone within the exit beam leaves an exit (with its language-model score) and stays
+        // alive; the others are cleared.
+        const int32_t first_exit = (int32_t)exits.size();
+        const int32_t keep = best + pbeam;
+        for (int p = 0; p < n; ++p) {
+            Hmm &h = hmm[p];
+            if (h.frame != t) continue;
+            if (h.best >= keep) {
+                exits.push_back(Exit{t, p, h.out_history, h.out_score});
+                h.frame = t + 1;
+            } else {
+                h.clear();
+            }
+        }
+        // Entries: from each new exit into every phone, within the entry beam and better than what is there.
+        for (int32_t e = first_exit; e < (int32_t)exits.size(); ++e) {
+            const Exit &x = exits[e];
+            const int32_t *lm = x.from > 0 ? trigram + ((size_t)exits[x.from].phone * n + x.phone) * n
+                                           : bigram + (size_t)x.phone * n;
+            for (int q = 0; q < n; ++q) {
+                const int32_t entered = x.score + lm[q];
+                Hmm &to = hmm[q];
+                if (entered > best + beam && entered > to.score[0]) {
+                    to.score[0] = entered;
+                    to.history[0] = e;
+                    to.frame = t + 1;
+                }
+            }
+        }
+    }
+    if (frames == 0 || exits.empty()) return 0;
+    // The best exit in the last frame that has any (exit 0 is never one: it stands for "none"), then back.
+    int32_t e = (int32_t)exits.size() - 1;
+    while (e > 0 && exits[e].end > frames - 1) --e;
+    if (e <= 0) return 0;
+    const int32_t last = exits[e].end;
+    int32_t best_exit = -1, best_score = INT32_MIN;
+    for (; e > 0 && exits[e].end == last; --e) {
+        if (exits[e].score > best_score) {
+            best_score = exits[e].score;
+            best_exit = e;
+        }
+    }
+    if (best_exit < 0) return 0;
+    int count = 0;
+    for (int32_t i = best_exit; i > 0; i = exits[i].from) ++count;
+    if (count > max_segments) {
+        segments[0] = count;
+        return -2;
+    }
+    int k = count;
+    for (int32_t i = best_exit; i > 0; i = exits[i].from) {
+        --k;
+        segments[3 * k] = exits[i].phone;
+        segments[3 * k + 1] = exits[i].from > 0 ? exits[exits[i].from].end + 1 : 0;
+        segments[3 * k + 2] = exits[i].end;
+    }
+    return count;
 }

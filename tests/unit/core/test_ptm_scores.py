@@ -1,5 +1,5 @@
-"""The phone decoders' acoustic scores computed by core.ptm_scores: pocketsphinx's own, bit for bit, and the same
-phones, faster; without the library, the decoder's own scoring."""
+"""All-phone recognition in core.ptm_scores's library: pocketsphinx's own acoustic scores, bit for bit, and its own
+phones from the search over them; without the library, the decoders as before."""
 
 import json
 from pathlib import Path
@@ -29,7 +29,7 @@ def library():
 def decoders(library):
     d = PhoneDecoders()
     d._settings()
-    assert d.scored_here, "the phone scorer library was built but recognition does not use it"
+    assert d.scored_here, "the phone library was built but recognition does not use it"
     return d
 
 
@@ -73,28 +73,40 @@ def test_the_scores_are_the_decoders_own_bit_for_bit(decoders, tmp_path):
     assert compared > 100_000
 
 
-def test_recognition_finds_the_same_phones_faster_and_without_the_library_as_before(decoders, monkeypatch):
-    names = ["arctic_a0009.wav", "arctic_a0007.wav"]
+def test_recognition_finds_the_decoders_own_phones_and_without_the_library_runs_as_before(decoders, monkeypatch):
+    """The phones of real speech, noise, a tone, digital silence and audio too short for a frame, as pocketsphinx's
+    own decoding finds them (the same segments, frame for frame); then a platform without the library."""
     own = PhoneDecoders(own_scores=False)
-    for name in names:
-        x = load_audio(ARCTIC / name).samples
+    rng = np.random.default_rng(7)
+    t = np.arange(3 * 16000) / 16000
+    sounds = [load_audio(ARCTIC / name).samples for name in ("arctic_a0009.wav", "arctic_a0007.wav")]
+    sounds += [rng.normal(0, 0.1, 2 * 16000).astype(np.float32),
+               (0.3 * np.sin(2 * np.pi * 440 * t) * (t % 0.5 < 0.3)).astype(np.float32),
+               np.zeros(16000, np.float32), np.zeros(40, np.float32)]
+    for x in sounds:
         chunks = speech_chunks(len(x), None, 50.0, samples=x)
         fast = recognise_chunks(x, chunks, decoders, workers=1)
         slow = recognise_chunks(x, chunks, own, workers=1)
         assert [(p.phone, p.start, p.end) for p in fast.phones] == [(p.phone, p.start, p.end) for p in slow.phones]
-    # Audio too short for a frame, and a chunk of digital silence: as the decoder's own scoring says.
-    for x in (np.zeros(40, np.float32), np.zeros(16000, np.float32)):
-        chunks = [(0, len(x))]
-        assert [p.phone for p in recognise_chunks(x, chunks, decoders, workers=1).phones] == \
-               [p.phone for p in recognise_chunks(x, chunks, own, workers=1).phones]
-    # Where the library was not built (a platform without it): the decoders score themselves.
-    monkeypatch.setattr(ptm_scores, "LIB_DIR", Path("/nonexistent"))
-    ptm_scores._library.cache_clear()
-    ptm_scores._scorer_for.cache_clear()
+    # More segments than the room first given: the search is run again with room for all of them.
+    decoder = decoders._take()
+    try:
+        features = decoder.features(pcm16(sounds[0]), decoder.scorer.width)
+        assert decoder.scorer.recognise(features, decoder.loop, room=2) == decoder.scorer.recognise(features,
+                                                                                                  decoder.loop)
+        assert len(decoder.scorer.recognise(features, decoder.loop)) > 2
+    finally:
+        decoders._give(decoder)
+    # Where the library was not built (a platform without it): the decoders run as before.
     monkeypatch.setattr(ptm_scores, "_library", lambda: None)
+    ptm_scores._scorer_for.cache_clear()
     without = PhoneDecoders()
-    without._settings()
     assert not without.scored_here
+    x = sounds[0]
+    chunks = speech_chunks(len(x), None, 50.0, samples=x)
+    assert [p.phone for p in recognise_chunks(x, chunks, without, workers=1).phones] == \
+           [p.phone for p in recognise_chunks(x, chunks, own, workers=1).phones]
+    ptm_scores._scorer_for.cache_clear()
 
 
 def test_a_model_it_does_not_reproduce_is_left_to_the_decoder(tmp_path):
