@@ -14,17 +14,17 @@
 // lookups handed in as tables, so they are the decoder's own numbers), a beam on phone entries and one on phone
 // exits, and a backtrace over the exits from the last frame. Only the phones whose HMMs are alive in a frame have
 // their codebooks searched and their senones scored there, as in the decoder, whose scores depend on that set.
-// Written for FacePolicy from the model files' documented layout and the decoder's documented behaviour; no
-// pocketsphinx code is in it.
+// Written for FacePolicy after studying how pocketsphinx 5 (BSD-2-Clause) scores and searches; none of its code is
+// copied here, and the model files are read by core/ptm_scores.py.
 
 #include <climits>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
-// On x86-64 Linux the exported function, with everything it calls inlined into it, is compiled for AVX2 and for the
-// baseline, and the loader picks what the CPU has: the same float operations on more lanes at once, so the same
-// scores (about 15 % less time here; bench/bench_recognition.py).
+// On x86-64 Linux the exported scoring functions, with everything they call inlined into them, are compiled for AVX2
+// and for the baseline, and the loader picks what the CPU has: the same float operations on more lanes at once, so
+// the same scores (about 15 % less time here; docs/BENCHMARKS.md, sixteenth session).
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
 #define FP_WIDEST __attribute__((target_clones("avx2", "default"), flatten))
 #else
@@ -259,7 +259,8 @@ FP_EXPORT int fp_phone_lm_tables(void *tg, void *bg, void *model, const int32_t 
     for (int a = 0; a < n; ++a) {
         for (int b = 0; b < n; ++b) {
             bigram[a * n + b] = bgf(model, wid[a], wid[b], &used) >> kShift;
-            for (int c = 0; c < n; ++c) trigram[((size_t)a * n + b) * n + c] = tgf(model, wid[a], wid[b], wid[c], &used) >> kShift;
+            int32_t *row = trigram + ((size_t)a * n + b) * n;
+            for (int c = 0; c < n; ++c) row[c] = tgf(model, wid[a], wid[b], wid[c], &used) >> kShift;
         }
     }
     return 0;
