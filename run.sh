@@ -53,7 +53,7 @@ make_venv() {
 }
 
 build_preview() {
-  log "building the splat preview library (CPU; CUDA too where nvcc exists) $*"
+  log "building the native libraries: the splat preview's (CPU; CUDA too where nvcc exists) and phone recognition's $*"
   .venv/bin/python -m facepolicy.preview.build "$@"
 }
 
