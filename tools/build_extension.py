@@ -65,9 +65,9 @@ PLATFORM_TAGS = {
 # The preview's CPU library in each platform's zip (the CUDA library is built where nvcc exists and never shipped:
 # it would need the CUDA driver and adds 10 MB; the CPU library draws the preview interactively).
 PREVIEW_LIBS = {name: preview_build.PLATFORMS[name].library("cpu") for name in PLATFORM_TAGS}
-# The phone scorer of all-phone recognition (core.ptm_scores), built by the same command. The Windows pocketsphinx
-# wheel exports none of the decoder's C functions, so recognition there scores as before; the library is shipped
-# all the same, so every zip holds the same files.
+# The phone recognition library (core.ptm_scores), built by the same command. The Windows pocketsphinx wheel exports
+# none of the decoder's C functions, so recognition there runs in pocketsphinx; the library is shipped all the same,
+# so every zip holds the same files.
 SCORER_LIBS = {name: preview_build.PLATFORMS[name].scorer() for name in PLATFORM_TAGS}
 ZIGLANG = "ziglang==0.17.1"  # the cross toolchain, when zig is not found (build/toolchains/, git-ignored)
 

@@ -330,12 +330,11 @@ def recognise_chunks(samples: np.ndarray, chunks: list[tuple[int, int]], decoder
 
 
 def scoring_report() -> str:
-    """One line for `facepolicy doctor`: how phone recognition scores the sound here."""
+    """One line for `facepolicy doctor`: where phone recognition scores and searches here."""
     decoders = shared_decoders()
     if not decoders.parallel:
         return ("pocketsphinx's own, one decoder at a time (this pocketsphinx exports no C functions): the same "
                 "phones, slower")
-    decoders._settings()
     if decoders.scored_here:
         return f"compiled scoring and search ({LIBRARY}), decoders on every core"
     return (f"pocketsphinx's own, decoders on every core ({LIBRARY} was not built for this platform or not loaded: "

@@ -1,6 +1,7 @@
 """Build the native libraries: the splat rasterizer (the CPU library for this machine and for the other platforms,
-the CUDA library where nvcc exists) and the phone scorer of all-phone recognition (core/csrc/ptm_scores.cpp, CPU
-only, into addon/core/lib/; core.ptm_scores loads it, and recognition scores as before without it).
+the CUDA library where nvcc exists) and the phone recognition library (core/csrc/ptm_scores.cpp: all-phone scoring
+and search, CPU only, into addon/core/lib/; core.ptm_scores loads it, and recognition runs in pocketsphinx without
+it).
 
     python -m facepolicy.preview.build                                  # this machine (CUDA too if nvcc is found)
     python -m facepolicy.preview.build --cpu-only
@@ -45,7 +46,7 @@ class Platform:
         return f"{self.prefix}fpsplat_{backend}{self.suffix}"
 
     def scorer(self) -> str:
-        """The phone scorer's library (core.ptm_scores.LIBRARY on that platform)."""
+        """The phone recognition library (core.ptm_scores.LIBRARY on that platform)."""
         return f"{self.prefix}fpptm{self.suffix}"
 
 
@@ -196,7 +197,7 @@ def build_cuda(out_dir: Path = LIB_DIR, archs=DEFAULT_CUDA_ARCHS) -> Path:
 
 
 def build_scorer(target: str | None = None, out_dir: Path = ptm_scores.LIB_DIR) -> Path:
-    """The phone scorer's library (core/csrc/ptm_scores.cpp) for ``target`` (a PLATFORMS key; None: this machine),
+    """The phone recognition library (core/csrc/ptm_scores.cpp) for ``target`` (a PLATFORMS key; None: this machine),
     with this machine's compiler when it is this machine, else with zig."""
     if target is None or target == host_platform():
         cxx = find_cxx()
@@ -230,7 +231,7 @@ def ensure_cpu_library(out_dir: Path = LIB_DIR) -> Path:
 
 
 def ensure_scorer_library(out_dir: Path = ptm_scores.LIB_DIR) -> Path:
-    """This machine's phone scorer library, (re)built first if it is missing or older than its source."""
+    """This machine's phone recognition library, (re)built first if it is missing or older than its source."""
     lib = Path(out_dir) / ptm_scores.LIBRARY
     if is_stale(lib, (ptm_scores.SOURCE,)):
         build_scorer(None, out_dir)
@@ -260,7 +261,7 @@ def main(argv=None) -> int:
                         help="comma-separated SM versions (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=LIB_DIR, help="output folder (default: %(default)s)")
     parser.add_argument("--scorer-out", type=Path, default=ptm_scores.LIB_DIR,
-                        help="output folder of the phone scorer's libraries (default: %(default)s)")
+                        help="output folder of the phone recognition libraries (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         host = host_platform()
