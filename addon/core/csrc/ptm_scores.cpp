@@ -181,6 +181,11 @@ int32_t viterbi_step(Hmm &h, const int32_t *senid, const uint8_t *tp, const int3
     int32_t s1 = h.score[1] - sen[senid[1]];
     int32_t s0 = h.score[0] - sen[senid[0]];
     int32_t best = kWorst;
+    auto settle = [&h, &best](int state, int32_t score) {  // a state's new score, floored, and the best so far
+        if (score < kWorst) score = kWorst;
+        if (score > best) best = score;
+        h.score[state] = score;
+    };
     int32_t t2 = INT32_MIN;
     if (s1 > kWorst) {  // into the exit
         const int32_t t1 = s2 + prob(2, 3);
@@ -217,9 +222,7 @@ int32_t viterbi_step(Hmm &h, const int32_t *senid, const uint8_t *tp, const int3
                 h.history[2] = h.history[1];
             }
         }
-        if (s2 < kWorst) s2 = kWorst;
-        if (s2 > best) best = s2;
-        h.score[2] = s2;
+        settle(2, s2);
     }
     {  // into state 1
         const int32_t t0 = s1 + prob(1, 1);
@@ -230,14 +233,9 @@ int32_t viterbi_step(Hmm &h, const int32_t *senid, const uint8_t *tp, const int3
             s1 = t1;
             h.history[1] = h.history[0];
         }
-        if (s1 < kWorst) s1 = kWorst;
-        if (s1 > best) best = s1;
-        h.score[1] = s1;
+        settle(1, s1);
     }
-    s0 = s0 + prob(0, 0);  // staying in state 0
-    if (s0 < kWorst) s0 = kWorst;
-    if (s0 > best) best = s0;
-    h.score[0] = s0;
+    settle(0, s0 + prob(0, 0));  // staying in state 0
     h.best = best;
     return best;
 }
