@@ -3,12 +3,27 @@ without the GIL) while the audio encoder, loaded first, listens; their first use
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 
 from .model_files import ModelFiles, create_session
 
 log = logging.getLogger("facepolicy")
+
+# Loads under way. The interpreter stops daemon threads where they stand when it exits, and one stopped inside
+# onnxruntime while it makes a session aborts the process ("terminate called without an active exception", exit code
+# 134): a script that loads the engine and ends at once. They are waited for at exit instead (a tenth of a second).
+_loading: set[threading.Thread] = set()
+_loading_lock = threading.Lock()
+
+
+@atexit.register
+def _finish_loads() -> None:
+    with _loading_lock:
+        threads = list(_loading)
+    for thread in threads:
+        thread.join()
 
 
 class LaterSessions:
@@ -19,6 +34,8 @@ class LaterSessions:
         self._made: list = []
         self._thread = threading.Thread(target=self._load, args=(files, device, threads, audio_provider),
                                         name="facepolicy-sessions", daemon=True)
+        with _loading_lock:
+            _loading.add(self._thread)
         self._thread.start()
 
     def _load(self, files: ModelFiles, device: str, threads: int, audio_provider: str) -> None:
@@ -28,6 +45,9 @@ class LaterSessions:
         except BaseException as exc:  # noqa: BLE001 - raised at the first use, on the caller's thread
             self._made.append(exc)
             return
+        finally:
+            with _loading_lock:
+                _loading.discard(threading.current_thread())
         provider = "cuda" if {audio_provider, p2, p3} == {"cuda"} else "cpu"
         if provider == "cpu":
             log.info("neural engine: running on the CPU")
