@@ -358,6 +358,24 @@ class Scorer:
 
 _lock = threading.Lock()
 
+# The pocketsphinx whose scoring and search the library reproduces (checked on 5.1.1; its model files, front end and
+# search are the same throughout 5.x). Another major version may score or search differently: it runs itself.
+VERIFIED_MAJOR = "5"
+
+
+def _pocketsphinx_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pocketsphinx")
+    except PackageNotFoundError:
+        return ""
+
+
+def pocketsphinx_verified() -> bool:
+    """Whether the installed pocketsphinx is of the major version the library reproduces."""
+    return _pocketsphinx_version().split(".")[0] == VERIFIED_MAJOR
+
 
 @functools.cache
 def _scorer_for(hmm: str, topn: int, varfloor: float, base: float) -> Scorer | None:
@@ -374,7 +392,7 @@ def scorer(hmm: str, topn: int = 4, varfloor: float = 1e-4, base: float = 1.0001
     """The Scorer for the decoder settings given (its model folder ``hmm``, top-N, variance floor, log base and
     frame downsampling), or None where the library is missing or the model or settings are not ones it reproduces
     (the decoder then runs as before)."""
-    if ds != 1 or not hmm:
+    if ds != 1 or not hmm or not pocketsphinx_verified():
         return None
     with _lock:
         return _scorer_for(str(hmm), int(topn), float(varfloor), float(base))

@@ -29,7 +29,7 @@ from .errors import Cancelled
 from .fileio import atomic_write_text
 from .phone_lm import PHONE_LM_WEIGHT, bilabial_phone_lm
 from .ps_native import NativeDecoder, can_score, feed, load_pocketsphinx, native_library
-from .ptm_scores import LIBRARY, PhoneLoop, Scorer, phone_loop, scorer
+from .ptm_scores import LIBRARY, VERIFIED_MAJOR, PhoneLoop, Scorer, phone_loop, pocketsphinx_verified, scorer
 
 # A pause is a run of encoder frames with P(sil) of at least PAUSE_SILENCE (or not speech at all) lasting at least
 # MIN_PAUSE seconds. PAUSE_MARGIN: how much of each pause the decoder hears next to the speech, the rest being
@@ -337,6 +337,9 @@ def scoring_report() -> str:
                 "phones, slower")
     if decoders.scored_here:
         return f"compiled scoring and search ({LIBRARY}), decoders on every core"
+    if not pocketsphinx_verified():
+        return (f"pocketsphinx's own, decoders on every core ({LIBRARY} reproduces pocketsphinx "
+                f"{VERIFIED_MAJOR}.x; this is another version)")
     return (f"pocketsphinx's own, decoders on every core ({LIBRARY} was not built for this platform or not loaded: "
             "the same phones, slower; python -m facepolicy.preview.build builds it)")
 

@@ -121,6 +121,13 @@ def test_a_model_it_does_not_reproduce_is_left_to_the_decoder(tmp_path):
     assert ptm_scores.scorer(str(hmm), ds=2) is None  # frame downsampling: scores it does not make
 
 
+def test_another_major_version_of_pocketsphinx_runs_itself(library, monkeypatch):
+    hmm = PhoneDecoders()._settings()["hmm"]
+    assert ptm_scores.scorer(hmm) is not None  # 5.x here
+    monkeypatch.setattr(ptm_scores, "_pocketsphinx_version", lambda: "6.0.0")
+    assert ptm_scores.scorer(hmm) is None
+
+
 def test_the_log_add_table_is_the_decoders():
     """pocketsphinx's 8-bit table (logmath_init(1.0001, 10, TRUE)), read through its own C functions."""
     import ctypes
