@@ -96,7 +96,7 @@ def _split_long(lo: int, hi: int, max_len: float, samples: np.ndarray | None) ->
 class _NativeDecoder(NativeDecoder):
     """One all-phone decoder driven through pocketsphinx's C functions (each call releases the GIL). With a
     ``scorer`` and its ``loop`` (core.ptm_scores) the decoder only makes a chunk's features; the scoring and the
-    search run in the compiled library, as the decoder runs them: the same phones in about a sixth of the time."""
+    search run in the compiled library, as the decoder runs them: the same phones in about a fifth of the time."""
 
     def __init__(self, lib, config_json: bytes, scorer: Scorer | None = None, loop: PhoneLoop | None = None):
         super().__init__(lib, config_json)
