@@ -7,7 +7,7 @@ rest in the search's language-model lookups. The phone loop of the bundled phone
 operations in its order, and the search runs over the scores as the decoder's does, its phone language model looked
 up once per phone triple through the decoder's own functions (``phone_loop``). The scores are the decoder's own, bit
 for bit, and so are the phones (tests/unit/core/test_ptm_scores.py; every clip of the evaluation sets), in about a
-sixth of the time (bench/bench_recognition.py; docs/BENCHMARKS.md, issue 17).
+fifth of the time (bench/bench_recognition.py; docs/BENCHMARKS.md, issue 17).
 
 Where the library was not built for this platform, or the model is not the phonetically-tied one this reads, the
 decoders run as before (``scorer()`` is None): the same phones, slower.
