@@ -96,23 +96,18 @@ def read_mixture_weights(path: Path, n_feat: int, n_density: int) -> np.ndarray:
     return np.frombuffer(data, "u1", n_feat * rows * cols, i + 8).reshape(n_feat, rows, cols)
 
 
-def read_mdef_header(path: Path) -> dict[str, int]:
-    """The binary model definition's counts (n_ciphone, n_emit_state, n_ci_sen, n_sen, sil)."""
+def read_mdef(path: Path) -> tuple[dict[str, int], list[str], np.ndarray]:
+    """A binary model definition's counts (n_ciphone, n_emit_state, n_ci_sen, n_sen, sil, ...) and its
+    context-independent phones: their names and (phones, states) senone ids. Only those parts of the file are read."""
     with open(path, "rb") as fh:
-        data = fh.read(4096)  # the counts follow the format description (about 1 kB); the tables are not read
-    if data[:4] != b"BMDF":  # the magic as this byte order writes it (b"FDMB": the other)
-        raise ModelMismatch("not a little-endian binary model definition")
-    i = 12 + int(np.frombuffer(data, "<i4", 1, 8)[0])  # after magic, version and the padded format description
-    names = ("n_ciphone", "n_phone", "n_emit_state", "n_ci_sen", "n_sen", "n_tmat", "n_sseq", "n_ctx", "n_cd_tree",
-             "sil")
-    return dict(zip(names, (int(v) for v in np.frombuffer(data, "<i4", len(names), i)), strict=True))
-
-
-def read_mdef_phones(path: Path, header: dict[str, int]) -> tuple[list[str], np.ndarray]:
-    """The context-independent phones of a binary model definition: their names and (phones, states) senone ids."""
-    with open(path, "rb") as fh:
-        data = fh.read(4096)
-        start = 12 + int(np.frombuffer(data, "<i4", 1, 8)[0]) + 40  # after the counts: the phone names
+        data = fh.read(4096)  # the counts and the phone names follow the format description (about 1 kB)
+        if data[:4] != b"BMDF":  # the magic as this byte order writes it (b"FDMB": the other)
+            raise ModelMismatch("not a little-endian binary model definition")
+        i = 12 + int(np.frombuffer(data, "<i4", 1, 8)[0])  # after magic, version and the padded format description
+        keys = ("n_ciphone", "n_phone", "n_emit_state", "n_ci_sen", "n_sen", "n_tmat", "n_sseq", "n_ctx", "n_cd_tree",
+                "sil")
+        header = dict(zip(keys, (int(v) for v in np.frombuffer(data, "<i4", len(keys), i)), strict=True))
+        start = i + 4 * len(keys)  # the phone names
         names, i = [], start
         for _ in range(header["n_ciphone"]):
             end = data.index(b"\0", i)
@@ -132,7 +127,7 @@ def read_mdef_phones(path: Path, header: dict[str, int]) -> tuple[list[str], np.
             senid[ci] = np.frombuffer(fh.read(2 * n_state), "<u2")
     if sorted(senid.ravel().tolist()) != list(range(header["n_ci_sen"])):
         raise ModelMismatch("context-independent phones whose senones are not the first ones")
-    return names, senid
+    return header, names, senid
 
 
 def log_add_table(base: float, shift: int = _SHIFT) -> np.ndarray:
@@ -187,7 +182,7 @@ def load_model(hmm: Path, topn: int = 4, varfloor: float = 1e-4, base: float = 1
     expected = "/".join(f"{k * veclen}-{(k + 1) * veclen - 1}" for k in range(n_feat))
     if n_feat > 1 and spec != expected:
         raise ModelMismatch(f"feature streams {spec!r}, not {expected!r}")
-    mdef = read_mdef_header(hmm / "mdef")
+    mdef, names, senid = read_mdef(hmm / "mdef")
     if mdef["n_ciphone"] != n_mgau or mdef["n_emit_state"] != 3 or mdef["n_ci_sen"] != 3 * n_mgau:
         raise ModelMismatch("not one codebook per phone with three states each")
     if not (0 < topn <= n_density <= 256 and n_feat <= 8):
@@ -200,7 +195,6 @@ def load_model(hmm: Path, topn: int = 4, varfloor: float = 1e-4, base: float = 1
     det = np.trunc(np.log(1.0 / np.sqrt(v * 2.0 * math.pi)) * inv).sum(axis=-1).astype(np.float32)
     prec = np.trunc((1.0 / (v * 2.0)) * inv).astype(np.float32)
     n_ci = mdef["n_ci_sen"]
-    names, senid = read_mdef_phones(hmm / "mdef", mdef)
     sen2cb = np.empty(n_ci, np.int32)
     sen2cb[senid] = np.arange(len(senid))[:, None]  # a phone's senones use its codebook
     return PtmModel(np.ascontiguousarray(means.transpose(0, 1, 3, 2)),

@@ -98,9 +98,8 @@ class _NativeDecoder(NativeDecoder):
     ``scorer`` and its ``loop`` (core.ptm_scores) the decoder only makes a chunk's features; the scoring and the
     search run in the compiled library, as the decoder runs them: the same phones in about a fifth of the time."""
 
-    def __init__(self, lib, config_json: bytes, scorer: Scorer | None = None, loop: PhoneLoop | None = None):
-        super().__init__(lib, config_json)
-        self.scorer, self.loop = scorer, loop
+    scorer: Scorer | None = None
+    loop: PhoneLoop | None = None
 
     def decode(self, pcm: bytes) -> list[tuple[str, int, int]] | None:
         """(label, first frame, last frame) per segment; None when nothing could be decoded (a few ms of audio)."""
@@ -178,7 +177,7 @@ class PhoneDecoders:
         config = self._settings()
         if self._lib is None:
             return _BindingDecoder(config)
-        decoder = _NativeDecoder(self._lib, config.dumps().encode(), self._scorer)
+        decoder = _NativeDecoder(self._lib, config.dumps().encode())
         if self._scorer is not None:
             with self._ready:
                 if self._loop is None:

@@ -166,27 +166,33 @@ def cuda_command(nvcc: str, archs=DEFAULT_CUDA_ARCHS) -> list[str]:
             "--threads", "0", *gencode, str(SOURCES[0])]
 
 
-def build_cpu(out_dir: Path = LIB_DIR) -> Path:
+def build_cpu(out_dir: Path = LIB_DIR, source: Path = SOURCES[0], name: str = CPU_LIBRARY) -> Path:
+    """This machine's library ``name`` of ``source`` (default: the splat CPU library)."""
     cxx = find_cxx()
     if cxx is None:
         raise BuildError("no C++ compiler found (g++, c++ or clang++); install one, e.g. `apt-get install g++`")
-    return _compile(cpu_command(cxx), Path(out_dir) / CPU_LIBRARY)
+    return _compile(cpu_command(cxx, source), Path(out_dir) / name)
 
 
-def build_cross(target: str, out_dir: Path = LIB_DIR) -> Path:
-    """The CPU library of another platform (``target``, a PLATFORMS key), cross-compiled with zig."""
+def build_cross(target: str, out_dir: Path = LIB_DIR, source: Path = SOURCES[0], name: str | None = None) -> Path:
+    """The library ``name`` of ``source`` (default: the splat CPU library) for another platform (``target``, a
+    PLATFORMS key), cross-compiled with zig."""
     zig = find_zig()
     if zig is None:
         raise BuildError(f"zig not found: cross-compiling for {target} needs it; `pip install ziglang` (PyPI) "
                          "or set $ZIG")
-    return _compile(cross_command(zig, target), Path(out_dir) / PLATFORMS[target].library("cpu"))
+    name = name or PLATFORMS[target].library("cpu")
+    return _compile(cross_command(zig, target, source, name), Path(out_dir) / name)
 
 
-def build_for(target: str, out_dir: Path = LIB_DIR) -> Path:
-    """The CPU library of ``target``: with this machine's compiler when it is this machine, else with zig."""
+def build_for(target: str, out_dir: Path = LIB_DIR, source: Path = SOURCES[0], name: str | None = None) -> Path:
+    """The library ``name`` of ``source`` (default: the splat CPU library) for ``target``: with this machine's
+    compiler when it is this machine, else with zig."""
     if target not in PLATFORMS:
         raise BuildError(f"unknown target {target!r}; choose from {', '.join(PLATFORMS)}")
-    return build_cpu(out_dir) if target == host_platform() else build_cross(target, out_dir)
+    if target == host_platform():
+        return build_cpu(out_dir, source, name or CPU_LIBRARY)
+    return build_cross(target, out_dir, source, name)
 
 
 def build_cuda(out_dir: Path = LIB_DIR, archs=DEFAULT_CUDA_ARCHS) -> Path:
@@ -197,21 +203,11 @@ def build_cuda(out_dir: Path = LIB_DIR, archs=DEFAULT_CUDA_ARCHS) -> Path:
 
 
 def build_scorer(target: str | None = None, out_dir: Path = ptm_scores.LIB_DIR) -> Path:
-    """The phone recognition library (core/csrc/ptm_scores.cpp) for ``target`` (a PLATFORMS key; None: this machine),
-    with this machine's compiler when it is this machine, else with zig."""
-    if target is None or target == host_platform():
-        cxx = find_cxx()
-        if cxx is None:
-            raise BuildError("no C++ compiler found (g++, c++ or clang++); install one, e.g. `apt-get install g++`")
-        return _compile(cpu_command(cxx, ptm_scores.SOURCE), Path(out_dir) / ptm_scores.LIBRARY)
-    if target not in PLATFORMS:
-        raise BuildError(f"unknown target {target!r}; choose from {', '.join(PLATFORMS)}")
-    zig = find_zig()
-    if zig is None:
-        raise BuildError(f"zig not found: cross-compiling for {target} needs it; `pip install ziglang` (PyPI) "
-                         "or set $ZIG")
-    name = PLATFORMS[target].scorer()
-    return _compile(cross_command(zig, target, ptm_scores.SOURCE, name), Path(out_dir) / name)
+    """The phone recognition library (core/csrc/ptm_scores.cpp) for ``target`` (a PLATFORMS key; None: this
+    machine, whatever it is), as build_for builds the splat library."""
+    if target is None:
+        return build_cpu(out_dir, ptm_scores.SOURCE, ptm_scores.LIBRARY)
+    return build_for(target, out_dir, ptm_scores.SOURCE, PLATFORMS[target].scorer() if target in PLATFORMS else None)
 
 
 def is_stale(library: Path, sources=SOURCES) -> bool:

@@ -4,8 +4,6 @@ tests/model/test_model_runtime.py.)"""
 
 import json
 import logging
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -475,12 +473,3 @@ def test_a_failing_group_stops_the_others_and_raises(monkeypatch):
         p.sample(samples, sampler.SampleSettings(seed=0))
     assert len(calls) <= 4  # at most the groups handed out (two a thread) ran, never all six
 
-
-def test_a_script_that_loads_the_engine_and_ends_at_once_exits_cleanly():
-    """A script (or `blender -b --python`) that loads the Neural engine and ends before its sessions have loaded:
-    the interpreter used to stop the loading thread inside onnxruntime, which aborted the process (exit code 134,
-    "terminate called without an active exception")."""
-    script = "from facepolicy.core.policy import NeuralEngine; NeuralEngine().policy()"
-    for _ in range(3):
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0 and "terminate called" not in done.stderr, (done.returncode, done.stderr)
