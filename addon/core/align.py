@@ -23,6 +23,7 @@ from .errors import FacePolicyError
 from .phone_lm import PHONE_LM_WEIGHT, bilabial_phone_lm
 from .phones import PHONE_INDEX, SIL, PhoneSegment, normalise_phone
 from .ps_native import BindingAligner, NativeAligner, feed, load_pocketsphinx, native_library
+from .ptm_scores import hook_decoder
 from .transcript import letter_to_sound, plain_ascii, transcript_words
 
 FRAME_RATE = 100  # pocketsphinx frames per second
@@ -30,6 +31,9 @@ MAX_CHUNK = 30.0  # seconds per decoder call
 # Forced alignment follows one line of words, so it can afford beams far wider than recognition's: the default
 # (1e-48) pruned the spoken path of synthetic voices, whose frames score poorly against a model of real speech.
 ALIGN_BEAM = 1e-200
+# The align decoders' settings (no language model: the words' pass searches the transcript's own grammar).
+ALIGN_SETTINGS = {"lm": None, "loglevel": "FATAL", "bestpath": False, "beam": ALIGN_BEAM, "pbeam": ALIGN_BEAM,
+                  "wbeam": ALIGN_BEAM}
 RETRY_PAD = 0.1  # seconds of silence each side of a line whose alignment failed, for a second try
 # Runs of at least DIGITAL_SILENCE exact-zero samples get a noise floor of ±NOISE_FLOOR of 32767 (pcm16).
 DIGITAL_SILENCE = 160
@@ -152,8 +156,11 @@ def merge_silences(result: Alignment) -> None:
 class Aligner:
     """pocketsphinx decoders, created on first use and kept warm. Safe to share between threads (one at a time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, own_scores: bool = True) -> None:
         self._lock = threading.Lock()
+        # Native decoders score through core.ptm_scores's library where it reproduces them (hook_decoder).
+        self._own_scores = own_scores
+        self._hooked = False  # whether the align decoders made so far do
         # Every word added to the align decoder's dictionary (sounded out by letter-to-sound rules, or a foreign
         # word's key): its phones. They stay out of what the dictionary "knows": a line's language and its
         # letter-to-sound note must not depend on the lines before it.
@@ -184,11 +191,21 @@ class Aligner:
     def _new_aligner(self, ps):
         """A forced-alignment decoder: through the C functions where they are exported (core.ps_native: the GIL is
         free while it decodes, and a long line's chunks align on several cores), else the Python binding."""
-        settings = {"lm": None, "loglevel": "FATAL", "bestpath": False, "beam": ALIGN_BEAM, "pbeam": ALIGN_BEAM,
-                    "wbeam": ALIGN_BEAM}
         lib = native_library("alignment")
-        return NativeAligner(lib, ps.Config(**settings).dumps().encode()) if lib else BindingAligner(
-            ps.Decoder(**settings))
+        if not lib:
+            return BindingAligner(ps.Decoder(**ALIGN_SETTINGS))
+        config = ps.Config(**ALIGN_SETTINGS)
+        decoder = NativeAligner(lib, config.dumps().encode())
+        self._hooked = self._own_scores and hook_decoder(decoder.handle, config)
+        return decoder
+
+    @property
+    def scored_here(self) -> bool:
+        """Whether the align decoders score their senones in core.ptm_scores's library (the decoder's own searches
+        over the same scores; an align decoder is made to know)."""
+        with self._lock:
+            self._decoder("align")
+            return self._hooked
 
     def _aligners(self, count: int) -> list:
         """The align decoder and up to ``count`` - 1 more (native ones only), each knowing every added word."""

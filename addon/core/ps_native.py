@@ -105,6 +105,11 @@ class NativeDecoder:
         if not self._ps:
             raise OSError("pocketsphinx could not start a decoder")
 
+    @property
+    def handle(self) -> int:
+        """The decoder's address (a ps_decoder_t*)."""
+        return self._ps
+
     def feed(self, pcm: bytes) -> None:
         """Decode ``pcm`` as one utterance from a fresh front end (the module's ``feed`` rule)."""
         lib, ps = self._lib, self._ps

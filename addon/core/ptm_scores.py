@@ -9,8 +9,13 @@ up once per phone triple through the decoder's own functions (``phone_loop``). T
 for bit, and so are the phones (tests/unit/core/test_ptm_scores.py; every clip of the evaluation sets), in about a
 fifth of the time (bench/bench_recognition.py; docs/BENCHMARKS.md, issue 17).
 
+Forced alignment (core.align) keeps pocketsphinx's own searches, which score only the context-dependent senones they
+have alive and normalise each frame over those; ``hook_decoder`` puts the library's scoring step in the decoder's
+place (fp_ptm_hook), keeping the same state in the decoder's own structures, so the scores are its own, bit for bit,
+and so are the alignments (tests/unit/core/test_align_scores.py), in about a third of the time.
+
 Where the library was not built for this platform, or the model is not the phonetically-tied one this reads, the
-decoders run as before (``scorer()`` is None): the same phones, slower.
+decoders run as before (``scorer()`` is None, hook_decoder False): the same phones, slower.
 """
 
 from __future__ import annotations
@@ -286,6 +291,12 @@ def _library(path: Path = LIB_DIR / LIBRARY):
                        ctypes.c_int32, _P, _P, _I]
     tables.restype = _I
     tables.argtypes = [_P, _P, _P, _P, _I, _P, _P]
+    try:
+        hook = lib.fp_ptm_hook
+    except AttributeError:
+        return None
+    hook.restype = _I
+    hook.argtypes = [_P, _P, _P, _P, _I, _I, _I, _I]
     return lib
 
 
@@ -390,3 +401,20 @@ def scorer(hmm: str, topn: int = 4, varfloor: float = 1e-4, base: float = 1.0001
         return None
     with _lock:
         return _scorer_for(str(hmm), int(topn), float(varfloor), float(base))
+
+
+def hook_decoder(ps: int, config) -> bool:
+    """Whether pocketsphinx decoder ``ps`` (its ps_decoder_t address, a native decoder's) now scores its senones
+    through the library (fp_ptm_hook: the decoder's own searches over the same scores, each frame's Gaussians
+    scored at once): only for the model and settings ``config`` (the decoder's pocketsphinx Config) names when the
+    library reproduces them and the decoder's own Gaussians equal the library's copy; otherwise it is left as it was.
+    Forced alignment (core.align) uses it."""
+    if config["ds"] != 1:
+        return False
+    found = scorer(config["hmm"], config["topn"], config["varfloor"], config["logbase"], config["ds"])
+    if found is None:
+        return False
+    m = found.model
+    n_mgau, n_feat, veclen, n_density = m.mean_t.shape
+    return found._lib.fp_ptm_hook(ps, m.mean_t.ctypes.data, m.prec_t.ctypes.data, m.det.ctypes.data, n_mgau,
+                                  n_feat, veclen, n_density) == 0

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import spec
-from .align import FRAME_RATE, MAX_CHUNK, Alignment, alignment_from_chunks, chunk_bounds, pcm16
+from .align import FRAME_RATE, MAX_CHUNK, Alignment, alignment_from_chunks, chunk_bounds, pcm16, shared_aligner
 from .cpu import cores
 from .errors import Cancelled
 from .fileio import atomic_write_text
@@ -329,18 +329,20 @@ def recognise_chunks(samples: np.ndarray, chunks: list[tuple[int, int]], decoder
 
 
 def scoring_report() -> str:
-    """One line for `facepolicy doctor`: where phone recognition scores and searches here."""
+    """One line for `facepolicy doctor`: where phone recognition scores and searches here, and where transcript
+    alignment scores (core.align: pocketsphinx's searches over the library's scores, or its own)."""
     decoders = shared_decoders()
+    aligned = "compiled scoring" if shared_aligner().scored_here else "pocketsphinx's own"
     if not decoders.parallel:
         return ("pocketsphinx's own, one decoder at a time (this pocketsphinx exports no C functions): the same "
                 "phones, slower")
     if decoders.scored_here:
-        return f"compiled scoring and search ({LIBRARY}), decoders on every core"
+        return f"compiled scoring and search ({LIBRARY}), decoders on every core; transcript alignment: {aligned}"
     if not pocketsphinx_verified():
         return (f"pocketsphinx's own, decoders on every core ({LIBRARY} reproduces pocketsphinx "
-                f"{VERIFIED_MAJOR}.x; this is another version)")
+                f"{VERIFIED_MAJOR}.x; this is another version); transcript alignment: {aligned}")
     return (f"pocketsphinx's own, decoders on every core ({LIBRARY} was not built for this platform or not loaded: "
-            "the same phones, slower; python -m facepolicy.preview.build builds it)")
+            f"the same phones, slower; python -m facepolicy.preview.build builds it); transcript alignment: {aligned}")
 
 
 _shared: PhoneDecoders | None = None

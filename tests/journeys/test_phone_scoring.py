@@ -1,5 +1,6 @@
-"""The compiled phone recognition (core.ptm_scores) as a user meets it: `facepolicy doctor` says whether recognition
-uses it, and a default bake writes the same animation with it as on a platform where it was not built."""
+"""The compiled phone recognition and alignment scoring (core.ptm_scores) as a user meets it: `facepolicy doctor` says
+whether recognition and transcript alignment use it, and a default bake, with a transcript beside the audio or
+without one, writes the same animation with it as on a platform where it was not built."""
 
 from __future__ import annotations
 
@@ -30,16 +31,23 @@ def _scoring_line(stdout: str) -> str:
 
 def test_doctor_says_how_phones_are_scored_and_a_bake_is_the_same_either_way(tmp_path, without_scorer):
     done = facepolicy("doctor", "--no-blender")
-    assert "compiled scoring and search" in _scoring_line(done.stdout), done.stdout
+    line = _scoring_line(done.stdout)
+    assert "compiled scoring and search" in line and "transcript alignment: compiled scoring" in line, done.stdout
     plain = facepolicy("doctor", "--no-blender", env=without_scorer)
-    assert "pocketsphinx's own" in _scoring_line(plain.stdout) and "the same phones, slower" in plain.stdout, \
-        plain.stdout
+    line = _scoring_line(plain.stdout)
+    assert line.startswith("phone scoring") and "pocketsphinx's own" in line.split(";")[0], plain.stdout
+    assert "the same phones, slower" in line and "transcript alignment: pocketsphinx's own" in line, plain.stdout
 
-    wav = tmp_path / "line.wav"
+    wav = tmp_path / "line.wav"  # recognised
     wav.write_bytes(DEMO_WAV.read_bytes())
-    outputs = {}
-    for name, env in (("scored", None), ("plain", without_scorer)):
-        done = facepolicy("bake", wav, "-o", tmp_path / name / "line.csv", env=env)
-        assert done.returncode == 0, done.stdout + done.stderr
-        outputs[name] = (tmp_path / name / "line.csv").read_bytes()
-    assert outputs["scored"] == outputs["plain"]  # the same phones, so the same animation, byte for byte
+    told = tmp_path / "told.wav"  # its transcript beside it: aligned
+    told.write_bytes(DEMO_WAV.read_bytes())
+    told.with_suffix(".txt").write_bytes(DEMO_WAV.with_suffix(".txt").read_bytes())
+    for line in (wav, told):
+        outputs = {}
+        for name, env in (("scored", None), ("plain", without_scorer)):
+            out = tmp_path / name / line.with_suffix(".csv").name
+            done = facepolicy("bake", line, "-o", out, env=env)
+            assert done.returncode == 0, done.stdout + done.stderr
+            outputs[name] = out.read_bytes()
+        assert outputs["scored"] == outputs["plain"], line.name  # the same phones: the same animation, byte for byte

@@ -1,5 +1,6 @@
 // All-phone recognition with pocketsphinx's bundled model, as its decoder does it (core/ptm_scores.py): the acoustic
-// scores of the context-independent senones and the phone-loop search over them.
+// scores of the context-independent senones and the phone-loop search over them; and, for forced alignment, the
+// decoder's own scoring step of every senone its searches ask for (fp_ptm_hook, at the end).
 //
 // pocketsphinx's bundled en-us model is phonetically tied (PTM): every phone has one codebook of Gaussians per
 // feature stream, and a senone's score, per stream, adds its mixture weights to the scores of the codebook's best
@@ -20,6 +21,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 // On x86-64 Linux the exported scoring functions, with everything they call inlined into them, are compiled for AVX2
@@ -404,4 +406,257 @@ FP_EXPORT FP_WIDEST int fp_allphone(const float *feat, int frames, const float *
         segments[3 * k + 2] = exits[i].end;
     }
     return count;
+}
+
+// --- forced alignment: the decoder's own scoring step, with every Gaussian of a codebook scored at once -----------
+//
+// The alignment searches (the words' pass and the phones' pass) are pocketsphinx's own and score context-dependent
+// senones, only those they have alive in a frame, each frame normalised over the codebooks those use. Here the
+// decoder keeps its searches and its bookkeeping; only its phonetically-tied model's scoring step is replaced (the
+// model's function table, copied with that one entry changed) by one that keeps the same state in the decoder's own
+// structures (its per-frame history of each codebook's best densities, its set of codebooks in play) and makes the
+// same numbers in the same order: the best densities found as above (every density scored at once, the decoder's
+// float operations), normalised and clamped as it does, the senones assembled from its own mixture weights with its
+// own log-add table. The layouts below are pocketsphinx 5's (src/acmod.h, src/ptm_mgau.h, src/ms_gauden.h, the
+// decoder's first fields); fp_ptm_hook checks what it can of them against the model before changing anything.
+
+namespace {
+
+struct PsMgauFuncs {
+    const char *name;
+    int (*frame_eval)(void *, int16_t *, uint8_t *, int32_t, float **, int32_t, int32_t);
+    void *transform;
+    void *free_fn;
+};
+struct PsMgau {
+    PsMgauFuncs *vt;
+    int frame_idx;  // the next frame the acoustic model will score for the first time
+};
+struct Gauden {
+    float ****mean;  // [codebook][stream][0]: densities * veclen floats
+    float ****var;   // the same: the precomputed 1/(2 var)
+    float ***det;
+    void *lmath;
+    int32_t n_mgau, n_feat, n_density;
+    int32_t *featlen;
+};
+struct FastEval {
+    Kept ***topn;  // [codebook][stream][topn], one block
+    uint32_t *mgau_active;  // bit per codebook
+};
+struct Ptm {
+    PsMgau base;
+    void *config;
+    Gauden *g;
+    int32_t n_sen;
+    uint8_t *sen2cb;
+    uint8_t ***mixw;  // [stream][density][senone]
+    void *sendump_mmap;
+    uint8_t *mixw_cb;
+    int16_t max_topn, ds_ratio;
+    FastEval *hist, *f;
+    int n_fast_hist;
+    void *lmath_8b;  // its first field is the log-add table's pointer
+    void *lmath;
+};
+struct DecoderHead {
+    void *config;
+    int refcount;
+    void *acmod;
+};
+struct AcmodHead {
+    void *config, *lmath, *strings, *fe, *fcb, *mdef, *tmat;
+    PsMgau *mgau;
+};
+
+struct HookModel {  // the Gaussians in the scorer's layout (core/ptm_scores.py keeps them alive)
+    const float *mean_t = nullptr, *prec_t = nullptr, *det = nullptr;
+    int n_mgau = 0, n_feat = 0, veclen = 0, n_density = 0;
+};
+HookModel g_model;
+PsMgauFuncs g_funcs;  // the model's function table with the scoring step replaced (one model kind per process)
+bool g_funcs_set = false;
+std::mutex g_hook_lock;
+
+constexpr int32_t kWorstScore = (int32_t)0xE0000000;
+
+inline bool bit(const uint32_t *v, int b) { return (v[b / 32] >> (b & 31)) & 1u; }
+
+// Every density of codebook ``m``'s stream ``f`` for observation ``z`` (as score_frame computes them).
+inline void densities(const HookModel &M, int m, int f, const float *z, float *d) {
+    const size_t mf = (size_t)m * M.n_feat + f;
+    const int nd = M.n_density;
+    const float *mu = M.mean_t + mf * M.veclen * nd;
+    const float *pr = M.prec_t + mf * M.veclen * nd;
+    std::memcpy(d, M.det + mf * nd, sizeof(float) * nd);
+    for (int j = 0; j < M.veclen; ++j) {
+        const float zj = z[j];
+        const float *mj = mu + (size_t)j * nd;
+        const float *pj = pr + (size_t)j * nd;
+        for (int c = 0; c < nd; ++c) {
+            const float diff = zj - mj[c];
+            const float sq = diff * diff;
+            const float term = sq * pj[c];
+            d[c] = d[c] - term;
+        }
+    }
+}
+
+// Only the densities ``kept`` (the previous frame's best) of a codebook no senone in play uses, as the decoder
+// scores those again.
+inline void kept_densities(const HookModel &M, int m, int f, const float *z, const Kept *kept, int topn, float *d) {
+    const size_t mf = (size_t)m * M.n_feat + f;
+    const int nd = M.n_density;
+    const float *mu = M.mean_t + mf * M.veclen * nd;
+    const float *pr = M.prec_t + mf * M.veclen * nd;
+    for (int i = 0; i < topn; ++i) {
+        const int c = kept[i].cw;
+        float v = M.det[mf * nd + c];
+        for (int j = 0; j < M.veclen; ++j) {
+            const float diff = z[j] - mu[(size_t)j * nd + c];
+            const float sq = diff * diff;
+            const float term = sq * pr[(size_t)j * nd + c];
+            v = v - term;
+        }
+        d[c] = v;
+    }
+}
+
+}  // namespace
+
+// The replacement scoring step (the decoder calls it through the model's function table): the scores of the
+// senones in ``active`` (deltas, as the decoder lists them; every senone with ``compallsen``) for ``frame``,
+// written into ``senscr`` (one int16 per senone of the model, the best 0).
+FP_EXPORT FP_WIDEST int fp_ptm_frame_eval(void *mgau, int16_t *senscr, uint8_t *active, int32_t n_active,
+                                          float **featbuf, int32_t frame, int32_t compallsen) {
+    Ptm *s = static_cast<Ptm *>(mgau);
+    const HookModel &M = g_model;
+    const int nm = M.n_mgau, nf = M.n_feat, topn = s->max_topn;
+    const int slot = frame % s->n_fast_hist;
+    s->f = s->hist + slot;
+    Kept *kept = s->f->topn[0][0];
+    uint32_t *play = s->f->mgau_active;
+    const int words = (nm + 31) / 32;
+    if (frame >= s->base.frame_idx) {  // a new frame: its best densities from the previous frame's
+        const FastEval *last = slot == 0 ? s->hist + s->n_fast_hist - 1 : s->hist + slot - 1;
+        std::memcpy(kept, last->topn[0][0], sizeof(Kept) * nm * nf * topn);
+        if (compallsen) {
+            std::memset(play, 0xff, sizeof(uint32_t) * words);
+        } else {
+            std::memset(play, 0, sizeof(uint32_t) * words);
+            for (int32_t i = 0, sen = 0; i < n_active; ++i) {
+                sen += active[i];
+                const int cb = s->sen2cb[sen];
+                play[cb / 32] |= 1u << (cb & 31);
+            }
+        }
+        float d[kMaxDensity];
+        for (int m = 0; m < nm; ++m) {
+            const bool on = bit(play, m);
+            for (int f = 0; f < nf; ++f) {
+                Kept *k = kept + ((size_t)m * nf + f) * topn;
+                if (on)
+                    densities(M, m, f, featbuf[f], d);
+                else
+                    kept_densities(M, m, f, featbuf[f], k, topn, d);
+                keep_best(d, M.n_density, topn, k, on);
+            }
+        }
+        for (int f = 0; f < nf; ++f) {  // normalised per stream over the codebooks in play, then clamped
+            int32_t norm = kWorstScore;
+            for (int m = 0; m < nm; ++m)
+                if (bit(play, m) && norm < (kept[((size_t)m * nf + f) * topn].score >> kShift))
+                    norm = kept[((size_t)m * nf + f) * topn].score >> kShift;
+            for (int m = 0; m < nm; ++m) {
+                if (!bit(play, m)) continue;
+                Kept *k = kept + ((size_t)m * nf + f) * topn;
+                for (int j = 0; j < topn; ++j) {
+                    int32_t v = -((k[j].score >> kShift) - norm);
+                    k[j].score = v > kMaxNegAscr ? kMaxNegAscr : v;
+                }
+            }
+        }
+    }
+    const uint8_t *table = *static_cast<uint8_t **>(s->lmath_8b);
+    std::memset(senscr, 0, sizeof(int16_t) * s->n_sen);
+    const int32_t n = compallsen ? s->n_sen : n_active;
+    int32_t best = 0x7fffffff;
+    for (int32_t i = 0, sen = 0; i < n; ++i) {
+        sen = compallsen ? i : sen + active[i];
+        const int cb = s->sen2cb[sen];
+        Kept *kb = kept + (size_t)cb * nf * topn;
+        if (!bit(play, cb))  // a past frame's codebook that was not in play then
+            for (int j = 0; j < nf * topn; ++j) kb[j].score = kMaxNegAscr;
+        int32_t ascore = 0;
+        for (int f = 0; f < nf; ++f) {
+            const Kept *k = kb + (size_t)f * topn;
+            int32_t den = 0;
+            for (int j = 0; j < topn; ++j) {
+                const int32_t v = s->mixw[f][k[j].cw][sen] + k[j].score;
+                if (j == 0) {
+                    den = v;
+                } else {  // the decoder's log-add over its own table
+                    den = den > v ? v - table[den - v] : den - table[v - den];
+                }
+            }
+            ascore += den;
+        }
+        if (ascore < best) best = ascore;
+        senscr[sen] = (int16_t)ascore;
+    }
+    for (int32_t i = 0; i < s->n_sen; ++i) senscr[i] = (int16_t)(senscr[i] - best);
+    return 0;
+}
+
+// Puts fp_ptm_frame_eval in place of the scoring step of decoder ``ps`` (a ps_decoder_t*), whose model must be the
+// phonetically-tied one whose Gaussians are given (the scorer's layout, as fp_ptm_senones takes them): the
+// decoder's own means, precisions and normalisers are compared with them, value for value, and its sizes and
+// settings checked (one density search per frame, unclustered weights). Returns 0 when the decoder now scores
+// here, or a negative number when it was left as it was: -1 sizes, -2 not a phonetically-tied model, -3 another
+// model's numbers, -4 settings not reproduced, -5 another model already hooked in this process.
+FP_EXPORT int fp_ptm_hook(void *ps, const float *mean_t, const float *prec_t, const float *det, int n_mgau,
+                          int n_feat, int veclen, int n_density) {
+    if (!ps || !sizes_ok(n_mgau, n_feat, n_density, 1)) return -1;
+    const AcmodHead *acmod = static_cast<const AcmodHead *>(static_cast<const DecoderHead *>(ps)->acmod);
+    if (!acmod || !acmod->mgau || !acmod->mgau->vt) return -2;
+    PsMgau *base = acmod->mgau;
+    const bool ours = base->vt == &g_funcs;
+    if (!ours && (!base->vt->name || std::strcmp(base->vt->name, "ptm") != 0)) return -2;
+    Ptm *s = reinterpret_cast<Ptm *>(base);
+    const Gauden *g = s->g;
+    if (!g || g->n_mgau != n_mgau || g->n_feat != n_feat || g->n_density != n_density) return -3;
+    for (int f = 0; f < n_feat; ++f)
+        if (g->featlen[f] != veclen) return -3;
+    if (s->ds_ratio != 1 || s->mixw_cb || s->max_topn < 1 || s->max_topn > n_density || s->n_fast_hist < 1 ||
+        s->n_sen < 1 || !s->lmath_8b)
+        return -4;
+    for (int m = 0; m < n_mgau; ++m)
+        for (int f = 0; f < n_feat; ++f) {
+            const size_t mf = (size_t)m * n_feat + f;
+            const float *mu = g->mean[m][f][0], *va = g->var[m][f][0], *de = g->det[m][f];
+            for (int c = 0; c < n_density; ++c) {
+                if (std::memcmp(&de[c], &det[mf * n_density + c], sizeof(float)) != 0) return -3;
+                for (int j = 0; j < veclen; ++j) {
+                    const size_t t = (mf * veclen + j) * n_density + c;
+                    if (std::memcmp(&mu[c * veclen + j], &mean_t[t], sizeof(float)) != 0 ||
+                        std::memcmp(&va[c * veclen + j], &prec_t[t], sizeof(float)) != 0)
+                        return -3;
+                }
+            }
+        }
+    // The first hook sets the model and the table for the process; later ones (other decoders, other threads) only
+    // check that theirs are the same, so a decoder already scoring here never sees them change.
+    std::lock_guard<std::mutex> guard(g_hook_lock);
+    if (g_model.mean_t && (g_model.mean_t != mean_t || g_model.prec_t != prec_t || g_model.det != det)) return -5;
+    if (ours) return 0;
+    if (g_funcs_set && (g_funcs.free_fn != base->vt->free_fn || g_funcs.transform != base->vt->transform))
+        return -5;
+    if (!g_model.mean_t) g_model = HookModel{mean_t, prec_t, det, n_mgau, n_feat, veclen, n_density};
+    if (!g_funcs_set) {
+        g_funcs = *base->vt;
+        g_funcs.frame_eval = fp_ptm_frame_eval;
+        g_funcs_set = true;
+    }
+    base->vt = &g_funcs;
+    return 0;
 }
