@@ -34,6 +34,8 @@ ALIGN_BEAM = 1e-200
 # The align decoders' settings (no language model: the words' pass searches the transcript's own grammar).
 ALIGN_SETTINGS = {"lm": None, "loglevel": "FATAL", "bestpath": False, "beam": ALIGN_BEAM, "pbeam": ALIGN_BEAM,
                   "wbeam": ALIGN_BEAM}
+# The word recogniser's (the Phonetic engine's accurate mode): pocketsphinx's defaults, its US-English language model.
+WORD_SETTINGS = {"loglevel": "FATAL"}
 RETRY_PAD = 0.1  # seconds of silence each side of a line whose alignment failed, for a second try
 # Runs of at least DIGITAL_SILENCE exact-zero samples get a noise floor of ±NOISE_FLOOR of 32767 (pcm16).
 DIGITAL_SILENCE = 160
@@ -185,18 +187,22 @@ class Aligner:
                                           bestpath=False, lw=PHONE_LM_WEIGHT)
             return self._phones
         if self._words is None:
-            self._words = ps.Decoder(loglevel="FATAL")
+            self._words = self._new_aligner(ps, WORD_SETTINGS)
         return self._words
 
-    def _new_aligner(self, ps):
-        """A forced-alignment decoder: through the C functions where they are exported (core.ps_native: the GIL is
-        free while it decodes, and a long line's chunks align on several cores), else the Python binding."""
+    def _new_aligner(self, ps, settings: dict = ALIGN_SETTINGS):
+        """A forced-alignment decoder (``settings``: WORD_SETTINGS for the word recogniser): through the C functions
+        where they are exported (core.ps_native: the GIL is free while it decodes, a long line's chunks align on
+        several cores, and the senones are scored in core.ptm_scores's library where it reproduces them), else the
+        Python binding."""
         lib = native_library("alignment")
         if not lib:
-            return BindingAligner(ps.Decoder(**ALIGN_SETTINGS))
-        config = ps.Config(**ALIGN_SETTINGS)
+            return BindingAligner(ps.Decoder(**settings))
+        config = ps.Config(**settings)
         decoder = NativeAligner(lib, config.dumps().encode())
-        self._hooked = self._own_scores and hook_decoder(decoder.handle, config)
+        hooked = self._own_scores and hook_decoder(decoder.handle, config)
+        if settings is ALIGN_SETTINGS:
+            self._hooked = hooked
         return decoder
 
     @property
@@ -426,28 +432,21 @@ class Aligner:
             off = lo / rate
             pcm = pcm16(samples[lo:hi])
             with self._lock:
-                d = self._decoder("words")
-                feed(d, pcm)
-                alignment = None
-                if d.hyp() is not None and d.hyp().hypstr.strip():
-                    d.set_alignment()  # phone-level pass constrained to the recognised words
-                    feed(d, pcm)
-                    alignment = d.get_alignment()
-                    d.activate_search()  # back to the language model for the next chunk
-            if alignment is None:
+                # the words heard, then the phones' pass constrained to them
+                entries = self._decoder("words").recognise(pcm)
+            if entries is None:
                 result.phones.append(PhoneSegment(SIL, off, hi / rate))
                 result.confidence.append(1.0)
             else:
-                for w in alignment:
-                    name = re.sub(r"\(\d+\)$", "", w.name)
+                for word, start, duration, children in entries:
+                    name = re.sub(r"\(\d+\)$", "", word)
                     if not name.startswith(("<", "[")):
-                        result.words.append((name, off + w.start / FRAME_RATE,
-                                             off + (w.start + w.duration) / FRAME_RATE))
-                    for p in w:
-                        label = p.name.lower().rstrip("012")
-                        s = off + p.start / FRAME_RATE
+                        result.words.append((name, off + start / FRAME_RATE, off + (start + duration) / FRAME_RATE))
+                    for label, p_start, p_duration, _ in children:
+                        label = label.lower().rstrip("012")
+                        s = off + p_start / FRAME_RATE
                         result.phones.append(PhoneSegment(label if label in PHONE_INDEX else SIL, s,
-                                                          s + p.duration / FRAME_RATE))
+                                                          s + p_duration / FRAME_RATE))
                         result.confidence.append(1.0)
             if progress:
                 progress((k + 1) / len(bounds))

@@ -66,7 +66,7 @@ ALIGNMENT = {
     "ps_get_alignment": (_V, [_V]), "ps_alignment_words": (_V, [_V]),
     "ps_alignment_iter_name": (ctypes.c_char_p, [_V]), "ps_alignment_iter_seg": (ctypes.c_int, [_V, _IP, _IP]),
     "ps_alignment_iter_next": (_V, [_V]), "ps_alignment_iter_children": (_V, [_V]),
-    "ps_alignment_iter_free": (ctypes.c_int, [_V]),
+    "ps_alignment_iter_free": (ctypes.c_int, [_V]), "ps_activate_search": (ctypes.c_int, [_V, ctypes.c_char_p]),
 }
 
 
@@ -225,6 +225,19 @@ class NativeAligner(NativeDecoder):
             word = lib.ps_alignment_iter_next(word)
         return out
 
+    def recognise(self, pcm: bytes) -> list[tuple[str, int, int, list[tuple[str, int, int, int]]]] | None:
+        """Word recognition of ``pcm`` with the decoder's language model, then the phones' pass over the words it
+        heard: align_phones's entries, or None when it heard no words. The decoder is back on its language model
+        after."""
+        self.feed(pcm)
+        hyp = self._lib.ps_get_hyp(self._ps, ctypes.byref(ctypes.c_int32()))
+        if hyp is None or not hyp.strip():
+            return None
+        try:
+            return self.align_phones(pcm)
+        finally:
+            self._lib.ps_activate_search(self._ps, None)
+
 
 def feed(decoder, pcm: bytes) -> None:
     """Decode ``pcm`` as one utterance on a Python-binding ``decoder``, from a fresh front end.
@@ -281,3 +294,13 @@ class BindingAligner:
         if alignment is None:
             return None
         return [(w.name, w.start, w.duration, [(p.name, p.start, p.duration, p.score) for p in w]) for w in alignment]
+
+    def recognise(self, pcm: bytes) -> list[tuple[str, int, int, list[tuple[str, int, int, int]]]] | None:
+        self.feed(pcm)
+        hyp = self._d.hyp()
+        if hyp is None or not hyp.hypstr.strip():
+            return None
+        try:
+            return self.align_phones(pcm)
+        finally:
+            self._d.activate_search()

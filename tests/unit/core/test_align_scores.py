@@ -105,3 +105,12 @@ def test_a_decoder_whose_model_differs_is_left_as_it_was(aligners):
                                   sizes[0] - 1, *sizes[1:]) == -3
     config["ds"] = 2  # frame downsampling: scores the library does not make
     assert not ptm_scores.hook_decoder(decoder.handle, config)
+
+
+def test_word_recognition_scored_here_hears_what_the_decoder_hears(aligners):
+    """The Phonetic engine's accurate mode: word recognition, then the phones' pass over the words heard."""
+    own, plain = aligners
+    samples, _ = _line(LINES[-1])
+    a, b = own.recognise_words(samples), plain.recognise_words(samples)
+    assert a.words and a.words == b.words
+    assert [(p.phone, p.start, p.end) for p in a.phones] == [(p.phone, p.start, p.end) for p in b.phones]
