@@ -91,7 +91,7 @@ def _add_bake(subparsers) -> None:
                    help="without a transcript. Neural: accurate (default) adds pocketsphinx phone recognition and "
                    "exact lip closures, fast listens with the model alone (about 1.6x faster). Phonetic: fast "
                    "(default) recognises phones (the model's audio encoder adds closures recognition missed), "
-                   "accurate recognises words and aligns them (about 16x slower)")
+                   "accurate recognises words and aligns them (about 12x slower)")
     p.add_argument("--emotion", default="neutral", choices=EMOTIONS,
                    help="emotion preset (default: neutral); the Phonetic engine shapes brows and mouth corners, "
                    "the Neural engine conditions on it")

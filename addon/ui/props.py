@@ -104,7 +104,7 @@ class FacePolicySettings(bpy.types.PropertyGroup):
         ("DEFAULT", "Default", "The engine's own choice: Accurate for Neural, Fast for Phonetic"),
         ("FAST", "Fast", "Neural: the model alone, about a second per minute of speech. Phonetic: phone recognition"),
         ("ACCURATE", "Accurate", "Neural: plus phone recognition and exact lip closures, about 1.6 times the time. "
-         "Phonetic: word recognition, then alignment, about 16 times slower"),
+         "Phonetic: word recognition, then alignment, about 12 times slower"),
     ), default="DEFAULT")
     seed: IntProperty(name="Seed", default=0, min=0, description="Variation; New Take bakes with the next seed")
     use_lips: BoolProperty(name="Lips", default=True, description="Jaw, mouth, cheeks and tongue")
