@@ -78,6 +78,25 @@ void keep_best(const float *d, int n_density, int topn, Kept *kept, bool search)
     }
 }
 
+// Every density of one codebook's stream for observation ``z`` (``veclen`` dimensions): ``mu`` and ``pr`` hold
+// (veclen, n_density) means and precisions, ``det`` the n_density normalisers. Each density is its normaliser less
+// the terms of the dimensions in order, as the decoder sums them (every density on its own vector lane).
+inline void densities(const float *z, const float *mu, const float *pr, const float *det, int veclen,
+                      int n_density, float *d) {
+    std::memcpy(d, det, sizeof(float) * n_density);
+    for (int j = 0; j < veclen; ++j) {  // dimension by dimension, as the decoder sums them
+        const float zj = z[j];
+        const float *mj = mu + (size_t)j * n_density;
+        const float *pj = pr + (size_t)j * n_density;
+        for (int c = 0; c < n_density; ++c) {
+            const float diff = zj - mj[c];
+            const float sq = diff * diff;
+            const float term = sq * pj[c];
+            d[c] = d[c] - term;
+        }
+    }
+}
+
 inline int32_t log_add(const uint8_t *table, int32_t x, int32_t y) {  // negated log probabilities, both < 256
     return x > y ? y - table[x - y] : x - table[y - x];
 }
@@ -97,21 +116,8 @@ void score_frame(const float *x, const float *mean_t, const float *prec_t, const
     for (int m = 0; m < n_mgau; ++m) {
         for (int f = 0; f < n_feat; ++f) {
             const size_t mf = (size_t)m * n_feat + f;
-            const float *z = x + f * veclen;
-            const float *mu = mean_t + mf * veclen * n_density;
-            const float *pr = prec_t + mf * veclen * n_density;
-            std::memcpy(d, det + mf * n_density, sizeof(float) * n_density);
-            for (int j = 0; j < veclen; ++j) {  // dimension by dimension, as the decoder sums them
-                const float zj = z[j];
-                const float *mj = mu + (size_t)j * n_density;
-                const float *pj = pr + (size_t)j * n_density;
-                for (int c = 0; c < n_density; ++c) {
-                    const float diff = zj - mj[c];
-                    const float sq = diff * diff;
-                    const float term = sq * pj[c];
-                    d[c] = d[c] - term;
-                }
-            }
+            densities(x + f * veclen, mean_t + mf * veclen * n_density, prec_t + mf * veclen * n_density,
+                      det + mf * n_density, veclen, n_density, d);
             Kept *k = kept + mf * topn;
             keep_best(d, n_density, topn, k, play[m] != 0);
             if (play[m]) {
@@ -483,23 +489,10 @@ constexpr int32_t kWorstScore = (int32_t)0xE0000000;
 inline bool bit(const uint32_t *v, int b) { return (v[b / 32] >> (b & 31)) & 1u; }
 
 // Every density of codebook ``m``'s stream ``f`` for observation ``z`` (as score_frame computes them).
-inline void densities(const HookModel &M, int m, int f, const float *z, float *d) {
+inline void all_densities(const HookModel &M, int m, int f, const float *z, float *d) {
     const size_t mf = (size_t)m * M.n_feat + f;
-    const int nd = M.n_density;
-    const float *mu = M.mean_t + mf * M.veclen * nd;
-    const float *pr = M.prec_t + mf * M.veclen * nd;
-    std::memcpy(d, M.det + mf * nd, sizeof(float) * nd);
-    for (int j = 0; j < M.veclen; ++j) {
-        const float zj = z[j];
-        const float *mj = mu + (size_t)j * nd;
-        const float *pj = pr + (size_t)j * nd;
-        for (int c = 0; c < nd; ++c) {
-            const float diff = zj - mj[c];
-            const float sq = diff * diff;
-            const float term = sq * pj[c];
-            d[c] = d[c] - term;
-        }
-    }
+    densities(z, M.mean_t + mf * M.veclen * M.n_density, M.prec_t + mf * M.veclen * M.n_density,
+              M.det + mf * M.n_density, M.veclen, M.n_density, d);
 }
 
 // Only the densities ``kept`` (the previous frame's best) of a codebook no senone in play uses, as the decoder
@@ -556,7 +549,7 @@ FP_EXPORT FP_WIDEST int fp_ptm_frame_eval(void *mgau, int16_t *senscr, uint8_t *
             for (int f = 0; f < nf; ++f) {
                 Kept *k = kept + ((size_t)m * nf + f) * topn;
                 if (on)
-                    densities(M, m, f, featbuf[f], d);
+                    all_densities(M, m, f, featbuf[f], d);
                 else
                     kept_densities(M, m, f, featbuf[f], k, topn, d);
                 keep_best(d, M.n_density, topn, k, on);
