@@ -36,6 +36,9 @@ ARTICULATION_SMOOTHING = 0.015
 # Seconds: a closure the audio encoder is sure of inside a recognised pause lets the prior go only this near the
 # pause's end (prior_hold).
 PAUSE_TAIL = 0.1
+# Seconds of a recognised vowel on either side of a closure the audio encoder is sure of, for prior_hold to take the
+# vowel for two around a closure (one encoder frame).
+VOWEL_AROUND = 0.02
 
 
 def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS, confidence=None) -> np.ndarray:
@@ -53,28 +56,36 @@ def vowel_mask(phones, n_frames: int, fps: float = spec.MODEL_FPS, confidence=No
 def prior_hold(evidence: Alignment, vowels: np.ndarray, fps: float = spec.MODEL_FPS) -> np.ndarray:
     """0..1 per frame: how much the phonetic prior and the jaw floor hold the mouth (SampleSettings.prior_weight
     scales it). 0 on the frames where the audio encoder is sure of a lip closure (``evidence.closures``: the frames
-    whose centre lies in one, or the frame holding a shorter one's middle) outside the evidence's vowels
-    (``vowels``: its vowel_mask, one value per frame), so the model's own closure shows there; 1 elsewhere. Inside a
-    recognised pause only within PAUSE_TAIL of its end, and only where speech follows (a p or b starting the next
-    words hides there; elsewhere in a pause, the audio's start included, the prior's mouth is at rest already)."""
+    whose centre lies in one, or the frame holding a shorter one's middle), so the model's own closure shows there;
+    1 elsewhere. Not on the evidence's vowels (``vowels``: its vowel_mask, one value per frame), unless the closure
+    lies within one recognised vowel with at least VOWEL_AROUND of it on either side: recognition heard a closure
+    between two vowels as one long vowel (Swedish "mormor"), while a closure that reaches past a vowel's edge leaves
+    the vowel its opening. Inside a recognised pause only within PAUSE_TAIL of its end, and only where speech
+    follows (a p or b starting the next words hides there; elsewhere in a pause, the audio's start included, the
+    prior's mouth is at rest already). Nothing is sealed here: where it lets go, the model decides."""
     n_frames = len(vowels)
     sure = np.zeros(n_frames)
+    within = np.zeros(n_frames)  # frames of a closure inside one recognised vowel
     phones = evidence.phones
     starts = np.array([p.start for p in phones])
     for s, e in evidence.closures:
         k = max(0, int(np.searchsorted(starts, s, side="right")) - 1)  # phones in time order, not overlapping
-        pauses = []
+        pauses, hosts = [], []
         while k < len(phones) and phones[k].start < e:
-            if phones[k].end > s and phones[k].phone == SIL:
-                pauses.append(k)
+            if phones[k].end > s:
+                (pauses if phones[k].phone == SIL else hosts).append(k)
             k += 1
         if any(k + 1 == len(phones) or phones[k].end - e > PAUSE_TAIL for k in pauses):
             continue
         a, b = int(np.ceil(s * fps - 0.5)), int(np.ceil(e * fps - 0.5))  # frames whose centre is in [s, e)
         if b <= a:
             a, b = int(0.5 * (s + e) * fps), int(0.5 * (s + e) * fps) + 1
-        sure[max(0, a) : max(0, min(b, n_frames))] = 1.0
-    return 1.0 - sure * (1.0 - np.asarray(vowels, np.float64))
+        a, b = max(0, a), max(0, min(b, n_frames))
+        sure[a:b] = 1.0
+        if len(hosts) == 1 and phones[hosts[0]].phone in VOWELS and not pauses and \
+                phones[hosts[0]].start + VOWEL_AROUND <= s and e <= phones[hosts[0]].end - VOWEL_AROUND:
+            within[a:b] = 1.0
+    return 1.0 - sure * np.maximum(within, 1.0 - np.asarray(vowels, np.float64))
 
 
 def smooth_articulation(states: np.ndarray, sigma: float = ARTICULATION_SMOOTHING,

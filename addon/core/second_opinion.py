@@ -55,11 +55,13 @@ VOWEL_MIN_FRAMES = 3
 # espeak-ng's; over the real clips 4, 3 of them over a vowel, and 5 in the held-out TTS draw, 4 over a vowel).
 VOWEL_HOSTS = (SIL, "l")
 # Where the encoder is at least this sure of a closure in a frame (P(p)+P(b)+P(m)) the Neural engine's phonetic prior
-# lets go outside the evidence's vowels (in a pause only just before speech: core.neural.prior_hold), so the model's
-# own closure shows where recognition heard another consonant or nothing: French p and b heard as k, l or silence
-# (20 ms in espeak-ng's voice: often one encoder frame, too short to add as a phone). Nothing is sealed there: on
-# real speech the encoder is that sure in some frames without a closure (the "ld" of "old"), and there the model
-# decides (no real open vowel or pause was lost). Issue 17, docs/BENCHMARKS.md (eleventh session).
+# lets go (in a pause only just before speech: core.neural.prior_hold), so the model's own closure shows where
+# recognition heard another consonant or nothing: French p and b heard as k, l or silence (20 ms in espeak-ng's
+# voice: often one encoder frame, too short to add as a phone), and, inside a recognised vowel, a closure between two
+# vowels heard as one (Swedish "mormor"; of such runs on the development set 95 of 107 lie on a bilabial, on the
+# real clips 2 of 5, in the held-out TTS draw 3 of 10). Nothing is sealed there: on real speech the encoder is that
+# sure in some frames without a closure (the "ld" of "old"), and there the model decides (no real open vowel or
+# pause was lost). Issue 17, docs/BENCHMARKS.md (eleventh and seventeenth sessions).
 SURE_CLOSURE = 0.9
 # The encoder's columns the second opinion reads (core.listener's phone_probs): p, b, m, sil, then every vowel.
 OPINION_VOWELS = tuple(p for p in PHONES if p in VOWELS)

@@ -313,6 +313,16 @@ def test_a_closure_the_encoder_is_sure_of_shows_though_recognition_missed_it(tmp
     assert not missed, f"the lips stay open at {at} s: {utt.text}"
 
 
+# A closure between two vowels that recognition heard as one long vowel, and that the encoder is sure of for a frame
+# inside it: the Swedish /m/ of "mormor" (heard as one "uw" of 0.26 s). The prior and the jaw floor held the vowel
+# open over it; now they let go where the closure lies inside one recognised vowel (core.neural.prior_hold).
+def test_a_closure_inside_what_recognition_heard_as_one_vowel_shows(tmp_path):
+    from facepolicy.core.phones import BILABIALS
+
+    utt, _, missed = baked_dev_clip(tmp_path, "sv", 2, 1, BILABIALS, 2.83)
+    assert not missed, f"the lips stay open in 'mormor': {utt.text}"
+
+
 # Polish "o" that recognition heard as a dark l: the mouth stayed shut over it (the evidence had no vowel there, so
 # neither the prior nor the jaw floor opened it); the encoder hears the vowel (core.second_opinion.VOWEL_HOSTS).
 # (pair of sentences, voicing, the vowel's time)
