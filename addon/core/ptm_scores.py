@@ -368,6 +368,12 @@ _lock = threading.Lock()
 VERIFIED_MAJOR = "5"
 
 
+# The pocketsphinx releases whose structures fp_ptm_hook reads (the decoder's first fields, its acoustic model's, the
+# phonetically-tied model's, its Gaussians' and log tables'): unchanged from 5.0.0 to 5.1.1 in pocketsphinx's history,
+# checked on 5.1.1. A later release may lay them out otherwise: its decoders score themselves.
+HOOK_VERIFIED = ("5.0", "5.1")
+
+
 def _pocketsphinx_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -409,7 +415,7 @@ def hook_decoder(ps: int, config) -> bool:
     scored at once): only for the model and settings ``config`` (the decoder's pocketsphinx Config) names when the
     library reproduces them and the decoder's own Gaussians equal the library's copy; otherwise it is left as it was.
     Forced alignment (core.align) uses it."""
-    if config["ds"] != 1:
+    if config["ds"] != 1 or ".".join(_pocketsphinx_version().split(".")[:2]) not in HOOK_VERIFIED:
         return False
     found = scorer(config["hmm"], config["topn"], config["varfloor"], config["logbase"], config["ds"])
     if found is None:

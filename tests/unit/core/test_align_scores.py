@@ -114,3 +114,13 @@ def test_word_recognition_scored_here_hears_what_the_decoder_hears(aligners):
     a, b = own.recognise_words(samples), plain.recognise_words(samples)
     assert a.words and a.words == b.words
     assert [(p.phone, p.start, p.end) for p in a.phones] == [(p.phone, p.start, p.end) for p in b.phones]
+
+
+def test_a_pocketsphinx_whose_structures_were_not_read_aligns_itself(aligners, monkeypatch):
+    ps = load_pocketsphinx()
+    config = ps.Config(**ALIGN_SETTINGS)
+    decoder = NativeAligner(native_library("alignment"), config.dumps().encode())
+    monkeypatch.setattr(ptm_scores, "_pocketsphinx_version", lambda: "5.2.0")
+    assert not ptm_scores.hook_decoder(decoder.handle, config)
+    monkeypatch.setattr(ptm_scores, "_pocketsphinx_version", lambda: "5.0.4")
+    assert ptm_scores.hook_decoder(decoder.handle, config)
