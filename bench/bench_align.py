@@ -38,13 +38,13 @@ def signature(result) -> tuple:
 
 def clips(tts: int) -> list[tuple[str, object]]:
     """(language code, clip) of every evaluation clip with a transcript whose language is aligned."""
-    from facepolicy.core.letters import ALIGNED
+    from facepolicy.core.letters import is_aligned
     from model import evaluate_phonetic as ep
     from model.data import languages
 
     out = [("en", c) for c in ep.arctic_clips() + ep.librivox_clips() + ep.testdata_clips() + ep.tts_clips(tts)]
     for lang in languages.LANGUAGES:
-        if lang.code == "en" or lang.code in ALIGNED:
+        if is_aligned(lang.code):
             out += [(lang.code, c) for c in ep.folder_clips(languages.build_language(lang, ROOT / "cache" /
                                                                                     "languages"))]
     return [(code, c) for code, c in out if c.transcript]

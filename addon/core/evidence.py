@@ -189,7 +189,7 @@ def gather_evidence(samples: np.ndarray, transcript: str | None, recognise: str 
     language = None
     if text:
         language = language_as_told(told) if told else transcript_language(text, shared_aligner().in_dictionary)
-    by_ear = language is not None and not language.english and language.code in letters.ALIGNED
+    by_ear = language is not None and not language.english and letters.is_aligned(language.code)
     probs, ear, encoded, columns, rate = _listen(samples, listener, bool(text), by_ear, recognise, warnings, cancel,
                                                  keep_features)
     speech = speech_frames(samples, None if probs is None else probs[:, columns.index(SIL)], rate,
@@ -280,7 +280,7 @@ def _use_transcript(samples, text: str, language, probs, ear, rate: float, recog
     aligner: Aligner = shared_aligner()
     instead = _INSTEAD[recognise]
     if not language.english:
-        if language.code not in letters.ALIGNED:
+        if not letters.is_aligned(language.code):
             if language.reason == CHINESE_CHARACTERS:  # the reason says already how to write it
                 warnings.append(f"the transcript {language.reason}, so {instead}")
                 return None, None

@@ -14,7 +14,7 @@ from bpy.props import (
 
 from ..blender import sound
 from ..core import engine as core_engine
-from ..core.letters import ALIGNED, settable_languages
+from ..core.letters import is_aligned, settable_languages
 from ..core.letters.words import LANGUAGE_NAMES
 from ..core.spec import EMOTIONS
 
@@ -22,7 +22,7 @@ from ..core.spec import EMOTIONS
 # transcript in one whose transcripts are not aligned is not used, as when it is detected.
 TRANSCRIPT_LANGUAGES = (("AUTO", "Detect", "Tell the transcript's language from its words and letters"),
                         *((code, LANGUAGE_NAMES[code], f"The transcript is in {LANGUAGE_NAMES[code]}"
-                           + ("" if code == "en" or code in ALIGNED else
+                           + ("" if is_aligned(code) else
                               f" ({LANGUAGE_NAMES[code]} transcripts are not aligned: the line is animated as "
                               "without one, and the report says so)"))
                           for code in settable_languages()))

@@ -46,6 +46,11 @@ _WORDS = re.compile(r"[^\W\d_]+")
 _PHRASE_END = re.compile(r"[.,;:!?¿¡()\u2014\u2026\"、。！？]")
 
 
+def is_aligned(code: str) -> bool:
+    """Whether transcripts in the language ``code`` are aligned: English's, and the ALIGNED languages'."""
+    return code == "en" or code in ALIGNED
+
+
 def aligned_languages(conjunction: str = "and") -> str:
     """The languages whose transcripts are aligned, for a sentence: "English, Spanish and Italian"."""
     names = ["English", *(LANGUAGE_NAMES[code] for code in ALIGNED)]
@@ -64,7 +69,7 @@ _OTHER_NAMES = {"mandarin": "zh", "chinese": "zh", "pinyin": "zh"}
 def settable_languages() -> tuple[str, ...]:
     """The codes a user may set (the CLI, the manifest, the panel): English, the ALIGNED languages, then the others
     FacePolicy can tell (their transcripts are not aligned)."""
-    return ("en", *ALIGNED, *(code for code in LANGUAGE_NAMES if code != "en" and code not in ALIGNED))
+    return ("en", *ALIGNED, *(code for code in LANGUAGE_NAMES if not is_aligned(code)))
 
 
 def told_language(value: str | None) -> str | None:

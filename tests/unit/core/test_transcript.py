@@ -121,10 +121,11 @@ def test_an_unknown_told_language_is_one_sentence_naming_the_choices():
 
 def test_a_language_whose_transcripts_are_not_aligned_can_be_set():
     """Dutch is set as it is detected; its transcripts are not aligned (core.evidence says so on the line)."""
-    from facepolicy.core.letters import ALIGNED, settable_languages, told_language
+    from facepolicy.core.letters import ALIGNED, is_aligned, settable_languages, told_language
     from facepolicy.core.letters.words import LANGUAGE_NAMES
 
-    assert told_language("Dutch") == told_language("NL") == "nl" and "nl" not in ALIGNED
+    assert told_language("Dutch") == told_language("NL") == "nl" and not is_aligned("nl")
+    assert is_aligned("en") and all(is_aligned(code) for code in ALIGNED)
     assert settable_languages()[: len(ALIGNED) + 1] == ("en", *ALIGNED)
     assert sorted(settable_languages()) == sorted(LANGUAGE_NAMES)
 
