@@ -296,6 +296,7 @@ class BindingAligner:
         return [(w.name, w.start, w.duration, [(p.name, p.start, p.duration, p.score) for p in w]) for w in alignment]
 
     def recognise(self, pcm: bytes) -> list[tuple[str, int, int, list[tuple[str, int, int, int]]]] | None:
+        """NativeAligner.recognise through the binding."""
         self.feed(pcm)
         hyp = self._d.hyp()
         if hyp is None or not hyp.hypstr.strip():

@@ -332,10 +332,10 @@ def scoring_report() -> str:
     """One line for `facepolicy doctor`: where phone recognition scores and searches here, and where transcript
     alignment scores (core.align: pocketsphinx's searches over the library's scores, or its own)."""
     decoders = shared_decoders()
-    aligned = "compiled scoring" if shared_aligner().scored_here else "pocketsphinx's own"
-    if not decoders.parallel:
+    if not decoders.parallel:  # alignment then runs in the binding too
         return ("pocketsphinx's own, one decoder at a time (this pocketsphinx exports no C functions): the same "
                 "phones, slower")
+    aligned = "compiled scoring" if shared_aligner().scored_here else "pocketsphinx's own"
     if decoders.scored_here:
         return f"compiled scoring and search ({LIBRARY}), decoders on every core; transcript alignment: {aligned}"
     if not pocketsphinx_verified():

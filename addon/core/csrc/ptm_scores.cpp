@@ -423,8 +423,9 @@ FP_EXPORT FP_WIDEST int fp_allphone(const float *feat, int frames, const float *
 // structures (its per-frame history of each codebook's best densities, its set of codebooks in play) and makes the
 // same numbers in the same order: the best densities found as above (every density scored at once, the decoder's
 // float operations), normalised and clamped as it does, the senones assembled from its own mixture weights with its
-// own log-add table. The layouts below are pocketsphinx 5's (src/acmod.h, src/ptm_mgau.h, src/ms_gauden.h, the
-// decoder's first fields); fp_ptm_hook checks what it can of them against the model before changing anything.
+// own log-add table. The layouts below are pocketsphinx 5.0's and 5.1's (src/acmod.h, src/ptm_mgau.h, src/ms_gauden.h,
+// the decoder's first fields; core/ptm_scores.py hooks only those releases, HOOK_VERIFIED); fp_ptm_hook checks what
+// it can of them against the model before changing anything.
 
 namespace {
 
