@@ -187,23 +187,25 @@ class Aligner:
                                           bestpath=False, lw=PHONE_LM_WEIGHT)
             return self._phones
         if self._words is None:
-            self._words = self._new_aligner(ps, WORD_SETTINGS)
+            self._words, _ = self._new_decoder(ps, WORD_SETTINGS)
         return self._words
 
-    def _new_aligner(self, ps, settings: dict = ALIGN_SETTINGS):
-        """A forced-alignment decoder (``settings``: WORD_SETTINGS for the word recogniser): through the C functions
-        where they are exported (core.ps_native: the GIL is free while it decodes, a long line's chunks align on
-        several cores, and the senones are scored in core.ptm_scores's library where it reproduces them), else the
+    def _new_aligner(self, ps):
+        """A forced-alignment decoder (_new_decoder); scored_here says whether it scores in the library."""
+        decoder, self._hooked = self._new_decoder(ps, ALIGN_SETTINGS)
+        return decoder
+
+    def _new_decoder(self, ps, settings: dict):
+        """(a decoder with ``settings``, whether core.ptm_scores's library scores its senones): through the C
+        functions where they are exported (core.ps_native: the GIL is free while it decodes, a long line's chunks
+        align on several cores, and the senones are scored in the library where it reproduces them), else the
         Python binding."""
         lib = native_library("alignment")
         if not lib:
-            return BindingAligner(ps.Decoder(**settings))
+            return BindingAligner(ps.Decoder(**settings)), False
         config = ps.Config(**settings)
         decoder = NativeAligner(lib, config.dumps().encode())
-        hooked = self._own_scores and hook_decoder(decoder.handle, config)
-        if settings is ALIGN_SETTINGS:
-            self._hooked = hooked
-        return decoder
+        return decoder, self._own_scores and hook_decoder(decoder.handle, config)
 
     @property
     def scored_here(self) -> bool:

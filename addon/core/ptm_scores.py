@@ -308,6 +308,21 @@ class Scorer:
         self.model, self._lib = model, lib
         self.width = model.mean_t.shape[1] * model.mean_t.shape[2]  # floats per feature frame, all streams
 
+    def _fresh_kept(self) -> np.ndarray:
+        """Each codebook's best densities as a fresh decoder starts them: (codebooks, streams, topn, 2) int32."""
+        n_mgau, n_feat = self.model.mean_t.shape[:2]
+        kept = np.empty((n_mgau, n_feat, self.model.topn, 2), np.int32)
+        kept[..., 0] = np.arange(self.model.topn)
+        kept[..., 1] = np.iinfo(np.int32).min
+        return kept
+
+    def hook(self, ps: int) -> bool:
+        """Whether decoder ``ps`` (a ps_decoder_t address) now scores its senones through the library: its model is
+        this Scorer's, number for number (fp_ptm_hook checks), or it is left as it was."""
+        m = self.model
+        return self._lib.fp_ptm_hook(ps, m.mean_t.ctypes.data, m.prec_t.ctypes.data, m.det.ctypes.data,
+                                     *m.mean_t.shape) == 0
+
     def scores(self, features: np.ndarray) -> np.ndarray:
         """(frames, CI senones) int32 scores of (frames, dimensions) float32 ``features``."""
         m = self.model
@@ -315,9 +330,7 @@ class Scorer:
         n_mgau, n_feat, veclen, n_density = m.mean_t.shape
         if feat.ndim != 2 or feat.shape[1] != n_feat * veclen:
             raise ValueError(f"features of {feat.shape}, not (frames, {n_feat * veclen})")
-        kept = np.empty((n_mgau, n_feat, m.topn, 2), np.int32)
-        kept[..., 0] = np.arange(m.topn)  # a fresh decoder's start
-        kept[..., 1] = np.iinfo(np.int32).min
+        kept = self._fresh_kept()
         out = np.empty((len(feat), m.sen2cb.size), np.int32)
         if len(feat):
             ok = self._lib.fp_ptm_senones(feat.ctypes.data, len(feat), m.mean_t.ctypes.data, m.prec_t.ctypes.data,
@@ -341,9 +354,7 @@ class Scorer:
             raise ValueError(f"features of {feat.shape}, not (frames, {n_feat * veclen})")
         room = room or max(64, len(feat) // 2)
         while True:
-            kept = np.empty((n_mgau, n_feat, m.topn, 2), np.int32)
-            kept[..., 0] = np.arange(m.topn)  # a fresh decoder's start
-            kept[..., 1] = np.iinfo(np.int32).min
+            kept = self._fresh_kept()
             segments = np.zeros((room, 3), np.int32)
             count = self._lib.fp_allphone(feat.ctypes.data, len(feat), m.mean_t.ctypes.data, m.prec_t.ctypes.data,
                                           m.det.ctypes.data, m.mixw.ctypes.data, m.sen2cb.ctypes.data,
@@ -374,7 +385,8 @@ VERIFIED_MAJOR = "5"
 HOOK_VERIFIED = ("5.0", "5.1")
 
 
-def _pocketsphinx_version() -> str:
+@functools.cache
+def _pocketsphinx_version() -> str:  # read once: importlib.metadata parses the installed files
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -418,9 +430,4 @@ def hook_decoder(ps: int, config) -> bool:
     if config["ds"] != 1 or ".".join(_pocketsphinx_version().split(".")[:2]) not in HOOK_VERIFIED:
         return False
     found = scorer(config["hmm"], config["topn"], config["varfloor"], config["logbase"], config["ds"])
-    if found is None:
-        return False
-    m = found.model
-    n_mgau, n_feat, veclen, n_density = m.mean_t.shape
-    return found._lib.fp_ptm_hook(ps, m.mean_t.ctypes.data, m.prec_t.ctypes.data, m.det.ctypes.data, n_mgau,
-                                  n_feat, veclen, n_density) == 0
+    return found is not None and found.hook(ps)
